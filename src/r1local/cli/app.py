@@ -1,0 +1,53 @@
+"""The typer app every command module registers on, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+
+from .. import config
+from ..errors import R1Error
+
+app = typer.Typer(
+    name="r1local",
+    help="Run DeepSeek-R1 distilled models on this PC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(error: R1Error) -> None:
+    """Print one line that says what went wrong and what to do, then exit with its code."""
+    err.print(f"[bold red]error:[/] {error.message}", markup=True)
+    if error.hint:
+        err.print(f"  {error.hint}", markup=False, style="dim")
+    raise typer.Exit(error.exit_code)
+
+
+def command(*args, **kwargs) -> Callable:
+    """Register a command whose R1Errors become one clear line and an exit code
+    (the traceback only with R1LOCAL_DEBUG=1)."""
+
+    def register(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def guarded(*a, **kw):
+            try:
+                return func(*a, **kw)
+            except R1Error as error:
+                if config.debug():
+                    raise
+                fail(error)
+
+        return app.command(*args, **kwargs)(guarded)
+
+    return register
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The inference engine: one llama.cpp context per model, continuous batching across requests."""

@@ -1,0 +1,76 @@
+"""The one event type every consumer reads: reasoning text, answer text, then done."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Union
+
+FinishReason = Literal["stop", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0  # prompt tokens whose KV cache was reused
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Timings:
+    queued_s: float  # waiting for a slot
+    ttft_s: float  # submit -> first generated token
+    prompt_tokens_per_s: float
+    generation_tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: FinishReason
+    usage: Usage
+    timings: Timings
+    error: str | None = None  # set when finish_reason == "error"
+
+
+Event = Union[ReasoningDelta, ContentDelta, Done]
+
+
+@dataclass
+class Result:
+    """A whole response, gathered from its events."""
+
+    reasoning: str = ""
+    content: str = ""
+    done: Done | None = None
+    tokens: list[int] = field(default_factory=list)
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, ReasoningDelta):
+            self.reasoning += event.text
+        elif isinstance(event, ContentDelta):
+            self.content += event.text
+        else:
+            self.done = event
+
+    def to_dict(self) -> dict:
+        assert self.done is not None
+        return {
+            "reasoning": self.reasoning,
+            "content": self.content,
+            "finish_reason": self.done.finish_reason,
+            "usage": {**asdict(self.done.usage), "total_tokens": self.done.usage.total_tokens},
+            "timings": asdict(self.done.timings),
+        }

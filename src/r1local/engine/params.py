@@ -1,0 +1,27 @@
+"""Per-request generation settings. extra="forbid": a misspelt option is an error, not a default."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# DeepSeek's recommendation for the R1 distills.
+R1_TEMPERATURE = 0.6
+R1_TOP_P = 0.95
+
+
+class SamplingParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float = Field(R1_TEMPERATURE, ge=0.0, le=5.0)  # 0 means greedy
+    top_p: float = Field(R1_TOP_P, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)  # 0 disables
+    min_p: float = Field(0.0, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(1.0, gt=0.0, le=10.0)
+    repeat_last_n: int = Field(64, ge=0)
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    seed: int | None = None  # None draws a fresh seed
+    max_tokens: int | None = Field(None, ge=1)  # None: until the context is full
+    stop: list[str] = Field(default_factory=list)
+    grammar: str | None = None  # GBNF that constrains the answer
+    ignore_eos: bool = False

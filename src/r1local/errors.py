@@ -1,0 +1,95 @@
+"""Error types. Each carries the sentence a user sees, the next step, and how it maps to an
+exit code and an HTTP status, so the CLI and the server never guess from exception text."""
+
+from __future__ import annotations
+
+
+class R1Error(Exception):
+    """Base of every error r1local reports to a user."""
+
+    exit_code = 1
+    http_status = 500
+    error_type = "server_error"  # OpenAI error "type"
+    code: str | None = None  # OpenAI error "code"
+
+    def __init__(self, message: str, hint: str | None = None, *, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.param = param
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class UsageError(R1Error):
+    """The caller asked for something malformed or impossible."""
+
+    exit_code = 2
+    http_status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class ModelNotFound(R1Error):
+    exit_code = 3
+    http_status = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class ModelFileError(R1Error):
+    """A model file exists but cannot be used: not GGUF, truncated, unsupported architecture."""
+
+    exit_code = 4
+    http_status = 422
+    error_type = "invalid_request_error"
+    code = "model_unusable"
+
+
+class ContextOverflow(R1Error):
+    """The prompt does not fit into the context window."""
+
+    exit_code = 5
+    http_status = 400
+    error_type = "invalid_request_error"
+    code = "context_length_exceeded"
+
+
+class Overloaded(R1Error):
+    """Every slot and queue place is taken."""
+
+    exit_code = 6
+    http_status = 503
+    error_type = "server_error"
+    code = "overloaded"
+
+
+class InsufficientMemory(R1Error):
+    """Loading would exceed what the machine's memory holds."""
+
+    exit_code = 7
+    http_status = 507
+    error_type = "server_error"
+    code = "insufficient_memory"
+
+
+class DownloadError(R1Error):
+    exit_code = 8
+    http_status = 502
+    error_type = "server_error"
+    code = "download_failed"
+
+
+class AuthRequired(DownloadError):
+    """The Hub refused the download: a gated or private repository."""
+
+    code = "auth_required"
+    http_status = 401
+
+
+class OfflineError(R1Error):
+    exit_code = 9
+    http_status = 503
+    error_type = "server_error"
+    code = "offline"
