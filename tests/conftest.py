@@ -1,0 +1,32 @@
+"""Shared fixtures. Models are real GGUF files built once into models/ and reused across runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_tiny_model = _load_script("make_tiny_model")
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """A 2-layer random-weight Qwen2 GGUF with the real R1-distill tokenizer and chat template."""
+    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_b() -> Path:
+    """A second tiny model with other weights, for tests that serve two models."""
+    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen-b.gguf", seed=1)
