@@ -30,3 +30,29 @@ def home() -> Path:
 def default_threads() -> int:
     """Decode is bound by memory bandwidth: physical cores beat hyper-threads."""
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+# Hugging Face settings are read at call time (huggingface_hub reads its own at import), so one
+# process, and each test, can point them somewhere else.
+def hf_endpoint() -> str:
+    """HF_ENDPOINT: the Hub or a mirror of it (the tests point it at a loopback test hub)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hf_cache() -> Path:
+    """The standard Hugging Face cache, where downloaded models live (shared with other tools)."""
+    if os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ.get("HF_HUB_CACHE") or os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("HF_HOME", xdg / "huggingface")).expanduser() / "hub"
+
+
+def hf_offline() -> bool:
+    """HF_HUB_OFFLINE=1: use downloaded models only, never touch the network."""
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def catalog_path() -> Path | None:
+    """R1LOCAL_CATALOG: a catalog TOML used instead of the packaged one (the tests use it)."""
+    value = os.environ.get("R1LOCAL_CATALOG")
+    return Path(value) if value else None
