@@ -31,6 +31,18 @@ class UsageError(R1Error):
     code = "invalid_request"
 
 
+class InvalidAPIKey(UsageError):
+    """The server was started with an API key and the request did not carry it."""
+
+    http_status = 401
+    code = "invalid_api_key"
+
+
+class RequestTooLarge(UsageError):
+    http_status = 413
+    code = "request_too_large"
+
+
 class ModelNotFound(R1Error):
     exit_code = 3
     http_status = 404
