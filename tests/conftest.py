@@ -30,3 +30,10 @@ def tiny_model() -> Path:
 def tiny_model_b() -> Path:
     """A second tiny model with other weights, for tests that serve two models."""
     return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen-b.gguf", seed=1)
+
+
+@pytest.fixture(scope="session")
+def r1_header() -> Path:
+    """The first ~95 MB of the real DeepSeek-R1-Distill-Qwen-7B Q4_K_M GGUF: complete metadata
+    and tensor infos, cut-short tensor data."""
+    return make_tiny_model.header_path()

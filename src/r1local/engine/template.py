@@ -1,0 +1,140 @@
+"""Render chat messages with the model's own chat template, plus DeepSeek-R1's rules.
+
+The template comes from the GGUF (`tokenizer.chat_template`) and runs in Jinja2's immutable
+sandbox configured as Hugging Face transformers does, so prompts match what the model was trained
+on. For R1 distills (DeepSeek's recommendations):
+- no system prompt: its text is folded into the first user turn;
+- earlier assistant turns keep only their answer (reasoning is dropped);
+- thinking on: the assistant turn is forced to start with "<think>\\n";
+- thinking off: an empty think block "<think>\\n\\n</think>\\n\\n" so the model answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ..errors import ModelFileError, UsageError
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+# Used when a GGUF carries no chat template (llama.cpp falls back to ChatML as well).
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    text: str
+    opens_think: bool  # the prompt ends inside an open <think> block
+
+
+def _raise_exception(message: str):
+    raise UsageError(f"The model's chat template refused these messages: {message}")
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False):
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env
+
+
+def _text(content: Any) -> Any:
+    """OpenAI content parts ([{"type": "text", "text": ...}]) -> one string; others unchanged."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return content
+
+
+def _answer_only(content: Any) -> Any:
+    if isinstance(content, str) and THINK_CLOSE in content:
+        return content.split(THINK_CLOSE)[-1].lstrip()
+    return content
+
+
+class ChatTemplate:
+    """A compiled chat template. source=None uses a ChatML fallback (see is_fallback)."""
+
+    def __init__(self, source: str | None, bos_token: str = "", eos_token: str = ""):
+        self.is_fallback = not source
+        self.source = source or CHATML_TEMPLATE
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self.is_r1 = "<｜Assistant｜>" in self.source and THINK_CLOSE in self.source
+        try:
+            self._template = _environment().from_string(self.source)
+        except jinja2.TemplateSyntaxError as e:
+            raise ModelFileError(
+                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).",
+                "Use another GGUF of this model, or one converted with a current llama.cpp.",
+            ) from None
+
+    def render(
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        think: bool = True,
+        add_generation_prompt: bool = True,
+    ) -> RenderedPrompt:
+        msgs = [{**m, "content": _text(m.get("content"))} for m in messages]
+        if self.is_r1:
+            msgs = _r1_history(msgs)
+        try:
+            text = self._template.render(
+                messages=msgs,
+                add_generation_prompt=add_generation_prompt,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+                enable_thinking=think,  # the switch Qwen3-style templates read
+            )
+        except UsageError:
+            raise
+        except jinja2.TemplateError as e:
+            raise UsageError(f"The model's chat template failed on these messages: {e}") from None
+        if not (self.is_r1 and add_generation_prompt):
+            return RenderedPrompt(text, opens_think=False)
+        # Newer R1 templates already end with "<think>\n"; older ones stop at <｜Assistant｜>.
+        if text.endswith(THINK_OPEN + "\n"):
+            text = text[: -len(THINK_OPEN) - 1]
+        elif text.endswith(THINK_OPEN):
+            text = text[: -len(THINK_OPEN)]
+        if think:
+            return RenderedPrompt(text + THINK_OPEN + "\n", opens_think=True)
+        return RenderedPrompt(text + THINK_OPEN + "\n\n" + THINK_CLOSE + "\n\n", opens_think=False)
+
+
+def _r1_history(msgs: list[dict]) -> list[dict]:
+    """Fold system text into the first user turn; keep only the answer of assistant turns."""
+    system = "\n\n".join(m["content"] for m in msgs if m.get("role") == "system" and m["content"])
+    out = []
+    for m in msgs:
+        role = m.get("role")
+        if role == "system":
+            continue
+        if role == "assistant":
+            m = {k: v for k, v in m.items() if k != "reasoning_content"}
+            m["content"] = _answer_only(m["content"])
+        if role == "user" and system:
+            m = {**m, "content": f"{system}\n\n{m['content']}"}
+            system = ""
+        out.append(m)
+    if system:  # a system prompt with no user turn becomes the user turn
+        out.insert(0, {"role": "user", "content": system})
+    return out

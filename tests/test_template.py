@@ -1,0 +1,128 @@
+"""Chat templates: the real DeepSeek-R1-Distill template with R1's rules, and plain templates."""
+
+from __future__ import annotations
+
+import pytest
+
+from r1local.engine.template import ChatTemplate
+from r1local.errors import ModelFileError, UsageError
+from r1local.gguf_meta import read_gguf
+
+BOS = "<｜begin▁of▁sentence｜>"
+EOS = "<｜end▁of▁sentence｜>"
+
+
+@pytest.fixture(scope="module")
+def r1_source(r1_header) -> str:
+    return read_gguf(r1_header, require_complete=False).chat_template
+
+
+@pytest.fixture(scope="module")
+def r1(r1_source) -> ChatTemplate:
+    return ChatTemplate(r1_source, BOS, EOS)
+
+
+def test_real_template_is_recognised_as_r1(r1):
+    assert r1.is_r1 and not r1.is_fallback
+
+
+def test_thinking_on_forces_the_answer_to_start_with_think(r1):
+    p = r1.render([{"role": "user", "content": "Hi"}])
+    assert p.text == f"{BOS}<｜User｜>Hi<｜Assistant｜><think>\n"
+    assert p.opens_think
+
+
+def test_thinking_off_renders_an_empty_think_block(r1):
+    p = r1.render([{"role": "user", "content": "Hi"}], think=False)
+    assert p.text == f"{BOS}<｜User｜>Hi<｜Assistant｜><think>\n\n</think>\n\n"
+    assert not p.opens_think
+
+
+def test_earlier_reasoning_is_dropped_from_history(r1):
+    messages = [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "<think>\nadd them\n</think>\n\n4"},
+        {"role": "user", "content": "and 3+3?"},
+        {"role": "assistant", "content": "6", "reasoning_content": "add those too"},
+        {"role": "user", "content": "thanks"},
+    ]
+    p = r1.render(messages)
+    assert p.text == (
+        f"{BOS}<｜User｜>2+2?<｜Assistant｜>4{EOS}<｜User｜>and 3+3?<｜Assistant｜>6{EOS}"
+        "<｜User｜>thanks<｜Assistant｜><think>\n"
+    )
+
+
+def test_system_prompt_is_folded_into_the_first_user_turn(r1):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"},
+    ]
+    p = r1.render(messages)
+    assert p.text == (
+        f"{BOS}<｜User｜>Be brief.\n\nHi<｜Assistant｜>Hello{EOS}<｜User｜>Bye<｜Assistant｜><think>\n"
+    )
+
+
+def test_content_parts_are_joined(r1):
+    parts = [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]
+    assert r1.render([{"role": "user", "content": parts}]).text.startswith(f"{BOS}<｜User｜>Hello<")
+
+
+def test_without_generation_prompt_nothing_is_opened(r1):
+    p = r1.render([{"role": "user", "content": "Hi"}], add_generation_prompt=False)
+    assert p.text == f"{BOS}<｜User｜>Hi" and not p.opens_think
+
+
+@pytest.mark.parametrize("think", [True, False])
+def test_newer_template_that_opens_think_itself_gets_it_once(r1_source, think):
+    tail = "{{'<｜Assistant｜>'}}{% endif %}"
+    assert r1_source.endswith(tail)
+    newer = ChatTemplate(r1_source[: -len(tail)] + "{{'<｜Assistant｜><think>\\n'}}{% endif %}", BOS, EOS)
+    p = newer.render([{"role": "user", "content": "Hi"}], think=think)
+    assert p.text.count("<think>") == 1
+    assert p.text.endswith("<think>\n" if think else "<think>\n\n</think>\n\n")
+
+
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def test_other_templates_render_as_is():
+    t = ChatTemplate(CHATML, "<s>", "</s>")
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "<think>x</think>"}]
+    p = t.render(messages, think=False)
+    assert not t.is_r1
+    assert p.text == (
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n<think>x</think><|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert not p.opens_think
+
+
+def test_missing_template_falls_back_to_chatml():
+    t = ChatTemplate(None)
+    assert t.is_fallback and not t.is_r1
+    assert t.render([{"role": "user", "content": "Hi"}]).text == (
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_template_raise_exception_is_a_usage_error():
+    t = ChatTemplate("{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}")
+    with pytest.raises(UsageError, match="first must be user"):
+        t.render([{"role": "assistant", "content": "x"}])
+
+
+def test_template_is_sandboxed():
+    t = ChatTemplate("{{ messages.__class__.__mro__ }}")
+    with pytest.raises(UsageError):
+        t.render([{"role": "user", "content": "x"}])
+
+
+def test_broken_template_is_a_model_file_error():
+    with pytest.raises(ModelFileError, match="not valid Jinja"):
+        ChatTemplate("{% for %}")
