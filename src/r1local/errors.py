@@ -100,6 +100,13 @@ class AuthRequired(DownloadError):
     http_status = 401
 
 
+class InsufficientDisk(DownloadError):
+    """The download would not fit on the disk that holds the Hugging Face cache."""
+
+    code = "insufficient_disk"
+    http_status = 507
+
+
 class OfflineError(R1Error):
     exit_code = 9
     http_status = 503
