@@ -1,0 +1,210 @@
+"""`run`, `chat` and `inspect`: one request, an interactive chat, and a look inside a GGUF."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..engine.events import ContentDelta, Done, ReasoningDelta, Result
+from ..engine.model import Model
+from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
+from ..engine.stream import Stream
+from ..errors import UsageError
+from ..gguf_meta import read_gguf
+from .app import command, err, out
+
+MODEL_ARG = typer.Argument(..., help="Path to a .gguf file.")
+CTX_OPT = typer.Option(None, "--ctx", help="Context size in tokens (default 8192 or the model's).")
+THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physical cores).")
+GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU (-1: all).")
+
+
+def open_model(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None) -> Model:
+    return Model.load(Path(model), n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+
+
+class Printer:
+    """Streams the answer to stdout and the reasoning to stderr (dim), so `> file` keeps the answer."""
+
+    def __init__(self, show_reasoning: bool) -> None:
+        self.show_reasoning = show_reasoning
+        self.in_reasoning = False
+
+    def __call__(self, event) -> None:
+        if isinstance(event, ReasoningDelta):
+            if self.show_reasoning:
+                err.print(event.text, style="dim", end="", markup=False)
+                self.in_reasoning = True
+        elif isinstance(event, ContentDelta):
+            if self.in_reasoning:
+                err.print()
+                self.in_reasoning = False
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+
+    def end(self) -> None:
+        if self.in_reasoning:
+            err.print()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def consume(stream: Stream, on_event=None) -> Result:
+    """Gather a stream; Ctrl-C cancels the request and still returns what arrived."""
+    result = Result()
+    events = iter(stream)
+    while True:
+        try:
+            event = next(events)
+        except KeyboardInterrupt:
+            stream.cancel()
+            continue
+        except StopIteration:
+            return result
+        result.add(event)
+        if on_event and not isinstance(event, Done):
+            on_event(event)
+
+
+def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None) -> SamplingParams:
+    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+
+
+@command()
+def run(
+    model: str = MODEL_ARG,
+    prompt: Optional[str] = typer.Argument(None, help="The prompt (read from stdin when piped)."),
+    no_think: bool = typer.Option(False, "--no-think", help="Answer directly, without reasoning."),
+    hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
+    temperature: float = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0),
+    top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    ctx: Optional[int] = CTX_OPT,
+    threads: Optional[int] = THREADS_OPT,
+    gpu_layers: Optional[int] = GPU_OPT,
+) -> None:
+    """Answer one prompt: the answer to stdout, the reasoning to stderr."""
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("No prompt given.", 'Pass it as an argument or pipe it: echo "hi" | r1local run MODEL')
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise UsageError("The prompt is empty.")
+    params = sampling(temperature, top_p, max_tokens, seed)
+    with open_model(model, ctx, threads, gpu_layers) as loaded:
+        stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think, params=params)
+        printer = None if as_json else Printer(show_reasoning=not hide_think)
+        result = consume(stream, printer)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        printer.end()
+    if result.done and result.done.finish_reason == "error":
+        err.print(f"error: generation failed: {result.done.error}", style="red", markup=False)
+        raise typer.Exit(1)
+
+
+CHAT_HELP = "Commands: /reset clears the history, /think on|off, /exit leaves. Ctrl-C stops an answer."
+
+
+@command()
+def chat(
+    model: str = MODEL_ARG,
+    no_think: bool = typer.Option(False, "--no-think", help="Start with thinking off."),
+    hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
+    temperature: float = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0),
+    top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    ctx: Optional[int] = CTX_OPT,
+    threads: Optional[int] = THREADS_OPT,
+    gpu_layers: Optional[int] = GPU_OPT,
+) -> None:
+    """Chat interactively, keeping the history."""
+    params = sampling(temperature, top_p, max_tokens, seed)
+    think = not no_think
+    history: list[dict] = []
+    with open_model(model, ctx, threads, gpu_layers) as loaded:
+        err.print(f"{loaded.name} ready. {CHAT_HELP}", style="dim", markup=False)
+        while True:
+            try:
+                line = input(">>> ")
+            except (EOFError, KeyboardInterrupt):
+                err.print()
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                word, _, arg = text.partition(" ")
+                if word in ("/exit", "/quit", "/bye"):
+                    return
+                if word == "/reset":
+                    history.clear()
+                    err.print("History cleared.", style="dim")
+                elif word == "/think" and arg in ("on", "off"):
+                    think = arg == "on"
+                    err.print(f"Thinking {arg}.", style="dim")
+                else:
+                    err.print(f"Unknown command {text!r}. {CHAT_HELP}", style="dim", markup=False)
+                continue
+            history.append({"role": "user", "content": line})
+            printer = Printer(show_reasoning=not hide_think)
+            result = consume(loaded.chat(history, think=think, params=params), printer)
+            printer.end()
+            reason = result.done.finish_reason if result.done else "cancelled"
+            if reason == "cancelled":
+                err.print("(stopped)", style="dim")
+            history.append({"role": "assistant", "content": result.content})
+
+
+@command()
+def inspect(
+    file: Path = typer.Argument(..., help="A .gguf file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show what a GGUF file holds: architecture, size, quantisation, context, template."""
+    info = read_gguf(file)
+    facts = {
+        "path": str(file.resolve()),
+        "name": info.name,
+        "architecture": info.architecture,
+        "parameters": info.parameter_count,
+        "quantization": info.file_type,
+        "file_size": info.file_size,
+        "context_length": info.context_length,
+        "layers": info.block_count,
+        "embedding_length": info.embedding_length,
+        "heads": info.head_count,
+        "kv_heads": info.head_count_kv,
+        "tokenizer": info.tokenizer_model,
+        "vocab_size": info.vocab_size,
+        "chat_template": info.chat_template is not None,
+        "tensors": len(info.tensors),
+    }
+    if as_json:
+        out.print_json(json.dumps(facts))
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in facts.items():
+        table.add_row(key.replace("_", " "), _human(key, value))
+    out.print(table)
+
+
+def _human(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key == "file_size":
+        return f"{value / 1e6:,.1f} MB"
+    if key == "parameters":
+        return f"{value / 1e9:.2f} B" if value >= 1e8 else f"{value / 1e6:.2f} M"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return f"{value:,}" if isinstance(value, int) else str(value)

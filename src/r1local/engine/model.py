@@ -1,0 +1,105 @@
+"""A loaded model: the GGUF's metadata, its chat template, and the scheduler that serves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import config
+from ..errors import ModelNotFound, UsageError
+from ..gguf_meta import GGUFInfo, read_gguf
+from .native import NativeModel
+from .params import SamplingParams
+from .scheduler import Job, Scheduler
+from .stream import Stream
+from .template import ChatTemplate
+
+
+class Model:
+    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int) -> None:
+        self.name = name
+        self.info = info
+        self.native = native
+        self.path = native.path
+        self.n_ctx = native.n_ctx_seq
+        self.n_parallel = native.n_seq
+        self.template = ChatTemplate(
+            native.meta("tokenizer.chat_template"),
+            native.token_text(native.bos) if native.bos >= 0 else "",
+            native.token_text(native.eos) if native.eos >= 0 else "",
+        )
+        self.is_r1 = self.template.is_r1
+        self.scheduler = Scheduler(native, max_queue)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        n_ctx: int | None = None,
+        n_parallel: int = 1,
+        n_gpu_layers: int | None = None,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        max_queue: int | None = None,
+    ) -> Model:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ModelNotFound(f"No model file at {path}.", "Check the path, or pull a model first.")
+        if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
+            raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
+        info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
+        trained = info.context_length or config.DEFAULT_CTX
+        native = NativeModel(
+            path,
+            n_ctx_seq=n_ctx or min(config.DEFAULT_CTX, trained),
+            n_seq=n_parallel,
+            n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else default_gpu_layers(),
+            n_threads=n_threads or config.default_threads(),
+            n_batch=n_batch,
+        )
+        return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
+
+    # -- requests --
+    def chat(
+        self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None
+    ) -> Stream:
+        rendered = self.template.render(messages, think=self.is_r1 if think is None else think)
+        return self._submit(
+            rendered.text, params, split_reasoning=self.is_r1, in_reasoning=rendered.opens_think
+        )
+
+    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
+        return self._submit(prompt, params, split_reasoning=False, in_reasoning=False)
+
+    def _submit(
+        self, text: str, params: SamplingParams | None, *, split_reasoning: bool, in_reasoning: bool
+    ) -> Stream:
+        tokens = self.native.tokenize(text, add_special=False)
+        if self.native.add_bos and (not tokens or tokens[0] != self.native.bos):
+            tokens.insert(0, self.native.bos)
+        job = Job(tokens, params or SamplingParams(), split_reasoning, in_reasoning)
+        return self.scheduler.submit(job)
+
+    def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        return self.native.tokenize(text, add_special=add_special)
+
+    def stats(self) -> dict:
+        return self.scheduler.stats()
+
+    def close(self) -> None:
+        self.scheduler.close()
+        self.native.close()
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def default_gpu_layers() -> int:
+    """Offload everything when the build can; the fit narrows this when memory is short."""
+    import llama_cpp
+
+    return -1 if llama_cpp.llama_supports_gpu_offload() else 0

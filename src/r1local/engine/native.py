@@ -1,0 +1,158 @@
+"""The llama.cpp handles behind one model: load with clear errors, tokenise, render pieces.
+
+Everything here is a thin layer over llama-cpp-python's C bindings; the scheduler drives decoding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections import deque
+from pathlib import Path
+
+import llama_cpp as C
+
+from .. import config
+from ..errors import ModelFileError
+
+_log_lock = threading.Lock()
+_log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages
+
+
+@C.llama_log_callback
+def _log_sink(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    line = text.decode("utf-8", "replace")
+    with _log_lock:
+        _log_tail.append(line)
+    if config.debug():
+        import sys
+
+        sys.stderr.write(line)
+
+
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        C.llama_log_set(_log_sink, ctypes.c_void_p())
+        C.llama_backend_init()
+        _backend_ready = True
+
+
+def _last_log_error() -> str:
+    with _log_lock:
+        lines = [line.strip() for line in _log_tail if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "unknown" in line.lower()]
+    return (errors or lines or [""])[-1]
+
+
+class NativeModel:
+    """A loaded llama_model, its vocabulary and one llama_context with n_seq slots."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        n_ctx_seq: int,
+        n_seq: int,
+        n_gpu_layers: int,
+        n_threads: int,
+        n_batch: int,
+    ) -> None:
+        _init_backend()
+        self.path = path
+        mparams = C.llama_model_default_params()
+        mparams.n_gpu_layers = n_gpu_layers
+        with _log_lock:
+            _log_tail.clear()
+        self.model = C.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self.model:
+            raise ModelFileError(
+                f"llama.cpp could not load {path.name}: {_last_log_error() or 'unknown reason'}.",
+                "Check that the architecture is supported by the installed llama-cpp-python "
+                "(upgrade it), or download the file again.",
+            )
+        self.vocab = C.llama_model_get_vocab(self.model)
+        self.n_vocab = C.llama_vocab_n_tokens(self.vocab)
+        self.n_ctx_train = C.llama_model_n_ctx_train(self.model)
+
+        cparams = C.llama_context_default_params()
+        # Independent KV streams per slot: each sequence gets exactly n_ctx_seq cells.
+        cparams.n_ctx = n_ctx_seq * n_seq
+        cparams.n_seq_max = n_seq
+        cparams.kv_unified = False
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = min(n_batch, 512)
+        cparams.n_threads = n_threads
+        cparams.n_threads_batch = n_threads
+        cparams.no_perf = True
+        self.ctx = C.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            C.llama_model_free(self.model)
+            raise ModelFileError(
+                f"llama.cpp could not create a context for {path.name}: {_last_log_error()}.",
+                "Try a smaller --ctx or fewer --parallel slots.",
+            )
+        self.memory = C.llama_get_memory(self.ctx)
+        self.n_ctx_seq = C.llama_n_ctx_seq(self.ctx)
+        self.n_seq = n_seq
+        self.n_batch = n_batch
+        self.bos = C.llama_vocab_bos(self.vocab)
+        self.eos = C.llama_vocab_eos(self.vocab)
+        self.add_bos = bool(C.llama_vocab_get_add_bos(self.vocab))
+        self._piece_buf = ctypes.create_string_buffer(256)
+
+    # -- metadata --
+    def meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = C.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        if n < 0:
+            return None
+        if n >= len(buf):  # long values such as chat templates
+            buf = ctypes.create_string_buffer(n + 1)
+            C.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace")
+
+    def token_text(self, token: int) -> str:
+        text = C.llama_vocab_get_text(self.vocab, token)
+        return text.decode("utf-8", "replace") if text else ""
+
+    # -- tokens --
+    def tokenize(self, text: str, *, add_special: bool, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (C.llama_token * cap)()
+        n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        if n < 0:
+            cap = -n
+            buf = (C.llama_token * cap)()
+            n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
+        return list(buf[:n])
+
+    def piece(self, token: int) -> bytes:
+        """A token's bytes, special tokens (such as <think>) rendered as text."""
+        buf = self._piece_buf
+        n = C.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = C.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
+        return buf.raw[:n]
+
+    def is_eog(self, token: int) -> bool:
+        return bool(C.llama_vocab_is_eog(self.vocab, token))
+
+    # -- KV cache --
+    def forget(self, seq: int, from_pos: int = 0) -> None:
+        """Drop a sequence's cells from from_pos on."""
+        C.llama_memory_seq_rm(self.memory, seq, from_pos, -1)
+
+    def close(self) -> None:
+        if self.ctx:
+            C.llama_free(self.ctx)
+            self.ctx = None
+        if self.model:
+            C.llama_model_free(self.model)
+            self.model = None
+

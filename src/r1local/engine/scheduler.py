@@ -1,0 +1,274 @@
+"""Continuous batching: one thread, one llama_context, N sequence slots.
+
+Each step builds one llama_batch holding the next token of every generating sequence plus prompt
+chunks of sequences still prefilling (up to n_batch tokens in all), runs one llama_decode, then
+samples a token for every sequence that asked for logits. A request that arrives mid-way joins at
+the next step; a cancelled one leaves at the next step. A finished sequence's cells stay in its
+slot, so a later prompt that starts the same way (the next turn of a chat) reuses them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import llama_cpp as C
+
+from ..errors import ContextOverflow, Overloaded
+from .detok import Detokenizer, StopMatcher
+from .events import ContentDelta, Done, FinishReason, Timings, Usage
+from .native import NativeModel
+from .params import SamplingParams
+from .reasoning import ReasoningSplitter
+from .sampling import Sampler
+from .stream import Stream
+
+
+@dataclass
+class Job:
+    prompt: list[int]
+    params: SamplingParams
+    split_reasoning: bool  # separate <think>...</think> from the answer
+    in_reasoning: bool  # the prompt already opened <think>
+    stream: Stream = field(default_factory=Stream)
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+class Active:
+    """A job that holds a slot: its sampler, its text pipeline and its clock."""
+
+    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel):
+        self.job = job
+        self.slot = slot
+        self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
+        self.n_reused = n_reused
+        self.max_tokens = max_tokens
+        self.sampler = Sampler(job.params, native.vocab, native.n_vocab)
+        self.detok = Detokenizer()
+        self.stops = StopMatcher(job.params.stop)
+        self.splitter = ReasoningSplitter(job.in_reasoning) if job.split_reasoning else None
+        self.next_token: int | None = None  # sampled, to be fed at the next step
+        self.stop_hit = False  # a stop string ended the answer: drop what follows it
+        self.generated = 0
+        self.admitted = time.perf_counter()
+        self.prompt_done = 0.0
+        self.first_token = 0.0
+
+    def emit(self, text: str) -> None:
+        if not text:
+            return
+        events = self.splitter.feed(text) if self.splitter else [ContentDelta(text)]
+        for event in events:
+            self.job.stream.push(event)
+
+    def finish(self, reason: FinishReason, error: str | None = None) -> None:
+        if not self.stop_hit:
+            text, _ = self.stops.feed(self.detok.flush())
+            self.emit(text + self.stops.flush())
+        if self.splitter:
+            for event in self.splitter.flush():
+                self.job.stream.push(event)
+        now = time.perf_counter()
+        prompt_time = (self.prompt_done or now) - self.admitted
+        gen_time = now - self.first_token if self.first_token else 0.0
+        evaluated = len(self.job.prompt) - self.n_reused
+        timings = Timings(
+            queued_s=self.admitted - self.job.submitted,
+            ttft_s=(self.first_token - self.job.submitted) if self.first_token else 0.0,
+            prompt_tokens_per_s=evaluated / prompt_time if prompt_time > 0 else 0.0,
+            generation_tokens_per_s=(self.generated - 1) / gen_time if gen_time > 0 else 0.0,
+        )
+        usage = Usage(len(self.job.prompt), self.generated, self.n_reused)
+        self.sampler.close()
+        self.job.stream.push(Done(reason, usage, timings, error))
+
+
+@dataclass
+class Slot:
+    seq: int
+    cached: list[int] = field(default_factory=list)  # tokens whose KV cells this sequence holds
+    active: Active | None = None
+    last_used: float = 0.0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class Scheduler:
+    def __init__(self, native: NativeModel, max_queue: int) -> None:
+        self.native = native
+        self.max_queue = max_queue
+        self.slots = [Slot(seq) for seq in range(native.n_seq)]
+        self._waiting: deque[Job] = deque()
+        self._cond = threading.Condition()
+        self._running = True
+        self._batch = C.llama_batch_init(native.n_batch, 0, 1)
+        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
+                             cached_tokens_total=0, rejected_total=0)
+        self._thread = threading.Thread(target=self._loop, name="r1local-scheduler", daemon=True)
+        self._thread.start()
+
+    # -- called from any thread --
+    def submit(self, job: Job) -> Stream:
+        if len(job.prompt) >= self.native.n_ctx_seq:
+            raise ContextOverflow(
+                f"The prompt is {len(job.prompt)} tokens; the context holds {self.native.n_ctx_seq}.",
+                "Shorten the prompt or start with a larger --ctx.",
+            )
+        with self._cond:
+            busy = sum(slot.active is not None for slot in self.slots)
+            if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
+                self.counters["rejected_total"] += 1
+                raise Overloaded(
+                    "Every slot is busy and the queue is full.", "Retry in a moment."
+                )
+            self._waiting.append(job)
+            self.counters["requests_total"] += 1
+            self._cond.notify()
+        return job.stream
+
+    def stats(self) -> dict:
+        with self._cond:
+            busy = sum(slot.active is not None for slot in self.slots)
+            return dict(busy_slots=busy, slots=len(self.slots), queued=len(self._waiting),
+                        **self.counters)
+
+    def close(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        self._thread.join()
+        C.llama_batch_free(self._batch)
+
+    # -- the scheduler thread --
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and not self._waiting and not self._busy():
+                    self._cond.wait()
+                if not self._running:
+                    break
+                self._admit()
+            self._reap_cancelled()
+            if self._busy():
+                self._step()
+        for slot in self.slots:
+            if slot.active:
+                self._release(slot, "cancelled")
+        for job in self._waiting:
+            job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
+
+    def _busy(self) -> bool:
+        return any(slot.active for slot in self.slots)
+
+    def _admit(self) -> None:
+        """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
+        while self._waiting:
+            job = self._waiting[0]
+            if job.stream.cancelled:
+                self._waiting.popleft()
+                job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
+                continue
+            free = [slot for slot in self.slots if slot.active is None]
+            if not free:
+                return
+            self._waiting.popleft()
+            slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
+            # At least one prompt token must be evaluated to get logits for the first sample.
+            reuse = min(common_prefix(slot.cached, job.prompt), len(job.prompt) - 1)
+            self.native.forget(slot.seq, reuse)
+            del slot.cached[reuse:]
+            room = self.native.n_ctx_seq - len(job.prompt)
+            max_tokens = min(job.params.max_tokens or room, room)
+            slot.active = Active(job, slot, reuse, max_tokens, self.native)
+            self.counters["cached_tokens_total"] += reuse
+
+    def _reap_cancelled(self) -> None:
+        for slot in self.slots:
+            if slot.active and slot.active.job.stream.cancelled:
+                self._release(slot, "cancelled")
+
+    def _release(self, slot: Slot, reason: FinishReason, error: str | None = None) -> None:
+        active = slot.active
+        assert active is not None
+        slot.active = None
+        slot.last_used = time.perf_counter()
+        if reason in ("cancelled", "error"):
+            self.native.forget(slot.seq)
+            slot.cached.clear()
+        self.counters["prompt_tokens_total"] += len(active.job.prompt)
+        self.counters["completion_tokens_total"] += active.generated
+        active.finish(reason, error)
+
+    def _step(self) -> None:
+        batch = self._batch
+        n = 0
+        rows: list[tuple[int, Slot]] = []  # batch index -> slot whose logits it holds
+
+        def add(slot: Slot, token: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = len(slot.cached)
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = slot.seq
+            batch.logits[n] = logits
+            if logits:
+                rows.append((n, slot))
+            slot.cached.append(token)
+            n += 1
+
+        generating = [s for s in self.slots if s.active and s.active.next_token is not None]
+        prefilling = [s for s in self.slots if s.active and s.active.next_token is None]
+        for slot in generating:
+            add(slot, slot.active.next_token, True)
+            slot.active.next_token = None
+        budget = self.native.n_batch - n
+        for slot in prefilling:
+            if budget <= 0:
+                break
+            active = slot.active
+            chunk, active.pending = active.pending[:budget], active.pending[budget:]
+            for i, token in enumerate(chunk):
+                add(slot, token, not active.pending and i == len(chunk) - 1)
+            budget -= len(chunk)
+        batch.n_tokens = n
+
+        status = C.llama_decode(self.native.ctx, batch)
+        if status != 0:
+            involved = {slot.seq: slot for _, slot in rows} | {s.seq: s for s in prefilling}
+            for slot in involved.values():
+                if slot.active:
+                    self._release(slot, "error", f"llama_decode failed with status {status}")
+            return
+
+        now = time.perf_counter()
+        for index, slot in rows:
+            active = slot.active
+            token = active.sampler.sample(self.native.ctx, index)
+            if active.generated == 0:
+                active.prompt_done = active.first_token = now
+            active.generated += 1
+            self._on_token(slot, token)
+
+    def _on_token(self, slot: Slot, token: int) -> None:
+        active = slot.active
+        if self.native.is_eog(token) and not active.job.params.ignore_eos:
+            active.generated -= 1  # the end marker is not part of the answer
+            self._release(slot, "stop")
+            return
+        text, stopped = active.stops.feed(active.detok.feed(self.native.piece(token)))
+        active.emit(text)
+        if stopped:
+            active.stop_hit = True
+            self._release(slot, "stop")
+        elif active.generated >= active.max_tokens:  # clamped to the context at admission
+            self._release(slot, "length")
+        else:
+            active.next_token = token

@@ -1,0 +1,184 @@
+"""The engine on a real tiny GGUF: greedy parity with llama-cpp-python, continuous batching,
+cancellation, stop strings, limits and the R1 reasoning split."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from llama_cpp import Llama
+
+from r1local.engine.events import ContentDelta, Done, ReasoningDelta
+from r1local.engine.model import Model
+from r1local.engine.params import SamplingParams
+from r1local.errors import ContextOverflow, Overloaded
+
+PROMPTS = [
+    "The capital of France is",
+    "def fibonacci(n):",
+    "Once upon a time, in a land far away,",
+    "1, 2, 3, 4,",
+]
+N = 24
+
+
+def greedy(max_tokens: int = N, **kw) -> SamplingParams:
+    return SamplingParams(temperature=0, max_tokens=max_tokens, **kw)
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    with Model.load(tiny_model, n_ctx=512, n_parallel=4, n_threads=2) as model:
+        yield model
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model):
+    """llama-cpp-python's own high-level greedy output for each prompt."""
+    llm = Llama(model_path=str(tiny_model), n_ctx=512, n_threads=2, verbose=False)
+    texts = {}
+    for prompt in PROMPTS:
+        tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
+        out = []
+        for token in llm.generate(tokens, temp=0.0, repeat_penalty=1.0, top_k=0, top_p=1.0, min_p=0.0):
+            if llm.token_eos() == token or len(out) == N:
+                break
+            out.append(token)
+        texts[prompt] = llm.detokenize(out, special=True).decode("utf-8", "replace")
+    llm.close()
+    return texts
+
+
+def test_greedy_matches_llama_cpp_python(engine, reference):
+    for prompt in PROMPTS:
+        result = engine.complete(prompt, params=greedy()).result()
+        assert result.content == reference[prompt], prompt
+        assert result.done.usage.completion_tokens > 0
+
+
+def test_batched_equals_solo_with_staggered_starts(engine):
+    solo = {p: engine.complete(p, params=greedy()).result().content for p in PROMPTS}
+    results: dict[str, str] = {}
+
+    def worker(prompt: str, delay: float) -> None:
+        time.sleep(delay)
+        results[prompt] = engine.complete(prompt, params=greedy()).result().content
+
+    threads = [threading.Thread(target=worker, args=(p, i * 0.02)) for i, p in enumerate(PROMPTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == solo
+
+
+def test_streams_really_overlap(engine):
+    """Four requests decode in the same steps: their spans of activity overlap in time."""
+    streams = [engine.complete(p, params=greedy(32, ignore_eos=True)) for p in PROMPTS]
+    spans = []
+    for stream in streams:
+        stamps = []
+        for event in stream:
+            stamps.append(time.perf_counter())
+        spans.append((stamps[0], stamps[-1]))
+    # every stream started before any other finished
+    assert max(start for start, _ in spans) < min(end for _, end in spans)
+
+
+def test_max_tokens_and_usage(engine):
+    result = engine.complete(PROMPTS[0], params=greedy(5, ignore_eos=True)).result()
+    assert result.done.finish_reason == "length"
+    assert result.done.usage.completion_tokens == 5
+    assert result.done.usage.prompt_tokens == len(engine.tokenize(PROMPTS[0])) + 1  # + BOS
+    assert result.done.timings.ttft_s > 0
+    assert result.done.timings.generation_tokens_per_s > 0
+
+
+def test_stop_string_ends_and_is_not_emitted(engine):
+    full = engine.complete(PROMPTS[1], params=greedy(32, ignore_eos=True)).result().content
+    assert len(full) > 6
+    stop = full[3:6]
+    result = engine.complete(PROMPTS[1], params=greedy(32, ignore_eos=True, stop=[stop])).result()
+    assert result.done.finish_reason == "stop"
+    assert result.content == full[: full.index(stop)]
+
+
+def test_cancel_frees_the_slot_and_spares_the_others(engine):
+    keep = engine.complete(PROMPTS[2], params=greedy(40, ignore_eos=True))
+    victim = engine.complete(PROMPTS[3], params=greedy(10_000, ignore_eos=True))
+    next(iter(victim))
+    victim.cancel()
+    assert victim.result().done.finish_reason == "cancelled"
+    solo = engine.complete(PROMPTS[2], params=greedy(40, ignore_eos=True)).result().content
+    assert keep.result().content == solo
+    deadline = time.time() + 5
+    while engine.stats()["busy_slots"] and time.time() < deadline:
+        time.sleep(0.01)
+    assert engine.stats()["busy_slots"] == 0
+
+
+def test_context_overflow_is_refused_at_once(engine):
+    with pytest.raises(ContextOverflow):
+        engine.complete("hello " * 600, params=greedy())
+
+
+def test_max_tokens_clamped_to_context(engine):
+    result = engine.complete("hi", params=greedy(10**9, ignore_eos=True)).result()
+    assert result.done.finish_reason == "length"
+    assert result.done.usage.prompt_tokens + result.done.usage.completion_tokens == engine.n_ctx
+
+
+def test_queue_full_is_overloaded(tiny_model):
+    with Model.load(tiny_model, n_ctx=256, n_parallel=1, n_threads=1, max_queue=1) as model:
+        running = model.complete("a", params=greedy(200, ignore_eos=True))
+        queued = model.complete("b", params=greedy(200, ignore_eos=True))
+        with pytest.raises(Overloaded):
+            model.complete("c", params=greedy())
+        running.cancel()
+        queued.cancel()
+        assert running.result().done.finish_reason == "cancelled"
+        assert queued.result().done.finish_reason == "cancelled"
+
+
+def test_chat_splits_reasoning_from_answer(engine):
+    """The R1 template opens <think>: generated text is reasoning until </think> appears."""
+    stream = engine.chat([{"role": "user", "content": "hi"}], params=greedy(16, ignore_eos=True))
+    events = list(stream)
+    assert isinstance(events[-1], Done)
+    kinds = {type(e) for e in events[:-1]}
+    # random weights never close the think block within 16 tokens: all of it is reasoning
+    assert kinds == {ReasoningDelta}
+
+
+def test_think_off_puts_everything_in_the_answer(engine):
+    stream = engine.chat(
+        [{"role": "user", "content": "hi"}], think=False, params=greedy(16, ignore_eos=True)
+    )
+    events = list(stream)
+    assert {type(e) for e in events[:-1]} == {ContentDelta}
+
+
+def test_async_iteration(engine):
+    import asyncio
+
+    async def collect():
+        stream = engine.complete(PROMPTS[0], params=greedy(8, ignore_eos=True))
+        return [event async for event in stream]
+
+    events = asyncio.run(collect())
+    assert isinstance(events[-1], Done) and events[-1].usage.completion_tokens == 8
+    sync = engine.complete(PROMPTS[0], params=greedy(8, ignore_eos=True)).result()
+    assert "".join(e.text for e in events[:-1]) == sync.content
+
+
+def test_prefix_reuse_keeps_greedy_output(engine):
+    """A prompt that extends a finished one reuses its cells, with identical output."""
+    base = PROMPTS[2] + " there lived"
+    engine.complete(PROMPTS[2], params=greedy(4)).result()
+    reused = engine.complete(base, params=greedy()).result()
+    assert reused.done.usage.cached_tokens > 0
+    with Model.load(engine.path, n_ctx=512, n_parallel=1, n_threads=2) as cold:
+        fresh = cold.complete(base, params=greedy()).result()
+    assert fresh.done.usage.cached_tokens == 0
+    assert reused.content == fresh.content
