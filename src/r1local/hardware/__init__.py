@@ -1,0 +1,73 @@
+"""Hardware detection: everything read through a Probe, so a snapshot replays any machine.
+
+    hw = detect()                                   # this machine (cached)
+    hw = detect(ReplayProbe.load("laptop.json"))    # a recorded or hand-written machine
+"""
+
+from __future__ import annotations
+
+import functools
+
+from . import tables, windows
+from .cpu import detect_cpu
+from .gpus import apple_gpu, detect_drm, detect_nvidia, windows_gpus
+from .llama_build import detect_build
+from .memory import detect_memory
+from .model import CPU, GPU, NPU, GGMLDevice, Hardware, LlamaBuild, Memory, Verdict
+from .npus import apple_npu, linux_npus, windows_npus
+from .probe import FORMAT, LiveProbe, Probe, RecordingProbe, ReplayProbe
+from .verdicts import gpu_verdicts, npu_verdicts
+
+PER_CORE_BANDWIDTH = 15.0  # GB/s one core can stream: a few cores cannot saturate a server's channels
+
+__all__ = [
+    "CPU", "FORMAT", "GPU", "GGMLDevice", "Hardware", "LiveProbe", "LlamaBuild", "Memory", "NPU", "Probe",
+    "RecordingProbe", "ReplayProbe", "Verdict", "detect", "detect_live",
+]
+
+
+def cpu_bandwidth(cpu: CPU) -> float:
+    """RAM bandwidth llama.cpp's CPU threads can use, GB/s (published platform figures)."""
+    platform = tables.lookup(tables.CPU_BANDWIDTH, cpu.model) or tables.DEFAULT_CPU_BANDWIDTH
+    if cpu.model.startswith("Apple"):
+        spec = tables.lookup(tables.GPU_SPECS, cpu.model)
+        platform = spec[0] if spec else platform
+    return min(platform, cpu.threads * PER_CORE_BANDWIDTH)
+
+
+def detect(probe: Probe | None = None) -> Hardware:
+    probe = probe or LiveProbe()
+    plat = probe.platform()
+    system = plat["system"]
+    cim = windows.query(probe) if system == "Windows" else {}
+    cpu = detect_cpu(probe, plat, cim)
+    memory = detect_memory(probe)
+    gpus: list[GPU] = detect_nvidia(probe) if system != "Darwin" else []
+    npus: list[NPU] = []
+    skip = {"nvidia"} if gpus else set()
+    if system == "Linux":
+        gpus += detect_drm(probe, memory.total, skip)
+        npus = linux_npus(probe)
+    elif system == "Windows":
+        gpus += windows_gpus(cim, skip)
+        npus = windows_npus(cim)
+    elif system == "Darwin" and cpu.arch == "arm64":
+        chip = cpu.model
+        gpus, npus = [apple_gpu(chip, memory.total)], [apple_npu(chip)]
+    build = detect_build(probe)
+    if build and system == "Darwin":
+        # Metal reports the real working-set budget; prefer it to the rule of thumb
+        metal = next((d for d in build.devices if d.name.lower().startswith(("metal", "mtl"))), None)
+        if metal and metal.memory_total and gpus:
+            gpus[0].vram_total, gpus[0].vram_free = metal.memory_total, metal.memory_free
+    verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build)
+    return Hardware(
+        system=system, release=plat.get("release", ""), cpu=cpu, memory=memory, gpus=gpus, npus=npus,
+        build=build, verdicts=verdicts, cpu_bandwidth_gbs=cpu_bandwidth(cpu),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def detect_live() -> Hardware:
+    """This machine, detected once per process (the engine asks on every model load)."""
+    return detect(LiveProbe())

@@ -1,0 +1,118 @@
+"""What detection found, as plain dataclasses (their asdict() is the `r1local hw --json` schema)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+GiB = 1024**3
+
+
+@dataclass
+class CPU:
+    model: str
+    arch: str  # "x86_64" or "arm64"
+    physical_cores: int
+    logical_cores: int
+    performance_cores: int | None = None  # Apple Silicon P-cores, Intel hybrid P-cores when known
+    features: list[str] = field(default_factory=list)  # llama.cpp-relevant ISA features, upper case
+
+    @property
+    def threads(self) -> int:
+        """Decode threads: hyper-threads and efficiency cores slow llama.cpp down."""
+        return self.performance_cores or self.physical_cores
+
+
+@dataclass
+class Memory:
+    total: int  # bytes of RAM the machine has
+    available: int  # bytes free for a new process now (respecting the container limit)
+    cgroup_limit: int | None = None  # container memory limit, when one applies
+
+    @property
+    def usable_total(self) -> int:
+        return min(self.total, self.cgroup_limit) if self.cgroup_limit else self.total
+
+
+@dataclass
+class GPU:
+    name: str
+    vendor: str  # nvidia | amd | intel | apple | qualcomm
+    integrated: bool  # shares system RAM (iGPU, Apple unified memory)
+    vram_total: int | None = None  # bytes; for integrated GPUs the share it may use
+    vram_free: int | None = None
+    driver: str | None = None
+    compute_capability: str | None = None  # NVIDIA "8.9"; AMD gfx target "gfx1103"
+    bandwidth_gbs: float | None = None  # memory bandwidth, GB/s
+    pci_id: str | None = None  # "10de:2860"
+    source: str = ""  # nvml | nvidia-smi | sysfs | sysctl | cim
+
+
+@dataclass
+class NPU:
+    name: str
+    vendor: str  # intel | amd | qualcomm | apple
+    generation: str | None = None
+    driver: str | None = None
+    pci_id: str | None = None
+    source: str = ""
+
+
+@dataclass
+class GGMLDevice:
+    name: str  # "CUDA0", "Vulkan0", "Metal", "CPU"
+    description: str
+    type: str  # cpu | gpu | igpu | accel
+    memory_free: int | None = None
+    memory_total: int | None = None
+
+
+@dataclass
+class LlamaBuild:
+    version: str | None
+    system_info: str  # llama_print_system_info() as printed
+    gpu_offload: bool
+    backends: dict[str, dict[str, str]] = field(default_factory=dict)  # {"CUDA": {"ARCHS": "890"}, "CPU": {...}}
+    devices: list[GGMLDevice] = field(default_factory=list)
+
+    def has(self, backend: str) -> bool:
+        """True when the build carries a backend ("CUDA", "Vulkan", "Metal", "ROCm"...)."""
+        b = backend.lower()
+        return any(k.lower().startswith(b) for k in self.backends) or any(
+            d.name.lower().startswith(b) for d in self.devices
+        )
+
+
+@dataclass
+class Verdict:
+    device: str  # the GPU/NPU name
+    kind: str  # gpu | npu
+    usable: bool
+    status: str  # "used by this build" | "present, not usable by this build"
+    why: str
+    next_step: str | None = None
+
+
+@dataclass
+class Hardware:
+    system: str  # Linux | Darwin | Windows
+    release: str
+    cpu: CPU
+    memory: Memory
+    gpus: list[GPU] = field(default_factory=list)
+    npus: list[NPU] = field(default_factory=list)
+    build: LlamaBuild | None = None
+    verdicts: list[Verdict] = field(default_factory=list)
+    cpu_bandwidth_gbs: float = 50.0  # RAM bandwidth the CPU threads can use (estimate)
+
+    @property
+    def usable_gpus(self) -> list[GPU]:
+        """GPUs the llama.cpp build drives (GPU verdicts come in the order of `gpus`)."""
+        gpu_verdicts = [v for v in self.verdicts if v.kind == "gpu"]
+        return [g for g, v in zip(self.gpus, gpu_verdicts) if v.usable]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cpu"]["threads"] = self.cpu.threads
+        d["memory"]["usable_total"] = self.memory.usable_total
+        return d

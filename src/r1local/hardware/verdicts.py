@@ -1,0 +1,105 @@
+"""For each GPU and NPU: is it used by the installed llama.cpp build, and if not, why and what to do."""
+
+from __future__ import annotations
+
+from .model import GPU, NPU, GGMLDevice, LlamaBuild, Verdict
+
+USED, NOT_USABLE = "used by this build", "present, not usable by this build"
+
+# ggml backends (device-name prefixes) that can drive each GPU vendor
+GPU_BACKENDS = {
+    "nvidia": ["CUDA", "Vulkan"],
+    "amd": ["ROCm", "HIP", "Vulkan"],
+    "intel": ["SYCL", "Vulkan"],
+    "apple": ["Metal", "MTL"],
+    "qualcomm": ["OpenCL", "Vulkan"],
+}
+# vendor -> (backend to install, CMake flags, what it needs first)
+INSTALL = {
+    "nvidia": ("CUDA", "-DGGML_CUDA=on", "the CUDA toolkit (nvcc)"),
+    "amd": ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc)"),
+    "intel": ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc); for Arc dGPUs SYCL "
+              "(-DGGML_SYCL=on with oneAPI's icx/icpx) is faster"),
+    "apple": ("Metal", "-DGGML_METAL=on", "the Xcode command line tools"),
+    "qualcomm": ("OpenCL", "-DGGML_OPENCL=on", "the Adreno OpenCL SDK"),
+}
+ROCM_TARGETS = {"gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1200", "gfx1201"}
+# NPU vendor -> (ggml backends that drive it, why not, what would be needed)
+NPU_BACKENDS = {
+    "intel": (["OpenVINO"], "llama.cpp reaches the Intel NPU only through its OpenVINO backend, "
+              "which llama-cpp-python does not build", "use the iGPU (Vulkan/SYCL build) instead"),
+    "amd": ([], "llama.cpp has no backend for AMD XDNA NPUs", "AMD's Ryzen AI software (ONNX Runtime) "
+            "runs models there, outside llama.cpp; use the iGPU (Vulkan build) instead"),
+    "qualcomm": (["HTP", "Hexagon"], "llama.cpp's Hexagon backend is not in this build",
+                 "build llama.cpp with -DGGML_HEXAGON=on (needs Qualcomm's Hexagon SDK)"),
+    "apple": ([], "llama.cpp does not use the Neural Engine", "nothing to do: it runs on the GPU through Metal"),
+}
+
+
+def install_command(flags: str, system: str) -> str:
+    pip = "pip install --force-reinstall --no-cache-dir llama-cpp-python"
+    if system == "Windows":
+        return f'$env:CMAKE_ARGS="{flags}"; {pip}'
+    return f'CMAKE_ARGS="{flags}" {pip}'
+
+
+GENERIC_WORDS = {"nvidia", "geforce", "amd", "radeon", "intel", "apple", "graphics", "gpu", "laptop", "(tm)", "(r)"}
+
+
+def _claim(gpu: GPU, build: LlamaBuild, backends: list[str], taken: set[str]) -> GGMLDevice | None:
+    """The ggml device that drives this GPU: one whose description names it, else the first free
+    device of the vendor's backends of the same kind (integrated or not)."""
+    prefixes = tuple(b.lower() for b in backends)
+    free = [d for d in build.devices
+            if d.type in ("gpu", "igpu") and d.name.lower().startswith(prefixes) and d.name not in taken]
+    words = set(gpu.name.lower().replace("(", " (").split()) - GENERIC_WORDS
+    named = [d for d in free if words and words <= set(d.description.lower().replace("(", " (").split())]
+    same_kind = [d for d in free if (d.type == "igpu") == gpu.integrated or gpu.vendor == "apple"]
+    found = (named or same_kind or [None])[0]
+    if found:
+        taken.add(found.name)
+    return found
+
+
+def gpu_verdicts(gpus: list[GPU], build: LlamaBuild | None, system: str) -> list[Verdict]:
+    verdicts = []
+    taken: set[str] = set()  # ggml devices already matched to a GPU
+    for gpu in gpus:
+        backend, flags, needs = INSTALL[gpu.vendor] if gpu.vendor in INSTALL else ("Vulkan", "-DGGML_VULKAN=on", "")
+        if gpu.vendor == "amd" and system == "Linux" and gpu.compute_capability in ROCM_TARGETS:
+            backend, flags, needs = "ROCm", f"-DGGML_HIP=on -DAMDGPU_TARGETS={gpu.compute_capability}", "ROCm (hipcc)"
+        step = f"{install_command(flags, system)}  (needs {needs})" if needs else install_command(flags, system)
+        if build is None:
+            verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE, "llama-cpp-python is not installed", step))
+            continue
+        wanted = GPU_BACKENDS.get(gpu.vendor, ["Vulkan"])
+        device = _claim(gpu, build, wanted, taken)
+        if device:
+            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {device.name}"))
+        elif any(build.has(b) for b in wanted):
+            have = next(b for b in wanted if build.has(b))
+            verdicts.append(Verdict(
+                gpu.name, "gpu", False, NOT_USABLE,
+                f"the build has {have} but found no {have} device for it", "check the GPU driver "
+                + ("(nvidia-smi must work)" if gpu.vendor == "nvidia" else "and its runtime (vulkaninfo)"),
+            ))
+        else:
+            only = ", ".join(sorted(build.backends)) or "CPU"
+            verdicts.append(Verdict(
+                gpu.name, "gpu", False, NOT_USABLE, f"this llama-cpp-python has no {backend} backend (it has {only})",
+                step,
+            ))
+    return verdicts
+
+
+def npu_verdicts(npus: list[NPU], build: LlamaBuild | None) -> list[Verdict]:
+    verdicts = []
+    for npu in npus:
+        backends, why, step = NPU_BACKENDS.get(
+            npu.vendor, ([], "llama.cpp has no backend for this NPU", "nothing r1local can use")
+        )
+        if build is not None and any(build.has(b) for b in backends):
+            verdicts.append(Verdict(npu.name, "npu", True, USED, f"the build has the {backends[0]} backend"))
+        else:
+            verdicts.append(Verdict(npu.name, "npu", False, NOT_USABLE, why, step))
+    return verdicts
