@@ -1,0 +1,227 @@
+"""The catalog of R1 distills and the model names users type.
+
+A name is parsed into a `ModelRef` without touching the disk or the network:
+
+    r1                         the best distill and quantisation for this machine (see `best`)
+    r1:7b, r1:7b-q8_0          a catalog distill, optionally with its quantisation
+    hf.co/USER/REPO:QUANT      any GGUF repository on the Hub; the file is picked by quantisation
+    USER/REPO/FILE.gguf        one file of a Hub repository (FILE may sit in a folder)
+    ./model.gguf, /abs.gguf    a local file, only where paths are allowed (the CLI, never the server)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from . import config
+from .errors import ModelNotFound, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+GB = 10**9
+# -00001-of-00003.gguf: llama.cpp's split naming; the first part names the model.
+SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+# the quantisation is the last token of a GGUF name: ...-Q4_K_M.gguf, ...-Q8_0-00001-of-00002.gguf
+QUANT_RE = re.compile(
+    r"(?:^|[-_.])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|BF16|F32)(?=(?:-\d{5}-of-\d{5})?\.gguf$)", re.IGNORECASE
+)
+_REPO_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_HF_REF = re.compile(
+    rf"^(?:https?://)?(?:hf\.co|huggingface\.co)/({_REPO_PART}/{_REPO_PART})(?::([A-Za-z0-9_]+))?$"
+)
+_HUB_FILE = re.compile(rf"^({_REPO_PART}/{_REPO_PART})/((?:{_REPO_PART}/)*{_REPO_PART}\.gguf)$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One downloadable quantisation of a catalog distill."""
+
+    distill: Distill
+    quant: str
+    size_bytes: int  # approximate; a pull uses the Hub's exact sizes
+    files: tuple[str, ...]  # every part, the first one is what llama.cpp opens
+
+    @property
+    def name(self) -> str:
+        return f"r1:{self.distill.name}-{self.quant.lower()}"
+
+    @property
+    def repo(self) -> str:
+        return self.distill.repo
+
+
+@dataclass(frozen=True)
+class Distill:
+    name: str  # "7b"
+    file_prefix: str  # "DeepSeek-R1-Distill-Qwen-7B"
+    repo: str
+    arch: str
+    params_b: float
+    layers: int
+    embedding: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    context: int
+    quant_sizes: tuple[tuple[str, float, int], ...]  # (quant, GB, parts)
+
+    @functools.cached_property
+    def variants(self) -> dict[str, Variant]:
+        return {q: Variant(self, q, round(gb * GB), _files(self.file_prefix, q, parts))
+                for q, gb, parts in self.quant_sizes}
+
+
+def _files(prefix: str, quant: str, parts: int) -> tuple[str, ...]:
+    stem = f"{prefix}-{quant}"
+    if parts <= 1:
+        return (f"{stem}.gguf",)
+    return tuple(f"{stem}/{stem}-{i:05d}-of-{parts:05d}.gguf" for i in range(1, parts + 1))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    distills: tuple[Distill, ...]
+    default_quant: str
+    quant_order: tuple[str, ...]
+
+    def distill(self, name: str) -> Distill:
+        for d in self.distills:
+            if d.name == name.lower():
+                return d
+        known = ", ".join(f"r1:{d.name}" for d in self.distills)
+        raise ModelNotFound(f"r1:{name} is not in the catalog.", f"Known distills: {known}.")
+
+    def variants(self) -> list[Variant]:
+        return [v for d in self.distills for v in self.ordered(d)]
+
+    def ordered(self, distill: Distill) -> list[Variant]:
+        """The distill's quantisations, best quality first."""
+        rank = {q: i for i, q in enumerate(self.quant_order)}
+        return sorted(distill.variants.values(), key=lambda v: rank.get(v.quant, len(rank)))
+
+    def variant(self, distill: str, quant: str | None = None) -> Variant:
+        d = self.distill(distill)
+        quant = (quant or self.default_quant).upper()
+        if quant not in d.variants:
+            known = ", ".join(v.name for v in self.ordered(d))
+            raise ModelNotFound(f"r1:{d.name} has no {quant} file in the catalog.", f"Choose one of: {known}.")
+        return d.variants[quant]
+
+    def find_file(self, repo: str, filename: str) -> Variant | None:
+        """The catalog variant a cached Hub file belongs to, if any (for `list` and `rm`)."""
+        for v in self.variants():
+            if v.repo.lower() == repo.lower() and filename in v.files:
+                return v
+        return None
+
+
+def load(path: Path | None = None) -> Catalog:
+    """The catalog from R1LOCAL_CATALOG, or the one shipped inside the package."""
+    path = path or config.catalog_path()
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+    else:
+        text = resources.files("r1local").joinpath("data/catalog.toml").read_text(encoding="utf-8")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> Catalog:
+    data = tomllib.loads(text)
+    distills = []
+    for m in data["model"]:
+        sizes = tuple(
+            (q, float(v["gb"]), int(v.get("parts", 1))) if isinstance(v, dict) else (q, float(v), 1)
+            for q, v in m["quants"].items()
+        )
+        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k != "quant_sizes"}
+        distills.append(Distill(**fields, quant_sizes=sizes))
+    return Catalog(tuple(distills), data.get("default_quant", "Q4_K_M").upper(),
+                   tuple(q.upper() for q in data.get("quant_order", ())))
+
+
+# --------------------------------------------------------------------------- names
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a name points at. Exactly one of: a local path, a catalog choice, a Hub file/quant."""
+
+    name: str  # as the user typed it (normalised for catalog names)
+    path: Path | None = None  # a local GGUF file
+    best: bool = False  # plain "r1": chosen from the catalog for this machine
+    distill: str | None = None  # catalog distill, with `quant` (None: choose for this machine)
+    repo: str | None = None  # Hub repository
+    filename: str | None = None  # one file in `repo` (its other split parts come along)
+    quant: str | None = None  # with `repo` and no `filename`: pick the file by quantisation
+
+
+def parse(name: str, *, allow_paths: bool) -> ModelRef:
+    """Turn a model name into a ModelRef. With allow_paths=False (the server) a name can never
+    become a filesystem path, so a request cannot make the server open arbitrary files."""
+    name = name.strip()
+    if not name:
+        raise UsageError("The model name is empty.", "Try r1local models to see the catalog.")
+    lower = name.lower()
+    if lower in ("r1", "r1:latest"):
+        return ModelRef(name="r1", best=True)
+    if lower.startswith("r1:"):
+        size, _, quant = lower[3:].partition("-")
+        return ModelRef(name=lower, distill=size, quant=quant.upper() or None)
+    if allow_paths:
+        path = Path(name).expanduser()
+        if path.is_file():
+            return ModelRef(name=name, path=path.resolve())
+        if name.startswith(("/", "./", "../", "~", ".\\")) or Path(name).is_absolute():
+            raise ModelNotFound(f"No such file: {name}.", "Check the path, or use a catalog name like r1:7b.")
+    if m := _HF_REF.match(name):
+        return ModelRef(name=name, repo=m.group(1), quant=(m.group(2) or "").upper() or None)
+    if (m := _HUB_FILE.match(name)) and ".." not in name.split("/"):
+        return ModelRef(name=name, repo=m.group(1), filename=m.group(2))
+    raise ModelNotFound(
+        f"Unknown model name: {name}.",
+        "Use a catalog name (r1, r1:7b, r1:7b-q8_0; see r1local models), hf.co/USER/REPO:QUANT, "
+        "or USER/REPO/FILE.gguf" + (", or a path to a .gguf file." if allow_paths else "."),
+    )
+
+
+def quant_of(filename: str) -> str | None:
+    """The quantisation a GGUF file name carries (DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf -> Q4_K_M)."""
+    m = QUANT_RE.search(Path(filename).name)
+    return m.group(1).upper() if m else None
+
+
+def split_parts(filename: str, available: list[str]) -> tuple[str, ...]:
+    """All parts of a split GGUF given its first part, in order; a single file stays alone."""
+    m = SPLIT_RE.search(filename)
+    if not m:
+        return (filename,)
+    count = int(m.group(2))
+    stem = filename[: m.start()]
+    parts = tuple(f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1))
+    missing = [p for p in parts if p not in available]
+    if missing:
+        raise ModelNotFound(f"Split model {filename} is missing parts: {', '.join(missing)}.")
+    return parts
+
+
+def pick_by_quant(repo: str, quant: str, files: list[str]) -> tuple[str, ...]:
+    """The file (or split parts) of `repo` whose name carries `quant`."""
+    ggufs = [f for f in files if f.lower().endswith(".gguf")]
+    firsts = [f for f in ggufs if quant_of(f) == quant and (not SPLIT_RE.search(f) or "-00001-of-" in f)]
+    if not firsts:
+        quants = sorted({q for f in ggufs if (q := quant_of(f))})
+        hint = f"It has: {', '.join(quants)}." if quants else "It holds no GGUF files."
+        raise ModelNotFound(f"{repo} has no {quant} GGUF file.", hint)
+    # prefer a single file over a split one, then the shortest (plainest) name
+    first = min(firsts, key=lambda f: (bool(SPLIT_RE.search(f)), len(f)))
+    return split_parts(first, files)
