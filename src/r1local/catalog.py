@@ -20,6 +20,7 @@ from pathlib import Path
 
 from . import config
 from .errors import ModelNotFound, UsageError
+from .fit import ModelShape
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,16 @@ class Variant:
     @property
     def repo(self) -> str:
         return self.distill.repo
+
+    @functools.cached_property
+    def shape(self) -> ModelShape:
+        """The numbers the memory fit needs, before the file is downloaded."""
+        d = self.distill
+        return ModelShape.from_arch(
+            self.name, params=round(d.params_b * 1e9), layers=d.layers, kv_heads=d.kv_heads, head_dim=d.head_dim,
+            embedding=d.embedding, vocab=d.vocab, trained_ctx=d.context, file_bytes=self.size_bytes,
+            quant=self.quant, n_heads=d.heads,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The r1local command line. Each module below registers its commands on the shared app."""
 
+from . import hw  # noqa: F401  (registers hw)
+from . import models  # noqa: F401  (registers pull, list, rm, models)
 from . import run  # noqa: F401  (registers run, chat, inspect)
 from .app import app, main
 

@@ -1,0 +1,153 @@
+"""pull, list, rm and models: the models on this disk and the ones the catalog offers."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from .. import catalog, fit, resolve, store
+from ..errors import UsageError
+from .app import command, err, out
+
+NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
+REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
+BEST_CTX = 16384  # the context the verdicts plan for: R1 reasons at length
+
+
+class DownloadBar:
+    """A tqdm-like progress bar (what huggingface_hub's http_get drives), drawn by rich on stderr:
+    bytes, speed and time left."""
+
+    def __init__(self, *, total: int | None = None, initial: int = 0, desc: str = "", **_) -> None:
+        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                  TransferSpeedColumn(), TimeRemainingColumn(), console=err)
+        self._task = self._progress.add_task(desc, total=total, completed=initial)
+        self._progress.start()
+
+    def update(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+    def __enter__(self) -> DownloadBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def ask(question: str) -> bool:
+    """Ask before a download on a terminal; without one, refuse and say how to go on."""
+    if not sys.stdin.isatty():
+        raise UsageError(question.split(". ")[0] + ", and there is no terminal to ask before downloading it.",
+                         "Pass --yes to download without asking, or run r1local pull first.")
+    return typer.confirm(question, default=True, err=True)
+
+
+def resolve_model(name: str, *, yes: bool = False, revision: str | None = None) -> Path:
+    """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
+    a missing model is downloaded, after a question on a terminal unless `yes`."""
+    return resolve.resolve(name, allow_paths=True, pull_if_missing=True, confirm=None if yes else ask,
+                           revision=revision, progress=DownloadBar)
+
+
+@command()
+def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
+    """Download a model into the Hugging Face cache (resumable, verified) and print its path."""
+    ref = catalog.parse(name, allow_paths=False)
+    target, label = resolve.choose(ref, revision=revision)
+    path = store.find_local(target)
+    if path is not None:
+        err.print(f"{label} is already downloaded.", style="dim")
+    else:
+        err.print(f"Pulling {label} from {target.repo}", style="bold")
+        path = store.pull(target, progress=DownloadBar)
+    out.print(str(path))
+
+
+@command(name="list")
+def list_models(as_json: bool = JSON_OPT) -> None:
+    """The models downloaded to this disk."""
+    models = store.installed()
+    if as_json:
+        out.print_json(json.dumps([_local_json(m) for m in models]))
+        return
+    if not models:
+        err.print("No models downloaded yet. Get one with: r1local pull r1")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "QUANT", "SIZE", "LAST USED", "PATH"):
+        table.add_column(column, no_wrap=column != "PATH")
+    for m in models:
+        table.add_row(m.name, m.quant or "?", store.human_size(m.size), _ago(m.last_used), str(m.path))
+    out.print(table)
+
+
+def _local_json(m: store.LocalModel) -> dict:
+    return {"name": m.name, "repo": m.repo, "files": m.files, "quant": m.quant, "size": m.size,
+            "path": str(m.path), "commit": m.commit, "refs": m.refs, "last_used": m.last_used}
+
+
+def _ago(when: float | None) -> str:
+    if when is None:
+        return "never"
+    seconds = time.time() - when
+    for unit, span in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= span:
+            return f"{int(seconds // span)} {unit} ago"
+    return "just now"
+
+
+@command()
+def rm(name: str = NAME_ARG) -> None:
+    """Delete a downloaded model and free its disk space."""
+    matches = resolve.installed_matches(name)
+    if not matches:
+        raise UsageError(f"{name} is not downloaded, so there is nothing to remove.", "See r1local list.")
+    if len({m.name for m in matches}) > 1:
+        names = ", ".join(m.name for m in matches)
+        raise UsageError(f"{name} matches several models: {names}.", "Name the one to remove.")
+    for m in matches:
+        freed = store.remove(m)
+        out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
+
+
+@command()
+def models(as_json: bool = JSON_OPT) -> None:
+    """The catalog: for this machine, what fits where and how fast it should run (estimates)."""
+    from ..hardware import detect_live
+
+    hw, variants = detect_live(), catalog.load().variants()
+    plans = {v.name: fit.plan(v.shape, hw, BEST_CTX) for v in variants}
+    best = fit.best_model(hw, [(v.name, v.shape) for v in variants], BEST_CTX)
+    local = {m.name for m in store.installed()}
+    rows = [{
+        "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
+        "size": v.size_bytes, "verdict": plans[v.name].verdict, "decode_tps": round(plans[v.name].decode_tps, 1),
+        "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
+        "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
+    } for v in variants]
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("NAME", "PARAMS", "SIZE", "ON THIS MACHINE", "SPEED", "CONTEXT", ""):
+        table.add_column(column, no_wrap=True)
+    for r in rows:
+        style = "green" if r["verdict"] == "fits on GPU" else "red" if r["verdict"] == "too big" else None
+        speed = f"~{r['decode_tps']:.0f} tok/s" if r["verdict"] != "too big" else "-"
+        notes = " ".join(n for n, on in (("downloaded", r["downloaded"]), ("<- r1", r["recommended"])) if on)
+        table.add_row(r["name"], f"{r['params_b']}B", store.human_size(r["size"]), r["verdict"], speed,
+                      str(r["n_ctx"]) if r["verdict"] != "too big" else "-", notes, style=style)
+    out.print(table)
+    if best is not None:
+        err.print(f"`r1` means {best.name} here. Speeds are estimates for this machine.", style="dim")

@@ -1,0 +1,109 @@
+"""From a model name to a GGUF file on this disk: the one call `run`, `chat` and `serve` make.
+
+    path = resolve("r1:7b", allow_paths=True, pull_if_missing=True, confirm=ask)
+
+A model already in the cache is found without touching the network. A missing one is pulled when
+`pull_if_missing` is set and `confirm` (if given) agrees; with HF_HUB_OFFLINE=1 it is an
+OfflineError instead. The server passes allow_paths=False, so a request's model name can never
+open an arbitrary file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from . import catalog, config, fit, store
+from .catalog import ModelRef, Variant
+from .errors import InsufficientMemory, ModelNotFound, OfflineError, UsageError
+from .store import LocalModel, Target
+
+Confirm = Callable[[str], bool]
+
+
+def resolve(
+    name: str,
+    *,
+    allow_paths: bool,
+    pull_if_missing: bool = False,
+    confirm: Confirm | None = None,
+    revision: str | None = None,
+    progress: type | None = None,
+) -> Path:
+    """The local GGUF file (first part of a split model) that `name` means, pulled if need be.
+
+    confirm: asked "<question>?" before a download; returning False cancels it (None: no question).
+    progress: a tqdm-like class for the download bars (see store.pull).
+    """
+    ref = catalog.parse(name, allow_paths=allow_paths)
+    if ref.path is not None:
+        return ref.path
+    target, label = choose(ref, revision=revision)
+    path = store.find_local(target)
+    if path is None:
+        if config.hf_offline():
+            raise OfflineError(f"{label} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
+                               "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.")
+        if not pull_if_missing:
+            raise ModelNotFound(f"{label} is not downloaded.", f"Download it first: r1local pull {label}")
+        if confirm is not None:
+            _, files = store.plan(target)
+            size = store.human_size(sum(f.size for f in files))
+            if not confirm(f"{label} is not downloaded yet. Download it now ({size})?"):
+                raise UsageError(f"{label} was not downloaded.", f"Download it with: r1local pull {label}")
+        path = store.pull(target, progress=progress)
+    store.mark_used(path)
+    return path
+
+
+def choose(ref: ModelRef, *, revision: str | None = None) -> tuple[Target, str]:
+    """The repository files a parsed name stands for, and the name to show for them.
+    Catalog names without a quantisation prefer what is already downloaded, then what fits."""
+    if ref.repo is not None:
+        files = (ref.filename,) if ref.filename else ()
+        target = Target(ref.repo, files=files, quant=None if files else ref.quant or "Q4_K_M", revision=revision)
+        return target, ref.name
+    cat = catalog.load()
+    if ref.distill is not None and ref.quant is not None:
+        variant = cat.variant(ref.distill, ref.quant)
+    else:
+        candidates = cat.ordered(cat.distill(ref.distill)) if ref.distill else cat.variants()
+        # r1:7b means the 7B you already have; offline, plain r1 means the best one you have
+        if ref.distill or config.hf_offline():
+            candidates = [v for v in candidates if store.find_local(_target(v))] or candidates
+        variant = candidates[0] if len(candidates) == 1 else _best_for_machine(candidates)
+    return _target(variant, revision), variant.name
+
+
+def _target(variant: Variant, revision: str | None = None) -> Target:
+    return Target(variant.repo, files=variant.files, revision=revision)
+
+
+def _best_for_machine(candidates: list[Variant]) -> Variant:
+    from . import hardware  # the machine is only probed when a choice depends on it
+
+    choice = fit.best_model(hardware.detect_live(), [(v.name, v.shape) for v in candidates])
+    if choice is None:
+        raise InsufficientMemory(
+            f"None of {', '.join(v.name for v in candidates[:3])}{'...' if len(candidates) > 3 else ''} "
+            "fits this machine's free memory.",
+            "See what each needs with: r1local models (or name a quantisation to download anyway).",
+        )
+    return next(v for v in candidates if v.name == choice.name)
+
+
+def installed_matches(name: str) -> list[LocalModel]:
+    """The downloaded models `name` refers to (for `rm`): exact for a full name, every
+    quantisation for `r1:7b` or `hf.co/USER/REPO`."""
+    ref = catalog.parse(name, allow_paths=False)
+    if ref.best:
+        raise UsageError("r1 names a choice, not one model.", "Name the model to remove; see r1local list.")
+    if ref.repo is not None:
+        repo, first, quant = ref.repo, ref.filename, ref.quant
+        return [m for m in store.installed()
+                if m.repo.lower() == repo.lower()
+                and (first is None or m.files[0] == first) and (quant is None or m.quant == quant)]
+    cat = catalog.load()
+    variants = [cat.variant(ref.distill, ref.quant)] if ref.quant else cat.ordered(cat.distill(ref.distill))
+    keys = {(v.repo.lower(), v.files[0]) for v in variants}
+    return [m for m in store.installed() if (m.repo.lower(), m.files[0]) in keys]
