@@ -18,7 +18,7 @@ from .npus import apple_npu, linux_npus, windows_npus
 from .probe import FORMAT, LiveProbe, Probe, RecordingProbe, ReplayProbe
 from .verdicts import gpu_verdicts, npu_verdicts
 
-PER_CORE_BANDWIDTH = 15.0  # GB/s one core can stream: a few cores cannot saturate a server's channels
+PER_CORE_BANDWIDTH = 20.0  # GB/s one x86 core streams: a few cores cannot saturate a server's channels
 
 __all__ = [
     "CPU", "FORMAT", "GPU", "GGMLDevice", "Hardware", "LiveProbe", "LlamaBuild", "Memory", "NPU", "Probe",
@@ -29,9 +29,9 @@ __all__ = [
 def cpu_bandwidth(cpu: CPU) -> float:
     """RAM bandwidth llama.cpp's CPU threads can use, GB/s (published platform figures)."""
     platform = tables.lookup(tables.CPU_BANDWIDTH, cpu.model) or tables.DEFAULT_CPU_BANDWIDTH
-    if cpu.model.startswith("Apple"):
+    if cpu.model.startswith("Apple"):  # one Apple core streams most of the unified memory's bandwidth
         spec = tables.lookup(tables.GPU_SPECS, cpu.model)
-        platform = spec[0] if spec else platform
+        return spec[0] if spec else platform
     return min(platform, cpu.threads * PER_CORE_BANDWIDTH)
 
 

@@ -61,34 +61,42 @@ def _claim(gpu: GPU, build: LlamaBuild, backends: list[str], taken: set[str]) ->
     return found
 
 
+def _next_step(gpu: GPU, system: str) -> tuple[str, str]:
+    """(backend, install command) that would let llama.cpp use this GPU."""
+    backend, flags, needs = INSTALL.get(gpu.vendor, ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc)"))
+    if gpu.vendor == "amd" and system == "Linux" and gpu.compute_capability in ROCM_TARGETS:
+        backend, flags, needs = "ROCm", f"-DGGML_HIP=on -DAMDGPU_TARGETS={gpu.compute_capability}", "ROCm (hipcc)"
+    return backend, f"{install_command(flags, system)}  (needs {needs})"
+
+
 def gpu_verdicts(gpus: list[GPU], build: LlamaBuild | None, system: str) -> list[Verdict]:
-    verdicts = []
+    """One verdict per GPU, in the order of `gpus`."""
     taken: set[str] = set()  # ggml devices already matched to a GPU
-    for gpu in gpus:
-        backend, flags, needs = INSTALL[gpu.vendor] if gpu.vendor in INSTALL else ("Vulkan", "-DGGML_VULKAN=on", "")
-        if gpu.vendor == "amd" and system == "Linux" and gpu.compute_capability in ROCM_TARGETS:
-            backend, flags, needs = "ROCm", f"-DGGML_HIP=on -DAMDGPU_TARGETS={gpu.compute_capability}", "ROCm (hipcc)"
-        step = f"{install_command(flags, system)}  (needs {needs})" if needs else install_command(flags, system)
+    # discrete GPUs first: llama.cpp's Vulkan backend skips integrated GPUs when a discrete one is present
+    order = sorted(range(len(gpus)), key=lambda i: gpus[i].integrated)
+    claimed = {i: _claim(gpus[i], build, GPU_BACKENDS.get(gpus[i].vendor, ["Vulkan"]), taken) if build else None
+               for i in order}
+    verdicts = []
+    for i, gpu in enumerate(gpus):
+        backend, step = _next_step(gpu, system)
+        wanted = GPU_BACKENDS.get(gpu.vendor, ["Vulkan"])
         if build is None:
             verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE, "llama-cpp-python is not installed", step))
-            continue
-        wanted = GPU_BACKENDS.get(gpu.vendor, ["Vulkan"])
-        device = _claim(gpu, build, wanted, taken)
-        if device:
-            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {device.name}"))
+        elif claimed[i]:
+            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {claimed[i].name}"))
+        elif gpu.integrated and any(claimed.values()):
+            verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE,
+                                    "llama.cpp runs on the discrete GPU and leaves integrated ones alone"))
         elif any(build.has(b) for b in wanted):
             have = next(b for b in wanted if build.has(b))
             verdicts.append(Verdict(
-                gpu.name, "gpu", False, NOT_USABLE,
-                f"the build has {have} but found no {have} device for it", "check the GPU driver "
-                + ("(nvidia-smi must work)" if gpu.vendor == "nvidia" else "and its runtime (vulkaninfo)"),
+                gpu.name, "gpu", False, NOT_USABLE, f"the build has {have} but found no {have} device for it",
+                "check the GPU driver " + ("(nvidia-smi must work)" if gpu.vendor == "nvidia" else "and its runtime (vulkaninfo)"),
             ))
         else:
             only = ", ".join(sorted(build.backends)) or "CPU"
-            verdicts.append(Verdict(
-                gpu.name, "gpu", False, NOT_USABLE, f"this llama-cpp-python has no {backend} backend (it has {only})",
-                step,
-            ))
+            verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE,
+                                    f"this llama-cpp-python has no {backend} backend (it has {only})", step))
     return verdicts
 
 

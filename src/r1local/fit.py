@@ -1,0 +1,294 @@
+"""Will a model fit on this machine, how should it be loaded, and how fast will it be (estimates).
+
+A model is described by a ModelShape, made from a local GGUF's metadata (`ModelShape.from_gguf`)
+or from catalog architecture numbers before download (`ModelShape.from_arch`). `plan()` chooses
+n_gpu_layers, the context and threads for a Hardware; `best_model()` picks among candidates.
+
+Memory (what llama.cpp allocates):
+  weights   per-layer tensor bytes + token embeddings (always in RAM) + output head
+  KV cache  n_ctx x layers x kv_heads x (key_dim + value_dim) x bytes per element
+  compute   the graph's scratch buffer for one micro-batch (logits for n_ubatch tokens dominate)
+  reserve   the runtime itself (vocab tables, ggml contexts, Python)
+Speed: decode is bound by memory bandwidth (every weight is read once per token); prompt
+processing by compute (2 flops per parameter per token).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .hardware.model import GPU, GiB, Hardware
+
+MiB = 1024**2
+KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cache element
+N_UBATCH = 512  # the engine's micro-batch (compute buffer scales with it)
+RESERVE = 160 * MiB  # llama.cpp runtime + vocabulary tables, measured on R1-sized vocabularies
+GPU_RESERVE = 400 * MiB  # driver context and fragmentation on each GPU
+GPU_MARGIN = 0.95  # of free VRAM planned for: other apps' allocations move
+USEFUL_CTX = 8192  # below this, R1's reasoning gets cut; prefer shrinking offload over context
+MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
+# Fraction of peak bandwidth / compute llama.cpp reaches (calibrated by scripts/measure_fit_accuracy.py)
+CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
+CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
+CPU_GFLOPS_DEFAULT = 15.0
+GPU_FLOPS_EFF = 0.35
+TOKEN_OVERHEAD_S = 0.4e-3  # graph build + sampling per decoded token
+LAYER_OVERHEAD_S = 15e-6  # CPU thread synchronisation per layer per token
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The numbers the fit needs about one model file (bytes are tensor bytes in the file)."""
+
+    name: str
+    params: int
+    layers: int
+    kv_heads: int
+    key_dim: int
+    value_dim: int
+    embedding: int
+    vocab: int
+    trained_ctx: int
+    file_bytes: int
+    layer_bytes: int  # the largest layer's weights
+    embed_bytes: int  # token embeddings: llama.cpp keeps them in RAM
+    output_bytes: int  # output head + final norm: offloaded with the last layer
+    quant: str = ""
+    n_heads: int = 0
+
+    @classmethod
+    def from_gguf(cls, info: Any, name: str | None = None) -> ModelShape:
+        """From gguf_meta.read_gguf(path)."""
+        layers, _ = info.bytes_per_layer()
+        by_name = {t.name: t.n_bytes for t in info.tensors}
+        embed = by_name.get("token_embd.weight", 0)
+        # Tied embeddings: llama.cpp loads token_embd a second time as the (offloadable) output head
+        output = by_name.get("output.weight", embed) + by_name.get("output_norm.weight", 0)
+        return cls(
+            name=name or info.name or info.path.stem, params=info.parameter_count, layers=info.block_count or len(layers),
+            kv_heads=info.head_count_kv or 1, key_dim=info.key_length or 0, value_dim=info.value_length or 0,
+            embedding=info.embedding_length or 0, vocab=info.vocab_size or 0,
+            trained_ctx=info.context_length or config.DEFAULT_CTX, file_bytes=info.file_size,
+            layer_bytes=max(layers.values(), default=0), embed_bytes=embed, output_bytes=output,
+            quant=info.file_type, n_heads=info.head_count or 0,
+        )
+
+    @classmethod
+    def from_arch(
+        cls, name: str, *, params: int, layers: int, kv_heads: int, head_dim: int, embedding: int, vocab: int,
+        trained_ctx: int, file_bytes: int, quant: str = "", n_heads: int = 0,
+    ) -> ModelShape:
+        """From catalog numbers before download: the file's bytes are split between the embedding
+        tables (vocab x embedding each, at the file's average bytes per weight) and the layers."""
+        per_param = file_bytes / params
+        table = int(vocab * embedding * per_param)
+        layer = int(max(file_bytes - 2 * table, 0) / layers)
+        return cls(name, params, layers, kv_heads, head_dim, head_dim, embedding, vocab, trained_ctx, file_bytes,
+                   layer, table, table, quant, n_heads)
+
+    def kv_bytes_per_token(self, kv_type: str = "f16") -> float:
+        return self.layers * self.kv_heads * (self.key_dim + self.value_dim) * KV_BYTES[kv_type]
+
+    def compute_bytes(self, n_ctx: int) -> int:
+        """llama.cpp's compute buffer for one micro-batch: the logits (n_ubatch x vocab floats) and
+        the activations; attention scratch grows with the context."""
+        return int(N_UBATCH * 4 * (self.vocab + 8 * self.embedding) + N_UBATCH * n_ctx * 4 // 8)
+
+
+@dataclass
+class FitPlan:
+    model: str
+    n_gpu_layers: int  # as llama.cpp counts: layers + 1 means every layer and the output head
+    n_ctx: int  # per sequence
+    n_parallel: int
+    n_threads: int
+    device: str  # "RTX 4060 Laptop GPU", "2x RTX 3090", "CPU"
+    gpu_bytes: int  # estimated memory on the GPU(s)
+    cpu_bytes: int  # estimated RAM
+    decode_tps: float  # predicted tokens/s while generating (estimate)
+    prompt_tps: float  # predicted tokens/s while reading the prompt (estimate)
+    fits: bool
+    verdict: str  # "fits on GPU" | "partly on GPU" | "fits in RAM" | "too big"
+    reason: str
+    gpu_budget: int = 0  # the GPU memory the plan had to work with
+    details: dict[str, int] = field(default_factory=dict)  # weights / kv / compute per side
+
+    @property
+    def n_ctx_total(self) -> int:
+        return self.n_ctx * self.n_parallel
+
+    @property
+    def all_on_gpu(self) -> bool:
+        return self.verdict == "fits on GPU"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _gpu_budget(gpus: list[GPU], hw: Hardware) -> int:
+    total = 0
+    for g in gpus:
+        if g.integrated:
+            # shares RAM with the CPU side: whatever RAM is free, up to the driver's share
+            share = g.vram_total or hw.memory.usable_total // 2
+            total += min(share, hw.memory.available)
+        else:
+            free = g.vram_free if g.vram_free is not None else g.vram_total or 0
+            total += max(int(free * GPU_MARGIN) - GPU_RESERVE, 0)
+    return total
+
+
+def _device_name(gpus: list[GPU]) -> str:
+    names = [g.name.replace("NVIDIA ", "").replace("GeForce ", "") for g in gpus]
+    if len(names) > 1 and len(set(names)) == 1:
+        return f"{len(names)}x {names[0]}"
+    return " + ".join(names)
+
+
+def _cpu_gflops(hw: Hardware) -> float:
+    per_core = max((v for k, v in CPU_GFLOPS_PER_CORE.items() if k in hw.cpu.features), default=CPU_GFLOPS_DEFAULT)
+    return per_core * hw.cpu.threads
+
+
+def _gpu_spec(gpus: list[GPU]) -> tuple[float, float]:
+    """(bandwidth GB/s of the slowest GPU, summed TFLOPS) for the offloaded part."""
+    from .hardware import tables
+
+    bws, tflops = [], 0.0
+    for g in gpus:
+        spec = tables.lookup(tables.GPU_SPECS, g.name)
+        bw = g.bandwidth_gbs or (spec[0] if spec else 200.0)
+        bws.append(bw)
+        tflops += spec[1] if spec else bw / 20
+    return min(bws), tflops
+
+
+def _speeds(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past: int = 512) -> tuple[float, float]:
+    """(decode, prompt) tokens/s: bytes read per token over bandwidth for each side, plus overheads."""
+    on_gpu = min(n_gpu, shape.layers)
+    kv_tok = shape.kv_bytes_per_token() / shape.layers * n_past
+    gpu_read = on_gpu * (shape.layer_bytes + kv_tok) + (shape.output_bytes if n_gpu > shape.layers else 0)
+    cpu_read = (shape.layers - on_gpu) * (shape.layer_bytes + kv_tok) + (
+        shape.output_bytes if n_gpu <= shape.layers else 0
+    )
+    flops = 2.0 * shape.params
+    cpu_share = cpu_read / max(gpu_read + cpu_read, 1)
+    t = TOKEN_OVERHEAD_S + LAYER_OVERHEAD_S * (shape.layers - on_gpu)
+    t += max(cpu_read / (hw.cpu_bandwidth_gbs * 1e9 * CPU_BW_EFF), flops * cpu_share / (_cpu_gflops(hw) * 1e9))
+    prompt_t = flops * cpu_share / (_cpu_gflops(hw) * 1e9)
+    if gpus and on_gpu:
+        bw, tflops = _gpu_spec(gpus)
+        t += gpu_read / (bw * 1e9 * GPU_BW_EFF)
+        prompt_t += flops * (1 - cpu_share) / (tflops * 1e12 * GPU_FLOPS_EFF)
+    return 1.0 / t, 1.0 / max(prompt_t, 1e-9)
+
+
+def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
+    top = max(min(desired, shape.trained_ctx), 16)
+    ladder, ctx = [], top
+    while ctx >= config.MIN_CTX or not ladder:
+        ladder.append(ctx)
+        ctx //= 2
+    return ladder
+
+
+def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1) -> FitPlan:
+    """Choose how to load `shape` on `hardware`: all layers on the GPU(s) when they fit with margin,
+    else as many layers as fit; the context from desired_ctx down to config.MIN_CTX; threads =
+    physical (performance) cores. Every number is an estimate."""
+    desired = desired_ctx or config.DEFAULT_CTX
+    gpus = hardware.usable_gpus
+    budget = _gpu_budget(gpus, hardware)
+    unified = bool(gpus) and all(g.integrated for g in gpus)
+    ram = hardware.memory.available
+    kv_layer_tok = shape.kv_bytes_per_token() / shape.layers
+
+    def attempt(ctx: int, n_gpu: int) -> FitPlan | None:
+        total_ctx = -(-ctx * n_parallel // 256) * 256  # llama.cpp pads the cache to 256 cells
+        on_gpu = min(n_gpu, shape.layers)
+        compute = shape.compute_bytes(total_ctx)
+        gpu_w = on_gpu * shape.layer_bytes + (shape.output_bytes if n_gpu > shape.layers else 0)
+        gpu_kv = int(on_gpu * kv_layer_tok * total_ctx)
+        gpu = gpu_w + gpu_kv + (compute if on_gpu else 0) if gpus else 0
+        cpu_w = (shape.layers - on_gpu) * shape.layer_bytes + shape.embed_bytes + (
+            shape.output_bytes if n_gpu <= shape.layers and shape.output_bytes != shape.embed_bytes else 0
+        )
+        cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
+        cpu = cpu_w + cpu_kv + (compute if not on_gpu else compute // 8) + RESERVE
+        if gpu > budget or cpu + (gpu if unified else 0) > ram:
+            return None
+        decode, prompt = _speeds(shape, hardware, gpus, n_gpu)
+        if not on_gpu:
+            verdict, device = "fits in RAM", "CPU"
+        elif n_gpu > shape.layers:
+            verdict, device = "fits on GPU", _device_name(gpus)
+        else:
+            verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
+        return FitPlan(
+            shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
+            verdict, "", budget,
+            {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute},
+        )
+
+    ladder = _ctx_ladder(shape, desired)
+    if gpus:
+        for ctx in [c for c in ladder if c >= min(USEFUL_CTX, ladder[0])]:
+            if p := attempt(ctx, shape.layers + 1):
+                p.reason = f"all {shape.layers} layers fit in {budget / GiB:.1f} GB of GPU memory"
+                return p
+    for ctx in ladder:
+        for n_gpu in range(shape.layers if gpus else 0, -1, -1):
+            if p := attempt(ctx, n_gpu):
+                where = f"{n_gpu} of {shape.layers} layers on the GPU" if n_gpu else "on the CPU"
+                p.reason = (
+                    f"{where}; context {ctx}" + (f" (reduced from {ladder[0]})" if ctx < ladder[0] else "")
+                )
+                return p
+    need = shape.file_bytes + int(kv_layer_tok * shape.layers * ladder[-1]) + RESERVE
+    return FitPlan(
+        shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, 0.0, 0.0, False, "too big",
+        f"needs about {need / GiB:.1f} GB; {ram / GiB:.1f} GB of RAM and {budget / GiB:.1f} GB of GPU memory are free",
+        budget,
+    )
+
+
+@dataclass
+class Choice:
+    name: str
+    shape: ModelShape
+    plan: FitPlan
+
+
+def best_model(hardware: Hardware, candidates: list[tuple[str, ModelShape]], desired_ctx: int = 16384) -> Choice | None:
+    """The candidate to recommend: among plans that keep a useful context (>= 8k) at >= 5 tokens/s,
+    prefer all layers on a GPU, then the desired context, then the largest file (more parameters or
+    finer quantisation). When nothing is fast enough, the fastest that fits; None when nothing fits."""
+    plans = [Choice(name, s, plan(s, hardware, desired_ctx)) for name, s in candidates]
+    fitting = [c for c in plans if c.plan.fits]
+    if not fitting:
+        return None
+    good = [c for c in fitting
+            if c.plan.n_ctx >= min(USEFUL_CTX, c.shape.trained_ctx) and c.plan.decode_tps >= MIN_TOKENS_PER_S]
+    if not good:
+        return max(fitting, key=lambda c: c.plan.decode_tps)
+    return max(good, key=lambda c: (
+        c.plan.all_on_gpu, c.plan.n_ctx >= min(desired_ctx, c.shape.trained_ctx), c.shape.file_bytes, c.plan.decode_tps,
+    ))
+
+
+@functools.lru_cache(maxsize=16)
+def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int) -> FitPlan:
+    from .gguf_meta import read_gguf
+    from .hardware import detect_live
+
+    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel)
+
+
+def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1) -> FitPlan:
+    """The load settings for a local GGUF on this machine (live detection, cached per process)."""
+    path = Path(path)
+    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel)
