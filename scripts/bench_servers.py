@@ -1,0 +1,202 @@
+"""Start an OpenAI-compatible server, drive it with N concurrent streaming clients, stop it.
+
+The three peers (r1local serve, llama.cpp's llama-server, llama-cpp-python's server) get the same
+model file, thread count, context per slot and requests: distinct prompts of the same token count
+and a fixed number of greedy tokens each (end of sequence ignored), so all do equal work. Only
+loopback addresses are used; every loop is bounded in count and time; servers are always stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import httpx
+import psutil
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    argv: list[str]  # the command line, without the port
+    port_flag: str
+    ready_path: str  # GET it until 200
+    fixed_length: Callable[[int], dict]  # request fields that make it generate exactly n tokens
+
+
+def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path) -> list[Peer]:
+    py = sys.executable
+    return [
+        Peer(
+            "r1local",
+            [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
+             "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
+             "--ctx", str(ctx_per_slot)],
+            "--port", "/health", _ignore_eos,
+        ),
+        Peer(
+            "llama-server",
+            [str(peer_bin / "llama-server"), "-m", str(model), "--host", HOST, "-np", str(parallel),
+             "-c", str(ctx_per_slot * parallel), "-t", str(threads), "-tb", str(threads),
+             "--no-webui", "--log-disable"],
+            "--port", "/health", _ignore_eos,
+        ),
+        Peer(
+            "llama-cpp-python",
+            # interrupt_requests off: by default a new request cuts the running stream short.
+            [py, "-m", "llama_cpp.server", "--model", str(model), "--host", HOST,
+             "--n_ctx", str(ctx_per_slot), "--n_threads", str(threads),
+             "--n_threads_batch", str(threads), "--interrupt_requests", "False"],
+            "--port", "/v1/models", lambda n: {"min_tokens": n},  # its way to hold back EOS
+        ),
+    ]
+
+
+def _ignore_eos(_n: int) -> dict:
+    return {"ignore_eos": True}  # llama.cpp server's extension
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def peak_rss(pid: int) -> int:
+    """The process's resident-memory high-water mark (VmHWM), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return psutil.Process(pid).memory_info().rss
+
+
+@contextmanager
+def running(peer: Peer, *, start_timeout: float = 180.0, log: Path | None = None):
+    """Start the peer on a free loopback port; yield (base URL, pid); always stop it."""
+    port = free_port()
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen([*peer.argv, peer.port_flag, str(port)], stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{peer.name} exited with code {proc.returncode} while starting"
+                                   + (f" (log: {log})" if log else ""))
+            try:
+                if httpx.get(base + peer.ready_path, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{peer.name} was not ready after {start_timeout:.0f} s")
+            time.sleep(0.25)
+        yield base, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()
+
+
+@dataclass
+class RequestTiming:
+    start: float
+    ttft: float  # seconds to the first non-empty text
+    end: float
+    tokens: int
+
+
+@dataclass
+class LoadResult:
+    clients: int
+    requests: int
+    tokens: int
+    wall_s: float
+    tokens_per_s: float
+    ttft_p50_s: float
+    ttft_p95_s: float
+    short_requests: int  # requests that returned fewer tokens than asked (unequal work)
+    timings: list[RequestTiming] = field(default_factory=list, repr=False)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q) - 1]
+
+
+async def _one_request(client: httpx.AsyncClient, base: str, body: dict, timeout: float) -> RequestTiming:
+    start = time.perf_counter()
+    ttft = None
+    tokens = chunks = 0
+    finish = None
+    async with client.stream("POST", base + "/v1/completions", json=body, timeout=timeout) as resp:
+        if resp.status_code != 200:
+            detail = (await resp.aread()).decode(errors="replace")[:300]
+            raise RuntimeError(f"HTTP {resp.status_code} from {base}: {detail}")
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if chunk.get("usage"):
+                tokens = chunk["usage"].get("completion_tokens", tokens)
+            for choice in chunk.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
+                if choice.get("text"):
+                    chunks += 1
+                    if ttft is None:
+                        ttft = time.perf_counter() - start
+    end = time.perf_counter()
+    if not tokens:  # no usage sent: a "length" finish means every requested token came
+        tokens = body["max_tokens"] if finish == "length" else chunks
+    return RequestTiming(start, ttft if ttft is not None else end - start, end, tokens)
+
+
+async def _drive(base: str, prompts: list[list[str]], body: dict, timeout: float) -> list[RequestTiming]:
+    limits = httpx.Limits(max_connections=len(prompts) + 1)
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def client_loop(own: list[str]) -> list[RequestTiming]:
+            return [await _one_request(client, base, {**body, "prompt": p}, timeout) for p in own]
+
+        per_client = await asyncio.gather(*(client_loop(own) for own in prompts))
+    return [t for timings in per_client for t in timings]
+
+
+def load(base: str, peer: Peer, prompts: list[list[str]], *, max_tokens: int,
+         timeout: float = 600.0) -> LoadResult:
+    """len(prompts) concurrent clients, each sending its prompts one after another."""
+    body = {
+        "model": "bench", "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
+        "stream_options": {"include_usage": True}, **peer.fixed_length(max_tokens),
+    }
+    timings = asyncio.run(_drive(base, prompts, body, timeout))
+    wall = max(t.end for t in timings) - min(t.start for t in timings)
+    tokens = sum(t.tokens for t in timings)
+    ttfts = [t.ttft for t in timings]
+    return LoadResult(
+        clients=len(prompts), requests=len(timings), tokens=tokens, wall_s=wall,
+        tokens_per_s=tokens / wall, ttft_p50_s=percentile(ttfts, 50), ttft_p95_s=percentile(ttfts, 95),
+        short_requests=sum(t.tokens < max_tokens for t in timings), timings=timings,
+    )

@@ -1,0 +1,115 @@
+"""Build llama.cpp's `llama-bench` and `llama-server` from the very llama.cpp that our engine runs.
+
+The sources come from the llama-cpp-python sdist of the installed version (it vendors llama.cpp at
+the commit its wheel was built from), and the CPU flags match pip's build of it: llama.cpp's
+defaults, which mean GGML_NATIVE=ON (-march=native), OpenMP and a Release build. Binaries land in
+~/.cache/r1local-peers/<version>/bin; a second run finds them there and builds nothing.
+
+    python scripts/build_peers.py            # prints the bin directory
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+TARGETS = ("llama-bench", "llama-server")
+CACHE = Path(os.environ.get("R1LOCAL_PEERS_CACHE", Path.home() / ".cache" / "r1local-peers"))
+
+# Everything pip's build leaves at llama.cpp's defaults stays so; what we turn off is what these
+# two binaries do not need, or what would reach the network (curl, OpenSSL, the prebuilt web UI).
+CMAKE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=ON",
+    "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_UI=OFF",
+    "-DLLAMA_USE_PREBUILT_UI=OFF",
+)
+
+
+def installed_version() -> str:
+    return importlib.metadata.version("llama-cpp-python")
+
+
+def peer_dir(version: str | None = None) -> Path:
+    return CACHE / (version or installed_version())
+
+
+def binary(name: str, version: str | None = None) -> Path:
+    """Path of a built peer binary; raises FileNotFoundError with the command that builds it."""
+    path = peer_dir(version) / "bin" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `python scripts/build_peers.py` first")
+    return path
+
+
+def fetch_sources(root: Path, version: str) -> Path:
+    """Download the sdist (once) and extract only vendor/llama.cpp from it."""
+    src = root / "llama.cpp"
+    if (src / "CMakeLists.txt").exists():
+        return src
+    sdist_dir = root / "sdist"
+    sdist = next(sdist_dir.glob("llama_cpp_python-*.tar.gz"), None)
+    if sdist is None:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             f"llama-cpp-python=={version}", "-d", str(sdist_dir)],
+            check=True,
+        )
+        sdist = next(sdist_dir.glob("llama_cpp_python-*.tar.gz"))
+    prefix = f"llama_cpp_python-{version}/vendor/llama.cpp/"
+    staging = root / "llama.cpp.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    with tarfile.open(sdist) as archive:
+        members = []
+        for member in archive.getmembers():
+            if member.name.startswith(prefix):
+                member.name = member.name[len(prefix):]
+                members.append(member)
+        archive.extractall(staging, members=members, filter="data")
+    staging.rename(src)
+    return src
+
+
+def build(version: str, jobs: int) -> Path:
+    root = peer_dir(version)
+    bin_dir = root / "bin"
+    if all((bin_dir / t).exists() for t in TARGETS):
+        return bin_dir
+    src = fetch_sources(root, version)
+    build_dir = root / "build"
+    nice = ["nice", "-n", "10"]
+    subprocess.run(
+        [*nice, "cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *CMAKE_FLAGS],
+        check=True,
+    )
+    subprocess.run(
+        [*nice, "cmake", "--build", str(build_dir), "-j", str(jobs), "--target", *TARGETS],
+        check=True,
+    )
+    bin_dir.mkdir(exist_ok=True)
+    for target in TARGETS:
+        shutil.copy2(build_dir / "bin" / target, bin_dir / target)
+    return bin_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", help="llama-cpp-python version (default: the installed one)")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    args = parser.parse_args()
+    print(build(args.version or installed_version(), args.jobs))
+
+
+if __name__ == "__main__":
+    main()
