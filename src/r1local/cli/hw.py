@@ -16,18 +16,13 @@ from .app import command, out
 JSON_SCHEMA = 1  # docs/hw-json.md; bump only for incompatible changes
 
 
-def catalog_candidates() -> list[tuple[str, ModelShape]]:
-    """The models `hw` chooses among: every quantisation of every catalog distill."""
+def catalog_candidates() -> tuple[list[tuple[str, ModelShape]], dict[str, str]]:
+    """The models `hw` chooses among (every quantisation of every catalog distill), and the file
+    name people know each by ("DeepSeek-R1-Distill-Qwen-7B Q4_K_M")."""
     from .. import catalog
 
-    return [
-        (v.name, ModelShape.from_arch(
-            f"{d.file_prefix} {v.quant}", params=int(d.params_b * 1e9), layers=d.layers, kv_heads=d.kv_heads,
-            head_dim=d.head_dim, embedding=d.embedding, vocab=d.vocab, trained_ctx=d.context,
-            file_bytes=v.size_bytes, quant=v.quant, n_heads=d.heads,
-        ))
-        for d in catalog.load().distills for v in d.variants.values()
-    ]
+    variants = catalog.load().variants()
+    return [(v.name, v.shape) for v in variants], {v.name: f"{v.distill.file_prefix} {v.quant}" for v in variants}
 
 
 def _gb(n: int | None) -> str:
@@ -38,7 +33,7 @@ def _ctx(n: int) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
-def recommendation_line(choice: Choice | None, hw: Hardware) -> str:
+def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None = None) -> str:
     if choice is None:
         return (f"Nothing in the catalog fits: {_gb(hw.memory.available)} of RAM free"
                 + (f" and {_gb(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory." if hw.usable_gpus else "."))
@@ -50,7 +45,7 @@ def recommendation_line(choice: Choice | None, hw: Hardware) -> str:
                  f" ({p.gpu_bytes / GiB:.1f} GB), the rest on the CPU")
     else:
         where = f"on the CPU ({p.n_threads} threads, {p.cpu_bytes / GiB:.1f} of {hw.memory.usable_total / GiB:.0f} GB RAM)"
-    return (f"Best for this PC: {choice.shape.name}, {where}, {_ctx(p.n_ctx)} context, "
+    return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context, "
             f"about {p.decode_tps:.0f} tokens/s (estimate)  ->  r1local pull {choice.name}")
 
 
@@ -58,7 +53,7 @@ def _gpu_total(hw: Hardware) -> int:
     return sum(g.vram_total or 0 for g in hw.usable_gpus)
 
 
-def _print_report(hw: Hardware, choice: Choice | None) -> None:
+def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> None:
     system = Table(title="System", show_header=False, title_justify="left")
     system.add_row("OS", f"{hw.system} {hw.release}".strip())
     system.add_row("CPU", f"{hw.cpu.model} ({hw.cpu.arch})")
@@ -119,19 +114,19 @@ def _print_report(hw: Hardware, choice: Choice | None) -> None:
             if v.next_step:
                 out.print(f"      next: {v.next_step}", markup=False, style="dim")
     out.print()
-    out.print(f"[bold]{recommendation_line(choice, hw)}[/]")
+    out.print(recommendation_line(choice, hw, display), style="bold", markup=False)
     if choice:
         p = choice.plan
         out.print(f"  prompt reading about {p.prompt_tps:.0f} tokens/s; {p.reason} (estimates)", style="dim")
 
 
-def report_json(hw: Hardware, choice: Choice | None) -> dict:
+def report_json(hw: Hardware, choice: Choice | None, display: str | None) -> dict:
     return {
         "schema_version": JSON_SCHEMA,
         **hw.to_dict(),
         "recommendation": None if choice is None else {
-            "model": choice.name, "file": choice.shape.name, "quant": choice.shape.quant,
-            "line": recommendation_line(choice, hw), "plan": choice.plan.to_dict(),
+            "model": choice.name, "display_name": display, "quant": choice.shape.quant,
+            "line": recommendation_line(choice, hw, display), "plan": choice.plan.to_dict(),
         },
     }
 
@@ -148,10 +143,12 @@ def hw(
     hardware = detect(recorder or probe)
     if recorder:
         recorder.save(save_snapshot)
-    choice = best_model(hardware, catalog_candidates())
+    candidates, names = catalog_candidates()
+    choice = best_model(hardware, candidates)
+    display = names.get(choice.name) if choice else None
     if as_json:
-        out.print_json(json.dumps(report_json(hardware, choice)))
+        out.print_json(json.dumps(report_json(hardware, choice, display)))
     else:
-        _print_report(hardware, choice)
+        _print_report(hardware, choice, display)
         if save_snapshot:
             out.print(f"Snapshot saved to {save_snapshot}", style="dim")

@@ -1,0 +1,183 @@
+"""Hardware detection, replayed from snapshots of eight machines and run live on this one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from r1local.errors import UsageError
+from r1local.hardware import LiveProbe, RecordingProbe, ReplayProbe, detect
+from r1local.hardware.gpus import parse_nvidia_csv
+from r1local.hardware.llama_build import parse_system_info
+from r1local.hardware.model import GiB
+from r1local.hardware.verdicts import NOT_USABLE, USED
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def replay(name: str, **overrides):
+    data = json.loads((SNAPSHOTS / f"{name}.json").read_text())
+    for section, values in overrides.items():
+        data[section] = {**data.get(section, {}), **values}
+    return detect(ReplayProbe(data))
+
+
+def verdict(hw, device: str):
+    return next(v for v in hw.verdicts if v.device == device)
+
+
+def test_rtx4060_laptop():
+    hw = replay("nvidia-rtx4060-laptop")
+    assert hw.cpu.model == "13th Gen Intel(R) Core(TM) i7-13700H"
+    assert (hw.cpu.physical_cores, hw.cpu.logical_cores, hw.cpu.performance_cores) == (14, 20, 6)
+    assert hw.cpu.threads == 6 and "AVX_VNNI" in hw.cpu.features and "AVX512" not in hw.cpu.features
+    nv, igpu = hw.gpus
+    assert (nv.name, nv.vendor, nv.integrated, nv.source) == ("NVIDIA GeForce RTX 4060 Laptop GPU", "nvidia", False, "nvml")
+    assert nv.vram_total == 8188 * 1024**2 and nv.vram_free == 7892 * 1024**2
+    assert (nv.compute_capability, nv.driver, nv.bandwidth_gbs) == ("8.9", "550.54.14", 256)
+    assert (igpu.name, igpu.vendor, igpu.integrated) == ("Intel Iris Xe Graphics", "intel", True)
+    assert verdict(hw, nv.name).status == USED and "CUDA0" in verdict(hw, nv.name).why
+    assert hw.usable_gpus == [nv]
+    assert hw.build.backends["CUDA"]["ARCHS"] == "890" and hw.build.gpu_offload
+
+
+def test_dual_rtx3090_desktop_reads_nvidia_smi():
+    hw = replay("dual-rtx3090-desktop")
+    assert [g.source for g in hw.gpus] == ["nvidia-smi", "nvidia-smi"]
+    assert [g.vram_total for g in hw.gpus] == [24 * GiB, 24 * GiB]
+    assert [v.why for v in hw.verdicts] == ["llama.cpp drives it as CUDA0", "llama.cpp drives it as CUDA1"]
+    assert len(hw.usable_gpus) == 2
+    assert (hw.cpu.physical_cores, hw.cpu.logical_cores) == (16, 32)
+    assert {"AVX512", "AVX512_VNNI", "AVX512_BF16"} <= set(hw.cpu.features)
+    assert hw.memory.total == 67_108_864 * 1024 - 2 * GiB  # from /proc/meminfo
+
+
+def test_amd_desktop_discrete_radeon():
+    hw = replay("amd-radeon-desktop")
+    xtx, raphael = hw.gpus
+    assert (xtx.name, xtx.integrated, xtx.compute_capability) == ("AMD Radeon RX 7900 XTX", False, "gfx1100")
+    assert xtx.vram_total == 25_753_026_560 and xtx.vram_free == 25_753_026_560 - 1_288_490_188
+    assert raphael.integrated and raphael.compute_capability == "gfx1036"
+    assert verdict(hw, xtx.name).status == USED and "Vulkan0" in verdict(hw, xtx.name).why
+    v = verdict(hw, raphael.name)
+    assert v.status == NOT_USABLE and "discrete" in v.why and v.next_step is None
+
+
+def test_ryzen_ai_laptop():
+    hw = replay("ryzen-ai-laptop")
+    (igpu,) = hw.gpus
+    assert (igpu.name, igpu.integrated, igpu.compute_capability) == ("AMD Radeon 780M", True, "gfx1103")
+    assert igpu.vram_total == 16_378_880_000  # the GTT share of system RAM, not the 512 MB carve-out
+    (npu,) = hw.npus
+    assert (npu.vendor, npu.driver, npu.generation) == ("amd", "amdxdna", "XDNA (Phoenix / Hawk Point)")
+    gv, nv = verdict(hw, igpu.name), verdict(hw, npu.name)
+    assert gv.status == NOT_USABLE and "no Vulkan backend" in gv.why
+    # gfx1103 is not a ROCm target: the honest next step is Vulkan
+    assert gv.next_step.startswith('CMAKE_ARGS="-DGGML_VULKAN=on" pip install --force-reinstall')
+    assert nv.status == NOT_USABLE and "no backend for AMD XDNA" in nv.why
+    assert hw.usable_gpus == [] and not hw.build.gpu_offload
+
+
+def test_intel_core_ultra_laptop():
+    hw = replay("intel-core-ultra-laptop")
+    assert (hw.cpu.physical_cores, hw.cpu.logical_cores, hw.cpu.performance_cores) == (16, 22, 6)
+    (igpu,) = hw.gpus
+    assert (igpu.name, igpu.vendor, igpu.integrated, igpu.driver) == (
+        "Intel Arc Graphics (Meteor Lake)", "intel", True, "i915")
+    (npu,) = hw.npus
+    assert (npu.driver, npu.generation, npu.pci_id) == ("intel_vpu", "Meteor Lake NPU (NPU 3720)", "8086:7d1d")
+    assert "OpenVINO" in verdict(hw, npu.name).why
+    assert "GGML_VULKAN" in verdict(hw, igpu.name).next_step
+
+
+def test_apple_m3_pro():
+    hw = replay("apple-m3-pro")
+    assert (hw.system, hw.cpu.arch, hw.cpu.model) == ("Darwin", "arm64", "Apple M3 Pro")
+    assert (hw.cpu.physical_cores, hw.cpu.performance_cores, hw.cpu.threads) == (12, 6, 6)
+    assert hw.cpu.features == ["NEON", "DOTPROD", "I8MM", "FP16"]
+    (gpu,) = hw.gpus
+    assert gpu.integrated and gpu.vram_total == 28_991_029_248  # Metal's working-set budget from the build
+    assert verdict(hw, gpu.name).status == USED
+    (ane,) = hw.npus
+    assert ane.name == "Apple Neural Engine" and "does not use the Neural Engine" in verdict(hw, ane.name).why
+
+
+def test_apple_budget_without_build_info():
+    hw = replay("apple-m3-pro", calls={"llama_cpp.build": None})
+    assert hw.gpus[0].vram_total == int(36 * GiB * 2 / 3)
+    assert verdict(hw, hw.gpus[0].name).why == "llama-cpp-python is not installed"
+
+
+def test_snapdragon_x_elite_windows():
+    hw = replay("snapdragon-x-elite-windows")
+    assert (hw.system, hw.cpu.arch, hw.cpu.physical_cores) == ("Windows", "arm64", 12)
+    assert "X1E78100" in hw.cpu.model and hw.cpu.features == ["NEON", "DOTPROD", "I8MM"]
+    (gpu,) = hw.gpus
+    assert (gpu.vendor, gpu.integrated, gpu.source) == ("qualcomm", True, "cim")
+    (npu,) = hw.npus
+    assert (npu.vendor, npu.generation) == ("qualcomm", "Hexagon NPU")
+    assert "GGML_HEXAGON" in verdict(hw, npu.name).next_step
+    assert verdict(hw, gpu.name).next_step.startswith('$env:CMAKE_ARGS="-DGGML_OPENCL=on";')
+
+
+def test_container_limits():
+    hw = replay("container-2cpu-2gb")
+    assert (hw.cpu.logical_cores, hw.cpu.physical_cores, hw.cpu.threads) == (2, 2, 2)
+    assert hw.memory.total > 60 * GiB  # the host's RAM...
+    assert hw.memory.cgroup_limit == 2 * GiB and hw.memory.usable_total == 2 * GiB  # ...but 2 GB to use
+    assert hw.memory.available == 2 * GiB - 52_428_800
+    assert hw.gpus == [] and hw.npus == [] and hw.verdicts == []
+
+
+def test_cgroup_v1_limit_in_nested_group():
+    hw = replay("container-2cpu-2gb", files={
+        "/proc/self/cgroup": "4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n",
+        "/sys/fs/cgroup/memory.max": None, "/sys/fs/cgroup/cpu.max": None,
+        "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "4294967296\n",
+        "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "1073741824\n",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+    })
+    assert hw.memory.cgroup_limit == 4 * GiB and hw.memory.available == 3 * GiB
+    assert hw.cpu.logical_cores == 16  # no CPU quota in this variant
+
+
+def test_nvml_missing_falls_back_to_drm_listing():
+    hw = replay("nvidia-rtx4060-laptop", calls={"nvml": None})
+    names = [g.name for g in hw.gpus]
+    assert "NVIDIA GPU (10de:28e0)" in names  # still reported, memory unknown, rather than hidden
+
+
+def test_parse_system_info_sections():
+    info = "CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
+    assert parse_system_info(info) == {
+        "CUDA": {"ARCHS": "890", "USE_GRAPHS": "1"}, "CPU": {"SSE3": "1", "AVX2": "1", "OPENMP": "1"},
+    }
+
+
+def test_nvidia_csv_tolerates_missing_fields():
+    (gpu,) = parse_nvidia_csv("0, Tesla K80, 11441, 11380, 470.82.01, [N/A], 00000000:00:04.0, 2505\n", "nvidia-smi")
+    assert gpu.compute_capability is None and gpu.vram_total == 11441 * 1024**2
+    assert gpu.bandwidth_gbs is None  # unknown card, and nvidia-smi has no bus width
+
+
+def test_unknown_snapshot_format_is_refused(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"format": 99}')
+    with pytest.raises(UsageError, match="format 99"):
+        ReplayProbe.load(path)
+    path.write_text("not json")
+    with pytest.raises(UsageError, match="not a readable JSON snapshot"):
+        ReplayProbe.load(path)
+
+
+def test_live_record_and_replay_agree(tmp_path):
+    recorder = RecordingProbe(LiveProbe())
+    live = detect(recorder)
+    recorder.save(tmp_path / "me.json")
+    again = detect(ReplayProbe.load(tmp_path / "me.json"))
+    assert again.to_dict() == live.to_dict()
+    assert live.cpu.logical_cores >= 1 and live.memory.total > 0
+    saved = json.loads((tmp_path / "me.json").read_text())
+    assert saved["format"] == 1 and "/proc/cpuinfo" in saved["files"]
