@@ -84,12 +84,13 @@ def list_models(as_json: bool = JSON_OPT) -> None:
     if not models:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("NAME", "QUANT", "SIZE", "LAST USED", "PATH"):
-        table.add_column(column, no_wrap=column != "PATH")
-    for m in models:
-        table.add_row(m.name, m.quant or "?", store.human_size(m.size), _ago(m.last_used), str(m.path))
-    out.print(table)
+    # the paths are long (Hugging Face cache layout): each goes on its own line under its model
+    rows = [(m.name, m.quant or "?", store.human_size(m.size), _ago(m.last_used)) for m in models]
+    widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
+    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
+    for row, m in zip(rows, models):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        out.print(f"  {m.path}", style="dim")
 
 
 def _local_json(m: store.LocalModel) -> dict:

@@ -1,0 +1,208 @@
+"""pull / list / rm / models and `resolve` end to end: the CLI, the real huggingface_hub client,
+the loopback test hub serving the tiny R1 test model under a catalog name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from typer.testing import CliRunner
+
+from r1local import config, hardware, resolve, store
+from r1local.cli import app
+from r1local.errors import ModelNotFound, OfflineError, UsageError
+from r1local.gguf_meta import read_gguf
+from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
+
+REPO = "r1local-test/Tiny-R1-GGUF"
+FILE = "Tiny-R1-F16.gguf"
+runner = CliRunner()
+
+
+@pytest.fixture
+def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
+    """The test hub serving the tiny model as r1:tiny-f16, next to a 70B that fits nowhere small."""
+    info = read_gguf(tiny_model)
+    toml = tmp_path / "catalog.toml"
+    toml.write_text(f"""
+default_quant = "F16"
+quant_order = ["Q8_0", "F16"]
+
+[[model]]
+name = "tiny"
+file_prefix = "Tiny-R1"
+repo = "{REPO}"
+arch = "qwen2"
+params_b = {info.parameter_count / 1e9}
+layers = {info.block_count}
+embedding = {info.embedding_length}
+heads = {info.head_count}
+kv_heads = {info.head_count_kv}
+head_dim = {info.key_length}
+vocab = {info.vocab_size}
+context = {info.context_length}
+quants = {{ F16 = {info.file_size / 1e9} }}
+
+[[model]]
+name = "70b"
+file_prefix = "Big"
+repo = "r1local-test/Big-GGUF"
+arch = "llama"
+params_b = 70.55
+layers = 80
+embedding = 8192
+heads = 64
+kv_heads = 8
+head_dim = 128
+vocab = 128256
+context = 131072
+quants = {{ Q4_K_M = 42.52 }}
+""")
+    monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
+    hub.add(REPO, {FILE: tiny_model.read_bytes()})
+    return hub
+
+
+def small_pc() -> Hardware:
+    """A laptop with 16 GB of RAM and a 6 GB GPU: the tiny model fits, a 70B does not."""
+    return Hardware("Linux", "6.8", CPU("test cpu", "x86_64", 8, 16, features=["AVX2"]), Memory(16 * GiB, 12 * GiB),
+                    gpus=[GPU("RTX 3060 Laptop", "nvidia", False, 6 * GiB, 6 * GiB)],
+                    verdicts=[Verdict("RTX 3060 Laptop", "gpu", True, "used by this build", "")])
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_pull_list_rm(tiny_hub, tiny_model):
+    result = cli("pull", "r1:tiny")
+    assert result.exit_code == 0, result.output
+    path = Path(result.stdout.strip())
+    assert path.read_bytes() == tiny_model.read_bytes()
+    assert "r1:tiny-f16 is already downloaded" in cli("pull", "r1:tiny-f16").stderr
+
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [(m["name"], m["quant"], m["size"], m["path"]) for m in listed] == [
+        ("r1:tiny-f16", "F16", tiny_model.stat().st_size, str(path))]
+    assert listed[0]["last_used"] is None
+    resolve.resolve("r1:tiny", allow_paths=False)
+    assert json.loads(cli("list", "--json").stdout)[0]["last_used"] > time.time() - 60
+    assert "r1:tiny-f16" in cli("list").stdout
+
+    result = cli("rm", "r1:tiny")
+    assert result.exit_code == 0 and "Removed r1:tiny-f16 (45.0 MB freed)" in result.stdout
+    assert json.loads(cli("list", "--json").stdout) == []
+    assert not any(config.hf_cache().rglob("*.gguf"))
+
+
+def test_hub_references_pull_by_quant_and_by_file(tiny_hub):
+    result = cli("pull", f"hf.co/{REPO}:F16")
+    assert result.exit_code == 0, result.output
+    assert cli("pull", f"{REPO}/{FILE}").stderr.count("already downloaded") == 1
+    assert resolve.installed_matches(f"hf.co/{REPO}")[0].name == "r1:tiny-f16"
+
+
+def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
+    tiny_hub.add("meta/Gated-GGUF", {"Gated-Q4_K_M.gguf": b"GGUF" * 1000}, gated=True)
+    cases = [
+        (["pull", "r1:9b"], 3, "r1:9b is not in the catalog"),
+        (["pull", "r1:tiny-q2_k"], 3, "r1:tiny has no Q2_K file"),
+        (["pull", "nobody/Nothing/x.gguf"], 3, "nobody/Nothing was not found on the Hub"),
+        (["pull", f"{REPO}/Tiny-R1-Q2_K.gguf"], 3, "Tiny-R1-Q2_K.gguf is not in r1local-test/Tiny-R1-GGUF"),
+        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], 8, "meta/Gated-GGUF is gated"),
+        (["rm", "r1:tiny"], 2, "r1:tiny is not downloaded"),
+    ]
+    for args, code, message in cases:
+        result = cli(*args)
+        assert (result.exit_code, message) == (code, message) and message in result.stderr, result.stderr
+    assert "HF_TOKEN" in cli("pull", "hf.co/meta/Gated-GGUF:Q4_K_M").stderr
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert cli("pull", "hf.co/meta/Gated-GGUF:Q4_K_M").exit_code == 0
+
+
+def test_corrupt_download_fails_cleanly(tiny_hub):
+    tiny_hub.repos[REPO].faults[FILE] = Fault(corrupt=True)
+    result = cli("pull", "r1:tiny")
+    assert result.exit_code == 8 and "failed verification" in result.stderr
+    assert json.loads(cli("list", "--json").stdout) == []
+
+
+def test_resolve_asks_before_downloading(tiny_hub, tmp_path):
+    with pytest.raises(ModelNotFound, match="r1:tiny-f16 is not downloaded") as info:
+        resolve.resolve("r1:tiny", allow_paths=True)
+    assert info.value.hint == "Download it first: r1local pull r1:tiny-f16"
+    questions: list[str] = []
+    with pytest.raises(UsageError, match="was not downloaded"):
+        resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: questions.append(q))
+    assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (45.0 MB)?"]
+    assert tiny_hub.gets(FILE) == []
+    path = resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: True)
+    assert path.name == FILE and len(tiny_hub.gets(FILE)) == 1
+    # a path is a model only where paths are allowed
+    assert resolve.resolve(str(path), allow_paths=True) == path.resolve()
+    with pytest.raises(ModelNotFound):
+        resolve.resolve(str(path), allow_paths=False)
+
+
+def test_offline_present_model_never_touches_the_network(tiny_hub, monkeypatch):
+    assert cli("pull", "r1:tiny").exit_code == 0
+    seen = len(tiny_hub.requests)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert resolve.resolve("r1:tiny", allow_paths=False).is_file()
+    assert resolve.resolve("r1", allow_paths=False).name == FILE  # offline, plain r1 = best one you have
+    assert cli("list").exit_code == 0 and cli("pull", "r1:tiny").exit_code == 0
+    result = cli("pull", "r1:70b")
+    assert result.exit_code == 9 and "HF_HUB_OFFLINE=1 forbids downloading it" in result.stderr
+    with pytest.raises(OfflineError):
+        resolve.resolve("r1:70b", allow_paths=False, pull_if_missing=True)
+    assert len(tiny_hub.requests) == seen
+
+
+def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
+    monkeypatch.setattr(hardware, "detect_live", small_pc)
+    path = resolve.resolve("r1", allow_paths=False, pull_if_missing=True)
+    assert path.name == FILE
+    rows = {r["name"]: r for r in json.loads(cli("models", "--json").stdout)}
+    assert rows["r1:tiny-f16"]["verdict"] == "fits on GPU" and rows["r1:tiny-f16"]["recommended"]
+    assert rows["r1:tiny-f16"]["downloaded"] and rows["r1:tiny-f16"]["decode_tps"] > 0
+    assert rows["r1:70b-q4_k_m"]["verdict"] == "too big" and not rows["r1:70b-q4_k_m"]["downloaded"]
+    table = cli("models").stdout
+    assert "r1:tiny-f16" in table and "too big" in table
+
+
+def test_not_enough_disk(tiny_hub, monkeypatch):
+    monkeypatch.setattr(store, "free_space", lambda path: 10_000_000)
+    result = cli("pull", "r1:tiny")
+    assert result.exit_code == 8 and "Not enough disk space: the download needs 45.0 MB" in result.stderr
+    assert tiny_hub.gets(FILE) == []
+
+
+def test_ctrl_c_then_pull_again_resumes(tiny_hub, tiny_model):
+    # http_get writes whole 10 MB chunks: stall the transfer after 12 MB, interrupt, pull again
+    tiny_hub.repos[REPO].faults[FILE] = fault = Fault(stall_after=12 * 1024 * 1024)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-c", "from r1local.cli import main; main()", "pull", "r1:tiny"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    blobs = config.hf_cache() / "models--r1local-test--Tiny-R1-GGUF" / "blobs"
+    deadline = time.time() + 30
+    while not any(p.stat().st_size for p in blobs.glob("*.incomplete")) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+    fault.release.set()
+    (partial,) = blobs.glob("*.incomplete")
+    done = partial.stat().st_size
+    assert proc.returncode != 0 and done > 0
+
+    tiny_hub.repos[REPO].faults.clear()
+    result = cli("pull", "r1:tiny")
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()).read_bytes() == tiny_model.read_bytes()
+    assert tiny_hub.gets(FILE)[-1].headers["range"] == f"bytes={done}-"
