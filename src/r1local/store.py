@@ -277,8 +277,8 @@ def _fetch(target: Target, storage: Path, commit: str, f: RemoteFile, progress: 
         pointer.unlink(missing_ok=True)
         try:
             pointer.symlink_to(os.path.relpath(blob, pointer.parent))
-        except OSError:  # no symlinks (Windows without developer mode): keep the file itself
-            shutil.copyfile(blob, pointer)
+        except OSError:  # no symlinks (Windows without developer mode): the file itself moves
+            os.replace(blob, pointer)
 
 
 def _download(target: Target, commit: str, f: RemoteFile, partial: Path, progress: type) -> None:
