@@ -1,0 +1,66 @@
+"""`serve`: the OpenAI- and Ollama-compatible local API."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Optional
+
+import typer
+
+from .. import config
+from ..errors import UsageError
+from ..resolve import resolve
+from .app import command, err
+from .run import CTX_OPT, GPU_OPT, THREADS_OPT
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@command()
+def serve(
+    models: Optional[list[str]] = typer.Argument(
+        None, help="Models to load at start: catalog names (r1:7b) or .gguf paths (served by file stem)."),
+    host: str = typer.Option(config.DEFAULT_HOST, "--host", help="Address to bind; 0.0.0.0 exposes the API to the network."),
+    port: int = typer.Option(config.DEFAULT_PORT, "--port"),
+    parallel: int = typer.Option(4, "--parallel", min=1, help="Requests generated at once per model (slots)."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", min=0,
+                                            help="Requests waiting beyond the slots before 503 (default 4 per slot)."),
+    ctx: Optional[int] = CTX_OPT,
+    threads: Optional[int] = THREADS_OPT,
+    gpu_layers: Optional[int] = GPU_OPT,
+    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
+    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow browser pages from this origin (repeatable)."),
+    keep_alive: str = typer.Option("5m", "--keep-alive", help="Unload a model idle this long (30s, 5m, 1h; -1 never)."),
+    max_loaded: int = typer.Option(1, "--max-loaded", min=1, help="Models held in memory at once (least recently used leaves)."),
+    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, help="Largest request body in bytes."),
+) -> None:
+    """Serve the OpenAI (/v1) and Ollama (/api) APIs on this machine."""
+    import uvicorn  # the server stack loads only for this command
+
+    from ..server import ServerSettings, create_app
+    from ..server.duration import parse_duration
+
+    keep_alive_s = parse_duration(keep_alive)
+    if keep_alive_s == 0:
+        raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
+    names = list(models or [])
+    for name in names:  # fail before binding the port when a model is missing
+        resolve(name, allow_paths=True)
+    key = api_key or config.api_key()
+    if not _is_loopback(host) and not key:
+        err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
+                  "Set --api-key or R1LOCAL_API_KEY.", style="yellow", markup=False)
+    settings = ServerSettings(
+        models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
+        n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
+        keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body,
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,69 @@
+"""The app factory: one FastAPI app per call, owning its models, metrics and settings
+(no module globals, so tests and embedders can run several side by side)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from .. import __version__
+from ..hardware import Hardware
+from . import errors, ollama, openai
+from .manager import ModelManager
+from .metrics import CONTENT_TYPE, CountErrors, Metrics
+from .security import APIKeyAuth, BodyLimit
+from .settings import ServerSettings
+from .state import ServerState
+
+
+def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | None = None) -> FastAPI:
+    """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
+    manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
+    state = ServerState(settings, manager, Metrics(manager))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # command-line models load in the background: /health answers 503 until they are in
+        starting = asyncio.create_task(manager.start())
+        try:
+            yield
+        finally:
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            await manager.stop()
+
+    app = FastAPI(title="r1local", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.r1local = state
+    errors.install(app, settings.retry_after_s)
+    app.include_router(openai.router())
+    app.include_router(ollama.router())
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        body = {"status": "ok" if manager.ready else "loading", "loading": manager.loading,
+                "models": [entry.name for entry in manager.loaded()]}
+        return JSONResponse(body, status_code=200 if manager.ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/")
+    async def root() -> PlainTextResponse:
+        return PlainTextResponse("r1local is running")  # Ollama clients probe / for this line
+
+    # outermost last: CORS answers preflights and decorates every response, errors included
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(APIKeyAuth, api_key=settings.api_key)
+    app.add_middleware(CountErrors, metrics=state.metrics)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST", "OPTIONS"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app

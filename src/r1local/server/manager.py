@@ -1,0 +1,196 @@
+"""The models the server holds: loaded on demand by name, shared by every request through the
+engine's continuous batch, unloaded after their keep-alive, at most `max_loaded` at once with the
+least recently used idle one evicted first, and never loaded past what memory holds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine.model import Model, default_gpu_layers
+from ..errors import Overloaded, R1Error
+from ..fit import FitPlan
+from ..hardware import Hardware
+from . import memory, resolve
+from .settings import ServerSettings
+
+log = logging.getLogger("r1local.server")
+
+KEEP = object()  # release() sentinel: keep the model's current keep-alive
+
+
+@dataclass
+class Entry:
+    name: str
+    model: Model
+    size_bytes: int
+    keep_alive_s: float | None  # None: never unload
+    gpu_layers: int  # -1: all
+    last_used: float = field(default_factory=time.time)
+    active: int = 0  # requests holding a lease
+
+    @property
+    def expires_at(self) -> float | None:
+        if self.keep_alive_s is None:
+            return None
+        return self.last_used + self.keep_alive_s
+
+
+class Lease:
+    """One request's hold on a loaded model; release it exactly once, when the response ends."""
+
+    def __init__(self, manager: ModelManager, entry: Entry) -> None:
+        self._manager = manager
+        self.entry = entry
+        self.model: Model = entry.model
+        self._released = False
+
+    def release(self, keep_alive_s: float | None | object = KEEP) -> None:
+        if not self._released:
+            self._released = True
+            self._manager._release(self.entry, keep_alive_s)
+
+
+class ModelManager:
+    def __init__(self, settings: ServerSettings, *, load: Callable[..., Model] = Model.load,
+                 hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
+        self.settings = settings
+        self._load_model = load
+        self._hardware = hardware
+        self._entries: OrderedDict[Path, Entry] = OrderedDict()  # least recently used first
+        self._registered: dict[str, Path] = {}  # command-line models, by name or file stem
+        self._resolved: dict[str, Path] = {}  # names requests used, resolved once through the store
+        self._load_lock = asyncio.Lock()  # one load at a time: loads compete for the same memory
+        self._wake = asyncio.Event()
+        self._reaper: asyncio.Task | None = None
+        self.ready = False
+
+    # -- lifecycle --
+    async def start(self) -> None:
+        """Load the command-line models (paths allowed there), then reap idle models until stopped."""
+        self._reaper = asyncio.create_task(self._reap_forever())
+        try:
+            for name in self.settings.models:
+                path = resolve.local_path(name, allow_paths=True)
+                alias = path.stem if Path(name).expanduser().is_file() else name
+                self._registered[alias] = path
+                (await self.acquire(alias)).release()
+        except R1Error as error:  # the server stays up for the models that can load
+            log.error("could not load a command-line model: %s", error)
+        finally:
+            self.ready = True
+
+    async def stop(self) -> None:
+        if self._reaper:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+        for path in list(self._entries):
+            await self._unload(path)
+
+    @property
+    def loading(self) -> bool:
+        return self._load_lock.locked()
+
+    # -- requests --
+    async def acquire(self, name: str) -> Lease:
+        """Resolve `name` through the command-line models, the catalog and the local store (never
+        an arbitrary path), load it if needed, and hold it until the lease is released."""
+        path = self._path_of(name)
+        entry = self._entries.get(path)
+        if entry is None:
+            async with self._load_lock:
+                entry = self._entries.get(path) or await self._load(name, path)
+        self._entries.move_to_end(path)
+        entry.active += 1
+        return Lease(self, entry)
+
+    def _path_of(self, name: str) -> Path:
+        path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
+        if path is None:
+            path = self._resolved.get(name) or resolve.local_path(name, allow_paths=False)
+            self._resolved[name] = path
+        return path
+
+    def _release(self, entry: Entry, keep_alive_s: float | None | object) -> None:
+        entry.active -= 1
+        entry.last_used = time.time()
+        if keep_alive_s is not KEEP:
+            entry.keep_alive_s = keep_alive_s  # type: ignore[assignment]
+        self._wake.set()  # a keep_alive of 0 unloads now
+
+    def unload(self, name: str) -> None:
+        """Ollama's keep_alive 0 on an empty request: unload now, or as soon as the model is idle."""
+        entry = self._entries.get(self._path_of(name))
+        if entry is not None:
+            entry.keep_alive_s = 0
+            self._wake.set()
+
+    def loaded(self) -> list[Entry]:
+        return list(self._entries.values())
+
+    def registered(self) -> dict[str, Path]:
+        return dict(self._registered)
+
+    # -- loading and eviction --
+    async def _load(self, name: str, path: Path) -> Entry:
+        load_plan = await self._make_room(path)
+        s = self.settings
+        n_ctx = load_plan.n_ctx if load_plan else s.ctx
+        gpu_layers = s.n_gpu_layers if s.n_gpu_layers is not None else (
+            load_plan.n_gpu_layers if load_plan else default_gpu_layers())
+        log.info("loading %s from %s (context %s, %s GPU layers)", name, path, n_ctx, gpu_layers)
+        model = await asyncio.to_thread(
+            self._load_model, path, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
+            n_gpu_layers=gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
+        )
+        entry = Entry(name, model, path.stat().st_size, s.keep_alive_s, gpu_layers)
+        self._entries[path] = entry
+        return entry
+
+    async def _make_room(self, path: Path) -> FitPlan | None:
+        """Evict idle models, least recently used first, until one more is allowed and (when
+        checking memory) the fit says it fits; its plan then sets the context and GPU layers."""
+        while len(self._entries) >= self.settings.max_loaded:
+            if not await self._evict_idle():
+                raise Overloaded(f"{len(self._entries)} models are loaded (--max-loaded) and every one is busy.",
+                                 "Retry when a request finishes, or start the server with a larger --max-loaded.")
+        if not self.settings.check_memory:
+            return None
+        while not (load_plan := await asyncio.to_thread(memory.plan, path, self.settings, self._hardware())).fits:
+            if not await self._evict_idle():
+                raise memory.refusal(path, load_plan)
+        return load_plan
+
+    async def _evict_idle(self) -> bool:
+        """Unload the least recently used model no request holds; False when every one is busy."""
+        idle = [p for p, e in self._entries.items() if e.active == 0]
+        if idle:
+            await self._unload(idle[0])
+        return bool(idle)
+
+    async def _unload(self, path: Path) -> None:
+        entry = self._entries.pop(path)
+        log.info("unloading %s", entry.name)
+        await asyncio.to_thread(entry.model.close)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            now = time.time()
+            for path, entry in list(self._entries.items()):
+                expires = entry.expires_at
+                if entry.active == 0 and expires is not None and expires <= now and path in self._entries:
+                    await self._unload(path)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_expiry(now))
+            except asyncio.TimeoutError:
+                pass
+
+    def _next_expiry(self, now: float) -> float:
+        times = [e.expires_at for e in self._entries.values() if e.active == 0 and e.expires_at is not None]
+        return max(0.05, min(times, default=now + 60) - now)

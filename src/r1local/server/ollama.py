@@ -1,0 +1,223 @@
+"""Ollama-compatible routes: /api/chat, /api/generate (NDJSON streams), /api/tags, /api/ps,
+/api/show, /api/pull, /api/version; keep_alive per request as Ollama defines it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from .. import __version__
+from ..engine.events import ContentDelta, Done, ReasoningDelta
+from ..errors import R1Error
+from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
+from .duration import parse_duration
+from .grammar import json_grammar
+from .manager import Entry
+from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
+from .pull import pull_events, pull_target
+from .resolve import available_models, local_path
+from .state import ServerState, get_state
+from .turn import Turn, TurnResponse, start_turn
+
+FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
+NDJSON = "application/x-ndjson"
+
+
+def now_iso(ts: float | None = None) -> str:
+    moment = datetime.fromtimestamp(ts if ts is not None else time.time(), tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def digest(path: Path) -> str:
+    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes)."""
+    st = path.stat()
+    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+
+
+def details(info: GGUFInfo) -> dict:
+    billions = info.parameter_count / 1e9
+    return {
+        "parent_model": "", "format": "gguf", "family": info.architecture,
+        "families": [info.architecture],
+        "parameter_size": f"{billions:.1f}B" if billions >= 0.1 else f"{info.parameter_count / 1e6:.0f}M",
+        "quantization_level": info.file_type,
+    }
+
+
+def keep_alive_of(body: GenerateBase, state: ServerState) -> float | None:
+    """Ollama semantics: each request sets the model's keep-alive; unset means the server default."""
+    return state.settings.keep_alive_s if body.keep_alive is None else parse_duration(body.keep_alive)
+
+
+def grammar_of(body: GenerateBase) -> str | None:
+    if not body.format:
+        return None
+    return json_grammar(body.format if isinstance(body.format, dict) else None, "format")
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/api/version")
+    async def version() -> dict:
+        return {"version": __version__}
+
+    @api.get("/api/tags")
+    async def tags(request: Request) -> dict:
+        models = []
+        for name, path in available_models(get_state(request).manager).items():
+            info = read_gguf(path, require_complete=False)
+            models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
+                           "size": path.stat().st_size, "digest": digest(path), "details": details(info)})
+        return {"models": models}
+
+    @api.get("/api/ps")
+    async def ps(request: Request) -> dict:
+        return {"models": [_running(entry) for entry in get_state(request).manager.loaded()]}
+
+    @api.post("/api/show")
+    async def show(body: NamedRequest, request: Request) -> dict:
+        name = body.model_name
+        path = get_state(request).manager.registered().get(name) or local_path(name, allow_paths=False)
+        info = read_gguf(path, require_complete=False)
+        thinking = "<think>" in (info.chat_template or "")
+        return {
+            "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
+            "parameters": "temperature 0.6\ntop_p 0.95", "details": details(info),
+            "model_info": {k: v for k, v in info.metadata.items()
+                           if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"},
+            "capabilities": ["completion", "thinking"] if thinking else ["completion"],
+            "modified_at": now_iso(path.stat().st_mtime),
+        }
+
+    @api.post("/api/pull")
+    async def pull(body: NamedRequest):
+        events = pull_events(await asyncio.to_thread(pull_target, body.model_name))
+        if body.stream:
+            return _ndjson_stream(events)
+        async for last in events:
+            pass
+        return last
+
+    @api.post("/api/chat")
+    async def chat(body: ChatRequest, request: Request):
+        if not body.messages:
+            return await _load_or_unload(body, request)
+        grammar = grammar_of(body)
+        return await _generate(body, request, "message", lambda model: model.chat(
+            body.engine_messages(), think=body.thinking(), params=body.sampling(model.n_ctx, grammar)))
+
+    @api.post("/api/generate")
+    async def generate(body: GenerateRequest, request: Request):
+        if not body.prompt:
+            return await _load_or_unload(body, request)
+        grammar = grammar_of(body)
+        if body.raw:
+            submit = lambda model: model.complete(body.prompt, params=body.sampling(model.n_ctx, grammar))  # noqa: E731
+        else:
+            submit = lambda model: model.chat(  # noqa: E731
+                body.engine_messages(), think=body.thinking(), params=body.sampling(model.n_ctx, grammar))
+        return await _generate(body, request, "response", submit)
+
+    return api
+
+
+def _running(entry: Entry) -> dict:
+    info = entry.model.info
+    expires = entry.expires_at
+    if entry.active and entry.keep_alive_s is not None:
+        expires = time.time() + entry.keep_alive_s
+    return {
+        "name": entry.name, "model": entry.name, "size": entry.size_bytes,
+        "size_vram": entry.size_bytes if entry.gpu_layers else 0,  # all or nothing: an estimate
+        "digest": digest(entry.model.path), "details": details(info),
+        "expires_at": FOREVER if expires is None else now_iso(expires),
+        "context_length": entry.model.n_ctx,
+    }
+
+
+async def _load_or_unload(body: GenerateBase, request: Request) -> dict:
+    """Ollama's empty request: load the model (or, with keep_alive 0, unload it) and say which."""
+    state = get_state(request)
+    keep_alive = keep_alive_of(body, state)
+    field = "message" if isinstance(body, ChatRequest) else "response"
+    empty = {"role": "assistant", "content": ""} if field == "message" else ""
+    if keep_alive == 0:
+        state.manager.unload(body.model)
+        reason = "unload"
+    else:
+        (await state.manager.acquire(body.model)).release(keep_alive)
+        reason = "load"
+    return {"model": body.model, "created_at": now_iso(), field: empty, "done": True, "done_reason": reason}
+
+
+async def _generate(body: GenerateBase, request: Request, field: str, submit):
+    state = get_state(request)
+    turn = await start_turn(state, body.model, submit, api="ollama", keep_alive_s=keep_alive_of(body, state))
+    if body.stream:
+        return TurnResponse(_chunks(turn, request, field), turn, NDJSON)
+    result = await turn.result(request)
+    if result.done is None or result.done.finish_reason == "error":
+        reason = result.done.error if result.done else "no result"
+        return JSONResponse({"error": f"Generation failed: {reason}."}, status_code=500)
+    return _final(turn, result.done, field, _piece(field, result.content, result.reasoning))
+
+
+def _piece(field: str, content: str, thinking: str | None) -> dict:
+    if field == "message":
+        message = {"role": "assistant", "content": content}
+        if thinking:
+            message["thinking"] = thinking
+        return {"message": message}
+    return {"response": content, **({"thinking": thinking} if thinking else {})}
+
+
+def _final(turn: Turn, done: Done, field: str, piece: dict) -> dict:
+    t = done.timings
+    prompt_s = done.usage.prompt_tokens / t.prompt_tokens_per_s if t.prompt_tokens_per_s else 0.0
+    eval_s = done.usage.completion_tokens / t.generation_tokens_per_s if t.generation_tokens_per_s else 0.0
+    ns = lambda seconds: int(seconds * 1e9)  # noqa: E731
+    return {
+        "model": turn.model_name, "created_at": now_iso(), **piece, "done": True,
+        "done_reason": "stop" if done.finish_reason == "cancelled" else done.finish_reason,
+        "total_duration": ns(time.monotonic() - turn.started), "load_duration": ns(turn.load_s),
+        "prompt_eval_count": done.usage.prompt_tokens, "prompt_eval_duration": ns(prompt_s),
+        "eval_count": done.usage.completion_tokens, "eval_duration": ns(eval_s),
+    }
+
+
+async def _chunks(turn: Turn, request: Request, field: str) -> AsyncIterator[str]:
+    async for event in turn.events(request):
+        if isinstance(event, ContentDelta):
+            piece = _piece(field, event.text, None)
+        elif isinstance(event, ReasoningDelta):
+            piece = _piece(field, "", event.text)
+        elif event.finish_reason == "error":
+            piece = {"error": f"Generation failed: {event.error or 'engine error'}."}
+        else:
+            yield json.dumps(_final(turn, event, field, _piece(field, "", None))) + "\n"
+            continue
+        if "error" in piece:
+            yield json.dumps(piece) + "\n"
+            break
+        yield json.dumps({"model": turn.model_name, "created_at": now_iso(), **piece, "done": False}) + "\n"
+
+
+def _ndjson_stream(events: AsyncIterator[dict]) -> StreamingResponse:
+    async def lines() -> AsyncIterator[str]:
+        try:
+            async for event in events:
+                yield json.dumps(event) + "\n"
+        except R1Error as error:  # headers are gone: the error becomes the last line
+            yield json.dumps({"error": str(error)}) + "\n"
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+

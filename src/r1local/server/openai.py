@@ -1,0 +1,150 @@
+"""OpenAI-compatible routes: /v1/models, /v1/chat/completions, /v1/completions (SSE or JSON)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from ..engine.events import ContentDelta, Done, ReasoningDelta, Result, Usage
+from ..errors import R1Error
+from .errors import error_payload
+from .grammar import json_grammar
+from .openai_schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
+from .resolve import available_models
+from .state import get_state
+from .turn import Turn, TurnResponse, start_turn
+
+FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
+
+
+def usage_json(usage: Usage) -> dict:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def sse(data: dict | str) -> str:
+    return f"data: {data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def engine_error(done: Done) -> R1Error:
+    return R1Error(f"Generation failed: {done.error or 'unknown engine error'}.")
+
+
+def error_json(path: str, error: R1Error) -> dict:
+    return error_payload(path, str(error), type_=error.error_type, code=error.code, param=error.param)
+
+
+def grammar_for(response_format: ResponseFormat | None) -> str | None:
+    if response_format is None or response_format.type == "text":
+        return None
+    schema = response_format.json_schema.schema_ if response_format.json_schema else None
+    return json_grammar(schema, "response_format.json_schema.schema")
+
+
+def router() -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/v1/models")
+    async def list_models(request: Request) -> dict:
+        state = get_state(request)
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": created, "owned_by": "r1local"}
+            for name, created in available_models(state.manager).items()
+        ]}
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        grammar = grammar_for(body.response_format)
+        turn = await start_turn(
+            get_state(request), body.model, api="openai",
+            submit=lambda model: model.chat(body.engine_messages(), think=body.thinking(),
+                                            params=body.sampling(model.n_ctx, grammar)),
+        )
+        reply = _Reply("chatcmpl", turn, body.include_usage, chat=True)
+        if body.stream:
+            return TurnResponse(reply.chunks(request), turn, "text/event-stream")
+        return reply.whole(await turn.result(request), request.url.path)
+
+    @api.post("/v1/completions")
+    async def completions(body: CompletionRequest, request: Request):
+        turn = await start_turn(
+            get_state(request), body.model, api="openai",
+            submit=lambda model: model.complete(body.text, params=body.sampling(model.n_ctx)),
+        )
+        reply = _Reply("cmpl", turn, body.include_usage, chat=False)
+        if body.stream:
+            return TurnResponse(reply.chunks(request), turn, "text/event-stream")
+        return reply.whole(await turn.result(request), request.url.path)
+
+    return api
+
+
+class _Reply:
+    """Shapes one turn's events as a chat.completion(.chunk) or text_completion object."""
+
+    def __init__(self, prefix: str, turn: Turn, include_usage: bool, chat: bool) -> None:
+        self.id = f"{prefix}-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.turn = turn
+        self.include_usage = include_usage
+        self.chat = chat
+
+    def _object(self, choices: list[dict], **extra) -> dict:
+        kind = ("chat.completion" if self.chat else "text_completion")
+        streamed = extra.pop("streamed", False)
+        if streamed and self.chat:
+            kind += ".chunk"
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.turn.model_name,
+                "system_fingerprint": "r1local", "choices": choices, **extra}
+
+    def _choice(self, finish_reason: str | None, *, content: str | None = None,
+                reasoning: str | None = None, role: bool = False, whole: bool = False) -> dict:
+        if not self.chat:
+            return {"index": 0, "text": content or "", "logprobs": None, "finish_reason": finish_reason}
+        body: dict = {"role": "assistant"} if role or whole else {}
+        if content is not None or whole:
+            body["content"] = content
+        if reasoning:
+            body["reasoning_content"] = reasoning
+        key = "message" if whole else "delta"
+        return {"index": 0, key: body, "logprobs": None, "finish_reason": finish_reason}
+
+    def whole(self, result: Result, path: str) -> JSONResponse | dict:
+        done = result.done
+        if done is None or done.finish_reason == "error":
+            error = engine_error(done) if done else R1Error("Generation ended without a result.")
+            return JSONResponse(error_json(path, error), status_code=error.http_status)
+        choice = self._choice(FINISH[done.finish_reason], content=result.content,
+                              reasoning=result.reasoning or None, whole=True)
+        return self._object([choice], usage=usage_json(done.usage))
+
+    async def chunks(self, request: Request) -> AsyncIterator[str]:
+        usage_field = {"usage": None} if self.include_usage else {}
+        if self.chat:
+            yield sse(self._object([self._choice(None, content="", role=True)], streamed=True, **usage_field))
+        async for event in self.turn.events(request):
+            if isinstance(event, ContentDelta):
+                choice = self._choice(None, content=event.text)
+            elif isinstance(event, ReasoningDelta):
+                choice = self._choice(None, reasoning=event.text) if self.chat else None
+            elif event.finish_reason == "error":
+                yield sse(error_json(request.url.path, engine_error(event)))
+                break
+            else:
+                choice = self._choice(FINISH[event.finish_reason], content=None if self.chat else "")
+                yield sse(self._object([choice], streamed=True, **usage_field))
+                if self.include_usage:
+                    yield sse(self._object([], streamed=True, usage=usage_json(event.usage)))
+                continue
+            if choice is not None:
+                yield sse(self._object([choice], streamed=True, **usage_field))
+        yield sse("[DONE]")

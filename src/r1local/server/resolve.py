@@ -1,0 +1,28 @@
+"""Model names -> GGUF files already on this machine. Over HTTP a name goes only through the
+catalog and the local store (allow_paths=False); paths are accepted from the command line only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import resolve as names
+from .. import store
+
+if TYPE_CHECKING:
+    from .manager import ModelManager
+
+
+def local_path(name: str, *, allow_paths: bool) -> Path:
+    """Never downloads: a model that is not here is a 404 telling the caller to pull it."""
+    return names.resolve(name, allow_paths=allow_paths, pull_if_missing=False)
+
+
+def available_models(manager: ModelManager) -> dict[str, Path]:
+    """What a client may ask for: command-line models, loaded ones, then everything downloaded."""
+    models = manager.registered()
+    for entry in manager.loaded():
+        models.setdefault(entry.name, entry.model.path)
+    for local in store.installed():
+        models.setdefault(local.name, local.path)
+    return models

@@ -1,0 +1,26 @@
+"""Everything `r1local serve` was told, in one immutable object handed to the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import config
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    models: tuple[str, ...] = ()  # loaded at start; paths allowed here (the operator typed them)
+    host: str = config.DEFAULT_HOST
+    port: int = config.DEFAULT_PORT
+    parallel: int = 4  # slots per model, all in one continuous batch
+    max_queue: int | None = None  # requests waiting beyond the slots; None: 4 per slot
+    ctx: int | None = None  # context per slot; None: the engine's default for the model
+    n_gpu_layers: int | None = None  # None: as many as the build and the memory allow
+    n_threads: int | None = None  # None: physical cores
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    keep_alive_s: float | None = 300.0  # idle time before unloading; None keeps models forever
+    max_loaded: int = 1
+    max_body_bytes: int = 4 * 1024 * 1024
+    retry_after_s: int = 2  # sent with 503 when every slot and queue place is taken
+    check_memory: bool = True  # refuse loads the fit says the machine cannot hold

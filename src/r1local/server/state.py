@@ -1,0 +1,22 @@
+"""What one app instance owns, reached from a request through `request.app.state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from .manager import ModelManager
+from .metrics import Metrics
+from .settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    settings: ServerSettings
+    manager: ModelManager
+    metrics: Metrics
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.r1local
