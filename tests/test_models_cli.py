@@ -28,7 +28,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
-    """The test hub serving the tiny model as r1:tiny-f16, next to a 70B that fits nowhere small."""
+    """The test hub serving the tiny model as r1:tiny-f16, in a catalog with a 1.5B (listed, not
+    served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
     toml.write_text(f"""
@@ -49,6 +50,21 @@ head_dim = {info.key_length}
 vocab = {info.vocab_size}
 context = {info.context_length}
 quants = {{ F16 = {info.file_size / 1e9} }}
+
+[[model]]
+name = "1.5b"
+file_prefix = "Mid"
+repo = "r1local-test/Mid-GGUF"
+arch = "qwen2"
+params_b = 1.78
+layers = 28
+embedding = 1536
+heads = 12
+kv_heads = 2
+head_dim = 128
+vocab = 151936
+context = 131072
+quants = {{ Q4_K_M = 1.12 }}
 
 [[model]]
 name = "70b"
@@ -167,11 +183,15 @@ def test_offline_present_model_never_touches_the_network(tiny_hub, monkeypatch):
 
 def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
     monkeypatch.setattr(hardware, "detect_live", small_pc)
-    path = resolve.resolve("r1", allow_paths=False, pull_if_missing=True)
-    assert path.name == FILE
+    with pytest.raises(ModelNotFound, match="r1:1.5b-q4_k_m is not downloaded"):
+        resolve.resolve("r1", allow_paths=False)
+    assert cli("pull", "r1:tiny").exit_code == 0
+    # a caller that will not download (the server) gets the best model already here
+    assert resolve.resolve("r1", allow_paths=False).name == FILE
     rows = {r["name"]: r for r in json.loads(cli("models", "--json").stdout)}
-    assert rows["r1:tiny-f16"]["verdict"] == "fits on GPU" and rows["r1:tiny-f16"]["recommended"]
-    assert rows["r1:tiny-f16"]["downloaded"] and rows["r1:tiny-f16"]["decode_tps"] > 0
+    assert rows["r1:1.5b-q4_k_m"]["verdict"] == "fits on GPU" and rows["r1:1.5b-q4_k_m"]["recommended"]
+    assert rows["r1:tiny-f16"]["downloaded"] and not rows["r1:tiny-f16"]["recommended"]
+    assert rows["r1:tiny-f16"]["decode_tps"] > rows["r1:1.5b-q4_k_m"]["decode_tps"] > 0
     assert rows["r1:70b-q4_k_m"]["verdict"] == "too big" and not rows["r1:70b-q4_k_m"]["downloaded"]
     table = cli("models").stdout
     assert "r1:tiny-f16" in table and "too big" in table

@@ -38,7 +38,7 @@ def resolve(
     ref = catalog.parse(name, allow_paths=allow_paths)
     if ref.path is not None:
         return ref.path
-    target, label = choose(ref, revision=revision)
+    target, label = choose(ref, revision=revision, prefer_local=not pull_if_missing)
     path = store.find_local(target)
     if path is None:
         if config.hf_offline():
@@ -56,9 +56,11 @@ def resolve(
     return path
 
 
-def choose(ref: ModelRef, *, revision: str | None = None) -> tuple[Target, str]:
+def choose(ref: ModelRef, *, revision: str | None = None, prefer_local: bool = False) -> tuple[Target, str]:
     """The repository files a parsed name stands for, and the name to show for them.
-    Catalog names without a quantisation prefer what is already downloaded, then what fits."""
+    `r1:7b` means the 7B already downloaded if there is one, else the quantisation that fits best.
+    Plain `r1` means the best fit of the catalog, or of the downloaded models when prefer_local
+    (a caller that will not download) or offline."""
     if ref.repo is not None:
         files = (ref.filename,) if ref.filename else ()
         target = Target(ref.repo, files=files, quant=None if files else ref.quant or "Q4_K_M", revision=revision)
@@ -68,8 +70,7 @@ def choose(ref: ModelRef, *, revision: str | None = None) -> tuple[Target, str]:
         variant = cat.variant(ref.distill, ref.quant)
     else:
         candidates = cat.ordered(cat.distill(ref.distill)) if ref.distill else cat.variants()
-        # r1:7b means the 7B you already have; offline, plain r1 means the best one you have
-        if ref.distill or config.hf_offline():
+        if ref.distill or prefer_local or config.hf_offline():
             candidates = [v for v in candidates if store.find_local(_target(v))] or candidates
         variant = candidates[0] if len(candidates) == 1 else _best_for_machine(candidates)
     return _target(variant, revision), variant.name
