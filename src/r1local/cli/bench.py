@@ -1,0 +1,67 @@
+"""`bench`: prefill and decode speed, time to first token and peak memory of one model."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from ..bench import BenchReport, Spread, context_for, run_bench
+from .app import command, err, out
+from .run import GPU_OPT, MODEL_ARG, THREADS_OPT, open_model
+
+
+@command()
+def bench(
+    model: str = MODEL_ARG,
+    pp: int = typer.Option(512, "--pp", min=1, help="Prompt tokens to process per prefill test."),
+    tg: int = typer.Option(128, "--tg", min=1, help="Tokens to generate per decode test."),
+    repetitions: int = typer.Option(5, "--repetitions", "-r", min=1, help="Runs of each test."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every run."),
+    threads: Optional[int] = THREADS_OPT,
+    gpu_layers: Optional[int] = GPU_OPT,
+) -> None:
+    """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
+    the way llama.cpp's llama-bench does."""
+    if repetitions < 2 and not as_json:
+        err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
+                  style="dim")
+    with open_model(model, context_for(pp, tg), threads, gpu_layers) as loaded:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=err, transient=True,
+        ) as bar:
+            tasks: dict[str, int] = {}
+
+            def step(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total)
+                bar.update(tasks[name], completed=done)
+
+            report = run_bench(loaded, pp=pp, tg=tg, repetitions=repetitions, progress=step)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        out.print(_table(report))
+
+
+def _table(r: BenchReport) -> Table:
+    table = Table(title=f"{r.model} · {r.file_type} · {r.size_bytes / 2**30:.2f} GiB · "
+                        f"{r.threads} threads · {r.repetitions} runs each")
+    table.add_column("test")
+    table.add_column("median", justify="right")
+    table.add_column("± stdev", justify="right")
+    table.add_column("min … max", justify="right")
+
+    def row(name: str, s: Spread, fmt: str, unit: str) -> None:
+        table.add_row(name, f"{s.median:{fmt}} {unit}", f"{s.stdev:{fmt}}",
+                      f"{s.min:{fmt}} … {s.max:{fmt}}")
+
+    row(f"pp{r.pp_tokens}", r.pp_tokens_per_s, ".1f", "tok/s")
+    row(f"tg{r.tg_tokens}", r.tg_tokens_per_s, ".1f", "tok/s")
+    row(f"time to first token (pp{r.pp_tokens})", r.ttft_s, ".3f", "s")
+    table.add_row("peak RSS", f"{r.peak_rss_bytes / 2**20:.0f} MiB", "", "")
+    return table
