@@ -71,6 +71,7 @@ class GenerationRequest(Strict):
     top_k: int | None = Field(None, ge=0)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
+    ignore_eos: bool | None = None  # generate exactly max_tokens (benchmarks)
 
     @field_validator("n")
     @classmethod
@@ -102,7 +103,7 @@ class GenerationRequest(Strict):
             stop=[self.stop] if isinstance(self.stop, str) else list(self.stop or []),
             temperature=self.temperature, top_p=self.top_p, seed=self.seed, top_k=self.top_k,
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
-            min_p=self.min_p, repeat_penalty=self.repeat_penalty,
+            min_p=self.min_p, repeat_penalty=self.repeat_penalty, ignore_eos=self.ignore_eos,
         )
 
 
