@@ -29,14 +29,14 @@ def greedy(max_tokens: int = N, **kw) -> SamplingParams:
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    with Model.load(tiny_model, n_ctx=512, n_parallel=4, n_threads=2) as model:
+    with Model.load(tiny_model, n_ctx=512, n_parallel=4, n_threads=1) as model:
         yield model
 
 
 @pytest.fixture(scope="module")
 def reference(tiny_model):
     """llama-cpp-python's own high-level greedy output for each prompt."""
-    llm = Llama(model_path=str(tiny_model), n_ctx=512, n_threads=2, verbose=False)
+    llm = Llama(model_path=str(tiny_model), n_ctx=512, n_threads=1, verbose=False)
     texts = {}
     for prompt in PROMPTS:
         tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
@@ -74,15 +74,19 @@ def test_batched_equals_solo_with_staggered_starts(engine):
 
 
 def test_streams_really_overlap(engine):
-    """Four requests decode in the same steps: their spans of activity overlap in time."""
+    """Four requests decode in the same steps: each starts before any other finishes."""
     streams = [engine.complete(p, params=greedy(32, ignore_eos=True)) for p in PROMPTS]
-    spans = []
-    for stream in streams:
-        stamps = []
-        for event in stream:
-            stamps.append(time.perf_counter())
-        spans.append((stamps[0], stamps[-1]))
-    # every stream started before any other finished
+    spans = [None] * len(streams)
+
+    def read(i):
+        stamps = [time.perf_counter() for _ in streams[i]]
+        spans[i] = (stamps[0], stamps[-1])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(streams))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
     assert max(start for start, _ in spans) < min(end for _, end in spans)
 
 
@@ -178,7 +182,7 @@ def test_prefix_reuse_keeps_greedy_output(engine):
     engine.complete(PROMPTS[2], params=greedy(4)).result()
     reused = engine.complete(base, params=greedy()).result()
     assert reused.done.usage.cached_tokens > 0
-    with Model.load(engine.path, n_ctx=512, n_parallel=1, n_threads=2) as cold:
+    with Model.load(engine.path, n_ctx=512, n_parallel=1, n_threads=1) as cold:
         fresh = cold.complete(base, params=greedy()).result()
     assert fresh.done.usage.cached_tokens == 0
     assert reused.content == fresh.content

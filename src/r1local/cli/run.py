@@ -17,15 +17,17 @@ from ..engine.stream import Stream
 from ..errors import UsageError
 from ..gguf_meta import read_gguf
 from .app import command, err, out
+from .models import resolve_model
 
-MODEL_ARG = typer.Argument(..., help="Path to a .gguf file.")
+MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path.")
+YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model without asking.")
 CTX_OPT = typer.Option(None, "--ctx", help="Context size in tokens (default 8192 or the model's).")
 THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physical cores).")
 GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU (-1: all).")
 
 
-def open_model(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None) -> Model:
-    return Model.load(Path(model), n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+def open_model(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool) -> Model:
+    return Model.load(resolve_model(model, yes=yes), n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
 
 
 class Printer:
@@ -89,6 +91,7 @@ def run(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    yes: bool = YES_OPT,
 ) -> None:
     """Answer one prompt: the answer to stdout, the reasoning to stderr."""
     if prompt is None:
@@ -98,7 +101,7 @@ def run(
     if not prompt.strip():
         raise UsageError("The prompt is empty.")
     params = sampling(temperature, top_p, max_tokens, seed)
-    with open_model(model, ctx, threads, gpu_layers) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes) as loaded:
         stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think, params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result = consume(stream, printer)
@@ -126,12 +129,13 @@ def chat(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    yes: bool = YES_OPT,
 ) -> None:
     """Chat interactively, keeping the history."""
     params = sampling(temperature, top_p, max_tokens, seed)
     think = not no_think
     history: list[dict] = []
-    with open_model(model, ctx, threads, gpu_layers) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes) as loaded:
         err.print(f"{loaded.name} ready. {CHAT_HELP}", style="dim", markup=False)
         while True:
             try:

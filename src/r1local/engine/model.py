@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import config
+from .. import config, fit
 from ..errors import ModelNotFound, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .native import NativeModel
@@ -49,13 +49,14 @@ class Model:
         if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
             raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
         info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
-        trained = info.context_length or config.DEFAULT_CTX
+        # What the hardware fit chose for this machine, unless the caller decided.
+        plan = fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel)
         native = NativeModel(
             path,
-            n_ctx_seq=n_ctx or min(config.DEFAULT_CTX, trained),
+            n_ctx_seq=n_ctx or plan.n_ctx,
             n_seq=n_parallel,
-            n_gpu_layers=n_gpu_layers if n_gpu_layers is not None else default_gpu_layers(),
-            n_threads=n_threads or config.default_threads(),
+            n_gpu_layers=plan.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
+            n_threads=n_threads or plan.n_threads,
             n_batch=n_batch,
         )
         return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
@@ -97,9 +98,3 @@ class Model:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def default_gpu_layers() -> int:
-    """Offload everything when the build can; the fit narrows this when memory is short."""
-    import llama_cpp
-
-    return -1 if llama_cpp.llama_supports_gpu_offload() else 0
