@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..engine.model import Model, default_gpu_layers
+from ..engine.model import Model
 from ..errors import Overloaded, R1Error
 from ..fit import FitPlan
 from ..hardware import Hardware
@@ -142,7 +142,7 @@ class ModelManager:
         s = self.settings
         n_ctx = load_plan.n_ctx if load_plan else s.ctx
         gpu_layers = s.n_gpu_layers if s.n_gpu_layers is not None else (
-            load_plan.n_gpu_layers if load_plan else default_gpu_layers())
+            load_plan.n_gpu_layers if load_plan else None)  # None: the engine's own fit decides
         log.info("loading %s from %s (context %s, %s GPU layers)", name, path, n_ctx, gpu_layers)
         model = await asyncio.to_thread(
             self._load_model, path, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
