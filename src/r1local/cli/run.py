@@ -26,7 +26,9 @@ THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physic
 GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU (-1: all).")
 
 
-def open_model(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool) -> Model:
+def open_model(
+    model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False
+) -> Model:
     return Model.load(resolve_model(model, yes=yes), n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
 
 
