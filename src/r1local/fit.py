@@ -8,7 +8,10 @@ Memory (what llama.cpp allocates):
   weights   per-layer tensor bytes + token embeddings (always in RAM) + output head
   KV cache  n_ctx x layers x kv_heads x (key_dim + value_dim) x bytes per element
   compute   the graph's scratch buffer for one micro-batch (logits for n_ubatch tokens dominate)
-  reserve   the runtime itself (vocab tables, ggml contexts, Python)
+  runtime   vocabulary tables and ggml contexts
+On a GPU all of it is allocated for real. In RAM only touched pages count: the weights are mapped
+from the file (untied token embeddings are read a row at a time, so they stay on disk), and the
+compute buffer's logits rows for a whole micro-batch are never written during generation.
 Speed: decode is bound by memory bandwidth (every weight is read once per token); prompt
 processing by compute (2 flops per parameter per token).
 """
@@ -26,7 +29,10 @@ from .hardware.model import GPU, GiB, Hardware
 MiB = 1024**2
 KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cache element
 N_UBATCH = 512  # the engine's micro-batch (compute buffer scales with it)
-RESERVE = 160 * MiB  # llama.cpp runtime + vocabulary tables, measured on R1-sized vocabularies
+RUNTIME = 24 * MiB  # ggml contexts, thread pools (measured: RSS growth of loading a tiny model)
+RUNTIME_PER_TOKEN = 170  # bytes of vocabulary tables per vocabulary entry (measured, same way)
+FAULT_AROUND = 64 * 1024  # Linux maps this much of a file around each page fault
+ACTIVATION_WIDTH = 24  # touched compute buffer ~ n_ubatch x embedding x this many floats (measured)
 GPU_RESERVE = 400 * MiB  # driver context and fragmentation on each GPU
 GPU_MARGIN = 0.95  # of free VRAM planned for: other apps' allocations move
 USEFUL_CTX = 8192  # below this, R1's reasoning gets cut; prefer shrinking offload over context
@@ -54,11 +60,12 @@ class ModelShape:
     vocab: int
     trained_ctx: int
     file_bytes: int
-    layer_bytes: int  # the largest layer's weights
+    layer_bytes: int  # one layer's weights (the average)
     embed_bytes: int  # token embeddings: llama.cpp keeps them in RAM
     output_bytes: int  # output head + final norm: offloaded with the last layer
     quant: str = ""
     n_heads: int = 0
+    tied_output: bool = False  # the output head is the token embedding matrix (read in full per token)
 
     @classmethod
     def from_gguf(cls, info: Any, name: str | None = None) -> ModelShape:
@@ -66,15 +73,16 @@ class ModelShape:
         layers, _ = info.bytes_per_layer()
         by_name = {t.name: t.n_bytes for t in info.tensors}
         embed = by_name.get("token_embd.weight", 0)
-        # Tied embeddings: llama.cpp loads token_embd a second time as the (offloadable) output head
+        tied = "output.weight" not in by_name
+        # Tied: on a GPU, llama.cpp loads token_embd a second time as the output head
         output = by_name.get("output.weight", embed) + by_name.get("output_norm.weight", 0)
         return cls(
             name=name or info.name or info.path.stem, params=info.parameter_count, layers=info.block_count or len(layers),
             kv_heads=info.head_count_kv or 1, key_dim=info.key_length or 0, value_dim=info.value_length or 0,
             embedding=info.embedding_length or 0, vocab=info.vocab_size or 0,
             trained_ctx=info.context_length or config.DEFAULT_CTX, file_bytes=info.file_size,
-            layer_bytes=max(layers.values(), default=0), embed_bytes=embed, output_bytes=output,
-            quant=info.file_type, n_heads=info.head_count or 0,
+            layer_bytes=sum(layers.values()) // max(len(layers), 1), embed_bytes=embed, output_bytes=output,
+            quant=info.file_type, n_heads=info.head_count or 0, tied_output=tied,
         )
 
     @classmethod
@@ -93,10 +101,17 @@ class ModelShape:
     def kv_bytes_per_token(self, kv_type: str = "f16") -> float:
         return self.layers * self.kv_heads * (self.key_dim + self.value_dim) * KV_BYTES[kv_type]
 
-    def compute_bytes(self, n_ctx: int) -> int:
-        """llama.cpp's compute buffer for one micro-batch: the logits (n_ubatch x vocab floats) and
-        the activations; attention scratch grows with the context."""
-        return int(N_UBATCH * 4 * (self.vocab + 8 * self.embedding) + N_UBATCH * n_ctx * 4 // 8)
+    def compute_bytes(self) -> int:
+        """llama.cpp's compute buffer (flash attention on): its peak is the output matmul of one
+        micro-batch, n_ubatch x (vocab + embedding) floats."""
+        return N_UBATCH * 4 * (self.vocab + 2 * self.embedding)
+
+    def touched_compute_bytes(self) -> int:
+        """The part of the compute buffer a prompt's layers write (generation asks for one row of logits)."""
+        return N_UBATCH * 4 * ACTIVATION_WIDTH * self.embedding
+
+    def runtime_bytes(self) -> int:
+        return RUNTIME + RUNTIME_PER_TOKEN * self.vocab
 
 
 @dataclass
@@ -209,16 +224,20 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
 
     def attempt(ctx: int, n_gpu: int) -> FitPlan | None:
         total_ctx = -(-ctx * n_parallel // 256) * 256  # llama.cpp pads the cache to 256 cells
-        on_gpu = min(n_gpu, shape.layers)
-        compute = shape.compute_bytes(total_ctx)
-        gpu_w = on_gpu * shape.layer_bytes + (shape.output_bytes if n_gpu > shape.layers else 0)
+        on_gpu, head_on_gpu = min(n_gpu, shape.layers), n_gpu > shape.layers
+        compute = shape.compute_bytes()
+        gpu_w = on_gpu * shape.layer_bytes + (shape.output_bytes if head_on_gpu else 0)
         gpu_kv = int(on_gpu * kv_layer_tok * total_ctx)
-        gpu = gpu_w + gpu_kv + (compute if on_gpu else 0) if gpus else 0
+        gpu = gpu_w + gpu_kv + compute if gpus and on_gpu else 0
         cpu_w = (shape.layers - on_gpu) * shape.layer_bytes + shape.embed_bytes + (
-            shape.output_bytes if n_gpu <= shape.layers and shape.output_bytes != shape.embed_bytes else 0
+            0 if head_on_gpu or shape.tied_output else shape.output_bytes
         )
         cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
-        cpu = cpu_w + cpu_kv + (compute if not on_gpu else compute // 8) + RESERVE
+        # resident RAM: untied embeddings are read a row per token (the kernel maps 64 KiB around
+        # each), and the compute buffer's logits rows stay unwritten
+        embed_resident = shape.embed_bytes if shape.tied_output and not head_on_gpu else min(
+            shape.embed_bytes, N_UBATCH * FAULT_AROUND)
+        cpu = cpu_w - shape.embed_bytes + embed_resident + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
         if gpu > budget or cpu + (gpu if unified else 0) > ram:
             return None
         decode, prompt = _speeds(shape, hardware, gpus, n_gpu)
@@ -231,7 +250,8 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
         return FitPlan(
             shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
             verdict, "", budget,
-            {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute},
+            {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute,
+             "runtime": shape.runtime_bytes()},
         )
 
     ladder = _ctx_ladder(shape, desired)
@@ -248,7 +268,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
                     f"{where}; context {ctx}" + (f" (reduced from {ladder[0]})" if ctx < ladder[0] else "")
                 )
                 return p
-    need = shape.file_bytes + int(kv_layer_tok * shape.layers * ladder[-1]) + RESERVE
+    need = shape.file_bytes + int(kv_layer_tok * shape.layers * ladder[-1]) + shape.runtime_bytes()
     return FitPlan(
         shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, 0.0, 0.0, False, "too big",
         f"needs about {need / GiB:.1f} GB; {ram / GiB:.1f} GB of RAM and {budget / GiB:.1f} GB of GPU memory are free",

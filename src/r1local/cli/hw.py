@@ -78,7 +78,8 @@ def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> N
         for g, v in zip(hw.gpus, gpu_verdicts):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
             mem = f"{_gb(g.vram_free) if g.vram_free is not None else '?'} / {_gb(g.vram_total)}"
-            arch = " ".join(x for x in (g.driver, g.compute_capability and f"cc {g.compute_capability}") if x)
+            cc = g.compute_capability and (f"cc {g.compute_capability}" if g.vendor == "nvidia" else g.compute_capability)
+            arch = " ".join(x for x in (g.driver, cc) if x)
             t.add_row(g.name, kind, mem, arch or "-", v.status)
         out.print(t)
     else:
