@@ -21,8 +21,21 @@ from .verdicts import gpu_verdicts, npu_verdicts
 PER_CORE_BANDWIDTH = 20.0  # GB/s one x86 core streams: a few cores cannot saturate a server's channels
 
 __all__ = [
-    "CPU", "FORMAT", "GPU", "GGMLDevice", "Hardware", "LiveProbe", "LlamaBuild", "Memory", "NPU", "Probe",
-    "RecordingProbe", "ReplayProbe", "Verdict", "detect", "detect_live",
+    "CPU",
+    "FORMAT",
+    "GPU",
+    "NPU",
+    "GGMLDevice",
+    "Hardware",
+    "LiveProbe",
+    "LlamaBuild",
+    "Memory",
+    "Probe",
+    "RecordingProbe",
+    "ReplayProbe",
+    "Verdict",
+    "detect",
+    "detect_live",
 ]
 
 

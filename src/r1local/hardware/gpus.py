@@ -57,7 +57,7 @@ def parse_nvidia_csv(text: str, source: str) -> list[GPU]:
         if len(cols) < 4:
             continue
         cols += [""] * (9 - len(cols))
-        _, name, total, free, driver, cc, bus, clock, width = cols[:9]
+        _, name, total, free, driver, cc, _bus, clock, width = cols[:9]
         spec = tables.lookup(tables.GPU_SPECS, name)
         bandwidth = spec[0] if spec else None
         if bandwidth is None and _number(clock) and _number(width):
@@ -159,7 +159,7 @@ def windows_gpus(cim: dict, skip_vendors: set[str]) -> list[GPU]:
     gpus = []
     for c in as_list(cim.get("gpus")):
         name = (c.get("Name") or "").strip()
-        m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", c.get("PNPDeviceID") or "", re.I)
+        m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", c.get("PNPDeviceID") or "", re.IGNORECASE)
         pci = f"{m.group(1)}:{m.group(2)}".lower() if m else None
         vendor = VENDORS.get(pci.split(":")[0]) if pci else None
         vendor = vendor or next((v for k, v in (("nvidia", "nvidia"), ("radeon", "amd"), ("amd", "amd"),

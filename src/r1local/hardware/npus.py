@@ -29,7 +29,7 @@ def windows_npus(cim: dict) -> list[NPU]:
     npus = []
     for d in as_list(cim.get("npus")):
         name = (d.get("FriendlyName") or "").strip()
-        m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", d.get("InstanceId") or "", re.I)
+        m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", d.get("InstanceId") or "", re.IGNORECASE)
         pci = f"{m.group(1)}:{m.group(2)}".lower() if m else None
         low = f"{name} {d.get('Manufacturer') or ''}".lower()
         vendor = next((v for k, v in (("intel", "intel"), ("amd", "amd"), ("qualcomm", "qualcomm"),

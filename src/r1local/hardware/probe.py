@@ -79,7 +79,7 @@ class LiveProbe(Probe):
         try:
             done = subprocess.run(
                 argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                errors="replace",
+                errors="replace", check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -88,7 +88,7 @@ class LiveProbe(Probe):
     def call(self, name: str, func: Callable[[], Any]) -> Any:
         try:
             return func()
-        except Exception:  # a missing or broken optional library is "absent", never a crash
+        except Exception:  # noqa: BLE001  (a missing or broken optional library is "absent", never a crash
             return None
 
 

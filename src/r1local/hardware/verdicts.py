@@ -18,18 +18,19 @@ GPU_BACKENDS = {
 INSTALL = {
     "nvidia": ("CUDA", "-DGGML_CUDA=on", "the CUDA toolkit (nvcc)"),
     "amd": ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc)"),
-    "intel": ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc); for Arc dGPUs SYCL "
-              "(-DGGML_SYCL=on with oneAPI's icx/icpx) is faster"),
+    "intel": ("Vulkan", "-DGGML_VULKAN=on",
+              "the Vulkan SDK (glslc); for Arc dGPUs SYCL (-DGGML_SYCL=on with oneAPI's icx/icpx) is faster"),
     "apple": ("Metal", "-DGGML_METAL=on", "the Xcode command line tools"),
     "qualcomm": ("OpenCL", "-DGGML_OPENCL=on", "the Adreno OpenCL SDK"),
 }
 ROCM_TARGETS = {"gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1200", "gfx1201"}
 # NPU vendor -> (ggml backends that drive it, why not, what would be needed)
 NPU_BACKENDS = {
-    "intel": (["OpenVINO"], "llama.cpp reaches the Intel NPU only through its OpenVINO backend, "
-              "which llama-cpp-python does not build", "use the iGPU (Vulkan/SYCL build) instead"),
-    "amd": ([], "llama.cpp has no backend for AMD XDNA NPUs", "AMD's Ryzen AI software (ONNX Runtime) "
-            "runs models there, outside llama.cpp; use the iGPU (Vulkan build) instead"),
+    "intel": (["OpenVINO"],
+              "llama.cpp reaches the Intel NPU only through its OpenVINO backend, which llama-cpp-python does not build",
+              "use the iGPU (Vulkan/SYCL build) instead"),
+    "amd": ([], "llama.cpp has no backend for AMD XDNA NPUs",
+            "AMD's Ryzen AI software (ONNX Runtime) runs models there, outside llama.cpp; use the iGPU (Vulkan build) instead"),
     "qualcomm": (["HTP", "Hexagon"], "llama.cpp's Hexagon backend is not in this build",
                  "build llama.cpp with -DGGML_HEXAGON=on (needs Qualcomm's Hexagon SDK)"),
     "apple": ([], "llama.cpp does not use the Neural Engine", "nothing to do: it runs on the GPU through Metal"),
