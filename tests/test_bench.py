@@ -48,7 +48,7 @@ def test_bench_table(tiny_model):
 def test_bench_missing_model_is_one_clear_error(tmp_path):
     result = runner.invoke(app, ["bench", str(tmp_path / "nope.gguf")])
     assert result.exit_code == 3
-    assert "No model file" in result.stderr
+    assert "No such file" in result.stderr
 
 
 @pytest.fixture(scope="module")
