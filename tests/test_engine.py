@@ -186,3 +186,19 @@ def test_prefix_reuse_keeps_greedy_output(engine):
         fresh = cold.complete(base, params=greedy()).result()
     assert fresh.done.usage.cached_tokens == 0
     assert reused.content == fresh.content
+
+
+def test_second_chat_turn_reuses_the_history(engine):
+    """Turn 2 of a chat evaluates only what turn 1 did not: the last answer and the new question."""
+    history = [{"role": "user", "content": "Summarise this: " + "lorem ipsum dolor sit amet " * 40}]
+    first = engine.chat(history, params=greedy(8, ignore_eos=True)).result()
+    history += [
+        {"role": "assistant", "content": "It repeats one phrase."},
+        {"role": "user", "content": "How often?"},
+    ]
+    second = engine.chat(history, params=greedy(8, ignore_eos=True)).result()
+    new_tokens = second.done.usage.prompt_tokens - second.done.usage.cached_tokens
+    assert second.done.usage.cached_tokens >= first.done.usage.prompt_tokens - 2  # all but <think>\n
+    assert new_tokens < 30
+    with Model.load(engine.path, n_ctx=512, n_parallel=1, n_threads=1) as cold:
+        assert cold.chat(history, params=greedy(8, ignore_eos=True)).result().reasoning == second.reasoning
