@@ -202,3 +202,14 @@ def test_second_chat_turn_reuses_the_history(engine):
     assert new_tokens < 30
     with Model.load(engine.path, n_ctx=512, n_parallel=1, n_threads=1) as cold:
         assert cold.chat(history, params=greedy(8, ignore_eos=True)).result().reasoning == second.reasoning
+
+
+def test_seeded_sampling_is_reproducible_and_seeds_differ(engine):
+    def sample(seed: int) -> str:
+        params = SamplingParams(temperature=1.0, top_p=0.95, top_k=50, min_p=0.01, seed=seed,
+                                max_tokens=16, ignore_eos=True, repeat_penalty=1.1,
+                                presence_penalty=0.5, frequency_penalty=0.5)
+        return engine.complete(PROMPTS[0], params=params).result().content
+
+    assert sample(7) == sample(7)
+    assert sample(7) != sample(8)
