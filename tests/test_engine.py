@@ -213,3 +213,17 @@ def test_seeded_sampling_is_reproducible_and_seeds_differ(engine):
 
     assert sample(7) == sample(7)
     assert sample(7) != sample(8)
+
+
+def test_evicted_history_comes_back_from_the_ram_cache(tiny_model):
+    """One slot, two alternating chats: each returning chat restores its saved cells."""
+    long_a = "alpha beta gamma delta " * 80
+    long_b = "one two three four five " * 80
+    with Model.load(tiny_model, n_ctx=1024, n_parallel=1, n_threads=1) as model:
+        model.complete(long_a, params=greedy(4)).result()
+        model.complete(long_b, params=greedy(4)).result()  # takes the slot; A's cells are saved
+        back = model.complete(long_a + "epsilon", params=greedy()).result()
+        assert back.done.usage.cached_tokens >= 300
+        assert model.stats()["prefix_cache_hits"] == 1
+    with Model.load(tiny_model, n_ctx=1024, n_parallel=1, n_threads=1) as cold:
+        assert cold.complete(long_a + "epsilon", params=greedy()).result().content == back.content

@@ -18,6 +18,11 @@ def debug() -> bool:
     return os.environ.get("R1LOCAL_DEBUG", "") not in ("", "0")
 
 
+def prefix_cache_bytes() -> int:
+    """R1LOCAL_PREFIX_CACHE_MB: RAM for evicted chat histories' KV cache (0 turns it off)."""
+    return int(os.environ.get("R1LOCAL_PREFIX_CACHE_MB", "1024")) * 1024 * 1024
+
+
 def api_key() -> str | None:
     return os.environ.get("R1LOCAL_API_KEY") or None
 

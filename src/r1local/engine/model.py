@@ -28,7 +28,7 @@ class Model:
             native.token_text(native.eos) if native.eos >= 0 else "",
         )
         self.is_r1 = self.template.is_r1
-        self.scheduler = Scheduler(native, max_queue)
+        self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
 
     @classmethod
     def load(

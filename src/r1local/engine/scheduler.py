@@ -21,6 +21,7 @@ from .detok import Detokenizer, StopMatcher
 from .events import ContentDelta, Done, FinishReason, Timings, Usage
 from .native import NativeModel
 from .params import SamplingParams
+from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .reasoning import ReasoningSplitter
 from .sampling import Sampler
 from .stream import Stream
@@ -85,6 +86,10 @@ class Active:
         self.job.stream.push(Done(reason, usage, timings, error))
 
 
+def _never_started(job: Job) -> None:
+    job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
+
+
 @dataclass
 class Slot:
     seq: int
@@ -93,18 +98,11 @@ class Slot:
     last_used: float = 0.0
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
 class Scheduler:
-    def __init__(self, native: NativeModel, max_queue: int) -> None:
+    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0) -> None:
         self.native = native
         self.max_queue = max_queue
+        self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
@@ -138,7 +136,8 @@ class Scheduler:
         with self._cond:
             busy = sum(slot.active is not None for slot in self.slots)
             return dict(busy_slots=busy, slots=len(self.slots), queued=len(self._waiting),
-                        **self.counters)
+                        prefix_cache_bytes=self.prefix_cache.used,
+                        prefix_cache_hits=self.prefix_cache.hits, **self.counters)
 
     def close(self) -> None:
         with self._cond:
@@ -163,7 +162,7 @@ class Scheduler:
             if slot.active:
                 self._release(slot, "cancelled")
         for job in self._waiting:
-            job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
+            _never_started(job)
 
     def _busy(self) -> bool:
         return any(slot.active for slot in self.slots)
@@ -173,16 +172,23 @@ class Scheduler:
         while self._waiting:
             job = self._waiting[0]
             if job.stream.cancelled:
-                self._waiting.popleft()
-                job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
+                _never_started(self._waiting.popleft())
                 continue
             free = [slot for slot in self.slots if slot.active is None]
             if not free:
                 return
             self._waiting.popleft()
             slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
+            kept = common_prefix(slot.cached, job.prompt)
+            if len(slot.cached) - kept >= MIN_TOKENS:  # about to overwrite a long history
+                self.prefix_cache.save(slot.seq, slot.cached)
+            cached, key = self.prefix_cache.longest(job.prompt)
+            if key is not None and cached >= kept + MIN_TOKENS:
+                restored = self.prefix_cache.restore(key, slot.seq)
+                slot.cached = restored or []
+                kept = cached if restored else 0
             # At least one prompt token must be evaluated to get logits for the first sample.
-            reuse = min(common_prefix(slot.cached, job.prompt), len(job.prompt) - 1)
+            reuse = min(kept, len(job.prompt) - 1)
             self.native.forget(slot.seq, reuse)
             del slot.cached[reuse:]
             room = self.native.n_ctx_seq - len(job.prompt)
