@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import config, fit
 from ..engine.model import Model
 from ..errors import Overloaded, R1Error
-from ..fit import FitPlan
 from ..hardware import Hardware
 from . import memory, resolve
 from .settings import ServerSettings
@@ -30,7 +30,7 @@ class Entry:
     model: Model
     size_bytes: int
     keep_alive_s: float | None  # None: never unload
-    gpu_layers: int  # -1: all
+    gpu_layers: int  # offloaded layers; 0: CPU only
     last_used: float = field(default_factory=time.time)
     active: int = 0  # requests holding a lease
 
@@ -82,6 +82,8 @@ class ModelManager:
                 (await self.acquire(alias)).release()
         except R1Error as error:  # the server stays up for the models that can load
             log.error("could not load a command-line model: %s", error)
+        except Exception:
+            log.exception("could not load a command-line model")
         finally:
             self.ready = True
 
@@ -138,21 +140,24 @@ class ModelManager:
 
     # -- loading and eviction --
     async def _load(self, name: str, path: Path) -> Entry:
-        load_plan = await self._make_room(path)
+        checked = await self._make_room(path)
         s = self.settings
-        n_ctx = load_plan.n_ctx if load_plan else s.ctx
-        gpu_layers = s.n_gpu_layers if s.n_gpu_layers is not None else (
-            load_plan.n_gpu_layers if load_plan else None)  # None: the engine's own fit decides
-        log.info("loading %s from %s (context %s, %s GPU layers)", name, path, n_ctx, gpu_layers)
+        n_ctx, gpu_layers = s.ctx, s.n_gpu_layers  # None: the engine asks the fit itself
+        if checked is not None:  # the live memory check's plan: it may have had to shrink the context
+            n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
+            gpu_layers = checked.n_gpu_layers if gpu_layers is None else gpu_layers
+        log.info("loading %s from %s", name, path)
         model = await asyncio.to_thread(
             self._load_model, path, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
             n_gpu_layers=gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
         )
+        if gpu_layers is None:  # what the engine chose: the same (cached) plan it just used
+            gpu_layers = fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, s.parallel).n_gpu_layers
         entry = Entry(name, model, path.stat().st_size, s.keep_alive_s, gpu_layers)
         self._entries[path] = entry
         return entry
 
-    async def _make_room(self, path: Path) -> FitPlan | None:
+    async def _make_room(self, path: Path) -> fit.FitPlan | None:
         """Evict idle models, least recently used first, until one more is allowed and (when
         checking memory) the fit says it fits; its plan then sets the context and GPU layers."""
         while len(self._entries) >= self.settings.max_loaded:

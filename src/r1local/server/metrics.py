@@ -59,6 +59,10 @@ class Metrics:
         if done.timings.generation_tokens_per_s > 0:
             self.tokens_per_s.labels(model).set(done.timings.generation_tokens_per_s)
 
+    def cancelled(self, model: str, api: str) -> None:
+        """A request whose client left before the end: its tokens are not counted."""
+        self.requests.labels(model, api, "cancelled").inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from .. import __version__
 from ..engine.events import ContentDelta, Done, ReasoningDelta
+from ..engine.template import ChatTemplate
 from ..errors import R1Error
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
@@ -88,7 +89,7 @@ def router() -> APIRouter:
         name = body.model_name
         path = get_state(request).manager.registered().get(name) or local_path(name, allow_paths=False)
         info = read_gguf(path, require_complete=False)
-        thinking = "<think>" in (info.chat_template or "")
+        thinking = ChatTemplate(info.chat_template).is_r1  # the engine's own test for a thinking model
         return {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
             "parameters": "temperature 0.6\ntop_p 0.95", "details": details(info),

@@ -30,6 +30,7 @@ class Turn:
         self.load_s = load_s
         self.started = started
         self.done: Done | None = None
+        self._closed = False
 
     @property
     def model_name(self) -> str:
@@ -55,8 +56,13 @@ class Turn:
         return result
 
     def close(self) -> None:
-        if self.done is None:
+        """Idempotent: both the event loop's `finally` and the response's end call it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.done is None:  # the client left (or the response failed) before the end
             self.stream.cancel()
+            self.state.metrics.cancelled(self.model_name, self.api)
         self.lease.release(self.keep_alive_s)
 
 

@@ -1,0 +1,99 @@
+"""Several models: two at once, least-recently-used eviction, busy refusals, the memory check,
+and /api/pull from a (loopback) hub."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import replace
+
+import httpx
+import ollama
+import openai
+import pytest
+from serving import TEST_SETTINGS, isolated_store, running_server
+from testhub import hub  # noqa: F401  (a fixture)
+
+from r1local.hardware import detect_live
+from r1local.hardware.model import Memory
+
+A, B = "tiny-r1-qwen", "tiny-r1-qwen-b"
+OPTIONS = {"temperature": 0, "num_predict": 8}
+
+
+def say(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def loaded(url: str) -> list[str]:
+    return [m.model for m in ollama.Client(host=url).ps().models]
+
+
+def test_two_models_served_at_once(tiny_model, tiny_model_b, tmp_path):
+    settings = replace(TEST_SETTINGS, models=(str(tiny_model), str(tiny_model_b)), max_loaded=2)
+    with isolated_store(tmp_path), running_server(settings) as url:
+        assert sorted(loaded(url)) == [A, B]
+
+        async def both():
+            client = ollama.AsyncClient(host=url)
+            return await asyncio.gather(*(client.chat(model=m, messages=say("Hi"), think=False, options=OPTIONS)
+                                          for m in (A, B)))
+
+        reply_a, reply_b = asyncio.run(both())
+        assert reply_a.model == A and reply_b.model == B
+        assert reply_a.message.content != reply_b.message.content  # other weights, other words
+
+
+def test_max_loaded_evicts_the_least_recently_used(tiny_model, tiny_model_b, tmp_path):
+    settings = replace(TEST_SETTINGS, models=(str(tiny_model), str(tiny_model_b)), max_loaded=1)
+    with isolated_store(tmp_path), running_server(settings) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x")
+        assert sorted(m.id for m in client.models.list().data) == [A, B]
+        assert loaded(url) == [B]  # loaded second, so A made room
+        client.chat.completions.create(model=A, messages=say("Hi"), max_tokens=2)
+        assert loaded(url) == [A]
+        client.chat.completions.create(model=B, messages=say("Hi"), max_tokens=2)
+        assert loaded(url) == [B]
+
+
+def test_a_busy_model_is_not_evicted(tiny_model, tiny_model_b, tmp_path):
+    settings = replace(TEST_SETTINGS, models=(str(tiny_model), str(tiny_model_b)), max_loaded=1, ctx=4096)
+    with isolated_store(tmp_path), running_server(settings) as url, httpx.Client(timeout=30) as client:
+        long = {"model": B, "messages": say("Go on."), "max_tokens": 100000, "stream": True}
+        with client.stream("POST", f"{url}/v1/chat/completions", json=long) as running:
+            lines = running.iter_lines()  # kept: dropping the iterator would close the connection
+            assert next(lines)
+            refused = httpx.post(f"{url}/v1/chat/completions", json={"model": A, "messages": say("Hi"), "max_tokens": 2})
+            assert refused.status_code == 503 and "--max-loaded" in refused.json()["error"]["message"]
+        assert loaded(url) == [B]
+
+
+def test_memory_check_refuses_with_507_instead_of_swapping(tiny_model, tmp_path):
+    machine = replace(detect_live(), gpus=[], memory=Memory(total=64 * 2**20, available=16 * 2**20))
+    settings = replace(TEST_SETTINGS, models=(str(tiny_model),), check_memory=True)
+    with isolated_store(tmp_path), running_server(settings, hardware=lambda: machine) as url:
+        assert loaded(url) == []  # the start-up load was refused; the server still answers
+        response = httpx.post(f"{url}/v1/chat/completions", json={"model": A, "messages": say("Hi")})
+        assert response.status_code == 507
+        error = response.json()["error"]
+        assert error["code"] == "insufficient_memory" and "does not fit" in error["message"]
+
+
+def test_pull_streams_progress_then_serves_the_model(hub, tiny_model, tmp_path):  # noqa: F811
+    data = tiny_model.read_bytes()
+    hub.add("someone/Tiny-R1-GGUF", {"Tiny-R1-Q8_0.gguf": data})
+    name = "hf.co/someone/Tiny-R1-GGUF:Q8_0"
+    with running_server(TEST_SETTINGS) as url:
+        client = ollama.Client(host=url)
+        with pytest.raises(ollama.ResponseError) as missing:
+            client.chat(model=name, messages=say("Hi"))
+        assert missing.value.status_code == 404 and "pull" in str(missing.value)
+        progress = list(client.pull(name, stream=True))
+        assert progress[0].status == "pulling manifest" and progress[-1].status == "success"
+        assert max(p.completed or 0 for p in progress) == len(data) == progress[-2].total
+        assert "someone/Tiny-R1-GGUF/Tiny-R1-Q8_0.gguf" in [m.model for m in client.list().models]
+        assert client.chat(model=name, messages=say("Hi"), options=OPTIONS).done
+        with pytest.raises(ollama.ResponseError) as unknown:
+            client.pull("hf.co/someone/Nothing-GGUF:Q8_0")
+        assert unknown.value.status_code in (404, 502)
+    shutil.rmtree(tmp_path, ignore_errors=True)
