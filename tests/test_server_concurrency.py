@@ -79,3 +79,21 @@ def test_full_queue_is_503_with_retry_after_and_never_a_hang(url):
                 assert next(lines) is not None  # the running stream was never disturbed
     wait_for(lambda: gauge(url, "r1local_busy_slots") == 0 and gauge(url, "r1local_queue_depth") == 0)
     assert httpx.post(f"{url}/v1/chat/completions", json=SHORT).status_code == 200
+
+
+def test_a_client_that_gives_up_on_a_whole_response_frees_its_slot(url):
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json={**LONG, "stream": False}, timeout=0.5)
+    wait_for(lambda: gauge(url, "r1local_busy_slots") == 0, seconds=2)
+
+
+def test_a_slow_reader_does_not_hold_back_others(tiny_model, tmp_path):
+    settings = replace(TEST_SETTINGS, models=(str(tiny_model),), parallel=2)
+    with isolated_store(tmp_path), running_server(settings) as url, httpx.Client(timeout=30) as slow:
+        unread = {**LONG, "max_tokens": 40, "temperature": 0}
+        with slow.stream("POST", f"{url}/v1/chat/completions", json=unread) as stalled:
+            assert stalled.status_code == 200  # nothing read from it yet
+            quick = httpx.post(f"{url}/v1/chat/completions", json={**SHORT, "temperature": 0})
+            assert quick.status_code == 200 and quick.json()["usage"]["completion_tokens"] == 4
+            body = stalled.read().decode()
+        assert body.rstrip().endswith("data: [DONE]") and '"finish_reason": "length"' in body

@@ -104,3 +104,11 @@ def test_keep_alive_duration_unloads_when_idle(client):
 def test_bad_keep_alive_is_a_400(url):
     response = httpx.post(f"{url}/api/chat", json={"model": MODEL, "messages": say("x"), "keep_alive": "soon"})
     assert response.status_code == 400 and "keep_alive" in response.json()["error"]
+
+
+def test_body_without_a_json_content_type_is_read_as_json(url):
+    # `curl URL -d '{...}'`, as Ollama's own examples do, declares a form body
+    body = json.dumps({"model": MODEL, "prompt": "hi", "stream": False, "options": OPTIONS})
+    response = httpx.post(f"{url}/api/generate", content=body,
+                          headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200 and response.json()["done"] is True

@@ -16,7 +16,7 @@ from ..hardware import Hardware
 from . import errors, ollama, openai
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
-from .security import APIKeyAuth, BodyLimit
+from .middleware import APIKeyAuth, BodyLimit, JSONBodies
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -58,6 +58,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
         return PlainTextResponse("r1local is running")  # Ollama clients probe / for this line
 
     # outermost last: CORS answers preflights and decorates every response, errors included
+    app.add_middleware(JSONBodies)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)

@@ -1,5 +1,5 @@
-"""ASGI middleware for the API key and the request size limit. Pure ASGI rather than
-BaseHTTPMiddleware so streamed responses pass through untouched."""
+"""ASGI middleware: the API key, the request size limit, JSON bodies whatever their declared type.
+Pure ASGI rather than BaseHTTPMiddleware so streamed responses pass through untouched."""
 
 from __future__ import annotations
 
@@ -72,3 +72,16 @@ class BodyLimit:
             "Send a shorter request.",
         )
         await error_response(scope["path"], error)(scope, receive, send)
+
+
+class JSONBodies:
+    """Read every POST body as JSON, as Ollama and OpenAI do: `curl -d '{...}'` sends it as a form."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
