@@ -139,9 +139,10 @@ def main() -> None:
             b = m["buffers"]
             real_buffers = b.get("model", 0) + b.get("KV", 0) + b.get("compute", 0)
             d = p.details
-            est_buffers = d["cpu_weights"] + d["cpu_kv"] + d["compute"]  # allocated, as llama.cpp reports
-            print(f"| {label} | {n_ctx} | {p.cpu_bytes / MiB:.0f} MiB | {m['rss_growth'] / MiB:.0f} MiB "
-                  f"| {pct(p.cpu_bytes, m['rss_growth'])} | {real_buffers / MiB:.0f} MiB "
+            est_rss = p.cpu_bytes + d["cpu_repack"]  # the repacked weights' file pages stay mapped too
+            est_buffers = d["cpu_weights"] + d["cpu_repack"] + d["cpu_kv"] + d["compute"]  # as llama.cpp reports
+            print(f"| {label} | {n_ctx} | {est_rss / MiB:.0f} MiB | {m['rss_growth'] / MiB:.0f} MiB "
+                  f"| {pct(est_rss, m['rss_growth'])} | {real_buffers / MiB:.0f} MiB "
                   f"(KV {b.get('KV', 0) / MiB:.0f}, compute {b.get('compute', 0) / MiB:.0f}) "
                   f"| {est_buffers / MiB:.0f} MiB (KV {d['cpu_kv'] / MiB:.0f}, compute {d['compute'] / MiB:.0f}) "
                   f"| {pct(est_buffers, real_buffers)} | {p.decode_tps:.1f} | {m['decode_tps']:.1f} "

@@ -9,9 +9,11 @@ Memory (what llama.cpp allocates):
   KV cache  n_ctx x layers x kv_heads x (key_dim + value_dim) x bytes per element
   compute   the graph's scratch buffer for one micro-batch (logits for n_ubatch tokens dominate)
   runtime   vocabulary tables and ggml contexts
-On a GPU all of it is allocated for real. In RAM only touched pages count: the weights are mapped
-from the file (untied token embeddings are read a row at a time, so they stay on disk), and the
-compute buffer's logits rows for a whole micro-batch are never written during generation.
+On a GPU all of it is allocated for real. In RAM the file is mapped and read in whole at load; on
+CPUs with AVX2 or dot-product NEON, llama.cpp also copies 4-bit layer weights into an interleaved
+"repack" buffer, so they sit in RAM twice (the file's copy is clean page cache the kernel can drop:
+RSS shows it, but it need not fit). The compute buffer's logits rows for a whole micro-batch are
+never written during generation, so only its activations count.
 Speed: decode is bound by memory bandwidth (every weight is read once per token); prompt
 processing by compute (2 flops per parameter per token).
 """
@@ -27,11 +29,12 @@ from . import config
 from .hardware.model import GPU, GiB, Hardware
 
 MiB = 1024**2
+REPACKED = {"Q4_0", "Q4_K", "IQ4_NL"}  # ggml types the CPU backend copies into interleaved layouts
+REPACK_SHARE = {"Q4_0": 1.0, "IQ4_NL": 1.0, "Q4_K_S": 0.95, "Q4_K_M": 0.8}  # of layer bytes (measured: Q4_K_M proxy)
 KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cache element
 N_UBATCH = 512  # the engine's micro-batch (compute buffer scales with it)
 RUNTIME = 24 * MiB  # ggml contexts, thread pools (measured: RSS growth of loading a tiny model)
 RUNTIME_PER_TOKEN = 170  # bytes of vocabulary tables per vocabulary entry (measured, same way)
-FAULT_AROUND = 64 * 1024  # Linux maps this much of a file around each page fault
 ACTIVATION_WIDTH = 24  # touched compute buffer ~ n_ubatch x embedding x this many floats (measured)
 GPU_RESERVE = 400 * MiB  # driver context and fragmentation on each GPU
 GPU_MARGIN = 0.95  # of free VRAM planned for: other apps' allocations move
@@ -41,6 +44,7 @@ MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
 CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
 CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
 CPU_GFLOPS_DEFAULT = 15.0
+PROMPT_GEMM_GAIN = 2.5  # batched CPU matmuls reuse each loaded weight across the batch
 GPU_FLOPS_EFF = 0.35
 TOKEN_OVERHEAD_S = 0.4e-3  # graph build + sampling per decoded token
 LAYER_OVERHEAD_S = 15e-6  # CPU thread synchronisation per layer per token
@@ -66,11 +70,14 @@ class ModelShape:
     quant: str = ""
     n_heads: int = 0
     tied_output: bool = False  # the output head is the token embedding matrix (read in full per token)
+    repack_bytes: int = 0  # layer weights of types llama.cpp's CPU backend repacks (Q4_0, Q4_K, IQ4_NL)
 
     @classmethod
     def from_gguf(cls, info: Any, name: str | None = None) -> ModelShape:
         """From gguf_meta.read_gguf(path)."""
         layers, _ = info.bytes_per_layer()
+        repack = sum(t.n_bytes for t in info.tensors if t.layer is not None and t.type_name in REPACKED and
+                     len(t.shape) == 2)
         by_name = {t.name: t.n_bytes for t in info.tensors}
         embed = by_name.get("token_embd.weight", 0)
         tied = "output.weight" not in by_name
@@ -82,7 +89,7 @@ class ModelShape:
             embedding=info.embedding_length or 0, vocab=info.vocab_size or 0,
             trained_ctx=info.context_length or config.DEFAULT_CTX, file_bytes=info.file_size,
             layer_bytes=sum(layers.values()) // max(len(layers), 1), embed_bytes=embed, output_bytes=output,
-            quant=info.file_type, n_heads=info.head_count or 0, tied_output=tied,
+            quant=info.file_type, n_heads=info.head_count or 0, tied_output=tied, repack_bytes=repack,
         )
 
     @classmethod
@@ -95,8 +102,9 @@ class ModelShape:
         per_param = file_bytes / params
         table = int(vocab * embedding * per_param)
         layer = int(max(file_bytes - 2 * table, 0) / layers)
+        repack = int(layer * layers * REPACK_SHARE.get(quant.upper(), 0.0))
         return cls(name, params, layers, kv_heads, head_dim, head_dim, embedding, vocab, trained_ctx, file_bytes,
-                   layer, table, table, quant, n_heads)
+                   layer, table, table, quant, n_heads, repack_bytes=repack)
 
     def kv_bytes_per_token(self, kv_type: str = "f16") -> float:
         return self.layers * self.kv_heads * (self.key_dim + self.value_dim) * KV_BYTES[kv_type]
@@ -164,6 +172,11 @@ def _device_name(gpus: list[GPU]) -> str:
     return " + ".join(names)
 
 
+def _repacks(hw: Hardware) -> bool:
+    """llama.cpp's CPU backend repacks 4-bit weights where it has interleaved kernels for them."""
+    return bool({"AVX2", "DOTPROD"} & set(hw.cpu.features))
+
+
 def _cpu_gflops(hw: Hardware) -> float:
     per_core = max((v for k, v in CPU_GFLOPS_PER_CORE.items() if k in hw.cpu.features), default=CPU_GFLOPS_DEFAULT)
     return per_core * hw.cpu.threads
@@ -190,11 +203,12 @@ def _speeds(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past
     cpu_read = (shape.layers - on_gpu) * (shape.layer_bytes + kv_tok) + (
         shape.output_bytes if n_gpu <= shape.layers else 0
     )
-    flops = 2.0 * shape.params
+    # 2 flops per multiplied weight; token embeddings are looked up, not multiplied (unless tied)
+    flops = 2.0 * (shape.params - (0 if shape.tied_output else shape.vocab * shape.embedding))
     cpu_share = cpu_read / max(gpu_read + cpu_read, 1)
     t = TOKEN_OVERHEAD_S + LAYER_OVERHEAD_S * (shape.layers - on_gpu)
     t += max(cpu_read / (hw.cpu_bandwidth_gbs * 1e9 * CPU_BW_EFF), flops * cpu_share / (_cpu_gflops(hw) * 1e9))
-    prompt_t = flops * cpu_share / (_cpu_gflops(hw) * 1e9)
+    prompt_t = flops * cpu_share / (_cpu_gflops(hw) * PROMPT_GEMM_GAIN * 1e9)
     if gpus and on_gpu:
         bw, tflops = _gpu_spec(gpus)
         t += gpu_read / (bw * 1e9 * GPU_BW_EFF)
@@ -233,11 +247,8 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             0 if head_on_gpu or shape.tied_output else shape.output_bytes
         )
         cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
-        # resident RAM: untied embeddings are read a row per token (the kernel maps 64 KiB around
-        # each), and the compute buffer's logits rows stay unwritten
-        embed_resident = shape.embed_bytes if shape.tied_output and not head_on_gpu else min(
-            shape.embed_bytes, N_UBATCH * FAULT_AROUND)
-        cpu = cpu_w - shape.embed_bytes + embed_resident + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
+        cpu = cpu_w + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
+        repack = int(shape.repack_bytes * (shape.layers - on_gpu) / shape.layers) if _repacks(hardware) else 0
         if gpu > budget or cpu + (gpu if unified else 0) > ram:
             return None
         decode, prompt = _speeds(shape, hardware, gpus, n_gpu)
@@ -251,7 +262,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
             verdict, "", budget,
             {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute,
-             "runtime": shape.runtime_bytes()},
+             "runtime": shape.runtime_bytes(), "cpu_repack": repack},
         )
 
     ladder = _ctx_ladder(shape, desired)
