@@ -57,6 +57,7 @@ def test_health_is_503_until_the_models_are_loaded():
         ({**CHAT, "n": 2}, 400, "n", "n=2"),
         ({**CHAT, "tools": [{"type": "function"}]}, 400, "tools", "not supported"),
         ({k: v for k, v in CHAT.items() if k != "model"}, 400, "model", "Missing required parameter"),
+        ({**CHAT, "messages": [{"role": "user", "content": "word " * 600}]}, 400, None, "the context holds 512"),
         ({**CHAT, "model": "nobody/nothing"}, 404, None, "Unknown model name"),
         ({**CHAT, "model": "r1:7b"}, 404, None, "r1local pull"),
         ({**CHAT, "model": "/etc/passwd"}, 404, None, "Unknown model name"),
@@ -91,9 +92,12 @@ def test_oversized_bodies_are_413_whether_declared_or_streamed(url):
 
 
 def test_absurd_max_tokens_is_clamped_to_the_context(url):
-    response = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "max_tokens": 10**30, "temperature": 0})
+    long_prompt = [{"role": "user", "content": "word " * 480}]  # leaves a few tokens of the 512
+    response = httpx.post(f"{url}/v1/chat/completions",
+                          json={**CHAT, "messages": long_prompt, "max_tokens": 10**30, "temperature": 0})
     assert response.status_code == 200, response.text
-    assert response.json()["usage"]["completion_tokens"] <= 512
+    usage = response.json()["usage"]
+    assert response.json()["choices"][0]["finish_reason"] == "length" and usage["total_tokens"] <= 512
 
 
 def test_unknown_route_and_method(url):

@@ -102,7 +102,7 @@ class ModelManager:
     async def acquire(self, name: str) -> Lease:
         """Resolve `name` through the command-line models, the catalog and the local store (never
         an arbitrary path), load it if needed, and hold it until the lease is released."""
-        path = self._path_of(name)
+        path = self.path_of(name)
         entry = self._entries.get(path)
         if entry is None:
             async with self._load_lock:
@@ -111,7 +111,8 @@ class ModelManager:
         entry.active += 1
         return Lease(self, entry)
 
-    def _path_of(self, name: str) -> Path:
+    def path_of(self, name: str) -> Path:
+        """The file a model name means: command-line models first, then the catalog and store."""
         path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
         if path is None:
             path = self._resolved.get(name) or resolve.local_path(name, allow_paths=False)
@@ -127,7 +128,7 @@ class ModelManager:
 
     def unload(self, name: str) -> None:
         """Ollama's keep_alive 0 on an empty request: unload now, or as soon as the model is idle."""
-        entry = self._entries.get(self._path_of(name))
+        entry = self._entries.get(self.path_of(name))
         if entry is not None:
             entry.keep_alive_s = 0
             self._wake.set()

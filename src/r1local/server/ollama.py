@@ -24,7 +24,7 @@ from .grammar import json_grammar
 from .manager import Entry
 from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
 from .pull import pull_events, pull_target
-from .resolve import available_models, local_path
+from .resolve import available_models
 from .state import ServerState, get_state
 from .turn import Turn, TurnResponse, start_turn
 
@@ -86,8 +86,7 @@ def router() -> APIRouter:
 
     @api.post("/api/show")
     async def show(body: NamedRequest, request: Request) -> dict:
-        name = body.model_name
-        path = get_state(request).manager.registered().get(name) or local_path(name, allow_paths=False)
+        path = get_state(request).manager.path_of(body.model_name)
         info = read_gguf(path, require_complete=False)
         thinking = ChatTemplate(info.chat_template).is_r1  # the engine's own test for a thinking model
         return {

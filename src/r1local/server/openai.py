@@ -69,7 +69,7 @@ def router() -> APIRouter:
             submit=lambda model: model.chat(body.engine_messages(), think=body.thinking(),
                                             params=body.sampling(model.n_ctx, grammar)),
         )
-        reply = _Reply("chatcmpl", turn, body.include_usage, chat=True)
+        reply = _Reply(turn, body.include_usage, chat=True)
         if body.stream:
             return TurnResponse(reply.chunks(request), turn, "text/event-stream")
         return reply.whole(await turn.result(request), request.url.path)
@@ -80,7 +80,7 @@ def router() -> APIRouter:
             get_state(request), body.model, api="openai",
             submit=lambda model: model.complete(body.text, params=body.sampling(model.n_ctx)),
         )
-        reply = _Reply("cmpl", turn, body.include_usage, chat=False)
+        reply = _Reply(turn, body.include_usage, chat=False)
         if body.stream:
             return TurnResponse(reply.chunks(request), turn, "text/event-stream")
         return reply.whole(await turn.result(request), request.url.path)
@@ -89,62 +89,56 @@ def router() -> APIRouter:
 
 
 class _Reply:
-    """Shapes one turn's events as a chat.completion(.chunk) or text_completion object."""
+    """Shapes one turn's events as chat.completion(.chunk) or text_completion objects."""
 
-    def __init__(self, prefix: str, turn: Turn, include_usage: bool, chat: bool) -> None:
-        self.id = f"{prefix}-{uuid.uuid4().hex[:24]}"
+    def __init__(self, turn: Turn, include_usage: bool, chat: bool) -> None:
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"  # one id for every chunk
         self.created = int(time.time())
         self.turn = turn
         self.include_usage = include_usage
         self.chat = chat
 
-    def _object(self, choices: list[dict], **extra) -> dict:
-        kind = ("chat.completion" if self.chat else "text_completion")
-        streamed = extra.pop("streamed", False)
-        if streamed and self.chat:
-            kind += ".chunk"
+    def _object(self, choices: list[dict], *, chunk: bool, **extra) -> dict:
+        kind = ("chat.completion" + (".chunk" if chunk else "")) if self.chat else "text_completion"
         return {"id": self.id, "object": kind, "created": self.created, "model": self.turn.model_name,
                 "system_fingerprint": "r1local", "choices": choices, **extra}
 
-    def _choice(self, finish_reason: str | None, *, content: str | None = None,
-                reasoning: str | None = None, role: bool = False, whole: bool = False) -> dict:
-        if not self.chat:
-            return {"index": 0, "text": content or "", "logprobs": None, "finish_reason": finish_reason}
-        body: dict = {"role": "assistant"} if role or whole else {}
-        if content is not None or whole:
-            body["content"] = content
-        if reasoning:
-            body["reasoning_content"] = reasoning
-        key = "message" if whole else "delta"
-        return {"index": 0, key: body, "logprobs": None, "finish_reason": finish_reason}
+    def _choice(self, fields: dict, finish_reason: str | None, key: str) -> dict:
+        """`fields` are a chat message's (or delta's) keys; completions carry only the text."""
+        if self.chat:
+            return {"index": 0, key: fields, "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "text": fields.get("content", ""), "logprobs": None, "finish_reason": finish_reason}
+
+    def _chunk(self, delta: dict | None, finish_reason: str | None = None, **extra) -> str:
+        choices = [] if delta is None else [self._choice(delta, finish_reason, "delta")]
+        if self.include_usage:
+            extra.setdefault("usage", None)  # OpenAI: null on every chunk but the last
+        return sse(self._object(choices, chunk=True, **extra))
 
     def whole(self, result: Result, path: str) -> JSONResponse | dict:
         done = result.done
         if done is None or done.finish_reason == "error":
             error = engine_error(done) if done else R1Error("Generation ended without a result.")
             return JSONResponse(error_json(path, error), status_code=error.http_status)
-        choice = self._choice(FINISH[done.finish_reason], content=result.content,
-                              reasoning=result.reasoning or None, whole=True)
-        return self._object([choice], usage=usage_json(done.usage))
+        message = {"role": "assistant", "content": result.content}
+        if result.reasoning:
+            message["reasoning_content"] = result.reasoning
+        choice = self._choice(message, FINISH[done.finish_reason], "message")
+        return self._object([choice], chunk=False, usage=usage_json(done.usage))
 
     async def chunks(self, request: Request) -> AsyncIterator[str]:
-        usage_field = {"usage": None} if self.include_usage else {}
         if self.chat:
-            yield sse(self._object([self._choice(None, content="", role=True)], streamed=True, **usage_field))
+            yield self._chunk({"role": "assistant", "content": ""})
         async for event in self.turn.events(request):
             if isinstance(event, ContentDelta):
-                choice = self._choice(None, content=event.text)
+                yield self._chunk({"content": event.text})
             elif isinstance(event, ReasoningDelta):
-                choice = self._choice(None, reasoning=event.text) if self.chat else None
-            elif event.finish_reason == "error":
+                yield self._chunk({"reasoning_content": event.text})
+            elif event.finish_reason == "error":  # headers are gone: the error is the last event
                 yield sse(error_json(request.url.path, engine_error(event)))
                 break
             else:
-                choice = self._choice(FINISH[event.finish_reason], content=None if self.chat else "")
-                yield sse(self._object([choice], streamed=True, **usage_field))
+                yield self._chunk({}, FINISH[event.finish_reason])
                 if self.include_usage:
-                    yield sse(self._object([], streamed=True, usage=usage_json(event.usage)))
-                continue
-            if choice is not None:
-                yield sse(self._object([choice], streamed=True, **usage_field))
+                    yield self._chunk(None, usage=usage_json(event.usage))
         yield sse("[DONE]")
