@@ -4,7 +4,9 @@
 
 Cold: the slot last held an unrelated prompt, so the whole history is evaluated again.
 Warm: the slot holds turn 1, so only the last answer and the new question are evaluated.
-Greedy outputs of both are compared as well: reuse must not change the answer.
+Whether both greedy outputs agree is printed too. (The exact-parity test is tests/test_engine.py on
+an F16 model; on a quantised random-weight proxy the logits are nearly flat, and evaluating the same
+tokens in a batch of another size can flip a near-tie.)
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def main() -> None:
             {"role": "user", "content": "Which item came first?"},
         ]
         unrelated = [{"role": "user", "content": "Something else entirely."}]
-        cold, warm = [], []
+        cold, warm, same = [], [], []
         for _ in range(args.repetitions):
             ttft(model, unrelated)
             t, usage_cold, text_cold = ttft(model, turn2)
@@ -57,7 +59,7 @@ def main() -> None:
             t, usage_warm, text_warm = ttft(model, turn2)
             warm.append(t)
             assert usage_warm.cached_tokens > usage_cold.cached_tokens
-            assert text_warm == text_cold, "prefix reuse changed the greedy output"
+            same.append(text_warm == text_cold)
     figures = {
         "model": Path(args.model).name,
         "prompt_tokens": usage_warm.prompt_tokens,
@@ -65,6 +67,7 @@ def main() -> None:
         "ttft_cold_s": statistics.median(cold),
         "ttft_warm_s": statistics.median(warm),
         "ratio": statistics.median(warm) / statistics.median(cold),
+        "greedy_output_identical": all(same),
     }
     print(json.dumps(figures, indent=2))
     print(f"second turn: {figures['ratio']:.1%} of the cold time to first token (target <= 15%)")
