@@ -59,6 +59,11 @@ def _target_text(name: str) -> str:
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
+        "## Performance",
+        "",
+        "Reproduce with `pip install -e '.[bench]' && python scripts/bench_compare.py --publish` "
+        "(builds llama-bench and llama-server once, about 15 minutes on 2 cores, then measures).",
+        "",
         f"Measured on {m['cores']} CPU cores ({m['cpu']}), {m['threads']} threads for every peer, "
         f"llama-cpp-python {m['llama_cpp_python']} (llama-bench and llama-server built from the "
         "llama.cpp it vendors). Greedy, fixed-length generation; ratios are r1local / peer.",
@@ -102,6 +107,8 @@ def markdown(results: dict) -> str:
                         cells.append("" if v is None else f"{v:.2f}" + (f" ({verdict(key, v)})" if judged else ""))
                     lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + f" | {_target_text(key)} |")
                 lines.append("")
+    if any(e.get("serve") for e in results["models"]):
+        lines += ["![Aggregate tokens/s against concurrent clients](benchmarks.png)", ""]
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ class Peer:
     port_flag: str
     ready_path: str  # GET it until 200
     fixed_length: Callable[[int], dict]  # request fields that make it generate exactly n tokens
+    model: str  # the name requests use: the file stem, as r1local serve names a file
 
 
 def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path) -> list[Peer]:
@@ -44,22 +45,23 @@ def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_b
             [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
              "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
              "--ctx", str(ctx_per_slot)],
-            "--port", "/health", _ignore_eos,
+            "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
             "llama-server",
             [str(peer_bin / "llama-server"), "-m", str(model), "--host", HOST, "-np", str(parallel),
              "-c", str(ctx_per_slot * parallel), "-t", str(threads), "-tb", str(threads),
              "--no-webui", "--log-disable"],
-            "--port", "/health", _ignore_eos,
+            "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
             "llama-cpp-python",
             # interrupt_requests off: by default a new request cuts the running stream short.
             [py, "-m", "llama_cpp.server", "--model", str(model), "--host", HOST,
              "--n_ctx", str(ctx_per_slot), "--n_threads", str(threads),
-             "--n_threads_batch", str(threads), "--interrupt_requests", "False"],
-            "--port", "/v1/models", lambda n: {"min_tokens": n},  # its way to hold back EOS
+             "--n_threads_batch", str(threads), "--interrupt_requests", "False",
+             "--model_alias", model.stem],
+            "--port", "/v1/models", lambda n: {"min_tokens": n}, model.stem,  # min_tokens holds back EOS
         ),
     ]
 
@@ -188,7 +190,7 @@ def load(base: str, peer: Peer, prompts: list[list[str]], *, max_tokens: int,
          timeout: float = 600.0) -> LoadResult:
     """len(prompts) concurrent clients, each sending its prompts one after another."""
     body = {
-        "model": "bench", "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
+        "model": peer.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
         "stream_options": {"include_usage": True}, **peer.fixed_length(max_tokens),
     }
     timings = asyncio.run(_drive(base, prompts, body, timeout))
