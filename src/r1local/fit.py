@@ -38,6 +38,7 @@ RUNTIME_PER_TOKEN = 170  # bytes of vocabulary tables per vocabulary entry (meas
 ACTIVATION_WIDTH = 24  # touched compute buffer ~ n_ubatch x embedding x this many floats (measured)
 GPU_RESERVE = 400 * MiB  # driver context and fragmentation on each GPU
 GPU_MARGIN = 0.95  # of free VRAM planned for: other apps' allocations move
+RAM_MARGIN = 0.9  # of available RAM planned for: the OS and other programs keep allocating
 USEFUL_CTX = 8192  # below this, R1's reasoning gets cut; prefer shrinking offload over context
 MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
 # Fraction of peak bandwidth / compute llama.cpp reaches (calibrated by scripts/measure_fit_accuracy.py)
@@ -233,7 +234,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
     gpus = hardware.usable_gpus
     budget = _gpu_budget(gpus, hardware)
     unified = bool(gpus) and all(g.integrated for g in gpus)
-    ram = hardware.memory.available
+    ram = int(hardware.memory.available * RAM_MARGIN)
     kv_layer_tok = shape.kv_bytes_per_token() / shape.layers
 
     def attempt(ctx: int, n_gpu: int) -> FitPlan | None:
