@@ -50,13 +50,16 @@ def child(model: str, n_ctx: int, tokens: int, threads: int) -> dict:
     llm = llama_cpp.Llama(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
                           n_batch=512, n_ubatch=512, flash_attn=True, verbose=True)
     toks = llm.tokenize(prompt.encode())[:512]  # one full micro-batch: the worst case for activations
+    prompt_wall, prompt_cpu = time.perf_counter(), time.process_time()
     llm.eval(toks)
+    prompt_wall, prompt_cpu = time.perf_counter() - prompt_wall, time.process_time() - prompt_cpu
     tok = toks[-1]
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(tokens):  # decode speed does not depend on which token is fed back
         llm.eval([tok])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"rss_growth": rss() - base, "decode_tps": tokens / wall, "decode_tps_cpu": tokens / cpu}
+    return {"rss_growth": rss() - base, "decode_tps": tokens / wall, "decode_tps_cpu": tokens / cpu,
+            "prompt_tps": len(toks) / prompt_wall, "prompt_tps_cpu": len(toks) / prompt_cpu}
 
 
 def measure(model: Path, n_ctx: int, tokens: int, threads: int) -> dict:
@@ -131,8 +134,8 @@ def main() -> None:
     print(f"Machine: {hw.cpu.model}, {hw.cpu.threads} threads, RAM bandwidth estimate "
           f"{hw.cpu_bandwidth_gbs:.0f} GB/s; CPU only (n_gpu_layers=0); decode timed by {clock}\n")
     print("| model | n_ctx | est. memory | RSS growth | err | llama.cpp buffers | est. (same parts) | err "
-          "| pred. decode tok/s | measured | err |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| pred. decode tok/s | measured | err | pred. prompt tok/s | measured | err |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, path in models(args.build_proxy):
         shape = ModelShape.from_gguf(read_gguf(path))
         for n_ctx in args.ctx:
@@ -140,7 +143,8 @@ def main() -> None:
                 continue
             p = plan(shape, hw, n_ctx)
             m = measure(path, n_ctx, args.tokens, p.n_threads)
-            speed = m["decode_tps_cpu"] if args.cpu_time else m["decode_tps"]
+            key = "_cpu" if args.cpu_time else ""
+            speed, prompt_speed = m[f"decode_tps{key}"], m[f"prompt_tps{key}"]
             b = m["buffers"]
             real_buffers = b.get("model", 0) + b.get("KV", 0) + b.get("compute", 0)
             d = p.details
@@ -151,7 +155,8 @@ def main() -> None:
                   f"(KV {b.get('KV', 0) / MiB:.0f}, compute {b.get('compute', 0) / MiB:.0f}) "
                   f"| {est_buffers / MiB:.0f} MiB (KV {d['cpu_kv'] / MiB:.0f}, compute {d['compute'] / MiB:.0f}) "
                   f"| {pct(est_buffers, real_buffers)} | {p.decode_tps:.1f} | {speed:.1f} "
-                  f"| {pct(p.decode_tps, speed)} |", flush=True)
+                  f"| {pct(p.decode_tps, speed)} | {p.prompt_tps:.0f} | {prompt_speed:.0f} "
+                  f"| {pct(p.prompt_tps, prompt_speed)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
 CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
 CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
 CPU_GFLOPS_DEFAULT = 15.0
-PROMPT_GEMM_GAIN = 2.5  # batched CPU matmuls reuse each loaded weight across the batch
+PROMPT_GEMM_GAIN = 1.5  # batched CPU matmuls reuse each loaded weight across the batch (measured)
+PROMPT_TOKEN_OVERHEAD_S = 30e-6  # per prompt token, outside the matmuls (measured: tiny model)
 GPU_FLOPS_EFF = 0.35
 TOKEN_OVERHEAD_S = 0.4e-3  # graph build + sampling per decoded token
 LAYER_OVERHEAD_S = 15e-6  # CPU thread synchronisation per layer per token
@@ -209,11 +210,14 @@ def _speeds(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past
     cpu_share = cpu_read / max(gpu_read + cpu_read, 1)
     t = TOKEN_OVERHEAD_S + LAYER_OVERHEAD_S * (shape.layers - on_gpu)
     t += max(cpu_read / (hw.cpu_bandwidth_gbs * 1e9 * CPU_BW_EFF), flops * cpu_share / (_cpu_gflops(hw) * 1e9))
-    prompt_t = flops * cpu_share / (_cpu_gflops(hw) * PROMPT_GEMM_GAIN * 1e9)
+    # a prompt runs the output head once, for its last token: per token only the layers count
+    table = shape.vocab * shape.embedding
+    prompt_flops = 2.0 * max(shape.params - table * (1 if shape.tied_output else 2), 0)
+    prompt_t = PROMPT_TOKEN_OVERHEAD_S + prompt_flops * cpu_share / (_cpu_gflops(hw) * PROMPT_GEMM_GAIN * 1e9)
     if gpus and on_gpu:
         bw, tflops = _gpu_spec(gpus)
         t += gpu_read / (bw * 1e9 * GPU_BW_EFF)
-        prompt_t += flops * (1 - cpu_share) / (tflops * 1e12 * GPU_FLOPS_EFF)
+        prompt_t += prompt_flops * (1 - cpu_share) / (tflops * 1e12 * GPU_FLOPS_EFF)
     return 1.0 / t, 1.0 / max(prompt_t, 1e-9)
 
 
