@@ -124,10 +124,9 @@ class RecordingProbe(Probe):
         self.data["calls"][name] = value = self.inner.call(name, func)
         return value
 
-    def save(self, path: str | Path, note: str | None = None) -> None:
-        data = dict(self.data, note=note) if note else self.data
-        # Round-trip through JSON first so a value that cannot be saved fails before the file is touched.
-        text = json.dumps(data, indent=1, sort_keys=False, default=str)
+    def save(self, path: str | Path) -> None:
+        """Write the snapshot (through a temporary file, so a failed save leaves no half file)."""
+        text = json.dumps(self.data, indent=1, default=str)
         tmp = Path(f"{path}.tmp")
         tmp.write_text(text + "\n")
         tmp.replace(path)
