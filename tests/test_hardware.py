@@ -181,3 +181,12 @@ def test_live_record_and_replay_agree(tmp_path):
     assert live.cpu.logical_cores >= 1 and live.memory.total > 0
     saved = json.loads((tmp_path / "me.json").read_text())
     assert saved["format"] == 1 and "/proc/cpuinfo" in saved["files"]
+
+
+def test_nvidia_gpu_with_a_cpu_only_build_says_how_to_get_cuda():
+    cpu_build = {"version": "0.3.36", "system_info": "CPU : AVX2 = 1 |", "gpu_offload": False, "devices": []}
+    hw = replay("nvidia-rtx4060-laptop", calls={"llama_cpp.build": cpu_build})
+    v = verdict(hw, "NVIDIA GeForce RTX 4060 Laptop GPU")
+    assert v.status == NOT_USABLE and "no CUDA backend" in v.why
+    assert v.next_step.startswith('CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python')
+    assert hw.usable_gpus == []
