@@ -26,7 +26,8 @@ def _is_loopback(host: str) -> bool:
 def serve(
     models: Optional[list[str]] = typer.Argument(
         None, help="Models to load at start: catalog names (r1:7b) or .gguf paths (served by file stem)."),
-    host: str = typer.Option(config.DEFAULT_HOST, "--host", help="Address to bind; 0.0.0.0 exposes the API to the network."),
+    host: str = typer.Option(config.DEFAULT_HOST, "--host",
+                             help="Address to bind; 0.0.0.0 exposes the API to the network."),
     port: int = typer.Option(config.DEFAULT_PORT, "--port"),
     parallel: int = typer.Option(4, "--parallel", min=1, help="Requests generated at once per model (slots)."),
     max_queue: Optional[int] = typer.Option(None, "--max-queue", min=0,
@@ -34,10 +35,13 @@ def serve(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
-    api_key: Optional[str] = typer.Option(None, "--api-key", help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
-    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin", help="Allow browser pages from this origin (repeatable)."),
+    api_key: Optional[str] = typer.Option(None, "--api-key",
+                                          help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
+    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
+                                                    help="Allow browser pages from this origin (repeatable)."),
     keep_alive: str = typer.Option("5m", "--keep-alive", help="Unload a model idle this long (30s, 5m, 1h; -1 never)."),
-    max_loaded: int = typer.Option(1, "--max-loaded", min=1, help="Models held in memory at once (least recently used leaves)."),
+    max_loaded: int = typer.Option(1, "--max-loaded", min=1,
+                                   help="Models held in memory at once (the least recently used leaves)."),
     max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, help="Largest request body in bytes."),
 ) -> None:
     """Serve the OpenAI (/v1) and Ollama (/api) APIs on this machine."""

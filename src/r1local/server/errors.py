@@ -70,8 +70,8 @@ def install(app: FastAPI, retry_after_s: int) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404:
             message = f"No route {request.method} {request.url.path}."
-        body = error_payload(request.url.path, message, type_=_STATUS_TYPES.get(exc.status_code, "invalid_request_error"),
-                             code=None, param=None)
+        kind = _STATUS_TYPES.get(exc.status_code, "invalid_request_error")
+        body = error_payload(request.url.path, message, type_=kind, code=None, param=None)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from .resolve import available_models
 from .state import ServerState, get_state
 from .turn import Turn, TurnResponse, start_turn
 
+log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
 NDJSON = "application/x-ndjson"
 
@@ -75,7 +77,11 @@ def router() -> APIRouter:
     async def tags(request: Request) -> dict:
         models = []
         for name, path in available_models(get_state(request).manager).items():
-            info = read_gguf(path, require_complete=False)
+            try:
+                info = read_gguf(path, require_complete=False)
+            except R1Error as error:  # one damaged file must not hide the others
+                log.warning("skipping %s in /api/tags: %s", path, error)
+                continue
             models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
                            "size": path.stat().st_size, "digest": digest(path), "details": details(info)})
         return {"models": models}
