@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from .schema_base import Strict, neutral_only, sampling_params
+from .schema_base import NoLogprobs, Strict, neutral_only, sampling_params
 
 
 class Options(Strict):
@@ -65,25 +65,13 @@ class Message(Strict):
         return neutral_only(v or None, (None,), "tool_calls")
 
 
-class GenerateBase(Strict):
+class GenerateBase(NoLogprobs):
     model: str = Field(min_length=1)
     stream: bool = True
     format: Literal["", "json"] | dict[str, Any] | None = None
     options: Options | None = None
     keep_alive: str | float | None = None
     think: bool | Literal["low", "medium", "high"] | None = None
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v: bool | None) -> bool | None:
-        return neutral_only(v, (None, False), "logprobs")
-
-    @field_validator("top_logprobs")
-    @classmethod
-    def _no_top_logprobs(cls, v: int | None) -> int | None:
-        return neutral_only(v, (None, 0), "top_logprobs")
 
     @property
     def wants_json(self) -> bool:

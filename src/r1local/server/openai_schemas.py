@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from .schema_base import Strict, neutral_only, sampling_params
+from .schema_base import NoLogprobs, Strict, neutral_only, sampling_params
 
 
 class TextPart(Strict):
@@ -107,30 +107,18 @@ class GenerationRequest(Strict):
         )
 
 
-class ChatCompletionRequest(GenerationRequest):
+class ChatCompletionRequest(GenerationRequest, NoLogprobs):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     think: bool | None = None  # r1local's switch; reasoning_effort "none" does the same
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["none", "auto"] | None = None
     parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
     service_tier: str | None = None
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v: bool | None) -> bool | None:
-        return neutral_only(v, (None, False), "logprobs")
-
-    @field_validator("top_logprobs")
-    @classmethod
-    def _no_top_logprobs(cls, v: int | None) -> int | None:
-        return neutral_only(v, (None, 0), "top_logprobs")
 
     @field_validator("tools")
     @classmethod

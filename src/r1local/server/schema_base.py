@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from ..engine.params import SamplingParams
 
@@ -18,6 +18,23 @@ def neutral_only(value: Any, neutral: tuple, what: str) -> Any:
     if value not in neutral:
         raise ValueError(f"{what} is not supported by this server")
     return value
+
+
+class NoLogprobs(Strict):
+    """Both dialects document logprobs; this server accepts them only when they ask for nothing."""
+
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+    @field_validator("logprobs")
+    @classmethod
+    def _no_logprobs(cls, v: bool | None) -> bool | None:
+        return neutral_only(v, (None, False), "logprobs")
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _no_top_logprobs(cls, v: int | None) -> int | None:
+        return neutral_only(v, (None, 0), "top_logprobs")
 
 
 def sampling_params(n_ctx: int, *, max_tokens: int | None, stop: list[str], grammar: str | None,
