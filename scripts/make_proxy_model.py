@@ -98,7 +98,7 @@ def write_f16(path: Path, key: str, seed: int, shapes: dict) -> None:
     w.add_head_count_kv(shapes["n_head_kv"])
     w.add_rope_freq_base(shapes["rope_theta"])
     w.add_layer_norm_rms_eps(shapes["rms_eps"])
-    tiny._copy_tokenizer(w, tok)
+    tiny.copy_tokenizer(w, tok)
 
     plan = tensor_plan(**shapes)
     for name, shape, dtype, _ in plan:

@@ -105,7 +105,7 @@ def build_tiny_model(
     w.add_head_count_kv(n_head_kv)
     w.add_rope_freq_base(src.get("qwen2.rope.freq_base", 10000.0))
     w.add_layer_norm_rms_eps(src.get("qwen2.attention.layer_norm_rms_epsilon", 1e-6))
-    _copy_tokenizer(w, src)
+    copy_tokenizer(w, src)
 
     rng = np.random.default_rng(seed)
 
@@ -142,7 +142,7 @@ def build_tiny_model(
     return out_path
 
 
-def _copy_tokenizer(w, src) -> None:
+def copy_tokenizer(w, src) -> None:
     """Copy every tokenizer.* key of the real header, failing on one this script does not know."""
     setters = {
         "tokenizer.ggml.model": w.add_tokenizer_model,
