@@ -9,6 +9,7 @@ slot, so a later prompt that starts the same way (the next turn of a chat) reuse
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -25,6 +26,9 @@ from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .reasoning import ReasoningSplitter
 from .sampling import Sampler
 from .stream import Stream
+
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -110,6 +114,10 @@ class Scheduler:
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
                              cached_tokens_total=0, rejected_total=0)
+        # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
+        # 5 ms switch interval a busy event-loop thread (the server streaming tokens) delays each
+        # step by that much. Measured on gemma-270m, 4 clients: 43 -> 50 tokens/s.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._loop, name="r1local-scheduler", daemon=True)
         self._thread.start()
 
