@@ -227,3 +227,17 @@ def test_evicted_history_comes_back_from_the_ram_cache(tiny_model):
         assert model.stats()["prefix_cache_hits"] == 1
     with Model.load(tiny_model, n_ctx=1024, n_parallel=1, n_threads=1) as cold:
         assert cold.complete(long_a + "epsilon", params=greedy()).result().content == back.content
+
+
+def test_bad_grammar_is_refused_at_submit_and_the_model_keeps_serving(engine):
+    from r1local.errors import UsageError
+
+    with pytest.raises(UsageError):
+        engine.complete("hi", params=greedy(grammar="root ::= ( unclosed"))
+    assert engine.complete(PROMPTS[0], params=greedy(4, ignore_eos=True)).result().done.usage.completion_tokens == 4
+
+
+def test_grammar_constrains_the_output(engine):
+    result = engine.complete("Answer:", params=greedy(8, grammar='root ::= "yes" | "no"')).result()
+    assert result.content in ("yes", "no")
+    assert result.done.finish_reason == "stop"

@@ -9,7 +9,7 @@ from ..errors import ModelNotFound, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .native import NativeModel
 from .params import SamplingParams
-from .scheduler import Job, Scheduler
+from .scheduler import Scheduler
 from .stream import Stream
 from .template import ChatTemplate
 
@@ -79,8 +79,9 @@ class Model:
         tokens = self.native.tokenize(text, add_special=False)
         if self.native.add_bos and (not tokens or tokens[0] != self.native.bos):
             tokens.insert(0, self.native.bos)
-        job = Job(tokens, params or SamplingParams(), split_reasoning, in_reasoning)
-        return self.scheduler.submit(job)
+        return self.scheduler.submit(
+            tokens, params or SamplingParams(), split_reasoning=split_reasoning, in_reasoning=in_reasoning
+        )
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self.native.tokenize(text, add_special=add_special)

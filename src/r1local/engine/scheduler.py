@@ -37,6 +37,7 @@ class Job:
     params: SamplingParams
     split_reasoning: bool  # separate <think>...</think> from the answer
     in_reasoning: bool  # the prompt already opened <think>
+    sampler: Sampler  # built at submit, so a bad grammar is the caller's error, not the thread's
     stream: Stream = field(default_factory=Stream)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -50,7 +51,7 @@ class Active:
         self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
         self.n_reused = n_reused
         self.max_tokens = max_tokens
-        self.sampler = Sampler(job.params, native.vocab, native.n_vocab)
+        self.sampler = job.sampler
         self.detok = Detokenizer()
         self.stops = StopMatcher(job.params.stop)
         self.splitter = ReasoningSplitter(job.in_reasoning) if job.split_reasoning else None
@@ -91,6 +92,7 @@ class Active:
 
 
 def _never_started(job: Job) -> None:
+    job.sampler.close()
     job.stream.push(Done("cancelled", Usage(len(job.prompt), 0), Timings(0, 0, 0, 0)))
 
 
@@ -122,19 +124,22 @@ class Scheduler:
         self._thread.start()
 
     # -- called from any thread --
-    def submit(self, job: Job) -> Stream:
-        if len(job.prompt) >= self.native.n_ctx_seq:
+    def submit(
+        self, prompt: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool
+    ) -> Stream:
+        if len(prompt) >= self.native.n_ctx_seq:
             raise ContextOverflow(
-                f"The prompt is {len(job.prompt)} tokens; the context holds {self.native.n_ctx_seq}.",
+                f"The prompt is {len(prompt)} tokens; the context holds {self.native.n_ctx_seq}.",
                 "Shorten the prompt or start with a larger --ctx.",
             )
+        sampler = Sampler(params, self.native.vocab, self.native.n_vocab)
+        job = Job(prompt, params, split_reasoning, in_reasoning, sampler)
         with self._cond:
             busy = sum(slot.active is not None for slot in self.slots)
             if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
                 self.counters["rejected_total"] += 1
-                raise Overloaded(
-                    "Every slot is busy and the queue is full.", "Retry in a moment."
-                )
+                sampler.close()
+                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
             self._waiting.append(job)
             self.counters["requests_total"] += 1
             self._cond.notify()
@@ -165,7 +170,12 @@ class Scheduler:
                 self._admit()
             self._reap_cancelled()
             if self._busy():
-                self._step()
+                try:
+                    self._step()
+                except Exception as error:  # a bug must end these requests, not the model
+                    for slot in self.slots:
+                        if slot.active:
+                            self._release(slot, "error", f"{type(error).__name__}: {error}")
         for slot in self.slots:
             if slot.active:
                 self._release(slot, "cancelled")
