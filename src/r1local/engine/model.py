@@ -22,6 +22,7 @@ class Model:
         self.path = native.path
         self.n_ctx = native.n_ctx_seq
         self.n_parallel = native.n_seq
+        self.n_gpu_layers = native.n_gpu_layers  # as loaded, after the fit's choice
         self.template = ChatTemplate(
             native.meta("tokenizer.chat_template"),
             native.token_text(native.bos) if native.bos >= 0 else "",

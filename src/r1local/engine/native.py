@@ -63,6 +63,7 @@ class NativeModel:
     ) -> None:
         _init_backend()
         self.path = path
+        self.n_gpu_layers = n_gpu_layers
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
         with _log_lock:

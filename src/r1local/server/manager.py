@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config, fit
+from .. import fit
 from ..engine.model import Model
 from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
@@ -152,9 +152,7 @@ class ModelManager:
             self._load_model, path, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
             n_gpu_layers=gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
         )
-        if gpu_layers is None:  # what the engine chose: the same (cached) plan it just used
-            gpu_layers = fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, s.parallel).n_gpu_layers
-        entry = Entry(name, model, path.stat().st_size, s.keep_alive_s, gpu_layers)
+        entry = Entry(name, model, path.stat().st_size, s.keep_alive_s, model.n_gpu_layers)
         self._entries[path] = entry
         return entry
 
