@@ -1,4 +1,4 @@
-"""`store.pull` / `find_local` / `installed` / `remove`: the real huggingface_hub client against
+"""`download.pull` / `find_local` / `installed` / `remove`: the real huggingface_hub client against
 the loopback test hub."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
 
-from r1local import config, store
+from r1local import config, download, store
 from r1local.errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError
 from r1local.store import Target
 
@@ -35,7 +35,7 @@ def repo(hub):  # noqa: F811
 
 
 def test_pull_complete_file_into_the_standard_cache(hub, repo):
-    path = store.pull(Target(REPO, quant="Q4_K_M"))
+    path = download.pull(Target(REPO, quant="Q4_K_M"))
     assert path.read_bytes() == repo.files[Q4]
     # the layout every Hugging Face tool reads: blob named by sha256, snapshot symlink, refs/main
     assert path.is_symlink() and os.path.basename(os.path.realpath(path)) == repo.sha(Q4)
@@ -46,7 +46,7 @@ def test_pull_complete_file_into_the_standard_cache(hub, repo):
 
 
 def test_split_model_pulls_every_part(hub, repo):
-    first = store.pull(Target(REPO, files=(SPLIT[0],)))
+    first = download.pull(Target(REPO, files=(SPLIT[0],)))
     folder = first.parent
     assert [(folder / os.path.basename(n)).read_bytes() == repo.files[n] for n in SPLIT] == [True] * 3
     (model,) = store.installed()
@@ -57,7 +57,7 @@ def test_dropped_connection_resumes_with_a_range_request(hub, repo, monkeypatch)
     # http_get keeps whole chunks only (10 MB by default): small chunks make a 1 MB drop resumable
     monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
     repo.faults[Q8] = Fault(drop_after=1_000_000)
-    path = store.pull(Target(REPO, files=(Q8,)))
+    path = download.pull(Target(REPO, files=(Q8,)))
     assert hashlib.sha256(path.read_bytes()).hexdigest() == repo.sha(Q8)
     first, second = hub.gets(Q8)
     assert "range" not in first.headers
@@ -70,7 +70,7 @@ def test_partial_file_from_an_interrupted_run_is_resumed(hub, repo):
     partial = config.hf_cache() / "models--someone--Tiny-GGUF" / "blobs" / f"{repo.sha(Q8)}.incomplete"
     partial.parent.mkdir(parents=True)
     partial.write_bytes(repo.files[Q8][:1_234_567])
-    path = store.pull(Target(REPO, files=(Q8,)))
+    path = download.pull(Target(REPO, files=(Q8,)))
     assert path.read_bytes() == repo.files[Q8] and not partial.exists()
     (request,) = hub.gets(Q8)
     assert request.headers.get("range") == "bytes=1234567-"
@@ -79,7 +79,7 @@ def test_partial_file_from_an_interrupted_run_is_resumed(hub, repo):
 def test_corrupted_bytes_fail_verification_and_leave_nothing(hub, repo):
     repo.faults[Q4] = Fault(corrupt=True)
     with pytest.raises(DownloadError, match="failed verification"):
-        store.pull(Target(REPO, files=(Q4,)))
+        download.pull(Target(REPO, files=(Q4,)))
     storage = config.hf_cache() / "models--someone--Tiny-GGUF"
     assert not (storage / "blobs" / repo.sha(Q4)).exists()
     assert not list(storage.rglob("*.incomplete"))
@@ -88,48 +88,48 @@ def test_corrupted_bytes_fail_verification_and_leave_nothing(hub, repo):
 
 def test_unknown_repo_file_quant_and_revision(hub, repo):
     with pytest.raises(ModelNotFound, match="nobody/Nothing was not found on the Hub"):
-        store.pull(Target("nobody/Nothing", quant="Q4_K_M"))
+        download.pull(Target("nobody/Nothing", quant="Q4_K_M"))
     with pytest.raises(ModelNotFound, match="Tiny-Q2_K.gguf is not in someone/Tiny-GGUF") as info:
-        store.pull(Target(REPO, files=("Tiny-Q2_K.gguf",)))
+        download.pull(Target(REPO, files=("Tiny-Q2_K.gguf",)))
     assert "Q4_K_M, Q6_K, Q8_0" in info.value.hint
     with pytest.raises(ModelNotFound, match="has no IQ4_XS GGUF file"):
-        store.pull(Target(REPO, quant="IQ4_XS"))
+        download.pull(Target(REPO, quant="IQ4_XS"))
     with pytest.raises(ModelNotFound, match="has no revision 'v9'"):
-        store.pull(Target(REPO, quant="Q4_K_M", revision="v9"))
+        download.pull(Target(REPO, quant="Q4_K_M", revision="v9"))
 
 
 def test_gated_repo_needs_hf_token(hub, repo, monkeypatch):
     hub.add("meta/Gated-GGUF", {Q4: blob(100_000, 3)}, gated=True)
     with pytest.raises(AuthRequired, match="gated") as info:
-        store.pull(Target("meta/Gated-GGUF", quant="Q4_K_M"))
+        download.pull(Target("meta/Gated-GGUF", quant="Q4_K_M"))
     assert "HF_TOKEN" in info.value.hint
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    assert store.pull(Target("meta/Gated-GGUF", quant="Q4_K_M")).stat().st_size == 100_000
+    assert download.pull(Target("meta/Gated-GGUF", quant="Q4_K_M")).stat().st_size == 100_000
 
 
 def test_not_enough_disk_fails_before_downloading(hub, repo, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 1_000_000)
     with pytest.raises(InsufficientDisk, match="needs 2.1 MB") as info:
-        store.pull(Target(REPO, files=(SPLIT[0],)))
+        download.pull(Target(REPO, files=(SPLIT[0],)))
     assert "has 1.0 MB free" in info.value.message and "HF_HUB_CACHE" in info.value.hint
     assert hub.gets(SPLIT[0]) == []
 
 
 def test_offline_mode_uses_the_cache_and_refuses_downloads(hub, repo, monkeypatch):
-    store.pull(Target(REPO, quant="Q4_K_M"))
+    download.pull(Target(REPO, quant="Q4_K_M"))
     seen = len(hub.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert store.find_local(Target(REPO, quant="Q4_K_M")).is_file()
     with pytest.raises(OfflineError, match="HF_HUB_OFFLINE=1 forbids downloading"):
-        store.pull(Target(REPO, quant="Q8_0"))
+        download.pull(Target(REPO, quant="Q8_0"))
     assert len(hub.requests) == seen
 
 
 def test_rm_frees_exactly_that_model(hub, repo):
-    store.pull(Target(REPO, quant="Q4_K_M"))
-    store.pull(Target(REPO, quant="Q8_0"))
-    store.pull(Target(REPO, files=(SPLIT[0],)))
+    download.pull(Target(REPO, quant="Q4_K_M"))
+    download.pull(Target(REPO, quant="Q8_0"))
+    download.pull(Target(REPO, files=(SPLIT[0],)))
     models = {m.quant: m for m in store.installed()}
     assert set(models) == {"Q4_K_M", "Q8_0", "Q6_K"}
     assert store.remove(models["Q6_K"]) == 3 * 700_000

@@ -153,7 +153,7 @@ def run_bench(
     """Warm the model up, then time ppN and tgN `repetitions` times each."""
     import importlib.metadata
 
-    import llama_cpp
+    from .engine.bindings import C
 
     if pp < 1 or tg < 1 or repetitions < 1:
         raise ValueError("pp, tg and repetitions must be >= 1")
@@ -178,7 +178,7 @@ def run_bench(
         file_type=info.file_type,
         parameters=info.parameter_count,
         size_bytes=model.path.stat().st_size,
-        threads=llama_cpp.llama_n_threads(model.native.ctx),
+        threads=C.llama_n_threads(model.native.ctx),
         n_ctx=model.n_ctx,
         pp_tokens=pp,
         tg_tokens=tg,

@@ -33,7 +33,7 @@ def resolve(
     """The local GGUF file (first part of a split model) that `name` means, pulled if need be.
 
     confirm: asked "<question>?" before a download; returning False cancels it (None: no question).
-    progress: a tqdm-like class for the download bars (see store.pull).
+    progress: a tqdm-like class for the download bars (see download.pull).
     """
     ref = catalog.parse(name, allow_paths=allow_paths)
     if ref.path is not None:
@@ -46,12 +46,14 @@ def resolve(
                                "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.")
         if not pull_if_missing:
             raise ModelNotFound(f"{label} is not downloaded.", f"Download it first: r1local pull {label}")
+        from . import download  # the Hub client only when something is downloaded
+
         if confirm is not None:
-            _, files = store.plan(target)
+            _, files = download.plan(target)
             size = store.human_size(sum(f.size for f in files))
             if not confirm(f"{label} is not downloaded yet. Download it now ({size})?"):
                 raise UsageError(f"{label} was not downloaded.", f"Download it with: r1local pull {label}")
-        path = store.pull(target, progress=progress)
+        path = download.pull(target, progress=progress)
     store.mark_used(path)
     return path
 

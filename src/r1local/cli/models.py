@@ -69,8 +69,10 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
     if path is not None:
         err.print(f"{label} is already downloaded.", style="dim")
     else:
+        from .. import download  # the Hub client only when something is downloaded
+
         err.print(f"Pulling {label} from {target.repo}", style="bold")
-        path = store.pull(target, progress=DownloadBar)
+        path = download.pull(target, progress=DownloadBar)
     out.print(str(path))
 
 

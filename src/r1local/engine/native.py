@@ -10,10 +10,9 @@ import threading
 from collections import deque
 from pathlib import Path
 
-import llama_cpp as C
-
 from .. import config
 from ..errors import ModelFileError
+from .bindings import C
 
 _log_lock = threading.Lock()
 _log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages

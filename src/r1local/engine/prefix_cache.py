@@ -6,8 +6,7 @@ from __future__ import annotations
 import ctypes
 from collections import OrderedDict
 
-import llama_cpp as C
-
+from .bindings import C
 from .native import NativeModel
 
 MIN_TOKENS = 256  # shorter prefixes are cheaper to recompute than to copy

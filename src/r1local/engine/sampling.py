@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 
-import llama_cpp as C
-
 from ..errors import UsageError
+from .bindings import C
 from .params import SamplingParams
 
 _RANDOM = random.SystemRandom()
@@ -14,7 +13,6 @@ _RANDOM = random.SystemRandom()
 
 class Sampler:
     """Owns a llama_sampler chain; sample() also records the token for penalties and grammar."""
-
 
     def __init__(self, params: SamplingParams, vocab, n_vocab: int) -> None:
         self.chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())

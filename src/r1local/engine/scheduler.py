@@ -15,9 +15,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import llama_cpp as C
-
 from ..errors import ContextOverflow, Overloaded
+from .bindings import C
 from .detok import Detokenizer, StopMatcher
 from .events import ContentDelta, Done, FinishReason, Timings, Usage
 from .native import NativeModel

@@ -47,16 +47,18 @@ def _devices(lib: ctypes.CDLL) -> list[dict]:
 
 
 def _query() -> dict:
-    import llama_cpp
+    import importlib.metadata
+
+    from ..engine.bindings import C
 
     try:
-        devices = _devices(_libggml(Path(llama_cpp.__file__).parent))
+        devices = _devices(_libggml(Path(C.__file__).parent))
     except (OSError, AttributeError):  # an older or unusual build: the rest still tells a lot
         devices = []
     return {
-        "version": getattr(llama_cpp, "__version__", None),
-        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
-        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "version": importlib.metadata.version("llama-cpp-python"),
+        "system_info": C.llama_print_system_info().decode(errors="replace").strip(),
+        "gpu_offload": bool(C.llama_supports_gpu_offload()),
         "devices": devices,
     }
 

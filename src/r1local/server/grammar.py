@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..engine.bindings import submodule
 from ..errors import UsageError
 
 
 def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
     """Any JSON object when `schema` is empty or None, otherwise JSON that follows `schema`."""
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
-
+    grammars = submodule("llama_grammar")
     if not schema:
-        return JSON_GBNF
+        return grammars.JSON_GBNF
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        return grammars.json_schema_to_gbnf(json.dumps(schema))
     except Exception as exc:  # the converter raises assorted types for schemas it cannot express
         raise UsageError(
             f"The JSON schema cannot be turned into a grammar ({type(exc).__name__}: {exc}).",

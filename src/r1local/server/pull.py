@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from .. import catalog, store
+from .. import catalog
 from .. import resolve as names
 from ..errors import R1Error
 from ..store import Target
@@ -48,8 +48,10 @@ async def pull_events(target: Target) -> AsyncIterator[dict]:
             pass
 
     def work() -> None:
+        from .. import download  # the Hub client only when something is downloaded
+
         try:
-            store.pull(target, progress=Progress)
+            download.pull(target, progress=Progress)
         except R1Error as error:
             put(error)
         finally:
