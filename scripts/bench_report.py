@@ -17,6 +17,9 @@ TARGETS = {
 }
 TARGET_CLIENTS = {"tokens_per_s_vs_llama_server": (4, 8), "tokens_per_s_vs_llama_cpp_python": (4, 8),
                   "ttft_p50_vs_llama_server": (4,)}
+# Not r1local's: what llama.cpp's own batching gains over one-request-at-a-time on this machine, the
+# ceiling for any engine that runs at llama.cpp's speed.
+CEILING = "llama_server_vs_llama_cpp_python"
 
 
 def _serve(entry: dict, peer: str, clients: int) -> dict | None:
@@ -31,6 +34,9 @@ def ratios(entry: dict) -> dict:
         out["decode_vs_llama_bench"] = ours["tg128"] / theirs["tg128"]
         out["prefill_vs_llama_bench"] = ours["pp512"] / theirs["pp512"]
     for clients in sorted({r["clients"] for r in entry.get("serve", [])}):
+        server, python_server = _serve(entry, "llama-server", clients), _serve(entry, "llama-cpp-python", clients)
+        if server and python_server:
+            out.setdefault(CEILING, {})[clients] = server["tokens_per_s"] / python_server["tokens_per_s"]
         mine = _serve(entry, "r1local", clients)
         if not mine:
             continue
@@ -85,7 +91,7 @@ def markdown(results: dict) -> str:
             lines.append("")
         if entry.get("serve"):
             lines += [f"Concurrent streaming clients ({s['prompt_tokens']}-word prompts, "
-                      f"{s['max_tokens']} tokens each):", "",
+                      f"{s['max_tokens']} tokens each; medians of {s.get('serve_rounds', 1)} alternating rounds):", "",
                       "| clients | server | tokens/s | TTFT p50 | TTFT p95 | peak RSS |",
                       "|---:|---|---:|---:|---:|---:|"]
             for row in entry["serve"]:
@@ -106,6 +112,10 @@ def markdown(results: dict) -> str:
                         judged = n in TARGET_CLIENTS.get(key, levels)
                         cells.append("" if v is None else f"{v:.2f}" + (f" ({verdict(key, v)})" if judged else ""))
                     lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + f" | {_target_text(key)} |")
+                if CEILING in r:
+                    cells = [f"{r[CEILING][n]:.2f}" if n in r[CEILING] else "" for n in levels]
+                    lines.append("| *for reference: llama-server / llama-cpp-python* | " + " | ".join(cells)
+                                 + " | what llama.cpp's batching gains here |")
                 lines.append("")
     if any(e.get("serve") for e in results["models"]):
         lines += ["![Aggregate tokens/s against concurrent clients](benchmarks.png)", ""]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import psutil
 import pytest
 from typer.testing import CliRunner
 
-from conftest import _load_script
+from conftest import ROOT, _load_script
 from r1local.cli import app
 
 runner = CliRunner()
@@ -73,11 +75,35 @@ def test_report_ratios_and_verdicts(report_module, tmp_path):
     assert r["decode_vs_llama_bench"] == pytest.approx(1.0)
     assert r["tokens_per_s_vs_llama_server"] == pytest.approx({1: 1.0, 4: 1.2, 8: 40 / 44})
     assert r["tokens_per_s_vs_llama_cpp_python"][8] == pytest.approx(4.0)
+    assert r["llama_server_vs_llama_cpp_python"] == pytest.approx({1: 1.0, 4: 2.5, 8: 4.4})
     results = {"machine": dict(cores=2, cpu="x86_64", threads=2, llama_cpp_python="0.3.36"),
                "settings": dict(prompt_tokens=128, max_tokens=64), "models": [entry]}
     table = report_module.markdown(results)
     assert "| 8 | llama-server | 44.0 |" in table
     assert "0.91 (**missed**)" in table  # 8 clients vs llama-server
     assert "1.20 (met)" in table
+    assert "| *for reference: llama-server / llama-cpp-python* | 1.00 | 2.50 | 4.40 |" in table
     report_module.plot(results, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_side_by_side_script_runs_end_to_end(tiny_model, tmp_path):
+    """scripts/bench_compare.py against llama-cpp-python's server on the tiny model: real servers,
+    real streaming clients, then the JSON, table and plot (the llama.cpp peers need a 15-minute build)."""
+    pytest.importorskip("sse_starlette", reason="llama-cpp-python's server: pip install -e '.[bench]'")
+    cmd = [sys.executable, str(ROOT / "scripts" / "bench_compare.py"), "--models", str(tiny_model),
+           "--skip-single", "--peers", "r1local,llama-cpp-python", "--threads", "2", "--requests", "2", "--serve-rounds", "2",
+           "--prompt-tokens", "8", "--max-tokens", "8", "--quiet-wait", "0", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads((tmp_path / "benchmarks.json").read_text())
+    rows = results["models"][0]["serve"]
+    assert sorted((r["peer"], r["clients"]) for r in rows) == sorted(
+        (peer, n) for peer in ("r1local", "llama-cpp-python") for n in (1, 4, 8))
+    assert all(r["tokens_per_s"] > 0 and r["peak_rss_bytes"] > 0 for r in rows)
+    assert all(len(r["rounds"]) == 2 and min(x["tokens_per_s"] for x in r["rounds"]) <= r["tokens_per_s"]
+               <= max(x["tokens_per_s"] for x in r["rounds"]) for r in rows)
+    assert set(results["models"][0]["ratios"]["tokens_per_s_vs_llama_cpp_python"]) == {"1", "4", "8"}  # JSON keys
+    assert "| 8 | r1local |" in (tmp_path / "benchmarks.md").read_text()
+    assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
