@@ -12,6 +12,7 @@ reuse cannot skip work (only the BOS token is shared; it is not counted).
 
 from __future__ import annotations
 
+import importlib.metadata
 import random
 import resource
 import statistics
@@ -20,10 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from .engine.bindings import C
 from .engine.events import Done
-from .errors import R1Error
 from .engine.model import Model
 from .engine.params import SamplingParams
+from .errors import R1Error
 
 # Words that Qwen's and Llama's BPE vocabularies encode as one token each (with the leading space).
 WORDS = (
@@ -151,10 +153,6 @@ def run_bench(
     progress: Progress | None = None,
 ) -> BenchReport:
     """Warm the model up, then time ppN and tgN `repetitions` times each."""
-    import importlib.metadata
-
-    from .engine.bindings import C
-
     if pp < 1 or tg < 1 or repetitions < 1:
         raise ValueError("pp, tg and repetitions must be >= 1")
     progress = progress or (lambda *_: None)

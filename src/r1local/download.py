@@ -142,7 +142,8 @@ def _blob(storage: Path, f: RemoteFile) -> Path:
 
 
 def _partial(storage: Path, f: RemoteFile) -> Path:
-    return _blob(storage, f).with_name(_blob(storage, f).name + ".incomplete")
+    blob = _blob(storage, f)
+    return blob.with_name(blob.name + ".incomplete")
 
 
 def _check_space(storage: Path, files: list[RemoteFile]) -> None:
