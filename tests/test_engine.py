@@ -3,6 +3,7 @@ cancellation, stop strings, limits and the R1 reasoning split."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -55,6 +56,22 @@ def test_greedy_matches_llama_cpp_python(engine, reference):
         result = engine.complete(prompt, params=greedy()).result()
         assert result.content == reference[prompt], prompt
         assert result.done.usage.completion_tokens > 0
+
+
+def _mappings_of(path) -> int:
+    target = str(path.resolve())
+    with open("/proc/self/maps") as maps:
+        return sum(line.rstrip().endswith(target) for line in maps)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_reading_the_file_into_ram_maps_nothing_and_generates_the_same(tiny_model, reference):
+    before = _mappings_of(tiny_model)
+    with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=False) as read:
+        assert _mappings_of(tiny_model) == before
+        assert read.complete(PROMPTS[0], params=greedy()).result().content == reference[PROMPTS[0]]
+    with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=True) as mapped:
+        assert _mappings_of(tiny_model) > before
 
 
 def test_batched_equals_solo_with_staggered_starts(engine):

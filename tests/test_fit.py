@@ -86,6 +86,15 @@ def test_too_big_says_why():
     assert not p.fits and p.verdict == "too big" and "GB" in p.reason
 
 
+def test_repacked_weights_are_read_into_ram_not_mapped():
+    laptop = machine("intel-core-ultra-laptop")  # AVX2: 4-bit layer weights get repacked
+    on_cpu = plan(shape("7b-q4_k_m"), laptop, 8192)
+    assert on_cpu.verdict == "fits in RAM" and on_cpu.details["cpu_repack"] > 0 and not on_cpu.map_file
+    assert plan(shape("7b-q8_0"), laptop, 8192).map_file  # nothing repacked: mapping costs nothing extra
+    assert plan(shape("7b-q4_k_m"), machine("nvidia-rtx4060-laptop"), 16384).map_file  # every layer on the GPU
+    assert plan(shape("70b-q4_k_m"), machine("container-2cpu-2gb"), 8192).map_file  # too big: let the kernel page
+
+
 def test_container_gets_a_small_model_within_its_limit():
     hw = machine("container-2cpu-2gb")
     choice = best_model(hw, CANDIDATES)

@@ -43,6 +43,7 @@ class Model:
         n_threads: int | None = None,
         n_batch: int = 512,
         max_queue: int | None = None,
+        map_file: bool | None = None,
     ) -> Model:
         path = Path(path).expanduser()
         if not path.is_file():
@@ -59,6 +60,7 @@ class Model:
             n_gpu_layers=plan.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
             n_threads=n_threads or plan.n_threads,
             n_batch=n_batch,
+            map_file=plan.map_file if map_file is None else map_file,
         )
         return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
 

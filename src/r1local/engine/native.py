@@ -59,12 +59,15 @@ class NativeModel:
         n_gpu_layers: int,
         n_threads: int,
         n_batch: int,
+        map_file: bool = True,
     ) -> None:
         _init_backend()
         self.path = path
         self.n_gpu_layers = n_gpu_layers
+        self.map_file = map_file
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
+        mparams.load_mode = C.LLAMA_LOAD_MODE_AUTO if map_file else C.LLAMA_LOAD_MODE_NONE
         with _log_lock:
             _log_tail.clear()
         self.model = C.llama_model_load_from_file(str(path).encode(), mparams)
