@@ -76,7 +76,7 @@ def log(msg: str) -> None:
 
 
 def r1local_bench(model: Path, threads: int, reps: int) -> dict:
-    argv = [sys.executable, "-m", "r1local", "bench", str(model),
+    argv = [sys.executable, "-c", "from r1local.cli import main; main()", "bench", str(model),
             "--pp", "512", "--tg", "128", "-r", str(reps), "--threads", str(threads), "--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:

@@ -42,7 +42,7 @@ def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_b
     return [
         Peer(
             "r1local",
-            [py, "-m", "r1local", "serve", str(model),
+            [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
              "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
              "--ctx", str(ctx_per_slot)],
             "--port", "/health", _ignore_eos, model.stem,

@@ -208,7 +208,7 @@ def test_ctrl_c_then_pull_again_resumes(tiny_hub, tiny_model):
     # http_get writes whole 10 MB chunks: stall the transfer after 12 MB, interrupt, pull again
     tiny_hub.repos[REPO].faults[FILE] = fault = Fault(stall_after=12 * 1024 * 1024)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "r1local", "pull", "r1:tiny"]
+    cmd = [sys.executable, "-c", "from r1local.cli import main; main()", "pull", "r1:tiny"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     blobs = config.hf_cache() / "models--r1local-test--Tiny-R1-GGUF" / "blobs"
     deadline = time.time() + 30

@@ -40,7 +40,7 @@ def test_serve_runs_a_model_given_by_path(tiny_model, tmp_path):
     port = free_port()
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hf"), "R1LOCAL_HOME": str(tmp_path / "home"),
            "R1LOCAL_API_KEY": "k"}
-    cmd = [sys.executable, "-m", "r1local", "serve", str(tiny_model),
+    cmd = [sys.executable, "-c", "from r1local.cli import main; main()", "serve", str(tiny_model),
            "--port", str(port), "--ctx", "256", "--parallel", "1", "--threads", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
