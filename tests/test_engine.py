@@ -70,7 +70,7 @@ def test_reading_the_file_into_ram_maps_nothing_and_generates_the_same(tiny_mode
     with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=False) as read:
         assert _mappings_of(tiny_model) == before
         assert read.complete(PROMPTS[0], params=greedy()).result().content == reference[PROMPTS[0]]
-    with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=True) as mapped:
+    with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=True):
         assert _mappings_of(tiny_model) > before
 
 

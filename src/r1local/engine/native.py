@@ -64,7 +64,6 @@ class NativeModel:
         _init_backend()
         self.path = path
         self.n_gpu_layers = n_gpu_layers
-        self.map_file = map_file
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
         mparams.load_mode = C.LLAMA_LOAD_MODE_AUTO if map_file else C.LLAMA_LOAD_MODE_NONE
