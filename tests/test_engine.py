@@ -3,6 +3,8 @@ cancellation, stop strings, limits and the R1 reasoning split."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -72,6 +74,20 @@ def test_reading_the_file_into_ram_maps_nothing_and_generates_the_same(tiny_mode
         assert read.complete(PROMPTS[0], params=greedy()).result().content == reference[PROMPTS[0]]
     with Model.load(tiny_model, n_ctx=512, n_parallel=1, n_threads=1, map_file=True):
         assert _mappings_of(tiny_model) > before
+
+
+def test_turning_the_tiled_matmul_off_tells_llama_cpp_unless_the_user_chose(tiny_model):
+    load = (
+        "import os, sys; from pathlib import Path; from r1local.engine.native import NativeModel; "
+        "NativeModel(Path(sys.argv[1]), n_ctx_seq=64, n_seq=8, n_gpu_layers=0, n_threads=1, n_batch=512, "
+        "tiled_matmul=False); print(os.environ.get('GGML_CPU_TILED_MM'))"
+    )
+    for user, seen in ((None, "0"), ("1", "1")):
+        env = {k: v for k, v in os.environ.items() if k != "GGML_CPU_TILED_MM"}
+        env.update({"GGML_CPU_TILED_MM": user} if user else {})
+        out = subprocess.run([sys.executable, "-c", load, str(tiny_model)], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[-1] == seen
 
 
 def test_batched_equals_solo_with_staggered_starts(engine):

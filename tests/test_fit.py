@@ -95,6 +95,17 @@ def test_repacked_weights_are_read_into_ram_not_mapped():
     assert plan(shape("70b-q4_k_m"), machine("container-2cpu-2gb"), 8192).map_file  # too big: let the kernel page
 
 
+def test_the_tiled_matmul_is_off_only_where_decode_steps_sit_in_its_losing_rows():
+    avx2 = machine("intel-core-ultra-laptop")  # AVX2 without AVX-512 VNNI: the tiled AVX2 kernel
+    assert not plan(shape("1.5b-q4_k_m"), avx2, 4096, n_parallel=8).tiled_matmul
+    assert not plan(shape("1.5b-q4_k_m"), avx2, 4096, n_parallel=15).tiled_matmul
+    assert plan(shape("1.5b-q4_k_m"), avx2, 4096, n_parallel=4).tiled_matmul  # decode never reaches 8 rows
+    assert plan(shape("1.5b-q4_k_m"), avx2, 2048, n_parallel=16).tiled_matmul  # it pays from 16 rows
+    assert plan(shape("1.5b-q4_k_m"), machine("ryzen-ai-laptop"), 4096, n_parallel=8).tiled_matmul  # AVX-512 VNNI
+    on_gpu = plan(shape("1.5b-q4_k_m"), machine("nvidia-rtx4060-laptop"), 4096, n_parallel=8)
+    assert on_gpu.all_on_gpu and on_gpu.tiled_matmul
+
+
 def test_container_gets_a_small_model_within_its_limit():
     hw = machine("container-2cpu-2gb")
     choice = best_model(hw, CANDIDATES)

@@ -46,6 +46,7 @@ MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
 CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
 CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
 CPU_GFLOPS_DEFAULT = 15.0
+TILED_LOSING_ROWS = (8, 15)  # micro-batch rows at which the tiled K-quant matmul loses on AVX2 (measured)
 PROMPT_GEMM_GAIN = 1.5  # batched CPU matmuls reuse each loaded weight across the batch (measured)
 PROMPT_TOKEN_OVERHEAD_S = 30e-6  # per prompt token, outside the matmuls (measured: tiny model)
 GPU_FLOPS_EFF = 0.35
@@ -142,6 +143,7 @@ class FitPlan:
     reason: str
     gpu_budget: int = 0  # the GPU memory the plan had to work with
     map_file: bool = True  # memory-map the GGUF (False: read it into RAM)
+    tiled_matmul: bool = True  # llama.cpp's tiled K-quant matmul (see _tiled_matmul_pays)
     details: dict[str, int] = field(default_factory=dict)  # weights / kv / compute per side
 
     @property
@@ -179,6 +181,18 @@ def _device_name(gpus: list[GPU]) -> str:
 def _repacks(hw: Hardware) -> bool:
     """llama.cpp's CPU backend repacks 4-bit weights where it has interleaved kernels for them."""
     return bool({"AVX2", "DOTPROD"} & set(hw.cpu.features))
+
+
+def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
+    """llama.cpp's tiled K-quant matmul takes every micro-batch of 8 or more rows of the K-quant
+    weights the CPU does not repack (Q4_K_M's Q6_K tensors on x86). Its AVX2 kernel (the one used
+    without AVX-512 VNNI) only pays from about 16 rows. Measured with llama-batched-bench, 1.5B
+    Q4_K_M proxy, one Zen 3 thread, aggregate decode tok/s tiled vs not: 8 sequences 11.5 vs 14.7,
+    12: 14.5 vs 14.9, 16: 19.2 vs 16.8, 32: 21.4 vs 19.2; a 512-token prompt: +6%. With 8-15
+    slots the decode steps sit in its losing range, so such a plan turns it off."""
+    features = set(hw.cpu.features)
+    avx2_kernel = "AVX2" in features and "AVX512_VNNI" not in features
+    return not (avx2_kernel and TILED_LOSING_ROWS[0] <= n_parallel <= TILED_LOSING_ROWS[1])
 
 
 def _cpu_gflops(hw: Hardware) -> float:
@@ -267,7 +281,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
         return FitPlan(
             shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
-            verdict, "", budget, not repack,
+            verdict, "", budget, not repack, n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
             {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute,
              "runtime": shape.runtime_bytes(), "cpu_repack": repack},
         )

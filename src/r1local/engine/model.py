@@ -61,6 +61,7 @@ class Model:
             n_threads=n_threads or plan.n_threads,
             n_batch=n_batch,
             map_file=plan.map_file if map_file is None else map_file,
+            tiled_matmul=plan.tiled_matmul,
         )
         return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
 

@@ -6,6 +6,7 @@ Everything here is a thin layer over llama-cpp-python's C bindings; the schedule
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections import deque
 from pathlib import Path
@@ -60,8 +61,12 @@ class NativeModel:
         n_threads: int,
         n_batch: int,
         map_file: bool = True,
+        tiled_matmul: bool = True,
     ) -> None:
         _init_backend()
+        if not tiled_matmul:
+            # llama.cpp reads this switch once per process, at its first matmul; a user's own setting wins.
+            os.environ.setdefault("GGML_CPU_TILED_MM", "0")
         self.path = path
         self.n_gpu_layers = n_gpu_layers
         mparams = C.llama_model_default_params()
