@@ -1,4 +1,5 @@
-"""Build llama.cpp's `llama-bench` and `llama-server` from the very llama.cpp that our engine runs.
+"""Build llama.cpp's `llama-bench`, `llama-server` and `llama-batched-bench` from the very llama.cpp
+that our engine runs.
 
 The sources come from the llama-cpp-python sdist of the installed version (it vendors llama.cpp at
 the commit its wheel was built from), and the CPU flags match pip's build of it: llama.cpp's
@@ -19,11 +20,11 @@ import sys
 import tarfile
 from pathlib import Path
 
-TARGETS = ("llama-bench", "llama-server")
+TARGETS = ("llama-bench", "llama-server", "llama-batched-bench")  # the last: kernel speed against batch size
 CACHE = Path(os.environ.get("R1LOCAL_PEERS_CACHE", Path.home() / ".cache" / "r1local-peers"))
 
 # Everything pip's build leaves at llama.cpp's defaults stays so; what we turn off is what these
-# two binaries do not need, or what would reach the network (curl, OpenSSL, the prebuilt web UI).
+# binaries do not need, or what would reach the network (curl, OpenSSL, the prebuilt web UI).
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DGGML_NATIVE=ON",
