@@ -229,7 +229,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     bin_dir = build_peers.peer_dir() / "bin"  # used only by the llama.cpp peers, built when they run
     if not args.skip_single or "llama-server" in args.peers:
-        log("building or finding llama-bench and llama-server")
+        log("building or finding llama.cpp's tools")
         bin_dir = build_peers.build(build_peers.installed_version(), jobs=2)
     results = {
         "machine": {"cpu": cpu_name(), "threads": args.threads,

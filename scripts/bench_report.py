@@ -68,7 +68,7 @@ def markdown(results: dict) -> str:
         "## Performance",
         "",
         "Reproduce with `pip install -e '.[bench]' && python scripts/bench_compare.py --publish` "
-        "(builds llama-bench and llama-server once, about 15 minutes on 2 cores, then measures).",
+        "(builds llama.cpp's llama-bench, llama-server and llama-batched-bench once, about 15 minutes on 2 cores, then measures).",
         "",
         f"Measured on {m['cores']} CPU cores ({m['cpu']}), {m['threads']} threads for every peer, "
         f"llama-cpp-python {m['llama_cpp_python']} (llama-bench and llama-server built from the "

@@ -46,7 +46,7 @@ MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
 CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
 CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
 CPU_GFLOPS_DEFAULT = 15.0
-TILED_LOSING_ROWS = (8, 15)  # micro-batch rows at which the tiled K-quant matmul loses on AVX2 (measured)
+TILED_LOSING_ROWS = range(8, 16)  # micro-batch rows at which the tiled K-quant matmul loses on AVX2 (measured)
 PROMPT_GEMM_GAIN = 1.5  # batched CPU matmuls reuse each loaded weight across the batch (measured)
 PROMPT_TOKEN_OVERHEAD_S = 30e-6  # per prompt token, outside the matmuls (measured: tiny model)
 GPU_FLOPS_EFF = 0.35
@@ -192,7 +192,7 @@ def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
     slots the decode steps sit in its losing range, so such a plan turns it off."""
     features = set(hw.cpu.features)
     avx2_kernel = "AVX2" in features and "AVX512_VNNI" not in features
-    return not (avx2_kernel and TILED_LOSING_ROWS[0] <= n_parallel <= TILED_LOSING_ROWS[1])
+    return not (avx2_kernel and n_parallel in TILED_LOSING_ROWS)
 
 
 def _cpu_gflops(hw: Hardware) -> float:
@@ -281,9 +281,10 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
         return FitPlan(
             shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
-            verdict, "", budget, not repack, n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
-            {"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv, "compute": compute,
-             "runtime": shape.runtime_bytes(), "cpu_repack": repack},
+            verdict, "", budget, map_file=not repack,
+            tiled_matmul=n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
+            details={"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv,
+                     "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
         )
 
     ladder = _ctx_ladder(shape, desired)
