@@ -139,3 +139,36 @@ def test_rm_frees_exactly_that_model(hub, repo):
     assert [m.quant for m in store.installed()] == ["Q4_K_M"]
     assert store.remove(store.installed()[0]) == 2_000_000
     assert not storage.exists()
+
+
+# ------------------------------------------------------------------ a hostile Hub cannot write outside the cache
+
+
+def _files_outside_cache(root) -> set[str]:
+    cache = config.hf_cache()
+    return {str(p) for p in root.rglob("*") if not p.is_relative_to(cache) and p.name != "victim"}
+
+
+@pytest.mark.parametrize("crafted", [
+    pytest.param({"commit": "../../../../escape"}, id="commit"),
+    pytest.param({"name": "../../../../escape-Q4_K_M.gguf"}, id="file-name"),
+    pytest.param({"name": "/tmp/escape-Q4_K_M.gguf"}, id="absolute-name"),
+    pytest.param({"lfs": {"size": 5, "sha256": "../../../../escape", "pointerSize": 1}}, id="sha256"),
+    pytest.param({"lfs": None, "blobId": "../../../../escape"}, id="blob-id"),
+    pytest.param({"lfs": {"size": -5, "sha256": "0" * 64, "pointerSize": 1}}, id="size"),
+])
+def test_a_hub_answer_that_names_paths_outside_the_cache_is_refused(hub, tmp_path, crafted):  # noqa: F811
+    name = crafted.get("name", "Evil-Q4_K_M.gguf")
+    repo = hub.add("evil/Repo", {name: b"GGUF" + b"x" * 100})
+    if "commit" in crafted:
+        repo.commit = crafted["commit"]
+    repo.crafted[name] = {k: v for k, v in crafted.items() if k in ("lfs", "blobId")}
+    victim = tmp_path / "victim"  # where an escaping symlink would land: it must survive
+    victim.write_text("keep me")
+    before = _files_outside_cache(tmp_path)
+    with pytest.raises(DownloadError, match="nothing was written") as info:
+        download.pull(Target("evil/Repo", quant="Q4_K_M"))
+    assert "HF_ENDPOINT" in info.value.hint
+    assert _files_outside_cache(tmp_path) == before and victim.read_text() == "keep me"
+    assert hub.gets(name.rsplit("/", 1)[-1]) == []  # refused before any byte was requested
+

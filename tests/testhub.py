@@ -46,6 +46,7 @@ class Repo:
     gated: bool = False
     commit: str = COMMIT
     faults: dict[str, Fault] = field(default_factory=dict)
+    crafted: dict[str, dict] = field(default_factory=dict)  # per file: sibling fields a hostile hub sends instead
 
     def sha(self, name: str) -> str:
         return hashlib.sha256(self.files[name]).hexdigest()
@@ -141,6 +142,7 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
                 if blobs:
                     entry.update(size=len(data), blobId=hashlib.sha1(data).hexdigest(),
                                  lfs={"size": len(data), "sha256": repo.sha(name), "pointerSize": 134})
+                entry.update(repo.crafted.get(name, {}))
                 siblings.append(entry)
             info = {"id": repo_id, "sha": repo.commit, "gated": "manual" if repo.gated else False,
                     "private": False, "siblings": siblings}

@@ -27,6 +27,11 @@ def api_key() -> str | None:
     return os.environ.get("R1LOCAL_API_KEY") or None
 
 
+def allowed_hosts() -> tuple[str, ...]:
+    """Extra Host names the server answers to (comma-separated), beyond loopback and IP addresses."""
+    return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
+
+
 def home() -> Path:
     """r1local's own state (last-used times, settings); models live in the Hugging Face cache."""
     return Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))

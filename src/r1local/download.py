@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ _TOKEN_HINT = (
     "Accept the model's terms on https://huggingface.co/{repo}, then set HF_TOKEN to a read token "
     "(https://huggingface.co/settings/tokens) and pull again."
 )
+
+
+# What a Hub may answer: every one of these becomes part of a path in the cache, so anything else
+# (a `../`, an absolute path, a separator in a hash) is refused before a byte is written.
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_GIT_BLOB_RE = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,43 @@ def remote_files(target: Target) -> tuple[str, dict[str, RemoteFile]]:
                                 s.lfs.sha256 if s.lfs else None, s.blob_id or "")
         for s in info.siblings or []
     }
+    _check_answer(target, info.sha, files.values())
     return info.sha, files
+
+
+def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> None:
+    """Refuse a Hub answer whose commit, file names, hashes or sizes could not have come from a real
+    repository: they name files in the cache, and a crafted one would write outside it."""
+    def refuse(what: str) -> DownloadError:
+        return DownloadError(f"The Hub at {config.hf_endpoint()} sent {what} for {target.repo}; nothing was written.",
+                             "Check HF_ENDPOINT: it should point at huggingface.co or a mirror you trust.")
+
+    if not isinstance(commit, str) or not _COMMIT_RE.fullmatch(commit):
+        raise refuse(f"an invalid commit id {str(commit)[:60]!r}")
+    for f in files:
+        if not _safe_relative(f.name):
+            raise refuse(f"an unsafe file name {f.name[:80]!r}")
+        if f.sha256 is not None and not _SHA256_RE.fullmatch(f.sha256):
+            raise refuse(f"an invalid SHA-256 for {f.name}")
+        if f.sha256 is None and not _GIT_BLOB_RE.fullmatch(f.blob_id):
+            raise refuse(f"an invalid blob id for {f.name}")
+        if not isinstance(f.size, int) or f.size < 0:
+            raise refuse(f"an invalid size for {f.name}")
+
+
+def _safe_relative(name: str) -> bool:
+    """A relative POSIX path that stays below its folder: no absolute path, drive, `..`, `.` or empty part."""
+    parts = name.split("/")
+    return (bool(name) and "\\" not in name and "\0" not in name and ":" not in parts[0]
+            and all(part not in ("", ".", "..") for part in parts))
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path`, after checking that it stays inside `root` once `..` and symlinked folders are resolved."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise DownloadError(f"Refused to write {path.name} outside {root}.",
+                            "Check HF_ENDPOINT and the revision you asked for.")
+    return path
 
 
 def plan(target: Target) -> tuple[str, list[RemoteFile]]:
@@ -131,7 +175,7 @@ def pull(target: Target, *, progress: type | None = None) -> Path:
     for f in missing:
         _fetch(target, storage, commit, f, progress or _Silent)
     if target.revision != commit:
-        ref = storage / "refs" / (target.revision or "main")
+        ref = _inside(storage / "refs", storage / "refs" / (target.revision or "main"))
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(commit)
     return snapshot / files[0].name
@@ -163,7 +207,8 @@ def _check_space(storage: Path, files: list[RemoteFile]) -> None:
 
 def _fetch(target: Target, storage: Path, commit: str, f: RemoteFile, progress: type) -> None:
     blob, partial = _blob(storage, f), _partial(storage, f)
-    pointer = storage / "snapshots" / commit / f.name
+    pointer = _inside(storage / "snapshots" / commit, storage / "snapshots" / commit / f.name)
+    _inside(storage / "blobs", blob)
     blob.parent.mkdir(parents=True, exist_ok=True)
     lock = config.hf_cache() / ".locks" / storage.name / f"{blob.name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,18 @@ class InvalidAPIKey(UsageError):
     code = "invalid_api_key"
 
 
+class ForbiddenRequest(UsageError):
+    """A request a browser page on another site could have sent: a foreign Host name or Origin."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class UnsupportedMediaType(UsageError):
+    http_status = 415
+    code = "unsupported_media_type"
+
+
 class RequestTooLarge(UsageError):
     http_status = 413
     code = "request_too_large"

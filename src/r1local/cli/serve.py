@@ -39,6 +39,10 @@ def serve(
                                           help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
                                                     help="Allow browser pages from this origin (repeatable)."),
+    allowed_host: Optional[list[str]] = typer.Option(
+        None, "--allowed-host",
+        help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
+             "IP addresses and localhost always work; other names are refused against DNS rebinding."),
     keep_alive: str = typer.Option("5m", "--keep-alive", help="Unload a model idle this long (30s, 5m, 1h; -1 never)."),
     max_loaded: int = typer.Option(1, "--max-loaded", min=1,
                                    help="Models held in memory at once (the least recently used leaves)."),
@@ -63,6 +67,7 @@ def serve(
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
+        allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,7 @@ from ..hardware import Hardware
 from . import errors, ollama, openai
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
-from .middleware import APIKeyAuth, BodyLimit, JSONBodies
+from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -57,8 +58,9 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     async def root() -> PlainTextResponse:
         return PlainTextResponse("r1local is running")  # Ollama clients probe / for this line
 
-    # outermost last: CORS answers preflights and decorates every response, errors included
-    app.add_middleware(JSONBodies)
+    # outermost last: CORS answers preflights and decorates every response, errors included;
+    # the Host check comes before everything, so a rebinding page learns nothing at all
+    app.add_middleware(CrossSiteGuard, cors_origins=settings.cors_origins)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
@@ -67,4 +69,5 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                            allow_methods=["GET", "POST", "OPTIONS"],
                            allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))
     return app

@@ -1,13 +1,17 @@
-"""ASGI middleware: the API key, the request size limit, JSON bodies whatever their declared type.
-Pure ASGI rather than BaseHTTPMiddleware so streamed responses pass through untouched."""
+"""ASGI middleware: the Host and Origin checks that keep web pages out, the API key, the request
+size limit, JSON bodies. Pure ASGI rather than BaseHTTPMiddleware so streamed responses pass through
+untouched."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidAPIKey, RequestTooLarge
+from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType
 from .errors import error_response
 
 OPEN_PATHS = ("/health",)  # probes must work without the key
@@ -74,14 +78,83 @@ class BodyLimit:
         await error_response(scope["path"], error)(scope, receive, send)
 
 
-class JSONBodies:
-    """Read every POST body as JSON, as Ollama and OpenAI do: `curl -d '{...}'` sends it as a form."""
+def _host_of(authority: str) -> str | None:
+    """The lower-case host name of a Host header or an Origin's authority ('[::1]:80' -> '::1')."""
+    try:
+        return urlsplit("//" + authority.strip()).hostname
+    except ValueError:
+        return None
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class TrustedHosts:
+    """Answer only requests addressed by a name this server knows: an IP address, localhost and
+    *.localhost, or a name the operator allowed (`*` allows any). A page that rebinds its own DNS
+    name to 127.0.0.1 reaches the server under that name, so its Host header gives it away."""
+
+    def __init__(self, app: ASGIApp, names: Iterable[str]) -> None:
         self.app = app
+        self.names = {name.lower().rstrip(".") for name in names}
+
+    def allowed(self, authority: str) -> bool:
+        host = _host_of(authority)
+        if host is None:
+            return False
+        try:
+            ipaddress.ip_address(host)
+            return True  # an address cannot be rebound
+        except ValueError:
+            pass
+        host = host.rstrip(".")
+        return "*" in self.names or host in self.names or host == "localhost" or host.endswith(".localhost")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
-            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        if scope["type"] == "http":
+            host = dict(scope["headers"]).get(b"host")
+            if host is not None and not self.allowed(host.decode("latin-1")):
+                error = ForbiddenRequest(
+                    f"This server does not answer to the host name {host.decode('latin-1')[:100]!r}.",
+                    "Use 127.0.0.1 or localhost, or start the server with --allowed-host NAME.")
+                return await error_response(scope["path"], error)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+_BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class CrossSiteGuard:
+    """Refuse what a page on another site can make a browser send: any request whose Origin is
+    neither this server's own nor one allowed with --cors-origin, and a browser's body not declared as
+    JSON (text/plain and form posts need no CORS preflight). Clients that are not browsers send no
+    Origin; their bodies are read as JSON whatever the Content-Type says, as Ollama reads `curl -d`."""
+
+    def __init__(self, app: ASGIApp, cors_origins: Iterable[str]) -> None:
+        self.app = app
+        self.cors_origins = {origin.lower().rstrip("/") for origin in cors_origins}
+
+    def _foreign(self, origin: str, host: str) -> bool:
+        origin = origin.lower().rstrip("/")
+        if "*" in self.cors_origins or origin in self.cors_origins:
+            return False
+        return origin == "null" or urlsplit(origin).netloc != host.lower()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k: v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin is not None and self._foreign(origin, headers.get("host", "")):
+            error = ForbiddenRequest(f"Requests from the web page origin {origin[:100]!r} are not allowed.",
+                                     "Start the server with --cors-origin ORIGIN to allow that site.")
+            return await error_response(scope["path"], error)(scope, receive, send)
+        if scope["method"] in _BODY_METHODS:
+            declared = headers.get("content-type", "").split(";")[0].strip().lower()
+            is_json = declared in ("", "application/json") or declared.endswith("+json")
+            from_browser = origin is not None or "sec-fetch-mode" in headers
+            if from_browser and not is_json:
+                error = UnsupportedMediaType(f"The request body is sent as {declared!r}; this API reads JSON only.",
+                                             "Send it with 'Content-Type: application/json'.")
+                return await error_response(scope["path"], error)(scope, receive, send)
+            if declared != "application/json":
+                kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = {**scope, "headers": [*kept, (b"content-type", b"application/json")]}
         await self.app(scope, receive, send)

@@ -19,6 +19,7 @@ class ServerSettings:
     n_threads: int | None = None  # None: physical cores
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered beyond IP addresses and localhost; "*": any
     keep_alive_s: float | None = 300.0  # idle time before unloading; None keeps models forever
     max_loaded: int = 1
     max_body_bytes: int = 4 * 1024 * 1024
