@@ -38,9 +38,9 @@ def openai_error(response: httpx.Response, status: int) -> dict:
 
 
 def test_health_is_503_until_the_models_are_loaded():
-    with TestClient(create_app(TEST_SETTINGS)) as client:  # lifespan ran: nothing to load
+    with TestClient(create_app(TEST_SETTINGS), base_url="http://127.0.0.1") as client:  # lifespan ran: nothing to load
         assert client.get("/health").status_code == 200
-    unstarted = TestClient(create_app(TEST_SETTINGS))  # no lifespan: still "loading"
+    unstarted = TestClient(create_app(TEST_SETTINGS), base_url="http://127.0.0.1")  # no lifespan: still "loading"
     response = unstarted.get("/health")
     assert response.status_code == 503 and response.json()["status"] == "loading"
 

@@ -97,3 +97,15 @@ def test_pull_streams_progress_then_serves_the_model(hub, tiny_model, tmp_path):
             client.pull("hf.co/someone/Nothing-GGUF:Q8_0")
         assert unknown.value.status_code in (404, 502)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_pull_from_a_hostile_hub_writes_nothing_outside_the_cache(hub, tmp_path):  # noqa: F811
+    name = "../../../../../escape-Q8_0.gguf"
+    hub.add("evil/Repo", {name: b"GGUF" + b"x" * 100})
+    victim = tmp_path / "escape-Q8_0.gguf"
+    victim.write_text("keep me")
+    with running_server(TEST_SETTINGS) as url:
+        with pytest.raises(ollama.ResponseError) as refused:
+            list(ollama.Client(host=url).pull("hf.co/evil/Repo:Q8_0", stream=True))
+    assert "unsafe file name" in str(refused.value) and victim.read_text() == "keep me"
+    assert hub.gets("escape-Q8_0.gguf") == []

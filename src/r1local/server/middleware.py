@@ -140,7 +140,7 @@ class CrossSiteGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = {k: v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         origin = headers.get("origin")
         if origin is not None and self._foreign(origin, headers.get("host", "")):
             error = ForbiddenRequest(f"Requests from the web page origin {origin[:100]!r} are not allowed.",
