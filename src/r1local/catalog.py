@@ -2,7 +2,8 @@
 
 A name is parsed into a `ModelRef` without touching the disk or the network:
 
-    r1                         the best distill and quantisation for this machine (see `best`)
+    r1                         the distill and quantisation for this machine (see choice.py)
+    r1:best, r1:fast           the largest that runs here; the quickest that still reasons well
     r1:7b, r1:7b-q8_0          a catalog distill, optionally with its quantisation
     hf.co/USER/REPO:QUANT      any GGUF repository on the Hub; the file is picked by quantisation
     USER/REPO/FILE.gguf        one file of a Hub repository (FILE may sit in a folder)
@@ -169,7 +170,8 @@ class ModelRef:
 
     name: str  # as the user typed it (normalised for catalog names)
     path: Path | None = None  # a local GGUF file
-    best: bool = False  # plain "r1": chosen from the catalog for this machine
+    best: bool = False  # "r1", "r1:best", "r1:fast": chosen from the catalog for this machine
+    policy: str = "r1"  # which of those (choice.POLICIES)
     distill: str | None = None  # catalog distill, with `quant` (None: choose for this machine)
     repo: str | None = None  # Hub repository
     filename: str | None = None  # one file in `repo` (its other split parts come along)
@@ -185,6 +187,8 @@ def parse(name: str, *, allow_paths: bool) -> ModelRef:
     lower = name.lower()
     if lower in ("r1", "r1:latest"):
         return ModelRef(name="r1", best=True)
+    if lower in ("r1:best", "r1:fast"):
+        return ModelRef(name=lower, best=True, policy=lower)
     if lower.startswith("r1:"):
         size, _, quant = lower[3:].partition("-")
         return ModelRef(name=lower, distill=size, quant=quant.upper() or None)

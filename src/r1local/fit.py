@@ -2,7 +2,7 @@
 
 A model is described by a ModelShape, made from a local GGUF's metadata (`ModelShape.from_gguf`)
 or from catalog architecture numbers before download (`ModelShape.from_arch`). `plan()` chooses
-n_gpu_layers, the context and threads for a Hardware; `best_model()` picks among candidates.
+n_gpu_layers, the context and threads for a Hardware; choice.py picks among candidates.
 
 Memory (what llama.cpp allocates):
   weights   per-layer tensor bytes + token embeddings (always in RAM) + output head
@@ -15,8 +15,8 @@ default) their file pages stay mapped beside the copies (1.5B Q4_K_M: 1771 MiB R
 read), so a plan that repacks and fits reads the file into RAM instead (`map_file`); a plan that
 does not fit maps it, so the kernel can page. The compute buffer's logits rows for a whole
 micro-batch are never written during generation, so only its activations count.
-Speed: decode is bound by memory bandwidth (every weight is read once per token); prompt
-processing by compute (2 flops per parameter per token).
+Speed (speed.py): decode is bound by memory bandwidth (every weight is read once per token);
+prompt processing by compute (2 flops per parameter per token).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 from . import config
 from .hardware.model import GPU, GiB, Hardware
+from .speed import estimate as estimate_speed
 
 MiB = 1024**2
 REPACKED = {"Q4_0", "Q4_K", "IQ4_NL"}  # ggml types the CPU backend copies into interleaved layouts
@@ -41,17 +42,7 @@ GPU_RESERVE = 400 * MiB  # driver context and fragmentation on each GPU
 GPU_MARGIN = 0.95  # of free VRAM planned for: other apps' allocations move
 RAM_MARGIN = 0.9  # of available RAM planned for: the OS and other programs keep allocating
 USEFUL_CTX = 8192  # below this, R1's reasoning gets cut; prefer shrinking offload over context
-MIN_TOKENS_PER_S = 5.0  # best_model: slower than this is not a pleasant chat
-# Fraction of peak bandwidth / compute llama.cpp reaches (calibrated by scripts/measure_fit_accuracy.py)
-CPU_BW_EFF, GPU_BW_EFF = 0.55, 0.75
-CPU_GFLOPS_PER_CORE = {"AVX512": 90.0, "AVX2": 45.0, "I8MM": 70.0, "DOTPROD": 45.0, "NEON": 20.0}
-CPU_GFLOPS_DEFAULT = 15.0
 TILED_LOSING_ROWS = range(8, 16)  # micro-batch rows at which the tiled K-quant matmul loses on AVX2 (measured)
-PROMPT_GEMM_GAIN = 1.5  # batched CPU matmuls reuse each loaded weight across the batch (measured)
-PROMPT_TOKEN_OVERHEAD_S = 30e-6  # per prompt token, outside the matmuls (measured: tiny model)
-GPU_FLOPS_EFF = 0.35
-TOKEN_OVERHEAD_S = 0.4e-3  # graph build + sampling per decoded token
-LAYER_OVERHEAD_S = 15e-6  # CPU thread synchronisation per layer per token
 
 
 @dataclass(frozen=True)
@@ -136,8 +127,8 @@ class FitPlan:
     device: str  # "RTX 4060 Laptop GPU", "2x RTX 3090", "CPU"
     gpu_bytes: int  # estimated memory on the GPU(s)
     cpu_bytes: int  # estimated RAM
-    decode_tps: float  # predicted tokens/s while generating (estimate)
-    prompt_tps: float  # predicted tokens/s while reading the prompt (estimate)
+    decode_tps: float | None  # predicted tokens/s while generating (estimate); None: bandwidth unknown
+    prompt_tps: float | None  # predicted tokens/s while reading the prompt (estimate)
     fits: bool
     verdict: str  # "fits on GPU" | "partly on GPU" | "fits in RAM" | "too big"
     reason: str
@@ -145,6 +136,7 @@ class FitPlan:
     map_file: bool = True  # memory-map the GGUF (False: read it into RAM)
     tiled_matmul: bool = True  # llama.cpp's tiled K-quant matmul (see _tiled_matmul_pays)
     details: dict[str, int] = field(default_factory=dict)  # weights / kv / compute per side
+    decode_ceiling_tps: float | None = None  # every byte at full bandwidth: decode_tps never exceeds it
 
     @property
     def n_ctx_total(self) -> int:
@@ -195,48 +187,6 @@ def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
     return not (avx2_kernel and n_parallel in TILED_LOSING_ROWS)
 
 
-def _cpu_gflops(hw: Hardware) -> float:
-    per_core = max((v for k, v in CPU_GFLOPS_PER_CORE.items() if k in hw.cpu.features), default=CPU_GFLOPS_DEFAULT)
-    return per_core * hw.cpu.threads
-
-
-def _gpu_spec(gpus: list[GPU]) -> tuple[float, float]:
-    """(bandwidth GB/s of the slowest GPU, summed TFLOPS) for the offloaded part."""
-    from .hardware import tables
-
-    bws, tflops = [], 0.0
-    for g in gpus:
-        spec = tables.lookup(tables.GPU_SPECS, g.name)
-        bw = g.bandwidth_gbs or (spec[0] if spec else 200.0)
-        bws.append(bw)
-        tflops += spec[1] if spec else bw / 20
-    return min(bws), tflops
-
-
-def _speeds(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past: int = 512) -> tuple[float, float]:
-    """(decode, prompt) tokens/s: bytes read per token over bandwidth for each side, plus overheads."""
-    on_gpu = min(n_gpu, shape.layers)
-    kv_tok = shape.kv_bytes_per_token() / shape.layers * n_past
-    gpu_read = on_gpu * (shape.layer_bytes + kv_tok) + (shape.output_bytes if n_gpu > shape.layers else 0)
-    cpu_read = (shape.layers - on_gpu) * (shape.layer_bytes + kv_tok) + (
-        shape.output_bytes if n_gpu <= shape.layers else 0
-    )
-    # 2 flops per multiplied weight; token embeddings are looked up, not multiplied (unless tied)
-    flops = 2.0 * (shape.params - (0 if shape.tied_output else shape.vocab * shape.embedding))
-    cpu_share = cpu_read / max(gpu_read + cpu_read, 1)
-    t = TOKEN_OVERHEAD_S + LAYER_OVERHEAD_S * (shape.layers - on_gpu)
-    t += max(cpu_read / (hw.cpu_bandwidth_gbs * 1e9 * CPU_BW_EFF), flops * cpu_share / (_cpu_gflops(hw) * 1e9))
-    # a prompt runs the output head once, for its last token: per token only the layers count
-    table = shape.vocab * shape.embedding
-    prompt_flops = 2.0 * max(shape.params - table * (1 if shape.tied_output else 2), 0)
-    prompt_t = PROMPT_TOKEN_OVERHEAD_S + prompt_flops * cpu_share / (_cpu_gflops(hw) * PROMPT_GEMM_GAIN * 1e9)
-    if gpus and on_gpu:
-        bw, tflops = _gpu_spec(gpus)
-        t += gpu_read / (bw * 1e9 * GPU_BW_EFF)
-        prompt_t += prompt_flops * (1 - cpu_share) / (tflops * 1e12 * GPU_FLOPS_EFF)
-    return 1.0 / t, 1.0 / max(prompt_t, 1e-9)
-
-
 def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     top = max(min(desired, shape.trained_ctx), 16)
     ladder, ctx = [], top
@@ -272,7 +222,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
         repack = int(shape.repack_bytes * (shape.layers - on_gpu) / shape.layers) if _repacks(hardware) else 0
         if gpu > budget or cpu + (gpu if unified else 0) > ram:
             return None
-        decode, prompt = _speeds(shape, hardware, gpus, n_gpu)
+        speed = estimate_speed(shape, hardware, gpus, n_gpu)
         if not on_gpu:
             verdict, device = "fits in RAM", "CPU"
         elif n_gpu > shape.layers:
@@ -280,8 +230,8 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
         else:
             verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
         return FitPlan(
-            shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, decode, prompt, True,
-            verdict, "", budget, map_file=not repack,
+            shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, speed.decode_tps,
+            speed.prompt_tps, True, verdict, "", budget, map_file=not repack, decode_ceiling_tps=speed.ceiling_tps,
             tiled_matmul=n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
             details={"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv,
                      "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
@@ -291,7 +241,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
     if gpus:
         for ctx in [c for c in ladder if c >= min(USEFUL_CTX, ladder[0])]:
             if p := attempt(ctx, shape.layers + 1):
-                p.reason = f"all {shape.layers} layers fit in {budget / GiB:.1f} GB of GPU memory"
+                p.reason = f"all {shape.layers} layers fit in {budget / GiB:.1f} GiB of GPU memory"
                 return p
     for ctx in ladder:
         for n_gpu in range(shape.layers if gpus else 0, -1, -1):
@@ -303,34 +253,10 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
                 return p
     need = shape.file_bytes + int(kv_layer_tok * shape.layers * ladder[-1]) + shape.runtime_bytes()
     return FitPlan(
-        shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, 0.0, 0.0, False, "too big",
-        f"needs about {need / GiB:.1f} GB; {ram / GiB:.1f} GB of RAM and {budget / GiB:.1f} GB of GPU memory are free",
+        shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, None, None, False, "too big",
+        f"needs about {need / GiB:.1f} GiB; {ram / GiB:.1f} GiB of RAM and {budget / GiB:.1f} GiB of GPU memory are free",
         budget,
     )
-
-
-@dataclass
-class Choice:
-    name: str
-    shape: ModelShape
-    plan: FitPlan
-
-
-def best_model(hardware: Hardware, candidates: list[tuple[str, ModelShape]], desired_ctx: int = 16384) -> Choice | None:
-    """The candidate to recommend: among plans that keep a useful context (>= 8k) at >= 5 tokens/s,
-    prefer all layers on a GPU, then the desired context, then the largest file (more parameters or
-    finer quantisation). When nothing is fast enough, the fastest that fits; None when nothing fits."""
-    plans = [Choice(name, s, plan(s, hardware, desired_ctx)) for name, s in candidates]
-    fitting = [c for c in plans if c.plan.fits]
-    if not fitting:
-        return None
-    good = [c for c in fitting
-            if c.plan.n_ctx >= min(USEFUL_CTX, c.shape.trained_ctx) and c.plan.decode_tps >= MIN_TOKENS_PER_S]
-    if not good:
-        return max(fitting, key=lambda c: c.plan.decode_tps)
-    return max(good, key=lambda c: (
-        c.plan.all_on_gpu, c.plan.n_ctx >= min(desired_ctx, c.shape.trained_ctx), c.shape.file_bytes, c.plan.decode_tps,
-    ))
 
 
 @functools.lru_cache(maxsize=16)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import catalog, config, fit, store
+from . import catalog, choice, config, store
 from .catalog import ModelRef, Variant
 from .errors import InsufficientMemory, ModelNotFound, OfflineError, UsageError
 from .store import LocalModel, Target
@@ -61,8 +61,8 @@ def resolve(
 def choose(ref: ModelRef, *, revision: str | None = None, prefer_local: bool = False) -> tuple[Target, str]:
     """The repository files a parsed name stands for, and the name to show for them.
     `r1:7b` means the 7B already downloaded if there is one, else the quantisation that fits best.
-    Plain `r1` means the best fit of the catalog, or of the downloaded models when prefer_local
-    (a caller that will not download) or offline."""
+    Plain `r1` (and `r1:best`, `r1:fast`) means the catalog's choice for this machine, or the
+    downloaded models' when prefer_local (a caller that will not download) or offline."""
     if ref.repo is not None:
         files = (ref.filename,) if ref.filename else ()
         target = Target(ref.repo, files=files, quant=None if files else ref.quant or "Q4_K_M", revision=revision)
@@ -74,7 +74,7 @@ def choose(ref: ModelRef, *, revision: str | None = None, prefer_local: bool = F
         candidates = cat.ordered(cat.distill(ref.distill)) if ref.distill else cat.variants()
         if ref.distill or prefer_local or config.hf_offline():
             candidates = [v for v in candidates if store.find_local(_target(v))] or candidates
-        variant = candidates[0] if len(candidates) == 1 else _best_for_machine(candidates)
+        variant = candidates[0] if len(candidates) == 1 else _best_for_machine(candidates, ref.policy)
     return _target(variant, revision), variant.name
 
 
@@ -82,17 +82,17 @@ def _target(variant: Variant, revision: str | None = None) -> Target:
     return Target(variant.repo, files=variant.files, revision=revision)
 
 
-def _best_for_machine(candidates: list[Variant]) -> Variant:
+def _best_for_machine(candidates: list[Variant], policy: str = "r1") -> Variant:
     from . import hardware  # the machine is only probed when a choice depends on it
 
-    choice = fit.best_model(hardware.detect_live(), [(v.name, v.shape) for v in candidates])
-    if choice is None:
+    chosen = choice.choose(hardware.detect_live(), [(v.name, v.shape) for v in candidates], policy)
+    if chosen is None:
         raise InsufficientMemory(
             f"None of {', '.join(v.name for v in candidates[:3])}{'...' if len(candidates) > 3 else ''} "
             "fits this machine's free memory.",
             "See what each needs with: r1local models (or name a quantisation to download anyway).",
         )
-    return next(v for v in candidates if v.name == choice.name)
+    return next(v for v in candidates if v.name == chosen.name)
 
 
 def installed_matches(name: str) -> list[LocalModel]:
@@ -100,7 +100,7 @@ def installed_matches(name: str) -> list[LocalModel]:
     quantisation for `r1:7b` or `hf.co/USER/REPO`."""
     ref = catalog.parse(name, allow_paths=False)
     if ref.best:
-        raise UsageError("r1 names a choice, not one model.", "Name the model to remove; see r1local list.")
+        raise UsageError(f"{ref.name} names a choice, not one model.", "Name the model to remove; see r1local list.")
     if ref.repo is not None:
         repo, first, quant = ref.repo, ref.filename, ref.quant
         return [m for m in store.installed()

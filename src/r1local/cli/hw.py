@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..fit import Choice, ModelShape, best_model
+from ..choice import Choice, choose_all, seconds_per_1000
+from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
 from .app import command, out
@@ -25,8 +26,17 @@ def catalog_candidates() -> tuple[list[tuple[str, ModelShape]], dict[str, str]]:
     return [(v.name, v.shape) for v in variants], {v.name: f"{v.distill.file_prefix} {v.quant}" for v in variants}
 
 
-def _gb(n: int | None) -> str:
-    return "?" if n is None else f"{n / GiB:.1f} GB"
+def _gib(n: int | None) -> str:
+    return "?" if n is None else f"{n / GiB:.1f} GiB"
+
+
+def _tps(tps: float | None) -> str:
+    return "unknown speed (memory bandwidth unknown)" if tps is None else f"about {tps:.0f} tokens/s (estimate)"
+
+
+def _per_1000(c: Choice) -> str:
+    s = seconds_per_1000(c.plan)
+    return "time unknown" if s is None else f"~{s:.0f} s per 1,000 tokens"
 
 
 def _ctx(n: int) -> str:
@@ -35,25 +45,45 @@ def _ctx(n: int) -> str:
 
 def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None = None) -> str:
     if choice is None:
-        return (f"Nothing in the catalog fits: {_gb(hw.memory.available)} of RAM free"
-                + (f" and {_gb(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory." if hw.usable_gpus else "."))
+        return (f"Nothing in the catalog fits: {_gib(hw.memory.available)} of RAM available"
+                + (f" and {_gib(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory free."
+                   if hw.usable_gpus else "."))
     p = choice.plan
     if p.verdict == "fits on GPU":
-        where = f"all layers on the {p.device} ({p.gpu_bytes / GiB:.1f} of {_gpu_total(hw) / GiB:.0f} GB)"
+        where = f"all layers on the {p.device} (needs {_gib(p.gpu_bytes)} of its {_gib(_gpu_total(hw))})"
     elif p.verdict == "partly on GPU":
         where = (f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
-                 f" ({p.gpu_bytes / GiB:.1f} GB), the rest on the CPU")
+                 f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU")
     else:
-        where = f"on the CPU ({p.n_threads} threads, {p.cpu_bytes / GiB:.1f} of {hw.memory.usable_total / GiB:.0f} GB RAM)"
+        where = f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)} of {_gib(hw.memory.available)} available RAM)"
     return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context, "
-            f"about {p.decode_tps:.0f} tokens/s (estimate)  ->  r1local pull {choice.name}")
+            f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}")
+
+
+def why_line(chosen: dict[str, Choice | None]) -> str:
+    """Why `r1` is what it is, and what r1:best and r1:fast would cost in answer time."""
+    r1 = chosen["r1"]
+    if r1 is None:
+        return ""
+    others = [f"{policy} = {c.name} ({_per_1000(c)})" for policy, c in chosen.items()
+              if policy != "r1" and c is not None]
+    return f"Why: r1 is {r1.why} ({_per_1000(r1)} of thinking). " + "; ".join(others) + "."
+
+
+def _bandwidth(hw: Hardware) -> str:
+    if hw.cpu_bandwidth_gbs is None:
+        return "unknown (not measured, and the CPU is not in the table): speeds cannot be estimated"
+    if hw.bandwidth_source == "measured":
+        return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {hw.cpu.threads} threads (copy probe)"
+    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {hw.cpu.threads} threads"
+            f" (published: {hw.memory_kind})")
 
 
 def _gpu_total(hw: Hardware) -> int:
     return sum(g.vram_total or 0 for g in hw.usable_gpus)
 
 
-def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> None:
+def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str | None) -> None:
     system = Table(title="System", show_header=False, title_justify="left")
     system.add_row("OS", f"{hw.system} {hw.release}".strip())
     system.add_row("CPU", f"{hw.cpu.model} ({hw.cpu.arch})")
@@ -62,22 +92,23 @@ def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> N
         cores += f", {hw.cpu.performance_cores} performance"
     system.add_row("Cores", f"{cores}; llama.cpp threads: {hw.cpu.threads}")
     system.add_row("CPU features", " ".join(hw.cpu.features) or "none that llama.cpp accelerates")
-    ram = f"{_gb(hw.memory.total)} total, {_gb(hw.memory.available)} available"
+    ram = f"{_gib(hw.memory.total)} installed, {_gib(hw.memory.available)} available now"
     if hw.memory.cgroup_limit:
-        ram += f"; container limit {_gb(hw.memory.cgroup_limit)}"
+        ram += f"; container limit {_gib(hw.memory.cgroup_limit)}"
     system.add_row("Memory", ram)
-    system.add_row("RAM bandwidth", f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {hw.cpu.threads} threads (estimate)")
+    system.add_row("RAM bandwidth", _bandwidth(hw))
     out.print(system)
 
     gpu_verdicts = [v for v in hw.verdicts if v.kind == "gpu"]
     npu_verdicts = [v for v in hw.verdicts if v.kind == "npu"]
     if hw.gpus:
         t = Table(title="GPUs", title_justify="left")
-        for col in ("GPU", "Kind", "Memory (free/total)", "Driver / arch", "llama.cpp"):
+        for col in ("GPU", "Kind", "Memory", "Driver / arch", "llama.cpp"):
             t.add_column(col)
         for g, v in zip(hw.gpus, gpu_verdicts):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
-            mem = f"{_gb(g.vram_free) if g.vram_free is not None else '?'} / {_gb(g.vram_total)}"
+            size = f"{_gib(g.vram_total)} {'share of RAM' if g.integrated else 'total'}"
+            mem = f"{_gib(g.vram_free)} free of {size}" if g.vram_free is not None else size
             cc = g.compute_capability and (f"cc {g.compute_capability}" if g.vendor == "nvidia" else g.compute_capability)
             arch = " ".join(x for x in (g.driver, cc) if x)
             t.add_row(g.name, kind, mem, arch or "-", v.status)
@@ -103,7 +134,7 @@ def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> N
         cpu_feats = [k for k, v in b.backends.get("CPU", {}).items() if v == "1"]
         t.add_row("Compiled CPU features", " ".join(cpu_feats) or "-")
         for d in b.devices:
-            mem = f", {_gb(d.memory_free)} free of {_gb(d.memory_total)}" if d.memory_total else ""
+            mem = f", {_gib(d.memory_free)} free of {_gib(d.memory_total)}" if d.memory_total else ""
             t.add_row(f"Device {d.name}", f"{d.description} ({d.type}{mem})")
     out.print(t)
 
@@ -115,19 +146,30 @@ def _print_report(hw: Hardware, choice: Choice | None, display: str | None) -> N
             if v.next_step:
                 out.print(f"      next: {v.next_step}", markup=False, style="dim")
     out.print()
+    choice = chosen["r1"]
     out.print(recommendation_line(choice, hw, display), style="bold", markup=False)
     if choice:
         p = choice.plan
-        out.print(f"  prompt reading about {p.prompt_tps:.0f} tokens/s; {p.reason} (estimates)", style="dim")
+        prompt = "unknown" if p.prompt_tps is None else f"about {p.prompt_tps:.0f} tokens/s"
+        out.print(f"  prompt reading {prompt}; {p.reason} (estimates)", style="dim", markup=False)
+        out.print(f"  {why_line(chosen)}", style="dim", markup=False)
 
 
-def report_json(hw: Hardware, choice: Choice | None, display: str | None) -> dict:
+def _summary(c: Choice) -> dict:
+    return {"model": c.name, "decode_tps": c.plan.decode_tps, "seconds_per_1000_tokens": seconds_per_1000(c.plan),
+            "why": c.why}
+
+
+def report_json(hw: Hardware, chosen: dict[str, Choice | None], display: str | None) -> dict:
+    choice = chosen["r1"]
     return {
         "schema_version": JSON_SCHEMA,
         **hw.to_dict(),
         "recommendation": None if choice is None else {
             "model": choice.name, "display_name": display, "quant": choice.shape.quant,
-            "line": recommendation_line(choice, hw, display), "plan": choice.plan.to_dict(),
+            "line": recommendation_line(choice, hw, display), "why": why_line(chosen),
+            "seconds_per_1000_tokens": seconds_per_1000(choice.plan), "plan": choice.plan.to_dict(),
+            "alternatives": {policy: _summary(c) for policy, c in chosen.items() if policy != "r1" and c is not None},
         },
     }
 
@@ -145,11 +187,11 @@ def hw(
     if recorder:
         recorder.save(save_snapshot)
     candidates, names = catalog_candidates()
-    choice = best_model(hardware, candidates)
-    display = names.get(choice.name) if choice else None
+    chosen = choose_all(hardware, candidates)
+    display = names.get(chosen["r1"].name) if chosen["r1"] else None
     if as_json:
-        out.print_json(json.dumps(report_json(hardware, choice, display)))
+        out.print_json(json.dumps(report_json(hardware, chosen, display)))
     else:
-        _print_report(hardware, choice, display)
+        _print_report(hardware, chosen, display)
         if save_snapshot:
             out.print(f"Snapshot saved to {save_snapshot}", style="dim")

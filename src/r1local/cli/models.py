@@ -12,14 +12,13 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .. import catalog, fit, resolve, store
+from .. import catalog, choice, fit, resolve, store
 from ..errors import UsageError
 from .app import command, err, out
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON instead of a table.")
-BEST_CTX = 16384  # the context the verdicts plan for: R1 reasons at length
 
 
 class DownloadBar:
@@ -130,14 +129,17 @@ def models(as_json: bool = JSON_OPT) -> None:
     from ..hardware import detect_live
 
     hw, variants = detect_live(), catalog.load().variants()
-    plans = {v.name: fit.plan(v.shape, hw, BEST_CTX) for v in variants}
-    best = fit.best_model(hw, [(v.name, v.shape) for v in variants], BEST_CTX)
+    plans = {v.name: fit.plan(v.shape, hw, choice.REASONING_CTX) for v in variants}
+    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants])
+    best = chosen["r1"]
     local = {m.name for m in store.installed()}
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
-        "size": v.size_bytes, "verdict": plans[v.name].verdict, "decode_tps": round(plans[v.name].decode_tps, 1),
+        "size": v.size_bytes, "verdict": plans[v.name].verdict,
+        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
+        "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],
     } for v in variants]
     if as_json:
         out.print_json(json.dumps(rows))
@@ -147,10 +149,13 @@ def models(as_json: bool = JSON_OPT) -> None:
         table.add_column(column, no_wrap=True)
     for r in rows:
         style = "green" if r["verdict"] == "fits on GPU" else "red" if r["verdict"] == "too big" else None
-        speed = f"~{r['decode_tps']:.0f} tok/s" if r["verdict"] != "too big" else "-"
-        notes = " ".join(n for n, on in (("downloaded", r["downloaded"]), ("<- r1", r["recommended"])) if on)
-        table.add_row(r["name"], f"{r['params_b']}B", store.human_size(r["size"]), r["verdict"], speed,
-                      str(r["n_ctx"]) if r["verdict"] != "too big" else "-", notes, style=style)
+        speed = f"~{r['decode_tps']:.0f} tok/s" if r["decode_tps"] is not None else "unknown"
+        notes = ["downloaded"] if r["downloaded"] else []
+        if r["chosen_as"]:
+            notes.append("<- " + ", ".join(r["chosen_as"]))
+        fits = r["verdict"] != "too big"
+        table.add_row(r["name"], f"{r['params_b']}B", store.human_size(r["size"]), r["verdict"], speed if fits else "-",
+                      str(r["n_ctx"]) if fits else "-", " ".join(notes), style=style)
     out.print(table)
     if best is not None:
         err.print(f"`r1` means {best.name} here. Speeds are estimates for this machine.", style="dim")

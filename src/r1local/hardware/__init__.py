@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 
-from . import tables, windows
+from .. import config
+from . import bandwidth, windows
 from .cpu import detect_cpu
 from .gpus import apple_gpu, detect_drm, detect_nvidia, windows_gpus
 from .llama_build import detect_build
 from .memory import detect_memory
-from .model import CPU, GPU, NPU, GGMLDevice, Hardware, LlamaBuild, Memory, Verdict
+from .model import CPU, GPU, NPU, GGMLDevice, GiB, Hardware, LlamaBuild, Memory, Verdict
 from .npus import apple_npu, linux_npus, windows_npus
 from .probe import FORMAT, LiveProbe, Probe, RecordingProbe, ReplayProbe
 from .verdicts import gpu_verdicts, npu_verdicts
@@ -39,13 +40,22 @@ __all__ = [
 ]
 
 
-def cpu_bandwidth(cpu: CPU) -> float:
-    """RAM bandwidth llama.cpp's CPU threads can use, GB/s (published platform figures)."""
-    platform = tables.lookup(tables.CPU_BANDWIDTH, cpu.model) or tables.DEFAULT_CPU_BANDWIDTH
-    if cpu.model.startswith("Apple"):  # one Apple core streams most of the unified memory's bandwidth
-        spec = tables.lookup(tables.GPU_SPECS, cpu.model)
-        return spec[0] if spec else platform
-    return min(platform, cpu.threads * PER_CORE_BANDWIDTH)
+def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
+    """The Hardware fields about RAM bandwidth. What the decode threads can use comes from the
+    probe's measurement (once per machine, cached in R1LOCAL_HOME, recorded in snapshots), else
+    from the platform the CPU's name implies, which a few x86 cores cannot saturate."""
+    platform = bandwidth.published(cpu.model, cpu.core_types)
+    fields = {"memory_kind": platform.memory if platform else None, "memory_peak_gbs": platform.gbs if platform else None,
+              "cpu_bandwidth_gbs": None, "bandwidth_source": None}
+    machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
+    measured = probe.call("memory.bandwidth", lambda: bandwidth.cached_measure(
+        config.home() / "bandwidth.json", machine, cpu.threads))
+    if isinstance(measured, dict) and isinstance(measured.get("gbs"), (int, float)) and measured["gbs"] > 0:
+        return {**fields, "cpu_bandwidth_gbs": float(measured["gbs"]), "bandwidth_source": "measured"}
+    if platform is None:
+        return fields
+    usable = min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64" else platform.gbs
+    return {**fields, "cpu_bandwidth_gbs": usable, "bandwidth_source": "published"}
 
 
 def detect(probe: Probe | None = None) -> Hardware:
@@ -76,7 +86,7 @@ def detect(probe: Probe | None = None) -> Hardware:
     verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build)
     return Hardware(
         system=system, release=plat.get("release", ""), cpu=cpu, memory=memory, gpus=gpus, npus=npus,
-        build=build, verdicts=verdicts, cpu_bandwidth_gbs=cpu_bandwidth(cpu),
+        build=build, verdicts=verdicts, **ram_bandwidth(probe, cpu, memory),
     )
 
 

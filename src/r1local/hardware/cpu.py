@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 
+from . import arm
 from .model import CPU
 from .parse import as_list, cpu_list, key_values
 from .probe import Probe
@@ -54,10 +55,8 @@ def _linux(probe: Probe, machine: str) -> CPU:
     blocks = [key_values(b) for b in text.split("\n\n") if b.strip()]
     procs = [b for b in blocks if "processor" in b and b["processor"].isdigit()]
     first = procs[0] if procs else {}
-    model = first.get("model name") or first.get("Hardware") or (
-        f"ARM CPU (implementer {first['CPU implementer']}, part {first.get('CPU part')})"
-        if "CPU implementer" in first else "unknown CPU"
-    )
+    arm_cores = arm.cores(procs)
+    model = first.get("model name") or _arm_name(probe, first, arm_cores) or "unknown CPU"
     raw = set((first.get("flags") or first.get("Features") or "").split())
     table = ARM_FEATURES if "Features" in first else X86_FEATURES
     features = {name for flag, name in table.items() if flag in raw}
@@ -67,8 +66,8 @@ def _linux(probe: Probe, machine: str) -> CPU:
         int(p["processor"]): (p.get("physical id"), p["core id"]) for p in procs if "core id" in p
     }
     physical = len(set(core_of.values())) or logical
-    # Intel hybrid CPUs list their P-cores' logical CPUs here
-    perf = None
+    # Intel hybrid CPUs list their P-cores' logical CPUs here; ARM big.LITTLE chips name their cores
+    perf = arm.big_cores(arm_cores)
     p_cpus = probe.read("/sys/devices/cpu_core/cpus")
     if p_cpus and probe.read("/sys/devices/cpu_atom/cpus"):
         perf = len({core_of.get(c, c) for c in cpu_list(p_cpus)})
@@ -81,7 +80,15 @@ def _linux(probe: Probe, machine: str) -> CPU:
         logical, physical = limit, min(physical, limit)
         perf = min(perf, limit) if perf else None
     return CPU(model, "arm64" if machine in ("aarch64", "arm64") else machine, physical, logical, perf,
-               _sorted_features(features))
+               _sorted_features(features), arm.kinds(arm_cores))
+
+
+def _arm_name(probe: Probe, first: dict[str, str], cores: list[str]) -> str | None:
+    """"Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)": the board, its SoC, its cores."""
+    model, soc = arm.board(probe, first)
+    details = [d for d in (soc, arm.describe(cores) if cores else None) if d]
+    name = model or first.get("Hardware") or (details.pop(0) if details else None)
+    return f"{name} ({', '.join(details)})" if name and details else name
 
 
 def _macos(probe: Probe, machine: str) -> CPU:

@@ -16,6 +16,7 @@ class CPU:
     logical_cores: int
     performance_cores: int | None = None  # Apple Silicon P-cores, Intel hybrid P-cores when known
     features: list[str] = field(default_factory=list)  # llama.cpp-relevant ISA features, upper case
+    core_types: list[str] = field(default_factory=list)  # ARM cores by name, big first: ["Cortex-A76", "Cortex-A55"]
 
     @property
     def threads(self) -> int:
@@ -103,7 +104,10 @@ class Hardware:
     npus: list[NPU] = field(default_factory=list)
     build: LlamaBuild | None = None
     verdicts: list[Verdict] = field(default_factory=list)
-    cpu_bandwidth_gbs: float = 50.0  # RAM bandwidth the CPU threads can use (estimate)
+    cpu_bandwidth_gbs: float | None = None  # RAM bandwidth the decode threads can use, GB/s; None: unknown
+    bandwidth_source: str | None = None  # "measured" (this machine's copy probe) | "published" (its CPU's platform)
+    memory_kind: str | None = None  # the memory the CPU's name implies: "LPDDR5X-8533, 128-bit"
+    memory_peak_gbs: float | None = None  # that memory's peak bandwidth, GB/s (what an iGPU can use)
 
     @property
     def usable_gpus(self) -> list[GPU]:

@@ -1,6 +1,6 @@
 """Published numbers that detection cannot read from the machine: memory bandwidth and compute of
-common GPUs and platforms, and names of PCI devices. Lookups match the longest key contained in a
-name, so "RTX 4060 Ti" wins over "RTX 4060"."""
+common GPUs, and names of PCI devices (RAM bandwidth per CPU is in bandwidth.py). Lookups match
+the longest key contained in a name, so "RTX 4060 Ti" wins over "RTX 4060"."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ GPU_SPECS: dict[str, tuple[float, float]] = {
     # NVIDIA GeForce / workstation / data centre
     "RTX 5090": (1792, 210), "RTX 5080": (960, 113), "RTX 5070 Ti": (896, 88), "RTX 5070": (672, 62),
     "RTX 4090": (1008, 165), "RTX 4080": (717, 97), "RTX 4070 Ti": (504, 80), "RTX 4070": (504, 58),
+    "RTX 4080 SUPER": (736, 104), "RTX 4070 Ti SUPER": (672, 88), "RTX 4070 SUPER": (504, 71),
+    "RTX 5060 Ti": (448, 47), "RTX 5060": (448, 38),
     "RTX 4060 Ti": (288, 44), "RTX 4060": (272, 30), "RTX 4060 Laptop": (256, 30),
     "RTX 4070 Laptop": (256, 40), "RTX 4080 Laptop": (432, 70), "RTX 4090 Laptop": (576, 90),
     "RTX 4050 Laptop": (192, 24),
@@ -27,22 +29,10 @@ GPU_SPECS: dict[str, tuple[float, float]] = {
     "Arc A770": (560, 39), "Arc A750": (512, 34), "Arc A380": (186, 8), "Arc B580": (456, 58),
     # Apple Silicon (unified memory bandwidth, GPU FP16)
     "M1 Ultra": (800, 42), "M1 Max": (400, 21), "M1 Pro": (200, 10), "M1": (68, 5),
-    "M2 Ultra": (800, 54), "M2 Max": (400, 27), "M2 Pro": (200, 14), "M2": (100, 7),
+    "M2 Ultra": (800, 54), "M2 Max": (400, 27), "M2 Pro": (200, 14), "M2": (100, 7), "M3 Ultra": (819, 57),
     "M3 Max": (400, 28), "M3 Pro": (150, 14), "M3": (100, 8),
     "M4 Max": (546, 34), "M4 Pro": (273, 17), "M4": (120, 9),
 }
-
-# CPU name fragment -> RAM bandwidth GB/s of the usual memory it ships with
-CPU_BANDWIDTH: dict[str, float] = {
-    "Core Ultra 7 2": 136, "Core Ultra 5 2": 136, "Core Ultra 9 2": 136,  # Lunar/Arrow Lake LPDDR5x
-    "Core Ultra": 120,  # Meteor Lake LPDDR5x-7467
-    "Ryzen AI": 120, "Ryzen 9 8945HS": 90, "Ryzen 7 8845HS": 90, "Ryzen 7 7840": 90, "Ryzen 9 7940": 90,
-    "Ryzen 9 7950X": 83, "Ryzen 9 9950X": 90, "Ryzen 7 7800X3D": 83, "Ryzen 7 9700X": 90,
-    "Snapdragon": 135, "Oryon": 135, "Threadripper": 200, "EPYC": 200, "Xeon": 150,
-    "Apple M": 100,
-}
-# When nothing matches: a dual-channel desktop or laptop (DDR4-3200 is 51 GB/s, DDR5-5600 is 90)
-DEFAULT_CPU_BANDWIDTH = 60.0
 
 # PCI "vendor:device" -> (name, integrated) for GPUs sysfs names only by id
 PCI_GPUS: dict[str, tuple[str, bool]] = {
