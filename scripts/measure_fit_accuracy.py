@@ -126,15 +126,16 @@ def main() -> None:
 
     from r1local.fit import ModelShape, plan
     from r1local.gguf_meta import read_gguf
-    from r1local.hardware import cpu_bandwidth, detect_live
+    from r1local.hardware import LiveProbe, detect_live, ram_bandwidth
 
     hw = detect_live()
     if args.threads:
         hw.cpu.performance_cores = args.threads
-        hw.cpu_bandwidth_gbs = cpu_bandwidth(hw.cpu)
+        for name, value in ram_bandwidth(LiveProbe(), hw.cpu, hw.memory).items():
+            setattr(hw, name, value)
     clock = "process CPU time" if args.cpu_time else "wall-clock time"
-    print(f"Machine: {hw.cpu.model}, {hw.cpu.threads} threads, RAM bandwidth estimate "
-          f"{hw.cpu_bandwidth_gbs:.0f} GB/s; CPU only (n_gpu_layers=0); decode timed by {clock}\n")
+    print(f"Machine: {hw.cpu.model}, {hw.cpu.threads} threads, RAM bandwidth {hw.cpu_bandwidth_gbs} GB/s "
+          f"({hw.bandwidth_source}); CPU only (n_gpu_layers=0); decode timed by {clock}\n")
     print("| model | n_ctx | est. memory | RSS growth | err | llama.cpp buffers | est. (same parts) | err "
           "| pred. decode tok/s | measured | err | pred. prompt tok/s | measured | err |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,8 +30,7 @@ SOURCES = {
 N_CTX = 4096  # llama-bench and Ollama run short contexts
 
 
-@dataclass
-class Row:
+class Row(NamedTuple):
     machine: str
     hardware: str
     model: str

@@ -1,14 +1,15 @@
-"""Hardware detection, replayed from snapshots of eight machines and run live on this one."""
+"""Hardware detection, replayed from snapshots of hand-written machines and run live on this one."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from r1local.errors import UsageError
-from r1local.hardware import LiveProbe, RecordingProbe, ReplayProbe, detect
+from r1local.hardware import LiveProbe, RecordingProbe, ReplayProbe, bandwidth, detect
 from r1local.hardware.gpus import parse_nvidia_csv
 from r1local.hardware.llama_build import parse_system_info
 from r1local.hardware.model import GiB
@@ -181,6 +182,9 @@ def test_live_record_and_replay_agree(tmp_path):
     assert live.cpu.logical_cores >= 1 and live.memory.total > 0
     saved = json.loads((tmp_path / "me.json").read_text())
     assert saved["format"] == 1 and "/proc/cpuinfo" in saved["files"]
+    # the bandwidth probe's answer travels with the snapshot, so a replay estimates the same speeds
+    assert saved["calls"]["memory.bandwidth"]["gbs"] == live.cpu_bandwidth_gbs > 0
+    assert live.bandwidth_source == again.bandwidth_source == "measured"
 
 
 def test_nvidia_gpu_with_a_cpu_only_build_says_how_to_get_cuda():
@@ -190,3 +194,97 @@ def test_nvidia_gpu_with_a_cpu_only_build_says_how_to_get_cuda():
     assert v.status == NOT_USABLE and "no CUDA backend" in v.why
     assert v.next_step.startswith('CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python')
     assert hw.usable_gpus == []
+
+
+# CPU names as the OS prints them -> the peak RAM bandwidth (GB/s) of the memory they ship with
+NAMED_CPUS = {
+    "12th Gen Intel(R) Core(TM) i7-12700H": 76.8, "12th Gen Intel(R) Core(TM) i5-1235U": 83.2,
+    "12th Gen Intel(R) Core(TM) i9-12900K": 76.8, "13th Gen Intel(R) Core(TM) i7-13700H": 83.2,
+    "13th Gen Intel(R) Core(TM) i5-13600K": 89.6, "13th Gen Intel(R) Core(TM) i7-1355U": 83.2,
+    "14th Gen Intel(R) Core(TM) i9-14900K": 89.6, "14th Gen Intel(R) Core(TM) i9-14900HX": 83.2,
+    "Intel(R) Core(TM) 7 150U": 83.2, "Intel(R) Core(TM) Ultra 7 155H": 119.5,
+    "Intel(R) Core(TM) Ultra 5 125U": 119.5, "Intel(R) Core(TM) Ultra 7 258V": 136.5,
+    "Intel(R) Core(TM) Ultra 9 285H": 134.4, "Intel(R) Core(TM) Ultra 9 285K": 102.4,
+    "Intel(R) Core(TM) Ultra 9 275HX": 102.4, "Intel(R) N100": 38.4,
+    "AMD Ryzen 7 5800X3D 8-Core Processor": 51.2, "AMD Ryzen 9 5900HX with Radeon Graphics": 51.2,
+    "AMD Ryzen 7 5700U with Radeon Graphics": 68.3, "AMD Ryzen 7 6800H with Radeon Graphics": 76.8,
+    "AMD Ryzen 9 7950X 16-Core Processor": 96.0, "AMD Ryzen 7 7840U w/ Radeon 780M Graphics": 89.6,
+    "AMD Ryzen 7 8845HS w/ Radeon 780M Graphics": 89.6, "AMD Ryzen 7 8700G w/ Radeon 780M Graphics": 96.0,
+    "AMD Ryzen 9 9950X 16-Core Processor": 96.0, "AMD Ryzen 7 9800X3D 8-Core Processor": 96.0,
+    "AMD Ryzen AI 9 HX 370 w/ Radeon 890M": 120.0, "AMD Ryzen AI 7 350 w/ Radeon 860M": 89.6,
+    "AMD Ryzen AI Max+ 395 w/ Radeon 8060S": 128.0,
+    "Apple M1": 68.3, "Apple M1 Pro": 204.8, "Apple M1 Max": 409.6, "Apple M1 Ultra": 819.2,
+    "Apple M2": 102.4, "Apple M2 Pro": 204.8, "Apple M2 Max": 409.6, "Apple M2 Ultra": 819.2,
+    "Apple M3": 102.4, "Apple M3 Pro": 153.6, "Apple M3 Max": 409.6, "Apple M3 Ultra": 819.2,
+    "Apple M4": 120.0, "Apple M4 Pro": 273.1, "Apple M4 Max": 546.1,
+    "Snapdragon(R) X Elite - X1E78100 - Qualcomm(R) Oryon(TM) CPU": 135.2,
+    "Snapdragon(R) X Plus - X1P64100 - Qualcomm(R) Oryon(TM) CPU": 135.2,
+    "Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)": 17.1,
+    "Raspberry Pi 4 Model B Rev 1.4 (4x Cortex-A72)": 12.8,
+    "Orange Pi 5 (Rockchip RK3588, 4x Cortex-A76 + 4x Cortex-A55)": 33.8,
+}
+
+
+@pytest.mark.parametrize("name, gbs", NAMED_CPUS.items())
+def test_cpus_people_own_have_their_memory_bandwidth(name, gbs):
+    platform = bandwidth.published(name)
+    assert platform is not None and platform.gbs == gbs, platform
+
+
+def test_names_are_normalised_before_matching():
+    assert bandwidth.normalise("13th Gen Intel(R) Core(TM) i7-13700H CPU @ 2.40GHz") == "intel core i7-13700h"
+    assert bandwidth.normalise("AMD Ryzen 9 7940HS w/ Radeon 780M Graphics") == "amd ryzen 9 7940hs"
+    assert bandwidth.normalise("AMD Ryzen 7 7800X3D 8-Core Processor") == "amd ryzen 7 7800x3d"
+
+
+def test_an_unknown_cpu_has_no_invented_bandwidth():
+    assert bandwidth.published("Mystery Systems MX-9") is None
+    hw = replay("container-2cpu-2gb", files={"/proc/cpuinfo": "processor\t: 0\nmodel name\t: Mystery Systems MX-9\n"})
+    assert (hw.cpu_bandwidth_gbs, hw.bandwidth_source, hw.memory_kind) == (None, None, None)
+
+
+def test_arm_cores_fall_back_to_their_usual_boards():
+    assert bandwidth.published("some board", ["Cortex-A55"]).memory == "LPDDR4-3200, 32-bit"
+
+
+def test_raspberry_pi_5_is_named_by_board_soc_and_cores():
+    hw = replay("raspberry-pi5-8gb")
+    assert hw.cpu.model == "Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)"
+    assert (hw.cpu.arch, hw.cpu.physical_cores, hw.cpu.threads, hw.cpu.core_types) == ("arm64", 4, 4, ["Cortex-A76"])
+    assert hw.cpu.features == ["NEON", "DOTPROD", "FP16"]
+    assert (hw.cpu_bandwidth_gbs, hw.bandwidth_source, hw.memory_kind) == (17.1, "published", "LPDDR4X-4267, 32-bit")
+
+
+def test_big_little_board_from_the_device_tree_alone():
+    procs = [f"processor\t: {i}\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\nCPU part\t: {part}\n"
+             for i, part in enumerate(["0xd05"] * 4 + ["0xd0b"] * 4)]
+    hw = replay("raspberry-pi5-8gb", files={
+        "/proc/cpuinfo": "\n".join(procs), "/proc/device-tree/model": "Orange Pi 5\x00",
+        "/proc/device-tree/compatible": "rockchip,rk3588s-orangepi-5\x00rockchip,rk3588\x00"})
+    assert hw.cpu.model == "Orange Pi 5 (Rockchip RK3588, 4x Cortex-A76 + 4x Cortex-A55)"
+    assert hw.cpu.performance_cores == 4 and hw.cpu.core_types == ["Cortex-A76", "Cortex-A55"]
+    assert hw.cpu_bandwidth_gbs == 33.8  # LPDDR4X-4224 on a 64-bit bus
+
+
+def test_unknown_arm_part_is_named_by_its_numbers():
+    hw = replay("raspberry-pi5-8gb", files={
+        "/proc/cpuinfo": "processor\t: 0\nCPU implementer\t: 0x6d\nCPU part\t: 0x123\n",
+        "/proc/device-tree/model": None, "/proc/device-tree/compatible": None})
+    assert hw.cpu.model == "1x ARM core 0x123 (implementer 0x6d)" and hw.cpu_bandwidth_gbs is None
+
+
+def test_bandwidth_probe_is_short_and_cached_per_machine(tmp_path):
+    start = time.perf_counter()
+    gbs = bandwidth.measure(2, budget=64 * bandwidth.MiB, seconds=0.05)
+    assert gbs > 0.5 and time.perf_counter() - start < 5  # a loaded 2-core box; the default is 256 MiB, 0.1 s
+    cache = tmp_path / "bandwidth.json"
+    first = bandwidth.cached_measure(cache, "this machine", 1)
+    assert first["gbs"] > 0 and first["threads"] == 1
+    assert bandwidth.cached_measure(cache, "this machine", 1) == first  # no second probe
+    cache.write_text("{broken")
+    assert bandwidth.cached_measure(cache, "this machine", 1)["gbs"] > 0  # a damaged cache is measured again
+
+
+def test_a_recorded_measurement_replays():
+    hw = replay("raspberry-pi5-8gb", calls={"memory.bandwidth": {"gbs": 9.5, "threads": 4, "measured_at": 0}})
+    assert (hw.cpu_bandwidth_gbs, hw.bandwidth_source, hw.memory_kind) == (9.5, "measured", "LPDDR4X-4267, 32-bit")

@@ -37,6 +37,7 @@ __all__ = [
     "Verdict",
     "detect",
     "detect_live",
+    "ram_bandwidth",
 ]
 
 
@@ -48,8 +49,9 @@ def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
     fields = {"memory_kind": platform.memory if platform else None, "memory_peak_gbs": platform.gbs if platform else None,
               "cpu_bandwidth_gbs": None, "bandwidth_source": None}
     machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
+    budget = min(bandwidth.PROBE_BYTES, memory.available // 8)  # a small board keeps its RAM
     measured = probe.call("memory.bandwidth", lambda: bandwidth.cached_measure(
-        config.home() / "bandwidth.json", machine, cpu.threads))
+        config.home() / "bandwidth.json", machine, cpu.threads, budget))
     if isinstance(measured, dict) and isinstance(measured.get("gbs"), (int, float)) and measured["gbs"] > 0:
         return {**fields, "cpu_bandwidth_gbs": float(measured["gbs"]), "bandwidth_source": "measured"}
     if platform is None:

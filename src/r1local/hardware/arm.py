@@ -49,7 +49,7 @@ def core_name(implementer: str | None, part: str | None) -> str | None:
     imp, num = _int(implementer), _int(part)
     if imp is None or num is None:
         return None
-    return CORES.get((imp, num)) or f"{IMPLEMENTERS.get(imp, f'implementer {imp:#x}')} core {num:#05x}"
+    return CORES.get((imp, num)) or f"{IMPLEMENTERS.get(imp, 'ARM')} core {num:#05x} (implementer {imp:#x})"
 
 
 def cores(procs: list[dict[str, str]]) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 MiB = 1024**2
 PROBE_SECONDS = 0.1  # copying time; allocating and first touching the buffers comes on top
 PROBE_BYTES = 256 * MiB  # source + destination over all threads: beyond the largest L3 caches (96 MiB)
-PROBE_MIN_PER_THREAD = 16 * MiB
+PROBE_MIN_PER_THREAD = MiB  # each thread's buffers may be small: together they still dwarf the caches
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def measure(threads: int, budget: int = PROBE_BYTES, seconds: float = PROBE_SECO
     return round(2 * size * sum(copies) / (time.perf_counter() - start) / 1e9, 1)
 
 
-def cached_measure(cache: Path, machine: str, threads: int) -> dict:
+def cached_measure(cache: Path, machine: str, threads: int, budget: int = PROBE_BYTES) -> dict:
     """The probe's answer for this machine and thread count, measured once and kept in `cache`."""
     key = f"{machine} | {threads} threads"
     try:
@@ -172,7 +172,7 @@ def cached_measure(cache: Path, machine: str, threads: int) -> dict:
         known = {}
     if isinstance(known.get(key), dict) and isinstance(known[key].get("gbs"), (int, float)):
         return known[key]
-    answer = {"gbs": measure(threads), "threads": threads, "measured_at": int(time.time())}
+    answer = {"gbs": measure(threads, budget), "threads": threads, "measured_at": int(time.time())}
     known[key] = answer
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
