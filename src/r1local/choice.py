@@ -64,14 +64,13 @@ def _r1(fitting: list[Choice]) -> Choice:
         best.why = f"the best quality at {TARGET_TPS:.0f} tokens/s or more with a reasoning-sized context"
         return best
     best = max(fitting, key=lambda c: (c.plan.decode_tps or 0.0, quality(c.shape)))
-    best.why = f"nothing here reaches {TARGET_TPS:.0f} tokens/s, so the quickest that fits"
+    best.why = f"the quickest that fits, as nothing here reaches {TARGET_TPS:.0f} tokens/s"
     return best
 
 
 def _best(fitting: list[Choice]) -> Choice:
     running = [c for c in fitting if c.plan.decode_tps is None or c.plan.decode_tps >= MIN_TPS] or fitting
-    best = max(running, key=lambda c: (c.plan.all_on_gpu, c.plan.n_ctx >= REASONING_CTX, c.shape.file_bytes,
-                                       c.plan.decode_tps or 0.0))
+    best = max(running, key=lambda c: (c.plan.n_ctx >= REASONING_CTX, c.shape.file_bytes, c.plan.decode_tps or 0.0))
     best.why = f"the largest that runs (at least {MIN_TPS:.0f} tokens/s where a speed is known)"
     return best
 

@@ -12,6 +12,7 @@ None, never a guess.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -120,8 +121,8 @@ def estimate(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_pas
             prompt_s += prompt_flops * share / (cpu_gflops(hw) * PROMPT_GEMM_GAIN * 1e9)
         else:
             decode_s += stream / s.efficiency
-            prompt_s += prompt_flops * share / (s.tflops * 1e12 * GPU_FLOPS_EFF) if s.tflops else float("inf")
+            prompt_s += prompt_flops * share / (s.tflops * 1e12 * GPU_FLOPS_EFF) if s.tflops else math.inf
+    prompt = None if math.isinf(prompt_s) else 1.0 / prompt_s
     if not known:
-        return Speed(None, None if prompt_s == float("inf") else 1.0 / prompt_s, None)
-    return Speed(1.0 / decode_s, None if prompt_s == float("inf") else 1.0 / prompt_s,
-                 1.0 / ceiling_s if ceiling_s else None)
+        return Speed(None, prompt, None)
+    return Speed(1.0 / decode_s, prompt, 1.0 / ceiling_s)
