@@ -56,7 +56,7 @@ def _by_quality(c: Choice) -> tuple:
 def _r1(fitting: list[Choice]) -> Choice:
     if all(c.plan.decode_tps is None for c in fitting):
         best = max(fitting, key=_by_quality)
-        best.why = "the best quality that fits in memory (this machine's memory bandwidth is unknown, so no speed estimate)"
+        best.why = "the best quality that fits in memory (the memory bandwidth is unknown, so no speed estimate)"
         return best
     fast_enough = [c for c in fitting if (c.plan.decode_tps or 0) >= TARGET_TPS]
     if fast_enough:

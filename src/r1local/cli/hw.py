@@ -55,7 +55,8 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
         where = (f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
                  f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU")
     else:
-        where = f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)} of {_gib(hw.memory.available)} available RAM)"
+        where = (f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)}"
+                 f" of {_gib(hw.memory.available)} available RAM)")
     return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context, "
             f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}")
 

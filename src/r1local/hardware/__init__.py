@@ -46,7 +46,7 @@ def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
     probe's measurement (once per machine, cached in R1LOCAL_HOME, recorded in snapshots), else
     from the platform the CPU's name implies, which a few x86 cores cannot saturate."""
     platform = bandwidth.published(cpu.model, cpu.core_types)
-    fields = {"memory_kind": platform.memory if platform else None, "memory_peak_gbs": platform.gbs if platform else None,
+    fields = {"memory_kind": platform and platform.memory, "memory_peak_gbs": platform and platform.gbs,
               "cpu_bandwidth_gbs": None, "bandwidth_source": None}
     machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
     budget = min(bandwidth.PROBE_BYTES, memory.available // 8)  # a small board keeps its RAM
