@@ -136,7 +136,7 @@ def test_r1_best_is_the_largest_that_runs(snapshot, distill, verdict):
 
 TARGET_MACHINES = ["nvidia-rtx4060-laptop", "dual-rtx3090-desktop", "amd-radeon-desktop", "apple-m3-pro",
                    "intel-core-ultra-laptop", "snapdragon-x-elite-windows", "lunar-lake-lpddr5x-laptop",
-                   "rtx4090-rtx3090-workstation", "container-2cpu-2gb", "ryzen-ai-laptop"]
+                   "rtx4090-rtx3090-workstation", "container-2cpu-2gb", "ryzen-ai-laptop", "orange-pi5-8gb"]
 
 
 @pytest.mark.parametrize("snapshot", TARGET_MACHINES)

@@ -51,6 +51,8 @@ def hw_json(*args: str) -> dict:
     ("lunar-lake-lpddr5x-laptop", ["Intel Arc 140V (Lunar Lake)", "LPDDR5X-8533, 128-bit", "all layers on the Intel Arc 140V",
                                    "the best quality at 15 tokens/s or more with a reasoning-sized context"]),
     ("rtx4090-rtx3090-workstation", ["all layers on the RTX 4090 + RTX 3090", "DeepSeek-R1-Distill-Llama-70B"]),
+    ("orange-pi5-8gb", ["Orange Pi 5 (Rockchip RK3588, 4x Cortex-A76 + 4x Cortex-A55)", "llama.cpp threads: 4",
+                        "34 GB/s usable by 4 threads (published: LPDDR4X-4224, 64-bit)"]),
 ])
 def test_report_for_each_snapshot(snapshot, must_say):
     text = " ".join(hw("--snapshot", str(SNAPSHOTS / f"{snapshot}.json")).split())
