@@ -3,11 +3,11 @@
 Generating one token reads every offloaded layer's weights (and its slice of the KV cache) once.
 llama.cpp's layer split runs the devices one after the other, so a token costs the sum over
 devices of (their share of the bytes / their bandwidth), plus the CPU's share at RAM bandwidth,
-plus a fixed cost per layer (kernel launches on a GPU, thread synchronisation on the CPU). The
-constants are fitted to published llama.cpp measurements (docs/speed-accuracy.md): Metal's
-per-layer cost is about four times CUDA's. No estimate exceeds `ceiling()`, the speed at which
-every byte streams at the device's full bandwidth; where a bandwidth is unknown the estimate is
-None, never a guess.
+plus a fixed cost per layer (kernel launches on a GPU, thread synchronisation on the CPU). The GPU
+constants are fitted to published llama.cpp measurements (docs/speed-accuracy.md; Metal's
+per-layer cost is about four times CUDA's), the CPU ones to scripts/measure_fit_accuracy.py. No
+estimate exceeds the ceiling (`Speed.ceiling_tps`), the speed at which every byte streams at its
+device's full bandwidth; where a bandwidth is unknown the estimate is None, never a guess.
 """
 
 from __future__ import annotations
