@@ -266,6 +266,16 @@ def test_big_little_board_from_the_device_tree_alone():
     assert hw.cpu_bandwidth_gbs == 33.8  # LPDDR4X-4224 on a 64-bit bus
 
 
+def test_linux_on_apple_silicon_names_the_chip_by_its_cores():
+    procs = [f"processor\t: {i}\nFeatures\t: fp asimd asimddp i8mm\nCPU implementer\t: 0x61\nCPU part\t: {part}\n"
+             for i, part in enumerate(["0x22"] * 4 + ["0x23"] * 4)]
+    hw = replay("raspberry-pi5-8gb", files={
+        "/proc/cpuinfo": "\n".join(procs), "/proc/device-tree/model": "Apple MacBook Air (M1, 2020)\x00",
+        "/proc/device-tree/compatible": "apple,j313\x00apple,t8103\x00apple,arm-platform\x00"})
+    assert hw.cpu.model == "Apple MacBook Air (M1, 2020) (Apple T8103, 4x Apple M1 Firestorm + 4x Apple M1 Icestorm)"
+    assert hw.cpu.performance_cores == 4 and hw.cpu_bandwidth_gbs == 68.3
+
+
 def test_unknown_arm_part_is_named_by_its_numbers():
     hw = replay("raspberry-pi5-8gb", files={
         "/proc/cpuinfo": "processor\t: 0\nCPU implementer\t: 0x6d\nCPU part\t: 0x123\n",

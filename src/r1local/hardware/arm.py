@@ -33,8 +33,10 @@ CORES: dict[tuple[int, int], str] = {
 }
 IMPLEMENTERS = {0x41: "Arm", 0x61: "Apple", 0x51: "Qualcomm", 0x4E: "NVIDIA", 0xC0: "Ampere", 0x48: "HiSilicon"}
 # efficiency cores: on big.LITTLE chips llama.cpp decodes faster on the big cores alone
-LITTLE = {"Cortex-A35", "Cortex-A53", "Cortex-A55", "Cortex-A510", "Cortex-A520"}
-SOC_VENDORS = {"brcm": "Broadcom", "rockchip": "Rockchip", "amlogic": "Amlogic", "allwinner": "Allwinner",
+LITTLE = {"Cortex-A35", "Cortex-A53", "Cortex-A55", "Cortex-A510", "Cortex-A520", "Apple M1 Icestorm",
+          "Apple M1 Pro Icestorm", "Apple M1 Max Icestorm", "Apple M2 Blizzard", "Apple M2 Pro Blizzard",
+          "Apple M2 Max Blizzard"}
+SOC_VENDORS = {"apple": "Apple", "brcm": "Broadcom", "rockchip": "Rockchip", "amlogic": "Amlogic", "allwinner": "Allwinner",
                "mediatek": "MediaTek", "qcom": "Qualcomm", "nvidia": "NVIDIA", "sophgo": "Sophgo"}
 
 
@@ -66,10 +68,11 @@ def _dt_text(probe: Probe, name: str) -> str | None:
 def board(probe: Probe, first: dict[str, str]) -> tuple[str | None, str | None]:
     """(board model, SoC): ("Raspberry Pi 5 Model B Rev 1.0", "Broadcom BCM2712"); Nones where unknown."""
     model = first.get("Model") or _dt_text(probe, "model")
-    compatible = (_dt_text(probe, "compatible") or "").splitlines()
+    # compatible strings run from the board to the SoC ("rockchip,rk3588"); generic ones carry no number
+    chips = [c for c in (_dt_text(probe, "compatible") or "").splitlines() if "," in c and any(ch.isdigit() for ch in c)]
     soc = None
-    if compatible and "," in compatible[-1]:  # the last entry names the SoC: "rockchip,rk3588"
-        vendor, chip = compatible[-1].split(",", 1)
+    if chips:
+        vendor, chip = chips[-1].split(",", 1)
         soc = f"{SOC_VENDORS.get(vendor, vendor)} {chip.upper()}"
     return model, soc
 

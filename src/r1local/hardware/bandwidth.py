@@ -95,13 +95,18 @@ PLATFORMS: list[tuple[str, Platform]] = [
     (r"epyc|xeon", _p("DDR4", 3200, 512)),  # a server's eight channels; few threads reach a fraction
 ]
 
-# ARM cores without a known board: the memory such boards usually carry
+# ARM cores without a known board: the memory such boards usually carry; Apple's and Qualcomm's
+# cores (Linux on Apple Silicon, Snapdragon X) name their chip
 CORE_PLATFORMS: dict[str, Platform] = {
     "Cortex-A53": _p("LPDDR3", 1600, 32), "Cortex-A55": _p("LPDDR4", 3200, 32),
     "Cortex-A72": _p("LPDDR4", 3200, 32), "Cortex-A73": _p("LPDDR4", 3200, 32),
     "Cortex-A76": _p("LPDDR4X", 4267, 32), "Cortex-A78": _p("LPDDR5", 5500, 64),
     "Neoverse-N1": _p("DDR4", 3200, 512), "Neoverse-V1": _p("DDR5", 4800, 512),
     "Neoverse-V2": _p("LPDDR5X", 8533, 512),
+    "Apple M1 Firestorm": _p("LPDDR4X", 4266, 128), "Apple M1 Pro Firestorm": _p("LPDDR5", 6400, 256),
+    "Apple M1 Max Firestorm": _p("LPDDR5", 6400, 512), "Apple M2 Avalanche": _p("LPDDR5", 6400, 128),
+    "Apple M2 Pro Avalanche": _p("LPDDR5", 6400, 256), "Apple M2 Max Avalanche": _p("LPDDR5", 6400, 512),
+    "Qualcomm Oryon": _p("LPDDR5X", 8448, DUAL),
 }
 
 _NOISE = [
