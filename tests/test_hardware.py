@@ -119,7 +119,8 @@ def test_snapdragon_x_elite_windows():
     assert (gpu.vendor, gpu.integrated, gpu.source) == ("qualcomm", True, "cim")
     (npu,) = hw.npus
     assert (npu.vendor, npu.generation) == ("qualcomm", "Hexagon NPU")
-    assert "GGML_HEXAGON" in verdict(hw, npu.name).next_step
+    assert "Hexagon backend" in verdict(hw, npu.name).why
+    assert "--upstream foundry=" in verdict(hw, npu.name).next_step  # Foundry Local, fronted
     assert verdict(hw, gpu.name).next_step.startswith('$env:CMAKE_ARGS="-DGGML_OPENCL=on";')
 
 

@@ -42,14 +42,21 @@ _HF_REF = re.compile(
 _HUB_FILE = re.compile(rf"^({_REPO_PART}/{_REPO_PART})/((?:{_REPO_PART}/)*{_REPO_PART}\.gguf)$")
 
 
+# An OpenVINO IR folder as OpenVINO's organisation publishes it; the model's .xml comes first.
+IR_FILES = ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_tokenizer.bin",
+            "openvino_detokenizer.xml", "openvino_detokenizer.bin", "config.json", "generation_config.json")
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One downloadable quantisation of a catalog distill."""
+    """One downloadable quantisation of a catalog distill: a GGUF, or an OpenVINO IR folder."""
 
     distill: Distill
     quant: str
     size_bytes: int  # approximate; a pull uses the Hub's exact sizes
-    files: tuple[str, ...]  # every part, the first one is what llama.cpp opens
+    files: tuple[str, ...]  # every part, the first one is what the engine opens
+    ir_repo: str | None = None  # an OpenVINO IR folder's own repository
+    for_npu: bool = False  # made for the Intel NPU (symmetric INT4)
 
     @property
     def name(self) -> str:
@@ -57,7 +64,11 @@ class Variant:
 
     @property
     def repo(self) -> str:
-        return self.distill.repo
+        return self.ir_repo or self.distill.repo
+
+    @property
+    def engine(self) -> str:
+        return "openvino" if self.ir_repo else "llama.cpp"
 
     @functools.cached_property
     def shape(self) -> ModelShape:
@@ -85,11 +96,18 @@ class Distill:
     vocab: int
     context: int
     quant_sizes: tuple[tuple[str, float, int], ...]  # (quant, GB, parts)
+    openvino: tuple[tuple[str, str, float, bool], ...] = ()  # (name, IR repository, GB, for the NPU)
 
     @functools.cached_property
     def variants(self) -> dict[str, Variant]:
+        """The GGUF quantisations (what llama.cpp and the memory fit choose among)."""
         return {q: Variant(self, q, round(gb * GB), _files(self.file_prefix, q, parts))
                 for q, gb, parts in self.quant_sizes}
+
+    @functools.cached_property
+    def ir_variants(self) -> dict[str, Variant]:
+        """OpenVINO IR folders of this distill, named like quantisations (r1:1.5b-npu)."""
+        return {q: Variant(self, q, round(gb * GB), IR_FILES, repo, npu) for q, repo, gb, npu in self.openvino}
 
 
 def _files(prefix: str, quant: str, parts: int) -> tuple[str, ...]:
@@ -123,14 +141,19 @@ class Catalog:
     def variant(self, distill: str, quant: str | None = None) -> Variant:
         d = self.distill(distill)
         quant = (quant or self.default_quant).upper()
-        if quant not in d.variants:
-            known = ", ".join(v.name for v in self.ordered(d))
+        found = d.variants.get(quant) or d.ir_variants.get(quant)
+        if found is None:
+            known = ", ".join(v.name for v in [*self.ordered(d), *d.ir_variants.values()])
             raise ModelNotFound(f"r1:{d.name} has no {quant} file in the catalog.", f"Choose one of: {known}.")
-        return d.variants[quant]
+        return found
+
+    def npu_variants(self) -> list[Variant]:
+        """The OpenVINO folders made for the Intel NPU, smallest distill first."""
+        return [v for d in self.distills for v in d.ir_variants.values() if v.for_npu]
 
     def find_file(self, repo: str, filename: str) -> Variant | None:
         """The catalog variant a cached Hub file belongs to, if any (for `list` and `rm`)."""
-        for v in self.variants():
+        for v in self.variants() + [v for d in self.distills for v in d.ir_variants.values()]:
             if v.repo.lower() == repo.lower() and filename in v.files:
                 return v
         return None
@@ -155,8 +178,10 @@ def _parse(text: str) -> Catalog:
             (q, float(v["gb"]), int(v.get("parts", 1))) if isinstance(v, dict) else (q, float(v), 1)
             for q, v in m["quants"].items()
         )
-        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k != "quant_sizes"}
-        distills.append(Distill(**fields, quant_sizes=sizes))
+        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino")}
+        folders = tuple((q.upper(), v["repo"], float(v["gb"]), bool(v.get("npu", False)))
+                        for q, v in m.get("openvino", {}).items())
+        distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders))
     return Catalog(tuple(distills), data.get("default_quant", "Q4_K_M").upper(),
                    tuple(q.upper() for q in data.get("quant_order", ())))
 

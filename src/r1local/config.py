@@ -66,3 +66,24 @@ def catalog_path() -> Path | None:
     """R1LOCAL_CATALOG: a catalog TOML used instead of the packaged one (the tests use it)."""
     value = os.environ.get("R1LOCAL_CATALOG")
     return Path(value) if value else None
+
+
+OPENVINO_EXTRA = "pip install 'r1local[openvino]'"  # the one command that adds the OpenVINO engine
+
+
+def openvino_cache_dir() -> Path:
+    """R1LOCAL_OPENVINO_CACHE: OpenVINO's compiled models, so only the first load compiles."""
+    value = os.environ.get("R1LOCAL_OPENVINO_CACHE")
+    return Path(value).expanduser() if value else home() / "openvino-cache"
+
+
+def npu_shape() -> tuple[int, int]:
+    """The NPU compiles static shapes: (R1LOCAL_NPU_MAX_PROMPT, R1LOCAL_NPU_MIN_RESPONSE) tokens.
+    R1 reasons for thousands of tokens, so the answer's room is larger than OpenVINO's default."""
+    return (int(os.environ.get("R1LOCAL_NPU_MAX_PROMPT", "2048")),
+            int(os.environ.get("R1LOCAL_NPU_MIN_RESPONSE", "2048")))
+
+
+def config_file() -> Path:
+    """R1LOCAL_HOME/config.toml: settings kept between runs (its [upstreams] table: NAME = URL)."""
+    return home() / "config.toml"

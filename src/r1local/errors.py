@@ -71,6 +71,12 @@ class ModelFileError(R1Error):
     code = "model_unusable"
 
 
+class EngineUnavailable(ModelFileError):
+    """The engine a model needs is not installed, or cannot drive the requested device."""
+
+    code = "engine_unavailable"
+
+
 class ContextOverflow(R1Error):
     """The prompt does not fit into the context window."""
 

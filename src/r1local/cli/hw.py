@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from .. import fit_npu
 from ..choice import Choice, choose_all, seconds_per_1000
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
@@ -39,11 +40,26 @@ def _per_1000(c: Choice) -> str:
     return "time unknown" if s is None else f"~{s:.0f} s per 1,000 tokens"
 
 
+def recommend(hw: Hardware) -> tuple[dict[str, Choice | None], str | None]:
+    """Every policy's choice and the display name of r1's: on an Intel NPU, r1 is the NPU's
+    folder when it suits (see fit_npu)."""
+    from .. import catalog
+
+    candidates, names = catalog_candidates()
+    npu_variants = catalog.load().npu_variants()
+    names |= {v.name: f"{v.distill.file_prefix} OpenVINO INT4 for the NPU" for v in npu_variants}
+    chosen = choose_all(hw, candidates)
+    chosen["r1"] = fit_npu.prefer(fit_npu.npu_choice(hw, npu_variants), chosen["r1"])
+    return chosen, names.get(chosen["r1"].name) if chosen["r1"] else None
+
+
 def _ctx(n: int) -> str:
     return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
 
 
 def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None = None) -> str:
+    if choice is not None and choice.plan.verdict == "fits on NPU":
+        return fit_npu.npu_line(choice, display or choice.name)
     if choice is None:
         return (f"Nothing in the catalog fits: {_gib(hw.memory.available)} of RAM available"
                 + (f" and {_gib(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory free."
@@ -139,6 +155,14 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
             t.add_row(f"Device {d.name}", f"{d.description} ({d.type}{mem})")
     out.print(t)
 
+    if hw.openvino_verdicts:
+        version = f" {hw.openvino.version}" if hw.openvino else ""
+        out.print(f"[bold]OpenVINO engine{version}[/]")
+        for v in hw.openvino_verdicts:
+            mark = "[green]usable[/]" if v.usable else "[yellow]not usable[/]"
+            out.print(f"  {mark} {v.device}: {v.why}")
+            if v.next_step:
+                out.print(f"      next: {v.next_step}", markup=False, style="dim")
     if hw.verdicts:
         out.print("[bold]Accelerators[/]")
         for v in hw.verdicts:
@@ -187,9 +211,7 @@ def hw(
     hardware = detect(recorder or probe)
     if recorder:
         recorder.save(save_snapshot)
-    candidates, names = catalog_candidates()
-    chosen = choose_all(hardware, candidates)
-    display = names.get(chosen["r1"].name) if chosen["r1"] else None
+    chosen, display = recommend(hardware)
     if as_json:
         out.print_json(json.dumps(report_json(hardware, chosen, display)))
     else:

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from ..engine.events import ContentDelta, Done, ReasoningDelta, Result
-from ..engine.model import Model
+from ..engine import registry
+from ..engine.base import Engine
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..engine.stream import Stream
 from ..errors import UsageError
@@ -19,7 +20,8 @@ from ..gguf_meta import read_gguf
 from .app import command, err, out
 from .models import resolve_model
 
-MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path.")
+MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path; "
+                                     "add @openvino to run it on OpenVINO.")
 YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model without asking.")
 CTX_OPT = typer.Option(None, "--ctx", help="Context size in tokens (default 8192 or the model's).")
 THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physical cores).")
@@ -28,8 +30,15 @@ GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU 
 
 def open_model(
     model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False
-) -> Model:
-    return Model.load(resolve_model(model, yes=yes), n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+) -> Engine:
+    name, engine = registry.split_engine(model)
+    return registry.load(resolve_model(name, yes=yes), engine=engine, on_compile=_say_compiling,
+                         n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+
+
+def _say_compiling(plan) -> None:
+    err.print(f"Compiling the model for the {plan.device} (first load only; later loads read {plan.cache_dir})...",
+              style="dim", markup=False)
 
 
 class Printer:
@@ -108,7 +117,7 @@ def run(
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result = consume(stream, printer)
     if as_json:
-        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        out.print_json(json.dumps({**result.to_dict(), **loaded.describe()}, ensure_ascii=False))
     else:
         printer.end()
     if result.done and result.done.finish_reason == "error":

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 from typing import Optional
 
 import typer
 
+if sys.version_info >= (3, 11):
+    import tomllib as toml
+else:  # pragma: no cover
+    import tomli as toml
+
 from .. import config
+from ..engine.registry import split_engine
+from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..resolve import resolve
 from .app import command, err
@@ -22,10 +30,25 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    """--upstream NAME=URL options over the config file's [upstreams] table (same NAME: the option wins)."""
+    found: dict[str, str] = {}
+    path = config.config_file()
+    if path.is_file():
+        try:
+            table = toml.loads(path.read_text(encoding="utf-8")).get("upstreams", {})
+        except (toml.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise UsageError(f"{path} is not valid TOML: {error}.", "Fix or remove the file.") from None
+        found |= dict(parse_spec(f"{name}={url}") for name, url in table.items())
+    found |= dict(parse_spec(spec) for spec in specs)
+    return tuple(found.items())
+
+
 @command()
 def serve(
     models: Optional[list[str]] = typer.Argument(
-        None, help="Models to load at start: catalog names (r1:7b) or .gguf paths (served by file stem)."),
+        None, help="Models to load at start: catalog names (r1:7b) or .gguf paths (served by file stem); "
+              "NAME@openvino runs one on OpenVINO."),
     host: str = typer.Option(config.DEFAULT_HOST, "--host",
                              help="Address to bind; 0.0.0.0 exposes the API to the network."),
     port: int = typer.Option(config.DEFAULT_PORT, "--port"),
@@ -47,6 +70,9 @@ def serve(
     max_loaded: int = typer.Option(1, "--max-loaded", min=1,
                                    help="Models held in memory at once (the least recently used leaves)."),
     max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, help="Largest request body in bytes."),
+    upstream: Optional[list[str]] = typer.Option(
+        None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
+                                 "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
 ) -> None:
     """Serve the OpenAI (/v1) and Ollama (/api) APIs on this machine."""
     import uvicorn  # the server stack loads only for this command
@@ -59,7 +85,7 @@ def serve(
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
     for name in names:  # fail before binding the port when a model is missing
-        resolve(name, allow_paths=True)
+        resolve(split_engine(name)[0], allow_paths=True)
     key = api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
@@ -69,6 +95,7 @@ def serve(
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body,
+        upstreams=upstreams(upstream or []),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)

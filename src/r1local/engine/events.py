@@ -37,6 +37,19 @@ class Timings:
     generation_tokens_per_s: float
 
 
+def measure(submitted: float, admitted: float, prompt_done: float, first_token: float, now: float,
+            evaluated: int, generated: int) -> Timings:
+    """Timings from a request's clock readings (0.0: that moment never came)."""
+    prompt_time = (prompt_done or now) - admitted
+    gen_time = now - first_token if first_token else 0.0
+    return Timings(
+        queued_s=admitted - submitted,
+        ttft_s=(first_token - submitted) if first_token else 0.0,
+        prompt_tokens_per_s=evaluated / prompt_time if prompt_time > 0 else 0.0,
+        generation_tokens_per_s=(generated - 1) / gen_time if gen_time > 0 else 0.0,
+    )
+
+
 @dataclass(frozen=True)
 class Done:
     finish_reason: FinishReason

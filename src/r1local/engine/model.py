@@ -1,4 +1,4 @@
-"""A loaded model: the GGUF's metadata, its chat template, and the scheduler that serves it."""
+"""The llama.cpp engine: the GGUF's metadata, its chat template, and the scheduler that serves it."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from pathlib import Path
 from .. import config, fit
 from ..errors import ModelNotFound, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
+from .base import Engine
 from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
 from .stream import Stream
-from .template import ChatTemplate
 
 
-class Model:
+class Model(Engine):
+    engine = "llama.cpp"
+
     def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int) -> None:
         self.name = name
         self.info = info
@@ -23,12 +25,8 @@ class Model:
         self.n_ctx = native.n_ctx_seq
         self.n_parallel = native.n_seq
         self.n_gpu_layers = native.n_gpu_layers  # as loaded, after the fit's choice
-        self.template = ChatTemplate(
-            native.meta("tokenizer.chat_template"),
-            native.token_text(native.bos) if native.bos >= 0 else "",
-            native.token_text(native.eos) if native.eos >= 0 else "",
-        )
-        self.is_r1 = self.template.is_r1
+        self.device = "GPU" if self.n_gpu_layers else "CPU"
+        self.template = native.chat_template()
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
 
     @classmethod
@@ -66,26 +64,13 @@ class Model:
         return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
 
     # -- requests --
-    def chat(
-        self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None
-    ) -> Stream:
-        rendered = self.template.render(messages, think=self.is_r1 if think is None else think)
-        return self._submit(
-            rendered.text, params, split_reasoning=self.is_r1, in_reasoning=rendered.opens_think
-        )
-
-    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
-        return self._submit(prompt, params, split_reasoning=False, in_reasoning=False)
+    def prompt_tokens(self, text: str) -> list[int]:
+        return self.native.prompt_tokens(text)
 
     def _submit(
-        self, text: str, params: SamplingParams | None, *, split_reasoning: bool, in_reasoning: bool
+        self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool
     ) -> Stream:
-        tokens = self.native.tokenize(text, add_special=False)
-        if self.native.add_bos and (not tokens or tokens[0] != self.native.bos):
-            tokens.insert(0, self.native.bos)
-        return self.scheduler.submit(
-            tokens, params or SamplingParams(), split_reasoning=split_reasoning, in_reasoning=in_reasoning
-        )
+        return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning)
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self.native.tokenize(text, add_special=add_special)
@@ -96,10 +81,4 @@ class Model:
     def close(self) -> None:
         self.scheduler.close()
         self.native.close()
-
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import config
 from ..errors import ModelFileError
 from .bindings import C
+from .vocab import VocabMethods
 
 _log_lock = threading.Lock()
 _log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages
@@ -48,7 +49,7 @@ def _last_log_error() -> str:
     return (errors or lines or [""])[-1]
 
 
-class NativeModel:
+class NativeModel(VocabMethods):
     """A loaded llama_model, its vocabulary and one llama_context with n_seq slots."""
 
     def __init__(
@@ -81,8 +82,7 @@ class NativeModel:
                 "Check that the architecture is supported by the installed llama-cpp-python "
                 "(upgrade it), or download the file again.",
             )
-        self.vocab = C.llama_model_get_vocab(self.model)
-        self.n_vocab = C.llama_vocab_n_tokens(self.vocab)
+        self._init_vocab()
         self.n_ctx_train = C.llama_model_n_ctx_train(self.model)
 
         cparams = C.llama_context_default_params()
@@ -106,49 +106,6 @@ class NativeModel:
         self.n_ctx_seq = C.llama_n_ctx_seq(self.ctx)
         self.n_seq = n_seq
         self.n_batch = n_batch
-        self.bos = C.llama_vocab_bos(self.vocab)
-        self.eos = C.llama_vocab_eos(self.vocab)
-        self.add_bos = bool(C.llama_vocab_get_add_bos(self.vocab))
-        self._piece_buf = ctypes.create_string_buffer(256)
-
-    # -- metadata --
-    def meta(self, key: str) -> str | None:
-        buf = ctypes.create_string_buffer(1 << 16)
-        n = C.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
-        if n < 0:
-            return None
-        if n >= len(buf):  # long values such as chat templates
-            buf = ctypes.create_string_buffer(n + 1)
-            C.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
-        return buf.value.decode("utf-8", "replace")
-
-    def token_text(self, token: int) -> str:
-        text = C.llama_vocab_get_text(self.vocab, token)
-        return text.decode("utf-8", "replace") if text else ""
-
-    # -- tokens --
-    def tokenize(self, text: str, *, add_special: bool, parse_special: bool = True) -> list[int]:
-        data = text.encode("utf-8")
-        cap = len(data) + 8
-        buf = (C.llama_token * cap)()
-        n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        if n < 0:
-            cap = -n
-            buf = (C.llama_token * cap)()
-            n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)
-        return list(buf[:n])
-
-    def piece(self, token: int) -> bytes:
-        """A token's bytes, special tokens (such as <think>) rendered as text."""
-        buf = self._piece_buf
-        n = C.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = C.llama_token_to_piece(self.vocab, token, buf, len(buf), 0, True)
-        return buf.raw[:n]
-
-    def is_eog(self, token: int) -> bool:
-        return bool(C.llama_vocab_is_eog(self.vocab, token))
 
     # -- KV cache --
     def forget(self, seq: int, from_pos: int = 0) -> None:

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 
 from ..errors import ContextOverflow, Overloaded
 from .bindings import C
-from .detok import Detokenizer, StopMatcher
-from .events import ContentDelta, Done, FinishReason, Timings, Usage
+from .events import Done, FinishReason, Timings, Usage, measure
 from .native import NativeModel
+from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
-from .reasoning import ReasoningSplitter
 from .sampling import Sampler
 from .stream import Stream
 
@@ -51,40 +50,18 @@ class Active:
         self.n_reused = n_reused
         self.max_tokens = max_tokens
         self.sampler = job.sampler
-        self.detok = Detokenizer()
-        self.stops = StopMatcher(job.params.stop)
-        self.splitter = ReasoningSplitter(job.in_reasoning) if job.split_reasoning else None
+        self.output = TextOutput(job.stream, job.params.stop, split_reasoning=job.split_reasoning,
+                                 in_reasoning=job.in_reasoning)
         self.next_token: int | None = None  # sampled, to be fed at the next step
-        self.stop_hit = False  # a stop string ended the answer: drop what follows it
         self.generated = 0
         self.admitted = time.perf_counter()
         self.prompt_done = 0.0
         self.first_token = 0.0
 
-    def emit(self, text: str) -> None:
-        if not text:
-            return
-        events = self.splitter.feed(text) if self.splitter else [ContentDelta(text)]
-        for event in events:
-            self.job.stream.push(event)
-
     def finish(self, reason: FinishReason, error: str | None = None) -> None:
-        if not self.stop_hit:
-            text, _ = self.stops.feed(self.detok.flush())
-            self.emit(text + self.stops.flush())
-        if self.splitter:
-            for event in self.splitter.flush():
-                self.job.stream.push(event)
-        now = time.perf_counter()
-        prompt_time = (self.prompt_done or now) - self.admitted
-        gen_time = now - self.first_token if self.first_token else 0.0
-        evaluated = len(self.job.prompt) - self.n_reused
-        timings = Timings(
-            queued_s=self.admitted - self.job.submitted,
-            ttft_s=(self.first_token - self.job.submitted) if self.first_token else 0.0,
-            prompt_tokens_per_s=evaluated / prompt_time if prompt_time > 0 else 0.0,
-            generation_tokens_per_s=(self.generated - 1) / gen_time if gen_time > 0 else 0.0,
-        )
+        self.output.close()
+        timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
+                          time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused)
         self.sampler.close()
         self.job.stream.push(Done(reason, usage, timings, error))
@@ -286,10 +263,7 @@ class Scheduler:
             active.generated -= 1  # the end marker is not part of the answer
             self._release(slot, "stop")
             return
-        text, stopped = active.stops.feed(active.detok.feed(self.native.piece(token)))
-        active.emit(text)
-        if stopped:
-            active.stop_hit = True
+        if active.output.feed(self.native.piece(token)):
             self._release(slot, "stop")
         elif active.generated >= active.max_tokens:  # clamped to the context at admission
             self._release(slot, "length")

@@ -16,6 +16,7 @@ from .llama_build import detect_build
 from .memory import detect_memory
 from .model import CPU, GPU, NPU, GGMLDevice, GiB, Hardware, LlamaBuild, Memory, Verdict
 from .npus import apple_npu, linux_npus, windows_npus
+from .openvino import detect_openvino, openvino_verdicts
 from .probe import FORMAT, LiveProbe, Probe, RecordingProbe, ReplayProbe
 from .verdicts import gpu_verdicts, npu_verdicts
 
@@ -85,10 +86,13 @@ def detect(probe: Probe | None = None) -> Hardware:
         metal = next((d for d in build.devices if d.name.lower().startswith(("metal", "mtl"))), None)
         if metal and metal.memory_total and gpus:
             gpus[0].vram_total, gpus[0].vram_free = metal.memory_total, metal.memory_free
-    verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build)
+    openvino = detect_openvino(probe)
+    verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build, openvino)
     return Hardware(
         system=system, release=plat.get("release", ""), cpu=cpu, memory=memory, gpus=gpus, npus=npus,
-        build=build, verdicts=verdicts, **ram_bandwidth(probe, cpu, memory),
+        build=build, verdicts=verdicts, openvino=openvino,
+        openvino_verdicts=openvino_verdicts(openvino, gpus, npus, config.OPENVINO_EXTRA),
+        **ram_bandwidth(probe, cpu, memory),
     )
 
 

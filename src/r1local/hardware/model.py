@@ -85,6 +85,18 @@ class LlamaBuild:
 
 
 @dataclass
+class OpenVINODevice:
+    name: str  # "CPU", "GPU.0", "NPU"
+    full_name: str  # "Intel(R) AI Boost"
+
+
+@dataclass
+class OpenVINOInfo:
+    version: str | None
+    devices: list[OpenVINODevice] = field(default_factory=list)
+
+
+@dataclass
 class Verdict:
     device: str  # the GPU/NPU name
     kind: str  # gpu | npu
@@ -104,6 +116,8 @@ class Hardware:
     npus: list[NPU] = field(default_factory=list)
     build: LlamaBuild | None = None
     verdicts: list[Verdict] = field(default_factory=list)
+    openvino: OpenVINOInfo | None = None  # None: the OpenVINO engine is not installed
+    openvino_verdicts: list[Verdict] = field(default_factory=list)  # CPU, Intel GPUs and NPUs
     cpu_bandwidth_gbs: float | None = None  # RAM bandwidth the decode threads can use, GB/s; None: unknown
     bandwidth_source: str | None = None  # "measured" (this machine's copy probe) | "published" (its CPU's platform)
     memory_kind: str | None = None  # the memory the CPU's name implies: "LPDDR5X-8533, 128-bit"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .model import GPU, NPU, GGMLDevice, LlamaBuild, Verdict
+from .. import config
+from .model import GPU, NPU, GGMLDevice, LlamaBuild, OpenVINOInfo, Verdict
+from .openvino import upstream_step
 
 USED, NOT_USABLE = "used by this build", "present, not usable by this build"
 
@@ -101,14 +103,30 @@ def gpu_verdicts(gpus: list[GPU], build: LlamaBuild | None, system: str) -> list
     return verdicts
 
 
-def npu_verdicts(npus: list[NPU], build: LlamaBuild | None) -> list[Verdict]:
+def npu_verdicts(npus: list[NPU], build: LlamaBuild | None, openvino: OpenVINOInfo | None = None) -> list[Verdict]:
+    """Whether r1local runs models on each NPU: Intel's through the OpenVINO engine, AMD's and
+    Qualcomm's through their vendors' servers fronted as upstreams, others not at all."""
     verdicts = []
     for npu in npus:
         backends, why, step = NPU_BACKENDS.get(
             npu.vendor, ([], "llama.cpp has no backend for this NPU", "nothing r1local can use")
         )
+        step = upstream_step(npu) or step
         if build is not None and any(build.has(b) for b in backends):
             verdicts.append(Verdict(npu.name, "npu", True, USED, f"the build has the {backends[0]} backend"))
+        elif npu.vendor == "intel":
+            verdicts.append(_intel_npu(npu, openvino))
         else:
             verdicts.append(Verdict(npu.name, "npu", False, NOT_USABLE, why, step))
     return verdicts
+
+
+def _intel_npu(npu: NPU, openvino: OpenVINOInfo | None) -> Verdict:
+    if openvino is None:
+        return Verdict(npu.name, "npu", False, "present, the OpenVINO engine is not installed",
+                       "r1local runs R1 distills on the Intel NPU through OpenVINO GenAI", config.OPENVINO_EXTRA)
+    if any(d.name.split(".")[0] == "NPU" for d in openvino.devices):
+        return Verdict(npu.name, "npu", True, "used by the OpenVINO engine",
+                       "OpenVINO lists it; models made for the NPU run there (r1:1.5b-ov_int4)")
+    return Verdict(npu.name, "npu", False, "present, OpenVINO does not see it",
+                   "OpenVINO lists no NPU device", "install Intel's NPU driver (intel_vpu + Level Zero)")

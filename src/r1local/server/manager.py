@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import fit
-from ..engine.model import Model
+from ..engine import registry
+from ..engine.base import Engine
+from ..engine.upstream import Upstream, UpstreamModel
 from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
 from . import memory, resolve
@@ -22,12 +24,20 @@ from .settings import ServerSettings
 log = logging.getLogger("r1local.server")
 
 KEEP = object()  # release() sentinel: keep the model's current keep-alive
+Key = tuple[Path, str]  # a loaded model: its file (or folder) and the engine running it
+
+
+def model_bytes(path: Path) -> int:
+    """A GGUF's size, or an OpenVINO folder's."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 @dataclass
 class Entry:
     name: str
-    model: Model
+    model: Engine
     size_bytes: int
     keep_alive_s: float | None  # None: never unload
     gpu_layers: int  # offloaded layers; 0: CPU only
@@ -47,7 +57,7 @@ class Lease:
     def __init__(self, manager: ModelManager, entry: Entry) -> None:
         self._manager = manager
         self.entry = entry
-        self.model: Model = entry.model
+        self.model: Engine = entry.model
         self._released = False
 
     def release(self, keep_alive_s: float | None | object = KEEP) -> None:
@@ -57,16 +67,18 @@ class Lease:
 
 
 class ModelManager:
-    def __init__(self, settings: ServerSettings, *, load: Callable[..., Model] = Model.load,
+    def __init__(self, settings: ServerSettings, *, load: Callable[..., Engine] = registry.load,
                  hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
         self.settings = settings
         self._load_model = load
         self._hardware = hardware
-        self._entries: OrderedDict[Path, Entry] = OrderedDict()  # least recently used first
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()  # least recently used first
         self._registered: dict[str, Path] = {}  # command-line models, by name or file stem
         self._resolved: dict[str, Path] = {}  # names requests used, resolved once through the store
         self._load_lock = asyncio.Lock()  # one load at a time: loads compete for the same memory
         self._wake = asyncio.Event()
+        self.upstreams = {name: Upstream(name, url) for name, url in settings.upstreams}
+        self._upstream_entries: dict[str, Entry] = {}  # served elsewhere: never loaded, never evicted
         self._reaper: asyncio.Task | None = None
         self.ready = False
 
@@ -76,8 +88,10 @@ class ModelManager:
         self._reaper = asyncio.create_task(self._reap_forever())
         try:
             for name in self.settings.models:
-                path = resolve.local_path(name, allow_paths=True)
-                alias = path.stem if Path(name).expanduser().is_file() else name
+                base, engine = registry.split_engine(name)
+                path = resolve.local_path(base, allow_paths=True)
+                alias = path.stem if Path(base).expanduser().exists() else base
+                alias += f"@{engine}" if engine else ""
                 self._registered[alias] = path
                 (await self.acquire(alias)).release()
         except R1Error as error:  # the server stays up for the models that can load
@@ -91,8 +105,10 @@ class ModelManager:
         if self._reaper:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
-        for path in list(self._entries):
-            await self._unload(path)
+        for key in list(self._entries):
+            await self._unload(key)
+        for upstream in self.upstreams.values():
+            upstream.close()
 
     @property
     def loading(self) -> bool:
@@ -101,13 +117,22 @@ class ModelManager:
     # -- requests --
     async def acquire(self, name: str) -> Lease:
         """Resolve `name` through the command-line models, the catalog and the local store (never
-        an arbitrary path), load it if needed, and hold it until the lease is released."""
-        path = self.path_of(name)
-        entry = self._entries.get(path)
+        an arbitrary path), load it if needed, and hold it until the lease is released.
+        NAME/MODEL names a model of the upstream server NAME."""
+        upstream, _, model_id = name.partition("/")
+        if upstream in self.upstreams and model_id:
+            entry = self._upstream_entries.get(name)
+            if entry is None:
+                entry = Entry(name, UpstreamModel(self.upstreams[upstream], model_id), 0, None, 0)
+                self._upstream_entries[name] = entry
+            entry.active += 1
+            return Lease(self, entry)
+        key = self.key_of(name)
+        entry = self._entries.get(key)
         if entry is None:
             async with self._load_lock:
-                entry = self._entries.get(path) or await self._load(name, path)
-        self._entries.move_to_end(path)
+                entry = self._entries.get(key) or await self._load(name, key)
+        self._entries.move_to_end(key)
         entry.active += 1
         return Lease(self, entry)
 
@@ -115,9 +140,15 @@ class ModelManager:
         """The file a model name means: command-line models first, then the catalog and store."""
         path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
         if path is None:
-            path = self._resolved.get(name) or resolve.local_path(name, allow_paths=False)
-            self._resolved[name] = path
+            base, _ = registry.split_engine(name)
+            path = self._resolved.get(base) or resolve.local_path(base, allow_paths=False)
+            self._resolved[base] = path
         return path
+
+    def key_of(self, name: str) -> Key:
+        """The loaded model a name means: its file and the engine that runs it."""
+        path = self.path_of(name)
+        return path, registry.engine_for(path, registry.split_engine(name)[1])
 
     def _release(self, entry: Entry, keep_alive_s: float | None | object) -> None:
         entry.active -= 1
@@ -128,7 +159,7 @@ class ModelManager:
 
     def unload(self, name: str) -> None:
         """Ollama's keep_alive 0 on an empty request: unload now, or as soon as the model is idle."""
-        entry = self._entries.get(self.path_of(name))
+        entry = self._entries.get(self.key_of(name))
         if entry is not None:
             entry.keep_alive_s = 0
             self._wake.set()
@@ -139,8 +170,14 @@ class ModelManager:
     def registered(self) -> dict[str, Path]:
         return dict(self._registered)
 
+    async def upstream_models(self) -> list[str]:
+        """NAME/MODEL for every model the upstreams that answer now offer."""
+        lists = await asyncio.gather(*(asyncio.to_thread(u.models) for u in self.upstreams.values()))
+        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists) for model in models]
+
     # -- loading and eviction --
-    async def _load(self, name: str, path: Path) -> Entry:
+    async def _load(self, name: str, key: Key) -> Entry:
+        path, engine = key
         checked = await self._make_room(path)
         s = self.settings
         n_ctx, gpu_layers = s.ctx, s.n_gpu_layers  # None: the engine asks the fit itself
@@ -149,11 +186,11 @@ class ModelManager:
             gpu_layers = checked.n_gpu_layers if gpu_layers is None else gpu_layers
         log.info("loading %s from %s", name, path)
         model = await asyncio.to_thread(
-            self._load_model, path, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
+            self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
             n_gpu_layers=gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
         )
-        entry = Entry(name, model, path.stat().st_size, s.keep_alive_s, model.n_gpu_layers)
-        self._entries[path] = entry
+        entry = Entry(name, model, model_bytes(path), s.keep_alive_s, model.n_gpu_layers)
+        self._entries[key] = entry
         return entry
 
     async def _make_room(self, path: Path) -> fit.FitPlan | None:
@@ -163,7 +200,7 @@ class ModelManager:
             if not await self._evict_idle():
                 raise Overloaded(f"{len(self._entries)} models are loaded (--max-loaded) and every one is busy.",
                                  "Retry when a request finishes, or start the server with a larger --max-loaded.")
-        if not self.settings.check_memory:
+        if not self.settings.check_memory or path.is_dir():  # the fit reads GGUFs
             return None
         while not (load_plan := await asyncio.to_thread(memory.plan, path, self.settings, self._hardware())).fits:
             if not await self._evict_idle():
@@ -177,18 +214,18 @@ class ModelManager:
             await self._unload(idle[0])
         return bool(idle)
 
-    async def _unload(self, path: Path) -> None:
-        entry = self._entries.pop(path)
+    async def _unload(self, key: Key) -> None:
+        entry = self._entries.pop(key)
         log.info("unloading %s", entry.name)
         await asyncio.to_thread(entry.model.close)
 
     async def _reap_forever(self) -> None:
         while True:
             now = time.time()
-            for path, entry in list(self._entries.items()):
+            for key, entry in list(self._entries.items()):
                 expires = entry.expires_at
-                if entry.active == 0 and expires is not None and expires <= now and path in self._entries:
-                    await self._unload(path)
+                if entry.active == 0 and expires is not None and expires <= now and key in self._entries:
+                    await self._unload(key)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._next_expiry(now))

@@ -22,7 +22,7 @@ from ..errors import R1Error
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
 from .grammar import json_grammar
-from .manager import Entry
+from .manager import Entry, model_bytes
 from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
 from .pull import pull_events, pull_target
 from .resolve import available_models
@@ -55,6 +55,14 @@ def details(info: GGUFInfo) -> dict:
     }
 
 
+def details_of(path: Path) -> dict:
+    """details() of a GGUF, or the little an OpenVINO IR folder says about itself."""
+    if path.is_dir():
+        return {"parent_model": "", "format": "openvino", "family": "", "families": [],
+                "parameter_size": "", "quantization_level": ""}
+    return details(read_gguf(path, require_complete=False))
+
+
 def keep_alive_of(body: GenerateBase, state: ServerState) -> float | None:
     """Ollama semantics: each request sets the model's keep-alive; unset means the server default."""
     return state.settings.keep_alive_s if body.keep_alive is None else parse_duration(body.keep_alive)
@@ -78,12 +86,17 @@ def router() -> APIRouter:
         models = []
         for name, path in available_models(get_state(request).manager).items():
             try:
-                info = read_gguf(path, require_complete=False)
+                model_details = details_of(path)
             except R1Error as error:  # one damaged file must not hide the others
                 log.warning("skipping %s in /api/tags: %s", path, error)
                 continue
             models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
-                           "size": path.stat().st_size, "digest": digest(path), "details": details(info)})
+                           "size": model_bytes(path), "digest": digest(path), "details": model_details})
+        for name in await get_state(request).manager.upstream_models():
+            models.append({"name": name, "model": name, "modified_at": now_iso(0), "size": 0,
+                           "digest": hashlib.sha256(name.encode()).hexdigest(),
+                           "details": {"parent_model": "", "format": "upstream", "family": "", "families": [],
+                                       "parameter_size": "", "quantization_level": ""}})
         return {"models": models}
 
     @api.get("/api/ps")
@@ -137,16 +150,15 @@ def router() -> APIRouter:
 
 
 def _running(entry: Entry) -> dict:
-    info = entry.model.info
     expires = entry.expires_at
     if entry.active and entry.keep_alive_s is not None:
         expires = time.time() + entry.keep_alive_s
     return {
         "name": entry.name, "model": entry.name, "size": entry.size_bytes,
         "size_vram": entry.size_bytes if entry.gpu_layers else 0,  # all or nothing: an estimate
-        "digest": digest(entry.model.path), "details": details(info),
+        "digest": digest(entry.model.path), "details": details_of(entry.model.path),
         "expires_at": FOREVER if expires is None else now_iso(expires),
-        "context_length": entry.model.n_ctx,
+        **entry.model.describe(),
     }
 
 

@@ -15,7 +15,7 @@ from ..errors import R1Error
 from .errors import error_payload
 from .grammar import json_grammar
 from .openai_schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
-from .resolve import available_models
+from .resolve import available_models, engine_of
 from .state import get_state
 from .turn import Turn, TurnResponse, start_turn
 
@@ -56,10 +56,12 @@ def router() -> APIRouter:
     @api.get("/v1/models")
     async def list_models(request: Request) -> dict:
         state = get_state(request)
-        return {"object": "list", "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "r1local"}
-            for name, created in available_models(state.manager).items()
-        ]}
+        local = [{"id": name, "object": "model", "created": int(path.stat().st_mtime), "owned_by": "r1local",
+                  "engine": engine_of(name, path, state.manager)}
+                 for name, path in available_models(state.manager).items()]
+        remote = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/")[0], "engine": "upstream"}
+                  for name in await state.manager.upstream_models()]
+        return {"object": "list", "data": local + remote}
 
     @api.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):

@@ -26,3 +26,13 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     for local in store.installed():
         models.setdefault(local.name, local.path)
     return models
+
+
+def engine_of(name: str, path: Path, manager: ModelManager) -> str:
+    """The engine that answers for `name`: the loaded model's, else the one it would load on."""
+    for entry in manager.loaded():
+        if entry.name == name:
+            return entry.model.engine
+    from ..engine.registry import engine_for, split_engine
+
+    return engine_for(path, split_engine(name)[1])

@@ -25,3 +25,4 @@ class ServerSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     retry_after_s: int = 2  # sent with 503 when every slot and queue place is taken
     check_memory: bool = True  # refuse loads the fit says the machine cannot hold
+    upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted

@@ -69,12 +69,12 @@ class Turn:
 async def start_turn(state: ServerState, model: str, submit: Callable[[Model], Stream], api: str,
                      keep_alive_s: float | None | object = KEEP) -> Turn:
     """Load (or find) the model and submit the request. Errors here (unknown model, prompt too
-    long, queue full) surface before any response byte, as proper HTTP errors."""
+    long, queue full, an upstream's refusal) surface before any response byte, as proper HTTP errors."""
     started = time.monotonic()
     lease = await state.manager.acquire(model)
     load_s = time.monotonic() - started
-    try:
-        stream = submit(lease.model)
+    try:  # off the event loop: rendering and tokenising a long chat, or an upstream's answer, take time
+        stream = await asyncio.to_thread(submit, lease.model)
     except BaseException:
         lease.release(keep_alive_s)
         raise

@@ -1,0 +1,377 @@
+"""The OpenVINO GenAI engine: R1 distills on Intel NPUs, Intel GPUs and any CPU.
+
+It reads a GGUF directly (qwen2 and llama architectures) or an OpenVINO IR folder (the NPU-ready
+ones OpenVINO publishes). Prompts are rendered by the same chat template code as on llama.cpp and
+tokenised by the GGUF's own tokenizer through llama.cpp (OpenVINO's GGUF tokenizer does not treat
+<｜User｜> and friends as special tokens); generated ids come back through the same text pipeline
+(TextOutput), so stop strings, the reasoning split and max tokens behave exactly as on llama.cpp.
+
+One thread drives the pipeline. On CPU and GPU it is OpenVINO's continuous-batching pipeline:
+requests join and leave between steps. On the NPU, whose pipeline is compiled for one sequence of
+static shapes, requests run one at a time with a streamer that can stop or cancel each.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import config
+from ..errors import ContextOverflow, EngineUnavailable, ModelFileError, ModelNotFound, Overloaded, UsageError
+from .base import Engine
+from .events import Done, FinishReason, Usage, measure
+from .openvino_plan import OpenVINOPlan, choose_device, plan
+from .output import TextOutput
+from .params import SamplingParams
+from .stream import Stream
+from .template import ChatTemplate
+from .vocab import LlamaVocab
+
+
+def genai() -> Any:
+    """openvino_genai, or a clear error naming the one command that installs it."""
+    try:
+        import openvino_genai
+    except ImportError:
+        raise EngineUnavailable("The OpenVINO engine is not installed.", f"Install it with: {config.OPENVINO_EXTRA}") from None
+    return openvino_genai
+
+
+def available_devices() -> list[str]:
+    """OpenVINO's own device list ("CPU", "GPU.0", "NPU"...)."""
+    import openvino
+
+    genai()
+    return list(openvino.Core().available_devices)
+
+
+class FolderVocab:
+    """The tokenizer of an OpenVINO IR folder (openvino_tokenizer.xml / openvino_detokenizer.xml)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.tokenizer = genai().Tokenizer(str(folder))
+        self.eos = {self.tokenizer.get_eos_token_id()}
+
+    def chat_template(self) -> ChatTemplate:
+        tok = self.tokenizer
+        return ChatTemplate(tok.chat_template or None, tok.get_bos_token(), tok.get_eos_token())
+
+    def prompt_tokens(self, text: str) -> list[int]:
+        encoded = self.tokenizer.encode(text, add_special_tokens=False)  # the template wrote the BOS
+        return [int(t) for t in encoded.input_ids.data[0]]
+
+    def is_eog(self, token: int) -> bool:
+        return token in self.eos
+
+    def decoder(self) -> Callable[[int], bytes]:
+        """Token -> the bytes it adds: decode the whole answer and return what is new, holding
+        back a character still incomplete (shown as U+FFFD) until its last token arrives."""
+        ids: list[int] = []
+        sent = [0]
+
+        def piece(token: int) -> bytes:
+            ids.append(token)
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            if text.endswith("\ufffd"):
+                return b""
+            new, sent[0] = text[sent[0]:], len(text)
+            return new.encode()
+
+        return piece
+
+    def close(self) -> None:
+        self.tokenizer = None
+
+
+@dataclass
+class Request:
+    prompt: list[int]
+    config: Any  # openvino_genai.GenerationConfig
+    max_tokens: int
+    ignore_eos: bool
+    output: TextOutput
+    piece: Callable[[int], bytes]
+    stream: Stream
+    submitted: float = field(default_factory=time.perf_counter)
+    admitted: float = 0.0
+    first_token: float = 0.0
+    generated: int = 0
+    handle: Any = None  # the continuous-batching pipeline's GenerationHandle
+    ended: FinishReason | None = None  # set when a token ended it (end marker, stop string, length)
+
+
+class OpenVINOModel(Engine):
+    engine = "openvino"
+
+    def __init__(self, name: str, path: Path, ov_plan: OpenVINOPlan, pipeline: Any, vocab: Any,
+                 max_queue: int, info: Any = None) -> None:
+        self.name = name
+        self.path = path
+        self.plan = ov_plan
+        self.pipeline = pipeline
+        self.vocab = vocab
+        self.info = info
+        self.template = vocab.chat_template()
+        self.device = ov_plan.device
+        self.n_ctx = ov_plan.n_ctx
+        self.n_parallel = ov_plan.n_parallel
+        self.prompt_limit = ov_plan.max_prompt_len
+        self.max_queue = max_queue
+        self._genai = genai()
+        self._waiting: deque[Request] = deque()
+        self._active: dict[int, Request] = {}
+        self._next_id = 0
+        self._cond = threading.Condition()
+        self._running = True
+        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
+                             cached_tokens_total=0, rejected_total=0)
+        self._thread = threading.Thread(target=self._loop, name="r1local-openvino", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def load(cls, path: str | Path, *, name: str | None = None, n_ctx: int | None = None, n_parallel: int = 1,
+             n_threads: int | None = None, max_queue: int | None = None, device: str | None = None,
+             on_compile: Callable[[OpenVINOPlan], None] | None = None, **_llama_only: Any) -> OpenVINOModel:
+        """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile."""
+        path = Path(path).expanduser()
+        if path.suffix == ".xml":  # a pulled folder is found by its openvino_model.xml
+            path = path.parent
+        ov = genai()
+        info = None
+        if path.is_dir():
+            if not (path / "openvino_model.xml").is_file():
+                raise ModelNotFound(f"{path} is not an OpenVINO model folder (no openvino_model.xml).")
+            vocab: Any = FolderVocab(path)
+            trained = _folder_context(path)
+        elif path.is_file():
+            from ..gguf_meta import read_gguf
+
+            info = read_gguf(path)
+            vocab = LlamaVocab(path)
+            trained = info.context_length or config.DEFAULT_CTX
+        else:
+            raise ModelNotFound(f"No model file or folder at {path}.", "Check the path, or pull a model first.")
+        ov_plan = plan(path, choose_device(available_devices(), device, path.is_dir()), n_ctx=n_ctx,
+                       n_parallel=n_parallel, trained_ctx=trained, n_threads=n_threads)
+        ov_plan.cache_dir.mkdir(parents=True, exist_ok=True)
+        if on_compile and ov_plan.first_compile:
+            on_compile(ov_plan)
+        try:
+            if ov_plan.continuous_batching:
+                scheduler = ov.SchedulerConfig()
+                scheduler.num_kv_blocks = ov_plan.kv_blocks()
+                scheduler.max_num_seqs = ov_plan.n_parallel
+                scheduler.enable_prefix_caching = True
+                pipeline = ov.ContinuousBatchingPipeline(str(path), scheduler, ov_plan.device, ov_plan.properties())
+            else:
+                pipeline = ov.LLMPipeline(str(path), ov_plan.device, **ov_plan.properties())
+        except RuntimeError as error:
+            vocab.close()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "unknown reason"
+            raise ModelFileError(f"OpenVINO could not load {path.name} on the {ov_plan.device}: {first}",
+                                 "OpenVINO reads qwen2 and llama GGUFs (F16, Q8_0, Q4_0, Q4_K_M) and IR folders; "
+                                 "use llama.cpp for others (drop @openvino).") from None
+        queue = 4 * ov_plan.n_parallel if max_queue is None else max_queue
+        return cls(name or path.stem, path, ov_plan, pipeline, vocab, queue, info)
+
+    # -- requests --
+    def prompt_tokens(self, text: str) -> list[int]:
+        return self.vocab.prompt_tokens(text)
+
+    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
+                in_reasoning: bool) -> Stream:
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflow(f"The prompt is {len(tokens)} tokens; the context holds {self.n_ctx}.",
+                                  "Shorten the prompt or start with a larger --ctx.")
+        room = self.n_ctx - len(tokens)
+        max_tokens = min(params.max_tokens or room, room)
+        stream = Stream()
+        piece = self.vocab.decoder() if isinstance(self.vocab, FolderVocab) else self.vocab.piece
+        request = Request(tokens, generation_config(self._genai, params, max_tokens), max_tokens, params.ignore_eos,
+                          TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
+                          piece, stream)
+        with self._cond:
+            if len(self._active) + len(self._waiting) >= self.n_parallel + self.max_queue:
+                self.counters["rejected_total"] += 1
+                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
+            self._waiting.append(request)
+            self.counters["requests_total"] += 1
+            self._cond.notify()
+        return stream
+
+    def stats(self) -> dict:
+        with self._cond:
+            return dict(busy_slots=len(self._active), slots=self.n_parallel, queued=len(self._waiting),
+                        prefix_cache_bytes=0, prefix_cache_hits=0, **self.counters)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "max_prompt_len": self.plan.max_prompt_len,
+                "min_response_len": self.plan.min_response_len}
+
+    def close(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        self._thread.join()
+        self.pipeline = None
+        self.vocab.close()
+
+    # -- the engine thread --
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and not self._waiting and not self._active:
+                    self._cond.wait()
+                if not self._running:
+                    break
+            try:
+                if self.plan.continuous_batching:
+                    self._step()
+                else:
+                    self._run_one()
+            except Exception as error:  # a failure ends the requests in flight, not the model
+                for request in list(self._active.values()):
+                    self._finish(request, "error", f"{type(error).__name__}: {error}")
+        with self._cond:
+            left = list(self._active.values()) + list(self._waiting)
+            self._waiting.clear()
+        for request in left:
+            if request.handle is not None:
+                request.handle.cancel()
+            self._finish(request, "cancelled")
+
+    def _admit(self) -> list[Request]:
+        admitted = []
+        with self._cond:
+            while self._waiting and len(self._active) < self.n_parallel:
+                request = self._waiting.popleft()
+                if request.stream.cancelled:
+                    self._finish(request, "cancelled")
+                    continue
+                request.admitted = time.perf_counter()
+                self._active[self._next_id] = request
+                admitted.append((self._next_id, request))
+                self._next_id += 1
+        return admitted
+
+    def _step(self) -> None:
+        """One step of the continuous batch: new requests join, every active one gets its tokens."""
+        for request_id, request in self._admit():
+            request.handle = self.pipeline.add_request(request_id, _tensor(request.prompt), request.config)
+        for request in list(self._active.values()):
+            if request.stream.cancelled:
+                request.handle.cancel()
+                self._finish(request, "cancelled")
+        if not self._active:
+            return
+        self.pipeline.step()
+        for request in list(self._active.values()):
+            while request.ended is None and request.handle.can_read():
+                for output in request.handle.read().values():
+                    for token in output.generated_ids:
+                        if request.ended is None:
+                            self._on_token(request, token)
+                    if request.ended is None and str(output.finish_reason).endswith(("STOP", "LENGTH")):
+                        request.ended = "length" if str(output.finish_reason).endswith("LENGTH") else "stop"
+            if request.ended is not None:
+                if str(request.handle.get_status()).endswith("RUNNING"):
+                    request.handle.cancel()  # ended on our side: a stop string or the end marker
+                self._finish(request, request.ended)
+
+    def _run_one(self) -> None:
+        """The NPU's way: one request at a time, a streamer that stops or cancels it."""
+        admitted = self._admit()
+        if not admitted:
+            return
+        _, request = admitted[0]
+        status = self._genai.StreamingStatus
+        engine = self
+
+        class TokenStreamer(self._genai.StreamerBase):
+            def write(self, token):
+                for t in token if isinstance(token, list) else [token]:
+                    if request.ended is None:
+                        engine._on_token(request, t)
+                if request.stream.cancelled:
+                    return status.CANCEL
+                return status.RUNNING if request.ended is None else status.STOP
+
+            def end(self):
+                pass
+
+        self.pipeline.generate(_tensor(request.prompt), request.config, TokenStreamer())
+        if request.stream.cancelled and request.ended is None:
+            request.ended = "cancelled"
+        self._finish(request, request.ended or ("length" if request.generated >= request.max_tokens else "stop"))
+
+    def _on_token(self, request: Request, token: int) -> None:
+        now = time.perf_counter()
+        if not request.first_token:
+            request.first_token = now
+        if self.vocab.is_eog(token) and not request.ignore_eos:
+            request.ended = "stop"  # the end marker is not part of the answer
+            return
+        request.generated += 1
+        if request.output.feed(request.piece(token)):
+            request.ended = "stop"
+        elif request.generated >= request.max_tokens:
+            request.ended = "length"
+
+    def _finish(self, request: Request, reason: FinishReason, error: str | None = None) -> None:
+        with self._cond:
+            for key, value in list(self._active.items()):
+                if value is request:
+                    del self._active[key]
+            self.counters["prompt_tokens_total"] += len(request.prompt)
+            self.counters["completion_tokens_total"] += request.generated
+        request.output.close()
+        admitted = request.admitted or time.perf_counter()
+        timings = measure(request.submitted, admitted, request.first_token, request.first_token,
+                          time.perf_counter(), len(request.prompt), request.generated)
+        request.stream.push(Done(reason, Usage(len(request.prompt), request.generated), timings, error))
+
+
+def generation_config(ov: Any, params: SamplingParams, max_tokens: int) -> Any:
+    """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput)."""
+    if params.grammar:
+        raise UsageError("The OpenVINO engine does not constrain output with a grammar or JSON schema.",
+                         "Use a llama.cpp model for structured output.")
+    c = ov.GenerationConfig()
+    c.max_new_tokens = max_tokens
+    c.ignore_eos = params.ignore_eos
+    c.repetition_penalty = params.repeat_penalty
+    c.presence_penalty = params.presence_penalty
+    c.frequency_penalty = params.frequency_penalty
+    if params.temperature == 0:
+        c.do_sample = False
+    else:
+        c.do_sample = True
+        c.temperature = params.temperature
+        c.top_p = params.top_p
+        c.min_p = params.min_p
+        if params.top_k:
+            c.top_k = params.top_k
+        c.rng_seed = params.seed if params.seed is not None else random.getrandbits(31)
+    return c
+
+
+def _tensor(tokens: list[int]) -> Any:
+    import numpy as np
+    import openvino
+
+    return openvino.Tensor(np.array([tokens], dtype=np.int64))
+
+
+def _folder_context(folder: Path) -> int:
+    import json
+
+    try:
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        return int(cfg.get("max_position_embeddings") or config.DEFAULT_CTX)
+    except (OSError, ValueError):
+        return config.DEFAULT_CTX

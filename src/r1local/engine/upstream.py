@@ -1,0 +1,222 @@
+"""Another runtime's OpenAI-compatible server, fronted as an engine.
+
+AMD's NPU is driven by Lemonade (FastFlowLM), the Snapdragon NPU by Foundry Local; neither is a
+library r1local can load, and both serve the OpenAI API on localhost. `r1local serve --upstream
+NAME=URL` lists such a server's models as NAME/MODEL and forwards requests to it, streaming; its
+reasoning arrives in whichever field it uses (`reasoning_content`, `reasoning`, or a `<think>`
+block inside the content) and leaves as r1local's events, so OpenAI and Ollama clients see it as
+they see any local model. An upstream that stops answering is marked down and listed empty; its
+errors pass through with their status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from ..errors import R1Error, UsageError
+from .base import Engine
+from .events import ContentDelta, Done, FinishReason, ReasoningDelta, Timings, Usage
+from .params import SamplingParams
+from .reasoning import ReasoningSplitter
+from .stream import Stream
+from .template import ChatTemplate
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+LIST_TIMEOUT_S = 2.0  # listing models must not hold /v1/models up for long
+CONNECT_TIMEOUT_S = 5.0
+FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", None: "stop"}
+
+
+class UpstreamError(R1Error):
+    """The upstream answered with an error: its status and message pass through."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.error_type = "invalid_request_error" if status < 500 else "server_error"
+
+
+class UpstreamDown(R1Error):
+    http_status = 503
+    code = "upstream_unavailable"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """"foundry=http://127.0.0.1:5273/v1" -> ("foundry", "http://127.0.0.1:5273/v1")."""
+    name, sep, url = spec.partition("=")
+    if not sep or not NAME_RE.match(name) or not re.match(r"^https?://[^\s/]+", url):
+        raise UsageError(f"Not an upstream: {spec!r}.", "Write NAME=URL, e.g. foundry=http://127.0.0.1:5273/v1.")
+    return name, url.rstrip("/")
+
+
+class Upstream:
+    """One upstream server: its model list, and whether it answered lately."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+        self.down_since: float | None = None
+        self.client = httpx.Client(timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT_S))
+
+    def models(self) -> list[str]:
+        """The upstream's model ids; [] (and marked down) when it does not answer."""
+        try:
+            reply = self.client.get(f"{self.url}/models", timeout=LIST_TIMEOUT_S)
+            reply.raise_for_status()
+            ids = [m["id"] for m in reply.json().get("data", []) if isinstance(m.get("id"), str)]
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError):
+            self.mark_down()
+            return []
+        self.down_since = None
+        return ids
+
+    def mark_down(self) -> None:
+        self.down_since = self.down_since or time.time()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class UpstreamModel(Engine):
+    """A model of an upstream server, behind the same seam as a local one."""
+
+    engine = "upstream"
+
+    def __init__(self, upstream: Upstream, model_id: str) -> None:
+        self.upstream = upstream
+        self.model_id = model_id
+        self.name = f"{upstream.name}/{model_id}"
+        self.path = None  # type: ignore[assignment]  # nothing on this disk
+        self.template = ChatTemplate(None)  # unused: the upstream renders its own prompts
+        self.device = upstream.url
+        self.n_ctx = 32768  # the upstream enforces its own; requests are not clamped here
+        self.n_parallel = 1
+        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
+                             cached_tokens_total=0, rejected_total=0)
+
+    def chat(self, messages: list[dict], *, think: bool | None = None,
+             params: SamplingParams | None = None) -> Stream:
+        body: dict[str, Any] = {"messages": messages}
+        if think is False:
+            body["reasoning_effort"] = "none"  # servers that know it answer without reasoning
+        return self._forward("chat/completions", body, params or SamplingParams())
+
+    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
+        return self._forward("completions", {"prompt": prompt}, params or SamplingParams())
+
+    def _forward(self, route: str, body: dict, params: SamplingParams) -> Stream:
+        """Send the request and wait for the upstream's status (the caller runs this off the
+        event loop); the body streams in on a thread."""
+        if params.grammar:
+            raise UsageError("Grammars and JSON schemas are not forwarded to upstream servers.")
+        body = {**body, "model": self.model_id, "stream": True, "stream_options": {"include_usage": True},
+                **_sampling(params)}
+        request = self.upstream.client.build_request("POST", f"{self.upstream.url}/{route}", json=body)
+        submitted = time.perf_counter()
+        try:
+            response = self.upstream.client.send(request, stream=True)
+        except httpx.HTTPError as error:
+            self.upstream.mark_down()
+            raise UpstreamDown(f"The upstream {self.upstream.name} ({self.upstream.url}) is not answering: {error}.",
+                               "Start it again; r1local keeps serving its own models meanwhile.") from None
+        if response.status_code >= 400:
+            text = response.read().decode("utf-8", "replace")
+            response.close()
+            raise UpstreamError(f"{self.upstream.name}: {_error_message(text)}", response.status_code)
+        self.upstream.down_since = None
+        self.counters["requests_total"] += 1
+        stream = Stream()
+        threading.Thread(target=self._relay, args=(response, stream, submitted, route == "chat/completions"),
+                         name="r1local-upstream", daemon=True).start()
+        return stream
+
+    def _relay(self, response: httpx.Response, stream: Stream, submitted: float, chat: bool) -> None:
+        splitter = ReasoningSplitter(in_reasoning=False)  # a <think> block inside the content
+        usage, finish, first, pieces, error = None, None, 0.0, 0, None
+        try:
+            for line in response.iter_lines():
+                if stream.cancelled:
+                    finish = "cancelled"
+                    break
+                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+                    continue
+                chunk = json.loads(line[5:])
+                if "error" in chunk:
+                    error = _error_message(json.dumps(chunk))
+                    break
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {} if chat else {"content": choice.get("text")}
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    events = [ReasoningDelta(reasoning)] if reasoning else []
+                    events += splitter.feed(delta.get("content") or "")
+                    for event in events:
+                        first = first or time.perf_counter()
+                        pieces += 1
+                        stream.push(event)
+                    finish = choice.get("finish_reason") or finish
+        except (httpx.HTTPError, ValueError) as failure:
+            self.upstream.mark_down()
+            error = f"the upstream {self.upstream.name} stopped answering ({type(failure).__name__})"
+        finally:
+            response.close()
+        for event in splitter.flush():
+            stream.push(event)
+        prompt = int((usage or {}).get("prompt_tokens") or 0)
+        completion = int((usage or {}).get("completion_tokens") or pieces)
+        self.counters["prompt_tokens_total"] += prompt
+        self.counters["completion_tokens_total"] += completion
+        now = time.perf_counter()
+        rate = (completion - 1) / (now - first) if first and now > first else 0.0
+        timings = Timings(0.0, (first - submitted) if first else 0.0, 0.0, rate)
+        reason: FinishReason = "error" if error else "cancelled" if finish == "cancelled" else FINISH.get(finish, "stop")
+        stream.push(Done(reason, Usage(prompt, completion), timings, error))
+
+    def prompt_tokens(self, text: str) -> list[int]:
+        raise UsageError("An upstream model has no local tokenizer.")
+
+    def _submit(self, tokens, params, *, split_reasoning, in_reasoning) -> Stream:
+        raise AssertionError("chat() and complete() forward whole requests")
+
+    def stats(self) -> dict:
+        return dict(busy_slots=0, slots=self.n_parallel, queued=0, prefix_cache_bytes=0, prefix_cache_hits=0,
+                    **self.counters)
+
+    def describe(self) -> dict:
+        return {"engine": self.engine, "device": self.upstream.url, "upstream": self.upstream.name,
+                "context_length": self.n_ctx, "parallel": self.n_parallel}
+
+    def close(self) -> None:
+        pass
+
+
+def _sampling(params: SamplingParams) -> dict:
+    """The OpenAI fields of a request's sampling settings (R1's defaults included)."""
+    fields: dict[str, Any] = {"temperature": params.temperature, "top_p": params.top_p}
+    if params.max_tokens:
+        fields["max_tokens"] = params.max_tokens
+    if params.stop:
+        fields["stop"] = params.stop
+    if params.seed is not None:
+        fields["seed"] = params.seed
+    if params.presence_penalty:
+        fields["presence_penalty"] = params.presence_penalty
+    if params.frequency_penalty:
+        fields["frequency_penalty"] = params.frequency_penalty
+    return fields
+
+
+def _error_message(text: str) -> str:
+    """The message inside an OpenAI or Ollama error body, else the body itself (shortened)."""
+    try:
+        body = json.loads(text)
+        error = body.get("error", body)
+        return str(error.get("message") if isinstance(error, dict) else error)[:500]
+    except (ValueError, AttributeError):
+        return text.strip()[:500] or "no message"
