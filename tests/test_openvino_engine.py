@@ -14,7 +14,7 @@ pytest.importorskip("openvino_genai")
 
 from r1local.engine.events import ContentDelta, Done, ReasoningDelta  # noqa: E402
 from r1local.engine.model import Model  # noqa: E402
-from r1local.engine.openvino import OpenVINOModel, available_devices  # noqa: E402
+from r1local.engine.openvino import OpenVINOModel, available_devices, open_pipeline  # noqa: E402
 from r1local.engine.openvino_plan import OpenVINOPlan  # noqa: E402
 from r1local.engine.params import SamplingParams  # noqa: E402
 from r1local.engine.vocab import LlamaVocab  # noqa: E402
@@ -154,20 +154,25 @@ def test_seeded_sampling_is_reproducible(engine):
     assert engine.complete(PROMPTS[0], params=params).result().content == first
 
 
-def test_first_load_compiles_into_the_cache_and_the_second_reads_it(engine, tiny_model, compiles):
+def test_first_load_converts_and_compiles_into_the_cache_and_the_second_reads_it(engine, tiny_model, compiles):
     assert len(compiles) == 1 and compiles[0].device == "CPU"  # the first load said it would compile
-    assert not engine.plan.first_compile  # the blob is in the model's cache folder now
-    assert list(engine.plan.cache_dir.glob("*.blob"))
+    assert not engine.plan.first_compile  # the compiled blob is in the model's cache folder now
+    converted = engine.plan.cache_dir / "converted"
+    assert (converted / "openvino_model.xml").is_file() and not (converted / tiny_model.name).exists()
+    expected = engine.complete(PROMPTS[0], params=greedy()).result().content
+    with OpenVINOModel.load(tiny_model, device="CPU", n_ctx=256, n_threads=1, on_compile=compiles.append) as again:
+        assert again.complete(PROMPTS[0], params=greedy()).result().content == expected
+    assert len(compiles) == 1  # nothing to compile the second time
 
 
-def test_npu_style_pipeline_runs_one_at_a_time_within_its_prompt_limit(tiny_model, cache_dir):
+def test_npu_style_pipeline_runs_one_at_a_time_within_its_prompt_limit(tiny_model, engine):
     """The NPU's path (static shapes, one request at a time, a streamer that stops and cancels)
     driven on the CPU device: only the device differs on an Intel NPU."""
     import openvino_genai
 
-    plan = OpenVINOPlan("CPU", n_ctx=160, n_parallel=1, continuous_batching=False, cache_dir=cache_dir / "serial",
+    plan = OpenVINOPlan("CPU", n_ctx=160, n_parallel=1, continuous_batching=False, cache_dir=engine.plan.cache_dir,
                         max_prompt_len=96, min_response_len=64)
-    pipeline = openvino_genai.LLMPipeline(str(tiny_model), "CPU", CACHE_DIR=str(plan.cache_dir))
+    pipeline = open_pipeline(openvino_genai, tiny_model, plan)  # reads the folder the engine converted
     with OpenVINOModel("tiny", tiny_model, plan, pipeline, LlamaVocab(tiny_model), max_queue=1) as npu:
         result = npu.chat(ask("Why is the sky blue?"), params=greedy(10, ignore_eos=True)).result()
         assert result.done.finish_reason == "length" and result.done.usage.completion_tokens == 10

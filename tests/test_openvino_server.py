@@ -13,8 +13,11 @@ import openai
 import pytest
 from serving import TEST_SETTINGS, isolated_store, running_server
 
+from conftest import ROOT
+
 pytest.importorskip("openvino_genai")
 
+CACHE = str(ROOT / "models" / "openvino-cache")  # kept between runs, like the tiny models: later runs load in seconds
 LLAMA, OPENVINO, UPSTREAM = "tiny-r1-qwen", "tiny-r1-qwen@openvino", "up/tiny-r1-qwen-b"
 GREEDY = {"temperature": 0, "max_tokens": 10}
 ASK = [{"role": "user", "content": "Why is the sky blue?"}]
@@ -31,7 +34,7 @@ def wait_ready(url: str, seconds: float = 600) -> None:
 def front(tiny_model, tiny_model_b, tmp_path_factory):
     root = tmp_path_factory.mktemp("store")
     with isolated_store(root), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("R1LOCAL_OPENVINO_CACHE", str(root / "openvino-cache"))
+        patch.setenv("R1LOCAL_OPENVINO_CACHE", CACHE)
         with running_server(replace(TEST_SETTINGS, models=(str(tiny_model_b),))) as upstream:
             settings = replace(TEST_SETTINGS, models=(str(tiny_model), f"{tiny_model}@openvino"), max_loaded=2,
                                upstreams=(("up", f"{upstream}/v1"),))
@@ -79,7 +82,7 @@ def test_ollama_client_is_answered_by_every_engine(front):
 def test_swap_between_engines_with_one_model_loaded(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("swap")
     with isolated_store(root), pytest.MonkeyPatch.context() as patch:
-        patch.setenv("R1LOCAL_OPENVINO_CACHE", str(root / "openvino-cache"))
+        patch.setenv("R1LOCAL_OPENVINO_CACHE", CACHE)
         settings = replace(TEST_SETTINGS, models=(str(tiny_model), f"{tiny_model}@openvino"), max_loaded=1)
         with running_server(settings, ready=False) as url:
             wait_ready(url)

@@ -55,7 +55,7 @@ class FolderVocab:
 
     def __init__(self, folder: Path) -> None:
         self.tokenizer = genai().Tokenizer(str(folder))
-        self.eos = {self.tokenizer.get_eos_token_id()}
+        self.eos = self.tokenizer.get_eos_token_id()
 
     def chat_template(self) -> ChatTemplate:
         tok = self.tokenizer
@@ -66,7 +66,7 @@ class FolderVocab:
         return [int(t) for t in encoded.input_ids.data[0]]
 
     def is_eog(self, token: int) -> bool:
-        return token in self.eos
+        return token == self.eos
 
     def decoder(self) -> Callable[[int], bytes]:
         """Token -> the bytes it adds: decode the whole answer and return what is new, holding
@@ -162,14 +162,7 @@ class OpenVINOModel(Engine):
         if on_compile and ov_plan.first_compile:
             on_compile(ov_plan)
         try:
-            if ov_plan.continuous_batching:
-                scheduler = ov.SchedulerConfig()
-                scheduler.num_kv_blocks = ov_plan.kv_blocks()
-                scheduler.max_num_seqs = ov_plan.n_parallel
-                scheduler.enable_prefix_caching = True
-                pipeline = ov.ContinuousBatchingPipeline(str(path), scheduler, ov_plan.device, ov_plan.properties())
-            else:
-                pipeline = ov.LLMPipeline(str(path), ov_plan.device, **ov_plan.properties())
+            pipeline = open_pipeline(ov, path, ov_plan)
         except RuntimeError as error:
             vocab.close()
             first = str(error).strip().splitlines()[0] if str(error).strip() else "unknown reason"
@@ -192,7 +185,7 @@ class OpenVINOModel(Engine):
         max_tokens = min(params.max_tokens or room, room)
         stream = Stream()
         piece = self.vocab.decoder() if isinstance(self.vocab, FolderVocab) else self.vocab.piece
-        request = Request(tokens, generation_config(self._genai, params, max_tokens), max_tokens, params.ignore_eos,
+        request = Request(tokens, generation_config(self._genai, params, max_tokens, self.vocab.eos), max_tokens, params.ignore_eos,
                           TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
                           piece, stream)
         with self._cond:
@@ -336,13 +329,54 @@ class OpenVINOModel(Engine):
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated), timings, error))
 
 
-def generation_config(ov: Any, params: SamplingParams, max_tokens: int) -> Any:
-    """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput)."""
+def open_pipeline(ov: Any, path: Path, plan: OpenVINOPlan) -> Any:
+    """The pipeline for a GGUF or an IR folder. A GGUF is converted to OpenVINO's format once, into
+    the model's cache folder, and later loads read that (tiny model on two busy cores: 35 s to
+    convert, 3 s to load converted). OpenVINO writes a converted model next to the file it read,
+    so it reads the GGUF through a link placed in the cache folder."""
+    props = plan.properties()
+    source = path
+    if path.is_file():
+        converted = plan.cache_dir / "converted"
+        if (converted / "openvino_model.xml").is_file():
+            source = converted
+        elif link := _link(path, converted):
+            source, props["enable_save_ov_model"] = link, True
+    try:
+        if not plan.continuous_batching:
+            return ov.LLMPipeline(str(source), plan.device, **props)
+        scheduler = ov.SchedulerConfig()
+        scheduler.num_kv_blocks = plan.kv_blocks()
+        scheduler.max_num_seqs = plan.n_parallel
+        scheduler.enable_prefix_caching = True
+        return ov.ContinuousBatchingPipeline(str(source), scheduler, plan.device, props)
+    finally:
+        if source.name == path.name and source != path:
+            source.unlink(missing_ok=True)  # the link, not the model
+
+
+def _link(path: Path, folder: Path) -> Path | None:
+    """A link to `path` inside `folder`; None where links cannot be made (the GGUF is then read each load)."""
+    link = folder / path.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(path.resolve())
+    except OSError:
+        return None
+    return link
+
+
+def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int) -> Any:
+    """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput;
+    the end marker is set here because a converted GGUF's folder carries no generation_config.json)."""
     if params.grammar:
         raise UsageError("The OpenVINO engine does not constrain output with a grammar or JSON schema.",
                          "Use a llama.cpp model for structured output.")
     c = ov.GenerationConfig()
     c.max_new_tokens = max_tokens
+    c.eos_token_id = eos
+    c.stop_token_ids = {eos}
     c.ignore_eos = params.ignore_eos
     c.repetition_penalty = params.repeat_penalty
     c.presence_penalty = params.presence_penalty

@@ -41,7 +41,7 @@ class OpenVINOPlan:
     def properties(self) -> dict:
         """The OpenVINO properties the pipeline is created with."""
         props: dict = {"CACHE_DIR": str(self.cache_dir)}
-        if self.max_prompt_len is not None:
+        if self.max_prompt_len is not None and self.device.startswith("NPU"):  # other plugins refuse them
             props |= {"MAX_PROMPT_LEN": self.max_prompt_len, "MIN_RESPONSE_LEN": self.min_response_len}
         if self.n_threads and self.device == "CPU":
             props["INFERENCE_NUM_THREADS"] = self.n_threads
@@ -82,5 +82,9 @@ def plan(model: Path, device: str, *, n_ctx: int | None, n_parallel: int, traine
 
 
 def _cache_dir(model: Path, device: str, shape: tuple) -> Path:
-    key = hashlib.sha256(f"{model.resolve()}|{device}|{shape}".encode()).hexdigest()[:16]
+    """One folder per model version, device and shape: a changed file never reads a stale conversion."""
+    version = model / "openvino_model.xml" if model.is_dir() else model
+    stat = version.stat() if version.exists() else None
+    stamp = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else ""
+    key = hashlib.sha256(f"{model.resolve()}|{stamp}|{device}|{shape}".encode()).hexdigest()[:16]
     return config.openvino_cache_dir() / f"{model.name[:40]}-{device}-{key}"
