@@ -209,3 +209,17 @@ def test_corrupted_folder_file_fails_verification_and_is_not_found(hub):  # noqa
     with pytest.raises(Exception, match="failed verification"):
         resolve.resolve("r1:1.5b-npu", allow_paths=False, pull_if_missing=True)
     assert store.find_local(resolve.choose(catalog.parse("r1:1.5b-npu", allow_paths=False))[0]) is None
+
+
+def test_without_the_extra_an_openvino_model_is_one_clear_error(tmp_path):
+    """A subprocess where openvino_genai cannot be imported: the CLI names the install command."""
+    import subprocess
+    import sys
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    code = ("import sys; sys.modules['openvino_genai'] = None; from r1local.cli import main; "
+            f"sys.argv = ['r1local', 'run', {str(gguf) + '@openvino'!r}, 'hi']; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "The OpenVINO engine is not installed" in result.stderr and "pip install 'r1local[openvino]'" in result.stderr

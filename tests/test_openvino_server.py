@@ -4,6 +4,7 @@ swap between the engines when only one model may be loaded. Skipped without the 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 
@@ -92,3 +93,17 @@ def test_swap_between_engines_with_one_model_loaded(tiny_model, tmp_path_factory
                 assert reply.choices[0].message.reasoning_content
                 (loaded,) = httpx.get(f"{url}/api/ps").json()["models"]
                 assert loaded["name"] == name
+
+
+def test_run_answers_from_the_openvino_engine_and_says_so(tiny_model, monkeypatch):
+    from typer.testing import CliRunner
+
+    from r1local.cli import app
+
+    monkeypatch.setenv("R1LOCAL_OPENVINO_CACHE", CACHE)
+    result = CliRunner().invoke(app, ["run", f"{tiny_model}@openvino", "Why?", "--json", "--max-tokens", "8",
+                                      "--temperature", "0"])
+    assert result.exit_code == 0, result.output
+    reply = json.loads(result.stdout[result.stdout.index("{"):])
+    assert (reply["engine"], reply["device"], reply["finish_reason"]) == ("openvino", "CPU", "length")
+    assert reply["reasoning"] and reply["usage"]["completion_tokens"] == 8

@@ -156,7 +156,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
     out.print(t)
 
     if hw.openvino_verdicts:
-        version = f" {hw.openvino.version}" if hw.openvino else ""
+        version = f" {(hw.openvino.version or '').split('-')[0]}" if hw.openvino else ""
         out.print(f"[bold]OpenVINO engine{version}[/]")
         for v in hw.openvino_verdicts:
             mark = "[green]usable[/]" if v.usable else "[yellow]not usable[/]"

@@ -165,8 +165,8 @@ class OpenVINOModel(Engine):
             pipeline = open_pipeline(ov, path, ov_plan)
         except RuntimeError as error:
             vocab.close()
-            first = str(error).strip().splitlines()[0] if str(error).strip() else "unknown reason"
-            raise ModelFileError(f"OpenVINO could not load {path.name} on the {ov_plan.device}: {first}",
+            what = f"{path.name} ({info.architecture})" if info else path.name
+            raise ModelFileError(f"OpenVINO could not load {what} on the {ov_plan.device}: {_reason(error)}.",
                                  "OpenVINO reads qwen2 and llama GGUFs (F16, Q8_0, Q4_0, Q4_K_M) and IR folders; "
                                  "use llama.cpp for others (drop @openvino).") from None
         queue = 4 * ov_plan.n_parallel if max_queue is None else max_queue
@@ -392,6 +392,15 @@ def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int
             c.top_k = params.top_k
         c.rng_seed = params.seed if params.seed is not None else random.getrandbits(31)
     return c
+
+
+def _reason(error: Exception) -> str:
+    """OpenVINO's message without the source file locations it is wrapped in."""
+    import re
+
+    lines = [re.sub(r"\s*at \S+:\d+:?$", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Exception from")]
+    return lines[-1].rstrip(".") if lines else "unknown reason"
 
 
 def _tensor(tokens: list[int]) -> Any:
