@@ -167,7 +167,7 @@ def test_amd_and_qualcomm_npus_name_the_upstream_route(snapshot, route):
 
 def test_machines_without_an_npu_keep_the_llama_cpp_choice():
     rec = hw_json("nvidia-rtx4060-laptop")["recommendation"]
-    assert rec["plan"]["verdict"] == "fits on GPU"
+    assert rec["plan"]["verdict"] in ("fits on GPU", "partly on GPU") and "OpenVINO" not in rec["line"]
 
 
 # -- the catalog's OpenVINO folders through the store --

@@ -47,14 +47,14 @@ def npu_choice(hw: Hardware, variants: list[Variant]) -> Choice | None:
                   + ("" if installed else f"; first: {config.OPENVINO_EXTRA}"))
         plan = FitPlan(v.name, 0, n_ctx, 1, 0, npu, 0, need, decode, NPU_PROMPT_TPS * 1.78e9 / (shape.params or 1.78e9),
                        True, "fits on NPU", reason)
-        best = Choice(v.name, shape, plan, why="made for the Intel NPU: " + reason)
+        best = Choice(v.name, shape, plan, why="the largest distill made for the Intel NPU that fits")
     return best
 
 
 def npu_line(choice: Choice, display: str) -> str:
     p = choice.plan
     speed = "speed unknown" if p.decode_tps is None else f"about {p.decode_tps:.0f} tokens/s (estimate)"
-    return (f"Best for this PC: {display}, on the {p.device} through OpenVINO ({p.cpu_bytes / GiB:.1f} GB of shared RAM), "
+    return (f"Best for this PC: {display}, on the {p.device} through OpenVINO (needs {p.cpu_bytes / GiB:.1f} GiB of shared RAM), "
             f"{p.n_ctx // 1024}k context, {speed}  ->  r1local pull {choice.name}")
 
 

@@ -127,6 +127,6 @@ def _intel_npu(npu: NPU, openvino: OpenVINOInfo | None) -> Verdict:
                        "r1local runs R1 distills on the Intel NPU through OpenVINO GenAI", config.OPENVINO_EXTRA)
     if any(d.name.split(".")[0] == "NPU" for d in openvino.devices):
         return Verdict(npu.name, "npu", True, "used by the OpenVINO engine",
-                       "OpenVINO lists it; models made for the NPU run there (r1:1.5b-ov_int4)")
+                       "OpenVINO lists it; models made for the NPU run there (r1local pull r1:1.5b-npu)")
     return Verdict(npu.name, "npu", False, "present, OpenVINO does not see it",
                    "OpenVINO lists no NPU device", "install Intel's NPU driver (intel_vpu + Level Zero)")
