@@ -184,8 +184,6 @@ def test_npu_variant_is_a_multi_file_repository():
 
 
 def test_pull_fetches_every_file_resumes_verifies_and_works_offline(hub, monkeypatch):  # noqa: F811
-    import huggingface_hub
-
     monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
     repo = hub.add(NPU_REPO, ir_files(1))
     repo.faults["openvino_model.bin"] = Fault(drop_after=300_000)

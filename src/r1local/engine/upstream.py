@@ -21,7 +21,7 @@ import httpx
 
 from ..errors import R1Error, UsageError
 from .base import Engine
-from .events import ContentDelta, Done, FinishReason, ReasoningDelta, Timings, Usage
+from .events import Done, FinishReason, ReasoningDelta, Timings, Usage
 from .params import SamplingParams
 from .reasoning import ReasoningSplitter
 from .stream import Stream
