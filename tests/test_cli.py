@@ -48,7 +48,8 @@ def test_run_json_has_reasoning_content_usage_timings(tiny_model):
     result = runner.invoke(app, ["run", str(tiny_model), "hello", "--json", *FAST])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"reasoning", "content", "finish_reason", "usage", "timings"}
+    assert set(data) == {"reasoning", "content", "finish_reason", "usage", "timings", "engine", "device"}
+    assert (data["engine"], data["device"]) == ("llama.cpp", "CPU")
     assert data["reasoning"]  # the R1 template opens <think>: random text lands in reasoning
     assert data["finish_reason"] == "length"
     assert data["usage"]["completion_tokens"] == 12

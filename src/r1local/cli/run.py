@@ -117,7 +117,7 @@ def run(
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result = consume(stream, printer)
     if as_json:
-        out.print_json(json.dumps({**result.to_dict(), **loaded.describe()}, ensure_ascii=False))
+        out.print_json(json.dumps({**result.to_dict(), "engine": loaded.engine, "device": loaded.device}, ensure_ascii=False))
     else:
         printer.end()
     if result.done and result.done.finish_reason == "error":
