@@ -60,7 +60,7 @@ def main() -> None:
         llama.close()
     ov_tps, llama_tps = statistics.median(ov_runs), statistics.median(llama_runs)
     print(f"model {args.model.name}, {args.threads} thread(s), {args.tokens} greedy tokens, {args.rounds} alternating rounds")
-    print(f"OpenVINO load: first {first:.1f} s (compiles), cached {cached:.1f} s; llama.cpp load {llama_load:.2f} s")
+    print(f"OpenVINO load: first {first:.1f} s (converts and compiles), cached {cached:.1f} s; llama.cpp load {llama_load:.2f} s")
     print(f"decode tokens/s (median): OpenVINO CPU {ov_tps:.1f}, llama.cpp CPU {llama_tps:.1f}, "
           f"ratio {ov_tps / llama_tps:.2f}x")
 
