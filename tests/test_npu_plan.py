@@ -190,6 +190,8 @@ def test_pull_fetches_every_file_resumes_verifies_and_works_offline(hub, monkeyp
     path = resolve.resolve("r1:1.5b-npu", allow_paths=False, pull_if_missing=True)
     assert path.name == "openvino_model.xml" and engine_for(path, None) == "openvino"
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == repo.files
+    (listed,) = store.installed()
+    assert (listed.name, listed.path, listed.size) == ("r1:1.5b-npu", path, sum(map(len, repo.files.values())))
     first, second = hub.gets("openvino_model.bin")
     assert "range" not in first.headers and second.headers["range"].startswith("bytes=")  # resumed
     seen = len(hub.requests)

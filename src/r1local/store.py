@@ -141,8 +141,21 @@ def mark_used(path: Path) -> None:
     os.replace(tmp, target)
 
 
+def _model_parts(name: str, available: list[str], variant: catalog.Variant | None) -> tuple[str, ...] | None:
+    """The files of the model `name` opens (a GGUF, its split parts, or a catalog OpenVINO folder's
+    files, named by its openvino_model.xml); None when `name` opens no complete model."""
+    if name == catalog.IR_FILES[0] and variant is not None:
+        return variant.files if set(variant.files) <= set(available) else None
+    if not name.lower().endswith(".gguf") or (catalog.SPLIT_RE.search(name) and "-00001-of-" not in name):
+        return None
+    try:
+        return catalog.split_parts(name, available)
+    except ModelNotFound:  # an interrupted split pull: its parts show up once complete
+        return None
+
+
 def installed() -> list[LocalModel]:
-    """Every GGUF model in the cache, read from the cache folders only."""
+    """Every GGUF model (and catalog OpenVINO folder) in the cache, read from the cache folders only."""
     cache, cat, usage = config.hf_cache(), catalog.load(), _usage()
     models = []
     for storage in sorted(cache.glob("models--*--*")):
@@ -154,14 +167,11 @@ def installed() -> list[LocalModel]:
         for snapshot in sorted((storage / "snapshots").glob("*")):
             available = _snapshot_files(snapshot)
             for name in sorted(available):
-                if not name.lower().endswith(".gguf") or (catalog.SPLIT_RE.search(name) and "-00001-of-" not in name):
-                    continue
-                try:
-                    parts = catalog.split_parts(name, available)
-                except ModelNotFound:  # an interrupted split pull: its parts show up once complete
+                variant = cat.find_file(repo, name)
+                parts = _model_parts(name, available, variant)
+                if parts is None:
                     continue
                 path = snapshot / name
-                variant = cat.find_file(repo, name)
                 on_main = "main" in refs.get(snapshot.name, [])
                 models.append(LocalModel(
                     name=variant.name if variant and on_main else f"{repo}/{name}",

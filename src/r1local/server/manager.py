@@ -29,8 +29,9 @@ Key = tuple[Path, str]  # a loaded model: its file (or folder) and the engine ru
 
 def model_bytes(path: Path) -> int:
     """A GGUF's size, or an OpenVINO folder's."""
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    folder = path.parent if path.suffix == ".xml" else path  # an OpenVINO folder, or its model file
+    if folder.is_dir():
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     return path.stat().st_size
 
 

@@ -57,7 +57,7 @@ def details(info: GGUFInfo) -> dict:
 
 def details_of(path: Path) -> dict:
     """details() of a GGUF, or the little an OpenVINO IR folder says about itself."""
-    if path.is_dir():
+    if path.is_dir() or path.suffix == ".xml":
         return {"parent_model": "", "format": "openvino", "family": "", "families": [],
                 "parameter_size": "", "quantization_level": ""}
     return details(read_gguf(path, require_complete=False))
