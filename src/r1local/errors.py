@@ -130,3 +130,27 @@ class OfflineError(R1Error):
     http_status = 503
     error_type = "server_error"
     code = "offline"
+
+
+class WorkerUnreachable(R1Error):
+    """An RPC worker (`r1local worker`) named by --rpc cannot be used."""
+
+    exit_code = 10
+    http_status = 503
+    error_type = "server_error"
+    code = "worker_unreachable"
+
+    def __init__(self, endpoint: str, why: str) -> None:
+        super().__init__(f"RPC worker {endpoint} is not usable: {why}.",
+                         f"Start it there with `r1local worker --port {endpoint.rpartition(':')[2]}` "
+                         "(and --host on a private network), or leave it out of --rpc.")
+        self.endpoint = endpoint
+
+
+class WorkerLost(R1Error):
+    """An RPC worker stopped answering while a model spread over it was generating."""
+
+    exit_code = 10
+    http_status = 503
+    error_type = "server_error"
+    code = "worker_lost"

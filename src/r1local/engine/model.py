@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import config, fit
 from ..errors import ModelNotFound, UsageError
@@ -42,7 +44,9 @@ class Model(Engine):
         n_batch: int = 512,
         max_queue: int | None = None,
         map_file: bool | None = None,
+        placement: Callable[[Any], None] | None = None,
     ) -> Model:
+        """`placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFound(f"No model file at {path}.", "Check the path, or pull a model first.")
@@ -60,6 +64,7 @@ class Model(Engine):
             n_batch=n_batch,
             map_file=plan.map_file if map_file is None else map_file,
             tiled_matmul=plan.tiled_matmul,
+            placement=placement,
         )
         return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
 

@@ -63,6 +63,7 @@ class NativeModel(VocabMethods):
         n_batch: int,
         map_file: bool = True,
         tiled_matmul: bool = True,
+        placement=None,
     ) -> None:
         _init_backend()
         if not tiled_matmul:
@@ -73,6 +74,8 @@ class NativeModel(VocabMethods):
         mparams = C.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
         mparams.load_mode = C.LLAMA_LOAD_MODE_AUTO if map_file else C.LLAMA_LOAD_MODE_NONE
+        if placement is not None:
+            placement(mparams)
         with _log_lock:
             _log_tail.clear()
         self.model = C.llama_model_load_from_file(str(path).encode(), mparams)

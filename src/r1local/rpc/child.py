@@ -1,0 +1,75 @@
+"""The child process behind SplitModel: adds the workers' devices, loads the model with the split
+plan through r1local's own engine, and serves the parent's requests over a pipe."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+
+from ..errors import R1Error
+from .plan import SplitPlan
+
+_BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
+
+
+def main(conn, path: str, plan: SplitPlan, name: str, n_parallel: int, n_threads: int | None,
+         max_queue: int | None) -> None:
+    from ..engine import native
+    from ..engine.model import Model
+    from . import backend
+
+    native._log_tail = deque(maxlen=4000)  # keep the whole load log: it says what went where
+    try:
+        devices = backend.worker_devices(plan.endpoints) + backend.local_gpus()
+        model = Model.load(path, name=name, n_ctx=plan.n_ctx, n_parallel=n_parallel, n_gpu_layers=plan.n_gpu_layers,
+                           n_threads=n_threads, max_queue=max_queue,
+                           placement=backend.Placement(devices, plan.tensor_split))
+    except R1Error as error:
+        conn.send(("error", (type(error), error.message, error.hint)))
+        return
+    with native._log_lock:
+        buffers = {m[1]: float(m[2]) for m in map(_BUFFER_LINE.search, native._log_tail) if m}
+    conn.send(("ready", {"n_ctx": model.n_ctx, "n_parallel": model.n_parallel, "n_gpu_layers": model.n_gpu_layers,
+                         "is_r1": model.is_r1, "buffers": buffers}))
+    _serve(conn, model)
+
+
+def _serve(conn, model) -> None:
+    send_lock = threading.Lock()
+    streams = {}
+
+    def send(*message) -> None:
+        with send_lock:
+            conn.send(message)
+
+    def relay(request: int, stream) -> None:
+        for event in stream:
+            send("event", request, event)
+        streams.pop(request, None)
+
+    while True:
+        kind, *args = conn.recv()
+        if kind == "close":
+            model.close()
+            return
+        if kind == "cancel":
+            if (stream := streams.get(args[0])) is not None:
+                stream.cancel()
+            continue
+        request, *args = args
+        try:
+            if kind in ("chat", "complete"):
+                if kind == "chat":
+                    stream = model.chat(args[0], think=args[1], params=args[2])
+                else:
+                    stream = model.complete(args[0], params=args[1])
+                streams[request] = stream
+                send("ok", request, None)
+                threading.Thread(target=relay, args=(request, stream), daemon=True).start()
+            elif kind == "tokenize":
+                send("ok", request, model.tokenize(args[0], add_special=args[1]))
+            else:
+                send("ok", request, model.stats())
+        except R1Error as error:
+            send("error", request, (type(error), error.message, error.hint))

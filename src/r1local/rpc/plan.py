@@ -1,0 +1,128 @@
+"""Spread a model's layers over this machine and its RPC workers, in proportion to the memory each
+offers, and estimate the speed with the network's share counted.
+
+llama.cpp keeps the first layers (and the token embeddings) on this machine's CPU and gives the last
+`n_gpu_layers` to its devices in order, each a share given by `tensor_split`: the workers' devices
+first, then local GPUs, as llama-server does with --rpc. Memory per layer is its weights plus its
+KV cache for the whole context; each device also holds a compute buffer.
+
+Speed (estimates): a single stream runs the layers one device after another, so a token costs the
+sum of each side's weight reads over its memory bandwidth, plus per worker three round trips (input,
+compute, output) and the activations both ways over the measured link. A worker's memory bandwidth
+is not measurable from here: it is assumed to match this machine's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import fit
+from ..errors import InsufficientMemory
+from ..hardware.model import GiB, Hardware
+from .probe import WorkerInfo
+
+WORKER_MARGIN = 0.9  # of a worker's free memory planned for
+ASSUMED_LINK_BPS = 117e6  # gigabit Ethernet's payload rate, when the link was not measured
+ASSUMED_LATENCY_S = 0.3e-3  # a LAN round trip, when not measured
+ROUND_TRIPS_PER_WORKER = 3  # per token: set the input, compute the graph, read the output
+
+
+@dataclass
+class Share:
+    """One place layers live: "local" (this machine's CPU) or a worker's device."""
+
+    where: str
+    budget: int  # bytes the plan may use there
+    layers: int = 0
+
+
+@dataclass
+class SplitPlan:
+    endpoints: list[str]
+    n_gpu_layers: int  # llama.cpp's count: the output head plus the layers given to the devices
+    tensor_split: list[float]  # one share per device: workers' devices, then local GPUs
+    shares: list[Share]
+    n_ctx: int
+    decode_tps: float  # estimate, network included
+    local_decode_tps: float  # the same model on this machine alone, if it fitted (estimate)
+    link: str  # what the estimate assumed about the network
+    notes: list[str] = field(default_factory=list)
+
+    def layout(self) -> str:
+        return ", ".join(f"{s.where}: {s.layers}" for s in self.shares)
+
+
+def _per_layer(shape: fit.ModelShape, n_ctx: int, n_parallel: int) -> int:
+    total_ctx = -(-n_ctx * n_parallel // 256) * 256
+    return int(shape.layer_bytes + shape.kv_bytes_per_token() / shape.layers * total_ctx)
+
+
+def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *, n_ctx: int, n_parallel: int = 1,
+               gpu_layers: int | None = None) -> SplitPlan:
+    """Layers per place in proportion to memory (or `gpu_layers` of them on the devices, split by
+    memory), refusing when even everything together is too small."""
+    per_layer = _per_layer(shape, n_ctx, n_parallel)
+    local_fixed = shape.embed_bytes + shape.touched_compute_bytes() + shape.runtime_bytes()
+    local = Share("local", max(int(hw.memory.available * fit.RAM_MARGIN) - local_fixed, 0))
+    devices = [Share(f"{w.endpoint}#{d.index}" if len(w.devices) > 1 else w.endpoint,
+                     max(int(d.free * WORKER_MARGIN) - shape.compute_bytes(), 0))
+               for w in workers for d in w.devices]
+    devices += [Share(g.name, fit._gpu_budget([g], hw) - shape.compute_bytes()) for g in hw.usable_gpus]
+    capacity = {id(s): s.budget // per_layer for s in [local, *devices]}
+    if sum(capacity.values()) < shape.layers:
+        together = (local.budget + sum(d.budget for d in devices)) / GiB
+        raise InsufficientMemory(
+            f"{shape.name} needs about {shape.layers * per_layer / GiB:.1f} GB for its layers at context {n_ctx}; "
+            f"this machine and the workers together offer {together:.1f} GB.",
+            "Add a worker, use a smaller quantisation, or lower --ctx.")
+    if gpu_layers is None or gpu_layers < 0:
+        _proportional([local, *devices], shape.layers, capacity)
+    else:  # llama.cpp's count: the output head first, then layers from the last one down
+        _proportional(devices, min(max(gpu_layers - 1, 0), shape.layers), capacity)
+        local.layers = shape.layers - sum(d.layers for d in devices)
+        if local.layers > capacity[id(local)]:
+            raise InsufficientMemory(f"With --gpu-layers {gpu_layers}, the {local.layers} layers left here need "
+                                     f"{local.layers * per_layer / GiB:.1f} GB; {local.budget / GiB:.1f} GB is free.",
+                                     "Raise --gpu-layers or leave it out so the plan decides.")
+    offloaded = sum(d.layers for d in devices)
+    # llama.cpp offloads the output head with the last layer: it goes to the last device used
+    weights = [float(d.layers) for d in devices]
+    if offloaded:
+        last = max(i for i, d in enumerate(devices) if d.layers)
+        weights[last] += 1
+    decode, link = _decode_tps(shape, hw, workers, devices[: sum(len(w.devices) for w in workers)])
+    return SplitPlan([w.endpoint for w in workers], offloaded + 1 if offloaded else 0,
+                     [w / max(sum(weights), 1) for w in weights], [local, *devices], n_ctx, decode,
+                     fit._speeds(shape, hw, [], 0)[0], link)
+
+
+def _proportional(shares: list[Share], layers: int, capacity: dict[int, int]) -> None:
+    """Largest-remainder split of `layers` by budget, never past a share's capacity."""
+    left = layers
+    open_ = [s for s in shares if capacity[id(s)] > 0]
+    while left and open_:
+        budget = sum(s.budget for s in open_)
+        exact = {id(s): left * s.budget / budget for s in open_}
+        for s in open_:
+            s.layers += min(int(exact[id(s)]), capacity[id(s)] - s.layers)
+        left = layers - sum(s.layers for s in shares)
+        for s in sorted(open_, key=lambda s: exact[id(s)] - int(exact[id(s)]), reverse=True):
+            if left and s.layers < capacity[id(s)]:
+                s.layers += 1
+                left -= 1
+        open_ = [s for s in open_ if s.layers < capacity[id(s)]]
+
+
+def _decode_tps(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], remote: list[Share]) -> tuple[float, str]:
+    measured = all(w.bandwidth_bps for w in workers)
+    bandwidth = min((w.bandwidth_bps or ASSUMED_LINK_BPS for w in workers), default=ASSUMED_LINK_BPS)
+    latency = max((w.latency_s for w in workers), default=ASSUMED_LATENCY_S) or ASSUMED_LATENCY_S
+    cpu = hw.cpu_bandwidth_gbs * 1e9 * fit.CPU_BW_EFF
+    reads = shape.layers * shape.layer_bytes + shape.output_bytes
+    t = fit.TOKEN_OVERHEAD_S + reads / cpu + fit.LAYER_OVERHEAD_S * shape.layers
+    used = [s for s in remote if s.layers]
+    activations = 2 * 4 * shape.embedding  # one token's hidden state out and back, f32
+    t += len(used) * (ROUND_TRIPS_PER_WORKER * latency + activations / bandwidth)
+    link = (f"link measured: {bandwidth / 1e6:.0f} MB/s, {latency * 1e3:.2f} ms round trip" if measured else
+            f"link assumed: {bandwidth / 1e6:.0f} MB/s, {latency * 1e3:.2f} ms round trip")
+    return 1.0 / t, link + "; workers assumed to read memory as fast as this machine"
