@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .engine.bindings import C
 from .engine.events import Done
 from .engine.model import Model
 from .engine.params import SamplingParams
@@ -176,7 +175,7 @@ def run_bench(
         file_type=info.file_type,
         parameters=info.parameter_count,
         size_bytes=model.path.stat().st_size,
-        threads=C.llama_n_threads(model.native.ctx),
+        threads=model.n_threads,
         n_ctx=model.n_ctx,
         pp_tokens=pp,
         tg_tokens=tg,

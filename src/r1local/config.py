@@ -23,6 +23,16 @@ def prefix_cache_bytes() -> int:
     return int(os.environ.get("R1LOCAL_PREFIX_CACHE_MB", "1024")) * 1024 * 1024
 
 
+def rpc_workers() -> str | None:
+    """R1LOCAL_RPC: RPC workers (host:port,...) to spread models over, as --rpc does."""
+    return os.environ.get("R1LOCAL_RPC") or None
+
+
+def rpc_build_dir() -> Path:
+    """R1LOCAL_RPC_BUILD: where llama.cpp's RPC backend and rpc-server are built (default R1LOCAL_HOME/rpc)."""
+    return Path(os.environ.get("R1LOCAL_RPC_BUILD") or home() / "rpc")
+
+
 def api_key() -> str | None:
     return os.environ.get("R1LOCAL_API_KEY") or None
 

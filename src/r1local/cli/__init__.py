@@ -5,6 +5,7 @@ from . import hw  # noqa: F401  (registers hw)
 from . import models  # noqa: F401  (registers pull, list, rm, models)
 from . import run  # noqa: F401  (registers run, chat, inspect)
 from . import serve  # noqa: F401  (registers serve)
+from . import worker  # noqa: F401  (registers worker)
 from .app import app, main
 
 __all__ = ["app", "main"]

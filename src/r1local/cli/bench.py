@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..bench import BenchReport, Spread, context_for, run_bench
 from .app import command, err, out
-from .run import GPU_OPT, MODEL_ARG, THREADS_OPT, open_model
+from .run import GPU_OPT, MODEL_ARG, RPC_OPT, THREADS_OPT, open_model
 
 
 @command()
@@ -23,13 +23,14 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every run."),
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    rpc: Optional[str] = RPC_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
     the way llama.cpp's llama-bench does."""
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")
-    with open_model(model, context_for(pp, tg), threads, gpu_layers) as loaded:
+    with open_model(model, context_for(pp, tg), threads, gpu_layers, rpc=rpc) as loaded:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,

@@ -13,7 +13,9 @@ from ..choice import Choice, choose_all, seconds_per_1000
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
+from ..rpc import parse_endpoints
 from .app import command, out
+from .hw_rpc import print_rpc_report, rpc_report
 
 JSON_SCHEMA = 1  # docs/hw-json.md; bump only for incompatible changes
 
@@ -204,6 +206,8 @@ def hw(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: docs/hw-json.md)."),
     snapshot: Path | None = typer.Option(None, "--snapshot", help="Replay detection from a saved snapshot."),
     save_snapshot: Path | None = typer.Option(None, "--save-snapshot", help="Save every raw input detection read."),
+    rpc: str | None = typer.Option(None, "--rpc", help="Also ask these `r1local worker`s (host:port,...) what they "
+                                                      "offer, and plan a model across this PC and them."),
 ) -> None:
     """Show CPU, memory, GPUs, NPUs and what llama.cpp can use here, and which R1 distill fits best."""
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
@@ -212,9 +216,12 @@ def hw(
     if recorder:
         recorder.save(save_snapshot)
     chosen, display = recommend(hardware)
+    workers = rpc_report(hardware, parse_endpoints(rpc), *catalog_candidates()) if rpc else None
     if as_json:
-        out.print_json(json.dumps(report_json(hardware, chosen, display)))
+        out.print_json(json.dumps({**report_json(hardware, chosen, display), **({"rpc": workers} if rpc else {})}))
     else:
         _print_report(hardware, chosen, display)
+        if workers:
+            print_rpc_report(workers)
         if save_snapshot:
             out.print(f"Snapshot saved to {save_snapshot}", style="dim")

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from .. import config
 from ..engine.events import ContentDelta, Done, ReasoningDelta, Result
 from ..engine import registry
 from ..engine.base import Engine
@@ -17,6 +18,7 @@ from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..engine.stream import Stream
 from ..errors import UsageError
 from ..gguf_meta import read_gguf
+from ..rpc import load_split, parse_endpoints
 from .app import command, err, out
 from .models import resolve_model
 
@@ -26,13 +28,23 @@ YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model with
 CTX_OPT = typer.Option(None, "--ctx", help="Context size in tokens (default 8192 or the model's).")
 THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physical cores).")
 GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU (-1: all).")
+RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
+                                          "(or R1LOCAL_RPC).")
 
 
 def open_model(
-    model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False
+    model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
+    rpc: str | None = None,
 ) -> Engine:
     name, engine = registry.split_engine(model)
-    return registry.load(resolve_model(name, yes=yes), engine=engine, on_compile=_say_compiling,
+    path = resolve_model(name, yes=yes)
+    if endpoints := parse_endpoints(rpc or config.rpc_workers()):
+        if registry.engine_for(path, engine) != "llama.cpp":
+            raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
+                             "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
+        return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                          progress=lambda line: err.print(line, style="dim", markup=False))
+    return registry.load(path, engine=engine, on_compile=_say_compiling,
                          n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
 
 
@@ -102,6 +114,7 @@ def run(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    rpc: Optional[str] = RPC_OPT,
     yes: bool = YES_OPT,
 ) -> None:
     """Answer one prompt: the answer to stdout, the reasoning to stderr."""
@@ -112,7 +125,7 @@ def run(
     if not prompt.strip():
         raise UsageError("The prompt is empty.")
     params = sampling(temperature, top_p, max_tokens, seed)
-    with open_model(model, ctx, threads, gpu_layers, yes) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
         stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think, params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result = consume(stream, printer)
@@ -140,13 +153,14 @@ def chat(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    rpc: Optional[str] = RPC_OPT,
     yes: bool = YES_OPT,
 ) -> None:
     """Chat interactively, keeping the history."""
     params = sampling(temperature, top_p, max_tokens, seed)
     think = not no_think
     history: list[dict] = []
-    with open_model(model, ctx, threads, gpu_layers, yes) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
         err.print(f"{loaded.name} ready. {CHAT_HELP}", style="dim", markup=False)
         while True:
             try:

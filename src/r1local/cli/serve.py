@@ -20,7 +20,7 @@ from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..resolve import resolve
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, THREADS_OPT
+from .run import CTX_OPT, GPU_OPT, RPC_OPT, THREADS_OPT
 
 
 def _is_loopback(host: str) -> bool:
@@ -58,6 +58,7 @@ def serve(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    rpc: Optional[str] = RPC_OPT,
     api_key: Optional[str] = typer.Option(None, "--api-key",
                                           help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
@@ -86,6 +87,10 @@ def serve(
     names = list(models or [])
     for name in names:  # fail before binding the port when a model is missing
         resolve(split_engine(name)[0], allow_paths=True)
+    from ..rpc import parse_endpoints, probe_all
+
+    workers = parse_endpoints(rpc or config.rpc_workers())
+    probe_all(workers, measure_bandwidth=False)  # a worker that is down: one line naming it, before binding
     key = api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
@@ -95,7 +100,7 @@ def serve(
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body,
-        upstreams=upstreams(upstream or []),
+        upstreams=upstreams(upstream or []), rpc=tuple(workers),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)

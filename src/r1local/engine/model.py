@@ -10,6 +10,7 @@ from .. import config, fit
 from ..errors import ModelNotFound, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .base import Engine
+from .bindings import C
 from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
@@ -76,6 +77,10 @@ class Model(Engine):
         self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool
     ) -> Stream:
         return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning)
+
+    @property
+    def n_threads(self) -> int:
+        return C.llama_n_threads(self.native.ctx)
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self.native.tokenize(text, add_special=add_special)

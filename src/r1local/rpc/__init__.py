@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UsageError
-from .probe import WorkerInfo, parse_endpoint, probe
+from .probe import WorkerInfo, parse_endpoint, probe, reachable
 
 
 def parse_endpoints(text: str | None) -> list[str]:
@@ -25,9 +25,28 @@ def parse_endpoints(text: str | None) -> list[str]:
     return endpoints
 
 
+def worker_status(endpoints: tuple[str, ...], models: list) -> list[dict]:
+    """For /health: a worker a live split model is using is up; any other is asked with a bare
+    connect (a worker serves one client at a time, so a busy one is never probed further)."""
+    in_use = {e for m in models if not getattr(m, "lost", True) for e in m.endpoints}
+    return [{"endpoint": e, "status": "up" if e in in_use or reachable(e) else "down"} for e in endpoints]
+
+
 def probe_all(endpoints: list[str], *, measure_bandwidth: bool = True) -> list[WorkerInfo]:
     """Every worker's devices and link, or one line naming the first that is down."""
     return [probe(e, measure_bandwidth=measure_bandwidth) for e in endpoints]
+
+
+def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
+    """The server's loader with --rpc: GGUF models over the workers, anything else by `fallback`."""
+    def load(path: str | Path, *, engine: str | None = None, **options):
+        from ..engine import registry
+
+        if registry.engine_for(Path(path), engine) != "llama.cpp":
+            return fallback(path, engine=engine, **options)
+        return load_split(path, endpoints=list(endpoints), **options)
+
+    return load
 
 
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
@@ -43,9 +62,9 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
 
     path = Path(path).expanduser()
     workers = probe_all(endpoints)
-    build.ensure_built(progress)
+    build_dir = build.ensure_built(progress)
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
     plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers)
     progress(f"Layers: {plan.layout()}")
-    return SplitModel(path, plan, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)
+    return SplitModel(path, plan, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 from functools import cache
+from pathlib import Path
 
 from . import build
 
@@ -36,22 +37,22 @@ def _libggml() -> ctypes.CDLL:
 
 
 @cache
-def _rpc_registry() -> int:
+def _rpc_registry(folder: Path) -> int:
     lib = _libggml()
     reg = lib.ggml_backend_reg_by_name(b"RPC")
     if not reg:
-        reg = lib.ggml_backend_load(str(build.ensure_built() / build.BACKEND).encode())
+        reg = lib.ggml_backend_load(str(folder / build.BACKEND).encode())
     if not reg:
         raise build.BuildError("llama.cpp could not load the RPC backend built for it.",
                                "Delete R1LOCAL_HOME/rpc to rebuild it, or run with R1LOCAL_DEBUG=1 to see why.")
     return reg
 
 
-def worker_devices(endpoints: list[str]) -> list[int]:
-    """ggml devices for every worker, in order. Each worker must have answered probe() just before:
-    ggml's client aborts the process on a worker that does not answer."""
+def worker_devices(endpoints: list[str], folder: Path) -> list[int]:
+    """ggml devices for every worker, in order (`folder`: build.ensure_built()'s). Each worker must
+    have answered probe() just before: ggml's client aborts the process on a worker that does not answer."""
     lib = _libggml()
-    reg = _rpc_registry()
+    reg = _rpc_registry(folder)
     add_server = _ADD_SERVER(lib.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_rpc_add_server"))
     devices = []
     for endpoint in endpoints:

@@ -11,7 +11,7 @@ the same protocol and the backend matches the libggml it is loaded into:
                   ggml_backend_load_all() finds libggml-rpc.so beside it.
 
 Only three source files are compiled (about a minute); the result is cached per llama-cpp-python
-version and libggml, under R1LOCAL_HOME/rpc.
+version and libggml, under R1LOCAL_HOME/rpc (or R1LOCAL_RPC_BUILD).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def artefact_dir() -> Path:
     """One folder per llama-cpp-python version and libggml build (accelerate replaces libggml)."""
     version = importlib.metadata.version(PACKAGE)
     digest = hashlib.sha256((llama_lib_dir() / "libggml-base.so").read_bytes()).hexdigest()[:12]
-    return config.home() / "rpc" / f"{version}-{digest}"
+    return config.rpc_build_dir() / f"{version}-{digest}"
 
 
 def built() -> Path | None:

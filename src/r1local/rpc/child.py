@@ -3,9 +3,11 @@ plan through r1local's own engine, and serves the parent's requests over a pipe.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import deque
+from pathlib import Path
 
 from ..errors import R1Error
 from .plan import SplitPlan
@@ -13,15 +15,17 @@ from .plan import SplitPlan
 _BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+) MiB")
 
 
-def main(conn, path: str, plan: SplitPlan, name: str, n_parallel: int, n_threads: int | None,
+def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_parallel: int, n_threads: int | None,
          max_queue: int | None) -> None:
     from ..engine import native
     from ..engine.model import Model
     from . import backend
 
     native._log_tail = deque(maxlen=4000)  # keep the whole load log: it says what went where
+    # a lost worker is expected here: ggml's one-line abort message, without a debugger backtrace
+    os.environ["GGML_NO_BACKTRACE"] = "1"
     try:
-        devices = backend.worker_devices(plan.endpoints) + backend.local_gpus()
+        devices = backend.worker_devices(plan.endpoints, build_dir) + backend.local_gpus()
         model = Model.load(path, name=name, n_ctx=plan.n_ctx, n_parallel=n_parallel, n_gpu_layers=plan.n_gpu_layers,
                            n_threads=n_threads, max_queue=max_queue,
                            placement=backend.Placement(devices, plan.tensor_split))

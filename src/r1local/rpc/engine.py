@@ -35,7 +35,7 @@ def _rebuild(kind: type, message: str, hint: str | None) -> R1Error:
 class SplitModel:
     """Model's interface (chat, complete, tokenize, stats, close) over a child process."""
 
-    def __init__(self, path: Path, plan: SplitPlan, *, name: str | None, n_parallel: int, n_threads: int | None,
+    def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int, n_threads: int | None,
                  max_queue: int | None) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
@@ -47,7 +47,7 @@ class SplitModel:
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
             target=child.main, name=f"r1local-split-{self.name}", daemon=True,
-            args=(child_conn, str(self.path), plan, self.name, n_parallel, n_threads, max_queue))
+            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue))
         self._process.start()
         child_conn.close()
         self._send_lock = threading.Lock()
@@ -112,7 +112,7 @@ class SplitModel:
 
     def _call(self, kind: str, *args, request: int | None = None):
         if self.lost:
-            raise WorkerLost(self.lost, "The model loads again on the next request once the worker is back.")
+            raise WorkerLost(f"{self.lost}.", "The model loads again on the next request once the worker is back.")
         request = request or next(self._ids)
         waiter = self._calls[request] = [threading.Event(), None]
         try:
@@ -148,10 +148,11 @@ class SplitModel:
 
     def _on_child_exit(self) -> None:
         self._process.join(5)
-        down = [e for e in self.endpoints if not reachable(e)]
-        who = f"RPC worker {', '.join(down)} stopped answering" if down else "the process running the split model ended"
+        down = [e for e in self.endpoints if not reachable(e, timeout=3.0)]
+        who = (f"RPC worker{'s' if len(down) > 1 else ''} {', '.join(down)} stopped answering" if down
+               else "the process running the split model ended")
         self.lost = f"{who} while {self.name} was loaded over it"
-        done = Done("error", Usage(0, 0), Timings(0.0, 0.0, 0.0, 0.0), error=f"{self.lost}.")
+        done = Done("error", Usage(0, 0), Timings(0.0, 0.0, 0.0, 0.0), error=self.lost)
         for stream in list(self._streams.values()):
             stream.push(done)
         self._streams.clear()

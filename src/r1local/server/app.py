@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from .. import __version__
 from ..hardware import Hardware
+from ..rpc import worker_status
 from . import errors, ollama, openai
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
@@ -48,6 +49,9 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     async def health() -> JSONResponse:
         body = {"status": "ok" if manager.ready else "loading", "loading": manager.loading,
                 "models": [entry.name for entry in manager.loaded()]}
+        if settings.rpc:
+            models = [entry.model for entry in manager.loaded()]
+            body["workers"] = await asyncio.to_thread(worker_status, settings.rpc, models)
         return JSONResponse(body, status_code=200 if manager.ready else 503)
 
     @app.get("/metrics")

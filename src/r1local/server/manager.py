@@ -18,6 +18,7 @@ from ..engine.base import Engine
 from ..engine.upstream import Upstream, UpstreamModel
 from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
+from ..rpc import rpc_loader
 from . import memory, resolve
 from .settings import ServerSettings
 
@@ -71,7 +72,7 @@ class ModelManager:
     def __init__(self, settings: ServerSettings, *, load: Callable[..., Engine] = registry.load,
                  hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
         self.settings = settings
-        self._load_model = load
+        self._load_model = rpc_loader(settings.rpc, load) if settings.rpc else load
         self._hardware = hardware
         self._entries: OrderedDict[Key, Entry] = OrderedDict()  # least recently used first
         self._registered: dict[str, Path] = {}  # command-line models, by name or file stem
@@ -130,6 +131,9 @@ class ModelManager:
             return Lease(self, entry)
         key = self.key_of(name)
         entry = self._entries.get(key)
+        if entry is not None and getattr(entry.model, "lost", None):  # its RPC worker went away: load it again
+            await self._unload(key)
+            entry = None
         if entry is None:
             async with self._load_lock:
                 entry = self._entries.get(key) or await self._load(name, key)
@@ -201,7 +205,8 @@ class ModelManager:
             if not await self._evict_idle():
                 raise Overloaded(f"{len(self._entries)} models are loaded (--max-loaded) and every one is busy.",
                                  "Retry when a request finishes, or start the server with a larger --max-loaded.")
-        if not self.settings.check_memory or path.is_dir():  # the fit reads GGUFs
+        # the fit reads GGUFs; a split over RPC workers checks every machine's memory itself
+        if not self.settings.check_memory or path.is_dir() or self.settings.rpc:
             return None
         while not (load_plan := await asyncio.to_thread(memory.plan, path, self.settings, self._hardware())).fits:
             if not await self._evict_idle():

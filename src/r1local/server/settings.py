@@ -26,3 +26,4 @@ class ServerSettings:
     retry_after_s: int = 2  # sent with 503 when every slot and queue place is taken
     check_memory: bool = True  # refuse loads the fit says the machine cannot hold
     upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted
+    rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)

@@ -1,0 +1,131 @@
+"""Several PCs on loopback: two `r1local worker`s (llama.cpp's rpc-server) and the main process
+share the layers of a real tiny model. Needs the RPC build (about a minute, once): run with
+`scripts/test_rpc.sh` or `pytest -m rpc tests/test_rpc.py`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from conftest import ROOT, make_tiny_model
+from serving import TEST_SETTINGS, isolated_store, running_server
+
+from r1local.engine.model import Model
+from r1local.engine.params import SamplingParams
+from r1local.rpc import build, load_split
+from r1local.rpc.probe import reachable
+
+pytestmark = pytest.mark.rpc
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24)
+MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rpc_build():
+    """Built once into build/rpc (or R1LOCAL_RPC_BUILD), kept across runs."""
+    os.environ.setdefault("R1LOCAL_RPC_BUILD", str(ROOT / "build" / "rpc"))
+    return build.ensure_built(print)
+
+
+@pytest.fixture(scope="session")
+def tiny4() -> Path:
+    """The tiny model with four layers, so each of three processes can hold some."""
+    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen-4l.gguf", seed=0, n_layer=4)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def worker(port: int):
+    """`r1local worker` on 127.0.0.1:port until the block ends (or the test kills it)."""
+    proc = subprocess.Popen([sys.executable, "-m", "r1local", "worker", "--port", str(port), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not reachable(f"127.0.0.1:{port}"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def two_workers():
+    ports = [free_port(), free_port()]
+    with worker(ports[0]) as first, worker(ports[1]) as second:
+        yield [f"127.0.0.1:{p}" for p in ports], [first, second]
+
+
+def test_split_over_three_processes_answers_like_one(tiny4, two_workers):
+    endpoints, _ = two_workers
+    with Model.load(tiny4, n_ctx=512, n_threads=1) as local:
+        expected = local.chat(MESSAGES, params=GREEDY).result()
+    # --gpu-layers 3: the output head and the last two layers leave, one layer per worker
+    with load_split(tiny4, endpoints=endpoints, n_ctx=512, n_threads=1, n_gpu_layers=3) as split:
+        assert [s.layers for s in split.plan.shares] == [2, 1, 1]
+        on_workers = {name: mib for name, mib in split.buffers.items() if name.startswith("RPC")}
+        assert len(on_workers) == 2 and all(mib > 0 for mib in on_workers.values())
+        assert all(any(e in name for name in on_workers) for e in endpoints)
+        got = split.chat(MESSAGES, params=GREEDY).result()
+    assert got.done.finish_reason == expected.done.finish_reason == "length"
+    assert (got.reasoning, got.content) == (expected.reasoning, expected.content)
+    assert got.reasoning  # the comparison is about real text
+
+
+def _settings(model: Path, endpoints: list[str]):
+    return replace(TEST_SETTINGS, models=(str(model),), rpc=tuple(endpoints), n_gpu_layers=3, ctx=2048, parallel=1)
+
+
+def test_a_worker_killed_mid_stream_fails_that_request_and_the_model_comes_back(tiny4, two_workers, tmp_path):
+    endpoints, procs = two_workers
+    with isolated_store(tmp_path), running_server(_settings(tiny4, endpoints)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        before = client.chat.completions.create(model=tiny4.stem, messages=MESSAGES, max_tokens=24, temperature=0)
+        stream = client.chat.completions.create(model=tiny4.stem, messages=MESSAGES, max_tokens=1800,
+                                                temperature=0, stream=True, extra_body={"ignore_eos": True})
+        with pytest.raises(openai.APIError) as caught:
+            for n, _chunk in enumerate(stream):
+                if n == 3:
+                    procs[0].kill()
+        assert f"RPC worker {endpoints[0]} stopped answering" in str(caught.value)
+
+        health = httpx.get(f"{url}/health").json()  # the server is up and says which worker is not
+        assert health["status"] == "ok"
+        assert health["workers"] == [{"endpoint": endpoints[0], "status": "down"},
+                                     {"endpoint": endpoints[1], "status": "up"}]
+        refused = httpx.post(f"{url}/v1/chat/completions", json={"model": tiny4.stem, "messages": MESSAGES})
+        assert refused.status_code == 503 and endpoints[0] in refused.json()["error"]["message"]
+
+        with worker(int(endpoints[0].rpartition(":")[2])):  # back on the same port: the next request reloads
+            after = client.chat.completions.create(model=tiny4.stem, messages=MESSAGES, max_tokens=24, temperature=0)
+            assert httpx.get(f"{url}/health").json()["workers"][0]["status"] == "up"
+    assert after.choices[0].message.content == before.choices[0].message.content
+    assert after.choices[0].message.model_extra.get("reasoning_content") == \
+        before.choices[0].message.model_extra.get("reasoning_content")
+
+
+def test_a_worker_started_after_the_server(tiny4, tmp_path):
+    ports = [free_port(), free_port()]
+    endpoints = [f"127.0.0.1:{p}" for p in ports]
+    with isolated_store(tmp_path), running_server(_settings(tiny4, endpoints)) as url:
+        body = {"model": tiny4.stem, "messages": MESSAGES, "max_tokens": 8}
+        refused = httpx.post(f"{url}/v1/chat/completions", json=body)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "worker_unreachable"
+        with worker(ports[0]), worker(ports[1]):
+            answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
+            assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 8
