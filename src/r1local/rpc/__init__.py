@@ -5,6 +5,7 @@ plan.py (the split), engine.py (the model behind a child process)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
 
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
                n_parallel: int = 1, n_gpu_layers: int | None = None, n_threads: int | None = None,
-               max_queue: int | None = None, progress: Callable[[str], None] = lambda _line: None, **_ignored):
+               max_queue: int | None = None, progress: Callable[[str], None] | None = None, **_ignored):
     """Model.load's counterpart for a model spread over RPC workers (same keywords)."""
     from .. import config, fit
     from ..gguf_meta import read_gguf
@@ -60,11 +61,12 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     from .engine import SplitModel
     from .plan import plan_split
 
+    progress = progress or logging.getLogger("r1local.rpc").info
     path = Path(path).expanduser()
     workers = probe_all(endpoints)
     build_dir = build.ensure_built(progress)
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
     plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers)
-    progress(f"Layers: {plan.layout()}")
+    progress(f"{path.stem} over RPC: layers {plan.layout()}; about {plan.decode_tps:.1f} tokens/s (estimate; {plan.link})")
     return SplitModel(path, plan, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)
