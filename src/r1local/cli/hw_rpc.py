@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from ..errors import InsufficientMemory
-from ..fit import MIN_TOKENS_PER_S
+from ..choice import MIN_TPS
 from ..hardware import Hardware
 from ..hardware.model import GiB
 from ..rpc import probe_all
@@ -22,8 +22,9 @@ def rpc_report(hw: Hardware, endpoints: list[str], candidates: list, names: dict
             fitting.append((name, plan_split(shape, hw, workers, n_ctx=min(8192, shape.trained_ctx))))
         except InsufficientMemory:
             continue
-    # the largest that is still pleasant to chat with, else the largest that fits at all
-    best = next((c for c in fitting if c[1].decode_tps >= MIN_TOKENS_PER_S), fitting[0] if fitting else None)
+    # the largest that runs at a usable speed, else (as `hw` does) the fastest that fits
+    best = next((c for c in fitting if (c[1].decode_tps or 0) >= MIN_TPS),
+                max(fitting, key=lambda c: c[1].decode_tps or 0, default=None))
     return {
         "workers": [{"endpoint": w.endpoint, "protocol": w.version, "latency_ms": round(w.latency_s * 1e3, 3),
                      "bandwidth_mb_s": w.bandwidth_bps and round(w.bandwidth_bps / 1e6, 1),
@@ -32,10 +33,18 @@ def rpc_report(hw: Hardware, endpoints: list[str], candidates: list, names: dict
         "best": None if best is None else {
             "model": best[0], "display_name": names.get(best[0]), "n_ctx": best[1].n_ctx,
             "layers": {s.where: s.layers for s in best[1].shares}, "n_gpu_layers": best[1].n_gpu_layers,
-            "decode_tps": round(best[1].decode_tps, 1), "local_decode_tps": round(best[1].local_decode_tps, 1),
+            "decode_tps": _round(best[1].decode_tps), "local_decode_tps": _round(best[1].local_decode_tps),
             "assumptions": best[1].link,
         },
     }
+
+
+def _round(tps: float | None) -> float | None:
+    return None if tps is None else round(tps, 1)
+
+
+def _tps(tps: float | None) -> str:
+    return "?" if tps is None else f"{tps:.1f}"
 
 
 def print_rpc_report(report: dict) -> None:
@@ -54,7 +63,7 @@ def print_rpc_report(report: dict) -> None:
         return
     layers = ", ".join(f"{where}: {n}" for where, n in best["layers"].items())
     out.print(f"Across this PC and the workers: {best['display_name'] or best['model']}, layers {layers}, "
-              f"about {best['decode_tps']:.1f} tokens/s (estimate; this PC alone, if it fitted: "
-              f"{best['local_decode_tps']:.1f})  ->  r1local serve {best['model']} --rpc "
+              f"about {_tps(best['decode_tps'])} tokens/s (estimate; this PC alone, if it fitted: "
+              f"{_tps(best['local_decode_tps'])})  ->  r1local serve {best['model']} --rpc "
               f"{','.join(w['endpoint'] for w in report['workers'])}", style="bold", markup=False)
     out.print(f"  {best['assumptions']}", style="dim", markup=False)

@@ -68,5 +68,6 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
     plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers)
-    progress(f"{path.stem} over RPC: layers {plan.layout()}; about {plan.decode_tps:.1f} tokens/s (estimate; {plan.link})")
+    speed = "?" if plan.decode_tps is None else f"{plan.decode_tps:.1f}"
+    progress(f"{path.stem} over RPC: layers {plan.layout()}; about {speed} tokens/s (estimate; {plan.link})")
     return SplitModel(path, plan, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)

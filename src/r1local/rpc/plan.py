@@ -6,10 +6,10 @@ llama.cpp keeps the first layers (and the token embeddings) on this machine's CP
 first, then local GPUs, as llama-server does with --rpc. Memory per layer is its weights plus its
 KV cache for the whole context; each device also holds a compute buffer.
 
-Speed (estimates): a single stream runs the layers one device after another, so a token costs the
-sum of each side's weight reads over its memory bandwidth, plus per worker three round trips (input,
-compute, output) and the activations both ways over the measured link. A worker's memory bandwidth
-is not measurable from here: it is assumed to match this machine's.
+Speed (estimates): a single stream runs the layers one device after another, so a token costs what
+reading every weight costs (speed.estimate for this machine alone: a worker's memory bandwidth is
+not measurable from here and is assumed to match this machine's), plus per worker three round
+trips (input, compute, output) and the activations both ways over the measured link.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from .. import fit
 from ..errors import InsufficientMemory
 from ..hardware.model import GiB, Hardware
+from ..speed import estimate as estimate_speed
 from .probe import WorkerInfo
 
 WORKER_MARGIN = 0.9  # of a worker's free memory planned for
@@ -43,8 +44,8 @@ class SplitPlan:
     tensor_split: list[float]  # one share per device: workers' devices, then local GPUs
     shares: list[Share]
     n_ctx: int
-    decode_tps: float  # estimate, network included
-    local_decode_tps: float  # the same model on this machine alone, if it fitted (estimate)
+    decode_tps: float | None  # estimate, network included; None where this machine's bandwidth is unknown
+    local_decode_tps: float | None  # the same model on this machine alone, if it fitted (estimate)
     link: str  # what the estimate assumed about the network
     notes: list[str] = field(default_factory=list)
 
@@ -90,10 +91,9 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
     if offloaded:
         last = max(i for i, d in enumerate(devices) if d.layers)
         weights[last] += 1
-    decode, link = _decode_tps(shape, hw, workers, devices[: sum(len(w.devices) for w in workers)])
+    decode, alone, link = _decode_tps(shape, hw, workers, devices[: sum(len(w.devices) for w in workers)])
     return SplitPlan([w.endpoint for w in workers], offloaded + 1 if offloaded else 0,
-                     [w / max(sum(weights), 1) for w in weights], [local, *devices], n_ctx, decode,
-                     fit._speeds(shape, hw, [], 0)[0], link)
+                     [w / max(sum(weights), 1) for w in weights], [local, *devices], n_ctx, decode, alone, link)
 
 
 def _proportional(shares: list[Share], layers: int, capacity: dict[int, int]) -> None:
@@ -113,16 +113,16 @@ def _proportional(shares: list[Share], layers: int, capacity: dict[int, int]) ->
         open_ = [s for s in open_ if s.layers < capacity[id(s)]]
 
 
-def _decode_tps(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], remote: list[Share]) -> tuple[float, str]:
+def _decode_tps(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo],
+                remote: list[Share]) -> tuple[float | None, float | None, str]:
+    """(split, this machine alone) decode tokens/s and what was assumed. The same bytes are read
+    either way, so the split costs what this machine alone would, plus the network."""
+    alone = estimate_speed(shape, hw, [], 0).decode_tps
     measured = all(w.bandwidth_bps for w in workers)
     bandwidth = min((w.bandwidth_bps or ASSUMED_LINK_BPS for w in workers), default=ASSUMED_LINK_BPS)
     latency = max((w.latency_s for w in workers), default=ASSUMED_LATENCY_S) or ASSUMED_LATENCY_S
-    cpu = hw.cpu_bandwidth_gbs * 1e9 * fit.CPU_BW_EFF
-    reads = shape.layers * shape.layer_bytes + shape.output_bytes
-    t = fit.TOKEN_OVERHEAD_S + reads / cpu + fit.LAYER_OVERHEAD_S * shape.layers
-    used = [s for s in remote if s.layers]
     activations = 2 * 4 * shape.embedding  # one token's hidden state out and back, f32
-    t += len(used) * (ROUND_TRIPS_PER_WORKER * latency + activations / bandwidth)
-    link = (f"link measured: {bandwidth / 1e6:.0f} MB/s, {latency * 1e3:.2f} ms round trip" if measured else
-            f"link assumed: {bandwidth / 1e6:.0f} MB/s, {latency * 1e3:.2f} ms round trip")
-    return 1.0 / t, link + "; workers assumed to read memory as fast as this machine"
+    network_s = sum(1 for s in remote if s.layers) * (ROUND_TRIPS_PER_WORKER * latency + activations / bandwidth)
+    link = (f"link {'measured' if measured else 'assumed'}: {bandwidth / 1e6:.0f} MB/s, "
+            f"{latency * 1e3:.2f} ms round trip; workers assumed to read memory as fast as this machine")
+    return (None if alone is None else 1.0 / (1.0 / alone + network_s)), alone, link
