@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import sys
@@ -13,15 +12,9 @@ import typer
 from .. import config
 from ..errors import UsageError
 from .app import command, err
+from .serve import _is_loopback
 
 DEFAULT_WORKER_PORT = 50052  # llama.cpp's rpc-server default
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 @command()
@@ -54,8 +47,9 @@ def worker(
     if cache:
         args.append("--cache")
         os.environ.setdefault("LLAMA_CACHE", str(config.home() / "rpc-cache"))  # rpc-server adds /rpc
-    err.print(f"r1local worker on {host}:{port}: use it with --rpc {host if not _is_loopback(host) else '127.0.0.1'}"
-              f":{port} on the main PC (Ctrl-C stops it)", markup=False)
+    address = "THIS_PC_ADDRESS" if host in ("0.0.0.0", "::") else host
+    err.print(f"r1local worker on {host}:{port}: use it with --rpc {address}:{port} on the main PC "
+              "(Ctrl-C stops it)", markup=False)
     sys.stdout.flush()
     sys.stderr.flush()
     stdbuf = shutil.which("stdbuf")  # rpc-server prints its device list through a buffered stdout
