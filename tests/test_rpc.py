@@ -4,6 +4,7 @@ share the layers of a real tiny model. Needs the RPC build (about a minute, once
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -129,3 +130,31 @@ def test_a_worker_started_after_the_server(tiny4, tmp_path):
         with worker(ports[0]), worker(ports[1]):
             answer = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=120)
             assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 8
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_run_over_workers_from_the_environment_answers_like_one(tiny4, two_workers):
+    endpoints, _ = two_workers
+    common = ["run", str(tiny4), "Why is the sky blue?", "--temperature", "0", "--max-tokens", "12", "--threads", "1",
+              "--json"]
+    local = _cli(*common)
+    split = _cli(*common, R1LOCAL_RPC=",".join(endpoints))
+    assert local.returncode == split.returncode == 0, split.stderr
+    assert "over RPC: layers local:" in split.stderr
+    assert json.loads(split.stdout)["reasoning"] == json.loads(local.stdout)["reasoning"] != ""
+
+
+def test_hw_shows_the_workers_and_a_plan_over_them(two_workers):
+    endpoints, _ = two_workers
+    result = _cli("hw", "--json", "--rpc", ",".join(endpoints))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["rpc"]
+    assert [w["endpoint"] for w in report["workers"]] == endpoints
+    for w in report["workers"]:
+        assert w["protocol"].startswith("7.") and w["devices"][0]["memory_total"] > 0
+        assert w["latency_ms"] > 0 and w["bandwidth_mb_s"] > 0
+    assert sum(report["best"]["layers"].values()) > 0 and "measured" in report["best"]["assumptions"]

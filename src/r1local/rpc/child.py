@@ -25,7 +25,8 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
     # a lost worker is expected here: ggml's one-line abort message, without a debugger backtrace
     os.environ["GGML_NO_BACKTRACE"] = "1"
     try:
-        devices = backend.worker_devices(plan.endpoints, build_dir) + backend.local_gpus()
+        devices = backend.worker_devices(plan.endpoints, build_dir)
+        devices += backend.local_gpus()[: len(plan.tensor_split) - len(devices)]  # the GPUs the plan counted
         model = Model.load(path, name=name, n_ctx=plan.n_ctx, n_parallel=n_parallel, n_gpu_layers=plan.n_gpu_layers,
                            n_threads=n_threads, max_queue=max_queue,
                            placement=backend.Placement(devices, plan.tensor_split))
@@ -35,7 +36,7 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
     with native._log_lock:
         buffers = {m[1]: float(m[2]) for m in map(_BUFFER_LINE.search, native._log_tail) if m}
     conn.send(("ready", {"n_ctx": model.n_ctx, "n_parallel": model.n_parallel, "n_gpu_layers": model.n_gpu_layers,
-                         "is_r1": model.is_r1, "buffers": buffers}))
+                         "is_r1": model.is_r1, "n_threads": model.n_threads, "buffers": buffers, "stats": model.stats()}))
     _serve(conn, model)
 
 

@@ -63,8 +63,9 @@ class SplitModel:
                              "Check that every worker is up; R1LOCAL_DEBUG=1 shows llama.cpp's log.")
         attrs = ready[1]
         self.n_ctx, self.n_parallel, self.n_gpu_layers = attrs["n_ctx"], attrs["n_parallel"], attrs["n_gpu_layers"]
-        self.is_r1 = attrs["is_r1"]
+        self.is_r1, self.n_threads = attrs["is_r1"], attrs["n_threads"]
         self.buffers: dict[str, float] = attrs["buffers"]  # MiB of weights llama.cpp put on each device
+        self._stats: dict = attrs["stats"]
         self._reader = threading.Thread(target=self._read, name=f"r1local-split-{self.name}", daemon=True)
         self._reader.start()
         self._watcher = threading.Thread(target=self._watch_cancels, daemon=True)
@@ -81,7 +82,11 @@ class SplitModel:
         return self._call("tokenize", text, add_special)
 
     def stats(self) -> dict:
-        return self._call("stats")
+        """The scheduler's counters; once lost, the last ones read with nothing busy."""
+        if self.lost:
+            return {**self._stats, "busy_slots": 0, "queued": 0}
+        self._stats = self._call("stats")
+        return self._stats
 
     def close(self) -> None:
         if self._process.is_alive():
@@ -139,8 +144,7 @@ class SplitModel:
                         stream.push(payload)
                         if isinstance(payload, Done):
                             self._streams.pop(request, None)
-                else:  # "ok" / "error": the answer to a call
-                    waiter = self._calls.pop(request)
+                elif (waiter := self._calls.pop(request, None)) is not None:  # "ok" / "error": an answer
                     waiter[1] = (kind == "ok", payload)
                     waiter[0].set()
         except (EOFError, OSError):
