@@ -27,7 +27,8 @@ def worker(
                                help="Keep received weights on disk, so a restarted model does not resend gigabytes."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: physical cores)."),
     device: Optional[str] = typer.Option(None, "--device",
-                                         help="Only these llama.cpp devices, comma-separated (default: GPUs, else CPU)."),
+                                         help="Only these llama.cpp devices, comma-separated "
+                                              "(default: GPUs, else CPU)."),
 ) -> None:
     """Run llama.cpp's rpc-server here, so `r1local serve/run --rpc THIS_HOST:PORT` on another PC
     can put model layers in this machine's memory."""
@@ -58,4 +59,5 @@ def worker(
             os.execv(stdbuf, [stdbuf, "-oL", *args])
         os.execv(args[0], args)  # this process becomes the worker: signals and exit codes are its own
     except OSError as error:
-        raise UsageError(f"Could not start {args[0]}: {error.strerror}.", "Delete R1LOCAL_HOME/rpc to rebuild it.") from None
+        raise UsageError(f"Could not start {args[0]}: {error.strerror}.",
+                         "Delete R1LOCAL_HOME/rpc to rebuild it.") from None

@@ -20,7 +20,8 @@ def parse_endpoints(text: str | None) -> list[str]:
         try:
             parse_endpoint(endpoint)
         except ValueError:
-            raise UsageError(f"--rpc: {endpoint!r} is not host:port.", "Example: --rpc 192.168.1.20:50052,192.168.1.21:50052") from None
+            raise UsageError(f"--rpc: {endpoint!r} is not host:port.",
+                             "Example: --rpc 192.168.1.20:50052,192.168.1.21:50052") from None
     if len(set(endpoints)) != len(endpoints):
         raise UsageError("--rpc names a worker twice.", "List each worker once.")
     return endpoints

@@ -36,7 +36,9 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
     with native._log_lock:
         buffers = {m[1]: float(m[2]) for m in map(_BUFFER_LINE.search, native._log_tail) if m}
     conn.send(("ready", {"n_ctx": model.n_ctx, "n_parallel": model.n_parallel, "n_gpu_layers": model.n_gpu_layers,
-                         "is_r1": model.is_r1, "n_threads": model.n_threads, "buffers": buffers, "stats": model.stats()}))
+                         "template": (None if model.template.is_fallback else model.template.source,
+                                      model.template.bos_token, model.template.eos_token),
+                         "n_threads": model.n_threads, "buffers": buffers, "stats": model.stats()}))
     _serve(conn, model)
 
 
@@ -64,14 +66,14 @@ def _serve(conn, model) -> None:
             continue
         request, *args = args
         try:
-            if kind in ("chat", "complete"):
-                if kind == "chat":
-                    stream = model.chat(args[0], think=args[1], params=args[2])
-                else:
-                    stream = model.complete(args[0], params=args[1])
+            if kind == "submit":
+                tokens, params, split_reasoning, in_reasoning = args
+                stream = model._submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning)
                 streams[request] = stream
                 send("ok", request, None)
                 threading.Thread(target=relay, args=(request, stream), daemon=True).start()
+            elif kind == "prompt_tokens":
+                send("ok", request, model.prompt_tokens(args[0]))
             elif kind == "tokenize":
                 send("ok", request, model.tokenize(args[0], add_special=args[1]))
             else:

@@ -3,7 +3,7 @@
 ggml's RPC client aborts its process when a worker stops answering (GGML_ABORT in ggml-rpc.cpp), and
 llama_decode has no way to report it. So the llama.cpp side of a split model lives in a child
 process that runs r1local's own engine (Model, its scheduler and continuous batching); this class
-gives the parent the same surface as Model. When the child dies, every request in flight ends with
+is the Engine the parent holds. When the child dies, every request in flight ends with
 an error naming the worker that went away, `lost` is set, and the caller loads the model again.
 """
 
@@ -14,9 +14,11 @@ import multiprocessing
 import threading
 from pathlib import Path
 
+from ..engine.base import Engine
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
+from ..engine.template import ChatTemplate
 from ..errors import R1Error, WorkerLost
 from ..gguf_meta import read_gguf
 from . import child
@@ -32,11 +34,14 @@ def _rebuild(kind: type, message: str, hint: str | None) -> R1Error:
     return error
 
 
-class SplitModel:
-    """Model's interface (chat, complete, tokenize, stats, close) over a child process."""
+class SplitModel(Engine):
+    """The llama.cpp engine in a child process: prompts are rendered here with the model's own
+    template (Engine.chat), tokens and generation happen there."""
 
-    def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int, n_threads: int | None,
-                 max_queue: int | None) -> None:
+    engine = "llama.cpp"
+
+    def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int,
+                 n_threads: int | None, max_queue: int | None) -> None:
         self.path = Path(path)
         self.name = name or self.path.stem
         self.info = read_gguf(self.path)
@@ -63,7 +68,9 @@ class SplitModel:
                              "Check that every worker is up; R1LOCAL_DEBUG=1 shows llama.cpp's log.")
         attrs = ready[1]
         self.n_ctx, self.n_parallel, self.n_gpu_layers = attrs["n_ctx"], attrs["n_parallel"], attrs["n_gpu_layers"]
-        self.is_r1, self.n_threads = attrs["is_r1"], attrs["n_threads"]
+        self.n_threads = attrs["n_threads"]
+        self.template = ChatTemplate(*attrs["template"])
+        self.device = "CPU + RPC " + ", ".join(self.endpoints)
         self.buffers: dict[str, float] = attrs["buffers"]  # MiB of weights llama.cpp put on each device
         self._stats: dict = attrs["stats"]
         self._reader = threading.Thread(target=self._read, name=f"r1local-split-{self.name}", daemon=True)
@@ -72,11 +79,16 @@ class SplitModel:
         self._watcher.start()
 
     # -- requests --
-    def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None) -> Stream:
-        return self._submit("chat", messages, think, params)
+    def prompt_tokens(self, text: str) -> list[int]:
+        return self._call("prompt_tokens", text)
 
-    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
-        return self._submit("complete", prompt, params)
+    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
+                in_reasoning: bool) -> Stream:
+        stream = Stream()
+        request = next(self._ids)
+        self._streams[request] = stream
+        self._call("submit", tokens, params, split_reasoning, in_reasoning, request=request)  # admitted or refused
+        return stream
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self._call("tokenize", text, add_special)
@@ -101,20 +113,7 @@ class SplitModel:
             self._process.join()
         self._conn.close()
 
-    def __enter__(self) -> SplitModel:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     # -- plumbing --
-    def _submit(self, kind: str, *args) -> Stream:
-        stream = Stream()
-        request = next(self._ids)
-        self._streams[request] = stream
-        self._call(kind, *args, request=request)  # admitted (or refused with the engine's own error)
-        return stream
-
     def _call(self, kind: str, *args, request: int | None = None):
         if self.lost:
             raise WorkerLost(f"{self.lost}.", "The model loads again on the next request once the worker is back.")
