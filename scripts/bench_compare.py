@@ -40,7 +40,6 @@ from r1local import config  # noqa: E402
 from r1local.bench import WORDS  # noqa: E402
 
 ROOT = make_proxy_model.tiny.ROOT
-CONCURRENCY = (1, 4, 8)
 
 
 def gemma_model() -> Path:
@@ -75,9 +74,10 @@ def log(msg: str) -> None:
 # -- single stream ----------------------------------------------------------------------------
 
 
-def r1local_bench(model: Path, threads: int, reps: int) -> dict:
+def r1local_bench(model: Path, threads: int, reps: int, gpu_layers: int | None = None) -> dict:
     argv = [sys.executable, "-c", "from r1local.cli import main; main()", "bench", str(model),
             "--pp", "512", "--tg", "128", "-r", str(reps), "--threads", str(threads), "--json"]
+    argv += [] if gpu_layers is None else ["--gpu-layers", str(gpu_layers)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"r1local bench failed: {done.stderr.strip()[-500:]}")
@@ -87,9 +87,10 @@ def r1local_bench(model: Path, threads: int, reps: int) -> dict:
             "ttft_pp512_s": report["ttft_s"]["median"], "peak_rss_bytes": report["peak_rss_bytes"]}
 
 
-def llama_bench(model: Path, threads: int, reps: int, bin_dir: Path) -> dict:
+def llama_bench(model: Path, threads: int, reps: int, bin_dir: Path, gpu_layers: int | None = None) -> dict:
     argv = [str(bin_dir / "llama-bench"), "-m", str(model), "-p", "512", "-n", "128",
             "-r", str(reps), "-t", str(threads), "-o", "json"]
+    argv += [] if gpu_layers is None else ["-ngl", str(gpu_layers)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"llama-bench failed: {done.stderr.strip()[-500:]}")
@@ -119,11 +120,11 @@ def single_stream(model: Path, args, bin_dir: Path) -> dict:
     for round_ in range(1, args.rounds + 1):
         quiet(args.quiet_wait)
         log(f"{model.name}: r1local bench (round {round_})")
-        ours.append(r1local_bench(model, args.threads, args.repetitions))
+        ours.append(r1local_bench(model, args.threads, args.repetitions, args.gpu_layers))
         log(f"  pp512 {ours[-1]['pp512']:.1f}, tg128 {ours[-1]['tg128']:.1f} tok/s")
         quiet(args.quiet_wait)
         log(f"{model.name}: llama-bench (round {round_})")
-        theirs.append(llama_bench(model, args.threads, args.repetitions, bin_dir))
+        theirs.append(llama_bench(model, args.threads, args.repetitions, bin_dir, args.gpu_layers))
         log(f"  pp512 {theirs[-1]['pp512']:.1f}, tg128 {theirs[-1]['tg128']:.1f} tok/s")
     return {"r1local_bench": _best(ours), "llama_bench": _best(theirs),
             "single_stream_rounds": {"r1local": ours, "llama-bench": theirs}}
@@ -156,17 +157,18 @@ def prompts_for(clients: int, requests_each: int, n_words: int, seed: int) -> li
 
 
 def serve_levels(model: Path, args, bin_dir: Path, log_dir: Path) -> list[dict]:
-    """Every peer at 1, 4 and 8 clients for --serve-rounds rounds. The peers' order rotates each
-    round, so a drift in the shared machine's speed falls on all of them alike; each figure is the
-    median over the rounds."""
+    """Every peer at each --concurrency level (1, 4 and 8 clients by default) for --serve-rounds
+    rounds. The peers' order rotates each round, so a drift in the shared machine's speed falls on
+    all of them alike; each figure is the median over the rounds."""
     runs: dict[tuple[int, str], list[dict]] = {}
     for round_ in range(args.serve_rounds):
-        for clients in CONCURRENCY:
+        for clients in args.concurrency:
             each = max(2, args.requests // clients)
             prompts = prompts_for(clients, each, args.prompt_tokens, seed=clients)
             lineup = [p for p in bench_servers.peers(model, parallel=clients, threads=args.threads,
                                                      ctx_per_slot=args.prompt_tokens + args.max_tokens + 64,
-                                                     peer_bin=bin_dir) if p.name in args.peers]
+                                                     peer_bin=bin_dir, gpu_layers=args.gpu_layers)
+                      if p.name in args.peers]
             shift = round_ % len(lineup)
             for peer in lineup[shift:] + lineup[:shift]:
                 log(f"{model.name}: {peer.name}, {clients} clients x {each} requests (round {round_ + 1})")
@@ -219,18 +221,23 @@ def main() -> None:
                     help="alternating rounds of the concurrency comparison; each figure is their median")
     ap.add_argument("--skip-single", action="store_true", help="skip the single-stream comparison")
     ap.add_argument("--skip-serve", action="store_true", help="skip the concurrency comparison")
+    ap.add_argument("--concurrency", default="1,4,8", help="client counts of the concurrency comparison")
+    ap.add_argument("--gpu-layers", type=int, help="layers every peer offloads (default: r1local plans, the others use none)")
+    ap.add_argument("--peer-cmake", default="", help='extra CMake flags for llama.cpp\'s tools ("-DGGML_CUDA=on")')
+    ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs for llama.cpp's tools")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--publish", action="store_true", help="copy the table and plot into docs/")
     args = ap.parse_args()
     args.peers = args.peers.split(",")
+    args.concurrency = [int(n) for n in args.concurrency.split(",")]
     # r1local's own processes (bench, serve) run from this checkout, installed or not
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    bin_dir = build_peers.peer_dir() / "bin"  # used only by the llama.cpp peers, built when they run
+    bin_dir = build_peers.peer_dir(flags=args.peer_cmake) / "bin"  # used only by the llama.cpp peers
     if not args.skip_single or "llama-server" in args.peers:
         log("building or finding llama.cpp's tools")
-        bin_dir = build_peers.build(build_peers.installed_version(), jobs=2)
+        bin_dir = build_peers.build(build_peers.installed_version(), jobs=args.jobs, flags=args.peer_cmake)
     results = {
         "machine": {"cpu": cpu_name(), "threads": args.threads,
                     "cores": os.cpu_count(), "python": platform.python_version(),

@@ -37,21 +37,24 @@ class Peer:
     model: str  # the name requests use: the file stem, as r1local serve names a file
 
 
-def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path) -> list[Peer]:
+def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path,
+          gpu_layers: int | None = None) -> list[Peer]:
+    """The servers, each told to offload `gpu_layers` layers when given (r1local plans its own otherwise)."""
     py = sys.executable
+    ngl = [] if gpu_layers is None else [str(gpu_layers)]
     return [
         Peer(
             "r1local",
             [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
              "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
-             "--ctx", str(ctx_per_slot)],
+             "--ctx", str(ctx_per_slot), *(["--gpu-layers", *ngl] if ngl else [])],
             "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
             "llama-server",
             [str(peer_bin / "llama-server"), "-m", str(model), "--host", HOST, "-np", str(parallel),
              "-c", str(ctx_per_slot * parallel), "-t", str(threads), "-tb", str(threads),
-             "--no-webui", "--log-disable"],
+             "--no-webui", "--log-disable", *(["-ngl", *ngl] if ngl else [])],
             "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
@@ -60,7 +63,7 @@ def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_b
             [py, "-m", "llama_cpp.server", "--model", str(model), "--host", HOST,
              "--n_ctx", str(ctx_per_slot), "--n_threads", str(threads),
              "--n_threads_batch", str(threads), "--interrupt_requests", "False",
-             "--model_alias", model.stem],
+             "--model_alias", model.stem, *(["--n_gpu_layers", *ngl] if ngl else [])],
             "--port", "/v1/models", lambda n: {"min_tokens": n}, model.stem,  # min_tokens holds back EOS
         ),
     ]

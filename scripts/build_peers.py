@@ -12,6 +12,7 @@ defaults, which mean GGML_NATIVE=ON (-march=native), OpenMP and a Release build.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -42,8 +43,10 @@ def installed_version() -> str:
     return importlib.metadata.version("llama-cpp-python")
 
 
-def peer_dir(version: str | None = None) -> Path:
-    return CACHE / (version or installed_version())
+def peer_dir(version: str | None = None, flags: str = "") -> Path:
+    """The build folder of a version; extra CMake flags (a GPU backend) get a folder of their own."""
+    suffix = f"-{hashlib.sha256(flags.encode()).hexdigest()[:8]}" if flags else ""
+    return CACHE / f"{version or installed_version()}{suffix}"
 
 
 def binary(name: str, version: str | None = None) -> Path:
@@ -82,8 +85,9 @@ def fetch_sources(root: Path, version: str) -> Path:
     return src
 
 
-def build(version: str, jobs: int) -> Path:
-    root = peer_dir(version)
+def build(version: str, jobs: int, flags: str = "") -> Path:
+    """Build the peers with llama.cpp's defaults plus `flags` ("-DGGML_CUDA=on ...")."""
+    root = peer_dir(version, flags)
     bin_dir = root / "bin"
     if all((bin_dir / t).exists() for t in TARGETS):
         return bin_dir
@@ -91,7 +95,7 @@ def build(version: str, jobs: int) -> Path:
     build_dir = root / "build"
     nice = ["nice", "-n", "10"]
     subprocess.run(
-        [*nice, "cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *CMAKE_FLAGS],
+        [*nice, "cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *CMAKE_FLAGS, *flags.split()],
         check=True,
     )
     subprocess.run(
@@ -108,8 +112,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", help="llama-cpp-python version (default: the installed one)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
+    parser.add_argument("--cmake", default="", help='extra CMake flags, such as "-DGGML_CUDA=on"')
     args = parser.parse_args()
-    print(build(args.version or installed_version(), args.jobs))
+    print(build(args.version or installed_version(), args.jobs, args.cmake))
 
 
 if __name__ == "__main__":

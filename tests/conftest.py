@@ -33,6 +33,13 @@ def tiny_model_b() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_model_long() -> Path:
+    """A tiny model with heads of 128 (2 KiB of KV cache per token) trained for 1G tokens."""
+    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen-long.gguf", seed=0, n_embd=256, n_head=2,
+                                            n_head_kv=2, context_length=1 << 30)
+
+
+@pytest.fixture(scope="session")
 def r1_header() -> Path:
     """The first ~95 MB of the real DeepSeek-R1-Distill-Qwen-7B Q4_K_M GGUF: complete metadata
     and tensor infos, cut-short tensor data."""

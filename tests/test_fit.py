@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,42 @@ def test_plan_for_file_uses_live_detection(tiny_model):
     p = plan_for_file(tiny_model, 4096)
     assert p.fits and p.n_threads == detect_live().cpu.threads and p.n_ctx == 4096
     assert plan_for_file(tiny_model, 4096) is p  # cached per process
+
+
+def test_several_gpus_share_the_layers_by_their_free_memory():
+    hw = machine("dual-rtx3090-desktop")
+    busy = replace(hw.gpus[0], vram_free=hw.gpus[0].vram_free // 2)  # another program holds half of GPU 0
+    hw = replace(hw, gpus=[busy, *hw.gpus[1:]])
+    p = plan(shape("32b-q4_k_m"), hw, 8192)
+    budgets = fit._gpu_budgets(hw.usable_gpus, hw)
+    assert p.verdict == "fits on GPU" and p.gpu_devices == ["CUDA0", "CUDA1"]
+    assert p.tensor_split == pytest.approx([budgets[0] / sum(budgets), budgets[1] / sum(budgets)])
+    assert p.tensor_split[0] < 0.4 and sum(p.device_layers) == p.n_gpu_layers == 65
+    assert p.device_layers == fit.layers_per_device(p.tensor_split, 65, 64) and p.device_layers[0] < p.device_layers[1]
+
+
+def test_layers_are_dealt_as_llama_cpp_deals_them():
+    # offloaded layer i goes to the first device whose cumulative share exceeds i / n (std::upper_bound)
+    assert fit.layers_per_device([0.5, 0.5], 81, 80) == [41, 40]
+    assert fit.layers_per_device([0.25, 0.75], 5, 28) == [2, 3]
+    assert fit.layers_per_device([1.0], 99, 28) == [29]  # more than there are: all 28 and the output head
+    assert fit.layers_per_device([0.5, 0.5], 0, 28) == [0, 0]
+
+
+def test_gpu_layers_from_the_user_are_what_the_plan_loads():
+    hw, s = machine("nvidia-rtx4060-laptop"), shape("7b-q4_k_m")
+    ten = plan(s, hw, 16384, gpu_layers=10)
+    assert ten.n_gpu_layers == 10 and ten.verdict == "partly on GPU" and ten.device_layers == [10]
+    assert plan(s, hw, 16384, gpu_layers=-1).n_gpu_layers == 29
+    assert plan(s, machine("intel-core-ultra-laptop"), 8192, gpu_layers=10).n_gpu_layers == 0  # no usable GPU
+    too_many = plan(shape("14b-q4_k_m"), hw, 131072, gpu_layers=49)
+    assert too_many.n_gpu_layers == 49 and not too_many.fits and "more than the memory free" in too_many.reason
+
+
+def test_step_down_takes_layers_off_the_gpu_then_shrinks_the_context():
+    hw, s = machine("nvidia-rtx4060-laptop"), shape("7b-q4_k_m")
+    p, seen = plan(s, hw, 8192), []
+    while p is not None:
+        seen.append((p.n_gpu_layers, p.n_ctx))
+        p = fit.step_down(s, hw, p)
+    assert seen == [(29, 8192), (22, 8192), (15, 8192), (8, 8192), (1, 8192), (0, 8192), (0, 4096), (0, 2048)]

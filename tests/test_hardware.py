@@ -76,7 +76,8 @@ def test_ryzen_ai_laptop():
     gv, nv = verdict(hw, igpu.name), verdict(hw, npu.name)
     assert gv.status == NOT_USABLE and "no Vulkan backend" in gv.why
     # gfx1103 is not a ROCm target: the honest next step is Vulkan
-    assert gv.next_step.startswith('CMAKE_ARGS="-DGGML_VULKAN=on" pip install --force-reinstall')
+    assert gv.next_step.startswith("r1local accelerate  (builds the Vulkan backend")
+    assert 'by hand: CMAKE_ARGS="-DGGML_VULKAN=on -DGGML_RPC=on" pip install --force-reinstall' in gv.next_step
     assert nv.status == NOT_USABLE and "no backend for AMD XDNA" in nv.why
     assert hw.usable_gpus == [] and not hw.build.gpu_offload
 
@@ -121,7 +122,7 @@ def test_snapdragon_x_elite_windows():
     assert (npu.vendor, npu.generation) == ("qualcomm", "Hexagon NPU")
     assert "Hexagon backend" in verdict(hw, npu.name).why
     assert "--upstream foundry=" in verdict(hw, npu.name).next_step  # Foundry Local, fronted
-    assert verdict(hw, gpu.name).next_step.startswith('$env:CMAKE_ARGS="-DGGML_OPENCL=on";')
+    assert '$env:CMAKE_ARGS="-DGGML_OPENCL=on -DGGML_RPC=on"; pip install' in verdict(hw, gpu.name).next_step
 
 
 def test_container_limits():
@@ -193,7 +194,9 @@ def test_nvidia_gpu_with_a_cpu_only_build_says_how_to_get_cuda():
     hw = replay("nvidia-rtx4060-laptop", calls={"llama_cpp.build": cpu_build})
     v = verdict(hw, "NVIDIA GeForce RTX 4060 Laptop GPU")
     assert v.status == NOT_USABLE and "no CUDA backend" in v.why
-    assert v.next_step.startswith('CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python')
+    assert v.next_step.startswith("r1local accelerate  (builds the CUDA backend, needs the CUDA toolkit (nvcc)")
+    assert ('CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=89 -DGGML_RPC=on" pip install --force-reinstall '
+            "--no-cache-dir llama-cpp-python") in v.next_step
     assert hw.usable_gpus == []
 
 
@@ -299,3 +302,33 @@ def test_bandwidth_probe_is_short_and_cached_per_machine(tmp_path):
 def test_a_recorded_measurement_replays():
     hw = replay("raspberry-pi5-8gb", calls={"memory.bandwidth": {"gbs": 9.5, "threads": 4, "measured_at": 0}})
     assert (hw.cpu_bandwidth_gbs, hw.bandwidth_source, hw.memory_kind) == (9.5, "measured", "LPDDR4X-4267, 32-bit")
+LAVAPIPE = {"name": "Vulkan0", "description": "llvmpipe (LLVM 15.0.6, 256 bits)", "type": "gpu",
+            "memory_free": 2 * GiB, "memory_total": 2 * GiB}
+
+
+def vulkan_build(*devices: dict) -> dict:
+    return {"version": "0.3.36", "system_info": "CPU : AVX2 = 1 |", "gpu_offload": True,
+            "devices": [*devices, {"name": "CPU", "description": "cpu", "type": "cpu"}],
+            "registries": ["CPU", "Vulkan", "RPC"]}
+
+
+def test_a_gpu_only_the_build_sees_is_listed_and_used():
+    hw = replay("container-2cpu-2gb", calls={"llama_cpp.build": vulkan_build(LAVAPIPE)})
+    (gpu,) = hw.gpus
+    assert (gpu.name, gpu.vendor, gpu.source, gpu.vram_total) == (LAVAPIPE["description"], "unknown", "ggml Vulkan0", 2 * GiB)
+    (v,) = hw.verdicts
+    assert v.usable and v.ggml_device == "Vulkan0" and "drives it as Vulkan0" in v.why
+    assert hw.usable_gpus == [gpu] and hw.offload_devices() == ["Vulkan0"]
+    assert hw.build.cpu_fallback_note() is None
+
+
+def test_a_gpu_found_by_detection_is_not_listed_twice():
+    hw = replay("nvidia-rtx4060-laptop")
+    assert [g.source for g in hw.gpus].count("nvml") == 1 and not any(g.source.startswith("ggml") for g in hw.gpus)
+    assert hw.offload_devices() == ["CUDA0"]
+
+
+def test_a_gpu_build_without_a_device_says_it_runs_on_the_cpu():
+    hw = replay("container-2cpu-2gb", calls={"llama_cpp.build": vulkan_build()})
+    assert hw.gpus == [] and hw.build.idle_gpu_backends() == ["Vulkan"]
+    assert hw.build.cpu_fallback_note().startswith("this llama.cpp build has Vulkan but found no Vulkan device")

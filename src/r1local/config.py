@@ -52,6 +52,13 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
+def build_cache() -> Path:
+    """R1LOCAL_BUILD_CACHE: where `r1local accelerate` keeps the llama-cpp-python builds it made."""
+    if os.environ.get("R1LOCAL_BUILD_CACHE"):
+        return Path(os.environ["R1LOCAL_BUILD_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "r1local" / "builds"
+
+
 # Hugging Face settings are read at call time (huggingface_hub reads its own at import), so one
 # process, and each test, can point them somewhere else.
 def hf_endpoint() -> str:

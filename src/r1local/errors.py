@@ -104,6 +104,10 @@ class InsufficientMemory(R1Error):
     code = "insufficient_memory"
 
 
+class OutOfMemory(InsufficientMemory):
+    """llama.cpp could not allocate a model's buffers on a device or in RAM."""
+
+
 class DownloadError(R1Error):
     exit_code = 8
     http_status = 502
@@ -154,3 +158,9 @@ class WorkerLost(R1Error):
     http_status = 503
     error_type = "server_error"
     code = "worker_lost"
+
+
+class BuildError(R1Error):
+    """Building llama-cpp-python with a GPU backend failed, or its toolchain is missing."""
+
+    exit_code = 11

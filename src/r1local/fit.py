@@ -21,7 +21,9 @@ prompt processing by compute (2 flops per parameter per token).
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,11 @@ class FitPlan:
     tiled_matmul: bool = True  # llama.cpp's tiled K-quant matmul (see _tiled_matmul_pays)
     details: dict[str, int] = field(default_factory=dict)  # weights / kv / compute per side
     decode_ceiling_tps: float | None = None  # every byte at full bandwidth: decode_tps never exceeds it
+    gpu_devices: list[str] = field(default_factory=list)  # llama.cpp devices offloaded to ("CUDA0", "Vulkan0")
+    device_layers: list[int] = field(default_factory=list)  # layers on each of them (the output head counts one)
+    tensor_split: list[float] = field(default_factory=list)  # their shares (several GPUs only)
+    offload_kv: bool = True  # an offloaded layer's KV cache lives on its GPU
+    flash_attn: str = "auto"  # llama.cpp enables it where every device has the kernel
 
     @property
     def n_ctx_total(self) -> int:
@@ -150,17 +157,39 @@ class FitPlan:
         return asdict(self)
 
 
-def _gpu_budget(gpus: list[GPU], hw: Hardware) -> int:
-    total = 0
+def _gpu_budgets(gpus: list[GPU], hw: Hardware) -> list[int]:
+    """The memory the plan may use on each GPU."""
+    budgets = []
     for g in gpus:
         if g.integrated:
             # shares RAM with the CPU side: whatever RAM is free, up to the driver's share
             share = g.vram_total or hw.memory.usable_total // 2
-            total += min(share, hw.memory.available)
+            budgets.append(min(share, hw.memory.available))
         else:
             free = g.vram_free if g.vram_free is not None else g.vram_total or 0
-            total += max(int(free * GPU_MARGIN) - GPU_RESERVE, 0)
-    return total
+            budgets.append(max(int(free * GPU_MARGIN) - GPU_RESERVE, 0))
+    return budgets
+
+
+def _gpu_budget(gpus: list[GPU], hw: Hardware) -> int:
+    return sum(_gpu_budgets(gpus, hw))
+
+
+def tensor_split(budgets: list[int]) -> list[float]:
+    """Each GPU's share of the offloaded layers: its share of the memory free for the model."""
+    total = sum(budgets)
+    return [b / total for b in budgets] if total else [1 / len(budgets)] * len(budgets)
+
+
+def layers_per_device(split: list[float], n_gpu: int, n_layers: int) -> list[int]:
+    """How llama.cpp deals the last n_gpu of its n_layers + 1 layers (the output head last) to the
+    devices: offloaded layer i goes to the first device whose cumulative share exceeds i / n_gpu."""
+    act = min(n_gpu, n_layers + 1)
+    bounds = list(itertools.accumulate(split))
+    counts = [0] * len(split)
+    for i in range(act):
+        counts[min(bisect.bisect_right(bounds, i / act * bounds[-1]), len(split) - 1)] += 1
+    return counts
 
 
 def _device_name(gpus: list[GPU]) -> str:
@@ -196,31 +225,45 @@ def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     return ladder
 
 
-def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1) -> FitPlan:
+def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1,
+         gpu_layers: int | None = None) -> FitPlan:
     """Choose how to load `shape` on `hardware`: all layers on the GPU(s) when they fit with margin,
-    else as many layers as fit; the context from desired_ctx down to config.MIN_CTX; threads =
-    physical (performance) cores. Every number is an estimate."""
+    else as many layers as fit; several GPUs share the layers by their free memory; the context
+    from desired_ctx down to config.MIN_CTX; threads = physical (performance) cores. `gpu_layers`
+    pins the offloaded layers (the user's --gpu-layers; negative: all) and plans the rest around
+    them. Every number is an estimate."""
     desired = desired_ctx or config.DEFAULT_CTX
     gpus = hardware.usable_gpus
-    budget = _gpu_budget(gpus, hardware)
+    budgets = _gpu_budgets(gpus, hardware)
+    budget = sum(budgets)
+    split = tensor_split(budgets) if gpus else []
     unified = bool(gpus) and all(g.integrated for g in gpus)
     ram = int(hardware.memory.available * RAM_MARGIN)
     kv_layer_tok = shape.kv_bytes_per_token() / shape.layers
 
-    def attempt(ctx: int, n_gpu: int) -> FitPlan | None:
+    def attempt(ctx: int, n_gpu: int, force: bool = False) -> FitPlan | None:
         total_ctx = -(-ctx * n_parallel // 256) * 256  # llama.cpp pads the cache to 256 cells
+        n_gpu = n_gpu if gpus else 0
         on_gpu, head_on_gpu = min(n_gpu, shape.layers), n_gpu > shape.layers
         compute = shape.compute_bytes()
+        per_device = layers_per_device(split, n_gpu, shape.layers) if gpus else []
+        head = max((d for d, n in enumerate(per_device) if n), default=-1) if head_on_gpu else -1
+        device_bytes = [  # each device: its layers with their KV cache, the head on the last, a compute buffer
+            (n - (d == head)) * (shape.layer_bytes + int(kv_layer_tok * total_ctx))
+            + (shape.output_bytes if d == head else 0) + (compute if n else 0)
+            for d, n in enumerate(per_device)
+        ]
         gpu_w = on_gpu * shape.layer_bytes + (shape.output_bytes if head_on_gpu else 0)
         gpu_kv = int(on_gpu * kv_layer_tok * total_ctx)
-        gpu = gpu_w + gpu_kv + compute if gpus and on_gpu else 0
+        gpu = sum(device_bytes)
         cpu_w = (shape.layers - on_gpu) * shape.layer_bytes + shape.embed_bytes + (
             0 if head_on_gpu or shape.tied_output else shape.output_bytes
         )
         cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
         cpu = cpu_w + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
         repack = int(shape.repack_bytes * (shape.layers - on_gpu) / shape.layers) if _repacks(hardware) else 0
-        if gpu > budget or cpu + (gpu if unified else 0) > ram:
+        fits = all(b <= cap for b, cap in zip(device_bytes, budgets)) and cpu + (gpu if unified else 0) <= ram
+        if not fits and not force:
             return None
         speed = estimate_speed(shape, hardware, gpus, n_gpu)
         if not on_gpu:
@@ -231,13 +274,23 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
         return FitPlan(
             shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, speed.decode_tps,
-            speed.prompt_tps, True, verdict, "", budget, map_file=not repack, decode_ceiling_tps=speed.ceiling_tps,
+            speed.prompt_tps, fits, verdict if fits else "too big", "", budget, map_file=not repack,
+            decode_ceiling_tps=speed.ceiling_tps,
             tiled_matmul=n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
             details={"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv,
                      "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
+            gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device) if n],
+            device_layers=[n for n in per_device if n], tensor_split=split if len(gpus) > 1 else [],
         )
 
     ladder = _ctx_ladder(shape, desired)
+    if gpu_layers is not None:
+        pinned = shape.layers + 1 if gpu_layers < 0 else min(gpu_layers, shape.layers + 1)
+        p = next(filter(None, (attempt(ctx, pinned) for ctx in ladder)), None) or attempt(ladder[-1], pinned, force=True)
+        assert p is not None
+        where = f"{p.n_gpu_layers} of {shape.layers + 1} layers on the GPU (--gpu-layers)" if p.n_gpu_layers else "on the CPU"
+        p.reason = f"{where}; context {p.n_ctx}" + ("" if p.fits else " (more than the memory free, by estimate)")
+        return p
     if gpus:
         for ctx in [c for c in ladder if c >= min(USEFUL_CTX, ladder[0])]:
             if p := attempt(ctx, shape.layers + 1):
@@ -259,15 +312,29 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
     )
 
 
+def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan | None:
+    """The next smaller plan after `failed` did not load (memory taken since it was made): a quarter
+    fewer GPU layers at the same context, then on the CPU a context halved down to config.MIN_CTX."""
+    if failed.n_gpu_layers > 0:
+        fewer = max(failed.n_gpu_layers - max(1, (shape.layers + 1) // 4), 0)
+        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer)
+    elif failed.n_ctx // 2 >= min(config.MIN_CTX, failed.n_ctx):
+        p = plan(shape, hardware, failed.n_ctx // 2, failed.n_parallel, gpu_layers=0)
+    else:
+        return None
+    return p if (p.n_gpu_layers, p.n_ctx) < (failed.n_gpu_layers, failed.n_ctx) else None
+
+
 @functools.lru_cache(maxsize=16)
-def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int) -> FitPlan:
+def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int, gpu_layers: int | None) -> FitPlan:
     from .gguf_meta import read_gguf
     from .hardware import detect_live
 
-    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel)
+    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel, gpu_layers)
 
 
-def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1) -> FitPlan:
+def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1,
+                  gpu_layers: int | None = None) -> FitPlan:
     """The load settings for a local GGUF on this machine (live detection, cached per process)."""
     path = Path(path)
-    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel)
+    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel, gpu_layers)

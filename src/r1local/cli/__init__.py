@@ -1,5 +1,6 @@
 """The r1local command line. Each module below registers its commands on the shared app."""
 
+from . import accelerate  # noqa: F401  (registers accelerate)
 from . import bench  # noqa: F401  (registers bench)
 from . import hw  # noqa: F401  (registers hw)
 from . import models  # noqa: F401  (registers pull, list, rm, models)

@@ -150,6 +150,8 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t.add_row("llama-cpp-python", b.version or "?")
         t.add_row("Backends", ", ".join(b.backends) or "CPU")
         t.add_row("GPU offload", "yes" if b.gpu_offload else "no (CPU-only build)")
+        if note := b.cpu_fallback_note():
+            t.add_row("Note", note)
         cpu_feats = [k for k, v in b.backends.get("CPU", {}).items() if v == "1"]
         t.add_row("Compiled CPU features", " ".join(cpu_feats) or "-")
         for d in b.devices:

@@ -44,8 +44,11 @@ def open_model(
                              "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
         return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
                           progress=lambda line: err.print(line, style="dim", markup=False))
-    return registry.load(path, engine=engine, on_compile=_say_compiling,
-                         n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+    loaded = registry.load(path, engine=engine, on_compile=_say_compiling,
+                           n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+    if loaded.load_note:
+        err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
+    return loaded
 
 
 def _say_compiling(plan) -> None:

@@ -34,6 +34,11 @@ class Engine(ABC):
     device: str = "CPU"  # where it runs, as the engine names it
     prompt_limit: int | None = None  # a compiled maximum prompt length (the NPU's static shapes)
     info: Any = None  # the GGUF's metadata when loaded from a GGUF
+    load_note: str | None = None  # one line on how the load departed from its plan, for the user
+
+    def memory_bytes(self) -> tuple[int, int] | None:
+        """(RAM, VRAM) the engine allocated for the model, when it can tell."""
+        return None
 
     @property
     def is_r1(self) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import config, fit
-from ..errors import ModelNotFound, UsageError
+from .. import config, fit, hardware
+from ..errors import ModelNotFound, OutOfMemory, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .base import Engine
 from .bindings import C
@@ -15,6 +16,10 @@ from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
 from .stream import Stream
+
+
+def _where(p: fit.FitPlan) -> str:
+    return f"{p.n_gpu_layers} GPU layers, context {p.n_ctx}" if p.n_gpu_layers else f"on the CPU, context {p.n_ctx}"
 
 
 class Model(Engine):
@@ -30,6 +35,8 @@ class Model(Engine):
         self.n_gpu_layers = native.n_gpu_layers  # as loaded, after the fit's choice
         self.device = "GPU" if self.n_gpu_layers else "CPU"
         self.template = native.chat_template()
+        self.placement = native.placement  # where llama.cpp put the weights, KV cache and buffers
+        self.plan: fit.FitPlan | None = None  # the plan it was loaded with
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
 
     @classmethod
@@ -46,28 +53,46 @@ class Model(Engine):
         max_queue: int | None = None,
         map_file: bool | None = None,
         placement: Callable[[Any], None] | None = None,
+        plan: fit.FitPlan | None = None,
     ) -> Model:
-        """`placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
+        """Load with `plan` (default: the fit's plan for this machine, around the caller's
+        n_gpu_layers). When llama.cpp runs out of memory (taken by another program since the plan
+        was made), step down to fewer GPU layers, then a smaller context, and say so in load_note.
+        `placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFound(f"No model file at {path}.", "Check the path, or pull a model first.")
         if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
             raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
         info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
-        # What the hardware fit chose for this machine, unless the caller decided.
-        plan = fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel)
-        native = NativeModel(
-            path,
-            n_ctx_seq=n_ctx or plan.n_ctx,
-            n_seq=n_parallel,
-            n_gpu_layers=plan.n_gpu_layers if n_gpu_layers is None else n_gpu_layers,
-            n_threads=n_threads or plan.n_threads,
-            n_batch=n_batch,
-            map_file=plan.map_file if map_file is None else map_file,
-            tiled_matmul=plan.tiled_matmul,
-            placement=placement,
-        )
-        return cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
+        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers)
+        if n_ctx:  # the caller's context wins over the fit's
+            chosen = dataclasses.replace(chosen, n_ctx=n_ctx)
+        attempt = chosen
+        while True:
+            try:
+                native = NativeModel(
+                    path, n_ctx_seq=attempt.n_ctx, n_seq=n_parallel, n_gpu_layers=attempt.n_gpu_layers,
+                    n_threads=n_threads or attempt.n_threads, n_batch=n_batch,
+                    map_file=attempt.map_file if map_file is None else map_file, tiled_matmul=attempt.tiled_matmul,
+                    tensor_split=attempt.tensor_split, flash_attn=attempt.flash_attn, offload_kv=attempt.offload_kv,
+                    placement=placement,
+                )
+                break
+            except OutOfMemory:
+                shape = fit.ModelShape.from_gguf(info)
+                smaller = None if n_gpu_layers is not None else fit.step_down(shape, hardware.detect_now(), attempt)
+                if smaller is None:
+                    raise
+                attempt = smaller
+        model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
+        model.plan = attempt
+        if attempt is not chosen:
+            model.load_note = (f"{model.name} did not fit in the memory free now as planned ({_where(chosen)}); "
+                               f"loaded with {_where(attempt)}")
+        elif not attempt.n_gpu_layers and (build := hardware.detect_live().build):
+            model.load_note = build.cpu_fallback_note()
+        return model
 
     # -- requests --
     def prompt_tokens(self, text: str) -> list[int]:
@@ -87,6 +112,10 @@ class Model(Engine):
 
     def stats(self) -> dict:
         return self.scheduler.stats()
+
+    def memory_bytes(self) -> tuple[int, int] | None:
+        placed = self.placement
+        return (placed.host_bytes, placed.device_bytes) if placed.buffers else None
 
     def close(self) -> None:
         self.scheduler.close()

@@ -12,12 +12,14 @@ from collections import deque
 from pathlib import Path
 
 from .. import config
-from ..errors import ModelFileError
+from ..errors import ModelFileError, OutOfMemory
 from .bindings import C
 from .vocab import VocabMethods
+from .placement import Placement, wanted
 
 _log_lock = threading.Lock()
 _log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages
+_placement_lines: list[str] = []  # the current load's buffer and offload lines
 
 
 @C.llama_log_callback
@@ -25,6 +27,8 @@ def _log_sink(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
     line = text.decode("utf-8", "replace")
     with _log_lock:
         _log_tail.append(line)
+        if wanted(line):
+            _placement_lines.append(line)
     if config.debug():
         import sys
 
@@ -49,6 +53,18 @@ def _last_log_error() -> str:
     return (errors or lines or [""])[-1]
 
 
+FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
+
+
+def _ran_out_of_memory() -> bool:
+    with _log_lock:
+        return any(word in line for line in _log_tail for word in OUT_OF_MEMORY)
+
+
+OUT_OF_MEMORY = ("failed to allocate", "unable to allocate", "out of memory", "OutOfDeviceMemory", "OutOfHostMemory")
+MEMORY_HINT = "Close programs that hold GPU memory or RAM, or lower --gpu-layers, --ctx or --parallel."
+
+
 class NativeModel(VocabMethods):
     """A loaded llama_model, its vocabulary and one llama_context with n_seq slots."""
 
@@ -64,6 +80,9 @@ class NativeModel(VocabMethods):
         map_file: bool = True,
         tiled_matmul: bool = True,
         placement=None,
+        tensor_split: list[float] | None = None,
+        flash_attn: str = "auto",
+        offload_kv: bool = True,
     ) -> None:
         _init_backend()
         if not tiled_matmul:
@@ -76,9 +95,15 @@ class NativeModel(VocabMethods):
         mparams.load_mode = C.LLAMA_LOAD_MODE_AUTO if map_file else C.LLAMA_LOAD_MODE_NONE
         if placement is not None:
             placement(mparams)
+        if tensor_split:  # each GPU's share of the offloaded layers, in llama.cpp's device order
+            split = (ctypes.c_float * C.llama_max_devices())(*tensor_split)
+            mparams.tensor_split = ctypes.cast(split, ctypes.POINTER(ctypes.c_float))
         with _log_lock:
             _log_tail.clear()
+            _placement_lines.clear()
         self.model = C.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self.model and _ran_out_of_memory():
+            raise OutOfMemory(f"llama.cpp ran out of memory loading {path.name}: {_last_log_error()}.", MEMORY_HINT)
         if not self.model:
             raise ModelFileError(
                 f"llama.cpp could not load {path.name}: {_last_log_error() or 'unknown reason'}.",
@@ -98,13 +123,20 @@ class NativeModel(VocabMethods):
         cparams.n_threads = n_threads
         cparams.n_threads_batch = n_threads
         cparams.no_perf = True
+        cparams.flash_attn_type = FLASH_ATTN[flash_attn]
+        cparams.offload_kqv = offload_kv
         self.ctx = C.llama_init_from_model(self.model, cparams)
         if not self.ctx:
             C.llama_model_free(self.model)
+            if _ran_out_of_memory():
+                raise OutOfMemory(f"llama.cpp ran out of memory creating the context for {path.name}: "
+                                  f"{_last_log_error()}.", MEMORY_HINT)
             raise ModelFileError(
                 f"llama.cpp could not create a context for {path.name}: {_last_log_error()}.",
                 "Try a smaller --ctx or fewer --parallel slots.",
             )
+        with _log_lock:
+            self.placement = Placement.parse(_placement_lines)  # where llama.cpp really put it
         self.memory = C.llama_get_memory(self.ctx)
         self.n_ctx_seq = C.llama_n_ctx_seq(self.ctx)
         self.n_seq = n_seq

@@ -18,7 +18,7 @@ from .model import CPU, GPU, NPU, GGMLDevice, GiB, Hardware, LlamaBuild, Memory,
 from .npus import apple_npu, linux_npus, windows_npus
 from .openvino import detect_openvino, openvino_verdicts
 from .probe import FORMAT, LiveProbe, Probe, RecordingProbe, ReplayProbe
-from .verdicts import gpu_verdicts, npu_verdicts
+from .verdicts import build_only_gpus, gpu_verdicts, npu_verdicts
 
 PER_CORE_BANDWIDTH = 20.0  # GB/s one x86 core streams: a few cores cannot saturate a server's channels
 
@@ -39,6 +39,7 @@ __all__ = [
     "detect",
     "detect_live",
     "ram_bandwidth",
+    "detect_now",
 ]
 
 
@@ -87,6 +88,7 @@ def detect(probe: Probe | None = None) -> Hardware:
         if metal and metal.memory_total and gpus:
             gpus[0].vram_total, gpus[0].vram_free = metal.memory_total, metal.memory_free
     openvino = detect_openvino(probe)
+    gpus += build_only_gpus(gpus, build)
     verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build, openvino)
     return Hardware(
         system=system, release=plat.get("release", ""), cpu=cpu, memory=memory, gpus=gpus, npus=npus,
@@ -94,6 +96,11 @@ def detect(probe: Probe | None = None) -> Hardware:
         openvino_verdicts=openvino_verdicts(openvino, gpus, npus, config.OPENVINO_EXTRA),
         **ram_bandwidth(probe, cpu, memory),
     )
+
+
+def detect_now() -> Hardware:
+    """This machine as it is now: free RAM and VRAM change as models load and other programs run."""
+    return detect(LiveProbe())
 
 
 @functools.lru_cache(maxsize=1)

@@ -46,20 +46,31 @@ def _devices(lib: ctypes.CDLL) -> list[dict]:
     return devices
 
 
+def _registries(lib: ctypes.CDLL) -> list[str]:
+    """The backends compiled in ("CPU", "Vulkan", "RPC"), with devices or without."""
+    lib.ggml_backend_reg_count.restype = ctypes.c_size_t
+    lib.ggml_backend_reg_get.restype, lib.ggml_backend_reg_get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    lib.ggml_backend_reg_name.restype, lib.ggml_backend_reg_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    return [lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode(errors="replace")
+            for i in range(lib.ggml_backend_reg_count())]
+
+
 def _query() -> dict:
     import importlib.metadata
 
     from ..engine.bindings import C
 
     try:
-        devices = _devices(_libggml(Path(C.__file__).parent))
+        lib = _libggml(Path(C.__file__).parent)
+        devices, registries = _devices(lib), _registries(lib)
     except (OSError, AttributeError):  # an older or unusual build: the rest still tells a lot
-        devices = []
+        devices, registries = [], []
     return {
         "version": importlib.metadata.version("llama-cpp-python"),
         "system_info": C.llama_print_system_info().decode(errors="replace").strip(),
         "gpu_offload": bool(C.llama_supports_gpu_offload()),
         "devices": devices,
+        "registries": registries,
     }
 
 
@@ -86,4 +97,5 @@ def detect_build(probe: Probe) -> LlamaBuild | None:
     return LlamaBuild(
         version=raw.get("version"), system_info=info, gpu_offload=bool(raw.get("gpu_offload")),
         backends=parse_system_info(info), devices=[GGMLDevice(**d) for d in raw.get("devices") or []],
+        registries=raw.get("registries") or [],
     )

@@ -75,13 +75,27 @@ class LlamaBuild:
     gpu_offload: bool
     backends: dict[str, dict[str, str]] = field(default_factory=dict)  # {"CUDA": {"ARCHS": "890"}, "CPU": {...}}
     devices: list[GGMLDevice] = field(default_factory=list)
+    registries: list[str] = field(default_factory=list)  # ggml backends compiled in: "CPU", "Vulkan", "RPC"
 
     def has(self, backend: str) -> bool:
         """True when the build carries a backend ("CUDA", "Vulkan", "Metal", "ROCm"...)."""
         b = backend.lower()
-        return any(k.lower().startswith(b) for k in self.backends) or any(
+        return any(k.lower().startswith(b) for k in [*self.backends, *self.registries]) or any(
             d.name.lower().startswith(b) for d in self.devices
         )
+
+    def idle_gpu_backends(self) -> list[str]:
+        """GPU backends compiled in that found no device (no driver, or the device is hidden)."""
+        return [r for r in self.registries if r not in ("CPU", "RPC", "BLAS")
+                and not any(d.name.lower().startswith(r.lower()) and d.type != "cpu" for d in self.devices)]
+
+    def cpu_fallback_note(self) -> str | None:
+        """One line when a GPU build runs on the CPU because it found no GPU."""
+        idle = self.idle_gpu_backends()
+        if not idle or any(d.type in ("gpu", "igpu") for d in self.devices):
+            return None
+        return (f"this llama.cpp build has {' and '.join(idle)} but found no {idle[0]} device: running on the CPU "
+                "(check the GPU driver; `r1local hw` shows what was found)")
 
 
 @dataclass
@@ -104,6 +118,7 @@ class Verdict:
     status: str  # "used by this build" | "present, not usable by this build"
     why: str
     next_step: str | None = None
+    ggml_device: str | None = None  # the llama.cpp device that drives it ("Vulkan0"), when usable
 
 
 @dataclass
@@ -123,11 +138,21 @@ class Hardware:
     memory_kind: str | None = None  # the memory the CPU's name implies: "LPDDR5X-8533, 128-bit"
     memory_peak_gbs: float | None = None  # that memory's peak bandwidth, GB/s (what an iGPU can use)
 
+    def _used(self) -> list[tuple[GPU, str]]:
+        """(GPU, its llama.cpp device) for each GPU the build drives, in the build's device order."""
+        gpu_verdicts = [v for v in self.verdicts if v.kind == "gpu"]
+        order = [d.name for d in self.build.devices] if self.build else []
+        used = [(g, v.ggml_device or "") for g, v in zip(self.gpus, gpu_verdicts) if v.usable]
+        return sorted(used, key=lambda gd: order.index(gd[1]) if gd[1] in order else len(order))
+
     @property
     def usable_gpus(self) -> list[GPU]:
-        """GPUs the llama.cpp build drives (GPU verdicts come in the order of `gpus`)."""
-        gpu_verdicts = [v for v in self.verdicts if v.kind == "gpu"]
-        return [g for g, v in zip(self.gpus, gpu_verdicts) if v.usable]
+        """GPUs the llama.cpp build drives, in its device order (the order of a tensor split)."""
+        return [g for g, _ in self._used()]
+
+    def offload_devices(self) -> list[str]:
+        """The llama.cpp devices of usable_gpus, in the same order ("CUDA0", "Vulkan0")."""
+        return [d for _, d in self._used()]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

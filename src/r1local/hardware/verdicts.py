@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from .. import config
+from .backends import GPU_BACKENDS, cmake_args, install_command, preferred
 from .model import GPU, NPU, GGMLDevice, LlamaBuild, OpenVINOInfo, Verdict
 from .openvino import upstream_step
 
 USED, NOT_USABLE = "used by this build", "present, not usable by this build"
 
-# ggml backends (device-name prefixes) that can drive each GPU vendor
-GPU_BACKENDS = {
-    "nvidia": ["CUDA", "Vulkan"],
-    "amd": ["ROCm", "HIP", "Vulkan"],
-    "intel": ["SYCL", "Vulkan"],
-    "apple": ["Metal", "MTL"],
-    "qualcomm": ["OpenCL", "Vulkan"],
-}
-# vendor -> (backend to install, CMake flags, what it needs first)
-INSTALL = {
-    "nvidia": ("CUDA", "-DGGML_CUDA=on", "the CUDA toolkit (nvcc)"),
-    "amd": ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc)"),
-    "intel": ("Vulkan", "-DGGML_VULKAN=on",
-              "the Vulkan SDK (glslc); for Arc dGPUs SYCL (-DGGML_SYCL=on with oneAPI's icx/icpx) is faster"),
-    "apple": ("Metal", "-DGGML_METAL=on", "the Xcode command line tools"),
-    "qualcomm": ("OpenCL", "-DGGML_OPENCL=on", "the Adreno OpenCL SDK"),
-}
-ROCM_TARGETS = {"gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1200", "gfx1201"}
 # NPU vendor -> (ggml backends that drive it, why not, what would be needed)
 NPU_BACKENDS = {
     "intel": (["OpenVINO"],
@@ -37,13 +20,6 @@ NPU_BACKENDS = {
                  "build llama.cpp with -DGGML_HEXAGON=on (needs Qualcomm's Hexagon SDK)"),
     "apple": ([], "llama.cpp does not use the Neural Engine", "nothing to do: it runs on the GPU through Metal"),
 }
-
-
-def install_command(flags: str, system: str) -> str:
-    pip = "pip install --force-reinstall --no-cache-dir llama-cpp-python"
-    if system == "Windows":
-        return f'$env:CMAKE_ARGS="{flags}"; {pip}'
-    return f'CMAKE_ARGS="{flags}" {pip}'
 
 
 GENERIC_WORDS = {"nvidia", "geforce", "amd", "radeon", "intel", "apple", "graphics", "gpu", "laptop", "(tm)", "(r)"}
@@ -65,28 +41,56 @@ def _claim(gpu: GPU, build: LlamaBuild, backends: list[str], taken: set[str]) ->
 
 
 def _next_step(gpu: GPU, system: str) -> tuple[str, str]:
-    """(backend, install command) that would let llama.cpp use this GPU."""
-    backend, flags, needs = INSTALL.get(gpu.vendor, ("Vulkan", "-DGGML_VULKAN=on", "the Vulkan SDK (glslc)"))
-    if gpu.vendor == "amd" and system == "Linux" and gpu.compute_capability in ROCM_TARGETS:
-        backend, flags, needs = "ROCm", f"-DGGML_HIP=on -DAMDGPU_TARGETS={gpu.compute_capability}", "ROCm (hipcc)"
-    return backend, f"{install_command(flags, system)}  (needs {needs})"
+    """(backend, what to run) that would let llama.cpp use this GPU."""
+    backend = preferred(gpu, system)
+    by_hand = install_command(cmake_args(backend, [gpu]), system)
+    return backend.label, f"r1local accelerate  (builds the {backend.label} backend, needs {backend.needs}; by hand: {by_hand})"
+
+
+def _claims(gpus: list[GPU], build: LlamaBuild | None) -> dict[int, GGMLDevice | None]:
+    """GPU index -> the ggml device that drives it (GPUs found through that list drive themselves)."""
+    taken: set[str] = set()  # ggml devices already matched to a GPU
+    # discrete GPUs first: llama.cpp's Vulkan backend skips integrated GPUs when a discrete one is present
+    order = sorted(range(len(gpus)), key=lambda i: gpus[i].integrated)
+    return {i: _claim(gpus[i], build, GPU_BACKENDS.get(gpus[i].vendor, ["Vulkan"]), taken)
+            if build and not gpus[i].source.startswith(BUILD_SOURCE) else None for i in order}
+
+
+BUILD_SOURCE = "ggml "  # GPU.source of GPUs known only from the build's device list: "ggml Vulkan0"
+DEVICE_VENDORS = {"cuda": "nvidia", "rocm": "amd", "hip": "amd", "sycl": "intel", "metal": "apple", "mtl": "apple"}
+
+
+def build_only_gpus(gpus: list[GPU], build: LlamaBuild | None) -> list[GPU]:
+    """GPU devices the llama.cpp build drives that detection did not find, such as Mesa's software
+    Vulkan device (lavapipe) or a GPU without driver files in a container: the build's own device
+    list is the proof that llama.cpp can use them."""
+    if build is None:
+        return []
+    taken = {d.name for d in _claims(gpus, build).values() if d}
+    return [
+        GPU(name=d.description or d.name,
+            vendor=next((v for k, v in DEVICE_VENDORS.items() if d.name.lower().startswith(k)), "unknown"),
+            integrated=d.type == "igpu", vram_total=d.memory_total, vram_free=d.memory_free,
+            source=BUILD_SOURCE + d.name)
+        for d in build.devices if d.type in ("gpu", "igpu") and d.name not in taken
+    ]
 
 
 def gpu_verdicts(gpus: list[GPU], build: LlamaBuild | None, system: str) -> list[Verdict]:
     """One verdict per GPU, in the order of `gpus`."""
-    taken: set[str] = set()  # ggml devices already matched to a GPU
-    # discrete GPUs first: llama.cpp's Vulkan backend skips integrated GPUs when a discrete one is present
-    order = sorted(range(len(gpus)), key=lambda i: gpus[i].integrated)
-    claimed = {i: _claim(gpus[i], build, GPU_BACKENDS.get(gpus[i].vendor, ["Vulkan"]), taken) if build else None
-               for i in order}
+    claimed = _claims(gpus, build)
     verdicts = []
     for i, gpu in enumerate(gpus):
         backend, step = _next_step(gpu, system)
         wanted = GPU_BACKENDS.get(gpu.vendor, ["Vulkan"])
         if build is None:
             verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE, "llama-cpp-python is not installed", step))
+        elif gpu.source.startswith(BUILD_SOURCE):
+            device = gpu.source.removeprefix(BUILD_SOURCE)
+            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {device}", ggml_device=device))
         elif claimed[i]:
-            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {claimed[i].name}"))
+            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {claimed[i].name}",
+                                    ggml_device=claimed[i].name))
         elif gpu.integrated and any(claimed.values()):
             verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE,
                                     "llama.cpp runs on the discrete GPU and leaves integrated ones alone"))

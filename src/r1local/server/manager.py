@@ -40,7 +40,8 @@ def model_bytes(path: Path) -> int:
 class Entry:
     name: str
     model: Engine
-    size_bytes: int
+    size_bytes: int  # memory the engine allocated for it, RAM and VRAM together
+    vram_bytes: int  # the part on GPUs
     keep_alive_s: float | None  # None: never unload
     gpu_layers: int  # offloaded layers; 0: CPU only
     last_used: float = field(default_factory=time.time)
@@ -185,18 +186,28 @@ class ModelManager:
         path, engine = key
         checked = await self._make_room(path)
         s = self.settings
-        n_ctx, gpu_layers = s.ctx, s.n_gpu_layers  # None: the engine asks the fit itself
+        n_ctx = s.ctx  # None: the engine asks the fit itself
         if checked is not None:  # the live memory check's plan: it may have had to shrink the context
             n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
-            gpu_layers = checked.n_gpu_layers if gpu_layers is None else gpu_layers
         log.info("loading %s from %s", name, path)
         model = await asyncio.to_thread(
-            self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel,
-            n_gpu_layers=gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
+            self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked,
+            n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
         )
-        entry = Entry(name, model, model_bytes(path), s.keep_alive_s, model.n_gpu_layers)
+        if model.load_note:
+            log.warning("%s", model.load_note)
+        ram, vram = model.memory_bytes() or (model_bytes(path), 0)
+        entry = Entry(name, model, ram + vram, vram, s.keep_alive_s, model.n_gpu_layers)
         self._entries[key] = entry
+        in_ram, in_vram = self.memory_in_use()
+        log.info("loaded %s: %.2f GiB in RAM, %.2f GiB on GPUs; all loaded models: %.2f GiB RAM, %.2f GiB GPU",
+                 name, ram / 2**30, vram / 2**30, in_ram / 2**30, in_vram / 2**30)
         return entry
+
+    def memory_in_use(self) -> tuple[int, int]:
+        """(RAM, VRAM) bytes llama.cpp holds for the loaded models."""
+        entries = self._entries.values()
+        return sum(e.size_bytes - e.vram_bytes for e in entries), sum(e.vram_bytes for e in entries)
 
     async def _make_room(self, path: Path) -> fit.FitPlan | None:
         """Evict idle models, least recently used first, until one more is allowed and (when

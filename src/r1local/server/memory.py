@@ -14,12 +14,12 @@ from .settings import ServerSettings
 
 def hardware_now() -> Hardware:
     """A fresh reading: free RAM and VRAM change as models load and unload."""
-    return hardware.detect(hardware.LiveProbe())
+    return hardware.detect_now()
 
 
 def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan:
     shape = fit.ModelShape.from_gguf(read_gguf(path), name=path.stem)
-    return fit.plan(shape, machine, settings.ctx, settings.parallel)
+    return fit.plan(shape, machine, settings.ctx, settings.parallel, settings.n_gpu_layers)
 
 
 def refusal(path: Path, load_plan: fit.FitPlan) -> InsufficientMemory:

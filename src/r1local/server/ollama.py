@@ -155,7 +155,7 @@ def _running(entry: Entry) -> dict:
         expires = time.time() + entry.keep_alive_s
     return {
         "name": entry.name, "model": entry.name, "size": entry.size_bytes,
-        "size_vram": entry.size_bytes if entry.gpu_layers else 0,  # all or nothing: an estimate
+        "size_vram": entry.vram_bytes,
         "digest": digest(entry.model.path), "details": details_of(entry.model.path),
         "expires_at": FOREVER if expires is None else now_iso(expires),
         **entry.model.describe(),

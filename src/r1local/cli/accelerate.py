@@ -1,0 +1,149 @@
+"""`r1local accelerate`: rebuild llama-cpp-python with the GPU backend this PC needs, then prove
+that llama.cpp puts a model's layers on the GPU."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.text import Text
+
+from ..accelerate import build as builder
+from ..accelerate import patches
+from ..accelerate.choice import Choice, choose
+from ..errors import BuildError, UsageError
+from ..hardware import detect_now
+from ..hardware.model import GiB
+from .app import command, err, out
+
+MiB = 1024**2
+QUIET_PRINT_S = 30.0  # without a terminal: one progress line at most this often
+
+
+class ProgressLine:
+    """The build's progress as one line: a live status on a terminal, a line now and then in a log."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last = builder.Progress(0.0, 0, 0, "starting")
+        self.started = time.monotonic()
+        self.printed = -QUIET_PRINT_S
+
+    def __rich__(self) -> Text:
+        return Text(self.text(time.monotonic() - self.started))
+
+    def text(self, elapsed: float) -> str:
+        p = self.last
+        now = f"step {p.done}/{p.total}: {p.step}" if p.total else p.step
+        return f"building {self.label}: {int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {now}"
+
+    def update(self, progress: builder.Progress) -> None:
+        self.last = progress
+        if not err.is_terminal and progress.elapsed - self.printed >= QUIET_PRINT_S:
+            self.printed = progress.elapsed
+            err.print(self.text(progress.elapsed), markup=False, style="dim")
+
+
+def _os_release() -> str | None:
+    try:
+        return Path("/etc/os-release").read_text()
+    except OSError:
+        return None
+
+
+def _print_plan(choice: Choice, build: builder.Build, force: bool) -> None:
+    b = choice.backend
+    out.print(f"Backend: {b.label} ({choice.why})", markup=False)
+    if choice.gpus:
+        out.print("For: " + ", ".join(g.name for g in choice.gpus), markup=False)
+    out.print(f"llama-cpp-python {build.version}, built from source with CMAKE_ARGS=\"{choice.cmake_args}\"", markup=False)
+    for what, where in choice.check.found.items():
+        out.print(f"  found {what}: {where}", markup=False, style="dim")
+    for req in choice.check.missing:
+        out.print(f"  missing {req.what}", markup=False, style="yellow")
+    if b.name == "vulkan" and patches.vulkan_headers_lack_layer_settings():
+        out.print("  the installed Vulkan headers predate VK_EXT_layer_settings: the build guards its one use",
+                  markup=False, style="dim")
+    if choice.already and not force:
+        out.print(f"The installed build already has {b.label}: nothing to build, checking that it works.", markup=False)
+    elif build.cached_wheel():
+        out.print(f"Built before: installing {build.cached_wheel()}", markup=False)
+    else:
+        out.print(f"Build log: {build.log_path}", markup=False, style="dim")
+    out.print(f"To go back to the CPU build later: {builder.back_to_cpu(build.version)}", markup=False, style="dim")
+
+
+def _report(result: dict) -> bool:
+    """Print what the verification saw; True when llama.cpp put the probe model's layers on a GPU."""
+    on_devices = result["on_devices"]
+    if result["offloaded"] and on_devices:
+        for name, size in on_devices.items():
+            taken = result["memory_taken"].get(name)
+            seen = f"; the device's free memory fell by {taken / MiB:.1f} MiB" if taken else ""
+            out.print(f"Verified: llama.cpp put {result['offloaded']}/{result['offloadable']} layers of a test model on "
+                      f"{name} ({size / MiB:.1f} MiB of buffers there{seen}); decoding "
+                      + ("works." if result["decoded"] else "FAILED."), markup=False)
+    for v in result["verdicts"]:
+        mark = "[green]used[/]" if v["usable"] else "[yellow]not used[/]"
+        out.print(f"  {mark} {v['device']}: {v['status']} - {v['why']}")
+    return bool(result["offloaded"] and on_devices and result["decoded"])
+
+
+@command()
+def accelerate(
+    backend: Optional[str] = typer.Option(
+        None, "--backend", help="Build this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the build command; build nothing."),
+    force: bool = typer.Option(False, "--force", help="Build even when the installed build has the backend already."),
+    source: Optional[Path] = typer.Option(
+        None, "--source", exists=True, dir_okay=False, help="Build from this llama-cpp-python source archive (.tar.gz) "
+        "instead of downloading it (for machines without a package index)."),
+) -> None:
+    """Rebuild llama-cpp-python for this PC's GPU (CUDA, ROCm, Vulkan, Metal, SYCL), then check that
+    llama.cpp really puts a model on the GPU."""
+    hw = detect_now()
+    if hw.build is None or not hw.build.version:
+        raise UsageError("llama-cpp-python is not installed.", "pip install llama-cpp-python, then run this again.")
+    choice = choose(hw, backend, _os_release())
+    if choice is None:
+        out.print("No GPU found on this PC: the CPU build it has is the right one; nothing to do.")
+        return
+    build = builder.Build(hw.build.version, choice.backend.name, choice.cmake_args, choice.build_env())
+    _print_plan(choice, build, force)
+    rebuild = force or not choice.already
+    if rebuild and not choice.check.ok:
+        raise BuildError(
+            f"The {choice.backend.label} build needs " + ", ".join(r.what for r in choice.check.missing) + ", not found.",
+            f"Install: {choice.check.install_hint()}  - then run `r1local accelerate` again.")
+    if dry_run:
+        out.print("Dry run: nothing built.", style="dim")
+        return
+    if rebuild:
+        line = ProgressLine(choice.backend.label)
+        started = time.monotonic()
+        if err.is_terminal:
+            with err.status(line):
+                wheel, fixes = builder.make_wheel(build, line.update, source)
+        else:
+            wheel, fixes = builder.make_wheel(build, line.update, source)
+        for fix in fixes:
+            out.print(f"  source fix: {fix}", markup=False, style="dim")
+        out.print(f"Built {wheel.name} in {(time.monotonic() - started) / 60:.1f} min; installing it.", markup=False)
+        builder.install(wheel, build.version)
+    result = builder.run_verify(builder.ensure_gguf_py(build, source))
+    if not _report(result):
+        raise BuildError(
+            f"llama.cpp did not put the test model on a GPU: the build has {', '.join(result['backends'])} but "
+            f"found no {choice.backend.label} device.",
+            "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software Vulkan device "
+            f"(lavapipe) needs GGML_VK_VISIBLE_DEVICES=0. To go back: {builder.back_to_cpu(build.version)}")
+    out.print(f"Done: models now load on the GPU ({_budget(result)}). `r1local hw` shows the plan for each model.")
+
+
+def _budget(result: dict) -> str:
+    devices = {d["name"]: d for d in result["devices"]}
+    names = list(result["on_devices"])
+    total = sum(devices[n]["memory_total"] or 0 for n in names if n in devices)
+    return ", ".join(names) + (f", {total / GiB:.1f} GB" if total else "")
