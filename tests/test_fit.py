@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import _load_script
-from r1local import catalog, choice, speed
+from r1local import catalog, choice, fit, speed
 from r1local.choice import choose, choose_all, seconds_per_1000
 from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
 from r1local.gguf_meta import read_gguf
@@ -120,7 +120,9 @@ def test_container_gets_a_small_model_within_its_limit():
 
 @pytest.mark.parametrize("snapshot, distill, verdict", [
     ("nvidia-rtx4060-laptop", "14b", "partly on GPU"),
-    ("dual-rtx3090-desktop", "70b", "partly on GPU"),
+    # each of the two GPUs holds a compute buffer of its own, so Q5_K_M gets one layer fewer (68) and
+    # drops below the speed floor: the largest that runs well is IQ4_XS, all on the GPUs
+    ("dual-rtx3090-desktop", "70b", "fits on GPU"),
     ("amd-radeon-desktop", "32b", "partly on GPU"),
     ("apple-m3-pro", "14b", "fits on GPU"),
     ("ryzen-ai-laptop", "14b", "fits in RAM"),
