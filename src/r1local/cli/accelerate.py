@@ -122,7 +122,7 @@ def accelerate(
         return
     if rebuild:
         line = ProgressLine(choice.backend.label)
-        started = time.monotonic()
+        started, cached = time.monotonic(), build.cached_wheel() is not None
         if err.is_terminal:
             with err.status(line):
                 wheel, fixes = builder.make_wheel(build, line.update, source)
@@ -130,7 +130,8 @@ def accelerate(
             wheel, fixes = builder.make_wheel(build, line.update, source)
         for fix in fixes:
             out.print(f"  source fix: {fix}", markup=False, style="dim")
-        out.print(f"Built {wheel.name} in {(time.monotonic() - started) / 60:.1f} min; installing it.", markup=False)
+        if not cached:
+            out.print(f"Built {wheel.name} in {(time.monotonic() - started) / 60:.1f} min; installing it.", markup=False)
         builder.install(wheel, build.version)
     result = builder.run_verify(builder.ensure_gguf_py(build, source))
     if not _report(result):
