@@ -95,7 +95,7 @@ class NativeModel(VocabMethods):
         mparams.load_mode = C.LLAMA_LOAD_MODE_AUTO if map_file else C.LLAMA_LOAD_MODE_NONE
         if placement is not None:
             placement(mparams)
-        if tensor_split:  # each GPU's share of the offloaded layers, in llama.cpp's device order
+        if tensor_split and placement is None:  # each GPU's share of the offloaded layers, in llama.cpp's device order
             split = (ctypes.c_float * C.llama_max_devices())(*tensor_split)
             mparams.tensor_split = ctypes.cast(split, ctypes.POINTER(ctypes.c_float))
         with _log_lock:
