@@ -126,7 +126,7 @@ class ModelManager:
         if upstream in self.upstreams and model_id:
             entry = self._upstream_entries.get(name)
             if entry is None:
-                entry = Entry(name, UpstreamModel(self.upstreams[upstream], model_id), 0, None, 0)
+                entry = Entry(name, UpstreamModel(self.upstreams[upstream], model_id), 0, 0, None, 0)
                 self._upstream_entries[name] = entry
             entry.active += 1
             return Lease(self, entry)
