@@ -236,3 +236,43 @@ def test_run_pulls_and_answers_with_a_catalog_name(tiny_hub):
     second = cli(*args)  # already downloaded: answered without fetching the file again
     assert second.exit_code == 0, second.output
     assert len(tiny_hub.gets(FILE)) == 1
+
+
+def test_a_copy_cut_short_is_flagged_and_pull_fetches_it_again(tiny_hub, tiny_model):
+    path = Path(cli("pull", "r1:tiny").stdout.strip())
+    with path.resolve().open("r+b") as f:
+        f.truncate(1000)
+    listed = cli("list", "--json")
+    assert json.loads(listed.stdout)[0]["complete"] is False
+    assert "cut short" in cli("list").stdout
+    again = cli("pull", "r1:tiny")
+    assert again.exit_code == 0 and "cut short: downloading it again" in again.stderr, again.output
+    assert path.read_bytes() == tiny_model.read_bytes() and len(tiny_hub.gets(FILE)) == 2
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(tiny_hub, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "file" / "hub"))  # a file where a folder should be
+    result = cli("pull", "r1:tiny")
+    assert result.exit_code == 10 and "Not a directory" in result.stderr, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_second_pull_of_the_same_file_says_it_waits(tiny_hub, tiny_model):
+    tiny_hub.repos[REPO].faults[FILE] = fault = Fault(stall_after=12 << 20)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-c", "from r1local.cli import main; main()", "pull", "r1:tiny"]
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    blobs = config.hf_cache() / "models--r1local-test--Tiny-R1-GGUF" / "blobs"
+    deadline = time.time() + 30
+    while not any(p.stat().st_size for p in blobs.glob("*.incomplete")):
+        assert time.time() < deadline
+        time.sleep(0.05)
+    second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = second.stderr.readline() + second.stderr.readline()
+    assert "Waiting for another pull of Tiny-R1-F16.gguf" in said
+    tiny_hub.repos[REPO].faults.clear()
+    fault.release.set()
+    first.wait(60)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0 and Path(out.strip()).read_bytes() == tiny_model.read_bytes()

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import itertools
 import re
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+from filelock import Timeout
 from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -34,6 +36,7 @@ from . import config, store
 from .errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError, R1Error
 from .store import Target
 
+OnWait = Callable[[str, bool], None]
 _TOKEN_HINT = (
     "Accept the model's terms on https://huggingface.co/{repo}, then set HF_TOKEN to a read token "
     "(https://huggingface.co/settings/tokens) and pull again."
@@ -161,11 +164,13 @@ class _Silent:
         pass
 
 
-def pull(target: Target, *, progress: type | None = None) -> Path:
+def pull(target: Target, *, progress: type | None = None, on_wait: OnWait | None = None) -> Path:
     """Download `target` into the cache (resuming partial files) and return the first part's path.
 
     `progress` is a tqdm-like class (keyword arguments total, initial, desc, unit...; `update(n)`;
-    a context manager) that huggingface_hub's `http_get` drives, one bar per file.
+    a context manager) that huggingface_hub's `http_get` drives, one bar per file. `on_wait(file,
+    first)` is called each second while another pull of the same file holds its lock; raising
+    from it stops waiting.
     """
     commit, files = plan(target)
     storage = store.storage_dir(target.repo)
@@ -173,7 +178,7 @@ def pull(target: Target, *, progress: type | None = None) -> Path:
     missing = [f for f in files if not (snapshot / f.name).is_file()]
     _check_space(storage, missing)
     for f in missing:
-        _fetch(target, storage, commit, f, progress or _Silent)
+        _fetch(target, storage, commit, f, progress or _Silent, on_wait or (lambda file, first: None))
     if target.revision != commit:
         ref = _inside(storage / "refs", storage / "refs" / (target.revision or "main"))
         ref.parent.mkdir(parents=True, exist_ok=True)
@@ -205,14 +210,27 @@ def _check_space(storage: Path, files: list[RemoteFile]) -> None:
         )
 
 
-def _fetch(target: Target, storage: Path, commit: str, f: RemoteFile, progress: type) -> None:
+@contextmanager
+def _file_lock(lock: Path, file: str, on_wait: OnWait) -> Iterator[None]:
+    """The lock on one file's download, telling `on_wait` while another pull holds it."""
+    with ExitStack() as stack:
+        for waited in itertools.count():
+            try:
+                stack.enter_context(WeakFileLock(lock, timeout=1))
+                break
+            except Timeout:
+                on_wait(file, waited == 0)
+        yield
+
+
+def _fetch(target: Target, storage: Path, commit: str, f: RemoteFile, progress: type, on_wait: OnWait) -> None:
     blob, partial = _blob(storage, f), _partial(storage, f)
     pointer = _inside(storage / "snapshots" / commit, storage / "snapshots" / commit / f.name)
     _inside(storage / "blobs", blob)
     blob.parent.mkdir(parents=True, exist_ok=True)
     lock = config.hf_cache() / ".locks" / storage.name / f"{blob.name}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with WeakFileLock(lock):
+    with _file_lock(lock, f.name, on_wait):
         if not blob.is_file():
             _download(target, commit, f, partial, progress)
             os.replace(partial, blob)

@@ -62,6 +62,14 @@ class ModelNotFound(R1Error):
     code = "model_not_found"
 
 
+class Cancelled(R1Error):
+    """A load or a download stopped before its end: Ctrl-C, a client that left, a server stopping."""
+
+    exit_code = 130
+    http_status = 503
+    code = "cancelled"
+
+
 class ModelFileError(R1Error):
     """A model file exists but cannot be used: not GGUF, truncated, unsupported architecture."""
 
@@ -127,6 +135,23 @@ class InsufficientDisk(DownloadError):
 
     code = "insufficient_disk"
     http_status = 507
+
+
+class StorageError(R1Error):
+    """The disk refused: a read-only or full cache or home folder, missing permissions."""
+
+    exit_code = 10
+    http_status = 507
+    code = "storage_error"
+
+
+def storage_error(error: OSError) -> StorageError:
+    where = f": {error.filename}" if error.filename else ""
+    return StorageError(
+        f"{error.strerror or error}{where}.",
+        "Check that folder's permissions and free space; HF_HUB_CACHE moves the model cache, "
+        "R1LOCAL_HOME r1local's own files.",
+    )
 
 
 class OfflineError(R1Error):

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import catalog, config
-from .errors import ModelNotFound
+from .errors import ModelNotFound, R1Error
+from .gguf_meta import read_gguf
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,12 @@ class LocalModel:
     commit: str
     refs: list[str] = field(default_factory=list)
     last_used: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        """False when a part is cut short: it cannot load, and `pull` fetches it again."""
+        snapshot = storage_dir(self.repo) / "snapshots" / self.commit
+        return all(is_complete(snapshot / part) for part in self.files)
 
 
 def human_size(n: float) -> str:
@@ -104,16 +111,43 @@ def choose_files(target: Target, available: list[str]) -> tuple[str, ...]:
 
 def find_local(target: Target) -> Path | None:
     """The cached file (first part) for `target`, without any network access; None if absent."""
+    parts = _local_parts(target)
+    return parts[0] if parts else None
+
+
+def _local_parts(target: Target) -> list[Path]:
     storage = storage_dir(target.repo)
     commit = _commit_of(storage, target.revision)
     if commit is None:
-        return None
+        return []
     snapshot = storage / "snapshots" / commit
     try:
         files = choose_files(target, _snapshot_files(snapshot))
     except ModelNotFound:
-        return None
-    return snapshot / files[0]
+        return []
+    return [snapshot / name for name in files]
+
+
+def is_complete(path: Path) -> bool:
+    """Whether a GGUF file holds every byte its header promises (a copy cut short does not)."""
+    try:
+        read_gguf(path)
+    except R1Error:
+        return False
+    return True
+
+
+def discard_damaged(target: Target) -> bool:
+    """Delete the cached parts of `target` that are cut short (and their blobs), so that a pull
+    fetches them again instead of saying they are downloaded; True if there were any."""
+    damaged = [part for part in _local_parts(target) if not is_complete(part)]
+    blobs = (storage_dir(target.repo) / "blobs").resolve()
+    for part in damaged:
+        blob = part.resolve()
+        part.unlink()
+        if blob.parent == blobs:
+            blob.unlink(missing_ok=True)
+    return bool(damaged)
 
 
 # --------------------------------------------------------------------------- listing and removing
@@ -131,14 +165,17 @@ def _usage() -> dict[str, float]:
 
 
 def mark_used(path: Path) -> None:
-    """Remember when a cached model was last used (shown by `list`)."""
+    """Remember when a cached model was last used (shown by `list`); a read-only home skips it."""
     usage = _usage()
     usage[str(path)] = time.time()
     target = _usage_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(usage, indent=1))
-    os.replace(tmp, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(usage, indent=1))
+        os.replace(tmp, target)
+    except OSError:
+        pass
 
 
 def _model_parts(name: str, available: list[str], variant: catalog.Variant | None) -> tuple[str, ...] | None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 
+import click
 import typer
 from rich.console import Console
 
 from .. import config
-from ..errors import R1Error
+from ..errors import R1Error, storage_error
 
 app = typer.Typer(
     name="r1local",
@@ -22,17 +24,23 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def say_error(message: str, hint: str | None = None) -> None:
+    """One line that says what went wrong, and one with what to do."""
+    err.print("error:", style="bold red", end=" ")
+    err.print(message, markup=False)
+    if hint:
+        err.print(f"  {hint}", markup=False, style="dim")
+
+
 def fail(error: R1Error) -> None:
-    """Print one line that says what went wrong and what to do, then exit with its code."""
-    err.print(f"[bold red]error:[/] {error.message}", markup=True)
-    if error.hint:
-        err.print(f"  {error.hint}", markup=False, style="dim")
+    """Say what went wrong and what to do, then exit with the error's code."""
+    say_error(error.message, error.hint)
     raise typer.Exit(error.exit_code)
 
 
 def command(*args, **kwargs) -> Callable:
-    """Register a command whose R1Errors become one clear line and an exit code
-    (the traceback only with R1LOCAL_DEBUG=1)."""
+    """Register a command whose R1Errors become one clear line and an exit code (the traceback
+    only with R1LOCAL_DEBUG=1), and whose Ctrl-C exits with 130."""
 
     def register(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -43,6 +51,13 @@ def command(*args, **kwargs) -> Callable:
                 if config.debug():
                     raise
                 fail(error)
+            except OSError as error:  # the disk or a folder refused: one line, as for R1Errors
+                if config.debug() or error.errno is None:
+                    raise
+                fail(storage_error(error))
+            except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's usual status
+                err.print()
+                raise typer.Exit(130) from None
 
         return app.command(*args, **kwargs)(guarded)
 
@@ -50,4 +65,16 @@ def command(*args, **kwargs) -> Callable:
 
 
 def main() -> None:
-    app()
+    """The console script: a bad option or argument is one line too, not a framed panel."""
+    try:
+        code = app(standalone_mode=False)
+    except click.UsageError as error:
+        say_error(error.format_message(), f"Try '{error.ctx.command_path} --help'." if error.ctx else None)
+        code = error.exit_code
+    except click.ClickException as error:
+        say_error(error.format_message())
+        code = error.exit_code
+    except click.Abort:  # Ctrl-C before a command started
+        err.print()
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)

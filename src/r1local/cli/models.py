@@ -64,6 +64,8 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
     """Download a model into the Hugging Face cache (resumable, verified) and print its path."""
     ref = catalog.parse(name, allow_paths=False)
     target, label = resolve.choose(ref, revision=revision)
+    if store.discard_damaged(target):
+        err.print(f"The copy of {label} in the cache is cut short: downloading it again.", style="yellow")
     path = store.find_local(target)
     if path is not None:
         err.print(f"{label} is already downloaded.", style="dim")
@@ -71,8 +73,13 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
         from .. import download  # the Hub client only when something is downloaded
 
         err.print(f"Pulling {label} from {target.repo}", style="bold")
-        path = download.pull(target, progress=DownloadBar)
+        path = download.pull(target, progress=DownloadBar, on_wait=_say_waiting)
     out.print(str(path))
+
+
+def _say_waiting(file: str, first: bool) -> None:
+    if first:
+        err.print(f"Waiting for another pull of {file} to finish...", style="dim")
 
 
 @command(name="list")
@@ -86,7 +93,8 @@ def list_models(as_json: bool = JSON_OPT) -> None:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
     # the paths are long (Hugging Face cache layout): each goes on its own line under its model
-    rows = [(m.name, m.quant or "?", store.human_size(m.size), _ago(m.last_used)) for m in models]
+    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (cut short: pull it again)"),
+             _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
     out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
     for row, m in zip(rows, models):
@@ -96,7 +104,8 @@ def list_models(as_json: bool = JSON_OPT) -> None:
 
 def _local_json(m: store.LocalModel) -> dict:
     return {"name": m.name, "repo": m.repo, "files": m.files, "quant": m.quant, "size": m.size,
-            "path": str(m.path), "commit": m.commit, "refs": m.refs, "last_used": m.last_used}
+            "path": str(m.path), "commit": m.commit, "refs": m.refs, "last_used": m.last_used,
+            "complete": m.complete}
 
 
 def _ago(when: float | None) -> str:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from .. import config
@@ -25,9 +30,10 @@ from .models import resolve_model
 MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path; "
                                      "add @openvino to run it on OpenVINO.")
 YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model without asking.")
-CTX_OPT = typer.Option(None, "--ctx", help="Context size in tokens (default 8192 or the model's).")
-THREADS_OPT = typer.Option(None, "--threads", help="CPU threads (default: physical cores).")
-GPU_OPT = typer.Option(None, "--gpu-layers", help="Layers to offload to the GPU (-1: all).")
+CTX_OPT = typer.Option(None, "--ctx", min=16, max=1 << 20, help="Context size in tokens (default 8192 or the model's).")
+THREADS_OPT = typer.Option(None, "--threads", min=1, max=512, help="CPU threads (default: physical cores).")
+GPU_OPT = typer.Option(None, "--gpu-layers", min=-1, max=100_000, help="Layers to offload to the GPU (-1: all).")
+TEMPERATURE_OPT = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0, max=5.0)
 RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
                                           "(or R1LOCAL_RPC).")
 
@@ -44,8 +50,9 @@ def open_model(
                              "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
         return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
                           progress=lambda line: err.print(line, style="dim", markup=False))
-    loaded = registry.load(path, engine=engine, on_compile=_say_compiling,
-                           n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers)
+    with ctrl_c_stops_loading() as pressed:
+        loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
+                               n_gpu_layers=gpu_layers, abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -54,6 +61,24 @@ def open_model(
 def _say_compiling(plan) -> None:
     err.print(f"Compiling the model for the {plan.device} (first load only; later loads read {plan.cache_dir})...",
               style="dim", markup=False)
+
+
+@contextmanager
+def ctrl_c_stops_loading() -> Iterator[Callable[[], bool]]:
+    """While the weights load, Ctrl-C only raises a flag that llama.cpp reads between tensors (a
+    KeyboardInterrupt raised inside llama.cpp's log callback would be swallowed by ctypes); the
+    load stops, then the interrupt goes on as usual."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: pressed.set())
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if pressed.is_set():
+            raise KeyboardInterrupt
 
 
 class Printer:
@@ -100,7 +125,11 @@ def consume(stream: Stream, on_event=None) -> Result:
 
 
 def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None) -> SamplingParams:
-    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    try:
+        return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+    except ValidationError as error:  # what the options' ranges let through, such as nan
+        problem = error.errors()[0]
+        raise UsageError(f"--{problem['loc'][0]}".replace("_", "-") + f": {problem['msg']}.") from None
 
 
 @command()
@@ -110,7 +139,7 @@ def run(
     no_think: bool = typer.Option(False, "--no-think", help="Answer directly, without reasoning."),
     hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
-    temperature: float = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0),
+    temperature: float = TEMPERATURE_OPT,
     top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
     seed: Optional[int] = typer.Option(None, "--seed"),
@@ -124,7 +153,7 @@ def run(
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("No prompt given.", 'Pass it as an argument or pipe it: echo "hi" | r1local run MODEL')
-        prompt = sys.stdin.read()
+        prompt = sys.stdin.buffer.read().decode("utf-8", "replace")  # bytes that are not UTF-8 become U+FFFD
     if not prompt.strip():
         raise UsageError("The prompt is empty.")
     params = sampling(temperature, top_p, max_tokens, seed)
@@ -139,6 +168,8 @@ def run(
     if result.done and result.done.finish_reason == "error":
         err.print(f"error: generation failed: {result.done.error}", style="red", markup=False)
         raise typer.Exit(1)
+    if result.done is None or result.done.finish_reason == "cancelled":  # Ctrl-C: what arrived is printed
+        raise typer.Exit(130)
 
 
 CHAT_HELP = "Commands: /reset clears the history, /think on|off, /exit leaves. Ctrl-C stops an answer."
@@ -149,7 +180,7 @@ def chat(
     model: str = MODEL_ARG,
     no_think: bool = typer.Option(False, "--no-think", help="Start with thinking off."),
     hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
-    temperature: float = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0),
+    temperature: float = TEMPERATURE_OPT,
     top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
     seed: Optional[int] = typer.Option(None, "--seed"),

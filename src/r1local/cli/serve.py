@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import sys
+import threading
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -21,6 +24,9 @@ from ..errors import UsageError
 from ..resolve import resolve
 from .app import command, err
 from .run import CTX_OPT, GPU_OPT, RPC_OPT, THREADS_OPT
+
+GRACE_S = 5  # streams still running after a stop signal get this long to finish
+SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
 
 
 def _is_loopback(host: str) -> bool:
@@ -51,16 +57,21 @@ def serve(
               "NAME@openvino runs one on OpenVINO."),
     host: str = typer.Option(config.DEFAULT_HOST, "--host",
                              help="Address to bind; 0.0.0.0 exposes the API to the network."),
-    port: int = typer.Option(config.DEFAULT_PORT, "--port"),
-    parallel: int = typer.Option(4, "--parallel", min=1, help="Requests generated at once per model (slots)."),
-    max_queue: Optional[int] = typer.Option(None, "--max-queue", min=0,
+    port: int = typer.Option(config.DEFAULT_PORT, "--port", min=0, max=65535),
+    parallel: int = typer.Option(4, "--parallel", min=1, max=256,
+                                 help="Requests generated at once per model (slots)."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", min=0, max=100_000,
                                             help="Requests waiting beyond the slots before 503 (default 4 per slot)."),
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
     rpc: Optional[str] = RPC_OPT,
-    api_key: Optional[str] = typer.Option(None, "--api-key",
-                                          help="Require 'Authorization: Bearer KEY' (or set R1LOCAL_API_KEY)."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key",
+        help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
+             "prefer the R1LOCAL_API_KEY environment variable or --api-key-file."),
+    api_key_file: Optional[Path] = typer.Option(
+        None, "--api-key-file", help="Read the API key from this file (its first line)."),
     cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
                                                     help="Allow browser pages from this origin (repeatable)."),
     allowed_host: Optional[list[str]] = typer.Option(
@@ -68,9 +79,10 @@ def serve(
         help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
              "IP addresses and localhost always work; other names are refused against DNS rebinding."),
     keep_alive: str = typer.Option("5m", "--keep-alive", help="Unload a model idle this long (30s, 5m, 1h; -1 never)."),
-    max_loaded: int = typer.Option(1, "--max-loaded", min=1,
+    max_loaded: int = typer.Option(1, "--max-loaded", min=1, max=64,
                                    help="Models held in memory at once (the least recently used leaves)."),
-    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, help="Largest request body in bytes."),
+    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, max=1024**3,
+                                 help="Largest request body in bytes."),
     upstream: Optional[list[str]] = typer.Option(
         None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
                                  "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
@@ -91,10 +103,10 @@ def serve(
 
     workers = parse_endpoints(rpc or config.rpc_workers())
     probe_all(workers, measure_bandwidth=False)  # a worker that is down: one line naming it, before binding
-    key = api_key or config.api_key()
+    key = _read_key(api_key_file) if api_key_file else api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
-                  "Set --api-key or R1LOCAL_API_KEY.", style="yellow", markup=False)
+                  "Set R1LOCAL_API_KEY or --api-key-file.", style="yellow", markup=False)
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
@@ -104,4 +116,40 @@ def serve(
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    config_ = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info",
+                             timeout_graceful_shutdown=GRACE_S)
+    _run_with_deadline(config_)
+
+
+def _read_key(path: Path) -> str:
+    try:
+        lines = path.expanduser().read_text(encoding="utf-8").strip().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"Cannot read the API key file {path}: {getattr(error, 'strerror', None) or error}.",
+                         "Give a readable text file holding the key.") from None
+    if not lines:
+        raise UsageError(f"The API key file {path} is empty.", "Write the key on its first line.")
+    return lines[0].strip()
+
+
+def _run_with_deadline(config_) -> None:
+    """uvicorn's server with a hard deadline: the first stop signal (Ctrl-C, SIGTERM) starts a
+    timer, and a shutdown that has not ended when it fires (a stuck unload, a load that will not
+    stop) ends the process there, with the status the signal would have given."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(SHUTDOWN_DEADLINE_S, _exit_now, args=(sig,))
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    Server(config_).run()
+
+
+def _exit_now(sig: int) -> None:
+    sys.stderr.write(f"shutdown took longer than {SHUTDOWN_DEADLINE_S} s: exiting now\n")
+    sys.stderr.flush()
+    os._exit(128 + sig)

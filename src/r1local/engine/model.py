@@ -54,6 +54,7 @@ class Model(Engine):
         map_file: bool | None = None,
         placement: Callable[[Any], None] | None = None,
         plan: fit.FitPlan | None = None,
+        abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
         n_gpu_layers). When llama.cpp runs out of memory (taken by another program since the plan
@@ -76,7 +77,7 @@ class Model(Engine):
                     n_threads=n_threads or attempt.n_threads, n_batch=n_batch,
                     map_file=attempt.map_file if map_file is None else map_file, tiled_matmul=attempt.tiled_matmul,
                     tensor_split=attempt.tensor_split, flash_attn=attempt.flash_attn, offload_kv=attempt.offload_kv,
-                    placement=placement,
+                    placement=placement, abort=abort,
                 )
                 break
             except OutOfMemory:

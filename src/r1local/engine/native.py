@@ -9,10 +9,11 @@ import ctypes
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import config
-from ..errors import ModelFileError, OutOfMemory
+from ..errors import Cancelled, ModelFileError, OutOfMemory
 from .bindings import C
 from .vocab import VocabMethods
 from .placement import Placement, wanted
@@ -83,7 +84,9 @@ class NativeModel(VocabMethods):
         tensor_split: list[float] | None = None,
         flash_attn: str = "auto",
         offload_kv: bool = True,
+        abort: Callable[[], bool] | None = None,
     ) -> None:
+        """abort: asked while the weights load; True stops the load (Cancelled)."""
         _init_backend()
         if not tiled_matmul:
             # llama.cpp reads this switch once per process, at its first matmul; a user's own setting wins.
@@ -98,10 +101,15 @@ class NativeModel(VocabMethods):
         if tensor_split and placement is None:  # each GPU's share of the offloaded layers, in llama.cpp's device order
             split = (ctypes.c_float * C.llama_max_devices())(*tensor_split)
             mparams.tensor_split = ctypes.cast(split, ctypes.POINTER(ctypes.c_float))
+        if abort is not None:  # llama.cpp stops loading when its progress callback returns false
+            progress = C.llama_progress_callback(lambda _fraction, _data: not abort())
+            mparams.progress_callback = progress
         with _log_lock:
             _log_tail.clear()
             _placement_lines.clear()
         self.model = C.llama_model_load_from_file(str(path).encode(), mparams)
+        if not self.model and abort is not None and abort():
+            raise Cancelled(f"Loading {path.name} was cancelled.")
         if not self.model and _ran_out_of_memory():
             raise OutOfMemory(f"llama.cpp ran out of memory loading {path.name}: {_last_log_error()}.", MEMORY_HINT)
         if not self.model:

@@ -7,6 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 # DeepSeek's recommendation for the R1 distills.
 R1_TEMPERATURE = 0.6
 R1_TOP_P = 0.95
+# llama.cpp takes these as 32-bit ints and allocates per unit of the penalty window
+MAX_TOP_K = 1_000_000
+MAX_REPEAT_LAST_N = 131_072  # the longest trained context of the R1 distills
 
 
 class SamplingParams(BaseModel):
@@ -14,10 +17,10 @@ class SamplingParams(BaseModel):
 
     temperature: float = Field(R1_TEMPERATURE, ge=0.0, le=5.0)  # 0 means greedy
     top_p: float = Field(R1_TOP_P, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)  # 0 disables
+    top_k: int = Field(0, ge=0, le=MAX_TOP_K)  # 0 disables
     min_p: float = Field(0.0, ge=0.0, le=1.0)
     repeat_penalty: float = Field(1.0, gt=0.0, le=10.0)
-    repeat_last_n: int = Field(64, ge=0)
+    repeat_last_n: int = Field(64, ge=0, le=MAX_REPEAT_LAST_N)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = None  # None draws a fresh seed

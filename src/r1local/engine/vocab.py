@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ModelFileError
 from .bindings import C
 from .template import ChatTemplate
+from .text import clean
 
 
 class VocabMethods:
@@ -50,7 +51,7 @@ class VocabMethods:
 
     # -- tokens --
     def tokenize(self, text: str, *, add_special: bool, parse_special: bool = True) -> list[int]:
-        data = text.encode("utf-8")
+        data = clean(text).encode("utf-8")  # lone surrogates (from JSON escapes, argv bytes) as U+FFFD
         cap = len(data) + 8
         buf = (C.llama_token * cap)()
         n = C.llama_tokenize(self.vocab, data, len(data), buf, cap, add_special, parse_special)

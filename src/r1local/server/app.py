@@ -15,10 +15,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from .. import __version__
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import errors, ollama, openai
+from . import errors, ollama, openai, openapi
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
+from .pull import Pulls
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -26,7 +27,7 @@ from .state import ServerState
 def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | None = None) -> FastAPI:
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
     manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
-    state = ServerState(settings, manager, Metrics(manager))
+    state = ServerState(settings, manager, Metrics(manager), Pulls())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +36,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
         try:
             yield
         finally:
+            state.pulls.stop()
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
             await manager.stop()
@@ -44,15 +46,19 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     errors.install(app, settings.retry_after_s)
     app.include_router(openai.router())
     app.include_router(ollama.router())
+    openapi.install(app)
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        body = {"status": "ok" if manager.ready else "loading", "loading": manager.loading,
-                "models": [entry.name for entry in manager.loaded()]}
+        """200 once the command-line models are loaded; 503 while they load or when one failed."""
+        status = "error" if manager.failed else "ok" if manager.ready else "loading"
+        body = {"status": status, "loading": manager.loading, "models": [entry.name for entry in manager.loaded()]}
+        if manager.failed:
+            body["failed"] = manager.failed
         if settings.rpc:
             models = [entry.model for entry in manager.loaded()]
             body["workers"] = await asyncio.to_thread(worker_status, settings.rpc, models)
-        return JSONResponse(body, status_code=200 if manager.ready else 503)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import UsageError
 
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+FOREVER_S = 100 * 365 * 86400.0  # longer than this (infinity too) keeps the model loaded for good
 
 
 def parse_duration(value: str | float | int | None) -> float | None:
-    """Seconds to keep a model loaded: 0 unloads at once, None means forever (a negative value).
-    Numbers are seconds; strings follow Go's duration syntax, as Ollama's do."""
+    """Seconds to keep a model loaded: 0 unloads at once, None means forever (a negative value,
+    or one past FOREVER_S). Numbers are seconds; strings follow Go's duration syntax, as Ollama's do."""
     if isinstance(value, bool):
         raise UsageError("keep_alive must be a duration like 5m or a number of seconds.", param="keep_alive")
     if isinstance(value, (int, float)):
@@ -32,4 +34,7 @@ def parse_duration(value: str | float | int | None) -> float | None:
                     param="keep_alive",
                 ) from None
             seconds = sign * sum(float(n) * _SECONDS[u] for n, u in parts)
-    return None if seconds < 0 else seconds
+    if math.isnan(seconds):
+        raise UsageError("keep_alive is not a number.", "Use a number of seconds or a duration like 5m.",
+                         param="keep_alive")
+    return None if seconds < 0 or seconds > FOREVER_S else seconds

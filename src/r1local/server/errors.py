@@ -5,6 +5,7 @@ Statuses come from the error types' own attributes, never from exception text.""
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,15 @@ def is_ollama(path: str) -> bool:
     return path.startswith("/api/")
 
 
+# An absolute path in a message (/home/me/.cache/.../model.gguf, C:\\Users\\...): only its last
+# part goes to clients, who need not learn the server's user name and folders. URLs keep theirs.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:)?[\\/](?:[^\s\\/:'\"]+[\\/])+(?=[^\s\\/'\"])")
+
+
+def client_message(error: R1Error) -> str:
+    return _ABSOLUTE_PATH.sub("", str(error))
+
+
 def error_payload(path: str, message: str, *, type_: str, code: str | None, param: str | None) -> dict:
     if is_ollama(path):
         return {"error": message}
@@ -30,7 +40,7 @@ def error_payload(path: str, message: str, *, type_: str, code: str | None, para
 
 def error_response(path: str, error: R1Error, retry_after_s: int = 1) -> JSONResponse:
     headers = {"Retry-After": str(retry_after_s)} if isinstance(error, Overloaded) else None
-    body = error_payload(path, str(error), type_=error.error_type, code=error.code, param=error.param)
+    body = error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param)
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 

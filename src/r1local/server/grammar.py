@@ -1,4 +1,8 @@
-"""JSON response formats -> GBNF grammars the engine's sampler enforces token by token."""
+"""JSON response formats -> GBNF grammars the engine's sampler enforces token by token.
+
+A grammar is checked against the vocabulary at every generated token, in the scheduler's shared
+step, and its cost grows with the alternatives open at a point (an enum of 20,000 values once made
+every other request wait half a minute): schemas are bounded before they become grammars."""
 
 from __future__ import annotations
 
@@ -8,17 +12,39 @@ from typing import Any
 from ..engine.bindings import submodule
 from ..errors import UsageError
 
+MAX_SCHEMA_CHARS = 16 * 1024  # the schema as JSON text
+MAX_ENUM = 256  # values of one enum
+MAX_GRAMMAR_CHARS = 64 * 1024  # the GBNF it becomes
+
 
 def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
     """Any JSON object when `schema` is empty or None, otherwise JSON that follows `schema`."""
     grammars = submodule("llama_grammar")
     if not schema:
         return grammars.JSON_GBNF
+    text = json.dumps(schema)
+    if len(text) > MAX_SCHEMA_CHARS or _largest_enum(schema) > MAX_ENUM:
+        raise UsageError(
+            f"The JSON schema is too large: at most {MAX_SCHEMA_CHARS} characters and {MAX_ENUM} values "
+            "per enum.", "Constrain less in the schema and check the rest after the answer.", param=param)
     try:
-        return grammars.json_schema_to_gbnf(json.dumps(schema))
+        grammar = grammars.json_schema_to_gbnf(text)
     except Exception as exc:  # the converter raises assorted types for schemas it cannot express
         raise UsageError(
             f"The JSON schema cannot be turned into a grammar ({type(exc).__name__}: {exc}).",
             "Simplify the schema: plain types, properties, required, enum, arrays and $defs work.",
             param=param,
         ) from None
+    if len(grammar) > MAX_GRAMMAR_CHARS:
+        raise UsageError(f"The JSON schema makes a grammar of {len(grammar)} characters, more than "
+                         f"{MAX_GRAMMAR_CHARS}.", "Simplify the schema.", param=param)
+    return grammar
+
+
+def _largest_enum(node: Any) -> int:
+    if isinstance(node, dict):
+        own = len(node["enum"]) if isinstance(node.get("enum"), list) else 0
+        return max([own, *(_largest_enum(v) for v in node.values())])
+    if isinstance(node, list):
+        return max((_largest_enum(v) for v in node), default=0)
+    return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
 from ..rpc import rpc_loader
 from . import memory, resolve
+from .errors import client_message
 from .settings import ServerSettings
 
 log = logging.getLogger("r1local.server")
@@ -79,11 +80,14 @@ class ModelManager:
         self._registered: dict[str, Path] = {}  # command-line models, by name or file stem
         self._resolved: dict[str, Path] = {}  # names requests used, resolved once through the store
         self._load_lock = asyncio.Lock()  # one load at a time: loads compete for the same memory
+        self._waiters: Counter[Key] = Counter()  # requests waiting for each model's load
         self._wake = asyncio.Event()
         self.upstreams = {name: Upstream(name, url) for name, url in settings.upstreams}
         self._upstream_entries: dict[str, Entry] = {}  # served elsewhere: never loaded, never evicted
         self._reaper: asyncio.Task | None = None
+        self._stopping = False  # read by loads in progress: a stopping server stops them
         self.ready = False
+        self.failed: dict[str, str] = {}  # command-line models that could not load, and why
 
     # -- lifecycle --
     async def start(self) -> None:
@@ -92,19 +96,24 @@ class ModelManager:
         try:
             for name in self.settings.models:
                 base, engine = registry.split_engine(name)
-                path = resolve.local_path(base, allow_paths=True)
-                alias = path.stem if Path(base).expanduser().exists() else base
+                alias = Path(base).stem if Path(base).expanduser().exists() else base
                 alias += f"@{engine}" if engine else ""
-                self._registered[alias] = path
-                (await self.acquire(alias)).release()
-        except R1Error as error:  # the server stays up for the models that can load
-            log.error("could not load a command-line model: %s", error)
-        except Exception:
-            log.exception("could not load a command-line model")
+                try:
+                    path = resolve.local_path(base, allow_paths=True)
+                    self._registered[alias] = path
+                    (await self.acquire(alias)).release()
+                except R1Error as error:  # the server stays up for the models that can load
+                    log.error("could not load %s: %s", name, error)
+                    self.failed[alias] = client_message(error)
+                except Exception as error:
+                    log.exception("could not load %s", name)
+                    self.failed[alias] = f"Internal error: {type(error).__name__}."
         finally:
             self.ready = True
 
     async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
         if self._reaper:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
@@ -136,8 +145,12 @@ class ModelManager:
             await self._unload(key)
             entry = None
         if entry is None:
-            async with self._load_lock:
-                entry = self._entries.get(key) or await self._load(name, key)
+            self._waiters[key] += 1
+            try:
+                async with self._load_lock:
+                    entry = self._entries.get(key) or await self._load(name, key)
+            finally:  # a request that gave up (its client left) no longer waits
+                self._waiters[key] -= 1
         self._entries.move_to_end(key)
         entry.active += 1
         return Lease(self, entry)
@@ -193,6 +206,7 @@ class ModelManager:
         model = await asyncio.to_thread(
             self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked,
             n_gpu_layers=s.n_gpu_layers, n_threads=s.n_threads, max_queue=s.max_queue,
+            abort=lambda: self._stopping or not self._waiters[key],  # nobody waits for it any more
         )
         if model.load_note:
             log.warning("%s", model.load_note)
@@ -237,17 +251,19 @@ class ModelManager:
         await asyncio.to_thread(entry.model.close)
 
     async def _reap_forever(self) -> None:
-        while True:
+        while not self._stopping:
             now = time.time()
             for key, entry in list(self._entries.items()):
                 expires = entry.expires_at
                 if entry.active == 0 and expires is not None and expires <= now and key in self._entries:
                     await self._unload(key)
             self._wake.clear()
+            # not wait_for: on Python < 3.12 it can swallow the cancellation stop() sends
+            waiting = asyncio.ensure_future(self._wake.wait())
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self._next_expiry(now))
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.wait({waiting}, timeout=self._next_expiry(now))
+            finally:
+                waiting.cancel()
 
     def _next_expiry(self, now: float) -> float:
         times = [e.expires_at for e in self._entries.values() if e.active == 0 and e.expires_at is not None]

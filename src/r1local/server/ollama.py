@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from .. import __version__
 from ..engine.events import ContentDelta, Done, ReasoningDelta
@@ -21,13 +21,14 @@ from ..engine.template import ChatTemplate
 from ..errors import R1Error
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
+from .errors import client_message
 from .grammar import json_grammar
 from .manager import Entry, model_bytes
 from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
-from .pull import pull_events, pull_target
+from .pull import Pull, pull_target
 from .resolve import available_models
 from .state import ServerState, get_state
-from .turn import Turn, TurnResponse, start_turn
+from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
 
 log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
@@ -106,7 +107,7 @@ def router() -> APIRouter:
     @api.post("/api/show")
     async def show(body: NamedRequest, request: Request) -> dict:
         path = get_state(request).manager.path_of(body.model_name)
-        info = read_gguf(path, require_complete=False)
+        info = await asyncio.to_thread(read_gguf, path)  # a copy cut short is an error, not a model
         thinking = ChatTemplate(info.chat_template).is_r1  # the engine's own test for a thinking model
         return {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
@@ -118,10 +119,11 @@ def router() -> APIRouter:
         }
 
     @api.post("/api/pull")
-    async def pull(body: NamedRequest):
-        events = pull_events(await asyncio.to_thread(pull_target, body.model_name))
+    async def pull(body: NamedRequest, request: Request):
+        job = get_state(request).pulls.start(await asyncio.to_thread(pull_target, body.model_name))
+        events = _while_client_waits(job, request)
         if body.stream:
-            return _ndjson_stream(events)
+            return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
         async for last in events:
             pass
         return last
@@ -130,7 +132,7 @@ def router() -> APIRouter:
     async def chat(body: ChatRequest, request: Request):
         if not body.messages:
             return await _load_or_unload(body, request)
-        grammar = grammar_of(body)
+        grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
         return await _generate(body, request, "message", lambda model: model.chat(
             body.engine_messages(), think=body.thinking(), params=body.sampling(model.n_ctx, grammar)))
 
@@ -138,7 +140,7 @@ def router() -> APIRouter:
     async def generate(body: GenerateRequest, request: Request):
         if not body.prompt:
             return await _load_or_unload(body, request)
-        grammar = grammar_of(body)
+        grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
         if body.raw:
             submit = lambda model: model.complete(body.prompt, params=body.sampling(model.n_ctx, grammar))  # noqa: E731
         else:
@@ -172,14 +174,14 @@ async def _load_or_unload(body: GenerateBase, request: Request) -> dict:
         state.manager.unload(body.model)
         reason = "unload"
     else:
-        (await state.manager.acquire(body.model)).release(keep_alive)
+        (await acquire(request, body.model)).release(keep_alive)
         reason = "load"
     return {"model": body.model, "created_at": now_iso(), field: empty, "done": True, "done_reason": reason}
 
 
 async def _generate(body: GenerateBase, request: Request, field: str, submit):
     state = get_state(request)
-    turn = await start_turn(state, body.model, submit, api="ollama", keep_alive_s=keep_alive_of(body, state))
+    turn = await start_turn(request, body.model, submit, api="ollama", keep_alive_s=keep_alive_of(body, state))
     if body.stream:
         return TurnResponse(_chunks(turn, request, field), turn, NDJSON)
     result = await turn.result(request)
@@ -229,13 +231,20 @@ async def _chunks(turn: Turn, request: Request, field: str) -> AsyncIterator[str
         yield json.dumps({"model": turn.model_name, "created_at": now_iso(), **piece, "done": False}) + "\n"
 
 
-def _ndjson_stream(events: AsyncIterator[dict]) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        try:
-            async for event in events:
-                yield json.dumps(event) + "\n"
-        except R1Error as error:  # headers are gone: the error becomes the last line
-            yield json.dumps({"error": str(error)}) + "\n"
+async def _while_client_waits(job: Pull, request: Request) -> AsyncIterator[dict]:
+    """The pull's events; the download stops as soon as its client is gone, even between events."""
+    watcher = asyncio.create_task(cancel_on_disconnect(request, job))
+    try:
+        async for event in job.events():
+            yield event
+    finally:
+        watcher.cancel()
 
-    return StreamingResponse(lines(), media_type=NDJSON)
+
+async def _ndjson_lines(events: AsyncIterator[dict]) -> AsyncIterator[str]:
+    try:
+        async for event in events:
+            yield json.dumps(event) + "\n"
+    except R1Error as error:  # headers are gone: the error becomes the last line
+        yield json.dumps({"error": client_message(error)}) + "\n"
 

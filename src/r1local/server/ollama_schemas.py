@@ -7,36 +7,38 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from .schema_base import NoLogprobs, Strict, neutral_only, sampling_params
+from .schema_base import (
+    INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
+)
 
 
 class Options(Strict):
     # sampling: honoured per request
-    seed: int | None = None
-    num_predict: int | None = None  # -1: until the context is full
-    top_k: int | None = Field(None, ge=0)
+    seed: SEED | None = None
+    num_predict: INT64 | None = None  # -1: until the context is full; clamped to it
+    top_k: TOP_K | None = None
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     temperature: float | None = Field(None, ge=0.0, le=5.0)
     repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
-    repeat_last_n: int | None = Field(None, ge=-1)
+    repeat_last_n: int | None = Field(None, ge=-1, le=2**31 - 1)  # clamped to the context
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    stop: list[str] | None = None
+    stop: list[STOP] | None = Field(None, max_length=MAX_STOPS)
     # accepted and ignored: load-time settings are fixed by `r1local serve` flags, and the
     # samplers below are not in the engine's chain
-    num_keep: int | None = None
+    num_keep: INT64 | None = None
     typical_p: float | None = None
     tfs_z: float | None = None
-    mirostat: int | None = None
+    mirostat: INT64 | None = None
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
     penalize_newline: bool | None = None
     numa: bool | None = None
-    num_ctx: int | None = None
-    num_batch: int | None = None
-    num_gpu: int | None = None
-    main_gpu: int | None = None
+    num_ctx: INT64 | None = None
+    num_batch: INT64 | None = None
+    num_gpu: INT64 | None = None
+    main_gpu: INT64 | None = None
     low_vram: bool | None = None
     f16_kv: bool | None = None
     logits_all: bool | None = None
@@ -44,7 +46,7 @@ class Options(Strict):
     use_mmap: bool | None = None
     use_mlock: bool | None = None
     embedding_only: bool | None = None
-    num_thread: int | None = None
+    num_thread: INT64 | None = None
 
 
 class Message(Strict):
@@ -96,7 +98,7 @@ class GenerateBase(NoLogprobs):
 
 
 class ChatRequest(GenerateBase):
-    messages: list[Message] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
     tools: list[dict[str, Any]] | None = None
 
     @field_validator("tools")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -12,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from ..engine.events import ContentDelta, Done, ReasoningDelta, Result, Usage
 from ..errors import R1Error
-from .errors import error_payload
+from .errors import client_message, error_payload
 from .grammar import json_grammar
 from .openai_schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
 from .resolve import available_models, engine_of
@@ -40,7 +41,7 @@ def engine_error(done: Done) -> R1Error:
 
 
 def error_json(path: str, error: R1Error) -> dict:
-    return error_payload(path, str(error), type_=error.error_type, code=error.code, param=error.param)
+    return error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param)
 
 
 def grammar_for(response_format: ResponseFormat | None) -> str | None:
@@ -65,9 +66,9 @@ def router() -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request):
-        grammar = grammar_for(body.response_format)
+        grammar = await asyncio.to_thread(grammar_for, body.response_format)  # off the event loop
         turn = await start_turn(
-            get_state(request), body.model, api="openai",
+            request, body.model, api="openai",
             submit=lambda model: model.chat(body.engine_messages(), think=body.thinking(),
                                             params=body.sampling(model.n_ctx, grammar)),
         )
@@ -79,7 +80,7 @@ def router() -> APIRouter:
     @api.post("/v1/completions")
     async def completions(body: CompletionRequest, request: Request):
         turn = await start_turn(
-            get_state(request), body.model, api="openai",
+            request, body.model, api="openai",
             submit=lambda model: model.complete(body.text, params=body.sampling(model.n_ctx)),
         )
         reply = _Reply(turn, body.include_usage, chat=False)

@@ -3,12 +3,14 @@ documented OpenAI fields this server cannot honour are accepted only at their ne
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from .schema_base import NoLogprobs, Strict, neutral_only, sampling_params
+from .schema_base import (
+    MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
+)
 
 
 class TextPart(Strict):
@@ -18,7 +20,7 @@ class TextPart(Strict):
 
 class ChatMessage(Strict):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
+    content: str | Annotated[list[TextPart], Field(max_length=MAX_PARTS)] | None = None
     name: str | None = None
     reasoning_content: str | None = None  # an earlier turn's reasoning; the template drops it
     refusal: str | None = None
@@ -58,8 +60,8 @@ class GenerationRequest(Strict):
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: STOP | Annotated[list[STOP], Field(max_length=MAX_STOPS)] | None = None
+    seed: SEED | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     n: int = 1
@@ -68,7 +70,7 @@ class GenerationRequest(Strict):
     user: str | None = None
     logit_bias: dict[str, float] | None = None
     # llama.cpp server extensions that local clients send
-    top_k: int | None = Field(None, ge=0)
+    top_k: TOP_K | None = None
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
     ignore_eos: bool | None = None  # generate exactly max_tokens (benchmarks)
@@ -82,13 +84,6 @@ class GenerationRequest(Strict):
     @classmethod
     def _no_bias(cls, bias: dict | None) -> dict | None:
         return neutral_only(bias or None, (None,), "logit_bias")
-
-    @field_validator("stop")
-    @classmethod
-    def _few_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(stop, list) and len(stop) > 16:
-            raise ValueError("at most 16 stop sequences")
-        return stop
 
     @property
     def include_usage(self) -> bool:
@@ -108,7 +103,7 @@ class GenerationRequest(Strict):
 
 
 class ChatCompletionRequest(GenerationRequest, NoLogprobs):
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
@@ -116,7 +111,7 @@ class ChatCompletionRequest(GenerationRequest, NoLogprobs):
     tools: list[dict[str, Any]] | None = None
     tool_choice: Literal["none", "auto"] | None = None
     parallel_tool_calls: bool | None = None
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, str] | None = Field(None, max_length=16)  # OpenAI's limit
     store: bool | None = None
     service_tier: str | None = None
 

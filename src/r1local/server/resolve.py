@@ -19,12 +19,14 @@ def local_path(name: str, *, allow_paths: bool) -> Path:
 
 
 def available_models(manager: ModelManager) -> dict[str, Path]:
-    """What a client may ask for: command-line models, loaded ones, then everything downloaded."""
+    """What a client may ask for: command-line models, loaded ones, then everything downloaded
+    and complete (a copy cut short is left out until a pull repairs it)."""
     models = manager.registered()
     for entry in manager.loaded():
         models.setdefault(entry.name, entry.model.path)
     for local in store.installed():
-        models.setdefault(local.name, local.path)
+        if local.name not in models and local.complete:
+            models[local.name] = local.path
     return models
 
 

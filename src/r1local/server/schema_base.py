@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from ..engine.params import SamplingParams
+from ..engine.params import MAX_REPEAT_LAST_N, MAX_TOP_K, SamplingParams
+from ..engine.text import replace_surrogates
+
+# The bounds of every numeric and list field, in both dialects (docs/api.md lists them): a request
+# never allocates more than these allow, however large the numbers it sends.
+MAX_MESSAGES = 4096
+MAX_PARTS = 256  # content parts of one message
+MAX_STOPS = 16
+MAX_STOP_CHARS = 1000
+INT64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+SEED = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]  # llama.cpp uses the low 32 bits
+TOP_K = Annotated[int, Field(ge=0, le=MAX_TOP_K)]
+STOP = Annotated[str, StringConstraints(max_length=MAX_STOP_CHARS)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # NaN and infinity (which Python's JSON parser accepts) are refused like any out-of-range number
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        """A lone surrogate ("\\ud800") is valid JSON but no text: it becomes U+FFFD, as in Go's JSON."""
+        return replace_surrogates(data)
 
 
 def neutral_only(value: Any, neutral: tuple, what: str) -> Any:
@@ -43,6 +62,8 @@ def sampling_params(n_ctx: int, *, max_tokens: int | None, stop: list[str], gram
     max_tokens is clamped to the context (an absurd value is not an error)."""
     if fields.get("top_p") == 0.0:
         fields.update(top_p=None, temperature=0.0)
+    if fields.get("repeat_last_n") is not None:  # a window past the context holds nothing more
+        fields["repeat_last_n"] = min(fields["repeat_last_n"], n_ctx, MAX_REPEAT_LAST_N)
     return SamplingParams(
         **{k: v for k, v in fields.items() if v is not None},
         max_tokens=min(max_tokens, n_ctx) if max_tokens else None, stop=stop, grammar=grammar,

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from .manager import ModelManager
 from .metrics import Metrics
+from .pull import Pulls
 from .settings import ServerSettings
 
 
@@ -16,6 +17,7 @@ class ServerState:
     settings: ServerSettings
     manager: ModelManager
     metrics: Metrics
+    pulls: Pulls
 
 
 def get_state(request: Request) -> ServerState:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from fastapi import Request
 from starlette.responses import StreamingResponse
@@ -15,8 +16,13 @@ from starlette.types import Receive, Scope, Send
 from ..engine.events import Done, Event, Result
 from ..engine.model import Model
 from ..engine.stream import Stream
+from ..errors import Cancelled
 from .manager import KEEP, Lease
-from .state import ServerState
+from .state import ServerState, get_state
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
 
 
 class Turn:
@@ -38,7 +44,7 @@ class Turn:
 
     async def events(self, request: Request) -> AsyncIterator[Event]:
         """The engine's events, read without blocking the event loop; a disconnect cancels."""
-        watcher = asyncio.create_task(_cancel_on_disconnect(request, self.stream))
+        watcher = asyncio.create_task(cancel_on_disconnect(request, self.stream))
         try:
             async for event in self.stream:
                 if isinstance(event, Done):
@@ -66,37 +72,75 @@ class Turn:
         self.lease.release(self.keep_alive_s)
 
 
-async def start_turn(state: ServerState, model: str, submit: Callable[[Model], Stream], api: str,
+async def acquire(request: Request, model: str) -> Lease:
+    """The model's lease, loading it if need be. A client that leaves during the load stops
+    waiting, and a load nobody waits for any more stops."""
+    acquiring = asyncio.ensure_future(get_state(request).manager.acquire(model))
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({acquiring, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not acquiring.done():
+        acquiring.cancel()
+        raise Cancelled("The client left while the model loaded.")
+    return acquiring.result()
+
+
+async def start_turn(request: Request, model: str, submit: Callable[[Model], Stream], api: str,
                      keep_alive_s: float | None | object = KEEP) -> Turn:
     """Load (or find) the model and submit the request. Errors here (unknown model, prompt too
     long, queue full, an upstream's refusal) surface before any response byte, as proper HTTP errors."""
+    state = get_state(request)
     started = time.monotonic()
-    lease = await state.manager.acquire(model)
+    lease = await acquire(request, model)
     load_s = time.monotonic() - started
-    try:  # off the event loop: rendering and tokenising a long chat, or an upstream's answer, take time
-        stream = await asyncio.to_thread(submit, lease.model)
+    # Rendering and tokenising a long chat, building a sampler (a grammar, penalty buffers) or an
+    # upstream's answer take time: a worker thread does it, never the event loop.
+    submitted = asyncio.get_running_loop().run_in_executor(None, submit, lease.model)
+    try:
+        stream = await asyncio.shield(submitted)
+    except asyncio.CancelledError:  # the request was abandoned while its work went on
+        submitted.add_done_callback(lambda _: _abandon(submitted, lease, keep_alive_s))
+        raise
     except BaseException:
         lease.release(keep_alive_s)
         raise
     return Turn(state, lease, stream, api, keep_alive_s, load_s, started)
 
 
-async def _cancel_on_disconnect(request: Request, stream: Stream) -> None:
+def _abandon(submitted: asyncio.Future, lease: Lease, keep_alive_s: float | None | object) -> None:
+    if not submitted.cancelled() and submitted.exception() is None:
+        submitted.result().cancel()
+    lease.release(keep_alive_s)
+
+
+async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
-    stream.cancel()
 
 
-class TurnResponse(StreamingResponse):
-    """A streamed response that closes its turn even when it never got to start streaming."""
+async def cancel_on_disconnect(request: Request, job: Cancellable) -> None:
+    """Cancel `job` when the client goes away (run as a task beside the response)."""
+    await _disconnected(request)
+    job.cancel()
 
-    def __init__(self, content: AsyncIterator[str], turn: Turn, media_type: str) -> None:
+
+class ClosingResponse(StreamingResponse):
+    """A streamed response that runs `close` when it ends, even when it never got to start streaming."""
+
+    def __init__(self, content: AsyncIterator[str], close: Callable[[], None], media_type: str) -> None:
         super().__init__(content, media_type=media_type,
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self.turn = turn
+        self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.turn.close()
+            self._close()
+
+
+class TurnResponse(ClosingResponse):
+    def __init__(self, content: AsyncIterator[str], turn: Turn, media_type: str) -> None:
+        super().__init__(content, turn.close, media_type)
