@@ -13,7 +13,7 @@ from ..engine.bindings import submodule
 from ..errors import UsageError
 
 MAX_SCHEMA_CHARS = 16 * 1024  # the schema as JSON text
-MAX_ENUM = 256  # values of one enum
+MAX_ENUM = 64  # values of one enum: each is an alternative checked against the whole vocabulary
 MAX_GRAMMAR_CHARS = 64 * 1024  # the GBNF it becomes
 
 
