@@ -113,7 +113,7 @@ def fuzz(server: Server, examples: int, seconds: int) -> Row:
                "--checks", ",".join(CONFORMANCE), "--max-examples", str(examples), "--max-time", str(seconds),
                "--workers", "2", "--request-timeout", "60", "--generation-database", "none", "--no-shrink",
                "--no-color", "--report", "json", "--report-json-path", str(report)]
-        run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300, cwd=tmp)
         if not report.is_file():
             return Row("fuzzing (schemathesis)", False, f"no report: {run.stdout[-500:]}{run.stderr[-500:]}")
         result = json.loads(report.read_text())

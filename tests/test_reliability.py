@@ -20,15 +20,15 @@ def document(tiny_model, tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("method, path, statuses, error, streamed", [
-    ("post", "/v1/chat/completions", {"200", "400", "401", "404", "413", "415", "422", "503", "507"},
+    ("post", "/v1/chat/completions", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
      "OpenAIError", "text/event-stream"),
-    ("post", "/v1/completions", {"200", "400", "401", "404", "413", "415", "422", "503", "507"},
+    ("post", "/v1/completions", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
      "OpenAIError", "text/event-stream"),
-    ("post", "/api/chat", {"200", "400", "401", "404", "413", "415", "422", "503", "507"},
+    ("post", "/api/chat", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
      "OllamaError", "application/x-ndjson"),
-    ("post", "/api/pull", {"200", "400", "401", "404", "413", "415", "502", "503", "507"},
+    ("post", "/api/pull", {"200", "400", "401", "403", "404", "413", "415", "502", "503", "507"},
      "OllamaError", "application/x-ndjson"),
-    ("get", "/health", {"200", "503"}, "OpenAIError", None),
+    ("get", "/health", {"200", "403", "503"}, "OpenAIError", None),
 ])
 def test_the_openapi_document_lists_what_is_sent(document, method, path, statuses, error, streamed):
     responses = document["paths"][path][method]["responses"]

@@ -19,6 +19,7 @@ SSE = "text/event-stream"
 DESCRIPTIONS = {
     400: "Invalid request: malformed JSON, a wrong type, a value out of its bounds, an unknown parameter",
     401: "Missing or wrong API key (when the server has one)",
+    403: "A host name the server does not answer to, or a web page origin it does not allow",
     404: "Unknown model (or not downloaded) or route",
     413: "Request body larger than --max-body",
     415: "Body not sent as application/json",
@@ -28,7 +29,7 @@ DESCRIPTIONS = {
     507: "Not enough memory to load the model, or no room in the model cache",
 }
 GENERATION = (404, 422, 503, 507)
-ERRORS = {  # beyond the ones every route (401) and every body (400, 413, 415) can get
+ERRORS = {  # beyond the ones every route (401, 403) and every body (400, 413, 415) can get
     ("post", "/v1/chat/completions"): GENERATION,
     ("post", "/v1/completions"): GENERATION,
     ("post", "/api/chat"): GENERATION,
@@ -76,7 +77,7 @@ def conform(document: dict[str, Any]) -> dict[str, Any]:
 def _conform(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
-    statuses = {*(() if path in OPEN_PATHS else (401,)), *ERRORS.get((method, path), ())}
+    statuses = {403, *(() if path in OPEN_PATHS else (401,)), *ERRORS.get((method, path), ())}
     if "requestBody" in operation:
         statuses |= {400, 413, 415}
     error = {"$ref": f"#/components/schemas/{'OllamaError' if is_ollama(path) else 'OpenAIError'}"}
