@@ -86,6 +86,17 @@ def test_every_field_has_a_bound(url, route, body, field):
     assert field in (error if isinstance(error, str) else error["param"])
 
 
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/chat"])
+def test_deep_nesting_is_a_400_not_a_recursion_error(url, route):
+    schema = '{"a": ' * 500 + "1" + "}" * 500  # once a RecursionError, a 500
+    body = (f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "Hi"}}], "stream": false, '
+            f'"response_format": {{"type": "json_schema", "json_schema": {{"name": "a", "schema": {schema}}}}}}}')
+    if route == "/api/chat":
+        body = f'{{"model": "{MODEL}", "messages": [], "format": {schema}}}'
+    response = httpx.post(f"{url}{route}", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "64 levels" in response.text
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_out_of_bounds(url, literal):
     body = f'{{"model": "{MODEL}", "messages": [{{"role": "user", "content": "Hi"}}], "temperature": {literal}}}'

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ..engine.params import MAX_REPEAT_LAST_N, MAX_TOP_K, SamplingParams
-from ..engine.text import replace_surrogates
+from ..engine.text import clean
 
 # The bounds of every numeric and list field, in both dialects (docs/api.md lists them): a request
 # never allocates more than these allow, however large the numbers it sends.
@@ -15,6 +15,7 @@ MAX_MESSAGES = 4096
 MAX_PARTS = 256  # content parts of one message
 MAX_STOPS = 16
 MAX_STOP_CHARS = 1000
+MAX_DEPTH = 64  # nesting of a body: deeper ones exhaust parsers' stacks, and no request needs it
 INT64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 SEED = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]  # llama.cpp uses the low 32 bits
 TOP_K = Annotated[int, Field(ge=0, le=MAX_TOP_K)]
@@ -29,7 +30,20 @@ class Strict(BaseModel):
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
         """A lone surrogate ("\\ud800") is valid JSON but no text: it becomes U+FFFD, as in Go's JSON."""
-        return replace_surrogates(data)
+        return _cleaned(data, 0)
+
+
+def _cleaned(value: Any, depth: int) -> Any:
+    """`value` with every string in it (keys too) cleaned; nesting past MAX_DEPTH is refused."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"The request nests more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(k) if isinstance(k, str) else k: _cleaned(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v, depth + 1) for v in value]
+    return value
 
 
 def neutral_only(value: Any, neutral: tuple, what: str) -> Any:
