@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 
-import click
 import typer
 from rich.console import Console
 
@@ -24,17 +22,12 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def say_error(message: str, hint: str | None = None) -> None:
-    """One line that says what went wrong, and one with what to do."""
-    err.print("error:", style="bold red", end=" ")
-    err.print(message, markup=False)
-    if hint:
-        err.print(f"  {hint}", markup=False, style="dim")
-
-
 def fail(error: R1Error) -> None:
-    """Say what went wrong and what to do, then exit with the error's code."""
-    say_error(error.message, error.hint)
+    """Print one line that says what went wrong and what to do, then exit with its code."""
+    err.print("error:", style="bold red", end=" ")
+    err.print(error.message, markup=False)  # messages quote user input: [brackets] are not markup
+    if error.hint:
+        err.print(f"  {error.hint}", markup=False, style="dim")
     raise typer.Exit(error.exit_code)
 
 
@@ -65,16 +58,4 @@ def command(*args, **kwargs) -> Callable:
 
 
 def main() -> None:
-    """The console script: a bad option or argument is one line too, not a framed panel."""
-    try:
-        code = app(standalone_mode=False)
-    except click.UsageError as error:
-        say_error(error.format_message(), f"Try '{error.ctx.command_path} --help'." if error.ctx else None)
-        code = error.exit_code
-    except click.ClickException as error:
-        say_error(error.format_message())
-        code = error.exit_code
-    except click.Abort:  # Ctrl-C before a command started
-        err.print()
-        code = 130
-    sys.exit(code if isinstance(code, int) else 0)
+    app()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from .. import config
@@ -125,11 +124,7 @@ def consume(stream: Stream, on_event=None) -> Result:
 
 
 def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None) -> SamplingParams:
-    try:
-        return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    except ValidationError as error:  # what the options' ranges let through, such as nan
-        problem = error.errors()[0]
-        raise UsageError(f"--{problem['loc'][0]}".replace("_", "-") + f": {problem['msg']}.") from None
+    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
 
 
 @command()
