@@ -3,7 +3,6 @@ field has a bound, slow work stays off the event loop, odd text is text."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

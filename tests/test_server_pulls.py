@@ -8,7 +8,6 @@ import time
 from dataclasses import replace
 
 import httpx
-import pytest
 from serving import TEST_SETTINGS, running_server
 from testhub import Fault, hub  # noqa: F401  (a fixture)
 
