@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from dataclasses import replace
 
 import httpx
@@ -71,7 +72,10 @@ def test_a_busy_model_is_not_evicted(tiny_model, tiny_model_b, tmp_path):
 def test_memory_check_refuses_with_507_instead_of_swapping(tiny_model, tmp_path):
     machine = replace(detect_live(), gpus=[], memory=Memory(total=64 * 2**20, available=16 * 2**20))
     settings = replace(TEST_SETTINGS, models=(str(tiny_model),), check_memory=True)
-    with isolated_store(tmp_path), running_server(settings, hardware=lambda: machine) as url:
+    with isolated_store(tmp_path), running_server(settings, ready=False, hardware=lambda: machine) as url:
+        while (health := httpx.get(f"{url}/health")).json()["status"] == "loading":
+            time.sleep(0.05)
+        assert health.status_code == 503 and "does not fit" in health.json()["failed"][A]  # not healthy
         assert loaded(url) == []  # the start-up load was refused; the server still answers
         response = httpx.post(f"{url}/v1/chat/completions", json={"model": A, "messages": say("Hi")})
         assert response.status_code == 507
