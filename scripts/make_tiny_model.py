@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -70,33 +71,97 @@ def build_tiny_model(
     n_head_kv: int = 2,
     n_ff: int = 128,
     context_length: int = 4096,
+    chat_template: bool = True,
     force: bool = False,
 ) -> Path:
-    """Write a tiny Qwen2 GGUF with the real R1-distill tokenizer to out_path (cached) and return it."""
+    """Write a tiny Qwen2 GGUF with the real R1-distill tokenizer to out_path (cached) and return it.
+    chat_template=False leaves the template out (a model that is not R1 to the engine)."""
     out_path = Path(out_path)
     name = name or out_path.stem
     settings = dict(
         seed=seed, name=name, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
         n_head_kv=n_head_kv, n_ff=n_ff, context_length=context_length,
+        **({} if chat_template else {"chat_template": False}),
     )
+    with _writer(out_path, settings, "qwen2", force) as (w, src, normal):
+        if w is None:
+            return out_path
+        _write_qwen2(w, src, normal, chat_template=chat_template, **{k: v for k, v in settings.items()
+                                                                      if k not in ("seed", "name", "chat_template")})
+    return out_path
+
+
+def build_tiny_bert(out_path: str | Path, seed: int = 3, *, force: bool = False) -> Path:
+    """A tiny BERT embedding model (CLS pooling, as bge models) with the R1 tokenizer."""
+    out_path = Path(out_path)
+    settings = dict(seed=seed, name=out_path.stem, arch="bert", n_layer=2, n_embd=64, n_head=4, n_ff=128,
+                    context_length=512)
+    with _writer(out_path, settings, "bert", force) as (w, src, normal):
+        if w is None:
+            return out_path
+        import gguf
+
+        n_vocab, n_embd, n_ff = len(src.get("tokenizer.ggml.tokens")), 64, 128
+        w.add_context_length(512)
+        w.add_embedding_length(n_embd)
+        w.add_feed_forward_length(n_ff)
+        w.add_block_count(2)
+        w.add_head_count(4)
+        w.add_layer_norm_eps(1e-12)
+        w.add_causal_attention(False)
+        w.add_pooling_type(gguf.PoolingType.CLS)
+        w.add_token_type_count(2)
+        copy_tokenizer(w, src, chat_template=False)
+        w.add_tensor("token_embd.weight", normal((n_vocab, n_embd), 1.0))
+        w.add_tensor("token_types.weight", normal((2, n_embd), 0.1, np.float32))
+        w.add_tensor("position_embd.weight", normal((512, n_embd), 0.1, np.float32))
+        for norm in ["token_embd_norm"] + [f"blk.{i}.{n}" for i in range(2) for n in ("attn_output_norm", "layer_output_norm")]:
+            w.add_tensor(f"{norm}.weight", np.ones(n_embd, dtype=np.float32))
+            w.add_tensor(f"{norm}.bias", np.zeros(n_embd, dtype=np.float32))
+        for i in range(2):
+            for part, shape in (("attn_q", (n_embd, n_embd)), ("attn_k", (n_embd, n_embd)), ("attn_v", (n_embd, n_embd)),
+                                ("attn_output", (n_embd, n_embd)), ("ffn_up", (n_ff, n_embd)), ("ffn_down", (n_embd, n_ff))):
+                w.add_tensor(f"blk.{i}.{part}.weight", normal(shape, 1 / np.sqrt(shape[1])))
+                w.add_tensor(f"blk.{i}.{part}.bias", normal(shape[0], 0.1, np.float32))
+    return out_path
+
+
+@contextmanager
+def _writer(out_path: Path, settings: dict, arch: str, force: bool):
+    """A GGUFWriter on a temporary file, the real header and a seeded random source; the file is
+    renamed into place when the block ends (atomic: parallel test runs never see half a model).
+    Yields (None, ...) when the cached file is current."""
     key = build_key(**settings)
     if not force and out_path.exists() and is_current(out_path, key):
-        return out_path
+        yield None, None, None
+        return
 
     import gguf  # a test/dev dependency only
 
     src = read_gguf(header_path(), require_complete=False, keep_arrays=True)
-    tokens = src.get("tokenizer.ggml.tokens")
-    n_vocab = len(tokens)
-    head_dim = n_embd // n_head
+    rng = np.random.default_rng(settings["seed"])
+
+    def normal(shape, std, dtype=np.float16):
+        return (rng.standard_normal(shape, dtype=np.float32) * std).astype(dtype)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=out_path.name, suffix=".tmp", dir=out_path.parent)
     os.close(fd)
-    w = gguf.GGUFWriter(tmp, "qwen2")
-    w.add_name(name)
+    w = gguf.GGUFWriter(tmp, arch)
+    w.add_name(settings["name"])
     w.add_string(KEY_FIELD, key)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    yield w, src, normal
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    os.replace(tmp, out_path)
+
+
+def _write_qwen2(w, src, normal, *, n_layer, n_embd, n_head, n_head_kv, n_ff, context_length, chat_template) -> None:
+    n_vocab = len(src.get("tokenizer.ggml.tokens"))
+    head_dim = n_embd // n_head
     w.add_context_length(context_length)
     w.add_embedding_length(n_embd)
     w.add_feed_forward_length(n_ff)
@@ -105,12 +170,7 @@ def build_tiny_model(
     w.add_head_count_kv(n_head_kv)
     w.add_rope_freq_base(src.get("qwen2.rope.freq_base", 10000.0))
     w.add_layer_norm_rms_eps(src.get("qwen2.attention.layer_norm_rms_epsilon", 1e-6))
-    copy_tokenizer(w, src)
-
-    rng = np.random.default_rng(seed)
-
-    def normal(shape, std, dtype=np.float16):
-        return (rng.standard_normal(shape, dtype=np.float32) * std).astype(dtype)
+    copy_tokenizer(w, src, chat_template)
 
     # Unit-scale embeddings; projections scaled by 1/sqrt(fan_in) so every layer changes the
     # residual stream noticeably; an untied output head with logits of std ~4, so greedy decoding
@@ -134,15 +194,8 @@ def build_tiny_model(
         w.add_tensor(p + "ffn_up.weight", normal((n_ff, n_embd), 1 / np.sqrt(n_embd)))
         w.add_tensor(p + "ffn_down.weight", normal((n_embd, n_ff), 1 / np.sqrt(n_ff)))
 
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    os.replace(tmp, out_path)  # atomic: parallel test runs never see a half-written model
-    return out_path
 
-
-def copy_tokenizer(w, src) -> None:
+def copy_tokenizer(w, src, chat_template: bool = True) -> None:
     """Copy every tokenizer.* key of the real header, failing on one this script does not know."""
     setters = {
         "tokenizer.ggml.model": w.add_tokenizer_model,
@@ -159,7 +212,7 @@ def copy_tokenizer(w, src) -> None:
         "tokenizer.chat_template": w.add_chat_template,
     }
     for key, value in src.metadata.items():
-        if not key.startswith("tokenizer."):
+        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and not chat_template):
             continue
         if key not in setters:
             raise RuntimeError(f"make_tiny_model: no rule to copy {key} from the real header")

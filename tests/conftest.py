@@ -42,6 +42,18 @@ def tiny_model_long() -> Path:
 
 
 @pytest.fixture(scope="session")
+def plain_model() -> Path:
+    """A tiny model without a chat template: not a thinking model, no tool calls."""
+    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-plain.gguf", seed=2, chat_template=False)
+
+
+@pytest.fixture(scope="session")
+def bert_model() -> Path:
+    """A tiny BERT embedding model that pools by its CLS token, as bge models do."""
+    return make_tiny_model.build_tiny_bert(ROOT / "models" / "tiny-bert.gguf")
+
+
+@pytest.fixture(scope="session")
 def r1_header() -> Path:
     """The first ~95 MB of the real DeepSeek-R1-Distill-Qwen-7B Q4_K_M GGUF: complete metadata
     and tensor infos, cut-short tensor data."""

@@ -56,3 +56,17 @@ def isolated_store(root) -> Iterator[None]:
         patch.setenv("R1LOCAL_HOME", str(root / "r1local-home"))
         patch.delenv("R1LOCAL_API_KEY", raising=False)
         yield
+
+
+@contextmanager
+def serving(tmp_path_factory, *models, **settings) -> Iterator[str]:
+    """A server for the given model files, with an empty store of its own; `settings` override TEST_SETTINGS."""
+    with isolated_store(tmp_path_factory.mktemp("store")):
+        with running_server(replace(TEST_SETTINGS, models=tuple(map(str, models)), **settings)) as base:
+            yield base
+
+
+def openai_client(url: str):
+    import openai
+
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)

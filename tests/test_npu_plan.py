@@ -17,9 +17,11 @@ from r1local import catalog, resolve, store
 from r1local.catalog import IR_FILES
 from r1local.cli import app
 from r1local.cli.app import out
-from r1local.engine.base import Engine, drop_oldest_turn
+from r1local.engine.base import Engine
+from r1local.engine.history import trim
 from r1local.engine.openvino_plan import choose_device, plan
 from r1local.engine.registry import engine_for, split_engine
+from r1local.engine.stream import Stream
 from r1local.engine.template import ChatTemplate
 from r1local.errors import ContextOverflow, EngineUnavailable, OfflineError
 from r1local.gguf_meta import read_gguf
@@ -79,10 +81,10 @@ def test_dropping_the_oldest_turn_keeps_the_system_prompt_and_the_last_question(
     history = [{"role": "system", "content": "S"}, {"role": "user", "content": "1"},
                {"role": "assistant", "content": "a1"}, {"role": "user", "content": "2"},
                {"role": "assistant", "content": "a2"}, {"role": "user", "content": "3"}]
-    once = drop_oldest_turn(history)
-    assert [m["content"] for m in once] == ["S", "2", "a2", "3"]
-    assert [m["content"] for m in drop_oldest_turn(once)] == ["S", "3"]
-    assert drop_oldest_turn([{"role": "user", "content": "3"}]) is None
+    once, dropped = trim(history, len, 4)
+    assert [m["content"] for m in once] == ["S", "2", "a2", "3"] and dropped == 2
+    assert [m["content"] for m in trim(history, len, 2)[0]] == ["S", "3"]
+    assert trim([{"role": "user", "content": "3"}], len, 0) == ([{"role": "user", "content": "3"}], 0)
 
 
 class WordEngine(Engine):
@@ -92,12 +94,14 @@ class WordEngine(Engine):
 
     def __init__(self, template: ChatTemplate, prompt_limit: int | None) -> None:
         self.template, self.prompt_limit, self.device, self.submitted = template, prompt_limit, "NPU", []
+        self.n_ctx = 4096
 
     def prompt_tokens(self, text):
         return text.split()
 
-    def _submit(self, tokens, params, *, split_reasoning, in_reasoning):
+    def _submit(self, tokens, params, *, split_reasoning, in_reasoning, parse_tools=False):
         self.submitted.append((tokens, split_reasoning, in_reasoning))
+        return Stream()
 
     def stats(self):
         return {}

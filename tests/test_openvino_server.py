@@ -67,6 +67,23 @@ def test_openai_client_is_answered_by_every_engine(front):
     assert sum(bool(c.choices and c.choices[0].delta.model_extra.get("reasoning_content")) for c in chunks) > 1
 
 
+def test_what_only_llama_cpp_does_is_a_clear_400_on_openvino(front):
+    client = openai.OpenAI(base_url=f"{front}/v1", api_key="unused", max_retries=0)
+    tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    asks = {"tools": dict(tools=[tool]), "reasoning_budget_tokens": dict(extra_body={"reasoning_budget_tokens": 4}),
+            "logprobs": dict(logprobs=True)}
+    for param, extra in asks.items():
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=OPENVINO, messages=ASK, **GREEDY, **extra)
+        assert refused.value.body["param"] == param and "OpenVINO" in refused.value.body["message"]
+    with pytest.raises(openai.BadRequestError, match="embeddings"):
+        client.embeddings.create(model=OPENVINO, input="hi")
+    # what TextOutput does works there too: reasoning tokens are counted as on llama.cpp
+    counted = [client.chat.completions.create(model=name, messages=ASK, **GREEDY).usage.completion_tokens_details
+               .reasoning_tokens for name in (OPENVINO, LLAMA)]
+    assert counted[0] == counted[1] > 0
+
+
 def test_ollama_client_is_answered_by_every_engine(front):
     client = ollama.Client(host=front)
     for name in (LLAMA, OPENVINO, UPSTREAM):

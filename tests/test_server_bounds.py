@@ -61,6 +61,7 @@ def test_a_huge_penalty_window_takes_no_memory(url):
 
 
 CHAT = {"model": MODEL, "messages": SAY, "max_tokens": 2}
+TOOL = {"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}
 GENERATE = {"model": MODEL, "prompt": "Hi", "stream": False}
 
 
@@ -77,12 +78,34 @@ GENERATE = {"model": MODEL, "prompt": "Hi", "stream": False}
     ("/api/generate", {**GENERATE, "options": {"repeat_last_n": 2**31}}, "options.repeat_last_n"),
     ("/api/generate", {**GENERATE, "options": {"num_ctx": 2**70}}, "options.num_ctx"),
     ("/api/chat", {"model": MODEL, "messages": SAY * 4097, "stream": False}, "messages"),
+    ("/v1/chat/completions", {**CHAT, "n": 17}, "n"),
+    ("/v1/chat/completions", {**CHAT, "logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+    ("/v1/chat/completions", {**CHAT, "reasoning_budget_tokens": 2**31}, "reasoning_budget_tokens"),
+    ("/v1/chat/completions", {**CHAT, "tools": [TOOL] * 129}, "tools"),
+    ("/v1/chat/completions", {**CHAT, "tools": [{"type": "function", "function": {
+        "name": "pick", "parameters": {"type": "string", "enum": [str(i) for i in range(65)]}}}]}, "tools"),
+    ("/v1/chat/completions", {**CHAT, "grammar": "root ::= " + '"x" ' * 20000}, "grammar"),
+    ("/v1/chat/completions", {**CHAT, "chat_template_kwargs": {str(i): 1 for i in range(17)}},
+     "chat_template_kwargs"),
+    ("/v1/chat/completions", {**CHAT, "messages": [{"role": "assistant", "tool_calls": [{}] * 129}]}, "tool_calls"),
+    ("/v1/completions", {"model": MODEL, "prompt": "Hi", "logprobs": 6}, "logprobs"),
+    ("/v1/embeddings", {"model": MODEL, "input": ["x"] * 2049}, "input"),
+    ("/v1/embeddings", {"model": MODEL, "input": "x", "dimensions": 2**31}, "dimensions"),
+    ("/api/chat", {"model": MODEL, "messages": SAY, "options": {"think_budget": -1}}, "options.think_budget"),
+    ("/completion", {"model": MODEL, "prompt": "Hi", "seed": 2**64}, "seed"),
 ])
 def test_every_field_has_a_bound(url, route, body, field):
     response = httpx.post(f"{url}{route}", json=body)
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert field in (error if isinstance(error, str) else error["param"])
+
+
+def test_an_unknown_field_is_ignored_but_a_known_one_still_bounded(url):
+    ignored = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "vendor_knob": [1] * 100}, timeout=60)
+    assert ignored.status_code == 200, ignored.text
+    refused = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "vendor_knob": 1, "n": 17})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "n"
 
 
 @pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/chat"])

@@ -103,7 +103,7 @@ def test_other_templates_render_as_is():
     assert not p.opens_think
 
 
-def test_missing_template_falls_back_to_chatml():
+def test_missing_template_without_a_builtin_falls_back_to_chatml():
     t = ChatTemplate(None)
     assert t.is_fallback and not t.is_r1
     assert t.render([{"role": "user", "content": "Hi"}]).text == (
@@ -126,3 +126,70 @@ def test_template_is_sandboxed():
 def test_broken_template_is_a_model_file_error():
     with pytest.raises(ModelFileError, match="not valid Jinja"):
         ChatTemplate("{% for %}")
+
+
+def test_a_final_assistant_message_is_continued(r1):
+    ask = [{"role": "user", "content": "Hi"}]
+    answer = r1.render([*ask, {"role": "assistant", "content": "Hello, I"}])
+    assert answer.text == f"{BOS}<｜User｜>Hi<｜Assistant｜><think>\n\n</think>\n\nHello, I" and not answer.opens_think
+    reasoning = r1.render([*ask, {"role": "assistant", "content": "", "reasoning_content": "The user greets"}])
+    assert reasoning.text.endswith("<｜Assistant｜><think>\nThe user greets") and reasoning.opens_think
+    closed = r1.render([*ask, {"role": "assistant", "content": "<think>\nok\n</think>\n\nHel"}])
+    assert closed.text.endswith("<｜Assistant｜><think>\nok\n</think>\n\nHel") and not closed.opens_think
+    new_turn = r1.render([*ask, {"role": "assistant", "content": "Hello"}], continue_final=False)
+    assert new_turn.text.endswith(f"Hello{EOS}<｜Assistant｜><think>\n")
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_tools_and_tool_history_render_in_r1_tokens(r1):
+    assert r1.supports_tools
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+        {"role": "assistant", "content": "It is 18C."},
+        {"role": "user", "content": "And Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [call, {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+        {"role": "tool", "content": "20C"},
+        {"role": "tool", "content": "21C"},
+    ]
+    text = r1.render(messages, tool_list=[WEATHER]).text
+    preamble, _, history = text.partition("Be brief.")
+    assert preamble.startswith(f"{BOS}<｜User｜>You can call any of the following function tools")
+    assert '"name": "get_weather"' in preamble
+    call_paris = '<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>'
+    call_rome = call_paris.replace("Paris", "Rome")
+    assert history == (
+        "\n\nWeather in Paris?"
+        f"<｜Assistant｜><｜tool▁calls▁begin｜>{call_paris}<｜tool▁calls▁end｜>{EOS}"
+        f"<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>18C<｜tool▁output▁end｜><｜tool▁outputs▁end｜>{EOS}"
+        f"<｜Assistant｜>It is 18C.{EOS}<｜User｜>And Rome?"
+        f"<｜Assistant｜><｜tool▁calls▁begin｜>{call_paris}\n{call_rome}<｜tool▁calls▁end｜>{EOS}"
+        "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>20C<｜tool▁output▁end｜>"
+        f"\n<｜tool▁output▁begin｜>21C<｜tool▁output▁end｜><｜tool▁outputs▁end｜>{EOS}"
+        "<｜Assistant｜><think>\n"
+    )
+
+
+def test_a_template_without_tool_calls_refuses_tools():
+    with pytest.raises(UsageError, match="no tool calling"):
+        ChatTemplate(CHATML).render([{"role": "user", "content": "Hi"}], tool_list=[WEATHER])
+
+
+def test_no_template_uses_llama_cpps_builtin_for_the_architecture():
+    from r1local.engine.builtin_template import builtin_name
+
+    vocab = {"<start_of_turn>", "<|eot_id|>"}
+    assert builtin_name("gemma3", vocab.__contains__) == "gemma"
+    assert builtin_name("llama", vocab.__contains__) == "llama3"
+    assert builtin_name("llama", set().__contains__) == "llama2"
+    assert builtin_name("qwen2", vocab.__contains__) == "chatml"
+    gemma = ChatTemplate(None, builtin="gemma")
+    assert gemma.render([{"role": "user", "content": "Hi"}], think=False).text == (
+        "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+    assert "<|im_end|>" not in gemma.render([{"role": "user", "content": "Hi"}]).text

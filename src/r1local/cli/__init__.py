@@ -2,6 +2,7 @@
 
 from . import accelerate  # noqa: F401  (registers accelerate)
 from . import bench  # noqa: F401  (registers bench)
+from . import embed  # noqa: F401  (registers embed)
 from . import hw  # noqa: F401  (registers hw)
 from . import models  # noqa: F401  (registers pull, list, rm, models)
 from . import run  # noqa: F401  (registers run, chat, inspect)

@@ -35,6 +35,8 @@ GPU_OPT = typer.Option(None, "--gpu-layers", min=-1, max=100_000, help="Layers t
 TEMPERATURE_OPT = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0, max=5.0)
 RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
                                           "(or R1LOCAL_RPC).")
+THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
+                                help="Reasoning tokens before the model must answer (0: no reasoning).")
 
 
 def open_model(
@@ -123,8 +125,10 @@ def consume(stream: Stream, on_event=None) -> Result:
             on_event(event)
 
 
-def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None) -> SamplingParams:
-    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None,
+             think_budget: int | None = None) -> SamplingParams:
+    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                          think_budget=think_budget)
 
 
 @command()
@@ -138,6 +142,7 @@ def run(
     top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    think_budget: Optional[int] = THINK_BUDGET_OPT,
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
@@ -151,9 +156,10 @@ def run(
         prompt = sys.stdin.buffer.read().decode("utf-8", "replace")  # bytes that are not UTF-8 become U+FFFD
     if not prompt.strip():
         raise UsageError("The prompt is empty.")
-    params = sampling(temperature, top_p, max_tokens, seed)
+    params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
-        stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think, params=params)
+        stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
+                             params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result = consume(stream, printer)
     if as_json:
@@ -179,6 +185,7 @@ def chat(
     top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
     seed: Optional[int] = typer.Option(None, "--seed"),
+    think_budget: Optional[int] = THINK_BUDGET_OPT,
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
@@ -186,8 +193,8 @@ def chat(
     yes: bool = YES_OPT,
 ) -> None:
     """Chat interactively, keeping the history."""
-    params = sampling(temperature, top_p, max_tokens, seed)
-    think = not no_think
+    params = sampling(temperature, top_p, max_tokens, seed, think_budget)
+    think = not no_think and think_budget != 0
     history: list[dict] = []
     with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
         err.print(f"{loaded.name} ready. {CHAT_HELP}", style="dim", markup=False)

@@ -23,7 +23,7 @@ from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..resolve import resolve
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, RPC_OPT, THREADS_OPT
+from .run import CTX_OPT, GPU_OPT, RPC_OPT, THINK_BUDGET_OPT, THREADS_OPT
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -83,6 +83,10 @@ def serve(
                                    help="Models held in memory at once (the least recently used leaves)."),
     max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", min=1024, max=1024**3,
                                  help="Largest request body in bytes."),
+    no_trim: bool = typer.Option(False, "--no-trim",
+                                 help="Refuse a chat longer than the context (400) instead of dropping its oldest turns."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse request fields the server does not know (400)."),
+    think_budget: Optional[int] = THINK_BUDGET_OPT,
     upstream: Optional[list[str]] = typer.Option(
         None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
                                  "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
@@ -111,8 +115,8 @@ def serve(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
-        keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body,
-        upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
+        think_budget=think_budget, upstreams=upstreams(upstream or []), rpc=tuple(workers),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)

@@ -6,7 +6,8 @@ the engine reports stats and closes. The CLI and the server only ever hold an `E
 
 What makes an R1 distill behave like one lives here, once, for every engine: the model's own chat
 template, `<think>\\n` forced or an empty think block, earlier reasoning dropped, the system
-prompt folded in, and (where an engine has a fixed prompt budget) the oldest turns trimmed first.
+prompt folded in, tools and earlier calls in R1's own tokens, a final assistant message continued,
+and the oldest turns trimmed first when a chat leaves no room for the reply.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import ContextOverflow
+from ..errors import ContextOverflow, UsageError
+from . import history
 from .params import SamplingParams
 from .stream import Stream
 from .template import ChatTemplate, RenderedPrompt
+from .vocab import VocabMethods
 
 
 class Engine(ABC):
@@ -35,6 +38,7 @@ class Engine(ABC):
     prompt_limit: int | None = None  # a compiled maximum prompt length (the NPU's static shapes)
     info: Any = None  # the GGUF's metadata when loaded from a GGUF
     load_note: str | None = None  # one line on how the load departed from its plan, for the user
+    vocab: Any = None  # the tokenizer (a GGUF's VocabMethods, or the engine's own)
 
     def memory_bytes(self) -> tuple[int, int] | None:
         """(RAM, VRAM) the engine allocated for the model, when it can tell."""
@@ -45,31 +49,63 @@ class Engine(ABC):
         return self.template.is_r1
 
     # -- requests --
-    def chat(self, messages: list[dict], *, think: bool | None = None,
-             params: SamplingParams | None = None) -> Stream:
+    def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
+             tool_list: list[dict] | None = None, calls: bool = True, continue_final: bool = True,
+             trim: bool = True) -> Stream:
+        """`tool_list`: functions the model may call; their calls come back as ToolCall events
+        unless calls=False (OpenAI's tool_choice "none": the model knows the tools, calls none).
+        A last assistant message is continued (continue_final=False starts a new turn after it).
+        trim: drop the oldest turns (never the system prompt or the last user turn) when the chat
+        leaves too little room for the reply or passes a compiled prompt limit; the stream's
+        `trimmed_messages` says how many went. Without trim a chat that does not fit is refused."""
+        params = params or SamplingParams()
         think = self.is_r1 if think is None else think
-        rendered, tokens = self._fit_history(messages, think)
-        return self._submit(tokens, params or SamplingParams(), split_reasoning=self.is_r1,
-                            in_reasoning=rendered.opens_think)
 
-    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
-        tokens = self.prompt_tokens(prompt)
+        def render(kept: list[dict]) -> RenderedPrompt:
+            return self.template.render(kept, think=think, tool_list=tool_list, continue_final=continue_final)
+
+        kept, dropped = list(messages), 0
+        if trim:
+            context = params.context(self.n_ctx)
+            limit = context - history.reply_room(context, params.max_tokens)
+            if self.prompt_limit is not None:
+                limit = min(limit, self.prompt_limit)
+            kept, dropped = history.trim(kept, lambda kept: len(self.prompt_tokens(render(kept).text)), limit)
+        rendered = render(kept)
+        tokens = self.prompt_tokens(rendered.text)
+        self._check_prompt(len(tokens))
+        stream = self._submit(tokens, params, split_reasoning=self.is_r1, in_reasoning=rendered.opens_think,
+                              parse_tools=bool(tool_list) and calls)
+        stream.trimmed_messages = dropped
+        return stream
+
+    def complete(self, prompt: str, *, params: SamplingParams | None = None, suffix: str | None = None) -> Stream:
+        """Raw text, no template; with a `suffix` the model fills in what goes between (FIM)."""
+        tokens = self.prompt_tokens(prompt) if suffix is None else self.fill_in_middle(prompt, suffix)
         self._check_prompt(len(tokens))
         return self._submit(tokens, params or SamplingParams(), split_reasoning=False, in_reasoning=False)
 
-    def _fit_history(self, messages: list[dict], think: bool) -> tuple[RenderedPrompt, list[int]]:
-        """Render the chat; past a compiled prompt limit drop the oldest turns (never the last
-        user turn) until it fits, and refuse clearly when even that one is too long."""
-        messages = list(messages)
-        while True:
-            rendered = self.template.render(messages, think=think)
-            tokens = self.prompt_tokens(rendered.text)
-            if self.prompt_limit is None or len(tokens) <= self.prompt_limit:
-                return rendered, tokens
-            dropped = drop_oldest_turn(messages)
-            if dropped is None:
-                self._check_prompt(len(tokens))
-            messages = dropped
+    def fill_in_middle(self, prefix: str, suffix: str) -> list[int]:
+        """The model's own fill-in-the-middle prompt: <prefix-token> prefix <suffix-token> suffix <middle-token>."""
+        vocab = self.gguf_vocab()
+        pre, suf, mid = vocab.fim_tokens()
+        if min(pre, suf, mid) < 0:
+            raise UsageError(f"{self.name} has no fill-in-the-middle tokens, so it cannot complete before a suffix.",
+                             "Send the request without suffix.", param="suffix")
+        text = lambda t: vocab.tokenize(t, add_special=False, parse_special=False)  # noqa: E731
+        return [pre, *text(prefix), suf, *text(suffix), mid]
+
+    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+        """Normalised embeddings of `texts` and the tokens they took; engines that can override this."""
+        raise UsageError(f"The {self.engine} engine does not compute embeddings.",
+                         "Load the model on llama.cpp (a GGUF without @openvino) for embeddings.", param="model")
+
+    def gguf_vocab(self) -> VocabMethods:
+        """The GGUF tokenizer, for the routes that speak in token ids."""
+        if not isinstance(self.vocab, VocabMethods):
+            raise UsageError(f"{self.name} has no GGUF tokenizer here, so it cannot work in token ids.",
+                             "Use a model loaded from a GGUF.", param="model")
+        return self.vocab
 
     def _check_prompt(self, n_tokens: int) -> None:
         if self.prompt_limit is not None and n_tokens > self.prompt_limit:
@@ -86,7 +122,7 @@ class Engine(ABC):
 
     @abstractmethod
     def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
-                in_reasoning: bool) -> Stream:
+                in_reasoning: bool, parse_tools: bool = False) -> Stream:
         """Queue one generation; raise Overloaded (503) when the queue is full."""
 
     @abstractmethod
@@ -108,12 +144,3 @@ class Engine(ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def drop_oldest_turn(messages: list[dict]) -> list[dict] | None:
-    """The history without its oldest exchange (a user turn and the replies up to the next user
-    turn); system messages stay. None when only the last user turn is left."""
-    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    if len(users) < 2:
-        return None
-    first, second = users[0], users[1]
-    return [m for i, m in enumerate(messages) if not (first <= i < second and m.get("role") != "system")]

@@ -1,4 +1,4 @@
-"""The one event type every consumer reads: reasoning text, answer text, then done."""
+"""The one event type every consumer reads: reasoning text, answer text, tool calls, then done."""
 
 from __future__ import annotations
 
@@ -19,10 +19,34 @@ class ContentDelta:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """One function call the model made; `arguments` is JSON text, as OpenAI sends it."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log-probability, and the most likely alternatives (text, logprob, bytes)."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[tuple[str, float, list[int]]]
+
+
+@dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0  # prompt tokens whose KV cache was reused
+    reasoning_tokens: int = 0  # completion tokens spent inside <think>...</think>
 
     @property
     def total_tokens(self) -> int:
@@ -35,6 +59,8 @@ class Timings:
     ttft_s: float  # submit -> first generated token
     prompt_tokens_per_s: float
     generation_tokens_per_s: float
+    prompt_s: float = 0.0  # admitted -> first token
+    generation_s: float = 0.0  # first token -> done
 
 
 def measure(submitted: float, admitted: float, prompt_done: float, first_token: float, now: float,
@@ -47,6 +73,7 @@ def measure(submitted: float, admitted: float, prompt_done: float, first_token: 
         ttft_s=(first_token - submitted) if first_token else 0.0,
         prompt_tokens_per_s=evaluated / prompt_time if prompt_time > 0 else 0.0,
         generation_tokens_per_s=(generated - 1) / gen_time if gen_time > 0 else 0.0,
+        prompt_s=prompt_time, generation_s=gen_time,
     )
 
 
@@ -58,7 +85,7 @@ class Done:
     error: str | None = None  # set when finish_reason == "error"
 
 
-Event = Union[ReasoningDelta, ContentDelta, Done]
+Event = Union[ReasoningDelta, ContentDelta, ToolCall, TokenLogprob, Done]
 
 
 @dataclass
@@ -69,12 +96,18 @@ class Result:
     content: str = ""
     done: Done | None = None
     tokens: list[int] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
     def add(self, event: Event) -> None:
         if isinstance(event, ReasoningDelta):
             self.reasoning += event.text
         elif isinstance(event, ContentDelta):
             self.content += event.text
+        elif isinstance(event, ToolCall):
+            self.tool_calls.append(event)
+        elif isinstance(event, TokenLogprob):
+            self.logprobs.append(event)
         else:
             self.done = event
 

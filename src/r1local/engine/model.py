@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from ..errors import ModelNotFound, OutOfMemory, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .base import Engine
 from .bindings import C
+from .embedding import Embedder
 from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
@@ -34,10 +36,13 @@ class Model(Engine):
         self.n_parallel = native.n_seq
         self.n_gpu_layers = native.n_gpu_layers  # as loaded, after the fit's choice
         self.device = "GPU" if self.n_gpu_layers else "CPU"
+        self.vocab = native
         self.template = native.chat_template()
         self.placement = native.placement  # where llama.cpp put the weights, KV cache and buffers
         self.plan: fit.FitPlan | None = None  # the plan it was loaded with
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -99,10 +104,19 @@ class Model(Engine):
     def prompt_tokens(self, text: str) -> list[int]:
         return self.native.prompt_tokens(text)
 
-    def _submit(
-        self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool
-    ) -> Stream:
-        return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning)
+    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool,
+                parse_tools: bool = False) -> Stream:
+        return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning,
+                                     parse_tools=parse_tools)
+
+    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+        """Normalised embeddings of `texts` and the tokens they took. Blocking: call it from a
+        worker thread (the embedding context is made on first use)."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = Embedder(self.native, self.info.architecture, self.n_threads)
+        inputs = [self._embedder.tokens(text, truncate) for text in texts]
+        return self._embedder.embed(inputs), sum(map(len, inputs))
 
     @property
     def n_threads(self) -> int:
@@ -119,6 +133,8 @@ class Model(Engine):
         return (placed.host_bytes, placed.device_bytes) if placed.buffers else None
 
     def close(self) -> None:
+        if self._embedder:
+            self._embedder.close()
         self.scheduler.close()
         self.native.close()
 

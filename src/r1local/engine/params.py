@@ -27,4 +27,12 @@ class SamplingParams(BaseModel):
     max_tokens: int | None = Field(None, ge=1)  # None: until the context is full
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None  # GBNF that constrains the answer
+    grammar_triggers: list[int] = Field(default_factory=list)  # lazy grammar: on once one of these tokens is sampled
     ignore_eos: bool = False
+    logprobs: int | None = Field(None, ge=0, le=20)  # report each token's logprob and this many alternatives
+    think_budget: int | None = Field(None, ge=0)  # reasoning tokens before the engine closes the think block
+    context_limit: int | None = Field(None, ge=1)  # use at most this much of the context (Ollama's num_ctx)
+
+    def context(self, n_ctx: int) -> int:
+        """The tokens of context one request may use: the engine's, or less if it asked."""
+        return min(n_ctx, self.context_limit or n_ctx)

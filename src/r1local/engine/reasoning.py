@@ -15,7 +15,7 @@ OPEN, CLOSE = "<think>", "</think>"
 _START, _REASONING, _CONTENT = "start", "reasoning", "content"
 
 
-def _partial_tag_len(text: str, tag: str) -> int:
+def partial_tag_len(text: str, tag: str) -> int:
     """Length of the longest tail of `text` that is a proper prefix of `tag`."""
     for k in range(min(len(tag) - 1, len(text)), 0, -1):
         if text.endswith(tag[:k]):
@@ -36,6 +36,10 @@ class ReasoningSplitter:
         self._state = _REASONING if in_reasoning else _START
         self._buf = ""  # text received but not yet emitted
         self._at_section_start = True  # leading whitespace of a section is dropped
+
+    @property
+    def in_reasoning(self) -> bool:
+        return self._state == _REASONING
 
     def feed(self, text: str) -> list[ReasoningDelta | ContentDelta]:
         self._buf += text
@@ -77,7 +81,7 @@ class ReasoningSplitter:
                 _emit(events, ReasoningDelta, self._buf.rstrip())
                 self._buf = ""
                 return events
-            held = _partial_tag_len(self._buf, CLOSE)
+            held = partial_tag_len(self._buf, CLOSE)
             head = self._buf[: len(self._buf) - held]
             sure = head.rstrip()  # trailing whitespace may precede </think>: hold it too
             _emit(events, ReasoningDelta, sure)

@@ -19,7 +19,7 @@ class Sampler:
         add = lambda s: C.llama_sampler_chain_add(self.chain, s)  # noqa: E731
         try:
             if params.grammar:
-                grammar = C.llama_sampler_init_grammar(vocab, params.grammar.encode(), b"root")
+                grammar = _grammar_sampler(vocab, params.grammar, params.grammar_triggers)
                 if not grammar:
                     raise UsageError("The grammar (response_format) could not be parsed.")
                 add(grammar)
@@ -56,7 +56,19 @@ class Sampler:
     def sample(self, ctx, batch_index: int) -> int:
         return C.llama_sampler_sample(self.chain, ctx, batch_index)
 
+    def accept(self, token: int) -> None:
+        """A token the model did not choose but will see (the reasoning budget's): grammar and
+        penalties follow it."""
+        C.llama_sampler_accept(self.chain, token)
+
     def close(self) -> None:
         if self.chain:
             C.llama_sampler_free(self.chain)
             self.chain = None
+
+
+def _grammar_sampler(vocab, grammar: str, triggers: list[int]):
+    if not triggers:
+        return C.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    tokens = (C.llama_token * len(triggers))(*triggers)
+    return C.llama_sampler_init_grammar_lazy_patterns(vocab, grammar.encode(), b"root", None, 0, tokens, len(triggers))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import ContextOverflow, Overloaded
 from .bindings import C
 from .events import Done, FinishReason, Timings, Usage, measure
+from .logprobs import token_logprob
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
@@ -27,6 +28,7 @@ from .stream import Stream
 
 
 SWITCH_INTERVAL_S = 0.0005
+BUDGET_CLOSE = "\n\nTime is up; I will answer now.\n</think>\n\n"  # ends reasoning that reached its budget
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Job:
     split_reasoning: bool  # separate <think>...</think> from the answer
     in_reasoning: bool  # the prompt already opened <think>
     sampler: Sampler  # built at submit, so a bad grammar is the caller's error, not the thread's
+    parse_tools: bool = False  # read tool calls out of the text
     stream: Stream = field(default_factory=Stream)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -51,7 +54,8 @@ class Active:
         self.max_tokens = max_tokens
         self.sampler = job.sampler
         self.output = TextOutput(job.stream, job.params.stop, split_reasoning=job.split_reasoning,
-                                 in_reasoning=job.in_reasoning)
+                                 in_reasoning=job.in_reasoning, parse_tools=job.parse_tools,
+                                 think_budget=job.params.think_budget)
         self.next_token: int | None = None  # sampled, to be fed at the next step
         self.generated = 0
         self.admitted = time.perf_counter()
@@ -62,7 +66,7 @@ class Active:
         self.output.close()
         timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
                           time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
-        usage = Usage(len(self.job.prompt), self.generated, self.n_reused)
+        usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
         self.job.stream.push(Done(reason, usage, timings, error))
 
@@ -90,6 +94,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._running = True
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
+        self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
                              cached_tokens_total=0, rejected_total=0)
         # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
@@ -101,15 +106,17 @@ class Scheduler:
 
     # -- called from any thread --
     def submit(
-        self, prompt: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool
+        self, prompt: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool,
+        parse_tools: bool = False,
     ) -> Stream:
-        if len(prompt) >= self.native.n_ctx_seq:
+        context = params.context(self.native.n_ctx_seq)
+        if len(prompt) >= context:
             raise ContextOverflow(
-                f"The prompt is {len(prompt)} tokens; the context holds {self.native.n_ctx_seq}.",
+                f"The prompt is {len(prompt)} tokens; the context holds {context}.",
                 "Shorten the prompt or start with a larger --ctx.",
             )
         sampler = Sampler(params, self.native.vocab, self.native.n_vocab)
-        job = Job(prompt, params, split_reasoning, in_reasoning, sampler)
+        job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools)
         with self._cond:
             busy = sum(slot.active is not None for slot in self.slots)
             if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
@@ -185,7 +192,7 @@ class Scheduler:
             reuse = min(kept, len(job.prompt) - 1)
             self.native.forget(slot.seq, reuse)
             del slot.cached[reuse:]
-            room = self.native.n_ctx_seq - len(job.prompt)
+            room = job.params.context(self.native.n_ctx_seq) - len(job.prompt)
             max_tokens = min(job.params.max_tokens or room, room)
             slot.active = Active(job, slot, reuse, max_tokens, self.native)
             self.counters["cached_tokens_total"] += reuse
@@ -252,6 +259,8 @@ class Scheduler:
         for index, slot in rows:
             active = slot.active
             token = active.sampler.sample(self.native.ctx, index)
+            if active.job.params.logprobs is not None and not self.native.is_eog(token):
+                active.job.stream.push(token_logprob(self.native, index, token, active.job.params.logprobs))
             if active.generated == 0:
                 active.prompt_done = active.first_token = now
             active.generated += 1
@@ -267,5 +276,17 @@ class Scheduler:
             self._release(slot, "stop")
         elif active.generated >= active.max_tokens:  # clamped to the context at admission
             self._release(slot, "length")
+        elif active.output.budget_spent:
+            self._close_reasoning(active, token)
         else:
             active.next_token = token
+
+    def _close_reasoning(self, active: Active, token: int) -> None:
+        """The reasoning budget is spent: write the end of the think block in the model's place
+        (fed to the model like prompt text, and to the sampler so a grammar follows it); the
+        model then answers."""
+        for forced in self._budget_close:
+            active.output.write(self.native.piece(forced))
+            active.sampler.accept(forced)
+        active.generated += len(self._budget_close)
+        active.pending = [token, *self._budget_close]

@@ -17,6 +17,7 @@ class Stream:
         self._cancelled = threading.Event()
         self._wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.prompt_tokens: int = 0  # known once the request is admitted
+        self.trimmed_messages = 0  # oldest chat messages dropped to fit the context
 
     # -- producer side (scheduler thread) --
     def push(self, event: Event) -> None:

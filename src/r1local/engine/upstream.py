@@ -100,15 +100,24 @@ class UpstreamModel(Engine):
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
                              cached_tokens_total=0, rejected_total=0)
 
-    def chat(self, messages: list[dict], *, think: bool | None = None,
-             params: SamplingParams | None = None) -> Stream:
+    @property
+    def is_r1(self) -> bool:
+        """Served as a reasoning model: its reasoning is kept apart, and think=False asks it for none."""
+        return True
+
+    def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
+             tool_list: list[dict] | None = None, calls: bool = True, continue_final: bool = True,
+             trim: bool = True) -> Stream:
+        """The upstream renders, trims and continues its own prompts; tools never reach here (the
+        placeholder template has none, so they are refused before)."""
         body: dict[str, Any] = {"messages": messages}
         if think is False:
             body["reasoning_effort"] = "none"  # servers that know it answer without reasoning
         return self._forward("chat/completions", body, params or SamplingParams())
 
-    def complete(self, prompt: str, *, params: SamplingParams | None = None) -> Stream:
-        return self._forward("completions", {"prompt": prompt}, params or SamplingParams())
+    def complete(self, prompt: str, *, params: SamplingParams | None = None, suffix: str | None = None) -> Stream:
+        body = {"prompt": prompt, **({"suffix": suffix} if suffix is not None else {})}
+        return self._forward("completions", body, params or SamplingParams())
 
     def _forward(self, route: str, body: dict, params: SamplingParams) -> Stream:
         """Send the request and wait for the upstream's status (the caller runs this off the
@@ -181,7 +190,7 @@ class UpstreamModel(Engine):
     def prompt_tokens(self, text: str) -> list[int]:
         raise UsageError("An upstream model has no local tokenizer.")
 
-    def _submit(self, tokens, params, *, split_reasoning, in_reasoning) -> Stream:
+    def _submit(self, tokens, params, *, split_reasoning, in_reasoning, parse_tools=False) -> Stream:
         raise AssertionError("chat() and complete() forward whole requests")
 
     def stats(self) -> dict:

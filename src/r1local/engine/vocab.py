@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ModelFileError
 from .bindings import C
+from .builtin_template import builtin_name
 from .template import ChatTemplate
 from .text import clean
 
@@ -42,11 +43,13 @@ class VocabMethods:
         return text.decode("utf-8", "replace") if text else ""
 
     def chat_template(self) -> ChatTemplate:
-        """The GGUF's own chat template, with its begin and end markers."""
+        """The GGUF's own chat template, with its begin and end markers; without one, the template
+        llama.cpp has built in for the model's architecture."""
         return ChatTemplate(
             self.meta("tokenizer.chat_template"),
             self.token_text(self.bos) if self.bos >= 0 else "",
             self.token_text(self.eos) if self.eos >= 0 else "",
+            builtin=builtin_name(self.meta("general.architecture") or "", lambda text: self.single_token(text) is not None),
         )
 
     # -- tokens --
@@ -67,6 +70,15 @@ class VocabMethods:
         if self.add_bos and (not tokens or tokens[0] != self.bos):
             tokens.insert(0, self.bos)
         return tokens
+
+    def single_token(self, text: str) -> int | None:
+        """The id of the token that is exactly `text` (special tokens included), if there is one."""
+        tokens = self.tokenize(text, add_special=False)
+        return tokens[0] if len(tokens) == 1 else None
+
+    def fim_tokens(self) -> tuple[int, int, int]:
+        """Fill-in-the-middle prefix, suffix and middle tokens; -1 where the vocabulary has none."""
+        return (C.llama_vocab_fim_pre(self.vocab), C.llama_vocab_fim_suf(self.vocab), C.llama_vocab_fim_mid(self.vocab))
 
     def piece(self, token: int) -> bytes:
         """A token's bytes, special tokens (such as <think>) rendered as text."""

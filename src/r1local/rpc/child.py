@@ -37,7 +37,7 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
         buffers = {m[1]: float(m[2]) for m in map(_BUFFER_LINE.search, native._log_tail) if m}
     conn.send(("ready", {"n_ctx": model.n_ctx, "n_parallel": model.n_parallel, "n_gpu_layers": model.n_gpu_layers,
                          "template": (None if model.template.is_fallback else model.template.source,
-                                      model.template.bos_token, model.template.eos_token),
+                                      model.template.bos_token, model.template.eos_token, model.template.builtin),
                          "n_threads": model.n_threads, "buffers": buffers, "stats": model.stats()}))
     _serve(conn, model)
 
@@ -67,8 +67,9 @@ def _serve(conn, model) -> None:
         request, *args = args
         try:
             if kind == "submit":
-                tokens, params, split_reasoning, in_reasoning = args
-                stream = model._submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning)
+                tokens, params, split_reasoning, in_reasoning, parse_tools = args
+                stream = model._submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning,
+                                       parse_tools=parse_tools)
                 streams[request] = stream
                 send("ok", request, None)
                 threading.Thread(target=relay, args=(request, stream), daemon=True).start()

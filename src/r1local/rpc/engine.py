@@ -19,6 +19,7 @@ from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
+from ..engine.vocab import LlamaVocab
 from ..errors import R1Error, WorkerLost
 from ..gguf_meta import read_gguf
 from . import child
@@ -70,6 +71,7 @@ class SplitModel(Engine):
         self.n_ctx, self.n_parallel, self.n_gpu_layers = attrs["n_ctx"], attrs["n_parallel"], attrs["n_gpu_layers"]
         self.n_threads = attrs["n_threads"]
         self.template = ChatTemplate(*attrs["template"])
+        self.vocab = LlamaVocab(self.path)  # token ids here too (tools' markers, /tokenize, suffix): no weights read
         self.device = "CPU + RPC " + ", ".join(self.endpoints)
         self.buffers: dict[str, float] = attrs["buffers"]  # MiB of weights llama.cpp put on each device
         self._stats: dict = attrs["stats"]
@@ -83,11 +85,11 @@ class SplitModel(Engine):
         return self._call("prompt_tokens", text)
 
     def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
-                in_reasoning: bool) -> Stream:
+                in_reasoning: bool, parse_tools: bool = False) -> Stream:
         stream = Stream()
         request = next(self._ids)
         self._streams[request] = stream
-        self._call("submit", tokens, params, split_reasoning, in_reasoning, request=request)  # admitted or refused
+        self._call("submit", tokens, params, split_reasoning, in_reasoning, parse_tools, request=request)  # admitted or refused
         return stream
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
@@ -112,6 +114,7 @@ class SplitModel(Engine):
             self._process.kill()
             self._process.join()
         self._conn.close()
+        self.vocab.close()
 
     # -- plumbing --
     def _call(self, kind: str, *args, request: int | None = None):

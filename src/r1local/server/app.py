@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from .. import __version__
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import errors, ollama, openai, openapi
+from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
@@ -46,6 +46,8 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     errors.install(app, settings.retry_after_s)
     app.include_router(openai.router())
     app.include_router(ollama.router())
+    app.include_router(embeddings.router())
+    app.include_router(llamacpp_routes.router())
     openapi.install(app)
 
     @app.get("/health")
@@ -64,7 +66,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/")
+    @app.api_route("/", methods=["GET", "HEAD"])
     async def root() -> PlainTextResponse:
         return PlainTextResponse("r1local is running")  # Ollama clients probe / for this line
 

@@ -22,11 +22,7 @@ def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
     grammars = submodule("llama_grammar")
     if not schema:
         return grammars.JSON_GBNF
-    text = json.dumps(schema)
-    if len(text) > MAX_SCHEMA_CHARS or _largest_enum(schema) > MAX_ENUM:
-        raise UsageError(
-            f"The JSON schema is too large: at most {MAX_SCHEMA_CHARS} characters and {MAX_ENUM} values "
-            "per enum.", "Constrain less in the schema and check the rest after the answer.", param=param)
+    text = bounded_schema(schema, param)
     try:
         grammar = grammars.json_schema_to_gbnf(text)
     except Exception as exc:  # the converter raises assorted types for schemas it cannot express
@@ -35,6 +31,20 @@ def json_grammar(schema: dict[str, Any] | None, param: str) -> str:
             "Simplify the schema: plain types, properties, required, enum, arrays and $defs work.",
             param=param,
         ) from None
+    return bounded_grammar(grammar, param)
+
+
+def bounded_schema(schema: Any, param: str) -> str:
+    """`schema` as JSON text, refused past the bounds above."""
+    text = json.dumps(schema)
+    if len(text) > MAX_SCHEMA_CHARS or _largest_enum(schema) > MAX_ENUM:
+        raise UsageError(
+            f"The JSON schema is too large: at most {MAX_SCHEMA_CHARS} characters and {MAX_ENUM} values "
+            "per enum.", "Constrain less in the schema and check the rest after the answer.", param=param)
+    return text
+
+
+def bounded_grammar(grammar: str, param: str) -> str:
     if len(grammar) > MAX_GRAMMAR_CHARS:
         raise UsageError(f"The JSON schema makes a grammar of {len(grammar)} characters, more than "
                          f"{MAX_GRAMMAR_CHARS}.", "Simplify the schema.", param=param)

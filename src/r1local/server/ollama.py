@@ -16,10 +16,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..engine.events import ContentDelta, Done, ReasoningDelta
+from ..engine.events import ContentDelta, Done, ReasoningDelta, ToolCall
+from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.template import ChatTemplate
 from ..errors import R1Error
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
+from .chat import ChatSubmission
 from .duration import parse_duration
 from .errors import client_message
 from .grammar import json_grammar
@@ -28,6 +30,8 @@ from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedReq
 from .pull import Pull, pull_target
 from .resolve import available_models
 from .state import ServerState, get_state
+from .tolerance import check_fields
+from .tools import ollama_arguments
 from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
 
 log = logging.getLogger("r1local.server")
@@ -106,20 +110,28 @@ def router() -> APIRouter:
 
     @api.post("/api/show")
     async def show(body: NamedRequest, request: Request) -> dict:
-        path = get_state(request).manager.path_of(body.model_name)
+        state = get_state(request)
+        check_fields(body, state.settings)
+        path = state.manager.path_of(body.model_name)
         info = await asyncio.to_thread(read_gguf, path)  # a copy cut short is an error, not a model
-        thinking = ChatTemplate(info.chat_template).is_r1  # the engine's own test for a thinking model
+        template = ChatTemplate(info.chat_template)  # the engine's own tests for thinking and tools
+        capabilities = ["completion"] + (["thinking"] if template.is_r1 else []) + (
+            ["tools"] if template.supports_tools else [])
+        model_info = {k: v for k, v in info.metadata.items()
+                      if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"}
+        loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
+        if loaded:  # the context this server gives each request, not the one the model was trained on
+            model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
         return {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
-            "parameters": "temperature 0.6\ntop_p 0.95", "details": details(info),
-            "model_info": {k: v for k, v in info.metadata.items()
-                           if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"},
-            "capabilities": ["completion", "thinking"] if thinking else ["completion"],
+            "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
+            "details": details(info), "model_info": model_info, "capabilities": capabilities,
             "modified_at": now_iso(path.stat().st_mtime),
         }
 
     @api.post("/api/pull")
     async def pull(body: NamedRequest, request: Request):
+        check_fields(body, get_state(request).settings)
         job = get_state(request).pulls.start(await asyncio.to_thread(pull_target, body.model_name))
         events = _while_client_waits(job, request)
         if body.stream:
@@ -130,25 +142,33 @@ def router() -> APIRouter:
 
     @api.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
+        check_fields(body, get_state(request).settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
-        return await _generate(body, request, "message", lambda model: model.chat(
-            body.engine_messages(), think=body.thinking(), params=body.sampling(model.n_ctx, grammar)))
+        return await _generate(body, request, "message", await _submission(
+            body, request, body.engine_messages(), tools=body.tools, tool_choice=body.tool_choice))
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
+        check_fields(body, get_state(request).settings)
         if not body.prompt:
             return await _load_or_unload(body, request)
-        grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
         if body.raw:
+            grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
             submit = lambda model: model.complete(body.prompt, params=body.sampling(model.n_ctx, grammar))  # noqa: E731
         else:
-            submit = lambda model: model.chat(  # noqa: E731
-                body.engine_messages(), think=body.thinking(), params=body.sampling(model.n_ctx, grammar))
+            submit = await _submission(body, request, body.engine_messages())
         return await _generate(body, request, "response", submit)
 
     return api
+
+
+async def _submission(body: GenerateBase, request: Request, messages: list[dict], **extra) -> ChatSubmission:
+    settings = get_state(request).settings
+    grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
+    return ChatSubmission(messages, body.thinking(), body.sampling, grammar=grammar,
+                          trim=settings.trim and body.truncate is not False,
+                          think_budget=body.think_budget(settings.think_budget), **extra)
 
 
 def _running(entry: Entry) -> dict:
@@ -188,29 +208,35 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
     if result.done is None or result.done.finish_reason == "error":
         reason = result.done.error if result.done else "no result"
         return JSONResponse({"error": f"Generation failed: {reason}."}, status_code=500)
-    return _final(turn, result.done, field, _piece(field, result.content, result.reasoning))
+    piece = _piece(field, result.content, result.reasoning, result.tool_calls)
+    return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
-def _piece(field: str, content: str, thinking: str | None) -> dict:
+def _piece(field: str, content: str, thinking: str | None, calls: list[ToolCall] = ()) -> dict:
     if field == "message":
         message = {"role": "assistant", "content": content}
         if thinking:
             message["thinking"] = thinking
+        if calls:  # Ollama's shape: arguments as an object
+            message["tool_calls"] = [{"function": {"index": call.index, "name": call.name,
+                                                   "arguments": ollama_arguments(call.arguments)}}
+                                     for call in calls]
         return {"message": message}
     return {"response": content, **({"thinking": thinking} if thinking else {})}
 
 
 def _final(turn: Turn, done: Done, field: str, piece: dict) -> dict:
+    """Durations as Ollama reports them; the parts never add up to more than the total."""
     t = done.timings
-    prompt_s = done.usage.prompt_tokens / t.prompt_tokens_per_s if t.prompt_tokens_per_s else 0.0
-    eval_s = done.usage.completion_tokens / t.generation_tokens_per_s if t.generation_tokens_per_s else 0.0
     ns = lambda seconds: int(seconds * 1e9)  # noqa: E731
+    total_s = max(time.monotonic() - turn.started, turn.load_s + t.queued_s + t.prompt_s + t.generation_s)
     return {
         "model": turn.model_name, "created_at": now_iso(), **piece, "done": True,
         "done_reason": "stop" if done.finish_reason == "cancelled" else done.finish_reason,
-        "total_duration": ns(time.monotonic() - turn.started), "load_duration": ns(turn.load_s),
-        "prompt_eval_count": done.usage.prompt_tokens, "prompt_eval_duration": ns(prompt_s),
-        "eval_count": done.usage.completion_tokens, "eval_duration": ns(eval_s),
+        "total_duration": ns(total_s), "load_duration": ns(turn.load_s),
+        "prompt_eval_count": done.usage.prompt_tokens, "prompt_eval_duration": ns(t.prompt_s),
+        "eval_count": done.usage.completion_tokens, "eval_duration": ns(t.generation_s),
+        **({"trimmed_messages": turn.trimmed_messages} if turn.trimmed_messages else {}),
     }
 
 
@@ -220,6 +246,8 @@ async def _chunks(turn: Turn, request: Request, field: str) -> AsyncIterator[str
             piece = _piece(field, event.text, None)
         elif isinstance(event, ReasoningDelta):
             piece = _piece(field, "", event.text)
+        elif isinstance(event, ToolCall):
+            piece = _piece(field, "", None, [event])
         elif event.finish_reason == "error":
             piece = {"error": f"Generation failed: {event.error or 'engine error'}."}
         else:

@@ -1,4 +1,5 @@
-"""Ollama request bodies, with Ollama's documented fields; anything else is refused."""
+"""Ollama request bodies, with Ollama's documented fields; anything else is ignored, as Ollama
+does (refused under `serve --strict`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
+from ..errors import UsageError
+from .chat import budget_of
 from .schema_base import (
-    INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
+    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
 )
+from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 
 
 class Options(Strict):
@@ -25,9 +29,11 @@ class Options(Strict):
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     stop: list[STOP] | None = Field(None, max_length=MAX_STOPS)
+    think_budget: BUDGET | None = None  # r1local's: reasoning tokens before answering
+    num_ctx: int | None = Field(None, ge=1, le=2**31 - 1)  # caps the request's context, up to the loaded one
     # accepted and ignored: load-time settings are fixed by `r1local serve` flags, and the
     # samplers below are not in the engine's chain
-    num_keep: INT64 | None = None
+    num_keep: INT64 | None = None  # trimming keeps the system prompt and the last user turn instead
     typical_p: float | None = None
     tfs_z: float | None = None
     mirostat: INT64 | None = None
@@ -35,7 +41,6 @@ class Options(Strict):
     mirostat_eta: float | None = None
     penalize_newline: bool | None = None
     numa: bool | None = None
-    num_ctx: INT64 | None = None
     num_batch: INT64 | None = None
     num_gpu: INT64 | None = None
     main_gpu: INT64 | None = None
@@ -50,21 +55,25 @@ class Options(Strict):
 
 
 class Message(Strict):
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "user", "assistant", "tool"]
     content: str = ""
-    thinking: str | None = None  # an earlier turn's reasoning; the template drops it
+    thinking: str | None = None  # an earlier turn's reasoning (the template drops it) or a prefill's
     images: list[str] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOL_CALLS)  # an earlier turn's calls
+    tool_name: str | None = None  # a tool result: the function that produced it
 
     @field_validator("images")
     @classmethod
     def _no_images(cls, v: list | None) -> list | None:
         return neutral_only(v or None, (None,), "images (these models read text only)")
 
-    @field_validator("tool_calls")
-    @classmethod
-    def _no_tool_calls(cls, v: list | None) -> list | None:
-        return neutral_only(v or None, (None,), "tool_calls")
+    def to_engine(self) -> dict:
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        if self.thinking:
+            message["reasoning_content"] = self.thinking
+        return message
 
 
 class GenerateBase(NoLogprobs):
@@ -74,10 +83,15 @@ class GenerateBase(NoLogprobs):
     options: Options | None = None
     keep_alive: str | float | None = None
     think: bool | Literal["low", "medium", "high"] | None = None
+    truncate: bool | None = None  # false: a conversation longer than the context is an error, not trimmed
 
     @property
     def wants_json(self) -> bool:
         return bool(self.format)
+
+    def think_budget(self, default: int | None) -> int | None:
+        explicit = self.options.think_budget if self.options else None
+        return budget_of(explicit, self.think if isinstance(self.think, str) else None, default)
 
     def thinking(self) -> bool | None:
         """None: the model's default (on for R1); a JSON format turns thinking off."""
@@ -87,9 +101,13 @@ class GenerateBase(NoLogprobs):
 
     def sampling(self, n_ctx: int, grammar: str | None) -> SamplingParams:
         o = self.options or Options()
+        if o.num_ctx and o.num_ctx > n_ctx:
+            raise UsageError(f"num_ctx {o.num_ctx} is more than the {n_ctx} tokens of context this model is loaded with.",
+                             f"Restart the server with --ctx {o.num_ctx}, or send num_ctx {n_ctx} or less.",
+                             param="options.num_ctx")
         return sampling_params(
-            n_ctx, max_tokens=o.num_predict if o.num_predict and o.num_predict > 0 else None,
-            stop=list(o.stop or []), grammar=grammar,
+            o.num_ctx or n_ctx, max_tokens=o.num_predict if o.num_predict and o.num_predict > 0 else None,
+            stop=list(o.stop or []), grammar=grammar, context_limit=o.num_ctx,
             seed=o.seed, top_k=o.top_k, top_p=o.top_p, min_p=o.min_p, temperature=o.temperature,
             repeat_penalty=o.repeat_penalty, presence_penalty=o.presence_penalty,
             repeat_last_n=n_ctx if o.repeat_last_n == -1 else o.repeat_last_n,
@@ -99,15 +117,11 @@ class GenerateBase(NoLogprobs):
 
 class ChatRequest(GenerateBase):
     messages: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
-    tools: list[dict[str, Any]] | None = None
-
-    @field_validator("tools")
-    @classmethod
-    def _no_tools(cls, v: list | None) -> list | None:
-        return neutral_only(v or None, (None,), "tools (function calling)")
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None  # r1local's, as OpenAI's: Ollama lets the model decide
 
     def engine_messages(self) -> list[dict]:
-        return [{"role": m.role, "content": m.content} for m in self.messages]
+        return [m.to_engine() for m in self.messages]
 
 
 class GenerateRequest(GenerateBase):

@@ -1,16 +1,26 @@
-"""OpenAI request bodies. Unknown fields are refused (a typo is an error, not a silent default);
-documented OpenAI fields this server cannot honour are accepted only at their neutral values."""
+"""OpenAI request bodies, with llama-server's extensions. Unknown fields are ignored (refused under
+`serve --strict`); documented OpenAI fields this server cannot honour are accepted only at their
+neutral values."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
+from .chat import ChatSubmission
+from .grammar import MAX_GRAMMAR_CHARS, json_grammar
 from .schema_base import (
-    MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
+    BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, Strict, neutral_only, sampling_params,
 )
+from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
+
+
+MAX_CHOICES = 16  # n: each choice is a sequence in the batch
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
 class TextPart(Strict):
@@ -19,15 +29,22 @@ class TextPart(Strict):
 
 
 class ChatMessage(Strict):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | Annotated[list[TextPart], Field(max_length=MAX_PARTS)] | None = None
     name: str | None = None
-    reasoning_content: str | None = None  # an earlier turn's reasoning; the template drops it
+    reasoning_content: str | None = None  # an earlier turn's reasoning (the template drops it) or a prefill's
     refusal: str | None = None
+    tool_calls: list[dict[str, Any]] | None = Field(None, max_length=MAX_TOOL_CALLS)  # an earlier turn's calls
+    tool_call_id: str | None = None  # a tool result: the call it answers
 
     def to_engine(self) -> dict:
         text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
-        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+        message = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        if self.reasoning_content:
+            message["reasoning_content"] = self.reasoning_content
+        return message
 
 
 class JSONSchemaFormat(Strict):
@@ -64,7 +81,7 @@ class GenerationRequest(Strict):
     seed: SEED | None = None
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    n: int = 1
+    n: int = Field(1, ge=1, le=MAX_CHOICES)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -74,11 +91,11 @@ class GenerationRequest(Strict):
     min_p: float | None = Field(None, ge=0.0, le=1.0)
     repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
     ignore_eos: bool | None = None  # generate exactly max_tokens (benchmarks)
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, n: int) -> int:
-        return neutral_only(n, (1,), f"n={n} (one choice per request; send several requests instead)")
+    n_predict: int | None = Field(None, ge=-1)  # llama.cpp's max_tokens; -1: until the context is full
+    cache_prompt: bool | None = None  # prompt reuse is always on
+    grammar: str | None = Field(None, max_length=MAX_GRAMMAR_CHARS)  # GBNF for the answer
+    json_schema: dict[str, Any] | None = None  # llama.cpp's shortcut for response_format
+    prompt_cache_key: str | None = None  # OpenAI's cache hint: reuse here is by prefix, automatic
 
     @field_validator("logit_bias")
     @classmethod
@@ -90,52 +107,84 @@ class GenerationRequest(Strict):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def requested_max_tokens(self) -> int | None:
-        return self.max_tokens
+        return self.max_tokens or (self.n_predict if self.n_predict and self.n_predict > 0 else None)
 
-    def sampling(self, n_ctx: int, grammar: str | None = None) -> SamplingParams:
+    def requested_logprobs(self) -> int | None:
+        """None: no logprobs; k: each token's logprob and its k most likely alternatives."""
+        return None
+
+    def own_grammar(self) -> str | None:
+        """llama.cpp's `grammar` (GBNF) or `json_schema` fields."""
+        if self.grammar:
+            return self.grammar
+        return json_grammar(self.json_schema, "json_schema") if self.json_schema is not None else None
+
+    def sampling(self, n_ctx: int, grammar: str | None = None, choice: int = 0) -> SamplingParams:
+        """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
         return sampling_params(
             n_ctx, max_tokens=self.requested_max_tokens(), grammar=grammar,
             stop=[self.stop] if isinstance(self.stop, str) else list(self.stop or []),
-            temperature=self.temperature, top_p=self.top_p, seed=self.seed, top_k=self.top_k,
+            temperature=self.temperature, top_p=self.top_p, seed=None if self.seed is None else self.seed + choice,
+            top_k=self.top_k,
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             min_p=self.min_p, repeat_penalty=self.repeat_penalty, ignore_eos=self.ignore_eos,
+            logprobs=self.requested_logprobs(),
         )
 
 
-class ChatCompletionRequest(GenerationRequest, NoLogprobs):
+class ChatCompletionRequest(GenerationRequest):
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     think: bool | None = None  # r1local's switch; reasoning_effort "none" does the same
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Literal["none", "auto"] | None = None
+    reasoning_budget_tokens: BUDGET | None = None  # r1local's: reasoning tokens before answering
+    tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = Field(None, max_length=16)  # OpenAI's limit
     store: bool | None = None
     service_tier: str | None = None
-
-    @field_validator("tools")
-    @classmethod
-    def _no_tools(cls, v: list | None) -> list | None:
-        return neutral_only(v or None, (None,), "tools (function calling)")
+    # llama.cpp server extensions
+    # enable_thinking / thinking switch reasoning
+    chat_template_kwargs: dict[str, Any] | None = Field(None, max_length=16)
+    continue_final_message: bool | None = None  # a last assistant message is continued unless false
+    reasoning_format: Literal["none", "auto", "deepseek", "deepseek-legacy"] | None = None
+    truncate: bool | None = None  # false: a chat longer than the context is an error, not trimmed
 
     def requested_max_tokens(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
+        return self.max_completion_tokens or super().requested_max_tokens()
+
+    def requested_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def thinking(self) -> bool | None:
         """None: the model's default (on for R1). A JSON response_format turns thinking off so the
         grammar shapes the whole answer."""
-        if self.think is False or self.reasoning_effort == "none" or self.wants_json:
+        kwargs = self.chat_template_kwargs or {}
+        switch = kwargs.get("enable_thinking", kwargs.get("thinking"))
+        if self.think is False or switch is False or self.reasoning_effort == "none" or self.wants_json:
             return False
-        return self.think
+        return True if self.think or switch is True else None
 
     @property
     def wants_json(self) -> bool:
-        return self.response_format is not None and self.response_format.type != "text"
+        return (self.response_format is not None and self.response_format.type != "text") or bool(
+            self.grammar or self.json_schema is not None)
+
+    @property
+    def reasoning_inline(self) -> bool:
+        """llama.cpp's reasoning_format "none": the reasoning stays in content, in its tags."""
+        return self.reasoning_format == "none"
 
     def engine_messages(self) -> list[dict]:
         return [m.to_engine() for m in self.messages]
+
+    def choices(self, submission: ChatSubmission) -> list[ChatSubmission]:
+        """One submission per choice (n), each with its own seed."""
+        return [replace(submission, sampling=partial(self.sampling, choice=i)) for i in range(self.n)]
 
 
 class CompletionRequest(GenerationRequest):
@@ -143,7 +192,7 @@ class CompletionRequest(GenerationRequest):
     max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for completions
     echo: bool = False
     suffix: str | None = None
-    logprobs: int | None = None
+    logprobs: int | None = Field(None, ge=0, le=5)  # the legacy API's: this many alternatives per token
     best_of: int | None = None
 
     @field_validator("prompt")
@@ -153,21 +202,6 @@ class CompletionRequest(GenerationRequest):
             raise ValueError("send one prompt per request")
         return prompt
 
-    @field_validator("echo")
-    @classmethod
-    def _no_echo(cls, v: bool) -> bool:
-        return neutral_only(v, (False,), "echo")
-
-    @field_validator("suffix")
-    @classmethod
-    def _no_suffix(cls, v: str | None) -> str | None:
-        return neutral_only(v or None, (None,), "suffix")
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v: int | None) -> int | None:
-        return neutral_only(v, (None, 0), "logprobs")
-
     @field_validator("best_of")
     @classmethod
     def _no_best_of(cls, v: int | None) -> int | None:
@@ -176,3 +210,6 @@ class CompletionRequest(GenerationRequest):
     @property
     def text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+    def requested_logprobs(self) -> int | None:
+        return self.logprobs

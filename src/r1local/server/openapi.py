@@ -17,7 +17,7 @@ NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
 
 DESCRIPTIONS = {
-    400: "Invalid request: malformed JSON, a wrong type, a value out of its bounds, an unknown parameter",
+    400: "Invalid request: malformed JSON, a wrong type, a value out of its bounds, an unknown parameter under --strict",
     401: "Missing or wrong API key (when the server has one)",
     403: "A host name the server does not answer to, or a web page origin it does not allow",
     404: "Unknown model (or not downloaded) or route",
@@ -36,9 +36,17 @@ ERRORS = {  # beyond the ones every route (401, 403) and every body (400, 413, 4
     ("post", "/api/generate"): GENERATION,
     ("post", "/api/show"): (404, 422),
     ("post", "/api/pull"): (404, 502, 503, 507),
+    ("post", "/v1/embeddings"): GENERATION,
+    ("post", "/api/embed"): GENERATION,
+    ("post", "/api/embeddings"): GENERATION,
+    ("post", "/completion"): GENERATION,
+    ("post", "/tokenize"): GENERATION,
+    ("post", "/detokenize"): GENERATION,
+    ("post", "/apply-template"): GENERATION,
+    ("get", "/v1/models/{model_id}"): (404, 422),
     ("get", "/health"): (503,),
 }
-STREAMED = {"/v1/chat/completions": SSE, "/v1/completions": SSE, "/api/chat": NDJSON,
+STREAMED = {"/v1/chat/completions": SSE, "/v1/completions": SSE, "/completion": SSE, "/api/chat": NDJSON,
             "/api/generate": NDJSON, "/api/pull": NDJSON}
 TEXT = {"/": "text/plain; charset=utf-8", "/metrics": METRICS_TYPE}
 

@@ -20,11 +20,16 @@ INT64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 SEED = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]  # llama.cpp uses the low 32 bits
 TOP_K = Annotated[int, Field(ge=0, le=MAX_TOP_K)]
 STOP = Annotated[str, StringConstraints(max_length=MAX_STOP_CHARS)]
+BUDGET = Annotated[int, Field(ge=0, le=2**31 - 1)]  # reasoning tokens; the context ends it sooner
 
 
 class Strict(BaseModel):
+    """Strict about the types and bounds of known fields. Fields this server does not know are kept
+    aside and ignored, as Ollama and llama-server do (apps send newer and vendor fields); `serve
+    --strict` refuses them instead (see tolerance.py)."""
+
     # NaN and infinity (which Python's JSON parser accepts) are refused like any out-of-range number
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -25,5 +25,8 @@ class ServerSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     retry_after_s: int = 2  # sent with 503 when every slot and queue place is taken
     check_memory: bool = True  # refuse loads the fit says the machine cannot hold
+    trim: bool = True  # drop a long chat's oldest turns to fit the context (else: 400)
+    think_budget: int | None = None  # reasoning tokens for requests that set no budget; None: unlimited
+    strict: bool = False  # refuse request fields the server does not know (default: ignore them)
     upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)

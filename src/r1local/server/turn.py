@@ -14,7 +14,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..engine.events import Done, Event, Result
-from ..engine.model import Model
+from ..engine.base import Engine
 from ..engine.stream import Stream
 from ..errors import Cancelled
 from .manager import KEEP, Lease
@@ -23,6 +23,9 @@ from .state import ServerState, get_state
 
 class Cancellable(Protocol):
     def cancel(self) -> None: ...
+
+
+TRIMMED_HEADER = "X-Trimmed-Messages"
 
 
 class Turn:
@@ -41,6 +44,14 @@ class Turn:
     @property
     def model_name(self) -> str:
         return self.lease.entry.name
+
+    @property
+    def trimmed_messages(self) -> int:
+        return self.stream.trimmed_messages
+
+    def headers(self) -> dict[str, str]:
+        """Says when the oldest messages of a long chat were dropped to fit the context."""
+        return {TRIMMED_HEADER: str(self.trimmed_messages)} if self.trimmed_messages else {}
 
     async def events(self, request: Request) -> AsyncIterator[Event]:
         """The engine's events, read without blocking the event loop; a disconnect cancels."""
@@ -87,7 +98,7 @@ async def acquire(request: Request, model: str) -> Lease:
     return acquiring.result()
 
 
-async def start_turn(request: Request, model: str, submit: Callable[[Model], Stream], api: str,
+async def start_turn(request: Request, model: str, submit: Callable[[Engine], Stream], api: str,
                      keep_alive_s: float | None | object = KEEP) -> Turn:
     """Load (or find) the model and submit the request. Errors here (unknown model, prompt too
     long, queue full, an upstream's refusal) surface before any response byte, as proper HTTP errors."""
@@ -115,6 +126,20 @@ def _abandon(submitted: asyncio.Future, lease: Lease, keep_alive_s: float | None
     lease.release(keep_alive_s)
 
 
+async def start_turns(request: Request, model: str, submits: list[Callable[[Engine], Stream]],
+                      api: str) -> list[Turn]:
+    """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
+    turns: list[Turn] = []
+    try:
+        for submit in submits:
+            turns.append(await start_turn(request, model, submit, api=api))
+    except BaseException:
+        for turn in turns:
+            turn.close()
+        raise
+    return turns
+
+
 async def _disconnected(request: Request) -> None:
     while (await request.receive())["type"] != "http.disconnect":
         pass
@@ -129,9 +154,10 @@ async def cancel_on_disconnect(request: Request, job: Cancellable) -> None:
 class ClosingResponse(StreamingResponse):
     """A streamed response that runs `close` when it ends, even when it never got to start streaming."""
 
-    def __init__(self, content: AsyncIterator[str], close: Callable[[], None], media_type: str) -> None:
+    def __init__(self, content: AsyncIterator[str], close: Callable[[], None], media_type: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(content, media_type=media_type,
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
         self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,5 +168,12 @@ class ClosingResponse(StreamingResponse):
 
 
 class TurnResponse(ClosingResponse):
-    def __init__(self, content: AsyncIterator[str], turn: Turn, media_type: str) -> None:
-        super().__init__(content, turn.close, media_type)
+    """Closes its turns (one per choice of `n`) when the response ends."""
+
+    def __init__(self, content: AsyncIterator[str], turns: Turn | list[Turn], media_type: str) -> None:
+        self.turns = turns if isinstance(turns, list) else [turns]
+        super().__init__(content, self._close_turns, media_type, self.turns[0].headers())
+
+    def _close_turns(self) -> None:
+        for turn in self.turns:
+            turn.close()
