@@ -58,3 +58,10 @@ def r1_header() -> Path:
     """The first ~95 MB of the real DeepSeek-R1-Distill-Qwen-7B Q4_K_M GGUF: complete metadata
     and tensor infos, cut-short tensor data."""
     return make_tiny_model.header_path()
+
+
+@pytest.fixture(autouse=True)
+def no_resident_server(monkeypatch):
+    """run and chat use a resident r1local serve when one answers: point them at a closed port so a
+    server someone runs on this machine never answers a test (tests that want one set their own)."""
+    monkeypatch.setenv("R1LOCAL_URL", "http://127.0.0.1:9")

@@ -42,6 +42,11 @@ def allowed_hosts() -> tuple[str, ...]:
     return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
 
 
+def server_url() -> str:
+    """R1LOCAL_URL: the resident `r1local serve` that run, chat, ps and stop talk to."""
+    return os.environ.get("R1LOCAL_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
+
+
 def home() -> Path:
     """r1local's own state (last-used times, settings); models live in the Hugging Face cache."""
     return Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))

@@ -4,6 +4,10 @@ exit code and an HTTP status, so the CLI and the server never guess from excepti
 from __future__ import annotations
 
 
+MAX_TOKENS_EXIT = 10  # `run`: the output stopped at --max-tokens (or a full context)
+INTERRUPTED_EXIT = 130  # Ctrl-C, the code shells give a program ended by SIGINT
+
+
 class R1Error(Exception):
     """Base of every error r1local reports to a user."""
 

@@ -73,16 +73,24 @@ def choose(ref: ModelRef, *, revision: str | None = None, prefer_local: bool = F
     else:
         candidates = cat.ordered(cat.distill(ref.distill)) if ref.distill else cat.variants()
         if ref.distill or prefer_local or config.hf_offline():
-            candidates = [v for v in candidates if store.find_local(_target(v))] or candidates
-        variant = candidates[0] if len(candidates) == 1 else _best_for_machine(candidates, ref.policy)
+            candidates = local_first(candidates)
+        variant = best_for_machine(candidates, ref.policy)
     return _target(variant, revision), variant.name
+
+
+def local_first(candidates: list[Variant]) -> list[Variant]:
+    """The downloaded candidates, or all of them when none is."""
+    return [v for v in candidates if store.find_local(_target(v))] or candidates
 
 
 def _target(variant: Variant, revision: str | None = None) -> Target:
     return Target(variant.repo, files=variant.files, revision=revision)
 
 
-def _best_for_machine(candidates: list[Variant], policy: str = "r1") -> Variant:
+def best_for_machine(candidates: list[Variant], policy: str = "r1") -> Variant:
+    """The candidate the choice policy picks for this machine (a lone candidate without asking it)."""
+    if len(candidates) == 1:
+        return candidates[0]
     from . import hardware  # the machine is only probed when a choice depends on it
 
     chosen = choice.choose(hardware.detect_live(), [(v.name, v.shape) for v in candidates], policy)
@@ -96,11 +104,15 @@ def _best_for_machine(candidates: list[Variant], policy: str = "r1") -> Variant:
 
 
 def installed_matches(name: str) -> list[LocalModel]:
-    """The downloaded models `name` refers to (for `rm`): exact for a full name, every
-    quantisation for `r1:7b` or `hf.co/USER/REPO`."""
-    ref = catalog.parse(name, allow_paths=False)
+    """The downloaded models `name` refers to (for `rm`): exact for a full name, the model `run`
+    would use for plain `r1`, every quantisation for `r1:7b` or `hf.co/USER/REPO`."""
+    ref = catalog.parse(name, allow_paths=True)
+    if ref.path is not None:
+        raise UsageError(f"{name} is a file of yours, not a downloaded model.",
+                         "r1local rm only removes models it downloaded; delete the file yourself.")
     if ref.best:
-        raise UsageError(f"{ref.name} names a choice, not one model.", "Name the model to remove; see r1local list.")
+        path = store.find_local(choose(ref, prefer_local=True)[0])
+        return [m for m in store.installed() if m.path == path]
     if ref.repo is not None:
         repo, first, quant = ref.repo, ref.filename, ref.quant
         return [m for m in store.installed()

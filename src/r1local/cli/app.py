@@ -8,8 +8,8 @@ from collections.abc import Callable
 import typer
 from rich.console import Console
 
-from .. import config
-from ..errors import R1Error, storage_error
+from .. import __version__, config
+from ..errors import INTERRUPTED_EXIT, R1Error, storage_error
 
 app = typer.Typer(
     name="r1local",
@@ -17,9 +17,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help as click writes it: flags without a value placeholder
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"r1local {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Run DeepSeek-R1 distilled models on this PC."""
 
 
 def fail(error: R1Error) -> None:
@@ -32,8 +48,8 @@ def fail(error: R1Error) -> None:
 
 
 def command(*args, **kwargs) -> Callable:
-    """Register a command whose R1Errors become one clear line and an exit code (the traceback
-    only with R1LOCAL_DEBUG=1), and whose Ctrl-C exits with 130."""
+    """Register a command whose R1Errors become one clear line and an exit code
+    (the traceback only with R1LOCAL_DEBUG=1); Ctrl-C exits quietly with 130, as shells expect."""
 
     def register(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -48,13 +64,20 @@ def command(*args, **kwargs) -> Callable:
                 if config.debug() or error.errno is None:
                     raise
                 fail(storage_error(error))
-            except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's usual status
+            except KeyboardInterrupt:
+                if config.debug():
+                    raise
                 err.print()
-                raise typer.Exit(130) from None
+                raise typer.Exit(INTERRUPTED_EXIT) from None
 
         return app.command(*args, **kwargs)(guarded)
 
     return register
+
+
+def alias(name: str, of: Callable, help: str) -> None:
+    """Register `name` as a second name of an already registered command."""
+    app.command(name=name, help=help)(of)
 
 
 def main() -> None:

@@ -26,7 +26,10 @@ def bench(
     rpc: Optional[str] = RPC_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
-    the way llama.cpp's llama-bench does."""
+    the way llama.cpp's llama-bench does.
+
+    Example: r1local bench r1:7b -r 5
+    """
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")

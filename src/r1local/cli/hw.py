@@ -176,7 +176,11 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
                 out.print(f"      next: {v.next_step}", markup=False, style="dim")
     out.print()
     choice = chosen["r1"]
-    out.print(recommendation_line(choice, hw, display), style="bold", markup=False)
+    # the command on a line of its own, so a narrow terminal never breaks it
+    advice, _, pull_command = recommendation_line(choice, hw, display).partition("  ->  ")
+    out.print(advice, style="bold", markup=False, soft_wrap=False)
+    if pull_command:
+        out.print(f"  {pull_command}", style="bold", markup=False)
     if choice:
         p = choice.plan
         prompt = "unknown" if p.prompt_tps is None else f"about {p.prompt_tps:.0f} tokens/s"
@@ -211,7 +215,10 @@ def hw(
     rpc: str | None = typer.Option(None, "--rpc", help="Also ask these `r1local worker`s (host:port,...) what they "
                                                       "offer, and plan a model across this PC and them."),
 ) -> None:
-    """Show CPU, memory, GPUs, NPUs and what llama.cpp can use here, and which R1 distill fits best."""
+    """Show CPU, memory, GPUs, NPUs and what llama.cpp can use here, and which R1 distill fits best.
+
+    Example: r1local hw --json
+    """
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
     recorder = RecordingProbe(probe) if save_snapshot else None
     hardware = detect(recorder or probe)

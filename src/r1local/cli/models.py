@@ -13,8 +13,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from .. import catalog, choice, fit, resolve, store
-from ..errors import UsageError
-from .app import command, err, out
+from ..errors import InsufficientMemory, UsageError
+from .app import alias, command, err, out
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
@@ -61,7 +61,10 @@ def resolve_model(name: str, *, yes: bool = False, revision: str | None = None) 
 
 @command()
 def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
-    """Download a model into the Hugging Face cache (resumable, verified) and print its path."""
+    """Download a model into the Hugging Face cache (resumable, verified) and print its path.
+
+    Example: r1local pull r1:7b
+    """
     ref = catalog.parse(name, allow_paths=False)
     target, label = resolve.choose(ref, revision=revision)
     if store.discard_damaged(target):
@@ -84,7 +87,10 @@ def _say_waiting(file: str, first: bool) -> None:
 
 @command(name="list")
 def list_models(as_json: bool = JSON_OPT) -> None:
-    """The models downloaded to this disk."""
+    """The models downloaded to this disk (alias: ls).
+
+    Example: r1local list --json
+    """
     models = store.installed()
     if as_json:
         out.print_json(json.dumps([_local_json(m) for m in models]))
@@ -102,6 +108,9 @@ def list_models(as_json: bool = JSON_OPT) -> None:
         out.print(f"  {m.path}", style="dim")
 
 
+alias("ls", list_models, help="Same as list.")
+
+
 def _local_json(m: store.LocalModel) -> dict:
     return {"name": m.name, "repo": m.repo, "files": m.files, "quant": m.quant, "size": m.size,
             "path": str(m.path), "commit": m.commit, "refs": m.refs, "last_used": m.last_used,
@@ -112,35 +121,55 @@ def _ago(when: float | None) -> str:
     if when is None:
         return "never"
     seconds = time.time() - when
-    for unit, span in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+    for unit, span in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= span:
-            return f"{int(seconds // span)} {unit} ago"
+            count = int(seconds // span)
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
     return "just now"
 
 
 @command()
-def rm(name: str = NAME_ARG) -> None:
-    """Delete a downloaded model and free its disk space."""
+def rm(
+    name: str = NAME_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove several models without asking."),
+) -> None:
+    """Delete a downloaded model and free its disk space.
+
+    Example: r1local rm r1:7b-q8_0 (r1:7b asks before removing every 7B quantisation)
+    """
     matches = resolve.installed_matches(name)
     if not matches:
         raise UsageError(f"{name} is not downloaded, so there is nothing to remove.", "See r1local list.")
-    if len({m.name for m in matches}) > 1:
-        names = ", ".join(m.name for m in matches)
-        raise UsageError(f"{name} matches several models: {names}.", "Name the one to remove.")
+    if len(matches) > 1 and not yes:
+        listing = ", ".join(f"{m.name} ({store.human_size(m.size)})" for m in matches)
+        if sys.stdin is None or not sys.stdin.isatty():
+            raise UsageError(f"{name} matches {len(matches)} downloaded models: {listing}.",
+                             "Name one of them, or pass --yes to remove them all.")
+        if not typer.confirm(f"Remove {len(matches)} models: {listing}?", default=False, err=True):
+            err.print("Nothing removed.")
+            return
     for m in matches:
         freed = store.remove(m)
         out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
 
 
 @command()
-def models(as_json: bool = JSON_OPT) -> None:
-    """The catalog: for this machine, what fits where and how fast it should run (estimates)."""
+def models(
+    show_all: bool = typer.Option(False, "--all", "-a", help="Show every quantisation, not only the one each name picks."),
+    as_json: bool = JSON_OPT,
+) -> None:
+    """The catalog: for this machine, what each name means, what fits where and how fast it should run.
+
+    Example: r1local models --all
+    """
     from ..hardware import detect_live
 
-    hw, variants = detect_live(), catalog.load().variants()
+    hw, cat = detect_live(), catalog.load()
+    variants = cat.variants()
     plans = {v.name: fit.plan(v.shape, hw, choice.REASONING_CTX) for v in variants}
     chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants])
     best = chosen["r1"]
+    picks = _short_name_choices(cat)
     local = {m.name for m in store.installed()}
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
@@ -149,22 +178,48 @@ def models(as_json: bool = JSON_OPT) -> None:
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
         "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],
+        "picked_by": picks.get(v.name, []),
     } for v in variants]
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(box=None, header_style="bold")
-    for column in ("NAME", "PARAMS", "SIZE", "ON THIS MACHINE", "SPEED", "CONTEXT", ""):
-        table.add_column(column, no_wrap=True)
+    shown = rows if show_all else [r for r in rows if r["picked_by"] or r["chosen_as"]]
+    out.print(_models_table(shown, short=not show_all))
+    if best is not None:
+        err.print(f"`r1` means {best.name} here. Speeds are estimates for this machine.", style="dim")
+    if not show_all:
+        err.print("Every quantisation: r1local models --all", style="dim")
+
+
+def _short_name_choices(cat: catalog.Catalog) -> dict[str, list[str]]:
+    """Which variant each distill's short name (r1:7b) means on this machine, as `run` resolves it:
+    variant name -> the short names that pick it."""
+    chosen: dict[str, list[str]] = {}
+    for d in cat.distills:
+        try:
+            variant = resolve.best_for_machine(resolve.local_first(cat.ordered(d)))
+        except InsufficientMemory:  # nothing fits: the default quantisation stands for the name
+            variant = cat.variant(d.name)
+        chosen.setdefault(variant.name, []).append(f"r1:{d.name}")
+    return chosen
+
+
+def _models_table(rows: list[dict], short: bool) -> Table:
+    """Short names first, full names never cut (other columns wrap first on a narrow terminal)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    if short:
+        table.add_column("NAME", no_wrap=True)
+    table.add_column("PICKS" if short else "NAME", no_wrap=True)
+    for column in ("SIZE", "ON THIS MACHINE", "SPEED", "CONTEXT", ""):
+        table.add_column(column, no_wrap=column in ("SIZE", "SPEED"))
     for r in rows:
         style = "green" if r["verdict"] == "fits on GPU" else "red" if r["verdict"] == "too big" else None
-        speed = f"~{r['decode_tps']:.0f} tok/s" if r["decode_tps"] is not None else "unknown"
+        fits = r["verdict"] != "too big"
+        speed = "unknown" if r["decode_tps"] is None else f"~{r['decode_tps']:.0f} tok/s"
         notes = ["downloaded"] if r["downloaded"] else []
         if r["chosen_as"]:
             notes.append("<- " + ", ".join(r["chosen_as"]))
-        fits = r["verdict"] != "too big"
-        table.add_row(r["name"], f"{r['params_b']}B", store.human_size(r["size"]), r["verdict"], speed if fits else "-",
+        names = [" ".join(r["picked_by"])] if short else []
+        table.add_row(*names, r["name"], store.human_size(r["size"]), r["verdict"], speed if fits else "-",
                       str(r["n_ctx"]) if fits else "-", " ".join(notes), style=style)
-    out.print(table)
-    if best is not None:
-        err.print(f"`r1` means {best.name} here. Speeds are estimates for this machine.", style="dim")
+    return table

@@ -1,30 +1,30 @@
-"""`run`, `chat` and `inspect`: one request, an interactive chat, and a look inside a GGUF."""
+"""`run`: one prompt, one answer; and the options and printing `chat` and `bench` share."""
 
 from __future__ import annotations
 
+import functools
 import json
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from .. import config
-from ..engine.events import ContentDelta, Done, ReasoningDelta, Result
+from .. import catalog, config
+from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
+from ..engine.events import Done, Result
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..engine.stream import Stream
-from ..errors import UsageError
-from ..gguf_meta import read_gguf
-from ..rpc import load_split, parse_endpoints
+from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageError
 from .app import command, err, out
 from .models import resolve_model
+from .printer import Printer
 
 MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path; "
                                      "add @openvino to run it on OpenVINO.")
@@ -32,28 +32,59 @@ YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model with
 CTX_OPT = typer.Option(None, "--ctx", min=16, max=1 << 20, help="Context size in tokens (default 8192 or the model's).")
 THREADS_OPT = typer.Option(None, "--threads", min=1, max=512, help="CPU threads (default: physical cores).")
 GPU_OPT = typer.Option(None, "--gpu-layers", min=-1, max=100_000, help="Layers to offload to the GPU (-1: all).")
-TEMPERATURE_OPT = typer.Option(R1_TEMPERATURE, "--temperature", min=0.0, max=5.0)
 RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
                                           "(or R1LOCAL_RPC).")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
+LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
+TEMPERATURE_OPT = typer.Option(
+    R1_TEMPERATURE, "--temperature", min=0.0, max=5.0,
+    help="Randomness: 0 always picks the likeliest word; DeepSeek advises 0.5-0.7 for R1.")
+TOP_P_OPT = typer.Option(
+    R1_TOP_P, "--top-p", min=0.0, max=1.0,
+    help="Pick only among the likeliest tokens whose chances add up to this (nucleus sampling).")
+MAX_TOKENS_OPT = typer.Option(
+    None, "--max-tokens", min=1,
+    help="Stop after this many generated tokens, reasoning included (default: until the context is full).")
+SEED_OPT = typer.Option(None, "--seed", help="Random seed: the same seed and settings give the same answer.")
+NO_THINK_OPT = typer.Option(False, "--no-think", help="Answer at once, without reasoning first.")
+HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer, not the reasoning.")
+
+EXIT_CODES = (
+    "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
+    "5 prompt longer than the context; 6 server busy; 7 not enough memory; 8 download failed; "
+    "9 offline and not downloaded; 10 stopped at --max-tokens or a full context; 130 interrupted (Ctrl-C)."
+)
+
+
+@contextmanager
+def spinner(text: str) -> Iterator[None]:
+    """A spinner on stderr while something slow runs, on a terminal only (never in a pipe or a log)."""
+    if err.is_terminal:
+        with err.status(text, spinner="dots"):
+            yield
+    else:
+        yield
 
 
 def open_model(
     model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
     rpc: str | None = None,
 ) -> Engine:
+    from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
+
     name, engine = registry.split_engine(model)
     path = resolve_model(name, yes=yes)
-    if endpoints := parse_endpoints(rpc or config.rpc_workers()):
-        if registry.engine_for(path, engine) != "llama.cpp":
-            raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
-                             "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
-        return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
-                          progress=lambda line: err.print(line, style="dim", markup=False))
-    with ctrl_c_stops_loading() as pressed:
-        loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
-                               n_gpu_layers=gpu_layers, abort=pressed)
+    with spinner(f"Loading {model}..."):
+        if endpoints := parse_endpoints(rpc or config.rpc_workers()):
+            if registry.engine_for(path, engine) != "llama.cpp":
+                raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
+                                 "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
+            return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                              progress=lambda line: err.print(line, style="dim", markup=False))
+        with ctrl_c_stops_loading() as pressed:
+            loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
+                                   n_gpu_layers=gpu_layers, abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -82,47 +113,94 @@ def ctrl_c_stops_loading() -> Iterator[Callable[[], bool]]:
             raise KeyboardInterrupt
 
 
-class Printer:
-    """Streams the answer to stdout and the reasoning to stderr (dim), so `> file` keeps the answer."""
+@dataclass
+class Backend:
+    """Where a command's requests go: a resident server that has the model, or the model loaded here."""
 
-    def __init__(self, show_reasoning: bool) -> None:
-        self.show_reasoning = show_reasoning
-        self.in_reasoning = False
-
-    def __call__(self, event) -> None:
-        if isinstance(event, ReasoningDelta):
-            if self.show_reasoning:
-                err.print(event.text, style="dim", end="", markup=False)
-                self.in_reasoning = True
-        elif isinstance(event, ContentDelta):
-            if self.in_reasoning:
-                err.print()
-                self.in_reasoning = False
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-
-    def end(self) -> None:
-        if self.in_reasoning:
-            err.print()
-        sys.stdout.write("\n")
-        sys.stdout.flush()
+    where: str  # "http://127.0.0.1:11435" or "this process"
+    engine: str  # "llama.cpp", "openvino"; "r1local serve" when a server answers
+    device: str  # where the model runs, as the engine names it; the server's URL when a server answers
+    chat: Callable[..., Stream | RemoteStream]  # (messages, think=, params=) -> a stream of events
 
 
-def consume(stream: Stream, on_event=None) -> Result:
-    """Gather a stream; Ctrl-C cancels the request and still returns what arrived."""
-    result = Result()
+def _is_file(model: str) -> bool:
+    try:
+        return catalog.parse(model, allow_paths=True).path is not None
+    except ModelNotFound:  # perhaps a name only the server knows (a file it was started with)
+        return False
+
+
+@contextmanager
+def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
+                 local: bool, rpc: str | None = None) -> Iterator[Backend]:
+    """A running `r1local serve` answers when it can load the model (already loaded: at once), as
+    Ollama does; load options, RPC workers, a file path or --local load the model in this process."""
+    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers)) or bool(rpc or config.rpc_workers())
+                  or _is_file(model))
+    server = None if loads_here else ResidentServer.find()
+    if server is not None and server.has(model):
+        try:
+            yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, model))
+        finally:
+            server.close()
+        return
+    if server is not None:
+        server.close()
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
+        yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
+
+
+def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:
+    """Gather a stream; Ctrl-C (while waiting or while printing) cancels the request and still
+    returns what arrived, and whether it was interrupted."""
+    result, interrupted = Result(), False
     events = iter(stream)
     while True:
         try:
             event = next(events)
+            result.add(event)
+            if on_event and not isinstance(event, Done):
+                on_event(event)
         except KeyboardInterrupt:
             stream.cancel()
-            continue
+            interrupted = True
         except StopIteration:
-            return result
-        result.add(event)
-        if on_event and not isinstance(event, Done):
-            on_event(event)
+            return result, interrupted
+
+
+def outcome(result: Result, interrupted: bool, max_tokens: int | None) -> int:
+    """The exit code a finished request earns, after one line on stderr for anything but an answer."""
+    done = result.done
+    if interrupted or done is None or done.finish_reason == "cancelled":
+        err.print("(interrupted)", style="dim")
+        return INTERRUPTED_EXIT
+    if done.finish_reason == "error":
+        err.print(f"error: generation failed: {done.error}", style="red", markup=False)
+        return 1
+    if done.finish_reason == "length":
+        used = done.usage.completion_tokens
+        if max_tokens is None:
+            err.print(f"The context filled up after {used} tokens, before the answer ended. "
+                      "Start with a larger --ctx.", style="yellow", markup=False)
+        elif not result.content.strip():
+            err.print(f"The reasoning used all {used} tokens of --max-tokens before an answer began. "
+                      "Raise --max-tokens (or leave it out), or pass --no-think.", style="yellow", markup=False)
+        else:
+            err.print(f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.",
+                      style="yellow", markup=False)
+        return MAX_TOKENS_EXIT
+    return 0
+
+
+def read_prompt(prompt: str | None) -> str:
+    """The prompt argument, piped stdin, or both as Ollama joins them: prompt, blank line, stdin."""
+    piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read().decode("utf-8", "replace")
+    if prompt is None and piped is None:
+        raise UsageError("No prompt given.", 'Pass it as an argument or pipe it: echo "hi" | r1local run MODEL')
+    text = "\n\n".join(part for part in (prompt, piped) if part and part.strip())
+    if not text.strip():
+        raise UsageError("The prompt is empty.")
+    return text
 
 
 def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None,
@@ -131,145 +209,41 @@ def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int
                           think_budget=think_budget)
 
 
-@command()
+@command(epilog=EXIT_CODES)
 def run(
     model: str = MODEL_ARG,
-    prompt: Optional[str] = typer.Argument(None, help="The prompt (read from stdin when piped)."),
-    no_think: bool = typer.Option(False, "--no-think", help="Answer directly, without reasoning."),
-    hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
+    prompt: Optional[str] = typer.Argument(
+        None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."),
+    no_think: bool = NO_THINK_OPT,
+    hide_think: bool = HIDE_THINK_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
-    top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    top_p: float = TOP_P_OPT,
+    max_tokens: Optional[int] = MAX_TOKENS_OPT,
+    seed: Optional[int] = SEED_OPT,
     think_budget: Optional[int] = THINK_BUDGET_OPT,
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
     rpc: Optional[str] = RPC_OPT,
     yes: bool = YES_OPT,
+    local: bool = LOCAL_OPT,
 ) -> None:
-    """Answer one prompt: the answer to stdout, the reasoning to stderr."""
-    if prompt is None:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("No prompt given.", 'Pass it as an argument or pipe it: echo "hi" | r1local run MODEL')
-        prompt = sys.stdin.buffer.read().decode("utf-8", "replace")  # bytes that are not UTF-8 become U+FFFD
-    if not prompt.strip():
-        raise UsageError("The prompt is empty.")
+    """Answer one prompt: the answer to stdout, the reasoning to stderr. A running r1local serve
+    answers when it has the model (no loading wait); otherwise the model loads here.
+
+    Example: git diff | r1local run r1 "Review this change" > review.md
+    """
+    prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
-        stream = loaded.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
-                             params=params)
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc) as backend:
+        stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
+                               params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)
-        result = consume(stream, printer)
-    if as_json:
-        out.print_json(json.dumps({**result.to_dict(), "engine": loaded.engine, "device": loaded.device}, ensure_ascii=False))
-    else:
+        result, interrupted = consume(stream, printer)
+    if as_json and result.done is not None:
+        out.print_json(json.dumps({**result.to_dict(), "engine": backend.engine, "device": backend.device},
+                                  ensure_ascii=False))
+    elif printer is not None:
         printer.end()
-    if result.done and result.done.finish_reason == "error":
-        err.print(f"error: generation failed: {result.done.error}", style="red", markup=False)
-        raise typer.Exit(1)
-    if result.done is None or result.done.finish_reason == "cancelled":  # Ctrl-C: what arrived is printed
-        raise typer.Exit(130)
-
-
-CHAT_HELP = "Commands: /reset clears the history, /think on|off, /exit leaves. Ctrl-C stops an answer."
-
-
-@command()
-def chat(
-    model: str = MODEL_ARG,
-    no_think: bool = typer.Option(False, "--no-think", help="Start with thinking off."),
-    hide_think: bool = typer.Option(False, "--hide-think", help="Do not print the reasoning."),
-    temperature: float = TEMPERATURE_OPT,
-    top_p: float = typer.Option(R1_TOP_P, "--top-p", min=0.0, max=1.0),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    yes: bool = YES_OPT,
-) -> None:
-    """Chat interactively, keeping the history."""
-    params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    think = not no_think and think_budget != 0
-    history: list[dict] = []
-    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
-        err.print(f"{loaded.name} ready. {CHAT_HELP}", style="dim", markup=False)
-        while True:
-            try:
-                line = input(">>> ")
-            except (EOFError, KeyboardInterrupt):
-                err.print()
-                return
-            text = line.strip()
-            if not text:
-                continue
-            if text.startswith("/"):
-                word, _, arg = text.partition(" ")
-                if word in ("/exit", "/quit", "/bye"):
-                    return
-                if word == "/reset":
-                    history.clear()
-                    err.print("History cleared.", style="dim")
-                elif word == "/think" and arg in ("on", "off"):
-                    think = arg == "on"
-                    err.print(f"Thinking {arg}.", style="dim")
-                else:
-                    err.print(f"Unknown command {text!r}. {CHAT_HELP}", style="dim", markup=False)
-                continue
-            history.append({"role": "user", "content": line})
-            printer = Printer(show_reasoning=not hide_think)
-            result = consume(loaded.chat(history, think=think, params=params), printer)
-            printer.end()
-            reason = result.done.finish_reason if result.done else "cancelled"
-            if reason == "cancelled":
-                err.print("(stopped)", style="dim")
-            history.append({"role": "assistant", "content": result.content})
-
-
-@command()
-def inspect(
-    file: Path = typer.Argument(..., help="A .gguf file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Show what a GGUF file holds: architecture, size, quantisation, context, template."""
-    info = read_gguf(file)
-    facts = {
-        "path": str(file.resolve()),
-        "name": info.name,
-        "architecture": info.architecture,
-        "parameters": info.parameter_count,
-        "quantization": info.file_type,
-        "file_size": info.file_size,
-        "context_length": info.context_length,
-        "layers": info.block_count,
-        "embedding_length": info.embedding_length,
-        "heads": info.head_count,
-        "kv_heads": info.head_count_kv,
-        "tokenizer": info.tokenizer_model,
-        "vocab_size": info.vocab_size,
-        "chat_template": info.chat_template is not None,
-        "tensors": len(info.tensors),
-    }
-    if as_json:
-        out.print_json(json.dumps(facts))
-        return
-    table = Table(show_header=False, box=None)
-    for key, value in facts.items():
-        table.add_row(key.replace("_", " "), _human(key, value))
-    out.print(table)
-
-
-def _human(key: str, value) -> str:
-    if value is None:
-        return "-"
-    if key == "file_size":
-        return f"{value / 1e6:,.1f} MB"
-    if key == "parameters":
-        return f"{value / 1e9:.2f} B" if value >= 1e8 else f"{value / 1e6:.2f} M"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    raise typer.Exit(outcome(result, interrupted, max_tokens))

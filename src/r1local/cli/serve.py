@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -22,6 +24,7 @@ from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..resolve import resolve
+from . import resident
 from .app import command, err
 from .run import CTX_OPT, GPU_OPT, RPC_OPT, THINK_BUDGET_OPT, THREADS_OPT
 
@@ -50,6 +53,23 @@ def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(found.items())
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything is printed or loaded, so a busy port is one
+    clear line instead of a banner followed by uvicorn's raw error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise UsageError(f"Port {port} on {host} is already in use (another r1local serve?); "
+                             f"stop that program or pick another port with --port {port + 1}.") from None
+        raise UsageError(f"Cannot listen on {host}:{port}: {error.strerror}.", "Check --host and --port.") from None
+    return sock
+
+
 @command()
 def serve(
     models: Optional[list[str]] = typer.Argument(
@@ -57,7 +77,7 @@ def serve(
               "NAME@openvino runs one on OpenVINO."),
     host: str = typer.Option(config.DEFAULT_HOST, "--host",
                              help="Address to bind; 0.0.0.0 exposes the API to the network."),
-    port: int = typer.Option(config.DEFAULT_PORT, "--port", min=0, max=65535),
+    port: int = typer.Option(config.DEFAULT_PORT, "--port", min=0, max=65535, help="TCP port to listen on."),
     parallel: int = typer.Option(4, "--parallel", min=1, max=256,
                                  help="Requests generated at once per model (slots)."),
     max_queue: Optional[int] = typer.Option(None, "--max-queue", min=0, max=100_000,
@@ -90,8 +110,14 @@ def serve(
     upstream: Optional[list[str]] = typer.Option(
         None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
                                  "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
+    no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the chat page at /."),
+    detach: bool = typer.Option(False, "--detach", "-d",
+                                help="Run in the background (log in ~/.r1local/serve.log); r1local stop ends it."),
 ) -> None:
-    """Serve the OpenAI (/v1) and Ollama (/api) APIs on this machine."""
+    """Serve the OpenAI (/v1) and Ollama (/api) APIs on this machine.
+
+    Example: r1local serve r1 --keep-alive 1h
+    """
     import uvicorn  # the server stack loads only for this command
 
     from ..server import ServerSettings, create_app
@@ -107,6 +133,11 @@ def serve(
 
     workers = parse_endpoints(rpc or config.rpc_workers())
     probe_all(workers, measure_bandwidth=False)  # a worker that is down: one line naming it, before binding
+    sock = bind(host, port)
+    if detach:  # the port is free: hand it over to a background copy of this command
+        sock.close()
+        url_host = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+        return resident.detach(sys.argv[1:], f"http://{url_host}:{port}")
     key = _read_key(api_key_file) if api_key_file else api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
@@ -116,13 +147,13 @@ def serve(
         n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
-        think_budget=think_budget, upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api)", markup=False)
-    config_ = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info",
-                             timeout_graceful_shutdown=GRACE_S)
-    _run_with_deadline(config_)
+    err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
+              + ("" if no_ui else f", chat page: http://{host}:{port}/") + ")", markup=False)
+    config_ = uvicorn.Config(create_app(settings), log_level="info", timeout_graceful_shutdown=GRACE_S)
+    _run_with_deadline(config_, sock)
 
 
 def _read_key(path: Path) -> str:
@@ -136,7 +167,7 @@ def _read_key(path: Path) -> str:
     return lines[0].strip()
 
 
-def _run_with_deadline(config_) -> None:
+def _run_with_deadline(config_, sock: socket.socket) -> None:
     """uvicorn's server with a hard deadline: the first stop signal (Ctrl-C, SIGTERM) starts a
     timer, and a shutdown that has not ended when it fires (a stuck unload, a load that will not
     stop) ends the process there, with the status the signal would have given."""
@@ -150,10 +181,11 @@ def _run_with_deadline(config_) -> None:
                 timer.start()
             super().handle_exit(sig, frame)
 
-    Server(config_).run()
+    Server(config_).run(sockets=[sock])
 
 
 def _exit_now(sig: int) -> None:
     sys.stderr.write(f"shutdown took longer than {SHUTDOWN_DEADLINE_S} s: exiting now\n")
     sys.stderr.flush()
     os._exit(128 + sig)
+

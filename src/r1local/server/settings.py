@@ -30,3 +30,4 @@ class ServerSettings:
     strict: bool = False  # refuse request fields the server does not know (default: ignore them)
     upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)
+    web_ui: bool = True  # the chat page at /

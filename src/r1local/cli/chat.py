@@ -1,0 +1,235 @@
+"""`chat`: a conversation in the terminal, with line editing and history (prompt_toolkit), multi-line
+input (`\"\"\"` blocks, pasted text as one message), slash commands, and Ctrl-C that stops an answer or
+clears the line but never ends the conversation (Ctrl-D or /bye does)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import typer
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import FileHistory
+from pydantic import ValidationError
+
+from .. import config
+from ..engine.params import SamplingParams
+from .app import command, err, out
+from .printer import Printer
+from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, SEED_OPT,
+                  RPC_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, Backend, consume, open_backend,
+                  sampling)
+
+HELP = """Commands:
+  /set temperature 0.6    randomness (0: always the likeliest word)
+  /set top_p 0.95         nucleus sampling
+  /set max_tokens 4000    cap each reply (off: no cap)
+  /set seed 42            repeatable replies (off: random)
+  /set think on|off       reason before answering, or answer at once
+  /set hide-think on|off  show only a "Thinking..." line while the model reasons
+  /set system TEXT        a system prompt (empty: none)
+  /show                   the model and these settings
+  /clear                  forget the conversation
+  /save FILE, /load FILE  keep a conversation in a JSON file, or continue one
+  /bye                    leave (or Ctrl-D)
+Type \"\"\" to start and end a message of several lines; pasted text stays one message.
+Ctrl-C stops an answer or clears the line; the conversation stays."""
+SETTINGS = ("temperature", "top_p", "max_tokens", "seed")
+
+
+@dataclass
+class Conversation:
+    params: SamplingParams
+    think: bool = True
+    hide_think: bool = False
+    system: str | None = None
+    messages: list[dict] = field(default_factory=list)
+
+    def request(self) -> list[dict]:
+        return ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
+
+
+class LineReader:
+    """prompt_toolkit on a terminal (or the input it is given), plain lines from a pipe.
+    read() raises EOFError to leave and KeyboardInterrupt for a cleared line."""
+
+    def __init__(self, session: PromptSession | None = None) -> None:
+        if session is None and sys.stdin is not None and sys.stdin.isatty():
+            config.home().mkdir(parents=True, exist_ok=True)
+            session = PromptSession(history=FileHistory(str(config.home() / "chat_history")))
+        self.session = session
+
+    def _line(self, prompt: str) -> str:
+        if self.session is not None:
+            return self.session.prompt(prompt)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    def read(self) -> str:
+        line = self._line(">>> ")
+        if not line.lstrip().startswith('"""'):
+            return line
+        text = line.lstrip()[3:]
+        while not text.rstrip().endswith('"""'):
+            text += "\n" + self._line("... ")
+        return text.rstrip()[:-3]
+
+
+@command()
+def chat(
+    model: str = MODEL_ARG,
+    no_think: bool = NO_THINK_OPT,
+    hide_think: bool = HIDE_THINK_OPT,
+    temperature: float = TEMPERATURE_OPT,
+    top_p: float = TOP_P_OPT,
+    max_tokens: Optional[int] = MAX_TOKENS_OPT,
+    seed: Optional[int] = SEED_OPT,
+    think_budget: Optional[int] = THINK_BUDGET_OPT,
+    ctx: Optional[int] = CTX_OPT,
+    threads: Optional[int] = THREADS_OPT,
+    gpu_layers: Optional[int] = GPU_OPT,
+    rpc: Optional[str] = RPC_OPT,
+    yes: bool = YES_OPT,
+    local: bool = LOCAL_OPT,
+) -> None:
+    """Chat in the terminal, keeping the conversation; /help lists the commands.
+
+    Example: r1local chat r1 --hide-think
+    """
+    conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget), not no_think and think_budget != 0,
+                                hide_think)
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc) as backend:
+        err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
+                  style="dim", markup=False)
+        converse(backend, model, conversation, LineReader())
+
+
+def converse(backend: Backend, model: str, conversation: Conversation, reader: LineReader) -> None:
+    while True:
+        try:
+            text = reader.read()
+        except KeyboardInterrupt:
+            err.print("(cleared; Ctrl-D or /bye leaves)", style="dim")
+            continue
+        except EOFError:
+            return
+        if not text.strip():
+            continue
+        if text.startswith("/"):
+            if not slash_command(text.strip(), backend, model, conversation):
+                return
+            continue
+        reply(backend, conversation, text)
+
+
+def reply(backend: Backend, conversation: Conversation, text: str) -> None:
+    """One turn. An interrupted answer keeps what was written (nothing written: the turn is dropped)."""
+    conversation.messages.append({"role": "user", "content": text})
+    printer = Printer(show_reasoning=not conversation.hide_think)
+    try:
+        stream = backend.chat(conversation.request(), think=conversation.think, params=conversation.params)
+        result, interrupted = consume(stream, printer)
+    except KeyboardInterrupt:  # while the request was being sent
+        result, interrupted = None, True
+    printer.end()
+    done = result.done if result else None
+    if done is not None and done.finish_reason == "error":
+        err.print(f"error: generation failed: {done.error}", style="red", markup=False)
+    elif result and result.content.strip():
+        conversation.messages.append({"role": "assistant", "content": result.content})
+        if interrupted or done is None or done.finish_reason == "cancelled":
+            err.print("(stopped; the answer so far stays in the conversation)", style="dim")
+        elif done.finish_reason == "length":
+            err.print("(cut at max_tokens or a full context: /set max_tokens to change it)", style="dim")
+        return
+    elif interrupted or done is None or done.finish_reason == "cancelled":
+        err.print("(stopped)", style="dim")
+    elif done.finish_reason == "length":
+        err.print("(the reasoning used every token before an answer: /set max_tokens off, or /set think off)",
+                  style="dim")
+    conversation.messages.pop()
+
+
+def slash_command(text: str, backend: Backend, model: str, conversation: Conversation) -> bool:
+    """Carry out one /command; False means leave."""
+    word, _, arg = text.partition(" ")
+    arg = arg.strip()
+    if word in ("/bye", "/exit", "/quit"):
+        return False
+    if word in ("/help", "/?"):
+        err.print(HELP, markup=False)
+    elif word == "/set":
+        _set(conversation, *_split(arg))
+    elif word == "/show":
+        _show(backend, model, conversation)
+    elif word in ("/clear", "/reset"):
+        conversation.messages.clear()
+        err.print("Conversation cleared.", style="dim")
+    elif word == "/save" and arg:
+        Path(arg).expanduser().write_text(json.dumps(
+            {"model": model, "system": conversation.system, "messages": conversation.messages},
+            ensure_ascii=False, indent=2), encoding="utf-8")
+        err.print(f"Saved {len(conversation.messages)} messages to {arg}.", style="dim", markup=False)
+    elif word == "/load" and arg:
+        _load(conversation, Path(arg).expanduser())
+    else:
+        err.print(f"Unknown command {text!r}. Type /help for the commands.", style="dim", markup=False)
+    return True
+
+
+def _split(arg: str) -> tuple[str, str]:
+    key, _, value = arg.partition(" ")
+    return key.strip().lower().replace("-", "_"), value.strip()
+
+
+def _set(conversation: Conversation, key: str, value: str) -> None:
+    switches = {"on": True, "off": False}
+    if key == "system":
+        conversation.system = value or None
+        err.print("System prompt " + ("set." if value else "removed."), style="dim")
+    elif key in ("think", "hide_think") and value.lower() in switches:
+        setattr(conversation, key, switches[value.lower()])
+        err.print(f"{key.replace('_', '-')} {value.lower()}.", style="dim")
+    elif key in SETTINGS and value:
+        raw = None if value.lower() in ("off", "none") else value
+        try:
+            conversation.params = SamplingParams(**{**conversation.params.model_dump(), key: raw})
+        except ValidationError as error:
+            err.print(f"{key}: {error.errors()[0]['msg']}.", style="red", markup=False)
+            return
+        err.print(f"{key} = {getattr(conversation.params, key)}", style="dim")
+    else:
+        err.print("Usage: /set temperature|top_p|max_tokens|seed VALUE, /set think|hide-think on|off, "
+                  "/set system TEXT", style="dim")
+
+
+def _show(backend: Backend, model: str, conversation: Conversation) -> None:
+    p = conversation.params
+    lines = [f"model        {model} ({backend.where})",
+             f"think        {'on' if conversation.think else 'off'}"
+             + (" (hidden)" if conversation.hide_think else ""),
+             f"temperature  {p.temperature}", f"top_p        {p.top_p}",
+             f"max_tokens   {p.max_tokens or 'off'}", f"seed         {'random' if p.seed is None else p.seed}",
+             f"system       {conversation.system or '-'}",
+             f"messages     {len(conversation.messages)}"]
+    out.print("\n".join(lines), markup=False)
+
+
+def _load(conversation: Conversation, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        messages = data["messages"]
+        if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant")
+                   and isinstance(m.get("content"), str) for m in messages):
+            raise ValueError("messages must be user and assistant turns with text")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        err.print(f"Cannot load {path}: {error}", style="red", markup=False)
+        return
+    conversation.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
+    conversation.system = data.get("system") if isinstance(data.get("system"), str) else None
+    err.print(f"Loaded {len(messages)} messages from {path}.", style="dim", markup=False)

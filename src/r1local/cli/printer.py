@@ -1,0 +1,66 @@
+"""How `run` and `chat` show a streamed reply: the reasoning dim on stderr under a "Thinking..."
+header, then how long it took, then the answer on stdout (so `> file` keeps only the answer).
+With the reasoning hidden, a terminal shows a live "Thinking... 12 s, 340 tokens" line instead."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from rich.status import Status
+
+from ..engine.events import ContentDelta, Event, ReasoningDelta
+from .app import err
+
+
+class Printer:
+    def __init__(self, show_reasoning: bool) -> None:
+        self.show_reasoning = show_reasoning
+        self.reasoning_tokens = 0  # one delta per generated token
+        self._started = time.monotonic()
+        self._thinking = False
+        self._status: Status | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ReasoningDelta):
+            self._reason(event.text)
+        elif isinstance(event, ContentDelta):
+            self._end_thinking()
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+
+    def _reason(self, text: str) -> None:
+        self.reasoning_tokens += 1
+        if not self._thinking:
+            self._thinking = True
+            self._started = time.monotonic()
+            if self.show_reasoning:
+                err.print("Thinking...", style="bold dim")
+            elif err.is_terminal:
+                self._status = err.status(self._progress(), spinner="dots")
+                self._status.start()
+        if self.show_reasoning:
+            err.print(text, style="dim", end="", markup=False)
+        elif self._status is not None:
+            self._status.update(self._progress())
+
+    def _progress(self) -> str:
+        return f"Thinking... {time.monotonic() - self._started:.0f} s, {self.reasoning_tokens} tokens"
+
+    def _end_thinking(self) -> None:
+        if not self._thinking:
+            return
+        self._thinking = False
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        if self.show_reasoning or err.is_terminal:
+            took = time.monotonic() - self._started
+            err.print(("\n" if self.show_reasoning else "")
+                      + f"Thought for {took:.0f} s ({self.reasoning_tokens} tokens).", style="bold dim")
+
+    def end(self) -> None:
+        """After the last event (or an interruption): close the indicator, end the line."""
+        self._end_thinking()
+        sys.stdout.write("\n")
+        sys.stdout.flush()

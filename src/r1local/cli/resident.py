@@ -1,0 +1,149 @@
+"""Models that stay loaded: `serve --detach` in the background, `ps` (what is loaded) and `stop`
+(unload a model, or stop the background server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import psutil
+import typer
+from rich.table import Table
+
+from .. import config, store
+from ..client import ResidentServer, answers
+from ..errors import R1Error, UsageError
+from .app import command, err, out
+
+STARTUP_TIMEOUT_S = 60.0  # the port answers before models load; this is only Python starting
+
+
+def pid_file() -> Path:
+    return config.home() / "serve.pid"
+
+
+def log_file() -> Path:
+    return config.home() / "serve.log"
+
+
+def detach(argv: list[str], url: str) -> None:
+    """Start `r1local serve` with the same arguments (less --detach) in its own session, its output
+    in the log file; return once it answers, or fail with the log's last lines."""
+    running = _background_server()
+    if running is not None:
+        raise UsageError(f"r1local serve already runs in the background (pid {running.pid}).",
+                         "Stop it first with: r1local stop")
+    config.home().mkdir(parents=True, exist_ok=True)
+    args = [a for a in argv if a not in ("--detach", "-d")]
+    with log_file().open("ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "r1local", *args], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log_file().read_text(errors="replace").strip().splitlines()[-3:]
+            raise R1Error("r1local serve did not start: " + (" ".join(tail) or "no output."),
+                          f"The whole log: {log_file()}")
+        time.sleep(0.1)
+    pid_file().write_text(json.dumps({"pid": process.pid, "url": url}))
+    out.print(f"r1local serve runs in the background (pid {process.pid}) on {url}", markup=False)
+    err.print(f"Log: {log_file()}. Stop it with: r1local stop", style="dim", markup=False)
+
+
+def _background_server() -> psutil.Process | None:
+    """The process the pid file names, if it is still an r1local serve (pids get reused)."""
+    try:
+        pid = json.loads(pid_file().read_text())["pid"]
+        process = psutil.Process(pid)
+        if "serve" in process.cmdline() and any("r1local" in part for part in process.cmdline()):
+            return process
+    except (OSError, ValueError, KeyError, psutil.Error):
+        pass
+    pid_file().unlink(missing_ok=True)
+    return None
+
+
+def _server_or_fail() -> ResidentServer:
+    server = ResidentServer.find()
+    if server is None:
+        raise UsageError(f"No r1local server answers at {config.server_url()}, so no model is loaded.",
+                         "Start one with: r1local serve --detach")
+    return server
+
+
+@command()
+def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The models a running r1local serve holds in memory, where, and until when.
+
+    Example: r1local ps
+    """
+    server = _server_or_fail()
+    try:
+        loaded = server.running()
+    finally:
+        server.close()
+    if as_json:
+        out.print_json(json.dumps(loaded))
+        return
+    if not loaded:
+        err.print("No model is loaded. The first request for one loads it.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"):
+        table.add_column(column, no_wrap=column == "NAME")
+    for m in loaded:
+        table.add_row(m["name"], store.human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
+                      str(m.get("context_length", "?")), _until(m["expires_at"]))
+    out.print(table)
+
+
+def _processor(size: int, in_vram: int) -> str:
+    if not in_vram:
+        return "100% CPU"
+    gpu = round(100 * in_vram / size)
+    return "100% GPU" if gpu >= 100 else f"{100 - gpu}%/{gpu}% CPU/GPU"
+
+
+def _until(expires_at: str) -> str:
+    when = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds > 365 * 86400:
+        return "forever"
+    if seconds < 60:
+        return "less than a minute from now"
+    minutes = int(seconds // 60)
+    return f"{minutes} minute{'' if minutes == 1 else 's'} from now" if minutes < 120 else f"{minutes // 60} hours from now"
+
+
+@command()
+def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
+    """Unload a model from the running server, or without a model, stop the background server.
+
+    Example: r1local stop r1:7b
+    """
+    if model is None:
+        process = _background_server()
+        if process is None:
+            raise UsageError("No r1local serve runs in the background (none was started with --detach).",
+                             "A server in a terminal stops with Ctrl-C there.")
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except psutil.TimeoutExpired:
+            process.kill()
+        pid_file().unlink(missing_ok=True)
+        out.print(f"Stopped r1local serve (pid {process.pid}).")
+        return
+    server = _server_or_fail()
+    try:
+        if not any(m["name"] == model for m in server.running()):
+            raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
+        server.unload(model)
+    finally:
+        server.close()
+    out.print(f"Unloaded {model}.")

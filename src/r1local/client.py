@@ -1,0 +1,144 @@
+"""A resident `r1local serve`, as the CLI sees it: is one running, and what it holds.
+
+`run` and `chat` send their request to it when it can answer for the model (it stays loaded between
+commands, as with Ollama), and read the answer as the engine's own events, so everything after the
+request is the same as in-process. Requests use the OpenAI API, whose errors carry a code that maps
+back to the exact error type (and so the exit code) the in-process path would give.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from . import config, errors
+from .engine.events import ContentDelta, Done, Event, ReasoningDelta, Timings, Usage
+from .engine.params import SamplingParams
+
+PROBE_TIMEOUT_S = 0.5  # a server on loopback answers /health in milliseconds
+_BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
+                                      errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
+                                      errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
+
+
+def _error(response: httpx.Response) -> errors.R1Error:
+    """The error type a server's JSON error body names (OpenAI's or Ollama's shape)."""
+    try:
+        body = json.loads(response.read())["error"]
+    except (ValueError, KeyError, TypeError):
+        body = None
+    if isinstance(body, dict):
+        return _BY_CODE.get(body.get("code"), errors.R1Error)(body.get("message") or "The server failed.")
+    return errors.R1Error(f"The r1local server answered {response.status_code}: {body or response.reason_phrase}.")
+
+
+def answers(url: str) -> bool:
+    """Whether an r1local server listens at `url` (its /health says 200 when ready, 503 while loading)."""
+    try:
+        return "status" in httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_S).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+class ResidentServer:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # no read timeout: a model may load, and R1 may reason, for minutes
+        self.url = url
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0))
+
+    @classmethod
+    def find(cls) -> ResidentServer | None:
+        """The server at R1LOCAL_URL (default: this machine's default port), if one answers."""
+        url = config.server_url()
+        return cls(url, config.api_key()) if answers(url) else None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def has(self, model: str) -> bool:
+        """Whether the server can load `model` without a download (it never downloads for `run`)."""
+        response = self._http.post("/api/show", json={"model": model})
+        if response.status_code in (401, 403):
+            raise _error(response)
+        return response.status_code == 200
+
+    def running(self) -> list[dict]:
+        """Ollama's /api/ps: the loaded models, their size in GPU memory, context and expiry."""
+        return self._json("GET", "/api/ps")["models"]
+
+    def unload(self, model: str) -> None:
+        self._json("POST", "/api/generate", json={"model": model, "keep_alive": 0})
+
+    def _json(self, method: str, path: str, **kwargs) -> dict:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise _error(response)
+        return response.json()
+
+    def chat(self, model: str, messages: list[dict], *, think: bool, params: SamplingParams) -> RemoteStream:
+        body = {"model": model, "messages": messages, "stream": True, "think": think,
+                "stream_options": {"include_usage": True},
+                "temperature": params.temperature, "top_p": params.top_p,
+                **({"max_tokens": params.max_tokens} if params.max_tokens else {}),
+                **({"seed": params.seed} if params.seed is not None else {}),
+                **({"reasoning_budget_tokens": params.think_budget} if params.think_budget is not None else {})}
+        return RemoteStream(self._http, body)
+
+
+class RemoteStream:
+    """One streamed chat completion as engine events; `cancel` closes the connection, which the
+    server takes as a cancel (the slot is freed at once)."""
+
+    def __init__(self, http: httpx.Client, body: dict) -> None:
+        self._started = time.monotonic()
+        self._response = http.send(http.build_request("POST", "/v1/chat/completions", json=body), stream=True)
+        if self._response.status_code != 200:
+            error = _error(self._response)
+            self._response.close()
+            raise error
+
+    def cancel(self) -> None:
+        self._response.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        first = last = None
+        finish, usage = None, None
+        try:
+            for line in self._response.iter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    yield self._done("error", usage, first, last, chunk["error"].get("message"))
+                    return
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices", []):
+                    delta = choice.get("delta", {})
+                    for key, kind in (("reasoning_content", ReasoningDelta), ("content", ContentDelta)):
+                        if delta.get(key):
+                            first = first or time.monotonic()
+                            last = time.monotonic()
+                            yield kind(delta[key])
+                    finish = choice.get("finish_reason") or finish
+        except httpx.HTTPError as error:
+            yield self._done("error", usage, first, last, f"the connection to the server broke ({error})")
+            return
+        finally:
+            self._response.close()
+        yield self._done(finish or "cancelled", usage, first, last)
+
+    def _done(self, finish: str, usage: dict | None, first: float | None, last: float | None,
+              error: str | None = None) -> Done:
+        """Timings measured here, at the client: what a user of this command waits."""
+        prompt = usage["prompt_tokens"] if usage else 0
+        completion = usage["completion_tokens"] if usage else 0
+        ttft = (first or time.monotonic()) - self._started
+        decode_s = (last - first) if first and last and last > first else 0.0
+        timings = Timings(queued_s=0.0, ttft_s=ttft, prompt_tokens_per_s=prompt / ttft if ttft else 0.0,
+                          generation_tokens_per_s=(completion - 1) / decode_s if decode_s else 0.0)
+        cached = (usage or {}).get("prompt_tokens_details", {}).get("cached_tokens", 0)
+        return Done(finish, Usage(prompt, completion, cached), timings, error)  # type: ignore[arg-type]

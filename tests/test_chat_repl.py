@@ -1,0 +1,103 @@
+"""`chat` driven as a person drives it, through a pseudo-terminal: line editing and history, slash
+commands, \"\"\" blocks and bracketed paste as one message, Ctrl-C that never ends the conversation."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect")
+
+PROMPT = ">>>"  # prompt_toolkit draws the space after it as a cursor move
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+UP, CTRL_C, CTRL_D = "\x1b[A", "\x03", "\x04"
+
+
+@pytest.fixture
+def chat(tiny_model, tmp_path):
+    env = {**os.environ, "R1LOCAL_HOME": str(tmp_path / "home"), "R1LOCAL_URL": "http://127.0.0.1:9",
+           "TERM": "xterm", "COLUMNS": "100", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", str(tiny_model), "--no-think", "--temperature",
+                                           "0", "--max-tokens", "8", "--ctx", "4096", "--threads", "1"],
+                          env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+    child.expect("/help for commands")
+    child.expect_exact(PROMPT)
+    yield child
+    child.close(force=True)
+
+
+def ask(child, line: str, expect: str) -> str:
+    """Send a line, wait for `expect` (a regex) in what it prints, then for the next prompt
+    (prompt_toolkit redraws the prompt while a line is typed, so the prompt alone marks nothing)."""
+    child.send(line + "\r")
+    child.expect(expect)
+    found = child.match.group(0)
+    child.expect_exact(PROMPT)
+    return found
+
+
+def messages(child) -> int:
+    return int(ask(child, "/show", r"messages +(\d+)").split()[-1])
+
+
+def test_commands_settings_and_history(chat, tmp_path):
+    ask(chat, "/help", "/set temperature 0.6")
+    ask(chat, "/set temperature 0.3", "temperature = 0.3")
+    ask(chat, "/show", "temperature +0.3")
+    chat.send(UP)  # the line editor recalls the last line
+    ask(chat, "", "temperature +0.3")
+    ask(chat, "/set temperature -1", "greater than or equal to 0")
+    ask(chat, "/bogus", "Unknown command '/bogus'")
+
+    ask(chat, "hello", r"\(cut at max_tokens")
+    assert messages(chat) == 2
+
+    saved = tmp_path / "conversation.json"
+    ask(chat, f"/save {saved}", "Saved 2 messages")
+    assert [m["role"] for m in json.loads(saved.read_text())["messages"]] == ["user", "assistant"]
+    ask(chat, "/clear", "Conversation cleared.")
+    assert messages(chat) == 0
+    ask(chat, f"/load {saved}", "Loaded 2 messages")
+    assert messages(chat) == 2
+
+    chat.send(CTRL_D)
+    chat.expect(pexpect.EOF)
+    chat.wait()
+    assert chat.exitstatus == 0
+    assert "hello" in (tmp_path / "home" / "chat_history").read_text()
+
+
+def test_multi_line_messages_are_one_turn(chat):
+    chat.send('"""\r')
+    chat.expect_exact("...")
+    chat.send("first line\r")
+    chat.expect_exact("...")
+    ask(chat, 'second line"""', r"\(cut at max_tokens")
+    assert messages(chat) == 2
+    ask(chat, f"{PASTE_START}pasted one\npasted two\npasted three{PASTE_END}", r"\(cut at max_tokens")
+    assert messages(chat) == 4  # three pasted lines, one message
+
+
+def test_ctrl_c_clears_the_line_or_stops_the_answer_and_the_conversation_stays(chat):
+    ask(chat, "hello", r"\(cut at max_tokens")
+    chat.send("half typed")
+    chat.send(CTRL_C)
+    chat.expect("cleared; Ctrl-D or /bye leaves")
+    chat.expect_exact(PROMPT)
+    chat.send(CTRL_C)  # twice in a row: still here
+    chat.expect("cleared; Ctrl-D or /bye leaves")
+    chat.expect_exact(PROMPT)
+    assert messages(chat) == 2
+
+    ask(chat, "/set max_tokens off", "max_tokens = None")
+    chat.send("tell me everything\r")
+    time.sleep(1.5)  # the answer is streaming (thousands of tokens of room)
+    chat.send(CTRL_C)
+    ask(chat, "", r"\(stopped")
+    assert messages(chat) in (3, 4)  # the answer so far stays when it has text
+    chat.send("/bye\r")
+    chat.expect(pexpect.EOF)

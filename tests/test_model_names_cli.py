@@ -1,0 +1,98 @@
+"""show, inspect and rm take every name run takes; rm asks before removing several models."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from testhub import hub  # noqa: F401  (a fixture)
+from typer.testing import CliRunner
+
+from r1local.cli import app
+from r1local.gguf_meta import read_gguf
+
+REPO = "r1local-test/Tiny-R1-GGUF"
+runner = CliRunner()
+
+
+@pytest.fixture
+def two_quants(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
+    """r1:tiny in two quantisations, both downloaded."""
+    info = read_gguf(tiny_model)
+    size = info.file_size / 1e9
+    toml = tmp_path / "catalog.toml"
+    toml.write_text(f"""
+default_quant = "F16"
+quant_order = ["Q8_0", "F16"]
+
+[[model]]
+name = "tiny"
+file_prefix = "Tiny-R1"
+repo = "{REPO}"
+arch = "qwen2"
+params_b = {info.parameter_count / 1e9}
+layers = {info.block_count}
+embedding = {info.embedding_length}
+heads = {info.head_count}
+kv_heads = {info.head_count_kv}
+head_dim = {info.key_length}
+vocab = {info.vocab_size}
+context = {info.context_length}
+quants = {{ F16 = {size}, Q8_0 = {size} }}
+""")
+    monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
+    data = tiny_model.read_bytes()
+    hub.add(REPO, {"Tiny-R1-F16.gguf": data, "Tiny-R1-Q8_0.gguf": data})
+    for name in ("r1:tiny-f16", "r1:tiny-q8_0"):
+        assert runner.invoke(app, ["pull", name]).exit_code == 0
+    return hub
+
+
+def names() -> list[str]:
+    return [m["name"] for m in json.loads(runner.invoke(app, ["list", "--json"]).stdout)]
+
+
+@pytest.mark.parametrize("command", ["show", "inspect"])
+def test_show_takes_the_names_run_takes(two_quants, command):
+    for name in ("r1", "r1:tiny", "r1:tiny-q8_0", f"hf.co/{REPO}:Q8_0", f"{REPO}/Tiny-R1-F16.gguf"):
+        result = runner.invoke(app, [command, name, "--json"])
+        assert result.exit_code == 0, (name, result.output)
+        facts = json.loads(result.stdout)
+        assert facts["architecture"] == "qwen2" and facts["capabilities"] == ["completion", "thinking"]
+    missing = runner.invoke(app, ["show", "r1:70b"])
+    assert missing.exit_code == 3 and "r1:70b is not in the catalog" in missing.stderr
+    template = runner.invoke(app, ["show", "r1:tiny", "--template"])
+    assert "<｜Assistant｜>" in template.stdout
+
+
+def test_rm_of_several_asks_and_yes_skips_the_question(two_quants):
+    refused = runner.invoke(app, ["rm", "r1:tiny"])  # no terminal to ask on
+    assert refused.exit_code == 2
+    assert "r1:tiny matches 2 downloaded models: r1:tiny-f16 (45.0 MB), r1:tiny-q8_0 (45.0 MB)" in refused.stderr
+    assert "--yes" in refused.stderr and len(names()) == 2
+
+    one = runner.invoke(app, ["rm", "r1"])  # the model `run r1` would use
+    assert one.exit_code == 0, one.output
+    assert len(names()) == 1 and one.stdout.startswith("Removed r1:tiny-")
+
+    assert runner.invoke(app, ["pull", "r1:tiny-f16"]).exit_code == 0
+    assert runner.invoke(app, ["pull", "r1:tiny-q8_0"]).exit_code == 0
+    both = runner.invoke(app, ["rm", "r1:tiny", "--yes"])
+    assert both.exit_code == 0 and both.stdout.count("Removed") == 2 and names() == []
+
+
+def test_rm_asks_on_a_terminal(two_quants):
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(sys.executable, ["-m", "r1local", "rm", "r1:tiny"], encoding="utf-8", timeout=60)
+    child.expect_exact("Remove 2 models: r1:tiny-f16 (45.0 MB), r1:tiny-q8_0 (45.0 MB)? [y/N]:")
+    child.sendline("n")
+    child.expect("Nothing removed.")
+    child.expect(pexpect.EOF)
+    assert len(names()) == 2
+
+
+def test_rm_never_deletes_a_file_of_yours(tiny_model, two_quants):
+    result = runner.invoke(app, ["rm", str(tiny_model)])
+    assert result.exit_code == 2 and "delete the file yourself" in result.stderr
+    assert tiny_model.is_file()
