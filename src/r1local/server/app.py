@@ -10,12 +10,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 
 from .. import __version__
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi
+from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi, webui
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
@@ -66,9 +66,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     async def metrics() -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.api_route("/", methods=["GET", "HEAD"])
-    async def root() -> PlainTextResponse:
-        return PlainTextResponse("r1local is running")  # Ollama clients probe / for this line
+    webui.install(app, enabled=settings.web_ui)
 
     # outermost last: CORS answers preflights and decorates every response, errors included;
     # the Host check comes before everything, so a rebinding page learns nothing at all

@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType
 from .errors import error_response
+from .webui import PUBLIC_PREFIX
 
-OPEN_PATHS = ("/health",)  # probes must work without the key
+OPEN_PATHS = ("/health", "/")  # probes and the chat page (which then asks for the key) need no key
 
 
 class APIKeyAuth:
@@ -25,7 +26,8 @@ class APIKeyAuth:
         self.expected = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        if (scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(PUBLIC_PREFIX)
+                or scope["method"] == "OPTIONS"):
             return await self.app(scope, receive, send)
         header = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, given = header.partition(b" ")
