@@ -78,7 +78,7 @@ def browser_page(two_models):
         browser.close()
 
 
-def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b):
+def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b, tmp_path):
     page = browser_page
     # the browser's own clock, from navigation start to the load event, every file fetched uncached
     load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
@@ -115,15 +115,7 @@ def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b):
     page.reload(wait_until="load")
     page.wait_for_function("document.querySelectorAll('.msg').length === 4")
     assert page.input_value("#model") == tiny_model_b.stem
-    page.screenshot(path=str(screenshot_path()))
-
-
-def screenshot_path():
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "models" / "webui-test.png"
-    path.parent.mkdir(exist_ok=True)
-    return path
+    page.screenshot(path=str(tmp_path / "webui.png"))  # how docs/webui.png was taken
 
 
 def test_markdown_math_and_code_render(browser_page):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ..bench import BenchReport, Spread, context_for, run_bench
 from .app import command, err, out
 from .run import GPU_OPT, MODEL_ARG, RPC_OPT, THREADS_OPT, open_model
+
+if TYPE_CHECKING:
+    from ..bench import BenchReport, Spread
 
 
 @command()
@@ -30,6 +32,8 @@ def bench(
 
     Example: r1local bench r1:7b -r 5
     """
+    from ..bench import context_for, run_bench  # the engine loads only for this command
+
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")

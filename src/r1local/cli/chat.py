@@ -8,11 +8,9 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from prompt_toolkit import PromptSession
-from prompt_toolkit.history import FileHistory
 from pydantic import ValidationError
 
 from .. import config
@@ -22,6 +20,9 @@ from .printer import Printer
 from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, SEED_OPT,
                   RPC_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, Backend, consume, open_backend,
                   sampling)
+
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
 
 HELP = """Commands:
   /set temperature 0.6    randomness (0: always the likeliest word)
@@ -58,6 +59,9 @@ class LineReader:
 
     def __init__(self, session: PromptSession | None = None) -> None:
         if session is None and sys.stdin is not None and sys.stdin.isatty():
+            from prompt_toolkit import PromptSession  # the line editor loads only for a terminal
+            from prompt_toolkit.history import FileHistory
+
             config.home().mkdir(parents=True, exist_ok=True)
             session = PromptSession(history=FileHistory(str(config.home() / "chat_history")))
         self.session = session

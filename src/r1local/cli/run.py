@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -20,11 +20,13 @@ from ..engine import registry
 from ..engine.base import Engine
 from ..engine.events import Done, Result
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
-from ..engine.stream import Stream
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageError
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
+
+if TYPE_CHECKING:
+    from ..engine.stream import Stream
 
 MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or a .gguf path; "
                                      "add @openvino to run it on OpenVINO.")
