@@ -4,6 +4,7 @@ commands, \"\"\" blocks and bracketed paste as one message, Ctrl-C that never en
 from __future__ import annotations
 
 import json
+import re
 import os
 import sys
 import time
@@ -101,3 +102,22 @@ def test_ctrl_c_clears_the_line_or_stops_the_answer_and_the_conversation_stays(c
     assert messages(chat) in (3, 4)  # the answer so far stays when it has text
     chat.send("/bye\r")
     chat.expect(pexpect.EOF)
+
+
+def test_thinking_indicator(tiny_model, tmp_path):
+    env = {**os.environ, "R1LOCAL_HOME": str(tmp_path), "R1LOCAL_URL": "http://127.0.0.1:9", "TERM": "xterm",
+           "PROMPT_TOOLKIT_NO_CPR": "1"}
+    for flags, shown in ((["--hide-think"], False), ([], True)):
+        child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", str(tiny_model), *flags, "--temperature", "0",
+                                               "--max-tokens", "30", "--ctx", "512", "--threads", "1"],
+                              env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+        child.expect_exact(PROMPT)
+        child.send("hello\r")
+        child.expect(r"Thought for \d+ s \(\d+ tokens\)\.")
+        while_thinking = child.before
+        child.expect_exact(PROMPT)
+        # hidden: a live "Thinking... N s, N tokens" line; shown: a header, then the reasoning itself
+        live = re.search(r"Thinking\.\.\. \d+ s, \d+ tokens", while_thinking)
+        assert "Thinking..." in while_thinking and bool(live) != shown
+        child.sendcontrol("d")
+        child.expect(pexpect.EOF)
