@@ -185,7 +185,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         p = choice.plan
         prompt = "unknown" if p.prompt_tps is None else f"about {p.prompt_tps:.0f} tokens/s"
         out.print(f"  prompt reading {prompt}; {p.reason} (estimates)", style="dim", markup=False)
-        out.print(f"  {why_line(chosen)}", style="dim", markup=False)
+        out.print(f"  {why_line(chosen)}", style="dim", markup=False, soft_wrap=False)
 
 
 def _summary(c: Choice) -> dict:
