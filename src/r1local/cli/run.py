@@ -127,7 +127,7 @@ class Backend:
 
 def _is_file(model: str) -> bool:
     try:
-        return catalog.parse(model, allow_paths=True).path is not None
+        return catalog.parse(registry.split_engine(model)[0], allow_paths=True).path is not None
     except ModelNotFound:  # perhaps a name only the server knows (a file it was started with)
         return False
 
