@@ -47,7 +47,7 @@ def bad_files(tmp_path_factory, tiny_model) -> dict[str, Path]:
 
 def test_run_json_has_reasoning_content_usage_timings(tiny_model):
     result = runner.invoke(app, ["run", str(tiny_model), "hello", "--json", *FAST])
-    assert result.exit_code == 10, result.output  # stopped by --max-tokens
+    assert result.exit_code == 20, result.output  # stopped by --max-tokens
     data = json.loads(result.stdout)
     assert set(data) == {"reasoning", "content", "finish_reason", "usage", "timings", "engine", "device"}
     assert (data["engine"], data["device"]) == ("llama.cpp", "CPU")
@@ -60,11 +60,11 @@ def test_run_json_has_reasoning_content_usage_timings(tiny_model):
 
 def test_subprocess_answer_on_stdout_reasoning_on_stderr(tiny_model):
     thinking = r1local("run", str(tiny_model), "hello", *FAST)
-    assert thinking.returncode == 10, thinking.stderr  # 12 tokens of reasoning, no answer yet
+    assert thinking.returncode == 20, thinking.stderr  # 12 tokens of reasoning, no answer yet
     assert thinking.stdout.strip() == ""
     assert thinking.stderr.startswith("Thinking...") and len(thinking.stderr.splitlines()) > 1
     direct = r1local("run", str(tiny_model), "hello", "--no-think", *FAST)
-    assert direct.returncode == 10, direct.stderr
+    assert direct.returncode == 20, direct.stderr
     assert len(direct.stdout.strip()) > 0
     hidden = r1local("run", str(tiny_model), "hello", "--hide-think", *FAST)
     assert "Thinking" not in hidden.stderr  # no terminal: no indicator either
@@ -74,7 +74,7 @@ def test_subprocess_answer_on_stdout_reasoning_on_stderr(tiny_model):
 def test_prompt_from_stdin(tiny_model):
     piped = r1local("run", str(tiny_model), "--no-think", "--json", *FAST, stdin="hello")
     direct = r1local("run", str(tiny_model), "hello", "--no-think", "--json", *FAST)
-    assert piped.returncode == 10, piped.stderr
+    assert piped.returncode == 20, piped.stderr
     assert json.loads(piped.stdout)["content"] == json.loads(direct.stdout)["content"]
 
 

@@ -231,10 +231,10 @@ def test_ctrl_c_then_pull_again_resumes(tiny_hub, tiny_model):
 def test_run_pulls_and_answers_with_a_catalog_name(tiny_hub):
     args = ("run", "r1:tiny", "--yes", "--json", "--max-tokens", "6", "--ctx", "256", "--threads", "1", "Hi")
     first = cli(*args)
-    assert first.exit_code == 10, first.output  # answered, then stopped at --max-tokens
+    assert first.exit_code == 20, first.output  # answered, then stopped at --max-tokens
     assert json.loads(first.stdout)["usage"]["completion_tokens"] == 6
     second = cli(*args)  # already downloaded: answered without fetching the file again
-    assert second.exit_code == 10, second.output
+    assert second.exit_code == 20, second.output
     assert len(tiny_hub.gets(FILE)) == 1
 
 

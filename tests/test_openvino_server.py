@@ -120,7 +120,7 @@ def test_run_answers_from_the_openvino_engine_and_says_so(tiny_model, monkeypatc
     monkeypatch.setenv("R1LOCAL_OPENVINO_CACHE", CACHE)
     result = CliRunner().invoke(app, ["run", f"{tiny_model}@openvino", "Why?", "--json", "--max-tokens", "8",
                                       "--temperature", "0"])
-    assert result.exit_code == 10, result.output  # stopped at --max-tokens
+    assert result.exit_code == 20, result.output  # stopped at --max-tokens
     reply = json.loads(result.stdout[result.stdout.index("{"):])
     assert (reply["engine"], reply["device"], reply["finish_reason"]) == ("openvino", "CPU", "length")
     assert reply["reasoning"] and reply["usage"]["completion_tokens"] == 8

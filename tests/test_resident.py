@@ -36,7 +36,7 @@ def server(tiny_model, tmp_path_factory):
 
 def test_run_answers_through_the_running_server(server, tiny_model):
     result = r1local("run", tiny_model.stem, "hello", "--no-think", "--json", *FAST, url=server)
-    assert result.returncode == 10, result.stderr  # 6 tokens: cut at --max-tokens
+    assert result.returncode == 20, result.stderr  # 6 tokens: cut at --max-tokens
     answer = json.loads(result.stdout)
     assert answer["usage"]["completion_tokens"] == 6 and answer["content"]
     assert answer["timings"]["ttft_s"] > 0
@@ -56,7 +56,7 @@ def test_server_errors_keep_their_exit_codes(server, tiny_model):
 
 def test_reasoning_cut_by_max_tokens_through_the_server(server, tiny_model):
     result = r1local("run", tiny_model.stem, "hello", *FAST, url=server)
-    assert result.returncode == 10
+    assert result.returncode == 20
     assert "reasoning used all 6 tokens of --max-tokens" in result.stderr
 
 
@@ -77,7 +77,7 @@ def test_ps_and_stop(server, tiny_model):
         time.sleep(0.05)
     assert "No model is loaded" in r1local("ps", url=server).stderr
     # the next request loads it again
-    assert r1local("run", tiny_model.stem, "hi", "--no-think", *FAST, url=server).returncode == 10
+    assert r1local("run", tiny_model.stem, "hi", "--no-think", *FAST, url=server).returncode == 20
 
 
 def test_without_a_server_ps_says_how_to_start_one(tmp_path):

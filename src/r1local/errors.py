@@ -4,7 +4,7 @@ exit code and an HTTP status, so the CLI and the server never guess from excepti
 from __future__ import annotations
 
 
-MAX_TOKENS_EXIT = 10  # `run`: the output stopped at --max-tokens (or a full context)
+MAX_TOKENS_EXIT = 20  # `run`: the output stopped at --max-tokens (or a full context); not an error, so past them
 INTERRUPTED_EXIT = 130  # Ctrl-C, the code shells give a program ended by SIGINT
 
 

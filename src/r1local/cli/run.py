@@ -55,7 +55,8 @@ HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer
 EXIT_CODES = (
     "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
     "5 prompt longer than the context; 6 server busy; 7 not enough memory; 8 download failed; "
-    "9 offline and not downloaded; 10 stopped at --max-tokens or a full context; 130 interrupted (Ctrl-C)."
+    "9 offline and not downloaded; 10 an RPC worker unusable or lost; 11 the RPC build failed; "
+    "20 stopped at --max-tokens or a full context; 130 interrupted (Ctrl-C)."
 )
 
 

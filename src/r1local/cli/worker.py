@@ -31,7 +31,10 @@ def worker(
                                               "(default: GPUs, else CPU)."),
 ) -> None:
     """Run llama.cpp's rpc-server here, so `r1local serve/run --rpc THIS_HOST:PORT` on another PC
-    can put model layers in this machine's memory."""
+    can put model layers in this machine's memory.
+
+    Example: r1local worker --host 192.168.1.20
+    """
     from ..rpc import build
 
     folder = build.ensure_built(lambda line: err.print(line, markup=False, style="dim"))
