@@ -19,10 +19,11 @@ from r1local.cli import app
 from r1local.cli.run import ctrl_c_stops_loading
 from r1local.cli.serve import SHUTDOWN_DEADLINE_S
 from r1local.engine.model import Model
-from r1local.errors import Cancelled
+from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 
 runner = CliRunner()
 FAST = ["--max-tokens", "4", "--ctx", "256", "--threads", "1"]
+ANSWERED = (0, MAX_TOKENS_EXIT)  # 4 tokens may end the output at the limit
 ENTRY = [sys.executable, "-c", "from r1local.cli import main; main()"]
 
 
@@ -49,16 +50,16 @@ def test_numbers_out_of_range_are_one_clear_line(tiny_model, args, option):
 def test_bytes_that_are_not_utf8_are_replaced_not_a_traceback(tiny_model):
     bad = b"caf\xe9 \xff\xfe"
     argv = subprocess.run([*ENTRY, "run", str(tiny_model), *FAST, bad], capture_output=True, timeout=120)
-    assert argv.returncode == 0 and b"Traceback" not in argv.stderr, argv.stderr.decode(errors="replace")
+    assert argv.returncode in ANSWERED and b"Traceback" not in argv.stderr, argv.stderr.decode(errors="replace")
     piped = subprocess.run([*ENTRY, "run", str(tiny_model), *FAST], input=bad, capture_output=True, timeout=120)
-    assert piped.returncode == 0 and b"Traceback" not in piped.stderr, piped.stderr.decode(errors="replace")
+    assert piped.returncode in ANSWERED and b"Traceback" not in piped.stderr, piped.stderr.decode(errors="replace")
 
 
 def test_a_home_folder_that_cannot_be_written_does_not_stop_a_run(tiny_model, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path / "file" / "home"))  # a file where a folder should be
     result = runner.invoke(app, ["run", str(tiny_model), *FAST, "hi"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in ANSWERED and "Traceback" not in result.output, result.output
 
 
 def test_ctrl_c_during_a_load_stops_the_load_and_is_not_swallowed(tiny_model):

@@ -102,7 +102,10 @@ def accelerate(
         "instead of downloading it (for machines without a package index)."),
 ) -> None:
     """Rebuild llama-cpp-python for this PC's GPU (CUDA, ROCm, Vulkan, Metal, SYCL), then check that
-    llama.cpp really puts a model on the GPU."""
+    llama.cpp really puts a model on the GPU.
+
+    Example: r1local accelerate --dry-run
+    """
     hw = detect_now()
     if hw.build is None or not hw.build.version:
         raise UsageError("llama-cpp-python is not installed.", "pip install llama-cpp-python, then run this again.")
