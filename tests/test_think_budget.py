@@ -77,10 +77,11 @@ def test_cli_think_budget(tiny_model):
     from typer.testing import CliRunner
 
     from r1local.cli import app
+    from r1local.errors import MAX_TOKENS_EXIT
 
     result = CliRunner().invoke(app, ["run", str(tiny_model), "hello", "--json", "--think-budget", "4",
                                       "--max-tokens", "30", "--temperature", "0", "--ctx", "256", "--threads", "1"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code in (0, MAX_TOKENS_EXIT), result.output  # the answer may run to --max-tokens
     reply = json.loads(result.stdout)
     assert reply["usage"]["reasoning_tokens"] == 4 and reply["reasoning"].endswith("Time is up; I will answer now.")
     assert reply["content"]

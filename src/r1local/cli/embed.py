@@ -19,7 +19,10 @@ def embed(
     ctx: Optional[int] = CTX_OPT,
     yes: bool = YES_OPT,
 ) -> None:
-    """Print each text's normalised embedding as a JSON array, one per line."""
+    """Print each text's normalised embedding as a JSON array, one per line.
+
+    Example: r1local embed r1:1.5b "first text" "second text"
+    """
     with open_model(model, ctx, threads, None, yes) as loaded:
         vectors, _ = loaded.embed(texts)
     for vector in vectors:

@@ -14,7 +14,7 @@ PUBLIC_PREFIX = "/ui/"  # the page's files hold nothing secret: no API key neede
 
 
 def install(app: FastAPI, *, enabled: bool) -> None:
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"])
     async def root(request: Request) -> Response:
         if enabled and "text/html" in request.headers.get("accept", ""):
             return FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
