@@ -65,3 +65,27 @@ def no_resident_server(monkeypatch):
     """run and chat use a resident r1local serve when one answers: point them at a closed port so a
     server someone runs on this machine never answers a test (tests that want one set their own)."""
     monkeypatch.setenv("R1LOCAL_URL", "http://127.0.0.1:9")
+
+
+def tiny_catalog(info, repo: str, quants: str) -> str:
+    """A test catalog's head and its r1:tiny entry, shaped like the tiny model `info` describes;
+    `quants` is the TOML inline table of its quantisations and sizes in GB."""
+    return f"""
+default_quant = "F16"
+quant_order = ["Q8_0", "F16"]
+
+[[model]]
+name = "tiny"
+file_prefix = "Tiny-R1"
+repo = "{repo}"
+arch = "qwen2"
+params_b = {info.parameter_count / 1e9}
+layers = {info.block_count}
+embedding = {info.embedding_length}
+heads = {info.head_count}
+kv_heads = {info.head_count_kv}
+head_dim = {info.key_length}
+vocab = {info.vocab_size}
+context = {info.context_length}
+quants = {quants}
+"""

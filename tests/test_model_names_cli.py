@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+from conftest import tiny_catalog
 from testhub import hub  # noqa: F401  (a fixture)
 from typer.testing import CliRunner
 
@@ -22,25 +23,7 @@ def two_quants(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     info = read_gguf(tiny_model)
     size = info.file_size / 1e9
     toml = tmp_path / "catalog.toml"
-    toml.write_text(f"""
-default_quant = "F16"
-quant_order = ["Q8_0", "F16"]
-
-[[model]]
-name = "tiny"
-file_prefix = "Tiny-R1"
-repo = "{REPO}"
-arch = "qwen2"
-params_b = {info.parameter_count / 1e9}
-layers = {info.block_count}
-embedding = {info.embedding_length}
-heads = {info.head_count}
-kv_heads = {info.head_count_kv}
-head_dim = {info.key_length}
-vocab = {info.vocab_size}
-context = {info.context_length}
-quants = {{ F16 = {size}, Q8_0 = {size} }}
-""")
+    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {size}, Q8_0 = {size} }}"))
     monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
     data = tiny_model.read_bytes()
     hub.add(REPO, {"Tiny-R1-F16.gguf": data, "Tiny-R1-Q8_0.gguf": data})

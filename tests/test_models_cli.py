@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_catalog
 from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
 from typer.testing import CliRunner
 
@@ -32,25 +33,7 @@ def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
-    toml.write_text(f"""
-default_quant = "F16"
-quant_order = ["Q8_0", "F16"]
-
-[[model]]
-name = "tiny"
-file_prefix = "Tiny-R1"
-repo = "{REPO}"
-arch = "qwen2"
-params_b = {info.parameter_count / 1e9}
-layers = {info.block_count}
-embedding = {info.embedding_length}
-heads = {info.head_count}
-kv_heads = {info.head_count_kv}
-head_dim = {info.key_length}
-vocab = {info.vocab_size}
-context = {info.context_length}
-quants = {{ F16 = {info.file_size / 1e9} }}
-
+    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + f"""
 [[model]]
 name = "1.5b"
 file_prefix = "Mid"
