@@ -11,6 +11,7 @@ from conftest import _load_script
 from r1local import catalog, choice, fit, speed
 from r1local.choice import choose, choose_all, seconds_per_1000
 from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
+from r1local.errors import UsageError
 from r1local.gguf_meta import read_gguf
 from r1local.hardware import ReplayProbe, detect, detect_live
 from r1local.hardware.model import GiB
@@ -271,6 +272,18 @@ def test_several_gpus_share_the_layers_by_their_free_memory():
     assert p.tensor_split == pytest.approx([budgets[0] / sum(budgets), budgets[1] / sum(budgets)])
     assert p.tensor_split[0] < 0.4 and sum(p.device_layers) == p.n_gpu_layers == 65
     assert p.device_layers == fit.layers_per_device(p.tensor_split, 65, 64) and p.device_layers[0] < p.device_layers[1]
+
+
+def test_a_tensor_split_given_by_the_user_replaces_the_shares_by_memory():
+    hw = machine("dual-rtx3090-desktop")
+    p = plan(shape("14b-q4_k_m"), hw, 8192, user_split=[3, 1])
+    assert p.tensor_split == pytest.approx([0.75, 0.25]) and p.user_split == (3, 1)
+    assert p.device_layers == fit.layers_per_device([0.75, 0.25], p.n_gpu_layers, 48)
+    assert p.device_layers == [37, 12]  # all 48 layers and the head: 3 to 1 (by memory: 25 and 24)
+    with pytest.raises(UsageError, match="3 shares for 2 devices"):
+        plan(shape("14b-q4_k_m"), hw, 8192, user_split=[1, 1, 1])
+    with pytest.raises(UsageError, match="at least one above zero"):
+        plan(shape("14b-q4_k_m"), hw, 8192, user_split=[0, 0])
 
 
 def test_layers_are_dealt_as_llama_cpp_deals_them():

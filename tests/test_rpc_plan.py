@@ -89,6 +89,25 @@ def test_gpu_layers_decides_how_many_leave_this_pc():
     assert [s.layers for s in split.shares] == [SEVEN_B.layers - 8, 4, 4] and split.n_gpu_layers == 9
 
 
+def test_a_tensor_split_deals_the_offloaded_layers_as_llama_cpp_does():
+    hw = replace(small_pc(), memory=replace(small_pc().memory, available=64 * GiB))
+    split = plan_split(SEVEN_B, hw, [worker("a:1", 8.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=9,
+                       tensor_split=[3, 1])
+    assert [s.layers for s in split.shares] == [SEVEN_B.layers - 8, 7, 1]  # by memory it would be 4 and 4
+    assert split.tensor_split == pytest.approx([0.75, 0.25]) and split.n_gpu_layers == 9
+    with pytest.raises(InsufficientMemory, match="--tensor-split puts .* layers on a:1"):
+        plan_split(SEVEN_B, hw, [worker("a:1", 1.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=29,
+                   tensor_split=[9, 1])
+    with pytest.raises(UsageError, match="1 shares for 2 devices"):
+        plan_split(SEVEN_B, hw, [worker("a:1", 8.0), worker("b:1", 8.0)], n_ctx=2048, tensor_split=[1])
+
+
+def test_a_tensor_split_that_is_not_numbers_is_refused_in_one_line():
+    result = CliRunner().invoke(app, ["run", "r1", "hi", "--tensor-split", "3,x"])
+    assert result.exit_code == 2 and "--tensor-split '3,x': give numbers separated by commas" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_refused_clearly_when_everything_together_is_too_small():
     with pytest.raises(InsufficientMemory) as caught:
         plan_split(SEVEN_B, small_pc(), [worker("a:1", 0.5), worker("b:1", 0.5)], n_ctx=4096)

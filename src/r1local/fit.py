@@ -24,11 +24,14 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config
+from .errors import UsageError
 from .hardware.model import GPU, GiB, Hardware
 from .speed import estimate as estimate_speed
 
@@ -142,6 +145,7 @@ class FitPlan:
     gpu_devices: list[str] = field(default_factory=list)  # llama.cpp devices offloaded to ("CUDA0", "Vulkan0")
     device_layers: list[int] = field(default_factory=list)  # layers on each of them (the output head counts one)
     tensor_split: list[float] = field(default_factory=list)  # their shares (several GPUs only)
+    user_split: tuple[float, ...] | None = None  # the --tensor-split these shares came from, if any
     offload_kv: bool = True  # an offloaded layer's KV cache lives on its GPU
     flash_attn: str = "auto"  # llama.cpp enables it where every device has the kernel
 
@@ -179,6 +183,18 @@ def tensor_split(budgets: list[int]) -> list[float]:
     """Each GPU's share of the offloaded layers: its share of the memory free for the model."""
     total = sum(budgets)
     return [b / total for b in budgets] if total else [1 / len(budgets)] * len(budgets)
+
+
+def check_split(user_split: Sequence[float], devices: list[str]) -> list[float]:
+    """The user's --tensor-split as shares summing to 1: one number per device, in llama.cpp's order."""
+    if len(user_split) != len(devices):
+        listed = ", ".join(devices) or "none"
+        raise UsageError(f"--tensor-split gives {len(user_split)} shares for {len(devices)} devices ({listed}).",
+                         "Give one number per device, in that order, e.g. --tensor-split 3,1.")
+    if any(not math.isfinite(x) or x < 0 for x in user_split) or not sum(user_split):
+        raise UsageError("--tensor-split takes shares of zero or more, at least one above zero.",
+                         "Example: --tensor-split 3,1")
+    return [x / sum(user_split) for x in user_split]
 
 
 def layers_per_device(split: list[float], n_gpu: int, n_layers: int) -> list[int]:
@@ -226,17 +242,18 @@ def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
 
 
 def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1,
-         gpu_layers: int | None = None) -> FitPlan:
+         gpu_layers: int | None = None, user_split: Sequence[float] | None = None) -> FitPlan:
     """Choose how to load `shape` on `hardware`: all layers on the GPU(s) when they fit with margin,
     else as many layers as fit; several GPUs share the layers by their free memory; the context
     from desired_ctx down to config.MIN_CTX; threads = physical (performance) cores. `gpu_layers`
     pins the offloaded layers (the user's --gpu-layers; negative: all) and plans the rest around
-    them. Every number is an estimate."""
+    them; `user_split` (--tensor-split) replaces the GPUs' shares. Every number is an estimate."""
     desired = desired_ctx or config.DEFAULT_CTX
     gpus = hardware.usable_gpus
     budgets = _gpu_budgets(gpus, hardware)
     budget = sum(budgets)
-    split = tensor_split(budgets) if gpus else []
+    split = (check_split(user_split, [g.name for g in gpus]) if user_split
+             else tensor_split(budgets) if gpus else [])
     unified = bool(gpus) and all(g.integrated for g in gpus)
     ram = int(hardware.memory.available * RAM_MARGIN)
     kv_layer_tok = shape.kv_bytes_per_token() / shape.layers
@@ -281,6 +298,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
                      "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
             gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device) if n],
             device_layers=[n for n in per_device if n], tensor_split=split if len(gpus) > 1 else [],
+            user_split=tuple(user_split) if user_split else None,
         )
 
     ladder = _ctx_ladder(shape, desired)
@@ -317,7 +335,7 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
     fewer GPU layers at the same context, then on the CPU a context halved down to config.MIN_CTX."""
     if failed.n_gpu_layers > 0:
         fewer = max(failed.n_gpu_layers - max(1, (shape.layers + 1) // 4), 0)
-        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer)
+        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer, user_split=failed.user_split)
     elif failed.n_ctx // 2 >= min(config.MIN_CTX, failed.n_ctx):
         p = plan(shape, hardware, failed.n_ctx // 2, failed.n_parallel, gpu_layers=0)
     else:
@@ -326,15 +344,17 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
 
 
 @functools.lru_cache(maxsize=16)
-def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int, gpu_layers: int | None) -> FitPlan:
+def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int, gpu_layers: int | None,
+                 user_split: tuple[float, ...] | None) -> FitPlan:
     from .gguf_meta import read_gguf
     from .hardware import detect_live
 
-    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel, gpu_layers)
+    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel, gpu_layers, user_split)
 
 
 def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1,
-                  gpu_layers: int | None = None) -> FitPlan:
+                  gpu_layers: int | None = None, user_split: Sequence[float] | None = None) -> FitPlan:
     """The load settings for a local GGUF on this machine (live detection, cached per process)."""
     path = Path(path)
-    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel, gpu_layers)
+    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel, gpu_layers,
+                        tuple(user_split) if user_split else None)

@@ -100,6 +100,11 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
         table.add_row(m["name"], store.human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
                       str(m.get("context_length", "?")), _until(m["expires_at"]))
     out.print(table)
+    for m in loaded:  # a model spread over RPC workers: each worker's state
+        if workers := m.get("workers"):
+            states = ", ".join(f"{w['endpoint']} {w['status']}" for w in workers)
+            err.print(f"{m['name']} over RPC workers: {states}" + (f" ({m['error']})" if m.get("error") else ""),
+                      markup=False, style="yellow" if m.get("error") else None)
 
 
 def _processor(size: int, in_vram: int) -> str:

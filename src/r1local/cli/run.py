@@ -36,6 +36,9 @@ THREADS_OPT = typer.Option(None, "--threads", min=1, max=512, help="CPU threads 
 GPU_OPT = typer.Option(None, "--gpu-layers", min=-1, max=100_000, help="Layers to offload to the GPU (-1: all).")
 RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
                                           "(or R1LOCAL_RPC).")
+MAX_SPLIT_DEVICES = 16  # llama.cpp's LLAMA_MAX_DEVICES: the length of its tensor_split array
+SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of the offloaded layers, in llama.cpp's "
+                                                      "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
@@ -70,13 +73,27 @@ def spinner(text: str) -> Iterator[None]:
         yield
 
 
+def parse_split(text: str | None) -> list[float] | None:
+    """--tensor-split "3,1" -> [3.0, 1.0]; the fit checks it against the devices."""
+    if not text:
+        return None
+    try:
+        shares = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--tensor-split {text!r}: give numbers separated by commas.", "Example: --tensor-split 3,1") from None
+    if len(shares) > MAX_SPLIT_DEVICES:
+        raise UsageError(f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most {MAX_SPLIT_DEVICES} devices.")
+    return shares
+
+
 def open_model(
     model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
-    rpc: str | None = None,
+    rpc: str | None = None, tensor_split: str | None = None,
 ) -> Engine:
     from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
 
     name, engine = registry.split_engine(model)
+    split = parse_split(tensor_split)
     path = resolve_model(name, yes=yes)
     with spinner(f"Loading {model}..."):
         if endpoints := parse_endpoints(rpc or config.rpc_workers()):
@@ -84,10 +101,11 @@ def open_model(
                 raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
                                  "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
             return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                              tensor_split=split,
                               progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
-                                   n_gpu_layers=gpu_layers, abort=pressed)
+                                   n_gpu_layers=gpu_layers, tensor_split=split, abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -135,10 +153,11 @@ def _is_file(model: str) -> bool:
 
 @contextmanager
 def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
-                 local: bool, rpc: str | None = None) -> Iterator[Backend]:
+                 local: bool, rpc: str | None = None, tensor_split: str | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), as
     Ollama does; load options, RPC workers, a file path or --local load the model in this process."""
-    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers)) or bool(rpc or config.rpc_workers())
+    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split))
+                  or bool(rpc or config.rpc_workers())
                   or _is_file(model))
     server = None if loads_here else ResidentServer.find()
     if server is not None and server.has(model):
@@ -149,7 +168,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
         return
     if server is not None:
         server.close()
-    with open_model(model, ctx, threads, gpu_layers, yes, rpc) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split) as loaded:
         yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
 
 
@@ -228,6 +247,7 @@ def run(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
@@ -239,7 +259,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc) as backend:
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split) as backend:
         stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
                                params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)

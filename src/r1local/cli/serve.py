@@ -26,7 +26,7 @@ from ..errors import UsageError
 from ..resolve import resolve
 from . import resident
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, RPC_OPT, THINK_BUDGET_OPT, THREADS_OPT
+from .run import CTX_OPT, GPU_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -85,6 +85,7 @@ def serve(
     ctx: Optional[int] = CTX_OPT,
     threads: Optional[int] = THREADS_OPT,
     gpu_layers: Optional[int] = GPU_OPT,
+    tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
@@ -129,10 +130,15 @@ def serve(
     names = list(models or [])
     for name in names:  # fail before binding the port when a model is missing
         resolve(split_engine(name)[0], allow_paths=True)
+    from ..fit import check_split
+    from ..hardware import detect_live
     from ..rpc import parse_endpoints, probe_all
+    from ..rpc.plan import device_names
 
     workers = parse_endpoints(rpc or config.rpc_workers())
-    probe_all(workers, measure_bandwidth=False)  # a worker that is down: one line naming it, before binding
+    found = probe_all(workers, measure_bandwidth=False)  # a worker that is down: one line naming it, before binding
+    if split := parse_split(tensor_split):  # wrong for these devices: say so now, not at the first request
+        check_split(split, device_names(detect_live(), found))
     sock = bind(host, port)
     if detach:  # the port is free: hand it over to a background copy of this command
         sock.close()
@@ -144,7 +150,7 @@ def serve(
                   "Set R1LOCAL_API_KEY or --api-key-file.", style="yellow", markup=False)
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
-        n_threads=threads, n_gpu_layers=gpu_layers, api_key=key, cors_origins=tuple(cors_origin or ()),
+        n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key, cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),

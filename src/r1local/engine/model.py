@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class Model(Engine):
         n_ctx: int | None = None,
         n_parallel: int = 1,
         n_gpu_layers: int | None = None,
+        tensor_split: Sequence[float] | None = None,
         n_threads: int | None = None,
         n_batch: int = 512,
         max_queue: int | None = None,
@@ -62,7 +63,7 @@ class Model(Engine):
         abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
-        n_gpu_layers). When llama.cpp runs out of memory (taken by another program since the plan
+        n_gpu_layers and tensor_split, the GPUs' shares). When llama.cpp runs out of memory (taken by another program since the plan
         was made), step down to fewer GPU layers, then a smaller context, and say so in load_note.
         `placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
         path = Path(path).expanduser()
@@ -71,7 +72,7 @@ class Model(Engine):
         if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
             raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
         info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
-        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers)
+        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers, tensor_split)
         if n_ctx:  # the caller's context wins over the fit's
             chosen = dataclasses.replace(chosen, n_ctx=n_ctx)
         attempt = chosen

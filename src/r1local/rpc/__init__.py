@@ -52,7 +52,8 @@ def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
 
 
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
-               n_parallel: int = 1, n_gpu_layers: int | None = None, n_threads: int | None = None,
+               n_parallel: int = 1, n_gpu_layers: int | None = None, tensor_split: list[float] | None = None,
+               n_threads: int | None = None,
                max_queue: int | None = None, progress: Callable[[str], None] | None = None, **_ignored):
     """Model.load's counterpart for a model spread over RPC workers (same keywords)."""
     from .. import config, fit
@@ -68,7 +69,8 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     build_dir = build.ensure_built(progress)
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
-    plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers)
+    plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers,
+                      tensor_split=tensor_split)
     speed = "?" if plan.decode_tps is None else f"{plan.decode_tps:.1f}"
     progress(f"{path.stem} over RPC: layers {plan.layout()}; about {speed} tokens/s (estimate; {plan.link})")
     return SplitModel(path, plan, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)

@@ -3,6 +3,7 @@ plan through r1local's own engine, and serves the parent's requests over a pipe.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import threading
@@ -17,6 +18,7 @@ _BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+)
 
 def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_parallel: int, n_threads: int | None,
          max_queue: int | None) -> None:
+    from .. import fit
     from ..engine import native
     from ..engine.model import Model
     from . import backend
@@ -27,8 +29,12 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
     try:
         devices = backend.worker_devices(plan.endpoints, build_dir)
         devices += backend.local_gpus()[: len(plan.tensor_split) - len(devices)]  # the GPUs the plan counted
+        # this machine's fit for the rest (threads, file mapping); the layers that leave are the split's,
+        # which the local fit alone would keep on a PC without a GPU
+        here = dataclasses.replace(fit.plan_for_file(path, plan.n_ctx, n_parallel), n_ctx=plan.n_ctx,
+                                   n_gpu_layers=plan.n_gpu_layers, tensor_split=[])
         model = Model.load(path, name=name, n_ctx=plan.n_ctx, n_parallel=n_parallel, n_gpu_layers=plan.n_gpu_layers,
-                           n_threads=n_threads, max_queue=max_queue,
+                           n_threads=n_threads, max_queue=max_queue, plan=here,
                            placement=backend.Placement(devices, plan.tensor_split))
     except R1Error as error:
         conn.send(("error", (type(error), error.message, error.hint)))

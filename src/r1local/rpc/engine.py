@@ -49,6 +49,7 @@ class SplitModel(Engine):
         self.plan = plan
         self.endpoints = plan.endpoints
         self.lost: str | None = None  # why the child died, once it has
+        self.down: list[str] = []  # the workers found not answering when it did
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or handles inherited
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
@@ -102,6 +103,11 @@ class SplitModel(Engine):
         self._stats = self._call("stats")
         return self._stats
 
+    def describe(self) -> dict:
+        """`ps` shows each worker, and why the model stopped when one went away."""
+        workers = [{"endpoint": e, "status": "down" if e in self.down else "up"} for e in self.endpoints]
+        return {**super().describe(), "workers": workers, **({"error": self.lost} if self.lost else {})}
+
     def close(self) -> None:
         if self._process.is_alive():
             try:
@@ -154,7 +160,7 @@ class SplitModel(Engine):
 
     def _on_child_exit(self) -> None:
         self._process.join(5)
-        down = [e for e in self.endpoints if not reachable(e, timeout=3.0)]
+        self.down = down = [e for e in self.endpoints if not reachable(e, timeout=3.0)]
         who = (f"RPC worker{'s' if len(down) > 1 else ''} {', '.join(down)} stopped answering" if down
                else "the process running the split model ended")
         self.lost = f"{who} while {self.name} was loaded over it"

@@ -14,6 +14,7 @@ trips (input, compute, output) and the activations both ways over the measured l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import fit
@@ -53,22 +54,28 @@ class SplitPlan:
         return ", ".join(f"{s.where}: {s.layers}" for s in self.shares)
 
 
+def device_names(hw: Hardware, workers: list[WorkerInfo]) -> list[str]:
+    """The devices a split model's layers may go to, in llama.cpp's order: the workers', then local GPUs."""
+    return [f"{w.endpoint}#{d.index}" if len(w.devices) > 1 else w.endpoint for w in workers for d in w.devices] + [
+        g.name for g in hw.usable_gpus]
+
+
 def _per_layer(shape: fit.ModelShape, n_ctx: int, n_parallel: int) -> int:
     total_ctx = -(-n_ctx * n_parallel // 256) * 256
     return int(shape.layer_bytes + shape.kv_bytes_per_token() / shape.layers * total_ctx)
 
 
 def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *, n_ctx: int, n_parallel: int = 1,
-               gpu_layers: int | None = None) -> SplitPlan:
+               gpu_layers: int | None = None, tensor_split: Sequence[float] | None = None) -> SplitPlan:
     """Layers per place in proportion to memory (or `gpu_layers` of them on the devices, split by
-    memory), refusing when even everything together is too small."""
+    memory, or by the user's `tensor_split` shares as llama.cpp deals them), refusing when even
+    everything together is too small or a share is more than its device holds."""
     per_layer = _per_layer(shape, n_ctx, n_parallel)
     local_fixed = shape.embed_bytes + shape.touched_compute_bytes() + shape.runtime_bytes()
     local = Share("local", max(int(hw.memory.available * fit.RAM_MARGIN) - local_fixed, 0))
-    devices = [Share(f"{w.endpoint}#{d.index}" if len(w.devices) > 1 else w.endpoint,
-                     max(int(d.free * WORKER_MARGIN) - shape.compute_bytes(), 0))
-               for w in workers for d in w.devices]
-    devices += [Share(g.name, fit._gpu_budget([g], hw) - shape.compute_bytes()) for g in hw.usable_gpus]
+    budgets = [max(int(d.free * WORKER_MARGIN) - shape.compute_bytes(), 0) for w in workers for d in w.devices]
+    budgets += [fit._gpu_budget([g], hw) - shape.compute_bytes() for g in hw.usable_gpus]
+    devices = [Share(name, budget) for name, budget in zip(device_names(hw, workers), budgets)]
     capacity = {id(s): s.budget // per_layer for s in [local, *devices]}
     if sum(capacity.values()) < shape.layers:
         together = (local.budget + sum(d.budget for d in devices)) / GiB
@@ -86,14 +93,31 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
                                      f"{local.layers * per_layer / GiB:.1f} GB; {local.budget / GiB:.1f} GB is free.",
                                      "Raise --gpu-layers or leave it out so the plan decides.")
     offloaded = sum(d.layers for d in devices)
-    # llama.cpp offloads the output head with the last layer: it goes to the last device used
-    weights = [float(d.layers) for d in devices]
-    if offloaded:
-        last = max(i for i, d in enumerate(devices) if d.layers)
-        weights[last] += 1
+    if tensor_split:
+        weights = _deal(devices, offloaded, fit.check_split(tensor_split, [d.where for d in devices]), shape)
+        for d in devices:
+            if d.layers > capacity[id(d)]:
+                raise InsufficientMemory(f"--tensor-split puts {d.layers} layers on {d.where}, which has room for "
+                                         f"{capacity[id(d)]} at context {n_ctx}.",
+                                         "Give it a smaller share, or leave out --tensor-split to split by memory.")
+    else:  # llama.cpp offloads the output head with the last layer: it goes to the last device used
+        weights = [float(d.layers) for d in devices]
+        if offloaded:
+            weights[max(i for i, d in enumerate(devices) if d.layers)] += 1
     decode, alone, link = _decode_tps(shape, hw, workers, devices[: sum(len(w.devices) for w in workers)])
     return SplitPlan([w.endpoint for w in workers], offloaded + 1 if offloaded else 0,
                      [w / max(sum(weights), 1) for w in weights], [local, *devices], n_ctx, decode, alone, link)
+
+
+def _deal(devices: list[Share], offloaded: int, shares: list[float], shape: fit.ModelShape) -> list[float]:
+    """Give the devices the layers llama.cpp gives them for these shares (the head on the last one
+    used); the shares go to llama.cpp as they are."""
+    counts = fit.layers_per_device(shares, offloaded + 1, shape.layers) if offloaded else [0] * len(devices)
+    if offloaded:
+        counts[max(i for i, n in enumerate(counts) if n)] -= 1  # the output head is not a layer
+    for d, n in zip(devices, counts):
+        d.layers = n
+    return shares
 
 
 def _proportional(shares: list[Share], layers: int, capacity: dict[int, int]) -> None:

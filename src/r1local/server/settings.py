@@ -16,6 +16,7 @@ class ServerSettings:
     max_queue: int | None = None  # requests waiting beyond the slots; None: 4 per slot
     ctx: int | None = None  # context per slot; None: the engine's default for the model
     n_gpu_layers: int | None = None  # None: as many as the build and the memory allow
+    tensor_split: tuple[float, ...] = ()  # each device's share of the offloaded layers; (): by free memory
     n_threads: int | None = None  # None: physical cores
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
