@@ -38,7 +38,6 @@ class Row(NamedTuple):
     estimated: float | None
     ceiling: float | None
     source: str
-    known_miss: str | None  # why the estimate misses by more than 35%, where the source row says
 
     @property
     def error(self) -> float | None:
@@ -73,8 +72,7 @@ def rows() -> list[Row]:
         label, shape = _shape(m["model"], table["models"])
         p = plan(shape, detect(ReplayProbe.load(snapshot)), N_CTX)
         out.append(Row(m["machine"], m["hardware"], label, m["published"], p.decode_tps,
-                       getattr(p, "decode_ceiling_tps", None), SOURCES.get(m["source"], m["source"]),
-                       m.get("known_miss")))
+                       getattr(p, "decode_ceiling_tps", None), SOURCES.get(m["source"], m["source"])))
     return out
 
 
@@ -95,9 +93,6 @@ def main() -> None:
               f"| {r.model} | {r.published:.2f} | {est} | {err} |")
     median, worst = summary(table)
     print(f"\n{len(table)} measurements; median error {median:.0%}, worst {worst:.0%}")
-    for r in table:
-        if r.known_miss:
-            print(f"Known miss: {r.hardware}, {r.model}: {r.known_miss}")
 
 
 if __name__ == "__main__":

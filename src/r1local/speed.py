@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from .fit import ModelShape
 
 # Fraction of peak bandwidth llama.cpp's decode reaches: of a published peak on the CPU side (a
-# dual-channel desktop, a Raspberry Pi), of this machine's measured copy rate, of a GPU's peak.
+# dual-channel desktop, a Raspberry Pi), of this machine's measured copy rate, of a GPU's peak
+# (capped by tables.GPU_ATTAINABLE_GBS where a chip measurably reaches less).
 CPU_BW_EFF, MEASURED_BW_EFF, GPU_BW_EFF = 0.55, 0.8, 0.85
 TOKEN_OVERHEAD_S = 0.4e-3  # graph build + sampling per decoded token
 CPU_LAYER_OVERHEAD_S = 15e-6  # CPU thread synchronisation per layer per token
@@ -63,6 +64,12 @@ def gpu_bandwidth(gpu: GPU, hw: Hardware) -> float | None:
     return gpu.bandwidth_gbs or (spec[0] if spec else None) or ram
 
 
+def gpu_efficiency(gpu: GPU, bandwidth: float | None) -> float:
+    """The share of `bandwidth` decode reaches: GPU_BW_EFF, less where a chip measurably reaches less."""
+    attainable = tables.lookup(tables.GPU_ATTAINABLE_GBS, gpu.name)
+    return min(GPU_BW_EFF, attainable / bandwidth) if attainable and bandwidth else GPU_BW_EFF
+
+
 def layer_split(gpus: list[GPU], layers: int) -> list[float]:
     """Layers per GPU as llama.cpp's default split gives them: in proportion to free memory."""
     free = [g.vram_free if g.vram_free is not None else g.vram_total or 0 for g in gpus]
@@ -89,7 +96,7 @@ def shares(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past:
         bw = gpu_bandwidth(g, hw)
         spec = tables.lookup(tables.GPU_SPECS, g.name)
         head = shape.output_bytes if head_on_gpu and i == len(gpus) - 1 else 0
-        out.append(Share(g.name, layers * per_layer + head, bw, GPU_BW_EFF, layers,
+        out.append(Share(g.name, layers * per_layer + head, bw, gpu_efficiency(g, bw), layers,
                          GPU_LAYER_OVERHEAD_S.get(g.vendor, GPU_LAYER_OVERHEAD_OTHER_S),
                          spec[1] if spec else (bw / 20 if bw else None)))
     return out

@@ -34,6 +34,14 @@ GPU_SPECS: dict[str, tuple[float, float]] = {
     "M4 Max": (546, 34), "M4 Pro": (273, 17), "M4": (120, 9),
 }
 
+# GPU name fragment -> memory bandwidth (GB/s) llama.cpp's decode measurably reaches on it, where that
+# falls short of the share of peak that fits every other GPU (speed.GPU_BW_EFF). The M1 Ultra, two
+# M1 Max dies joined by the first UltraFusion, reads 596 of its 800 GB/s: llama.cpp discussion #4167's
+# F16 row (37.01 tokens/s, 13.5 GB read per token, the row most bound by bandwidth) less speed.py's
+# fixed costs. The M1 Max's own F16 row reaches the usual 85% (340 GB/s), as the M2 Ultra's does: the
+# shortfall is this chip's. Fitted to that one row; docs/speed-accuracy.md checks the others.
+GPU_ATTAINABLE_GBS: dict[str, float] = {"M1 Ultra": 596.0}
+
 # PCI "vendor:device" -> (name, integrated) for GPUs sysfs names only by id
 PCI_GPUS: dict[str, tuple[str, bool]] = {
     "1002:744c": ("AMD Radeon RX 7900 XTX", False), "1002:7448": ("AMD Radeon PRO W7900", False),
