@@ -38,23 +38,25 @@ class Peer:
 
 
 def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path,
-          gpu_layers: int | None = None) -> list[Peer]:
-    """The servers, each told to offload `gpu_layers` layers when given (r1local plans its own otherwise)."""
+          gpu_layers: int | None = None, rpc: str | None = None) -> list[Peer]:
+    """The servers, each told to offload `gpu_layers` layers when given (r1local plans its own
+    otherwise), to the RPC workers `rpc` (host:port,...) when given (llama-cpp-python has no RPC)."""
     py = sys.executable
     ngl = [] if gpu_layers is None else [str(gpu_layers)]
+    workers = ["--rpc", rpc] if rpc else []
     return [
         Peer(
             "r1local",
             [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
              "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
-             "--ctx", str(ctx_per_slot), *(["--gpu-layers", *ngl] if ngl else [])],
+             "--ctx", str(ctx_per_slot), *(["--gpu-layers", *ngl] if ngl else []), *workers],
             "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
             "llama-server",
             [str(peer_bin / "llama-server"), "-m", str(model), "--host", HOST, "-np", str(parallel),
              "-c", str(ctx_per_slot * parallel), "-t", str(threads), "-tb", str(threads),
-             "--no-webui", "--log-disable", *(["-ngl", *ngl] if ngl else [])],
+             "--no-webui", "--log-disable", *(["-ngl", *ngl] if ngl else []), *workers],
             "--port", "/health", _ignore_eos, model.stem,
         ),
         Peer(
