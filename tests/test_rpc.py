@@ -73,20 +73,11 @@ def two_workers():
         yield [f"127.0.0.1:{p}" for p in ports], [first, second]
 
 
-def test_split_over_three_processes_answers_like_one(tiny4, two_workers):
-    endpoints, _ = two_workers
+@pytest.fixture(scope="module")
+def local_answer(tiny4):
+    """The tiny model's greedy answer in this process alone."""
     with Model.load(tiny4, n_ctx=512, n_threads=1) as local:
-        expected = local.chat(MESSAGES, params=GREEDY).result()
-    # --gpu-layers 3: the output head and the last two layers leave, one layer per worker
-    with load_split(tiny4, endpoints=endpoints, n_ctx=512, n_threads=1, n_gpu_layers=3) as split:
-        assert [s.layers for s in split.plan.shares] == [2, 1, 1]
-        on_workers = {name: mib for name, mib in split.buffers.items() if name.startswith("RPC")}
-        assert len(on_workers) == 2 and all(mib > 0 for mib in on_workers.values())
-        assert all(any(e in name for name in on_workers) for e in endpoints)
-        got = split.chat(MESSAGES, params=GREEDY).result()
-    assert got.done.finish_reason == expected.done.finish_reason == "length"
-    assert (got.reasoning, got.content) == (expected.reasoning, expected.content)
-    assert got.reasoning  # the comparison is about real text
+        return local.chat(MESSAGES, params=GREEDY).result()
 
 
 def _on(split, endpoint: str) -> float:
@@ -94,10 +85,20 @@ def _on(split, endpoint: str) -> float:
     return sum(mib for name, mib in split.buffers.items() if name.startswith("RPC") and endpoint in name)
 
 
-def test_a_tensor_split_moves_layers_between_the_workers(tiny4, two_workers):
+def test_split_over_three_processes_answers_like_one(tiny4, two_workers, local_answer):
     endpoints, _ = two_workers
-    with Model.load(tiny4, n_ctx=512, n_threads=1) as local:
-        expected = local.chat(MESSAGES, params=GREEDY).result()
+    # --gpu-layers 3: the output head and the last two layers leave, one layer per worker
+    with load_split(tiny4, endpoints=endpoints, n_ctx=512, n_threads=1, n_gpu_layers=3) as split:
+        assert [s.layers for s in split.plan.shares] == [2, 1, 1]
+        assert all(_on(split, e) > 0 for e in endpoints)
+        got = split.chat(MESSAGES, params=GREEDY).result()
+    assert got.done.finish_reason == local_answer.done.finish_reason == "length"
+    assert (got.reasoning, got.content) == (local_answer.reasoning, local_answer.content)
+    assert got.reasoning  # the comparison is about real text
+
+
+def test_a_tensor_split_moves_layers_between_the_workers(tiny4, two_workers, local_answer):
+    endpoints, _ = two_workers
     with load_split(tiny4, endpoints=endpoints, n_ctx=512, n_threads=1, n_gpu_layers=5) as even:
         assert [s.layers for s in even.plan.shares] == [0, 2, 2]
         by_memory = [_on(even, e) for e in endpoints]
@@ -107,7 +108,7 @@ def test_a_tensor_split_moves_layers_between_the_workers(tiny4, two_workers):
         first, second = (_on(skewed, e) for e in endpoints)
         got = skewed.chat(MESSAGES, params=GREEDY).result()
     assert first > by_memory[0] and second < by_memory[1]
-    assert (got.reasoning, got.content) == (expected.reasoning, expected.content)
+    assert (got.reasoning, got.content) == (local_answer.reasoning, local_answer.content)
 
 
 def _settings(model: Path, endpoints: list[str]):
