@@ -134,6 +134,7 @@ def test_a_worker_killed_mid_stream_fails_that_request_and_the_model_comes_back(
                                      {"endpoint": endpoints[1], "status": "up"}]
         (listed,) = httpx.get(f"{url}/api/ps").json()["models"]  # ps too: which worker, and why the model stopped
         assert [w["status"] for w in listed["workers"]] == ["down", "up"] and endpoints[0] in listed["error"]
+        assert f"over RPC workers: {endpoints[0]} down, {endpoints[1]} up" in _cli("ps", R1LOCAL_URL=url).stderr
         refused = httpx.post(f"{url}/v1/chat/completions", json={"model": tiny4.stem, "messages": MESSAGES})
         assert refused.status_code == 503 and endpoints[0] in refused.json()["error"]["message"]
 
