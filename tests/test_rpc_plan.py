@@ -108,6 +108,12 @@ def test_a_tensor_split_that_is_not_numbers_is_refused_in_one_line():
     assert "Traceback" not in result.output
 
 
+def test_serve_refuses_a_tensor_split_for_devices_it_does_not_have_before_binding():
+    result = CliRunner().invoke(app, ["serve", "--port", "0", "--tensor-split", "1,1"])
+    assert result.exit_code == 2 and "--tensor-split gives 2 shares for 0 devices (none)" in result.output
+    assert "r1local API on" not in result.output and "Traceback" not in result.output
+
+
 def test_refused_clearly_when_everything_together_is_too_small():
     with pytest.raises(InsufficientMemory) as caught:
         plan_split(SEVEN_B, small_pc(), [worker("a:1", 0.5), worker("b:1", 0.5)], n_ctx=4096)

@@ -80,9 +80,11 @@ def parse_split(text: str | None) -> list[float] | None:
     try:
         shares = [float(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"--tensor-split {text!r}: give numbers separated by commas.", "Example: --tensor-split 3,1") from None
+        raise UsageError(f"--tensor-split {text!r}: give numbers separated by commas.",
+                         "Example: --tensor-split 3,1") from None
     if len(shares) > MAX_SPLIT_DEVICES:
-        raise UsageError(f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most {MAX_SPLIT_DEVICES} devices.")
+        raise UsageError(f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most "
+                         f"{MAX_SPLIT_DEVICES} devices.")
     return shares
 
 

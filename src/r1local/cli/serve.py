@@ -150,7 +150,8 @@ def serve(
                   "Set R1LOCAL_API_KEY or --api-key-file.", style="yellow", markup=False)
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
-        n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key, cors_origins=tuple(cors_origin or ()),
+        n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key,
+        cors_origins=tuple(cors_origin or ()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),

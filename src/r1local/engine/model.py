@@ -63,9 +63,9 @@ class Model(Engine):
         abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
-        n_gpu_layers and tensor_split, the GPUs' shares). When llama.cpp runs out of memory (taken by another program since the plan
-        was made), step down to fewer GPU layers, then a smaller context, and say so in load_note.
-        `placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
+        n_gpu_layers and tensor_split, the GPUs' shares). When llama.cpp runs out of memory (taken
+        by another program since the plan was made), step down to fewer GPU layers, then a smaller
+        context, and say so in load_note. `placement` sets llama_model_params' devices and tensor split (RPC workers, rpc/)."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelNotFound(f"No model file at {path}.", "Check the path, or pull a model first.")
