@@ -62,6 +62,18 @@ def test_serve_refuses_in_one_line_when_a_worker_is_down():
     assert "Traceback" not in result.output
 
 
+def test_the_workers_can_come_from_the_config_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path))
+    monkeypatch.delenv("R1LOCAL_RPC", raising=False)
+    endpoint = f"127.0.0.1:{closed_port()}"
+    (tmp_path / "config.toml").write_text(f'rpc = "{endpoint}"\n')
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 10 and f"RPC worker {endpoint} is not usable" in result.output
+    (tmp_path / "config.toml").write_text("rpc = 50052\n")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 2 and "rpc must be a string" in result.output and "Traceback" not in result.output
+
+
 def test_the_plan_uses_the_workers_when_this_pc_is_too_small():
     hw = small_pc()
     split = plan_split(SEVEN_B, hw, [worker("a:1", 3.0), worker("b:1", 3.0)], n_ctx=4096)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import psutil
+
+from .errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib as toml
+else:  # pragma: no cover
+    import tomli as toml
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
@@ -24,8 +32,11 @@ def prefix_cache_bytes() -> int:
 
 
 def rpc_workers() -> str | None:
-    """R1LOCAL_RPC: RPC workers (host:port,...) to spread models over, as --rpc does."""
-    return os.environ.get("R1LOCAL_RPC") or None
+    """R1LOCAL_RPC, else config.toml's `rpc`: RPC workers (host:port,...) to spread models over, as --rpc does."""
+    workers = os.environ.get("R1LOCAL_RPC") or saved_settings().get("rpc")
+    if workers is not None and not isinstance(workers, str):
+        raise UsageError(f"{config_file()}: rpc must be a string.", 'Example: rpc = "192.168.1.20:50052,192.168.1.21:50052"')
+    return workers or None
 
 
 def rpc_build_dir() -> Path:
@@ -107,5 +118,17 @@ def npu_shape() -> tuple[int, int]:
 
 
 def config_file() -> Path:
-    """R1LOCAL_HOME/config.toml: settings kept between runs (its [upstreams] table: NAME = URL)."""
+    """R1LOCAL_HOME/config.toml: settings kept between runs (`rpc = "host:port,..."`, and an
+    [upstreams] table of NAME = URL)."""
     return home() / "config.toml"
+
+
+def saved_settings() -> dict:
+    """The config file's settings; none when there is no file."""
+    path = config_file()
+    if not path.is_file():
+        return {}
+    try:
+        return toml.loads(path.read_text(encoding="utf-8"))
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path} is not valid TOML: {error}.", "Fix or remove the file.") from None

@@ -14,11 +14,6 @@ from typing import Optional
 
 import typer
 
-if sys.version_info >= (3, 11):
-    import tomllib as toml
-else:  # pragma: no cover
-    import tomli as toml
-
 from .. import config
 from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
@@ -41,14 +36,7 @@ def _is_loopback(host: str) -> bool:
 
 def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
     """--upstream NAME=URL options over the config file's [upstreams] table (same NAME: the option wins)."""
-    found: dict[str, str] = {}
-    path = config.config_file()
-    if path.is_file():
-        try:
-            table = toml.loads(path.read_text(encoding="utf-8")).get("upstreams", {})
-        except (toml.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise UsageError(f"{path} is not valid TOML: {error}.", "Fix or remove the file.") from None
-        found |= dict(parse_spec(f"{name}={url}") for name, url in table.items())
+    found = dict(parse_spec(f"{name}={url}") for name, url in config.saved_settings().get("upstreams", {}).items())
     found |= dict(parse_spec(spec) for spec in specs)
     return tuple(found.items())
 
