@@ -66,3 +66,34 @@ def test_openai_routes_without_the_v1_prefix(url):
     assert [m.id for m in client.models.list().data] == [MODEL]
     reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=3)
     assert reply.usage.completion_tokens == 3
+
+
+def count(url: str, text: str) -> int:
+    return len(httpx.post(f"{url}/tokenize", json={"content": text}).json()["tokens"])
+
+
+def test_infill_as_code_editors_call_it(url):
+    """llama-server's /infill (llama.vscode and other editor plugins): the code around the cursor,
+    other files as context, `prompt` as the start of the answer."""
+    before, after, started = "def add(a, b):\n", "\n    return c\n", "    c ="
+    body = {"input_prefix": before, "input_suffix": after, "n_predict": 6, "temperature": 0}
+    whole = httpx.post(f"{url}/infill", json=body).json()
+    assert whole["tokens_evaluated"] == count(url, before) + count(url, after) + 3  # the model's FIM tokens
+    same = openai.OpenAI(base_url=f"{url}/v1", api_key="none").completions.create(
+        model=MODEL, prompt=before, suffix=after, max_tokens=6, temperature=0)
+    assert whole["content"] == same.choices[0].text  # /v1/completions' suffix builds the same prompt
+
+    started_body = {**body, "prompt": started}
+    assert httpx.post(f"{url}/infill", json=started_body).json()["tokens_evaluated"] == \
+        whole["tokens_evaluated"] + count(url, started)
+
+    other = {"filename": "util.py", "text": "def sub(a, b):\n    return a - b\n"}
+    with_file = httpx.post(f"{url}/infill", json={**body, "input_extra": [other]}).json()
+    assert count(url, "<|repo_name|><|file_sep|>") == 2  # R1's Qwen vocabulary has the repository-level tokens
+    # <|repo_name|>myproject\n<|file_sep|>util.py\n...<|file_sep|>filename\n<|fim_prefix|>...
+    repo_layout = 3 + count(url, "myproject\n") + count(url, f"util.py\n{other['text']}") + count(url, "filename\n")
+    assert with_file["tokens_evaluated"] == whole["tokens_evaluated"] + repo_layout
+
+    with httpx.stream("POST", f"{url}/infill", json={**body, "stream": True}, timeout=60) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1]["stop"] and "".join(e["content"] for e in events) == whole["content"]

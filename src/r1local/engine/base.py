@@ -13,6 +13,7 @@ and the oldest turns trimmed first when a chat leaves no room for the reply.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -82,18 +83,40 @@ class Engine(ABC):
     def complete(self, prompt: str, *, params: SamplingParams | None = None, suffix: str | None = None) -> Stream:
         """Raw text, no template; with a `suffix` the model fills in what goes between (FIM)."""
         tokens = self.prompt_tokens(prompt) if suffix is None else self.fill_in_middle(prompt, suffix)
+        return self._generate(tokens, params)
+
+    def infill(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = "",
+               params: SamplingParams | None = None) -> Stream:
+        """What goes between `prefix` and `suffix`, other `files` (name, text) given as context and
+        the answer started with `middle`: llama-server's /infill."""
+        return self._generate(self.fill_in_middle(prefix, suffix, files=files, middle=middle), params)
+
+    def _generate(self, tokens: list[int], params: SamplingParams | None = None) -> Stream:
         self._check_prompt(len(tokens))
         return self._submit(tokens, params or SamplingParams(), split_reasoning=False, in_reasoning=False)
 
-    def fill_in_middle(self, prefix: str, suffix: str) -> list[int]:
-        """The model's own fill-in-the-middle prompt: <prefix-token> prefix <suffix-token> suffix <middle-token>."""
+    def fill_in_middle(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (),
+                       middle: str = "") -> list[int]:
+        """The model's own fill-in-the-middle prompt, as llama-server builds it: the other files first
+        (after its repository and file-separator tokens where the vocabulary has them, else as plain
+        text), then <prefix-token> prefix <suffix-token> suffix <middle-token> middle."""
         vocab = self.gguf_vocab()
         pre, suf, mid = vocab.fim_tokens()
         if min(pre, suf, mid) < 0:
             raise UsageError(f"{self.name} has no fill-in-the-middle tokens, so it cannot complete before a suffix.",
                              "Send the request without suffix.", param="suffix")
         text = lambda t: vocab.tokenize(t, add_special=False, parse_special=False)  # noqa: E731
-        return [pre, *text(prefix), suf, *text(suffix), mid]
+        context: list[int] = []
+        rep, sep = vocab.fim_repo_tokens()
+        if files and min(rep, sep) >= 0:  # Qwen2.5-Coder's repository-level layout
+            context = [rep, *text("myproject\n")]
+            for name, body in files:
+                context += [sep, *text(f"{name}\n{body}")]
+            context += [sep, *text("filename\n")]
+        else:
+            for _name, body in files:
+                context += text(body)
+        return [*context, pre, *text(prefix), suf, *text(suffix), mid, *text(middle)]
 
     def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took; engines that can override this."""

@@ -80,6 +80,10 @@ class VocabMethods:
         """Fill-in-the-middle prefix, suffix and middle tokens; -1 where the vocabulary has none."""
         return (C.llama_vocab_fim_pre(self.vocab), C.llama_vocab_fim_suf(self.vocab), C.llama_vocab_fim_mid(self.vocab))
 
+    def fim_repo_tokens(self) -> tuple[int, int]:
+        """The repository-name and file-separator tokens of repo-level fill-in-the-middle; -1 where absent."""
+        return C.llama_vocab_fim_rep(self.vocab), C.llama_vocab_fim_sep(self.vocab)
+
     def piece(self, token: int) -> bytes:
         """A token's bytes, special tokens (such as <think>) rendered as text."""
         buf = self._piece_buf

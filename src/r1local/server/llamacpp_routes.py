@@ -1,12 +1,13 @@
 """llama-server's native API, so clients written for it work unchanged: /completion (streamed as
-server-sent events too), /tokenize, /detokenize, /apply-template, /props and /slots (read-only).
+server-sent events too), /infill (code editors' fill-in-the-middle), /tokenize, /detokenize,
+/apply-template, /props and /slots (read-only).
 llama-server holds one model; here a request may name one with `model`, else the first loaded."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -17,6 +18,7 @@ from .. import __version__
 from ..engine.events import ContentDelta, Done, ReasoningDelta
 from ..engine.base import Engine
 from ..engine.params import SamplingParams
+from ..engine.stream import Stream
 from ..errors import R1Error, UsageError
 from .grammar import MAX_GRAMMAR_CHARS, json_grammar
 from .manager import Lease
@@ -58,6 +60,21 @@ class CompletionRequest(NamedModel):
                 raise UsageError("Send one prompt per request.", param="prompt")
             return self.prompt[0]
         return self.prompt
+
+
+class ExtraFile(Strict):
+    filename: str = Field("", max_length=4096)
+    text: str
+
+
+class InfillRequest(CompletionRequest):
+    """llama-server's /infill: the code before and after the cursor, other files as context, and
+    `prompt`, the start of the answer."""
+
+    input_prefix: str = ""
+    input_suffix: str = ""
+    input_extra: list[ExtraFile] = Field(default_factory=list, max_length=MAX_MESSAGES)
+    prompt: str = ""
 
 
 class TokenizeRequest(NamedModel):
@@ -107,27 +124,13 @@ def router() -> APIRouter:
     @api.post("/completion")
     @api.post("/completions", include_in_schema=False)  # llama-server's alias of /completion
     async def completion(body: CompletionRequest, request: Request):
-        state = get_state(request)
-        check_fields(body, state.settings)
-        def submit(model: Engine):  # in a worker thread: the grammar and the sampler take time to build
-            grammar = body.grammar or (
-                json_grammar(body.json_schema, "json_schema") if body.json_schema is not None else None)
-            params = sampling_params(
-                model.n_ctx, max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
-                stop=list(body.stop or []), grammar=grammar, temperature=body.temperature, top_k=body.top_k,
-                top_p=body.top_p, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
-                repeat_last_n=body.repeat_last_n, presence_penalty=body.presence_penalty,
-                frequency_penalty=body.frequency_penalty, seed=body.seed, ignore_eos=body.ignore_eos)
-            return model.complete(body.text, params=params)
+        return await _answer(request, body, lambda model, params: model.complete(body.text, params=params))
 
-        turn = await start_turn(request, _default_model(state, body.model), submit, api="llama.cpp")
-        if body.stream:
-            return TurnResponse(_completion_chunks(turn, request), turn, "text/event-stream")
-        result = await turn.result(request)
-        if result.done is None or result.done.finish_reason == "error":
-            error = R1Error(f"Generation failed: {result.done.error if result.done else 'no result'}.")
-            return JSONResponse({"error": {"code": 500, "message": str(error), "type": "server_error"}}, 500)
-        return _final(turn, result.done, result.content)
+    @api.post("/infill")
+    async def infill(body: InfillRequest, request: Request):
+        files = [(f.filename, f.text) for f in body.input_extra]
+        return await _answer(request, body, lambda model, params: model.infill(
+            body.input_prefix, body.input_suffix, files=files, middle=body.prompt, params=params))
 
     @api.post("/tokenize")
     async def tokenize(body: TokenizeRequest, request: Request) -> dict:
@@ -179,6 +182,33 @@ def router() -> APIRouter:
                 for entry in entries for slot in entry.model.scheduler.slots]
 
     return api
+
+
+async def _answer(request: Request, body: CompletionRequest, start: Callable[[Engine, SamplingParams], Stream]):
+    """Generate for /completion or /infill: `start(model, params)` makes the stream; the answer is
+    one JSON object, or server-sent events with `stream`."""
+    state = get_state(request)
+    check_fields(body, state.settings)
+
+    def submit(model: Engine):  # in a worker thread: the grammar, the sampler and the prompt take time
+        grammar = body.grammar or (
+            json_grammar(body.json_schema, "json_schema") if body.json_schema is not None else None)
+        params = sampling_params(
+            model.n_ctx, max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
+            stop=list(body.stop or []), grammar=grammar, temperature=body.temperature, top_k=body.top_k,
+            top_p=body.top_p, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
+            repeat_last_n=body.repeat_last_n, presence_penalty=body.presence_penalty,
+            frequency_penalty=body.frequency_penalty, seed=body.seed, ignore_eos=body.ignore_eos)
+        return start(model, params)
+
+    turn = await start_turn(request, _default_model(state, body.model), submit, api="llama.cpp")
+    if body.stream:
+        return TurnResponse(_completion_chunks(turn, request), turn, "text/event-stream")
+    result = await turn.result(request)
+    if result.done is None or result.done.finish_reason == "error":
+        error = R1Error(f"Generation failed: {result.done.error if result.done else 'no result'}.")
+        return JSONResponse({"error": {"code": 500, "message": str(error), "type": "server_error"}}, 500)
+    return _final(turn, result.done, result.content)
 
 
 def _final(turn: Turn, done: Done, content: str) -> dict:
