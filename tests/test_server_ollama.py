@@ -60,6 +60,26 @@ def test_generate_streamed_and_not(client):
     assert raw.response and not raw.thinking
 
 
+def test_logprobs_as_the_ollama_client_reads_them(client):
+    whole = client.chat(model=MODEL, messages=say("Why?"), think=True, options=OPTIONS, logprobs=True, top_logprobs=3)
+    assert len(whole.logprobs) == whole.eval_count == 10  # every generated token, the thinking's included
+    for token in whole.logprobs:  # greedy: the token taken is the likeliest of the alternatives
+        assert token.logprob <= 0 and len(token.top_logprobs) == 3
+        assert token.top_logprobs[0].token == token.token and token.top_logprobs[0].logprob == pytest.approx(token.logprob)
+    assert "".join(t.token for t in whole.logprobs).strip() == whole.message.thinking.strip()
+    parts = list(client.chat(model=MODEL, messages=say("Why?"), think=True, options=OPTIONS, logprobs=True,
+                             top_logprobs=3, stream=True))
+    streamed = [t for p in parts for t in (p.logprobs or [])]
+    assert [(t.token, t.logprob) for t in streamed] == [(t.token, t.logprob) for t in whole.logprobs]
+    generated = client.generate(model=MODEL, prompt="Once", think=False, options=OPTIONS, logprobs=True)
+    assert len(generated.logprobs) == 10 and all(not t.top_logprobs for t in generated.logprobs)
+    assert "".join(t.token for t in generated.logprobs).strip() == generated.response.strip()
+    assert client.chat(model=MODEL, messages=say("Why?"), options=OPTIONS).logprobs is None  # only when asked
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.chat(model=MODEL, messages=say("Why?"), logprobs=True, top_logprobs=21)
+    assert caught.value.status_code == 400 and "top_logprobs" in caught.value.error
+
+
 def test_format_json_schema(client):
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     reply = client.chat(model=MODEL, messages=say("ok?"), format=schema, options={"temperature": 0, "num_predict": 30})

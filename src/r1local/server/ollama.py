@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from .. import __version__
-from ..engine.events import ContentDelta, Done, ReasoningDelta, ToolCall
+from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.template import ChatTemplate
 from ..errors import R1Error
@@ -27,6 +27,7 @@ from .errors import client_message
 from .grammar import json_grammar
 from .manager import Entry, model_bytes
 from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
+from .openai_reply import logprob_entries
 from .pull import Pull, pull_target
 from .resolve import available_models
 from .state import ServerState, get_state
@@ -209,6 +210,8 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
         reason = result.done.error if result.done else "no result"
         return JSONResponse({"error": f"Generation failed: {reason}."}, status_code=500)
     piece = _piece(field, result.content, result.reasoning, result.tool_calls)
+    if body.logprobs:
+        piece["logprobs"] = logprob_entries(result.logprobs)
     return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
@@ -248,6 +251,8 @@ async def _chunks(turn: Turn, request: Request, field: str) -> AsyncIterator[str
             piece = _piece(field, "", event.text)
         elif isinstance(event, ToolCall):
             piece = _piece(field, "", None, [event])
+        elif isinstance(event, TokenLogprob):  # asked for: each token's, as it comes
+            piece = {**_piece(field, "", None), "logprobs": logprob_entries([event])}
         elif event.finish_reason == "error":
             piece = {"error": f"Generation failed: {event.error or 'engine error'}."}
         else:

@@ -11,7 +11,7 @@ from ..engine.params import SamplingParams
 from ..errors import UsageError
 from .chat import budget_of
 from .schema_base import (
-    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, NoLogprobs, Strict, neutral_only, sampling_params,
+    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only, sampling_params,
 )
 from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 
@@ -76,8 +76,10 @@ class Message(Strict):
         return message
 
 
-class GenerateBase(NoLogprobs):
+class GenerateBase(Strict):
     model: str = Field(min_length=1)
+    logprobs: bool | None = None  # each generated token's log-probability (thinking included)
+    top_logprobs: TOP_LOGPROBS | None = None  # and this many of the likeliest alternatives
     stream: bool = True
     format: Literal["", "json"] | dict[str, Any] | None = None
     options: Options | None = None
@@ -111,7 +113,7 @@ class GenerateBase(NoLogprobs):
             seed=o.seed, top_k=o.top_k, top_p=o.top_p, min_p=o.min_p, temperature=o.temperature,
             repeat_penalty=o.repeat_penalty, presence_penalty=o.presence_penalty,
             repeat_last_n=n_ctx if o.repeat_last_n == -1 else o.repeat_last_n,
-            frequency_penalty=o.frequency_penalty,
+            frequency_penalty=o.frequency_penalty, logprobs=(self.top_logprobs or 0) if self.logprobs else None,
         )
 
 

@@ -50,12 +50,16 @@ def error_json(path: str, error: R1Error) -> dict:
     return error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param)
 
 
-def chat_logprobs(tokens: list[TokenLogprob]) -> dict:
+def logprob_entries(tokens: list[TokenLogprob]) -> list[dict]:
+    """Each token with its log-probability, bytes and likeliest alternatives, as OpenAI's chat and Ollama send them."""
     def entry(text: str, logprob: float, raw: list[int]) -> dict:
         return {"token": text, "logprob": logprob, "bytes": raw}
 
-    return {"content": [{**entry(t.token, t.logprob, t.bytes), "top_logprobs": [entry(*alt) for alt in t.top]}
-                        for t in tokens]}
+    return [{**entry(t.token, t.logprob, t.bytes), "top_logprobs": [entry(*alt) for alt in t.top]} for t in tokens]
+
+
+def chat_logprobs(tokens: list[TokenLogprob]) -> dict:
+    return {"content": logprob_entries(tokens)}
 
 
 def completion_logprobs(tokens: list[TokenLogprob], offset: int = 0) -> dict:

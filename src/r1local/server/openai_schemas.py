@@ -14,13 +14,13 @@ from ..engine.params import SamplingParams
 from .chat import ChatSubmission
 from .grammar import MAX_GRAMMAR_CHARS, json_grammar
 from .schema_base import (
-    BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, Strict, neutral_only, sampling_params,
+    BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
+    sampling_params,
 )
 from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 
 
 MAX_CHOICES = 16  # n: each choice is a sequence in the batch
-MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
 class TextPart(Strict):
@@ -134,7 +134,7 @@ class GenerationRequest(Strict):
 
 class ChatCompletionRequest(GenerationRequest):
     logprobs: bool | None = None
-    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
+    top_logprobs: TOP_LOGPROBS | None = None
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_completion_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None

@@ -21,6 +21,7 @@ SEED = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]  # llama.cpp uses the lo
 TOP_K = Annotated[int, Field(ge=0, le=MAX_TOP_K)]
 STOP = Annotated[str, StringConstraints(max_length=MAX_STOP_CHARS)]
 BUDGET = Annotated[int, Field(ge=0, le=2**31 - 1)]  # reasoning tokens; the context ends it sooner
+TOP_LOGPROBS = Annotated[int, Field(ge=0, le=20)]  # alternatives per token: OpenAI's and Ollama's limit
 
 
 class Strict(BaseModel):
@@ -56,23 +57,6 @@ def neutral_only(value: Any, neutral: tuple, what: str) -> Any:
     if value not in neutral:
         raise ValueError(f"{what} is not supported by this server")
     return value
-
-
-class NoLogprobs(Strict):
-    """Both dialects document logprobs; this server accepts them only when they ask for nothing."""
-
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v: bool | None) -> bool | None:
-        return neutral_only(v, (None, False), "logprobs")
-
-    @field_validator("top_logprobs")
-    @classmethod
-    def _no_top_logprobs(cls, v: int | None) -> int | None:
-        return neutral_only(v, (None, 0), "top_logprobs")
 
 
 def sampling_params(n_ctx: int, *, max_tokens: int | None, stop: list[str], grammar: str | None,
