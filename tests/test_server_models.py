@@ -4,9 +4,11 @@ and /api/pull from a (loopback) hub."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import ollama
@@ -100,6 +102,15 @@ def test_pull_streams_progress_then_serves_the_model(hub, tiny_model, tmp_path):
         with pytest.raises(ollama.ResponseError) as unknown:
             client.pull("hf.co/someone/Nothing-GGUF:Q8_0")
         assert unknown.value.status_code in (404, 502)
+
+        assert client.delete(name).status == "success"  # Ollama's /api/delete, the loaded model included
+        assert "someone/Tiny-R1-GGUF/Tiny-R1-Q8_0.gguf" not in [m.model for m in client.list().models]
+        assert not list(Path(os.environ["HF_HUB_CACHE"]).rglob("*Tiny-R1*"))  # the bytes are gone from the cache
+        for gone, status in ((name, 404), (str(tiny_model), 400)):  # deleted already; a file of the user's
+            with pytest.raises(ollama.ResponseError) as refused:
+                client.delete(gone)
+            assert refused.value.status_code == status
+        assert tiny_model.is_file()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 

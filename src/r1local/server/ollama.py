@@ -13,13 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from .. import __version__
+from .. import __version__, store
 from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.template import ChatTemplate
-from ..errors import R1Error
+from ..errors import ModelNotFound, R1Error, UsageError
+from ..resolve import installed_matches
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .chat import ChatSubmission
 from .duration import parse_duration
@@ -140,6 +141,23 @@ def router() -> APIRouter:
         async for last in events:
             pass
         return last
+
+    @api.delete("/api/delete")
+    async def delete(body: NamedRequest, request: Request) -> Response:
+        """Remove one downloaded model (unloaded first); a name that picks several is refused."""
+        state = get_state(request)
+        check_fields(body, state.settings)
+        name = body.model_name
+        matches = await asyncio.to_thread(installed_matches, name)
+        if not matches:
+            raise ModelNotFound(f"model '{name}' not found", "See GET /api/tags for the downloaded models.")
+        if len(matches) > 1:
+            raise UsageError(f"{name} names {len(matches)} downloaded models: "
+                             f"{', '.join(m.name for m in matches)}.", "Name one of them.", param="model")
+        state.manager.unload(name)
+        freed = await asyncio.to_thread(store.remove, matches[0])
+        log.info("deleted %s (%.2f GiB freed)", matches[0].name, freed / 2**30)
+        return Response(status_code=200)
 
     @api.post("/api/chat")
     async def chat(body: ChatRequest, request: Request):
