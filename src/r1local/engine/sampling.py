@@ -13,8 +13,6 @@ import functools
 import math
 import random
 
-import numpy as np
-
 from ..errors import UsageError
 from .bindings import C
 from .params import SamplingParams
@@ -118,15 +116,23 @@ def _grammar_sampler(vocab, grammar: str, triggers: list[int]):
 @functools.cache
 def _ids(n_vocab: int) -> ctypes.Array:
     """llama_token_data for every id with logit and p 0: copied, then given the step's logits."""
+    import numpy as np  # loaded only once a request has a grammar
+
     table = (C.llama_token_data * n_vocab)()
-    view = np.frombuffer(table, dtype=_TOKEN_DATA)
-    view["id"] = np.arange(n_vocab, dtype=np.int32)
+    np.frombuffer(table, dtype=_token_data())["id"] = np.arange(n_vocab, dtype=np.int32)
     return table
 
 
 def _set_logits(candidates: ctypes.Array, logits, n_vocab: int) -> None:
+    import numpy as np
+
     source = np.ctypeslib.as_array(ctypes.cast(logits, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
-    np.frombuffer(candidates, dtype=_TOKEN_DATA)["logit"] = source
+    np.frombuffer(candidates, dtype=_token_data())["logit"] = source
 
 
-_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama_token_data
+@functools.cache
+def _token_data():
+    """llama_token_data as a numpy record."""
+    import numpy as np
+
+    return np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
