@@ -9,7 +9,6 @@ a token the grammar refuses makes it filter every candidate and the chain pick a
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import random
 
@@ -82,9 +81,7 @@ class Sampler:
 
     def _pick(self, logits, *, with_grammar: bool) -> int:
         """The chain's choice among every token of the vocabulary (the grammar's allowed ones)."""
-        candidates = (C.llama_token_data * self.n_vocab)()
-        ctypes.memmove(candidates, _ids(self.n_vocab), ctypes.sizeof(candidates))  # ids; p 0
-        _set_logits(candidates, logits, self.n_vocab)
+        candidates = _candidates(logits, self.n_vocab)  # held here while llama.cpp reads it
         array = C.llama_token_data_array(candidates, self.n_vocab, -1, False)
         if with_grammar:
             C.llama_sampler_apply(self.grammar, ctypes.byref(array))
@@ -113,26 +110,12 @@ def _grammar_sampler(vocab, grammar: str, triggers: list[int]):
     return C.llama_sampler_init_grammar_lazy_patterns(vocab, grammar.encode(), b"root", None, 0, tokens, len(triggers))
 
 
-@functools.cache
-def _ids(n_vocab: int) -> ctypes.Array:
-    """llama_token_data for every id with logit and p 0: copied, then given the step's logits."""
+def _candidates(logits, n_vocab: int) -> ctypes.Array:
+    """Every token of the vocabulary with the step's logit, as llama_token_data."""
     import numpy as np  # loaded only once a request has a grammar
 
     table = (C.llama_token_data * n_vocab)()
-    np.frombuffer(table, dtype=_token_data())["id"] = np.arange(n_vocab, dtype=np.int32)
+    view = np.frombuffer(table, dtype=[("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+    view["id"] = np.arange(n_vocab, dtype=np.int32)
+    view["logit"] = np.ctypeslib.as_array(ctypes.cast(logits, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
     return table
-
-
-def _set_logits(candidates: ctypes.Array, logits, n_vocab: int) -> None:
-    import numpy as np
-
-    source = np.ctypeslib.as_array(ctypes.cast(logits, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
-    np.frombuffer(candidates, dtype=_token_data())["logit"] = source
-
-
-@functools.cache
-def _token_data():
-    """llama_token_data as a numpy record."""
-    import numpy as np
-
-    return np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
