@@ -139,3 +139,17 @@ def test_the_speed_estimate_charges_the_network():
                                     replace(worker("b:1", 3.0, 1e6), latency_s=0.05)], n_ctx=2048)
     assert slow.decode_tps < fast.decode_tps and "measured" in fast.link
     assert "assumed" in plan_split(SEVEN_B, hw, [worker("a:1", 3.0), worker("b:1", 3.0)], n_ctx=2048).link
+
+
+def test_each_environment_gets_an_rpc_build_of_its_own(tmp_path, monkeypatch):
+    """rpc-server is linked to one environment's libggml by path: the same library elsewhere is
+    another build, so deleting the first environment cannot break the second's workers."""
+    from r1local.rpc import build
+
+    folders = set()
+    for env in ("first", "second"):
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "libggml-base.so").write_bytes(b"the same bytes")
+        monkeypatch.setattr(build, "llama_lib_dir", lambda env=env: tmp_path / env)
+        folders.add(build.artefact_dir())
+    assert len(folders) == 2

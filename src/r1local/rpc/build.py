@@ -52,9 +52,12 @@ def llama_lib_dir() -> Path:
 
 
 def artefact_dir() -> Path:
-    """One folder per llama-cpp-python version and libggml build (accelerate replaces libggml)."""
+    """One folder per llama-cpp-python version, libggml build (accelerate replaces libggml) and
+    install place: rpc-server finds libggml by the absolute path it was linked with, so another
+    environment (or this one made again elsewhere) gets a build of its own."""
     version = importlib.metadata.version(PACKAGE)
-    digest = hashlib.sha256((llama_lib_dir() / "libggml-base.so").read_bytes()).hexdigest()[:12]
+    lib = llama_lib_dir()
+    digest = hashlib.sha256(str(lib.resolve()).encode() + (lib / "libggml-base.so").read_bytes()).hexdigest()[:12]
     return config.rpc_build_dir() / f"{version}-{digest}"
 
 
