@@ -65,6 +65,11 @@ def allowed_hosts() -> tuple[str, ...]:
     return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
 
 
+def allowed_origins() -> tuple[str, ...]:
+    """Web page origins allowed beyond the defaults, comma-separated, `*` a wildcard (as OLLAMA_ORIGINS)."""
+    return tuple(o.strip() for o in os.environ.get("R1LOCAL_ORIGINS", "").split(",") if o.strip())
+
+
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 HOST_VARIABLES = ("R1LOCAL_HOST", "R1LOCAL_URL")  # R1LOCAL_URL: the name older versions read
 
