@@ -5,7 +5,6 @@ llama-server holds one model; here a request may name one with `model`, else the
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -112,7 +111,7 @@ def _with_model(request: Request, body: NamedModel, use) -> Any:
     async def run():
         lease = await _lease(request, body)
         try:
-            return await asyncio.to_thread(use, lease.model)
+            return await lease.work(use, lease.model)
         finally:
             lease.release()
     return run()
