@@ -19,6 +19,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 DEFAULT_CTX = 8192  # reasoning is long; capped by the model's trained context
 MIN_CTX = 2048
+KV_TYPES = ("f16", "q8_0", "q4_0")  # KV cache element types llama.cpp offers for K and V alike
 
 
 def debug() -> bool:
@@ -39,6 +40,17 @@ def rpc_workers() -> str | None:
     return workers or None
 
 
+def kv_type() -> str | None:
+    """R1LOCAL_KV_TYPE, else config.toml's `kv_type`: the KV cache's type (f16, q8_0, q4_0) where
+    --kv-type is not given; None lets the fit choose (q8_0 only where f16 would not fit)."""
+    env = os.environ.get("R1LOCAL_KV_TYPE")
+    value = env or saved_settings().get("kv_type")
+    if value is not None and value not in KV_TYPES:
+        where = "R1LOCAL_KV_TYPE" if env else f"{config_file()}: kv_type"
+        raise UsageError(f"{where} must be one of {', '.join(KV_TYPES)}, not {value!r}.", 'Example: kv_type = "q8_0"')
+    return value or None
+
+
 def rpc_build_dir() -> Path:
     """R1LOCAL_RPC_BUILD: where llama.cpp's RPC backend and rpc-server are built (default R1LOCAL_HOME/rpc)."""
     return Path(os.environ.get("R1LOCAL_RPC_BUILD") or home() / "rpc")
@@ -51,6 +63,11 @@ def api_key() -> str | None:
 def allowed_hosts() -> tuple[str, ...]:
     """Extra Host names the server answers to (comma-separated), beyond loopback and IP addresses."""
     return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
+
+
+def allowed_origins() -> tuple[str, ...]:
+    """Web page origins allowed beyond the defaults, comma-separated, `*` a wildcard (as OLLAMA_ORIGINS)."""
+    return tuple(o.strip() for o in os.environ.get("R1LOCAL_ORIGINS", "").split(",") if o.strip())
 
 
 def server_url() -> str:

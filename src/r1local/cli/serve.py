@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..resolve import resolve
 from . import resident
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
+from .run import CTX_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -75,14 +75,18 @@ def serve(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
              "prefer the R1LOCAL_API_KEY environment variable or --api-key-file."),
     api_key_file: Optional[Path] = typer.Option(
         None, "--api-key-file", help="Read the API key from this file (its first line)."),
-    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
-                                                    help="Allow browser pages from this origin (repeatable)."),
+    cors_origin: Optional[list[str]] = typer.Option(
+        None, "--cors-origin",
+        help="Allow browser pages from this origin too, * a wildcard: 'https://*.example.com' (repeatable; or "
+             "R1LOCAL_ORIGINS=a,b). Local pages (http://localhost:*) and desktop apps (tauri://, app://, file://, "
+             "vscode-webview://) are allowed, as Ollama allows them."),
     allowed_host: Optional[list[str]] = typer.Option(
         None, "--allowed-host",
         help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
@@ -139,10 +143,11 @@ def serve(
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key,
-        cors_origins=tuple(cors_origin or ()),
+        cors_origins=(*(cors_origin or ()), *config.allowed_origins()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        kv_type=kv_type or config.kv_type(),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
