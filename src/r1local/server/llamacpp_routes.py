@@ -20,9 +20,11 @@ from ..engine.base import Engine
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..errors import R1Error, UsageError
-from .grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..request import ChatRequest, prepare, sampling_params
+from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..request.prepare import check_generation
 from .manager import Lease
-from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict, sampling_params
+from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict
 from .state import ServerState, get_state
 from .tolerance import check_fields
 from .turn import Turn, TurnResponse, acquire, start_turn
@@ -153,8 +155,8 @@ def router() -> APIRouter:
 
     @api.post("/apply-template")
     async def apply_template(body: ApplyTemplateRequest, request: Request) -> dict:
-        return await _with_model(request, body, lambda model: {
-            "prompt": model.template.render(body.messages, think=model.is_r1).text})
+        chat = ChatRequest(body.messages)  # the prompt a chat request would give, the same for every dialect
+        return await _with_model(request, body, lambda model: {"prompt": prepare(chat, model).prompt(model)})
 
     @api.get("/props")
     async def props(request: Request) -> dict:
@@ -194,11 +196,12 @@ async def _answer(request: Request, body: CompletionRequest, start: Callable[[En
         grammar = body.grammar or (
             json_grammar(body.json_schema, "json_schema") if body.json_schema is not None else None)
         params = sampling_params(
-            model.n_ctx, max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
+            model.capabilities.context_length, max_tokens=body.n_predict,
             stop=list(body.stop or []), grammar=grammar, temperature=body.temperature, top_k=body.top_k,
             top_p=body.top_p, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
             repeat_last_n=body.repeat_last_n, presence_penalty=body.presence_penalty,
             frequency_penalty=body.frequency_penalty, seed=body.seed, ignore_eos=body.ignore_eos)
+        check_generation(params, model)
         return start(model, params)
 
     turn = await start_turn(request, _default_model(state, body.model), submit, api="llama.cpp")

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from .. import resolve as names
 from .. import store
+from ..engine.capabilities import Capabilities, declared
+from ..engine.template import ChatTemplate
+from ..gguf_meta import GGUFInfo, read_gguf
 
 if TYPE_CHECKING:
     from .manager import ModelManager
@@ -38,3 +41,13 @@ def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     from ..engine.registry import engine_for, split_engine
 
     return engine_for(path, split_engine(name)[1])
+
+
+def capabilities_of(name: str, path: Path, manager: ModelManager, info: GGUFInfo | None = None) -> Capabilities:
+    """What the engine answering for `name` declares: the loaded model's own, else what the engine
+    it would load on does with its chat template (read from the GGUF header: blocking)."""
+    for entry in manager.loaded():
+        if entry.name == name or entry.model.path == path:
+            return entry.model.capabilities
+    info = info or read_gguf(path, require_complete=False)
+    return declared(engine_of(name, path, manager), ChatTemplate(info.chat_template), info.context_length)
