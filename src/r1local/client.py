@@ -90,7 +90,7 @@ def openai_body(chat: ChatRequest) -> dict:
             "think": chat.think, "reasoning_budget_tokens": chat.think_budget, "reasoning_effort": chat.effort,
             "max_tokens": chat.max_tokens, "stop": chat.stop or None, "n": chat.n if chat.n != 1 else None,
             "grammar": chat.grammar, "truncate": None if chat.trim else False,
-            "continue_final_message": None if chat.continue_final else False,
+            "continue_final_message": None if chat.continue_final else False, "logit_bias": chat.logit_bias,
             **chat.sampling.fields()}
     if chat.logprobs is not None:
         body.update(logprobs=True, top_logprobs=chat.logprobs)

@@ -22,6 +22,7 @@ class Capabilities:
     embeddings: bool
     logprobs: bool
     think_budget: bool  # closes the think block after a number of reasoning tokens
+    logit_bias: bool  # token ids' logits shifted or banned
     streaming: bool = True
     context_length: int | None = None  # tokens one request may span; None: the engine behind does not say
 
@@ -46,6 +47,6 @@ def declared(engine: str, template: ChatTemplate, context_length: int | None) ->
     calls, closing the think block) or reads the logits."""
     if engine == "openvino":
         return Capabilities(thinking=template.is_r1, tools=False, grammar=False, embeddings=False, logprobs=False,
-                            think_budget=False, context_length=context_length)
+                            think_budget=False, logit_bias=False, context_length=context_length)
     return Capabilities(thinking=template.is_r1, tools=template.supports_tools, grammar=True, embeddings=True,
-                        logprobs=True, think_budget=template.is_r1, context_length=context_length)
+                        logprobs=True, think_budget=template.is_r1, logit_bias=True, context_length=context_length)

@@ -271,7 +271,7 @@ class OpenVINOModel(Engine):
         timings = measure(request.submitted, admitted, request.first_token, request.first_token,
                           time.perf_counter(), len(request.prompt), request.generated)
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
-                                 timings, error))
+                                 timings, error, request.output.stops.matched))
 
 def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int) -> Any:
     """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput;

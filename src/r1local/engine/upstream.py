@@ -35,7 +35,7 @@ FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", No
 # chat and completions are forwarded whole: nothing here constrains or reads tokens, and the context
 # is the upstream's own, which it does not say
 UPSTREAM_CAPABILITIES = Capabilities(thinking=True, tools=False, grammar=False, embeddings=False, logprobs=False,
-                                     think_budget=False, context_length=None)
+                                     think_budget=False, logit_bias=False, context_length=None)
 
 
 class UpstreamError(R1Error):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .logit_bias import LogitBias
 from .sampling import Sampling
 from .tools import Tool, ToolChoice
 
@@ -39,6 +40,7 @@ class ChatRequest:
     grammar: str | None = None  # GBNF the answer follows
     response_format: ResponseFormat | None = None  # JSON the answer follows
     sampling: Sampling = field(default_factory=Sampling)
+    logit_bias: LogitBias | None = None
     max_tokens: int | None = None  # None: until the context is full
     stop: list[str] = field(default_factory=list)
     n: int = 1  # choices, each sampled with seed + its index

@@ -23,6 +23,7 @@ from ..engine.template import THINK_CLOSE
 from ..errors import UsageError
 from .chat import ChatRequest
 from .grammar import json_grammar
+from .logit_bias import biased
 from .sampling import sampling_params
 from .tools import plan_tools
 
@@ -68,6 +69,8 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
         require(engine, "grammar", request.response_format.param if request.response_format else "grammar")
     if request.logprobs is not None:
         require(engine, "logprobs", "logprobs")
+    if request.logit_bias:
+        require(engine, "logit_bias", "logit_bias")
 
     think = caps.thinking if request.think is None else request.think
     budget, asked = request.budget()
@@ -86,6 +89,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
         caps.context_length, max_tokens=request.max_tokens, stop=list(request.stop), grammar=grammar,
         context_limit=request.context_limit, logprobs=request.logprobs,
         **{**request.sampling.fields(), "seed": None if seed is None else seed + choice})
+    params = biased(params, request.logit_bias, engine)
     params.think_budget = budget if think else None
     if plan and plan.grammar and plan.lazy:
         triggers = [engine.gguf_vocab().single_token(marker) for marker in (r1.CALLS_BEGIN, r1.CALL_BEGIN)]
@@ -112,6 +116,8 @@ def check_generation(params: SamplingParams, engine: Engine) -> None:
         require(engine, "grammar", "grammar")
     if params.logprobs is not None:
         require(engine, "logprobs", "logprobs")
+    if params.logit_bias:
+        require(engine, "logit_bias", "logit_bias")
 
 
 def require(engine: Engine, capability: str, param: str) -> None:

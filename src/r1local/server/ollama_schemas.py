@@ -11,7 +11,9 @@ from ..engine.params import SamplingParams
 from ..request import ChatRequest, ResponseFormat, Sampling, sampling_params
 from ..request.grammar import json_grammar
 from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
-from .schema_base import BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only
+from .schema_base import (
+    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
+)
 
 
 class Options(Strict):

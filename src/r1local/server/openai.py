@@ -12,11 +12,12 @@ from ..engine.base import Engine
 from ..engine.upstream import UPSTREAM_CAPABILITIES
 from ..errors import R1Error
 from ..request import submit
+from ..request.logit_bias import biased
 from ..request.prepare import check_generation
 from .openai_reply import Reply
 from .openai_schemas import ChatCompletionRequest, CompletionRequest
 from .manager import ModelManager
-from .resolve import available_models, capabilities_of, engine_of
+from .resolve import available_models, capabilities_of, engine_of, lenient_name
 from .state import get_state
 from .tolerance import check_fields
 from .turn import TurnResponse, start_turns
@@ -59,8 +60,8 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         chat = state.settings.apply(body.to_request())
-        turns = await start_turns(request, body.model, [partial(submit, chat, choice=i) for i in range(chat.n)],
-                                  api="openai")
+        submits = [partial(submit, chat, choice=i) for i in range(chat.n)]
+        turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
         reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,
                       logprobs=bool(body.logprobs))
         if body.stream:
@@ -72,12 +73,12 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         def complete(model: Engine, choice: int):
-            params = body.sampling(model.capabilities.context_length, choice)
+            params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
             check_generation(params, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)
 
-        turns = await start_turns(request, body.model, [partial(complete, choice=i) for i in range(body.n)],
-                                  api="openai")
+        submits = [partial(complete, choice=i) for i in range(body.n)]
+        turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
         reply = Reply(turns, body.include_usage, chat=False, echo=body.text if body.echo else "",
                       logprobs=body.logprobs is not None)
         if body.stream:

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from ..engine.params import SamplingParams
 from ..request import ChatRequest, ResponseFormat as JSONFormat, Sampling, sampling_params
 from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..request.logit_bias import LogitBias
 from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 from .schema_base import (
     BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
@@ -70,7 +71,7 @@ class StreamOptions(Strict):
 class GenerationRequest(Strict):
     """Fields /v1/chat/completions and /v1/completions share."""
 
-    model: str = Field(min_length=1)
+    model: str | None = None  # none: the default model, as llama-server serves its one model
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
@@ -82,7 +83,7 @@ class GenerationRequest(Strict):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: LogitBias | None = None
     # llama.cpp server extensions that local clients send
     top_k: TOP_K | None = None
     min_p: float | None = Field(None, ge=0.0, le=1.0)
@@ -93,11 +94,6 @@ class GenerationRequest(Strict):
     grammar: str | None = Field(None, max_length=MAX_GRAMMAR_CHARS)  # GBNF for the answer
     json_schema: dict[str, Any] | None = None  # llama.cpp's shortcut for response_format
     prompt_cache_key: str | None = None  # OpenAI's cache hint: reuse here is by prefix, automatic
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _no_bias(cls, bias: dict | None) -> dict | None:
-        return neutral_only(bias or None, (None,), "logit_bias")
 
     @property
     def include_usage(self) -> bool:
@@ -163,6 +159,7 @@ class ChatCompletionRequest(GenerationRequest):
             think_budget=self.reasoning_budget_tokens, effort=effort,
             tools=self.tools, tool_choice=self.tool_choice, parallel_tool_calls=self.parallel_tool_calls,
             grammar=self.grammar or None, response_format=self.json_format(), sampling=self.sampler(),
+            logit_bias=self.logit_bias,
             max_tokens=self.requested_max_tokens(), stop=self.stops, n=self.n, logprobs=self.requested_logprobs(),
             trim=self.truncate is not False, continue_final=self.continue_final_message is not False)
 
