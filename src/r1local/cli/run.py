@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from .. import catalog, config
-from ..client import RemoteStream, ResidentServer
+from ..client import RemoteStream
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.events import Done, Result
@@ -25,6 +25,7 @@ from ..request import ChatRequest, Sampling, submit
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
+from .resident import announce, find_server
 
 if TYPE_CHECKING:
     from ..engine.stream import Stream
@@ -176,8 +177,10 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
     loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split, kv_type))
                   or bool(rpc or config.rpc_workers())
                   or _is_file(model))
-    server = None if loads_here else ResidentServer.find()
+    found = None if loads_here else find_server()
+    server = found.server if found else None
     if server is not None and server.has(model):
+        announce(found)
         try:
             yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, model))
         finally:

@@ -9,8 +9,11 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .. import fit
 from ..engine import registry
@@ -27,6 +30,7 @@ log = logging.getLogger("r1local.server")
 
 KEEP = object()  # release() sentinel: keep the model's current keep-alive
 Key = tuple[Path, str]  # a loaded model: its file (or folder) and the engine running it
+MODEL_THREADS = 2  # each model's threads for rendering, tokenising and building samplers
 
 
 def model_bytes(path: Path) -> int:
@@ -47,6 +51,10 @@ class Entry:
     gpu_layers: int  # offloaded layers; 0: CPU only
     last_used: float = field(default_factory=time.time)
     active: int = 0  # requests holding a lease
+    # Its own threads: a model whose template or grammar is slow (a hostile file's) queues its
+    # own requests there, and never takes the threads other models' requests need.
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="r1local-model"))
 
     @property
     def expires_at(self) -> float | None:
@@ -63,6 +71,10 @@ class Lease:
         self.entry = entry
         self.model: Engine = entry.model
         self._released = False
+
+    def work(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
+        """`function(*args, **kwargs)` in the model's own threads (it may take time: never on the event loop)."""
+        return asyncio.get_running_loop().run_in_executor(self.entry.threads, partial(function, *args, **kwargs))
 
     def release(self, keep_alive_s: float | None | object = KEEP) -> None:
         if not self._released:
@@ -249,6 +261,7 @@ class ModelManager:
     async def _unload(self, key: Key) -> None:
         entry = self._entries.pop(key)
         log.info("unloading %s", entry.name)
+        entry.threads.shutdown(wait=False)
         await asyncio.to_thread(entry.model.close)
 
     async def _reap_forever(self) -> None:
