@@ -49,6 +49,10 @@ class Prepared:
         return engine.template.render(self.messages, think=self.think, tool_list=self.tool_list,
                                       continue_final=self.continue_final).text
 
+    def count(self, engine: Engine) -> int:
+        """The tokens of that prompt."""
+        return len(engine.prompt_tokens(self.prompt(engine)))
+
 
 def submit(request: ChatRequest, engine: Engine, choice: int = 0) -> Stream:
     """Prepare and start choice `choice` of `request` (blocking: run it off the event loop)."""

@@ -54,7 +54,7 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.registered() or any(entry.name == name for entry in manager.loaded()):
+    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()):
         return True
     upstream, _, model_id = name.partition("/")
     if upstream in manager.upstreams and model_id:
