@@ -77,17 +77,18 @@ def build_tiny_model(
     n_head_kv: int = 2,
     n_ff: int = 128,
     context_length: int = 4096,
-    chat_template: bool = True,
+    chat_template: bool | str = True,
     force: bool = False,
 ) -> Path:
     """Write a tiny Qwen2 GGUF with the real R1-distill tokenizer to out_path (cached) and return it.
-    chat_template=False leaves the template out (a model that is not R1 to the engine)."""
+    chat_template=False leaves the template out (a model that is not R1 to the engine); a string
+    is the template to write instead of the real one."""
     out_path = Path(out_path)
     name = name or out_path.stem
     settings = dict(
         seed=seed, name=name, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
         n_head_kv=n_head_kv, n_ff=n_ff, context_length=context_length,
-        **({} if chat_template else {"chat_template": False}),
+        **({} if chat_template is True else {"chat_template": chat_template}),
     )
     with _writer(out_path, settings, "qwen2", force) as (w, src, normal):
         if w is None:
@@ -201,8 +202,9 @@ def _write_qwen2(w, src, normal, *, n_layer, n_embd, n_head, n_head_kv, n_ff, co
         w.add_tensor(p + "ffn_down.weight", normal((n_embd, n_ff), 1 / np.sqrt(n_ff)))
 
 
-def copy_tokenizer(w, src, chat_template: bool = True) -> None:
-    """Copy every tokenizer.* key of the real header, failing on one this script does not know."""
+def copy_tokenizer(w, src, chat_template: bool | str = True) -> None:
+    """Copy every tokenizer.* key of the real header, failing on one this script does not know
+    (the chat template: the real one, none, or the one given)."""
     setters = {
         "tokenizer.ggml.model": w.add_tokenizer_model,
         "tokenizer.ggml.pre": w.add_tokenizer_pre,
@@ -218,11 +220,13 @@ def copy_tokenizer(w, src, chat_template: bool = True) -> None:
         "tokenizer.chat_template": w.add_chat_template,
     }
     for key, value in src.metadata.items():
-        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and not chat_template):
+        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and chat_template is not True):
             continue
         if key not in setters:
             raise RuntimeError(f"make_tiny_model: no rule to copy {key} from the real header")
         setters[key](value)
+    if isinstance(chat_template, str):
+        w.add_chat_template(chat_template)
 
 
 def write_tokenizer_gguf(out_path: Path) -> Path:

@@ -19,6 +19,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 DEFAULT_CTX = 8192  # reasoning is long; capped by the model's trained context
 MIN_CTX = 2048
+KV_TYPES = ("f16", "q8_0", "q4_0")  # KV cache element types llama.cpp offers for K and V alike
 
 
 def debug() -> bool:
@@ -39,6 +40,17 @@ def rpc_workers() -> str | None:
     return workers or None
 
 
+def kv_type() -> str | None:
+    """R1LOCAL_KV_TYPE, else config.toml's `kv_type`: the KV cache's type (f16, q8_0, q4_0) where
+    --kv-type is not given; None lets the fit choose (q8_0 only where f16 would not fit)."""
+    env = os.environ.get("R1LOCAL_KV_TYPE")
+    value = env or saved_settings().get("kv_type")
+    if value is not None and value not in KV_TYPES:
+        where = "R1LOCAL_KV_TYPE" if env else f"{config_file()}: kv_type"
+        raise UsageError(f"{where} must be one of {', '.join(KV_TYPES)}, not {value!r}.", 'Example: kv_type = "q8_0"')
+    return value or None
+
+
 def rpc_build_dir() -> Path:
     """R1LOCAL_RPC_BUILD: where llama.cpp's RPC backend and rpc-server are built (default R1LOCAL_HOME/rpc)."""
     return Path(os.environ.get("R1LOCAL_RPC_BUILD") or home() / "rpc")
@@ -53,14 +65,57 @@ def allowed_hosts() -> tuple[str, ...]:
     return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
 
 
-def server_url() -> str:
-    """R1LOCAL_URL: the resident `r1local serve` that run, chat, ps and stop talk to."""
-    return os.environ.get("R1LOCAL_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
+def allowed_origins() -> tuple[str, ...]:
+    """Web page origins allowed beyond the defaults, comma-separated, `*` a wildcard (as OLLAMA_ORIGINS)."""
+    return tuple(o.strip() for o in os.environ.get("R1LOCAL_ORIGINS", "").split(",") if o.strip())
+
+
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+HOST_VARIABLES = ("R1LOCAL_HOST", "R1LOCAL_URL")  # R1LOCAL_URL: the name older versions read
+
+
+def server_host() -> tuple[str, str] | None:
+    """R1LOCAL_HOST, as Ollama's OLLAMA_HOST: the r1local serve the CLI talks to, as HOST, HOST:PORT or
+    a URL (http unless https:// is given, port 11435 unless given), and the variable's name; None when unset."""
+    for variable in HOST_VARIABLES:
+        if value := os.environ.get(variable, "").strip():
+            return _as_url(value, variable), variable
+    return None
+
+
+def _as_url(value: str, variable: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path.strip("/"):
+        raise UsageError(f"{variable}={value!r} is not a server address.",
+                         f"Examples: {variable}=127.0.0.1:18600, {variable}=http://192.168.1.20:11435")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port or DEFAULT_PORT}"
 
 
 def home() -> Path:
-    """r1local's own state (last-used times, settings); models live in the Hugging Face cache."""
-    return Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))
+    """r1local's own state (last-used times, settings, the server record and secret); models live in the
+    Hugging Face cache. Created readable by this user only, whichever command writes to it first."""
+    path = Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:  # a read-only place: commands that only read still work, a write says why it failed
+        pass
+    return path
+
+
+def open_private(path: Path, mode: str = "ab"):
+    """Open a file only this user may read (logs, records), tightening one an older version left open."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    if os.chmod in os.supports_fd:
+        os.chmod(fd, 0o600)
+    return os.fdopen(fd, mode)
 
 
 def default_threads() -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from .. import catalog, config
-from ..client import RemoteStream, ResidentServer
+from ..client import RemoteStream
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.events import Done, Result
@@ -24,6 +24,7 @@ from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageErro
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
+from .resident import announce, find_server
 
 if TYPE_CHECKING:
     from ..engine.stream import Stream
@@ -39,6 +40,19 @@ RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local
 MAX_SPLIT_DEVICES = 16  # llama.cpp's LLAMA_MAX_DEVICES: the length of its tensor_split array
 SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of the offloaded layers, in llama.cpp's "
                                                       "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
+
+
+def _check_kv_type(value: str | None) -> str | None:
+    if value is not None and value not in config.KV_TYPES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(config.KV_TYPES)}.")
+    return value
+
+
+KV_TYPE_OPT = typer.Option(
+    None, "--kv-type", callback=_check_kv_type,
+    help="KV cache type (K and V): q8_0 halves f16's memory with little loss, q4_0 quarters it; a quantised "
+         "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
+         "it lets the context fit; also kv_type in config.toml).")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
@@ -90,7 +104,7 @@ def parse_split(text: str | None) -> list[float] | None:
 
 def open_model(
     model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
-    rpc: str | None = None, tensor_split: str | None = None,
+    rpc: str | None = None, tensor_split: str | None = None, kv_type: str | None = None,
 ) -> Engine:
     from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
 
@@ -107,7 +121,7 @@ def open_model(
                               progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
-                                   n_gpu_layers=gpu_layers, tensor_split=split, abort=pressed)
+                                   n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type, abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -155,14 +169,17 @@ def _is_file(model: str) -> bool:
 
 @contextmanager
 def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
-                 local: bool, rpc: str | None = None, tensor_split: str | None = None) -> Iterator[Backend]:
+                 local: bool, rpc: str | None = None, tensor_split: str | None = None,
+                 kv_type: str | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), as
     Ollama does; load options, RPC workers, a file path or --local load the model in this process."""
-    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split))
+    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split, kv_type))
                   or bool(rpc or config.rpc_workers())
                   or _is_file(model))
-    server = None if loads_here else ResidentServer.find()
+    found = None if loads_here else find_server()
+    server = found.server if found else None
     if server is not None and server.has(model):
+        announce(found)
         try:
             yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, model))
         finally:
@@ -170,7 +187,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
         return
     if server is not None:
         server.close()
-    with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
         yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
 
 
@@ -251,6 +268,7 @@ def run(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -261,7 +279,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split) as backend:
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
                                params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)
