@@ -6,16 +6,17 @@ reasoning a `reasoning` item, the answer a `message`, each call a `function_call
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import APIRouter, Request
 
 from ..engine.events import Done
 from ..errors import NotFound, UsageError
+from ..request import submit
 from .blocks import Added, Block, Closed, Opened, transitions
 from .openai_reply import engine_error
 from .resolve import lenient_name
@@ -180,11 +181,10 @@ def router() -> APIRouter:
                                  "its latest responses in memory while it runs.",
                                  "Send the whole conversation as input instead.", param="previous_response_id")
             history = stored.conversation
-        grammar = await asyncio.to_thread(body.grammar)
-        submission = body.submission(history, grammar, state.settings.think_budget)
-        submission.trim = submission.trim and state.settings.trim
-        turn = await start_turn(request, lenient_name(state.manager, body.model), submission, api="responses")
-        reply = ResponseReply(turn, body, submission.messages, request)
+        chat = state.settings.apply(body.to_request(history))
+        turn = await start_turn(request, lenient_name(state.manager, body.model), partial(submit, chat),
+                                api="responses")
+        reply = ResponseReply(turn, body, chat.messages, request)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")
         return await reply.whole(request)

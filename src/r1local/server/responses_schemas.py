@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from ..errors import UsageError
-from .chat import ChatSubmission, budget_of
-from .grammar import json_grammar
-from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only, sampling_params
-from .tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from ..request import ChatRequest, ResponseFormat, Sampling
+from ..request.tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only
 
+EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal", "reasoning_text", "summary_text")
 
 
@@ -96,28 +96,18 @@ class ResponsesRequest(Strict):
     def _in_the_foreground(cls, background: bool | None) -> bool | None:
         return neutral_only(background, (None, False), "background")
 
-    @property
-    def wants_json(self) -> bool:
-        return self.text is not None and self.text.format is not None and self.text.format.type != "text"
-
-    def grammar(self) -> str | None:
-        """text.format as a grammar; slow for big schemas, so called off the event loop."""
-        if not self.wants_json:
-            return None
-        return json_grammar(self.text.format.schema_, "text.format.schema")
-
-    def submission(self, history: list[dict], grammar: str | None, default_budget: int | None) -> ChatSubmission:
+    def to_request(self, history: list[dict]) -> ChatRequest:
+        """The body, after the stored conversation `history`, as the one chat request (a pure
+        translation: the policy is applied below)."""
         effort = self.reasoning.effort if self.reasoning else None
-        think = False if effort == "none" or self.wants_json else None
-        return ChatSubmission(
-            chat_messages(self.instructions, history, self.input), think, self.sampling, grammar=grammar,
-            tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
-            parallel_tool_calls=self.parallel_tool_calls, continue_final=False,
-            trim=self.truncation != "disabled", think_budget=budget_of(None, effort, default_budget))
-
-    def sampling(self, n_ctx: int, grammar: str | None):
-        return sampling_params(n_ctx, max_tokens=self.max_output_tokens, stop=[], grammar=grammar,
-                               temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed)
+        fmt = self.text.format if self.text and self.text.format and self.text.format.type != "text" else None
+        return ChatRequest(
+            chat_messages(self.instructions, history, self.input), think=False if effort == "none" else None,
+            effort=EFFORTS.get(effort), tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
+            parallel_tool_calls=self.parallel_tool_calls,
+            response_format=ResponseFormat(fmt.schema_, "text.format.schema") if fmt else None,
+            sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed),
+            max_tokens=self.max_output_tokens, trim=self.truncation != "disabled", continue_final=False)
 
     def functions(self) -> list[Tool] | None:
         tools = []
