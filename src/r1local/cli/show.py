@@ -13,6 +13,7 @@ from ..gguf_meta import read_gguf
 from ..resolve import resolve
 from .app import alias, command, out
 from .run import MODEL_ARG
+from .terminal import strip_controls
 
 
 @command()
@@ -29,7 +30,7 @@ def show(
     path = resolve(model, allow_paths=True)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
-        out.print(info.chat_template or "", markup=False)
+        out.print(strip_controls(info.chat_template or ""), markup=False)  # a file's text may be hostile
         return
     thinking = ChatTemplate(info.chat_template).is_r1
     facts = {
@@ -74,4 +75,4 @@ def _human(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else strip_controls(str(value))
