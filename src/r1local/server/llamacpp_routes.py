@@ -5,7 +5,6 @@ llama-server holds one model; here a request may name one with `model`, else it 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +14,7 @@ from .. import __version__
 from ..engine.base import Engine
 from ..engine.params import SamplingParams
 from ..errors import UsageError
+from ..request import ChatRequest, prepare
 from .llamacpp_completion import CompletionRequest, InfillRequest, NamedModel, answer, complete
 from .manager import Lease
 from .resolve import lenient_name
@@ -50,7 +50,7 @@ def _with_model(request: Request, body: NamedModel, use) -> Any:
     async def run():
         lease = await _lease(request, body)
         try:
-            return await asyncio.to_thread(use, lease.model)
+            return await lease.work(use, lease.model)
         finally:
             lease.release()
     return run()
@@ -91,8 +91,8 @@ def router() -> APIRouter:
 
     @api.post("/apply-template")
     async def apply_template(body: ApplyTemplateRequest, request: Request) -> dict:
-        return await _with_model(request, body, lambda model: {
-            "prompt": model.template.render(body.messages, think=model.is_r1).text})
+        chat = ChatRequest(body.messages)  # the prompt a chat request would give, the same for every dialect
+        return await _with_model(request, body, lambda model: {"prompt": prepare(chat, model).prompt(model)})
 
     @api.get("/props")
     async def props(request: Request) -> dict:
