@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from . import catalog, choice, config, store
+from . import catalog, choice, config, presets, store
 from .catalog import ModelRef, Variant
 from .errors import InsufficientMemory, ModelNotFound, OfflineError, UsageError
 from .store import LocalModel, Target
@@ -37,8 +37,9 @@ def resolve(
     confirm: asked "<question>?" before a download; returning False cancels it (None: no question).
     progress: a tqdm-like class for the download bars (see download.pull).
     notify: told what the choice or the download does where the name alone does not say it.
+    A preset's name (presets.py) means its base model.
     """
-    ref = catalog.parse(name, allow_paths=allow_paths)
+    ref = catalog.parse(presets.base_of(name), allow_paths=allow_paths)
     if ref.path is not None:
         return ref.path
     target, label = choose(ref, revision=revision, prefer_local=not pull_if_missing, notify=notify)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.highlighter import JSONHighlighter
 
-from .. import catalog, config
+from .. import catalog, config, presets
 from ..client import RemoteStream
 from ..engine import registry
 from ..engine.base import Engine
@@ -192,7 +192,9 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
     if server is not None:
         server.close()
     with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
+        # a preset's settings apply here; a server applies them itself
+        yield Backend("this process", loaded.engine, loaded.device,
+                      lambda chat: submit(presets.with_preset(model, chat), loaded))
 
 
 def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import fit
+from .. import fit, presets
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.upstream import Upstream, UpstreamModel
@@ -170,8 +170,9 @@ class ModelManager:
         return Lease(self, entry)
 
     def path_of(self, name: str) -> Path:
-        """The file a model name means: command-line models first, then the catalog and store."""
-        name = self.aliases.get(name, name)
+        """The file a model name means: command-line models first, then the catalog and store (a
+        preset's: its base model's)."""
+        name = presets.base_of(self.aliases.get(name, name))
         path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
         if path is None:
             base, _ = registry.split_engine(name)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import catalog, store
+from .. import catalog, presets, store
 from .. import resolve as names
 from ..engine.capabilities import Capabilities, declared
 from ..engine.template import ChatTemplate
-from ..errors import ModelNotFound, UsageError
+from ..errors import ModelNotFound, R1Error, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 
 if TYPE_CHECKING:
@@ -31,7 +31,16 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     for local in store.installed():
         if local.name not in models and local.complete:
             models[local.name] = local.path
+    for preset in presets.all_presets():  # listed when their base model is here
+        base = models.get(preset.base) or models.get(presets.canonical(preset.base))
+        if base is None:
+            try:
+                base = manager.path_of(preset.base)
+            except R1Error:
+                continue
+        models.setdefault(preset.name, base)
     return models
+
 
 
 def engine_of(name: str, path: Path, manager: ModelManager) -> str:
@@ -54,7 +63,8 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()):
+    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()) \
+            or presets.find(name):
         return True
     upstream, _, model_id = name.partition("/")
     if upstream in manager.upstreams and model_id:
