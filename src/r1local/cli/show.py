@@ -8,6 +8,8 @@ import json
 import typer
 from rich.table import Table
 
+from ..engine import registry
+from ..engine.capabilities import declared
 from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
 from ..resolve import resolve
@@ -31,7 +33,8 @@ def show(
     if template:
         out.print(info.chat_template or "", markup=False)
         return
-    thinking = ChatTemplate(info.chat_template).is_r1
+    engine = registry.engine_for(path, registry.split_engine(model)[1])
+    capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
     facts = {
         "path": str(path),
         "name": info.name,
@@ -48,7 +51,7 @@ def show(
         "vocab_size": info.vocab_size,
         "chat_template": info.chat_template is not None,
         "license": info.get("general.license"),
-        "capabilities": ["completion", "thinking"] if thinking else ["completion"],
+        "capabilities": capabilities.ollama(),
         "tensors": len(info.tensors),
     }
     if as_json:

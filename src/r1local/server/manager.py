@@ -95,6 +95,7 @@ class ModelManager:
         self._waiters: Counter[Key] = Counter()  # requests waiting for each model's load
         self._wake = asyncio.Event()
         self.upstreams = {name: Upstream(name, url) for name, url in settings.upstreams}
+        self.aliases = dict(settings.aliases)  # serve --alias: names clients send (claude-sonnet-4) for a model
         self._upstream_entries: dict[str, Entry] = {}  # served elsewhere: never loaded, never evicted
         self._reaper: asyncio.Task | None = None
         self._stopping = False  # read by loads in progress: a stopping server stops them
@@ -143,6 +144,7 @@ class ModelManager:
         """Resolve `name` through the command-line models, the catalog and the local store (never
         an arbitrary path), load it if needed, and hold it until the lease is released.
         NAME/MODEL names a model of the upstream server NAME."""
+        name = self.aliases.get(name, name)
         upstream, _, model_id = name.partition("/")
         if upstream in self.upstreams and model_id:
             entry = self._upstream_entries.get(name)
@@ -169,6 +171,7 @@ class ModelManager:
 
     def path_of(self, name: str) -> Path:
         """The file a model name means: command-line models first, then the catalog and store."""
+        name = self.aliases.get(name, name)
         path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
         if path is None:
             base, _ = registry.split_engine(name)

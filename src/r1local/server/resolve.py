@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 
 from .. import catalog, store
 from .. import resolve as names
+from ..engine.capabilities import Capabilities, declared
+from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, UsageError
+from ..gguf_meta import GGUFInfo, read_gguf
 
 if TYPE_CHECKING:
     from .manager import ModelManager
@@ -51,7 +54,7 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.registered() or any(entry.name == name for entry in manager.loaded()):
+    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()):
         return True
     upstream, _, model_id = name.partition("/")
     if upstream in manager.upstreams and model_id:
@@ -73,3 +76,13 @@ def lenient_name(manager: ModelManager, name: str | None) -> str:
             raise UsageError('No model is loaded; name one with "model".', param="model")
         return default
     return name if default is None or knows(manager, name) else default
+
+
+def capabilities_of(name: str, path: Path, manager: ModelManager, info: GGUFInfo | None = None) -> Capabilities:
+    """What the engine answering for `name` declares: the loaded model's own, else what the engine
+    it would load on does with its chat template (read from the GGUF header: blocking)."""
+    for entry in manager.loaded():
+        if entry.name == name or entry.model.path == path:
+            return entry.model.capabilities
+    info = info or read_gguf(path, require_complete=False)
+    return declared(engine_of(name, path, manager), ChatTemplate(info.chat_template), info.context_length)
