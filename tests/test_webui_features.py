@@ -108,7 +108,8 @@ def test_edit_and_resend_then_regenerate(page):
     page.locator(".msg.user").last.locator("button", has_text="Edit").click()
     page.fill(".msg.user textarea.edit", "three")
     page.locator(".msg.user .edit-box button", has_text="Send").click()
-    page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .body').textContent.trim() === 'three'")
+    page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .body').textContent.trim() "
+                           "=== 'three'")
     page.wait_for_selector("#send:not([hidden])")
     assert [m["content"] for m in page.sent[-1]["messages"]] == ["one", "one", "three"]
     assert page.locator(".msg").count() == 4
@@ -129,7 +130,8 @@ def test_settings_are_sent_and_kept_per_conversation(page):
     ask(page, "hello")
     sent = page.sent[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
-    assert (sent["temperature"], sent["top_p"], sent["max_tokens"], sent["reasoning_budget_tokens"]) == (0.3, 0.9, 50, 16)
+    fields = ("temperature", "top_p", "max_tokens", "reasoning_budget_tokens")
+    assert [sent[field] for field in fields] == [0.3, 0.9, 50, 16]
     assert "think" not in sent  # on: the model's own default
     page.uncheck("#think")
     ask(page, "again")
@@ -162,9 +164,10 @@ def test_figures_after_an_answer_and_the_pickers_details(page, server, tiny_mode
     option = page.locator(f"#model option[value='{tiny_model.stem}']")
     details = tag["details"]
     page.wait_for_function(f"() => document.querySelector(\"#model option[value='{tiny_model.stem}']\")"
-                           ".textContent.endsWith(' loaded')")
-    assert option.inner_text() == (f"{tiny_model.stem} · {details['parameter_size']} · {details['quantization_level']}"
-                                   f" · {tag['size'] / 2**20:.0f} MiB · llama.cpp · loaded")
+                           ".textContent.endsWith('· loaded')")
+    size = f"{tag['size'] / 2**20:.0f} MiB"
+    assert option.inner_text() == (f"{tiny_model.stem} · {details['parameter_size']} · "
+                                   f"{details['quantization_level']} · {size} · llama.cpp · loaded")
     assert page.locator(f"#model option[value='{ECHO}']").inner_text() == f"{ECHO} · upstream"
 
     # a model that is not loaded says so
