@@ -18,8 +18,8 @@ from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
 from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
-                  SEED_OPT, RPC_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT,
-                  Backend, chat_request, consume, open_backend, sampling)
+                  RAW_OPT, SEED_OPT, RPC_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT,
+                  YES_OPT, Backend, chat_request, consume, open_backend, sampling)
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -47,6 +47,7 @@ class Conversation:
     params: SamplingParams
     think: bool | None = None  # None: as the model does by default
     hide_think: bool = False
+    raw: bool = False  # the model's control sequences reach the terminal
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
 
@@ -90,6 +91,7 @@ def chat(
     model: str = MODEL_ARG,
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
+    raw: bool = RAW_OPT,
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
     max_tokens: Optional[int] = MAX_TOKENS_OPT,
@@ -109,7 +111,7 @@ def chat(
     Example: r1local chat r1 --hide-think
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
-                                False if no_think else None, hide_think)
+                                False if no_think else None, hide_think, raw)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
@@ -137,7 +139,7 @@ def converse(backend: Backend, model: str, conversation: Conversation, reader: L
 def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     """One turn. An interrupted answer keeps what was written (nothing written: the turn is dropped)."""
     conversation.messages.append({"role": "user", "content": text})
-    printer = Printer(show_reasoning=not conversation.hide_think)
+    printer = Printer(show_reasoning=not conversation.hide_think, raw=conversation.raw)
     try:
         stream = backend.chat(chat_request(conversation.request(), conversation.think, conversation.params))
         result, interrupted = consume(stream, printer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import signal
 import sys
 import threading
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.highlighter import JSONHighlighter
 
 from .. import catalog, config
 from ..client import RemoteStream
@@ -25,6 +25,7 @@ from ..request import ChatRequest, Sampling, submit
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
+from .terminal import json_text
 from .resident import announce, find_server
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ MAX_TOKENS_OPT = typer.Option(
 SEED_OPT = typer.Option(None, "--seed", help="Random seed: the same seed and settings give the same answer.")
 NO_THINK_OPT = typer.Option(False, "--no-think", help="Answer at once, without reasoning first.")
 HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer, not the reasoning.")
+RAW_OPT = typer.Option(False, "--raw", help="Write the model's text byte for byte, terminal control sequences "
+                                          "included (for programs that want them; a terminal obeys them).")
 
 EXIT_CODES = (
     "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
@@ -264,6 +267,7 @@ def run(
         None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."),
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
+    raw: bool = RAW_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
@@ -288,11 +292,11 @@ def run(
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
-        printer = None if as_json else Printer(show_reasoning=not hide_think)
+        printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:
-        out.print_json(json.dumps({**result.to_dict(), "engine": backend.engine, "device": backend.device},
-                                  ensure_ascii=False))
+        out.print(JSONHighlighter()(json_text({**result.to_dict(), "engine": backend.engine,
+                                               "device": backend.device})), soft_wrap=True)
     elif printer is not None:
         printer.end()
     raise typer.Exit(outcome(result, interrupted, max_tokens))

@@ -15,6 +15,7 @@ from ..gguf_meta import read_gguf
 from ..resolve import resolve
 from .app import alias, command, out
 from .run import MODEL_ARG
+from .terminal import strip_controls
 
 
 @command()
@@ -31,7 +32,7 @@ def show(
     path = resolve(model, allow_paths=True)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
-        out.print(info.chat_template or "", markup=False)
+        out.print(strip_controls(info.chat_template or ""), markup=False)  # a file's text may be hostile
         return
     engine = registry.engine_for(path, registry.split_engine(model)[1])
     capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
@@ -77,4 +78,4 @@ def _human(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else strip_controls(str(value))
