@@ -3,7 +3,9 @@
 A name is parsed into a `ModelRef` without touching the disk or the network:
 
     r1                         the distill and quantisation for this machine (see choice.py)
-    r1:best, r1:fast           the largest that runs here; the quickest that still reasons well
+    r1:best, r1:fast, r1:npu   the best quality at 5 tokens/s or more; the quickest that still reasons
+                               well (never slower than r1); the best made for this PC's NPU
+    r1:7b                      the 7B at Q4_K_M (as Ollama's tags), or the best quality that fits
     r1:7b, r1:7b-q8_0          a catalog distill, optionally with its quantisation
     hf.co/USER/REPO:QUANT      any GGUF repository on the Hub; the file is picked by quantisation
     USER/REPO/FILE.gguf        one file of a Hub repository (FILE may sit in a folder)
@@ -212,7 +214,7 @@ def parse(name: str, *, allow_paths: bool) -> ModelRef:
     lower = name.lower()
     if lower in ("r1", "r1:latest"):
         return ModelRef(name="r1", best=True)
-    if lower in ("r1:best", "r1:fast"):
+    if lower in ("r1:best", "r1:fast", "r1:npu"):
         return ModelRef(name=lower, best=True, policy=lower)
     if lower.startswith("r1:"):
         size, _, quant = lower[3:].partition("-")

@@ -1,4 +1,4 @@
-"""A resident `r1local serve`, as the CLI sees it: is one running, and what it holds.
+"""A resident `r1local serve`, as the CLI sees it once locate.py has found and trusted it: what it holds.
 
 `run` and `chat` send their request to it when it can answer for the model (it stays loaded between
 commands, as with Ollama), and read the answer as the engine's own events, so everything after the
@@ -14,11 +14,10 @@ from collections.abc import Iterator
 
 import httpx
 
-from . import config, errors
+from . import errors
 from .engine.events import ContentDelta, Done, Event, ReasoningDelta, Timings, Usage
-from .engine.params import SamplingParams
+from .request import ChatRequest
 
-PROBE_TIMEOUT_S = 0.5  # a server on loopback answers /health in milliseconds
 _BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
                                       errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
                                       errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
@@ -35,26 +34,12 @@ def _error(response: httpx.Response) -> errors.R1Error:
     return errors.R1Error(f"The r1local server answered {response.status_code}: {body or response.reason_phrase}.")
 
 
-def answers(url: str) -> bool:
-    """Whether an r1local server listens at `url` (its /health says 200 when ready, 503 while loading)."""
-    try:
-        return "status" in httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_S).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 class ResidentServer:
     def __init__(self, url: str, api_key: str | None = None, timeout: float | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # no read timeout: a model may load, and R1 may reason, for minutes
         self.url = url
         self._http = httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0))
-
-    @classmethod
-    def find(cls) -> ResidentServer | None:
-        """The server at R1LOCAL_URL (default: this machine's default port), if one answers."""
-        url = config.server_url()
-        return cls(url, config.api_key()) if answers(url) else None
 
     def close(self) -> None:
         self._http.close()
@@ -79,14 +64,30 @@ class ResidentServer:
             raise _error(response)
         return response.json()
 
-    def chat(self, model: str, messages: list[dict], *, think: bool, params: SamplingParams) -> RemoteStream:
-        body = {"model": model, "messages": messages, "stream": True, "think": think,
-                "stream_options": {"include_usage": True},
-                "temperature": params.temperature, "top_p": params.top_p,
-                **({"max_tokens": params.max_tokens} if params.max_tokens else {}),
-                **({"seed": params.seed} if params.seed is not None else {}),
-                **({"reasoning_budget_tokens": params.think_budget} if params.think_budget is not None else {})}
-        return RemoteStream(self._http, body)
+    def chat(self, model: str, chat: ChatRequest) -> RemoteStream:
+        return RemoteStream(self._http, {"model": model, **openai_body(chat)})
+
+
+def openai_body(chat: ChatRequest) -> dict:
+    """A chat request as the OpenAI body the server turns back into the same request, streamed
+    (all but Ollama's num_ctx, which OpenAI's API lacks)."""
+    body = {"messages": chat.messages, "stream": True, "stream_options": {"include_usage": True},
+            "think": chat.think, "reasoning_budget_tokens": chat.think_budget, "reasoning_effort": chat.effort,
+            "max_tokens": chat.max_tokens, "stop": chat.stop or None, "n": chat.n if chat.n != 1 else None,
+            "grammar": chat.grammar, "truncate": None if chat.trim else False,
+            "continue_final_message": None if chat.continue_final else False, "logit_bias": chat.logit_bias,
+            **chat.sampling.fields()}
+    if chat.logprobs is not None:
+        body.update(logprobs=True, top_logprobs=chat.logprobs)
+    if chat.tools:
+        body.update(tools=[tool.model_dump(exclude_none=True) for tool in chat.tools],
+                    tool_choice=chat.tool_choice if isinstance(chat.tool_choice, str | None)
+                    else chat.tool_choice.model_dump(), parallel_tool_calls=chat.parallel_tool_calls)
+    if chat.response_format is not None:
+        schema = chat.response_format.schema
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}} \
+            if schema else {"type": "json_object"}
+    return {key: value for key, value in body.items() if value is not None}
 
 
 class RemoteStream:

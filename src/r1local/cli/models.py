@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from .. import catalog, choice, fit, resolve, store
-from ..errors import InsufficientMemory, UsageError
+from ..errors import UsageError
 from .app import alias, command, err, out
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
@@ -44,6 +44,11 @@ class DownloadBar:
         self.close()
 
 
+def say(line: str) -> None:
+    """A line about what a command does on the way (which file a name picked, whom it contacts)."""
+    err.print(line, style="dim", markup=False)
+
+
 def ask(question: str) -> bool:
     """Ask before a download on a terminal; without one, refuse and say how to go on."""
     if not sys.stdin.isatty():
@@ -56,7 +61,7 @@ def resolve_model(name: str, *, yes: bool = False, revision: str | None = None) 
     """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
     a missing model is downloaded, after a question on a terminal unless `yes`."""
     return resolve.resolve(name, allow_paths=True, pull_if_missing=True, confirm=None if yes else ask,
-                           revision=revision, progress=DownloadBar)
+                           revision=revision, progress=DownloadBar, notify=say)
 
 
 @command()
@@ -66,7 +71,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
     Example: r1local pull r1:7b
     """
     ref = catalog.parse(name, allow_paths=False)
-    target, label = resolve.choose(ref, revision=revision)
+    target, label = resolve.choose(ref, revision=revision, notify=say)
     if store.discard_damaged(target):
         err.print(f"The copy of {label} in the cache is cut short: downloading it again.", style="yellow")
     path = store.find_local(target)
@@ -76,7 +81,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
         from .. import download  # the Hub client only when something is downloaded
 
         err.print(f"Pulling {label} from {target.repo}", style="bold")
-        path = download.pull(target, progress=DownloadBar, on_wait=_say_waiting)
+        path = download.pull(target, progress=DownloadBar, on_wait=_say_waiting, notify=say)
     out.print(str(path))
 
 
@@ -99,7 +104,7 @@ def list_models(as_json: bool = JSON_OPT) -> None:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
     # the paths are long (Hugging Face cache layout): each goes on its own line under its model
-    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (cut short: pull it again)"),
+    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
     out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
@@ -196,11 +201,7 @@ def _short_name_choices(cat: catalog.Catalog) -> dict[str, list[str]]:
     variant name -> the short names that pick it."""
     chosen: dict[str, list[str]] = {}
     for d in cat.distills:
-        try:
-            variant = resolve.best_for_machine(resolve.local_first(cat.ordered(d)))
-        except InsufficientMemory:  # nothing fits: the default quantisation stands for the name
-            variant = cat.variant(d.name)
-        chosen.setdefault(variant.name, []).append(f"r1:{d.name}")
+        chosen.setdefault(resolve.plain_size(cat, d).name, []).append(f"r1:{d.name}")
     return chosen
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import signal
 import sys
 import threading
@@ -13,18 +12,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.highlighter import JSONHighlighter
 
 from .. import catalog, config
-from ..client import RemoteStream, ResidentServer
+from ..client import RemoteStream
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.events import Done, Result
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..engine.speculative import Speculation
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageError
+from ..request import ChatRequest, Sampling, submit
 from .app import command, err, out
 from .models import resolve_model
 from .printer import Printer
+from .terminal import json_text
+from .resident import announce, find_server
 
 if TYPE_CHECKING:
     from ..engine.stream import Stream
@@ -74,6 +77,8 @@ MAX_TOKENS_OPT = typer.Option(
 SEED_OPT = typer.Option(None, "--seed", help="Random seed: the same seed and settings give the same answer.")
 NO_THINK_OPT = typer.Option(False, "--no-think", help="Answer at once, without reasoning first.")
 HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer, not the reasoning.")
+RAW_OPT = typer.Option(False, "--raw", help="Write the model's text byte for byte, terminal control sequences "
+                                          "included (for programs that want them; a terminal obeys them).")
 
 EXIT_CODES = (
     "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
@@ -170,7 +175,7 @@ class Backend:
     where: str  # "http://127.0.0.1:11435" or "this process"
     engine: str  # "llama.cpp", "openvino"; "r1local serve" when a server answers
     device: str  # where the model runs, as the engine names it; the server's URL when a server answers
-    chat: Callable[..., Stream | RemoteStream]  # (messages, think=, params=) -> a stream of events
+    chat: Callable[[ChatRequest], Stream | RemoteStream]  # a request -> a stream of its events
 
 
 def _is_file(model: str) -> bool:
@@ -189,8 +194,10 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
     loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split, kv_type, spec))
                   or bool(rpc or config.rpc_workers())
                   or _is_file(model))
-    server = None if loads_here else ResidentServer.find()
+    found = None if loads_here else find_server()
+    server = found.server if found else None
     if server is not None and server.has(model):
+        announce(found)
         try:
             yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, model))
         finally:
@@ -199,7 +206,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
     if server is not None:
         server.close()
     with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
+        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
 
 
 def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:
@@ -261,6 +268,12 @@ def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int
                           think_budget=think_budget)
 
 
+def chat_request(messages: list[dict], think: bool | None, params: SamplingParams) -> ChatRequest:
+    """The command's options as the one chat request (think None: as the model does by default)."""
+    return ChatRequest(messages, think=think, think_budget=params.think_budget, max_tokens=params.max_tokens,
+                       sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed))
+
+
 @command(epilog=EXIT_CODES)
 def run(
     model: str = MODEL_ARG,
@@ -268,6 +281,7 @@ def run(
         None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."),
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
+    raw: bool = RAW_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
@@ -295,13 +309,12 @@ def run(
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     drafts = speculation(spec, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
-        stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
-                               params=params)
-        printer = None if as_json else Printer(show_reasoning=not hide_think)
+        stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
+        printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:
-        out.print_json(json.dumps({**result.to_dict(), "engine": backend.engine, "device": backend.device},
-                                  ensure_ascii=False))
+        out.print(JSONHighlighter()(json_text({**result.to_dict(), "engine": backend.engine,
+                                               "device": backend.device})), soft_wrap=True)
     elif printer is not None:
         printer.end()
     raise typer.Exit(outcome(result, interrupted, max_tokens))

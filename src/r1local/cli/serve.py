@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .. import config
+from .. import config, server_record
 from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
@@ -35,11 +35,25 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _client_url(host: str, port: int) -> str:
+    """The URL commands on this PC reach a server bound to `host` at."""
+    url_host = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    return f"http://{url_host}:{port}"
+
+
 def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
     """--upstream NAME=URL options over the config file's [upstreams] table (same NAME: the option wins)."""
     found = dict(parse_spec(f"{name}={url}") for name, url in config.saved_settings().get("upstreams", {}).items())
     found |= dict(parse_spec(spec) for spec in specs)
     return tuple(found.items())
+
+
+def parse_alias(spec: str) -> tuple[str, str]:
+    """"claude-sonnet-4=r1:7b" -> ("claude-sonnet-4", "r1:7b")."""
+    name, sep, model = (part.strip() for part in spec.partition("="))
+    if not sep or not name or not model:
+        raise UsageError(f"Not an alias: {spec!r}.", "Write NAME=MODEL, e.g. --alias claude-sonnet-4=r1:7b.")
+    return name, model
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -86,8 +100,11 @@ def serve(
              "prefer the R1LOCAL_API_KEY environment variable or --api-key-file."),
     api_key_file: Optional[Path] = typer.Option(
         None, "--api-key-file", help="Read the API key from this file (its first line)."),
-    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
-                                                    help="Allow browser pages from this origin (repeatable)."),
+    cors_origin: Optional[list[str]] = typer.Option(
+        None, "--cors-origin",
+        help="Allow browser pages from this origin too, * a wildcard: 'https://*.example.com' (repeatable; or "
+             "R1LOCAL_ORIGINS=a,b). Local pages (http://localhost:*) and desktop apps (tauri://, app://, file://, "
+             "vscode-webview://) are allowed, as Ollama allows them."),
     allowed_host: Optional[list[str]] = typer.Option(
         None, "--allowed-host",
         help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
@@ -104,6 +121,9 @@ def serve(
     upstream: Optional[list[str]] = typer.Option(
         None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
                                  "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
+    alias: Optional[list[str]] = typer.Option(
+        None, "--alias", help="Serve requests naming NAME with MODEL, as NAME=MODEL (repeatable): "
+                              "claude-sonnet-4=r1:7b lets Anthropic's clients keep their model names."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the chat page at /."),
     detach: bool = typer.Option(False, "--detach", "-d",
                                 help="Run in the background (log in ~/.r1local/serve.log); r1local stop ends it."),
@@ -135,8 +155,7 @@ def serve(
     sock = bind(host, port)
     if detach:  # the port is free: hand it over to a background copy of this command
         sock.close()
-        url_host = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
-        return resident.detach(sys.argv[1:], f"http://{url_host}:{port}")
+        return resident.detach(sys.argv[1:], _client_url(host, port))
     key = _read_key(api_key_file) if api_key_file else api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
@@ -144,17 +163,27 @@ def serve(
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key,
-        cors_origins=tuple(cors_origin or ()),
+        cors_origins=(*(cors_origin or ()), *config.allowed_origins()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        aliases=tuple(parse_alias(text) for text in alias or []),
         kv_type=kv_type or config.kv_type(), speculation=speculation(spec, draft_max, draft_min),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
               + ("" if no_ui else f", chat page: http://{host}:{port}/") + ")", markup=False)
     config_ = uvicorn.Config(create_app(settings), log_level="info", timeout_graceful_shutdown=GRACE_S)
-    _run_with_deadline(config_, sock)
+    url = _client_url(host, sock.getsockname()[1])
+    record = server_record.claim(url)
+    if record is None:
+        err.print(f"note: another r1local serve is the one commands find; R1LOCAL_HOST={url} points them here.",
+                  style="yellow", markup=False)
+    try:
+        _run_with_deadline(config_, sock)
+    finally:
+        if record is not None:
+            server_record.release(record)
 
 
 def _read_key(path: Path) -> str:

@@ -8,11 +8,14 @@ import json
 import typer
 from rich.table import Table
 
+from ..engine import registry
+from ..engine.capabilities import declared
 from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
 from ..resolve import resolve
 from .app import alias, command, out
 from .run import MODEL_ARG
+from .terminal import strip_controls
 
 
 @command()
@@ -29,9 +32,10 @@ def show(
     path = resolve(model, allow_paths=True)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
-        out.print(info.chat_template or "", markup=False)
+        out.print(strip_controls(info.chat_template or ""), markup=False)  # a file's text may be hostile
         return
-    thinking = ChatTemplate(info.chat_template).is_r1
+    engine = registry.engine_for(path, registry.split_engine(model)[1])
+    capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
     facts = {
         "path": str(path),
         "name": info.name,
@@ -48,7 +52,7 @@ def show(
         "vocab_size": info.vocab_size,
         "chat_template": info.chat_template is not None,
         "license": info.get("general.license"),
-        "capabilities": ["completion", "thinking"] if thinking else ["completion"],
+        "capabilities": capabilities.ollama(),
         "tensors": len(info.tensors),
     }
     if as_json:
@@ -74,4 +78,4 @@ def _human(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else strip_controls(str(value))

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from ..errors import ContextOverflow, UsageError
 from . import history
+from .capabilities import Capabilities, declared
 from .params import SamplingParams
 from .stream import Stream
 from .template import ChatTemplate, RenderedPrompt
@@ -48,6 +49,11 @@ class Engine(ABC):
     @property
     def is_r1(self) -> bool:
         return self.template.is_r1
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this engine does with this model; requests beyond it are refused before any work."""
+        return declared(self.engine, self.template, self.n_ctx)
 
     # -- requests --
     def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
@@ -83,6 +89,14 @@ class Engine(ABC):
     def complete(self, prompt: str, *, params: SamplingParams | None = None, suffix: str | None = None) -> Stream:
         """Raw text, no template; with a `suffix` the model fills in what goes between (FIM)."""
         tokens = self.prompt_tokens(prompt) if suffix is None else self.fill_in_middle(prompt, suffix)
+        return self._generate(tokens, params)
+
+    def complete_tokens(self, tokens: list[int], *, params: SamplingParams | None = None) -> Stream:
+        """A prompt given as token ids (llama-server's clients send them), generated from as it is."""
+        n_vocab = self.gguf_vocab().n_vocab
+        if not tokens or any(not 0 <= t < n_vocab for t in tokens):
+            raise UsageError(f"A prompt of token ids needs at least one id, each between 0 and {n_vocab - 1}.",
+                             param="prompt")
         return self._generate(tokens, params)
 
     def infill(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = "",

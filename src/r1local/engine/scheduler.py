@@ -80,7 +80,7 @@ class Active:
         timings = dataclasses.replace(timings, draft_n=self.drafted, draft_n_accepted=self.accepted)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
-        self.job.stream.push(Done(reason, usage, timings, error))
+        self.job.stream.push(Done(reason, usage, timings, error, self.output.stops.matched))
 
 
 def _never_started(job: Job) -> None:

@@ -8,17 +8,18 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
-from .. import __version__
+from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi, webui
+from . import anthropic, embeddings, errors, llamacpp_routes, ollama, openai, openapi, responses, webui
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
+from .origins import OriginPolicy
 from .pull import Pulls
 from .settings import ServerSettings
 from .state import ServerState
@@ -28,6 +29,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
     manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
     state = ServerState(settings, manager, Metrics(manager), Pulls())
+    secret = trust.server_secret()  # proves to this user's CLI that this is its own server
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -48,11 +50,14 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     app.include_router(ollama.router())
     app.include_router(embeddings.router())
     app.include_router(llamacpp_routes.router())
+    app.include_router(anthropic.router())
+    app.include_router(responses.router())
     openapi.install(app)
 
     @app.get("/health")
-    async def health() -> JSONResponse:
-        """200 once the command-line models are loaded; 503 while they load or when one failed."""
+    async def health(request: Request) -> JSONResponse:
+        """200 once the command-line models are loaded; 503 while they load or when one failed; with
+        a challenge, the proof that this is the asking user's own server (trust.py)."""
         status = "error" if manager.failed else "ok" if manager.ready else "loading"
         body = {"status": status, "loading": manager.loading, "models": [entry.name for entry in manager.loaded()]}
         if manager.failed:
@@ -60,7 +65,10 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
         if settings.rpc:
             models = [entry.model for entry in manager.loaded()]
             body["workers"] = await asyncio.to_thread(worker_status, settings.rpc, models)
-        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+        port = (request.scope.get("server") or ("", 0))[1]  # the port this connection reached
+        proof = trust.answer(secret, request.headers.get(trust.CHALLENGE_HEADER), port)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503,
+                            headers={trust.PROOF_HEADER: proof} if proof else None)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -70,14 +78,14 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
 
     # outermost last: CORS answers preflights and decorates every response, errors included;
     # the Host check comes before everything, so a rebinding page learns nothing at all
-    app.add_middleware(CrossSiteGuard, cors_origins=settings.cors_origins)
+    origins = OriginPolicy(settings.cors_origins)
+    app.add_middleware(CrossSiteGuard, origins=origins)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
     app.add_middleware(CountErrors, metrics=state.metrics)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version",
+                                      "Anthropic-Beta", "Anthropic-Dangerous-Direct-Browser-Access"])
     app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))
     return app

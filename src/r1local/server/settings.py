@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import config
 from ..engine.speculative import Speculation
+from ..request import ChatRequest
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,8 @@ class ServerSettings:
     upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)
     web_ui: bool = True  # the chat page at /
+    aliases: tuple[tuple[str, str], ...] = ()  # (NAME, MODEL): a name clients send, served by MODEL
+
+    def apply(self, chat: ChatRequest) -> ChatRequest:
+        """A request with this server's defaults: its think budget, and no trimming under --no-trim."""
+        return replace(chat, default_think_budget=self.think_budget, trim=chat.trim and self.trim)
