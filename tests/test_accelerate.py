@@ -172,7 +172,7 @@ def test_build_key_separates_backends_and_flags(tmp_path, monkeypatch):
 def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, monkeypatch, tools):
     monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
     tools(*VULKAN_KIT)
-    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--dry-run"])
+    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--source", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert 'CMAKE_ARGS="-DGGML_VULKAN=on -DGGML_RPC=on"' in result.output
     assert "Dry run: nothing built." in result.output and "--force-reinstall --no-deps llama-cpp-python==" in result.output
@@ -182,7 +182,7 @@ def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, mo
 def test_missing_toolchain_stops_before_building_with_the_install_line(tmp_path, monkeypatch, tools):
     monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
     tools("c++")
-    result = runner.invoke(app, ["accelerate", "--backend", "vulkan"])
+    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--source"])
     assert result.exit_code == BuildError.exit_code
     assert "needs vulkan/vulkan.h, glslc, spirv/unified1/spirv.hpp, not found" in result.output
     if os.path.exists("/etc/debian_version"):
