@@ -9,8 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ..names import ModelAddress
 from .app import command, err, out
-from .run import GPU_OPT, MODEL_ARG, RPC_OPT, SPLIT_OPT, THREADS_OPT, open_model
+from .backend import open_model
+from .options import GPU_OPT, MODEL_ARG, RPC_OPT, SPLIT_OPT, THREADS_OPT
 
 if TYPE_CHECKING:
     from ..bench import BenchReport, Spread
@@ -38,7 +40,7 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")
-    with open_model(model, context_for(pp, tg), threads, gpu_layers, rpc=rpc, tensor_split=tensor_split) as loaded:
+    with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc, tensor_split=tensor_split) as loaded:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,

@@ -16,9 +16,10 @@ from .. import config
 from ..engine.params import SamplingParams
 from .app import command, err, out
 from .printer import Printer
-from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, SEED_OPT,
-                  RPC_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, Backend, consume,
-                  open_backend, sampling)
+from .backend import Backend, open_backend
+from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
+                      SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, sampling)
+from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession

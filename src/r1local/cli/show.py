@@ -10,9 +10,10 @@ from rich.table import Table
 
 from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
+from ..names import ModelAddress
 from ..resolve import resolve
 from .app import alias, command, out
-from .run import MODEL_ARG
+from .options import MODEL_ARG
 
 
 @command()
@@ -26,7 +27,7 @@ def show(
 
     Example: r1local show r1:7b
     """
-    path = resolve(model, allow_paths=True)  # never downloads: show what is here
+    path = resolve(ModelAddress.parse(model, allow_paths=True))  # never downloads: show what is here
     info = read_gguf(path)
     if template:
         out.print(info.chat_template or "", markup=False)

@@ -34,6 +34,7 @@ class OpenAIEmbeddingRequest(Strict):
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
+    truncate: bool = False  # beyond OpenAI, as Ollama's /api/embed: cut an input to the context
 
 
 class OllamaEmbedRequest(Strict):
@@ -97,7 +98,8 @@ def router() -> APIRouter:
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
         inputs = body.input if isinstance(body.input, list) and body.input and not isinstance(body.input[0], int) \
             else [body.input]
-        vectors, tokens, _, _ = await embed(request, body.model, inputs, truncate=False, dimensions=body.dimensions)
+        vectors, tokens, _, _ = await embed(request, body.model, inputs, truncate=body.truncate,
+                                            dimensions=body.dimensions)
 
         def encoded(vector: list[float]) -> list[float] | str:
             if body.encoding_format == "float":

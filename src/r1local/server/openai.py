@@ -40,8 +40,8 @@ def router() -> APIRouter:
         state = get_state(request)
         local = [model_card(name, path, engine_of(name, path, state.manager))
                  for name, path in available_models(state.manager).items()]
-        remote = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/")[0], "engine": "upstream"}
-                  for name in await state.manager.upstream_models()]
+        remote = [{"id": name, "object": "model", "created": 0, "owned_by": state.manager.address(name).upstream,
+                   "engine": "upstream"} for name in await state.manager.upstream_models()]
         return {"object": "list", "data": local + remote}
 
     @api.get("/v1/models/{model_id:path}")

@@ -1,21 +1,16 @@
-"""Model names -> GGUF files already on this machine. Over HTTP a name goes only through the
-catalog and the local store (allow_paths=False); paths are accepted from the command line only."""
+"""What the server can answer for: the models it lists, and the engine each runs on. A request's
+name is resolved by the manager (names.py parses it), never as a path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import resolve as names
 from .. import store
+from ..engine.registry import engine_for
 
 if TYPE_CHECKING:
     from .manager import ModelManager
-
-
-def local_path(name: str, *, allow_paths: bool) -> Path:
-    """Never downloads: a model that is not here is a 404 telling the caller to pull it."""
-    return names.resolve(name, allow_paths=allow_paths, pull_if_missing=False)
 
 
 def available_models(manager: ModelManager) -> dict[str, Path]:
@@ -35,6 +30,4 @@ def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     for entry in manager.loaded():
         if entry.name == name:
             return entry.model.engine
-    from ..engine.registry import engine_for, split_engine
-
-    return engine_for(path, split_engine(name)[1])
+    return engine_for(path, manager.address(name).engine)
