@@ -19,6 +19,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 DEFAULT_CTX = 8192  # reasoning is long; capped by the model's trained context
 MIN_CTX = 2048
+KV_TYPES = ("f16", "q8_0", "q4_0")  # KV cache element types llama.cpp offers for K and V alike
 
 
 def debug() -> bool:
@@ -37,6 +38,17 @@ def rpc_workers() -> str | None:
     if workers is not None and not isinstance(workers, str):
         raise UsageError(f"{config_file()}: rpc must be a string.", 'Example: rpc = "192.168.1.20:50052,192.168.1.21:50052"')
     return workers or None
+
+
+def kv_type() -> str | None:
+    """R1LOCAL_KV_TYPE, else config.toml's `kv_type`: the KV cache's type (f16, q8_0, q4_0) where
+    --kv-type is not given; None lets the fit choose (q8_0 only where f16 would not fit)."""
+    env = os.environ.get("R1LOCAL_KV_TYPE")
+    value = env or saved_settings().get("kv_type")
+    if value is not None and value not in KV_TYPES:
+        where = "R1LOCAL_KV_TYPE" if env else f"{config_file()}: kv_type"
+        raise UsageError(f"{where} must be one of {', '.join(KV_TYPES)}, not {value!r}.", 'Example: kv_type = "q8_0"')
+    return value or None
 
 
 def rpc_build_dir() -> Path:

@@ -38,7 +38,8 @@ from .speed import estimate as estimate_speed
 MiB = 1024**2
 REPACKED = {"Q4_0", "Q4_K", "IQ4_NL"}  # ggml types the CPU backend copies into interleaved layouts
 REPACK_SHARE = {"Q4_0": 1.0, "IQ4_NL": 1.0, "Q4_K_S": 0.95, "Q4_K_M": 0.8}  # of layer bytes (measured: Q4_K_M proxy)
-KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cache element
+KV_BYTES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}  # bytes per cache element (config.KV_TYPES)
+KV_BLOCK = 32  # elements per q8_0/q4_0 block: a quantised cache needs heads of a multiple of it
 N_UBATCH = 512  # the engine's micro-batch (compute buffer scales with it)
 RUNTIME = 24 * MiB  # ggml contexts, thread pools (measured: RSS growth of loading a tiny model)
 RUNTIME_PER_TOKEN = 170  # bytes of vocabulary tables per vocabulary entry (measured, same way)
@@ -109,6 +110,10 @@ class ModelShape:
     def kv_bytes_per_token(self, kv_type: str = "f16") -> float:
         return self.layers * self.kv_heads * (self.key_dim + self.value_dim) * KV_BYTES[kv_type]
 
+    def kv_quantisable(self) -> bool:
+        """llama.cpp refuses a quantised cache whose heads do not split into whole blocks."""
+        return self.key_dim % KV_BLOCK == 0 and self.value_dim % KV_BLOCK == 0
+
     def compute_bytes(self) -> int:
         """llama.cpp's compute buffer (flash attention on): its peak is the output matmul of one
         micro-batch, n_ubatch x (vocab + embedding) floats."""
@@ -147,7 +152,9 @@ class FitPlan:
     tensor_split: list[float] = field(default_factory=list)  # their shares (several GPUs only)
     user_split: tuple[float, ...] | None = None  # the --tensor-split these shares came from, if any
     offload_kv: bool = True  # an offloaded layer's KV cache lives on its GPU
-    flash_attn: str = "auto"  # llama.cpp enables it where every device has the kernel
+    flash_attn: str = "auto"  # llama.cpp enables it where every device has the kernel; "on" for a quantised V
+    kv_type: str = "f16"  # the KV cache's element type, K and V alike
+    kv_note: str = ""  # why the default chose a quantised cache
 
     @property
     def n_ctx_total(self) -> int:
@@ -241,13 +248,41 @@ def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     return ladder
 
 
+def check_kv_type(shape: ModelShape, kv_type: str) -> None:
+    if kv_type not in config.KV_TYPES:
+        raise UsageError(f"Unknown KV cache type {kv_type!r}.", f"Choose one of {', '.join(config.KV_TYPES)}.")
+    if kv_type != "f16" and not shape.kv_quantisable():
+        raise UsageError(f"--kv-type {kv_type} needs attention heads whose size is a multiple of {KV_BLOCK}; "
+                         f"{shape.name}'s are {shape.key_dim}.", "Use --kv-type f16 for this model.")
+
+
 def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1,
-         gpu_layers: int | None = None, user_split: Sequence[float] | None = None) -> FitPlan:
+         gpu_layers: int | None = None, user_split: Sequence[float] | None = None,
+         kv_type: str | None = None) -> FitPlan:
     """Choose how to load `shape` on `hardware`: all layers on the GPU(s) when they fit with margin,
     else as many layers as fit; several GPUs share the layers by their free memory; the context
     from desired_ctx down to config.MIN_CTX; threads = physical (performance) cores. `gpu_layers`
     pins the offloaded layers (the user's --gpu-layers; negative: all) and plans the rest around
-    them; `user_split` (--tensor-split) replaces the GPUs' shares. Every number is an estimate."""
+    them; `user_split` (--tensor-split) replaces the GPUs' shares. Every number is an estimate.
+    `kv_type` None: an f16 cache, unless only a q8_0 one (half the bytes, little loss) lets the
+    context fit."""
+    if kv_type is not None:
+        check_kv_type(shape, kv_type)
+        return _plan(shape, hardware, desired_ctx, n_parallel, gpu_layers, user_split, kv_type)
+    full = _plan(shape, hardware, desired_ctx, n_parallel, gpu_layers, user_split, "f16")
+    wanted_ctx = _ctx_ladder(shape, desired_ctx or config.DEFAULT_CTX)[0]
+    if not shape.kv_quantisable() or (full.fits and full.n_ctx >= wanted_ctx):
+        return full
+    half = _plan(shape, hardware, desired_ctx, n_parallel, gpu_layers, user_split, "q8_0")
+    if (half.fits, half.n_ctx) <= (full.fits, full.n_ctx):
+        return full
+    gained = f"the {half.n_ctx}-token context fit (f16: {full.n_ctx})" if full.fits else "the model fit"
+    half.kv_note = f"a q8_0 KV cache (half of f16's bytes) lets {gained}"
+    return half
+
+
+def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_parallel: int,
+          gpu_layers: int | None, user_split: Sequence[float] | None, kv_type: str) -> FitPlan:
     desired = desired_ctx or config.DEFAULT_CTX
     gpus = hardware.usable_gpus
     budgets = _gpu_budgets(gpus, hardware)
@@ -256,7 +291,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
              else tensor_split(budgets) if gpus else [])
     unified = bool(gpus) and all(g.integrated for g in gpus)
     ram = int(hardware.memory.available * RAM_MARGIN)
-    kv_layer_tok = shape.kv_bytes_per_token() / shape.layers
+    kv_layer_tok = shape.kv_bytes_per_token(kv_type) / shape.layers
 
     def attempt(ctx: int, n_gpu: int, force: bool = False) -> FitPlan | None:
         total_ctx = -(-ctx * n_parallel // 256) * 256  # llama.cpp pads the cache to 256 cells
@@ -299,6 +334,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
             gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device) if n],
             device_layers=[n for n in per_device if n], tensor_split=split if len(gpus) > 1 else [],
             user_split=tuple(user_split) if user_split else None,
+            kv_type=kv_type, flash_attn="auto" if kv_type == "f16" else "on",
         )
 
     ladder = _ctx_ladder(shape, desired)
@@ -326,7 +362,7 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
     return FitPlan(
         shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, None, None, False, "too big",
         f"needs about {need / GiB:.1f} GiB; {ram / GiB:.1f} GiB of RAM and {budget / GiB:.1f} GiB of GPU memory are free",
-        budget,
+        budget, kv_type=kv_type,
     )
 
 
@@ -335,9 +371,10 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
     fewer GPU layers at the same context, then on the CPU a context halved down to config.MIN_CTX."""
     if failed.n_gpu_layers > 0:
         fewer = max(failed.n_gpu_layers - max(1, (shape.layers + 1) // 4), 0)
-        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer, user_split=failed.user_split)
+        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer, user_split=failed.user_split,
+                 kv_type=failed.kv_type)
     elif failed.n_ctx // 2 >= min(config.MIN_CTX, failed.n_ctx):
-        p = plan(shape, hardware, failed.n_ctx // 2, failed.n_parallel, gpu_layers=0)
+        p = plan(shape, hardware, failed.n_ctx // 2, failed.n_parallel, gpu_layers=0, kv_type=failed.kv_type)
     else:
         return None
     return p if (p.n_gpu_layers, p.n_ctx) < (failed.n_gpu_layers, failed.n_ctx) else None
@@ -345,16 +382,18 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
 
 @functools.lru_cache(maxsize=16)
 def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int, gpu_layers: int | None,
-                 user_split: tuple[float, ...] | None) -> FitPlan:
+                 user_split: tuple[float, ...] | None, kv_type: str | None) -> FitPlan:
     from .gguf_meta import read_gguf
     from .hardware import detect_live
 
-    return plan(ModelShape.from_gguf(read_gguf(path)), detect_live(), desired_ctx, n_parallel, gpu_layers, user_split)
+    shape = ModelShape.from_gguf(read_gguf(path))
+    return plan(shape, detect_live(), desired_ctx, n_parallel, gpu_layers, user_split, kv_type)
 
 
 def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1,
-                  gpu_layers: int | None = None, user_split: Sequence[float] | None = None) -> FitPlan:
+                  gpu_layers: int | None = None, user_split: Sequence[float] | None = None,
+                  kv_type: str | None = None) -> FitPlan:
     """The load settings for a local GGUF on this machine (live detection, cached per process)."""
     path = Path(path)
     return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel, gpu_layers,
-                        tuple(user_split) if user_split else None)
+                        tuple(user_split) if user_split else None, kv_type)

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..names import ModelAddress
 from .app import command, err, out
 from .backend import open_model
-from .options import GPU_OPT, MODEL_ARG, RPC_OPT, SPLIT_OPT, THREADS_OPT
+from .options import GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPLIT_OPT, THREADS_OPT
 
 if TYPE_CHECKING:
     from ..bench import BenchReport, Spread
@@ -29,6 +29,7 @@ def bench(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
     the way llama.cpp's llama-bench does.
@@ -40,7 +41,8 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")
-    with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc, tensor_split=tensor_split) as loaded:
+    with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc,
+                    tensor_split=tensor_split, kv_type=kv_type) as loaded:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,

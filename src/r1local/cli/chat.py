@@ -17,7 +17,7 @@ from ..engine.params import SamplingParams
 from .app import command, err, out
 from .printer import Printer
 from .backend import Backend, open_backend
-from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
+from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
                       SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, sampling)
 from .run import consume
 
@@ -99,6 +99,7 @@ def chat(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -108,7 +109,7 @@ def chat(
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget), not no_think and think_budget != 0,
                                 hide_think)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split) as backend:
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
         converse(backend, model, conversation, LineReader())

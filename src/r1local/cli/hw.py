@@ -75,7 +75,8 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
     else:
         where = (f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)}"
                  f" of {_gib(hw.memory.available)} available RAM)")
-    return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context, "
+    kv = f" ({p.kv_type} KV cache)" if p.kv_type != "f16" else ""
+    return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context{kv}, "
             f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}")
 
 
@@ -185,6 +186,9 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         p = choice.plan
         prompt = "unknown" if p.prompt_tps is None else f"about {p.prompt_tps:.0f} tokens/s"
         out.print(f"  prompt reading {prompt}; {p.reason} (estimates)", style="dim", markup=False)
+        if p.kv_note:
+            out.print(f"  KV cache: {p.kv_note}, so r1local loads it that way (--kv-type f16 keeps f16)",
+                      style="dim", markup=False)
         out.print(f"  {why_line(chosen)}", style="dim", markup=False, soft_wrap=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import typer
 
+from .. import config
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..errors import UsageError
 
@@ -19,6 +20,19 @@ RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local
 MAX_SPLIT_DEVICES = 16  # llama.cpp's LLAMA_MAX_DEVICES: the length of its tensor_split array
 SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of the offloaded layers, in llama.cpp's "
                                                       "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
+
+
+def _check_kv_type(value: str | None) -> str | None:
+    if value is not None and value not in config.KV_TYPES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(config.KV_TYPES)}.")
+    return value
+
+
+KV_TYPE_OPT = typer.Option(
+    None, "--kv-type", callback=_check_kv_type,
+    help="KV cache type (K and V): q8_0 halves f16's memory with little loss, q4_0 quarters it; a quantised "
+         "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
+         "it lets the context fit; also kv_type in config.toml).")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")

@@ -13,7 +13,7 @@ from ..engine.events import Done, Result
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
 from .app import command, err, out
 from .backend import open_backend
-from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
+from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
                       SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, sampling)
 from .printer import Printer
 
@@ -100,6 +100,7 @@ def run(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -110,7 +111,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split) as backend:
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
                                params=params)
         printer = None if as_json else Printer(show_reasoning=not hide_think)

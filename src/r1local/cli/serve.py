@@ -21,7 +21,7 @@ from ..names import ModelAddress
 from ..resolve import resolve
 from . import resident
 from .app import command, err
-from .options import CTX_OPT, GPU_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
+from .options import CTX_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -75,6 +75,7 @@ def serve(
     gpu_layers: Optional[int] = GPU_OPT,
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
+    kv_type: Optional[str] = KV_TYPE_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
@@ -143,6 +144,7 @@ def serve(
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        kv_type=kv_type or config.kv_type(),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"

@@ -60,6 +60,7 @@ class Model(Engine):
         map_file: bool | None = None,
         placement: Callable[[Any], None] | None = None,
         plan: fit.FitPlan | None = None,
+        kv_type: str | None = None,
         abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
@@ -72,7 +73,8 @@ class Model(Engine):
         if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
             raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
         info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
-        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers, tensor_split)
+        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers, tensor_split,
+                                           kv_type or config.kv_type())
         if n_ctx:  # the caller's context wins over the fit's
             chosen = dataclasses.replace(chosen, n_ctx=n_ctx)
         attempt = chosen
@@ -83,6 +85,7 @@ class Model(Engine):
                     n_threads=n_threads or attempt.n_threads, n_batch=n_batch,
                     map_file=attempt.map_file if map_file is None else map_file, tiled_matmul=attempt.tiled_matmul,
                     tensor_split=attempt.tensor_split, flash_attn=attempt.flash_attn, offload_kv=attempt.offload_kv,
+                    kv_type=attempt.kv_type,
                     placement=placement, abort=abort,
                 )
                 break
@@ -99,6 +102,8 @@ class Model(Engine):
                                f"loaded with {_where(attempt)}")
         elif not attempt.n_gpu_layers and (build := hardware.detect_live().build):
             model.load_note = build.cpu_fallback_note()
+        if attempt.kv_note:
+            model.load_note = "; ".join(filter(None, (model.load_note, attempt.kv_note)))
         return model
 
     # -- requests --

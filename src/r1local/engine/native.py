@@ -55,6 +55,7 @@ def _last_log_error() -> str:
 
 
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}  # enum llama_flash_attn_type
+KV_GGML_TYPE = {"f16": 1, "q4_0": 2, "q8_0": 8}  # enum ggml_type
 
 
 def _ran_out_of_memory() -> bool:
@@ -84,6 +85,7 @@ class NativeModel(VocabMethods):
         tensor_split: list[float] | None = None,
         flash_attn: str = "auto",
         offload_kv: bool = True,
+        kv_type: str = "f16",
         abort: Callable[[], bool] | None = None,
     ) -> None:
         """abort: asked while the weights load; True stops the load (Cancelled)."""
@@ -131,7 +133,9 @@ class NativeModel(VocabMethods):
         cparams.n_threads = n_threads
         cparams.n_threads_batch = n_threads
         cparams.no_perf = True
-        cparams.flash_attn_type = FLASH_ATTN[flash_attn]
+        # llama.cpp reads a quantised V cache only inside its flash-attention kernel
+        cparams.flash_attn_type = FLASH_ATTN["on" if kv_type != "f16" else flash_attn]
+        cparams.type_k = cparams.type_v = KV_GGML_TYPE[kv_type]
         cparams.offload_kqv = offload_kv
         self.ctx = C.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -147,6 +151,7 @@ class NativeModel(VocabMethods):
             self.placement = Placement.parse(_placement_lines)  # where llama.cpp really put it
         self.memory = C.llama_get_memory(self.ctx)
         self.n_ctx_seq = C.llama_n_ctx_seq(self.ctx)
+        self.kv_type = kv_type
         self.n_seq = n_seq
         self.n_batch = n_batch
 

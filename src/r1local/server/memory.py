@@ -20,7 +20,7 @@ def hardware_now() -> Hardware:
 def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan:
     shape = fit.ModelShape.from_gguf(read_gguf(path), name=path.stem)
     return fit.plan(shape, machine, settings.ctx, settings.parallel, settings.n_gpu_layers,
-                    settings.tensor_split or None)
+                    settings.tensor_split or None, settings.kv_type)
 
 
 def refusal(path: Path, load_plan: fit.FitPlan) -> InsufficientMemory:

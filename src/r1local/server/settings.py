@@ -18,6 +18,7 @@ class ServerSettings:
     n_gpu_layers: int | None = None  # None: as many as the build and the memory allow
     tensor_split: tuple[float, ...] = ()  # each device's share of the offloaded layers; (): by free memory
     n_threads: int | None = None  # None: physical cores
+    kv_type: str | None = None  # the KV cache's type; None: the fit's choice (f16, or q8_0 where only it fits)
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names answered beyond IP addresses and localhost; "*": any
