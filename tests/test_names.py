@@ -9,6 +9,7 @@ import pytest
 
 from r1local.errors import ModelNotFound, UsageError
 from r1local.names import Kind, ModelAddress
+from r1local.resolve import resolve
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "r1local"
 
@@ -59,6 +60,21 @@ def test_every_name_form(text, kind, fields):
     assert address.kind is kind and address.text == text
     for field, value in fields.items():
         assert getattr(address, field) == value, field
+
+
+def test_server_names_never_become_paths(tmp_path, monkeypatch):
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.chdir(tmp_path)
+    assert resolve(ModelAddress.parse(str(gguf), allow_paths=True)) == gguf
+    assert resolve(ModelAddress.parse("model.gguf", allow_paths=True)) == gguf
+    for name in (str(gguf), "model.gguf", "../x/y.gguf", "/etc/passwd", "a/../../b.gguf", "a/b/../c.gguf"):
+        address = ModelAddress.parse(name)
+        assert not address.on_disk
+        with pytest.raises(ModelNotFound):
+            resolve(address)
+    with pytest.raises(ModelNotFound, match="No such file"):
+        resolve(ModelAddress.parse("./missing.gguf", allow_paths=True))
 
 
 def test_upstream_names_need_a_configured_upstream():

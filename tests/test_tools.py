@@ -13,7 +13,7 @@ import openai
 import pytest
 from serving import openai_client, serving
 
-from r1local.engine.events import ContentDelta, ReasoningDelta, ToolCall
+from r1local.engine.events import ContentDelta, ReasoningDelta, ToolCall, ToolCallDelta
 from r1local.engine.tools import ToolCallParser
 
 MODEL = "tiny-r1-qwen"
@@ -44,12 +44,21 @@ def test_parser_takes_calls_out_of_text_cut_anywhere():
         assert [(c.index, c.name, json.loads(c.arguments)) for c in calls] == [
             (0, "get_weather", {"city": "Paris", "days": 2}), (1, "get_weather", {"city": "Rome", "days": 2})]
         assert len({c.id for c in calls}) == 2
+        # each call forms first: its name, then its arguments piece by piece, under the id it ends with
+        for call in calls:
+            deltas = [e for e in events if isinstance(e, ToolCallDelta) and e.index == call.index]
+            assert deltas[0].arguments == "" and {(d.id, d.name) for d in deltas} == {(call.id, call.name)}
+            assert json.loads("".join(d.arguments for d in deltas)) == json.loads(call.arguments)
+            assert size >= 7 or len(deltas) > 3  # cut small, the arguments come in many pieces
+            assert events.index(deltas[-1]) < events.index(call)
 
 
 def test_parser_finds_a_call_the_model_wrote_inside_its_reasoning():
     parser = ToolCallParser()
     events = parser.route([ReasoningDelta("I should call it. " + CALL)], final=True)
-    assert [type(e) for e in events] == [ReasoningDelta, ToolCall] and events[0].text == "I should call it. "
+    assert [type(e) for e in events] == [ReasoningDelta, ToolCallDelta, ToolCallDelta, ToolCall]
+    assert events[0].text == "I should call it. " and events[2].arguments == '{"city": "Paris", "days": 2}'
+
 
 
 def test_parser_leaves_text_that_only_looks_like_a_marker():
@@ -97,12 +106,16 @@ def test_a_named_function_is_the_one_called(client):
     assert call.function.name == "get_time" and json.loads(call.function.arguments)["zone"] in ("UTC", "CET")
 
 
-def test_streamed_calls_arrive_as_deltas(client):
+def test_streamed_calls_arrive_as_they_form(client):
     chunks = list(client.chat.completions.create(
         model=MODEL, messages=ask("Weather in Rome?"), tools=[WEATHER], stream=True, **FORCED))
     deltas = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
-    assert [d.index for d in deltas] == [0]
-    check_weather_call(deltas[0])
+    assert {d.index for d in deltas} == {0} and len(deltas) > 3  # the arguments come in pieces, as llama-server's
+    assert deltas[0].id and deltas[0].function.name == "get_weather" and deltas[0].function.arguments == ""
+    assert all(d.id is None and d.function.name is None for d in deltas[1:])
+    arguments = "".join(d.function.arguments for d in deltas)
+    check_weather_call(deltas[0].model_copy(update={"function": deltas[0].function.model_copy(
+        update={"arguments": arguments})}))
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 

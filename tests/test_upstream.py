@@ -121,8 +121,8 @@ def test_ollama_client_streams_the_upstreams_thinking(servers):
 def test_upstream_errors_pass_through_with_their_status(client):
     with pytest.raises(openai.NotFoundError, match="no such model here"):
         client.chat.completions.create(model="think/other", messages=[{"role": "user", "content": "x"}])
-    with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="npu/missing", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.NotFoundError, match="r1local pull"):  # the upstream knows r1:7b but lacks it
+        client.chat.completions.create(model="npu/r1:7b", messages=[{"role": "user", "content": "x"}])
 
 
 def test_upstream_that_stops_is_marked_down_and_the_rest_keeps_serving(servers, client):

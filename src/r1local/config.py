@@ -65,6 +65,11 @@ def allowed_hosts() -> tuple[str, ...]:
     return tuple(h.strip() for h in os.environ.get("R1LOCAL_ALLOWED_HOSTS", "").split(",") if h.strip())
 
 
+def allowed_origins() -> tuple[str, ...]:
+    """Web page origins allowed beyond the defaults, comma-separated, `*` a wildcard (as OLLAMA_ORIGINS)."""
+    return tuple(o.strip() for o in os.environ.get("R1LOCAL_ORIGINS", "").split(",") if o.strip())
+
+
 def server_url() -> str:
     """R1LOCAL_URL: the resident `r1local serve` that run, chat, ps and stop talk to."""
     return os.environ.get("R1LOCAL_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")

@@ -82,8 +82,11 @@ def serve(
              "prefer the R1LOCAL_API_KEY environment variable or --api-key-file."),
     api_key_file: Optional[Path] = typer.Option(
         None, "--api-key-file", help="Read the API key from this file (its first line)."),
-    cors_origin: Optional[list[str]] = typer.Option(None, "--cors-origin",
-                                                    help="Allow browser pages from this origin (repeatable)."),
+    cors_origin: Optional[list[str]] = typer.Option(
+        None, "--cors-origin",
+        help="Allow browser pages from this origin too, * a wildcard: 'https://*.example.com' (repeatable; or "
+             "R1LOCAL_ORIGINS=a,b). Local pages (http://localhost:*) and desktop apps (tauri://, app://, file://, "
+             "vscode-webview://) are allowed, as Ollama allows them."),
     allowed_host: Optional[list[str]] = typer.Option(
         None, "--allowed-host",
         help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
@@ -140,7 +143,7 @@ def serve(
     settings = ServerSettings(
         models=tuple(names), host=host, port=port, parallel=parallel, max_queue=max_queue, ctx=ctx,
         n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=tuple(split or ()), api_key=key,
-        cors_origins=tuple(cors_origin or ()),
+        cors_origins=(*(cors_origin or ()), *config.allowed_origins()),
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),

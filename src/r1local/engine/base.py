@@ -85,6 +85,14 @@ class Engine(ABC):
         tokens = self.prompt_tokens(prompt) if suffix is None else self.fill_in_middle(prompt, suffix)
         return self._generate(tokens, params)
 
+    def complete_tokens(self, tokens: list[int], *, params: SamplingParams | None = None) -> Stream:
+        """A prompt given as token ids (llama-server's clients send them), generated from as it is."""
+        n_vocab = self.gguf_vocab().n_vocab
+        if not tokens or any(not 0 <= t < n_vocab for t in tokens):
+            raise UsageError(f"A prompt of token ids needs at least one id, each between 0 and {n_vocab - 1}.",
+                             param="prompt")
+        return self._generate(tokens, params)
+
     def infill(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = "",
                params: SamplingParams | None = None) -> Stream:
         """What goes between `prefix` and `suffix`, other `files` (name, text) given as context and

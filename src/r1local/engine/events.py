@@ -1,4 +1,5 @@
-"""The one event type every consumer reads: reasoning text, answer text, tool calls, then done."""
+"""The one event type every consumer reads: reasoning text, answer text, tool calls (as they form,
+then whole), then done."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A call as it forms, before its ToolCall: the first delta of a call names it (empty
+    `arguments`), the next ones carry the pieces of its JSON arguments as the model writes them."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class TokenLogprob:
     """A generated token's log-probability, and the most likely alternatives (text, logprob, bytes)."""
 
@@ -39,6 +51,8 @@ class TokenLogprob:
     logprob: float
     bytes: list[int]
     top: list[tuple[str, float, list[int]]]
+    id: int = -1  # the token's id, and its alternatives' (llama-server's clients read them)
+    top_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,9 +97,10 @@ class Done:
     usage: Usage
     timings: Timings
     error: str | None = None  # set when finish_reason == "error"
+    stop_word: str | None = None  # the stop string that ended the answer, if one did
 
 
-Event = Union[ReasoningDelta, ContentDelta, ToolCall, TokenLogprob, Done]
+Event = Union[ReasoningDelta, ContentDelta, ToolCallDelta, ToolCall, TokenLogprob, Done]
 
 
 @dataclass
@@ -108,7 +123,7 @@ class Result:
             self.tool_calls.append(event)
         elif isinstance(event, TokenLogprob):
             self.logprobs.append(event)
-        else:
+        elif isinstance(event, Done):
             self.done = event
 
     def to_dict(self) -> dict:

@@ -26,4 +26,4 @@ def token_logprob(native: NativeModel, batch_index: int, token: int, top: int) -
         return raw.decode("utf-8", "replace"), float(logits[t]) - log_total, list(raw)
 
     text, logprob, raw = entry(token)
-    return TokenLogprob(text, logprob, raw, [entry(t) for t in best])
+    return TokenLogprob(text, logprob, raw, [entry(t) for t in best], token, tuple(int(t) for t in best))

@@ -276,7 +276,7 @@ class OpenVINOModel(Engine):
         timings = measure(request.submitted, admitted, request.first_token, request.first_token,
                           time.perf_counter(), len(request.prompt), request.generated)
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
-                                 timings, error))
+                                 timings, error, request.output.stops.matched))
 
 def _unsupported(params: SamplingParams, parse_tools: bool) -> tuple[str, str] | None:
     """What a request asks that only llama.cpp's scheduler does (it steers generation token by
@@ -287,6 +287,8 @@ def _unsupported(params: SamplingParams, parse_tools: bool) -> tuple[str, str] |
         return "a reasoning budget (it cannot close the think block mid-generation)", "reasoning_budget_tokens"
     if params.logprobs is not None:
         return "log-probabilities", "logprobs"
+    if params.logit_bias:
+        return "logit_bias", "logit_bias"
     return None
 
 

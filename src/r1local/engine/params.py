@@ -32,6 +32,7 @@ class SamplingParams(BaseModel):
     logprobs: int | None = Field(None, ge=0, le=20)  # report each token's logprob and this many alternatives
     think_budget: int | None = Field(None, ge=0)  # reasoning tokens before the engine closes the think block
     context_limit: int | None = Field(None, ge=1)  # use at most this much of the context (Ollama's num_ctx)
+    logit_bias: list[tuple[int, float]] = Field(default_factory=list)  # (token id, added logit); -inf bans
 
     def context(self, n_ctx: int) -> int:
         """The tokens of context one request may use: the engine's, or less if it asked."""

@@ -32,6 +32,9 @@ class Sampler:
                 self.grammar = _grammar_sampler(vocab, params.grammar, params.grammar_triggers)
                 if not self.grammar:
                     raise UsageError("The grammar (response_format) could not be parsed.")
+            if params.logit_bias:
+                biases = (C.llama_logit_bias * len(params.logit_bias))(*params.logit_bias)
+                add(C.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
             if (
                 params.repeat_penalty != 1.0
                 or params.presence_penalty != 0.0

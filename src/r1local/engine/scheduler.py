@@ -68,7 +68,7 @@ class Active:
                           time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
-        self.job.stream.push(Done(reason, usage, timings, error))
+        self.job.stream.push(Done(reason, usage, timings, error, self.output.stops.matched))
 
 
 def _never_started(job: Job) -> None:

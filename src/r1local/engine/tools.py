@@ -19,7 +19,7 @@ import re
 import uuid
 from typing import Any
 
-from .events import ContentDelta, ReasoningDelta, ToolCall
+from .events import ContentDelta, ReasoningDelta, ToolCall, ToolCallDelta
 from .reasoning import partial_tag_len
 
 
@@ -42,6 +42,11 @@ _CALL = re.compile(
     r"```(?:json)?\s*\n?(.*?)\s*```\s*" + re.escape(CALL_END),
     re.DOTALL,
 )
+
+# a call's head, up to where its JSON arguments start, and the fence that ends them
+_HEAD = re.compile(re.escape(CALL_BEGIN) + r"\s*(?:function)?\s*" + re.escape(SEP) + r"\s*([^\n`]+?)[ \t]*\n"
+                   r"```(?:json)?[ \t]*\n")
+_FENCE_END = re.compile(r"\s*```\s*$")
 
 
 def speaks_r1_tools(template_source: str) -> bool:
@@ -94,32 +99,38 @@ def render_r1(messages: list[dict], *, bos: str, eos: str) -> str:
     return "".join(out)
 
 
+def _normalised(arguments: str) -> str:
+    """Compact JSON, or the text as written when it is not JSON (the client sees what the model produced)."""
+    try:
+        return json.dumps(json.loads(arguments), ensure_ascii=False)
+    except ValueError:
+        return arguments.strip()
+
+
 def parse_call(text: str, index: int) -> ToolCall | None:
     match = _CALL.search(text)
     if match is None:
         return None
-    arguments = match.group(2).strip()
-    try:
-        arguments = json.dumps(json.loads(arguments), ensure_ascii=False)
-    except ValueError:
-        pass  # kept as written: the client sees what the model produced
-    return ToolCall(index, f"call_{uuid.uuid4().hex[:24]}", match.group(1).strip(), arguments)
+    return ToolCall(index, f"call_{uuid.uuid4().hex[:24]}", match.group(1).strip(), _normalised(match.group(2)))
 
 
 class ToolCallParser:
     """Streaming: feed() text (answer or reasoning) and get back the text that is not part of a
-    call, plus every call completed so far. A call block starts at <｜tool▁calls▁begin｜> (or a
-    bare <｜tool▁call▁begin｜>, which the smaller distills sometimes write); from there on
-    nothing is text."""
+    call, plus each call's events so far: ToolCallDelta as it forms (its name once the header is
+    read, then pieces of its arguments, holding back what may be the start of the call's end) and
+    ToolCall once complete. A call block starts at <｜tool▁calls▁begin｜> (or a bare
+    <｜tool▁call▁begin｜>, which the smaller distills sometimes write); from there on nothing is text."""
 
     def __init__(self) -> None:
         self._text = ""  # held back: might be the start of a marker
-        self._calls = ""  # inside the call block
+        self._calls = ""  # inside the call block, not yet read into calls
+        self._open: ToolCallDelta | None = None  # the call whose arguments are streaming
+        self._sent = 0  # characters of its arguments already sent
         self.in_calls = False
         self.count = 0
         self._kind: type[ContentDelta | ReasoningDelta] = ContentDelta  # what held-back text is
 
-    def feed(self, text: str) -> tuple[str, list[ToolCall]]:
+    def feed(self, text: str) -> tuple[str, list]:
         if not self.in_calls:
             self._text += text
             starts = [i for i in (self._text.find(CALLS_BEGIN), self._text.find(CALL_BEGIN)) if i >= 0]
@@ -133,11 +144,11 @@ class ToolCallParser:
         else:
             out = ""
         self._calls += text
-        return out, self._complete_calls()
+        return out, self._read_calls()
 
-    def flush(self) -> tuple[str, list[ToolCall]]:
+    def flush(self) -> tuple[str, list]:
         out, self._text = self._text, ""
-        return out, self._complete_calls()
+        return out, self._read_calls()
 
     def route(self, events: list, final: bool = False) -> list:
         """Reasoning and answer deltas with the call block taken out of them, and the calls."""
@@ -151,13 +162,33 @@ class ToolCallParser:
             routed += ([self._kind(text)] if text else []) + calls
         return routed
 
-    def _complete_calls(self) -> list[ToolCall]:
-        calls = []
-        while (end := self._calls.find(CALL_END)) >= 0:
-            call = parse_call(self._calls[: end + len(CALL_END)], self.count)
-            self._calls = self._calls[end + len(CALL_END):]
-            if call is not None:
-                calls.append(call)
+    def _read_calls(self) -> list:
+        events: list = []
+        while True:
+            if self._open is None and (head := _HEAD.search(self._calls)) and CALL_END not in self._calls[:head.start()]:
+                self._open = ToolCallDelta(self.count, f"call_{uuid.uuid4().hex[:24]}", head.group(1).strip(), "")
+                self._calls, self._sent = self._calls[head.end():], 0
+                events.append(self._open)
+            end = self._calls.find(CALL_END)
+            if end < 0:
+                if self._open is not None:  # send what cannot be the start of the call's end
+                    arguments = self._calls
+                    held = partial_tag_len(arguments, CALL_END)
+                    safe = len(arguments[: len(arguments) - held].rstrip(" \t\r\n`"))
+                    events += self._arguments(arguments[:safe])
+                return events
+            block, self._calls = self._calls[:end], self._calls[end + len(CALL_END):]
+            if self._open is not None:
+                arguments = _FENCE_END.sub("", block)
+                events += self._arguments(arguments)
+                events.append(ToolCall(self.count, self._open.id, self._open.name, _normalised(arguments)))
+                self._open = None
                 self.count += 1
-        return calls
+            elif (call := parse_call(block + CALL_END, self.count)) is not None:  # a header never seen whole
+                events.append(call)
+                self.count += 1
 
+    def _arguments(self, arguments: str) -> list[ToolCallDelta]:
+        assert self._open is not None
+        piece, self._sent = arguments[self._sent:], max(self._sent, len(arguments))
+        return [ToolCallDelta(self._open.index, self._open.id, self._open.name, piece)] if piece else []

@@ -19,6 +19,7 @@ from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi, webu
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
+from .origins import OriginPolicy
 from .pull import Pulls
 from .settings import ServerSettings
 from .state import ServerState
@@ -70,14 +71,14 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
 
     # outermost last: CORS answers preflights and decorates every response, errors included;
     # the Host check comes before everything, so a rebinding page learns nothing at all
-    app.add_middleware(CrossSiteGuard, cors_origins=settings.cors_origins)
+    origins = OriginPolicy(settings.cors_origins)
+    app.add_middleware(CrossSiteGuard, origins=origins)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
     app.add_middleware(CountErrors, metrics=state.metrics)
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST", "OPTIONS"],
-                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                       allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version",
+                                      "Anthropic-Beta", "Anthropic-Dangerous-Direct-Browser-Access"])
     app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))
     return app

@@ -12,6 +12,7 @@ from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..engine.template import THINK_CLOSE
 from ..errors import UsageError
+from .logit_bias import LogitBias, biased
 from .tools import Tool, ToolChoice, plan_tools
 
 
@@ -38,6 +39,7 @@ class ChatSubmission:
     continue_final: bool = True
     trim: bool = True  # drop the oldest turns of a chat too long for the context
     think_budget: int | None = None  # reasoning tokens before the engine closes the think block
+    logit_bias: LogitBias | None = None
 
     def __call__(self, model: Engine) -> Stream:
         if self.think and not model.is_r1:  # as Ollama answers
@@ -53,7 +55,7 @@ class ChatSubmission:
         # a forced call follows the reasoning, which the grammar can only see end as one token
         reasons_first = bool(self.tools) and think and model.gguf_vocab().single_token(THINK_CLOSE) is not None
         plan = plan_tools(self.tools, self.tool_choice, self.parallel_tool_calls, thinking=reasons_first)
-        params = self.sampling(model.n_ctx, plan.grammar if plan else self.grammar)
+        params = biased(self.sampling(model.n_ctx, plan.grammar if plan else self.grammar), self.logit_bias, model)
         params.think_budget = self.think_budget
         if plan and plan.grammar and plan.lazy:
             triggers = [model.gguf_vocab().single_token(marker) for marker in (r1.CALLS_BEGIN, r1.CALL_BEGIN)]

@@ -16,6 +16,7 @@ from pydantic import Field
 from ..errors import UsageError
 from .duration import parse_duration
 from .manager import KEEP
+from .resolve import lenient_name
 from .schema_base import Strict
 from .state import ServerState, get_state
 from .tolerance import check_fields
@@ -28,7 +29,7 @@ TOKEN_IDS = Annotated[list[int], Field(max_length=MAX_TOKENS)]
 
 
 class OpenAIEmbeddingRequest(Strict):
-    model: str = Field(min_length=1)
+    model: str | None = None  # none, or a name not served here: the default model, as llama-server answers
     input: (str | Annotated[list[str], Field(max_length=MAX_INPUTS)] | TOKEN_IDS
             | Annotated[list[TOKEN_IDS], Field(max_length=MAX_INPUTS)])
     encoding_format: str = "float"
@@ -96,17 +97,18 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if body.encoding_format not in ("float", "base64"):
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
-        inputs = body.input if isinstance(body.input, list) and body.input and not isinstance(body.input[0], int) \
-            else [body.input]
-        vectors, tokens, _, _ = await embed(request, body.model, inputs, truncate=body.truncate,
-                                            dimensions=body.dimensions)
+        if body.input == []:
+            raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
+        inputs = body.input if isinstance(body.input, list) and not isinstance(body.input[0], int) else [body.input]
+        model = lenient_name(state.manager, body.model)
+        vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
         def encoded(vector: list[float]) -> list[float] | str:
             if body.encoding_format == "float":
                 return vector
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
-        return {"object": "list", "model": body.model,
+        return {"object": "list", "model": model,
                 "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 

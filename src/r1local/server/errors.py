@@ -23,6 +23,16 @@ def is_ollama(path: str) -> bool:
     return path.startswith("/api/")
 
 
+def is_anthropic(path: str) -> bool:
+    return path.startswith("/v1/messages")
+
+
+# Anthropic's error types by status (docs.anthropic.com/en/api/errors)
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                    503: "overloaded_error", 529: "overloaded_error"}
+
+
 # An absolute path in a message (/home/me/.cache/.../model.gguf, C:\\Users\\...): only its last
 # part goes to clients, who need not learn the server's user name and folders. URLs keep theirs.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])(?:[A-Za-z]:)?[\\/](?:[^\s\\/:'\"]+[\\/])+(?=[^\s\\/'\"])")
@@ -32,15 +42,20 @@ def client_message(error: R1Error) -> str:
     return _ABSOLUTE_PATH.sub("", str(error))
 
 
-def error_payload(path: str, message: str, *, type_: str, code: str | None, param: str | None) -> dict:
+def error_payload(path: str, message: str, *, type_: str, code: str | None, param: str | None,
+                  status: int = 500) -> dict:
     if is_ollama(path):
         return {"error": message}
+    if is_anthropic(path):
+        kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 def error_response(path: str, error: R1Error, retry_after_s: int = 1) -> JSONResponse:
     headers = {"Retry-After": str(retry_after_s)} if isinstance(error, Overloaded) else None
-    body = error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param)
+    body = error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param,
+                         status=error.http_status)
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
@@ -81,7 +96,7 @@ def install(app: FastAPI, retry_after_s: int) -> None:
         if exc.status_code == 404:
             message = f"No route {request.method} {request.url.path}."
         kind = _STATUS_TYPES.get(exc.status_code, "invalid_request_error")
-        body = error_payload(request.url.path, message, type_=kind, code=None, param=None)
+        body = error_payload(request.url.path, message, type_=kind, code=None, param=None, status=exc.status_code)
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)

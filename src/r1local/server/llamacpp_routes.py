@@ -1,80 +1,27 @@
 """llama-server's native API, so clients written for it work unchanged: /completion (streamed as
 server-sent events too), /infill (code editors' fill-in-the-middle), /tokenize, /detokenize,
 /apply-template, /props and /slots (read-only).
-llama-server holds one model; here a request may name one with `model`, else the first loaded."""
+llama-server holds one model; here a request may name one with `model`, else it gets the default one."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from .. import __version__
-from ..engine.events import ContentDelta, Done, ReasoningDelta
 from ..engine.base import Engine
 from ..engine.params import SamplingParams
-from ..engine.stream import Stream
-from ..errors import R1Error, UsageError
-from .grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..errors import UsageError
+from .llamacpp_completion import CompletionRequest, InfillRequest, NamedModel, answer, complete
 from .manager import Lease
-from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict, sampling_params
-from .state import ServerState, get_state
+from .resolve import lenient_name
+from .schema_base import MAX_MESSAGES
+from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, acquire, start_turn
-
-STOP_TYPES = {"stop": "eos", "length": "limit", "cancelled": "none", "error": "none"}
-
-
-class NamedModel(Strict):
-    model: str | None = None  # llama-server ignores it; here it picks among the loaded models
-
-
-class CompletionRequest(NamedModel):
-    prompt: str | list[str]
-    n_predict: int | None = Field(None, ge=-1)
-    temperature: float | None = Field(None, ge=0.0, le=5.0)
-    top_k: TOP_K | None = None
-    top_p: float | None = Field(None, ge=0.0, le=1.0)
-    min_p: float | None = Field(None, ge=0.0, le=1.0)
-    repeat_penalty: float | None = Field(None, gt=0.0, le=10.0)
-    repeat_last_n: int | None = Field(None, ge=0, le=2**31 - 1)  # clamped to the context
-    presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
-    seed: SEED | None = None
-    stop: list[STOP] | None = Field(None, max_length=MAX_STOPS)
-    stream: bool = False
-    grammar: str | None = Field(None, max_length=MAX_GRAMMAR_CHARS)
-    json_schema: dict[str, Any] | None = None
-    ignore_eos: bool | None = None
-    cache_prompt: bool | None = None  # prompt reuse is always on
-
-    @property
-    def text(self) -> str:
-        if isinstance(self.prompt, list):
-            if len(self.prompt) != 1:
-                raise UsageError("Send one prompt per request.", param="prompt")
-            return self.prompt[0]
-        return self.prompt
-
-
-class ExtraFile(Strict):
-    filename: str = Field("", max_length=4096)
-    text: str
-
-
-class InfillRequest(CompletionRequest):
-    """llama-server's /infill: the code before and after the cursor, other files as context, and
-    `prompt`, the start of the answer."""
-
-    input_prefix: str = ""
-    input_suffix: str = ""
-    input_extra: list[ExtraFile] = Field(default_factory=list, max_length=MAX_MESSAGES)
-    prompt: str = ""
+from .turn import acquire
 
 
 class TokenizeRequest(NamedModel):
@@ -91,19 +38,10 @@ class ApplyTemplateRequest(NamedModel):
     messages: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_MESSAGES)
 
 
-def _default_model(state: ServerState, name: str | None) -> str:
-    if name:
-        return name
-    names = [entry.name for entry in state.manager.loaded()] + list(state.manager.registered())
-    if not names:
-        raise UsageError("No model is loaded; name one with \"model\".", param="model")
-    return names[0]
-
-
 async def _lease(request: Request, body: NamedModel) -> Lease:
     state = get_state(request)
     check_fields(body, state.settings)
-    return await acquire(request, _default_model(state, body.model))
+    return await acquire(request, lenient_name(state.manager, body.model))
 
 
 def _with_model(request: Request, body: NamedModel, use) -> Any:
@@ -124,12 +62,12 @@ def router() -> APIRouter:
     @api.post("/completion")
     @api.post("/completions", include_in_schema=False)  # llama-server's alias of /completion
     async def completion(body: CompletionRequest, request: Request):
-        return await _answer(request, body, lambda model, params: model.complete(body.text, params=params))
+        return await answer(request, body, lambda model, params: complete(body, model, params))
 
     @api.post("/infill")
     async def infill(body: InfillRequest, request: Request):
         files = [(f.filename, f.text) for f in body.input_extra]
-        return await _answer(request, body, lambda model, params: model.infill(
+        return await answer(request, body, lambda model, params: model.infill(
             body.input_prefix, body.input_suffix, files=files, middle=body.prompt, params=params))
 
     @api.post("/tokenize")
@@ -182,55 +120,3 @@ def router() -> APIRouter:
                 for entry in entries for slot in entry.model.scheduler.slots]
 
     return api
-
-
-async def _answer(request: Request, body: CompletionRequest, start: Callable[[Engine, SamplingParams], Stream]):
-    """Generate for /completion or /infill: `start(model, params)` makes the stream; the answer is
-    one JSON object, or server-sent events with `stream`."""
-    state = get_state(request)
-    check_fields(body, state.settings)
-
-    def submit(model: Engine):  # in a worker thread: the grammar, the sampler and the prompt take time
-        grammar = body.grammar or (
-            json_grammar(body.json_schema, "json_schema") if body.json_schema is not None else None)
-        params = sampling_params(
-            model.n_ctx, max_tokens=body.n_predict if body.n_predict and body.n_predict > 0 else None,
-            stop=list(body.stop or []), grammar=grammar, temperature=body.temperature, top_k=body.top_k,
-            top_p=body.top_p, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
-            repeat_last_n=body.repeat_last_n, presence_penalty=body.presence_penalty,
-            frequency_penalty=body.frequency_penalty, seed=body.seed, ignore_eos=body.ignore_eos)
-        return start(model, params)
-
-    turn = await start_turn(request, _default_model(state, body.model), submit, api="llama.cpp")
-    if body.stream:
-        return TurnResponse(_completion_chunks(turn, request), turn, "text/event-stream")
-    result = await turn.result(request)
-    if result.done is None or result.done.finish_reason == "error":
-        error = R1Error(f"Generation failed: {result.done.error if result.done else 'no result'}.")
-        return JSONResponse({"error": {"code": 500, "message": str(error), "type": "server_error"}}, 500)
-    return _final(turn, result.done, result.content)
-
-
-def _final(turn: Turn, done: Done, content: str) -> dict:
-    t = done.timings
-    return {
-        "content": content, "stop": True, "model": turn.model_name,
-        "tokens_predicted": done.usage.completion_tokens, "tokens_evaluated": done.usage.prompt_tokens,
-        "tokens_cached": done.usage.cached_tokens, "stop_type": STOP_TYPES[done.finish_reason],
-        "stopping_word": "", "truncated": done.finish_reason == "length",
-        "timings": {"prompt_n": done.usage.prompt_tokens - done.usage.cached_tokens,
-                    "prompt_ms": t.prompt_s * 1e3, "prompt_per_second": t.prompt_tokens_per_s,
-                    "predicted_n": done.usage.completion_tokens, "predicted_ms": t.generation_s * 1e3,
-                    "predicted_per_second": t.generation_tokens_per_s},
-    }
-
-
-async def _completion_chunks(turn: Turn, request: Request) -> AsyncIterator[str]:
-    async for event in turn.events(request):
-        if isinstance(event, (ContentDelta, ReasoningDelta)):
-            body = {"content": event.text, "stop": False}
-        elif event.finish_reason == "error":
-            body = {"error": {"code": 500, "message": f"Generation failed: {event.error}.", "type": "server_error"}}
-        else:
-            body = _final(turn, event, "")
-        yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"

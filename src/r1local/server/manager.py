@@ -183,6 +183,10 @@ class ModelManager:
         self._resolved[address.name] = path
         return path
 
+    def holds(self, address: ModelAddress) -> bool:
+        """Whether the address means a command-line or loaded model (by name, file stem or path)."""
+        return self._held(address) is not None
+
     def _held(self, address: ModelAddress) -> tuple[str, Path] | None:
         """(name, file) of a command-line or loaded model the address means. A path matches only
         these files, compared as text: a request never makes the server look at a path."""

@@ -13,13 +13,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType
 from .errors import error_response
+from .origins import OriginPolicy
 from .webui import PUBLIC_PREFIX
 
 OPEN_PATHS = ("/health", "/")  # probes and the chat page (which then asks for the key) need no key
 
 
 class APIKeyAuth:
-    """Every route but /health needs `Authorization: Bearer <key>` (OpenAI and Ollama clients both send it)."""
+    """Every route but /health needs the key: `Authorization: Bearer <key>` (OpenAI and Ollama clients
+    send it) or `X-Api-Key: <key>` (Anthropic's clients, and llama-server accepts it too)."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
@@ -29,12 +31,15 @@ class APIKeyAuth:
         if (scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(PUBLIC_PREFIX)
                 or scope["method"] == "OPTIONS"):
             return await self.app(scope, receive, send)
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, given = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected):
+        headers = dict(scope["headers"])
+        header = headers.get(b"authorization", b"")
+        scheme, _, bearer = header.partition(b" ")
+        given = [key.strip() for key in (bearer if scheme.lower() == b"bearer" else b"",
+                                         headers.get(b"x-api-key", b"")) if key.strip()]
+        if any([hmac.compare_digest(key, self.expected) for key in given]):  # a list: both compared, always
             return await self.app(scope, receive, send)
-        problem = "Missing API key." if not header else "Invalid API key."
-        error = InvalidAPIKey(problem, "Send the server's key as 'Authorization: Bearer <key>'.")
+        problem = "Missing API key." if not given else "Invalid API key."
+        error = InvalidAPIKey(problem, "Send the server's key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'.")
         response = error_response(scope["path"], error)
         response.headers["WWW-Authenticate"] = "Bearer"
         await response(scope, receive, send)
@@ -125,19 +130,18 @@ _BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 class CrossSiteGuard:
     """Refuse what a page on another site can make a browser send: any request whose Origin is
-    neither this server's own nor one allowed with --cors-origin, and a browser's body not declared as
+    neither this server's own nor an allowed one (origins.py), and a browser's body not declared as
     JSON (text/plain and form posts need no CORS preflight). Clients that are not browsers send no
     Origin; their bodies are read as JSON whatever the Content-Type says, as Ollama reads `curl -d`."""
 
-    def __init__(self, app: ASGIApp, cors_origins: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, origins: OriginPolicy) -> None:
         self.app = app
-        self.cors_origins = {origin.lower().rstrip("/") for origin in cors_origins}
+        self.origins = origins
 
     def _foreign(self, origin: str, host: str) -> bool:
-        origin = origin.lower().rstrip("/")
-        if "*" in self.cors_origins or origin in self.cors_origins:
+        if self.origins.allows(origin):
             return False
-        return origin == "null" or urlsplit(origin).netloc != host.lower()
+        return origin == "null" or urlsplit(origin.lower()).netloc != host.lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import __version__, store
-from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall
+from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall, ToolCallDelta
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
@@ -263,6 +263,8 @@ def _final(turn: Turn, done: Done, field: str, piece: dict) -> dict:
 
 async def _chunks(turn: Turn, request: Request, field: str) -> AsyncIterator[str]:
     async for event in turn.events(request):
+        if isinstance(event, ToolCallDelta):  # Ollama sends each call whole, once it is complete
+            continue
         if isinstance(event, ContentDelta):
             piece = _piece(field, event.text, None)
         elif isinstance(event, ReasoningDelta):

@@ -13,7 +13,8 @@ from .chat import ChatSubmission, budget_of
 from .grammar import json_grammar
 from .openai_reply import Reply
 from .openai_schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
-from .resolve import available_models, engine_of
+from .logit_bias import biased
+from .resolve import available_models, engine_of, lenient_name
 from .state import get_state
 from .tolerance import check_fields
 from .turn import TurnResponse, start_turns
@@ -63,8 +64,10 @@ def router() -> APIRouter:
             tool_choice=body.tool_choice, parallel_tool_calls=body.parallel_tool_calls,
             continue_final=body.continue_final_message is not False,
             trim=state.settings.trim and body.truncate is not False,
-            think_budget=budget_of(body.reasoning_budget_tokens, body.reasoning_effort, state.settings.think_budget))
-        turns = await start_turns(request, body.model, body.choices(submission), api="openai")
+            think_budget=budget_of(body.reasoning_budget_tokens, body.reasoning_effort, state.settings.think_budget),
+            logit_bias=body.logit_bias)
+        model = lenient_name(state.manager, body.model)
+        turns = await start_turns(request, model, body.choices(submission), api="openai")
         reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,
                       logprobs=bool(body.logprobs))
         if body.stream:
@@ -76,10 +79,11 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         def submit(model: Engine, choice: int):
-            params = body.sampling(model.n_ctx, body.own_grammar(), choice)
+            params = biased(body.sampling(model.n_ctx, body.own_grammar(), choice), body.logit_bias, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)
 
-        turns = await start_turns(request, body.model, [partial(submit, choice=i) for i in range(body.n)], api="openai")
+        submits = [partial(submit, choice=i) for i in range(body.n)]
+        turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
         reply = Reply(turns, body.include_usage, chat=False, echo=body.text if body.echo else "",
                       logprobs=body.logprobs is not None)
         if body.stream:

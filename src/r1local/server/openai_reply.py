@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from ..engine.events import ContentDelta, Done, Event, ReasoningDelta, Result, TokenLogprob, ToolCall, Usage
+from ..engine.events import (
+    ContentDelta, Done, Event, ReasoningDelta, Result, TokenLogprob, ToolCall, ToolCallDelta, Usage,
+)
 from ..engine.template import THINK_CLOSE, THINK_OPEN
 from ..errors import R1Error
 from .errors import client_message, error_payload
@@ -137,6 +139,7 @@ class Reply:
             elif self.echo:
                 yield self._chunk(index, {"content": self.echo})
         called, reasoning, usages = set(), set(), []
+        forming: set[tuple[int, int]] = set()  # (choice, call) whose deltas went out
         offsets: dict[int, int] = {}  # characters of each choice's tokens so far (completions' text_offset)
         async for index, event in self._events(request):
             if isinstance(event, ContentDelta):
@@ -149,9 +152,19 @@ class Reply:
                 else:
                     yield self._chunk(index, {"reasoning_content": event.text})
                 reasoning.add(index)
+            elif isinstance(event, ToolCallDelta):  # a call as it forms: its name first, then its arguments
+                called.add(index)
+                if (index, event.index) in forming:
+                    yield self._chunk(index, {"tool_calls": [{"index": event.index,
+                                                              "function": {"arguments": event.arguments}}]})
+                else:
+                    forming.add((index, event.index))
+                    yield self._chunk(index, {"tool_calls": [{"index": event.index, **ToolCall(
+                        event.index, event.id, event.name, event.arguments).as_dict()}]})
             elif isinstance(event, ToolCall):
                 called.add(index)
-                yield self._chunk(index, {"tool_calls": [{"index": event.index, **event.as_dict()}]})
+                if (index, event.index) not in forming:  # read whole, never streamed
+                    yield self._chunk(index, {"tool_calls": [{"index": event.index, **event.as_dict()}]})
             elif isinstance(event, TokenLogprob):
                 yield self._chunk(index, {}, tokens=[event], offset=offsets.get(index, 0))
                 offsets[index] = offsets.get(index, 0) + len(event.token)

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from ..engine.params import SamplingParams
 from .chat import ChatSubmission
 from .grammar import MAX_GRAMMAR_CHARS, json_grammar
+from .logit_bias import LogitBias
 from .schema_base import (
     BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
     sampling_params,
@@ -73,7 +74,7 @@ class StreamOptions(Strict):
 class GenerationRequest(Strict):
     """Fields /v1/chat/completions and /v1/completions share."""
 
-    model: str = Field(min_length=1)
+    model: str | None = None  # none: the default model, as llama-server serves its one model
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, ge=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
@@ -85,7 +86,7 @@ class GenerationRequest(Strict):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
-    logit_bias: dict[str, float] | None = None
+    logit_bias: LogitBias | None = None
     # llama.cpp server extensions that local clients send
     top_k: TOP_K | None = None
     min_p: float | None = Field(None, ge=0.0, le=1.0)
@@ -96,11 +97,6 @@ class GenerationRequest(Strict):
     grammar: str | None = Field(None, max_length=MAX_GRAMMAR_CHARS)  # GBNF for the answer
     json_schema: dict[str, Any] | None = None  # llama.cpp's shortcut for response_format
     prompt_cache_key: str | None = None  # OpenAI's cache hint: reuse here is by prefix, automatic
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _no_bias(cls, bias: dict | None) -> dict | None:
-        return neutral_only(bias or None, (None,), "logit_bias")
 
     @property
     def include_usage(self) -> bool:

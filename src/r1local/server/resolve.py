@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from .. import store
 from ..engine.registry import engine_for
+from ..errors import R1Error, UsageError
+from ..names import Kind
 
 if TYPE_CHECKING:
     from .manager import ModelManager
@@ -31,3 +33,34 @@ def engine_of(name: str, path: Path, manager: ModelManager) -> str:
         if entry.name == name:
             return entry.model.engine
     return engine_for(path, manager.address(name).engine)
+
+
+def default_model(manager: ModelManager) -> str | None:
+    """The model a request that names none gets: the loaded one (the first of several), else
+    serve's first command-line model."""
+    names_ = [entry.name for entry in manager.loaded()] + list(manager.registered())
+    return names_[0] if names_ else None
+
+
+def knows(manager: ModelManager, name: str) -> bool:
+    """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
+    or a name the catalog reads (downloaded or not)."""
+    if any(entry.name == name for entry in manager.loaded()):
+        return True
+    try:
+        address = manager.address(name)
+    except R1Error:
+        return False
+    return address.kind not in (Kind.SERVED, Kind.PATH) or manager.holds(address)
+
+
+def lenient_name(manager: ModelManager, name: str | None) -> str:
+    """llama-server's reading of `model` on the OpenAI and native routes, so its clients work
+    unchanged: none, or a name that means nothing here (gpt-3.5-turbo), is the default model; a
+    name this server knows keeps its own answer (a catalog model not downloaded stays a 404)."""
+    default = default_model(manager)
+    if not name:
+        if default is None:
+            raise UsageError('No model is loaded; name one with "model".', param="model")
+        return default
+    return name if default is None or knows(manager, name) else default

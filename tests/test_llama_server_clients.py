@@ -1,0 +1,146 @@
+"""Clients written for llama-server, unchanged: `model` missing or naming a model this server does
+not hold, /completion's full answer (token ids, probabilities, settings, truncated, timings),
+token-id and mixed prompts, logit_bias on every generation route, the X-Api-Key header and an
+empty embedding input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import openai
+import pytest
+from serving import TEST_SETTINGS, openai_client, running_server, serving, isolated_store
+
+MODEL = "tiny-r1-qwen"
+PROMPT = "Once upon a time"
+
+
+@pytest.fixture(scope="module")
+def url(tiny_model, tmp_path_factory):
+    with serving(tmp_path_factory, tiny_model) as base:
+        yield base
+
+
+def completion(url: str, **body) -> dict:
+    response = httpx.post(f"{url}/completion", json={"temperature": 0, **body}, timeout=120)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_missing_or_foreign_model_is_the_default_one_and_the_reply_names_it(url):
+    client = openai_client(url)
+    chat = client.chat.completions.create(model="gpt-3.5-turbo", max_tokens=4,
+                                          messages=[{"role": "user", "content": "Hi"}])
+    assert chat.model == MODEL and chat.usage.completion_tokens == 4
+    text = client.completions.create(model="gpt-3.5-turbo-instruct", prompt=PROMPT, max_tokens=3)
+    assert text.model == MODEL
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
+    assert vectors.model == MODEL and len(vectors.data) == 2
+    for path, body in (("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
+                       ("/v1/completions", {"prompt": PROMPT}), ("/v1/embeddings", {"input": "x"}),
+                       ("/completion", {"prompt": PROMPT}), ("/tokenize", {"content": "x"})):
+        response = httpx.post(f"{url}{path}", json={"max_tokens": 2, "n_predict": 2, **body}, timeout=60)
+        assert response.status_code == 200, (path, response.text)
+        assert response.json().get("model", MODEL) == MODEL
+    for name in ("/etc/passwd", "../models/tiny-r1-qwen.gguf"):  # never read as a path
+        assert client.completions.create(model=name, prompt=PROMPT, max_tokens=1).model == MODEL
+    # a model r1local knows but has not downloaded still says how to get it
+    missing = httpx.post(f"{url}/v1/chat/completions", json={"model": "r1:7b", "messages": [{"role": "user", "content": "x"}]})
+    assert missing.status_code == 404 and "r1local pull" in missing.json()["error"]["message"]
+
+
+def test_truncated_only_when_the_context_filled(url):
+    capped = completion(url, prompt=PROMPT, n_predict=8, ignore_eos=True)
+    assert capped["stop_type"] == "limit" and capped["truncated"] is False and capped["tokens_predicted"] == 8
+    full = completion(url, prompt=PROMPT, ignore_eos=True)  # until the 512-token context is full
+    assert full["stop_type"] == "limit" and full["truncated"] is True
+    assert full["tokens_evaluated"] + full["tokens_predicted"] == 512
+
+
+def test_completion_answers_with_tokens_probabilities_settings_and_timings(url):
+    whole = completion(url, prompt=PROMPT, n_predict=6, ignore_eos=True, n_probs=3, return_tokens=True, seed=7)
+    tokens = whole["tokens"]
+    assert len(tokens) == 6 and all(isinstance(t, int) for t in tokens)
+    assert httpx.post(f"{url}/detokenize", json={"tokens": tokens}).json()["content"] == whole["content"]
+    probs = whole["completion_probabilities"]
+    assert [p["id"] for p in probs] == tokens and "".join(p["token"] for p in probs) == whole["content"]
+    for p in probs:
+        assert len(p["top_logprobs"]) == 3 and p["logprob"] <= 0
+        assert p["top_logprobs"][0]["id"] == p["id"]  # greedy: the likeliest is the one taken
+        assert {"id", "token", "bytes", "logprob"} <= set(p["top_logprobs"][0])
+    settings = whole["generation_settings"]
+    assert settings["n_predict"] == 6 and settings["temperature"] == 0 and settings["seed"] == 7
+    assert settings["n_probs"] == 3 and settings["ignore_eos"] is True
+    assert whole["has_new_line"] == ("\n" in whole["content"])
+    timings = whole["timings"]
+    assert timings["predicted_n"] == 6 and timings["cache_n"] == whole["tokens_cached"]
+    assert timings["predicted_per_token_ms"] == pytest.approx(timings["predicted_ms"] / 6)
+    assert timings["prompt_per_token_ms"] == pytest.approx(timings["prompt_ms"] / timings["prompt_n"])
+    # the same, streamed: each piece of text carries its tokens' ids and probabilities
+    events = []
+    with httpx.stream("POST", f"{url}/completion", timeout=60, json={
+            "prompt": PROMPT, "n_predict": 6, "ignore_eos": True, "n_probs": 3, "return_tokens": True,
+            "temperature": 0, "stream": True}) as response:
+        events = [httpx.Response(200, content=line[6:]).json() for line in response.iter_lines()
+                  if line.startswith("data: ")]
+    pieces = events[:-1]
+    assert [t for e in pieces for t in e["tokens"]] == tokens
+    assert [p["id"] for e in pieces for p in e.get("completion_probabilities", [])] == tokens
+    assert events[-1]["stop"] and events[-1]["timings"]["predicted_n"] == 6
+
+
+def test_token_id_and_mixed_prompts(url):
+    head = httpx.post(f"{url}/tokenize", json={"content": "Once upon a", "add_special": True}).json()["tokens"]
+    tail = httpx.post(f"{url}/tokenize", json={"content": " time"}).json()["tokens"]
+    by_ids = completion(url, prompt=head + tail, n_predict=5, ignore_eos=True)
+    mixed = completion(url, prompt=["Once upon a", *tail], n_predict=5, ignore_eos=True)
+    wrapped = completion(url, prompt=[head + tail], n_predict=5, ignore_eos=True)
+    assert by_ids["tokens_evaluated"] == len(head + tail) == mixed["tokens_evaluated"]
+    assert by_ids["content"] == mixed["content"] == wrapped["content"]
+    for bad in ([10**9], [-1], ["two", "prompts"], []):
+        response = httpx.post(f"{url}/completion", json={"prompt": bad, "n_predict": 2})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "prompt", bad
+
+
+def test_logit_bias_is_honoured_on_every_generation_route(url):
+    plain = completion(url, prompt=PROMPT, n_predict=4, ignore_eos=True, return_tokens=True)
+    first = plain["tokens"][0]
+    banned = completion(url, prompt=PROMPT, n_predict=4, ignore_eos=True, return_tokens=True,
+                        logit_bias=[[first, False]])
+    assert banned["tokens"][0] != first and first not in banned["tokens"]
+    favourite = httpx.post(f"{url}/tokenize", json={"content": " banana"}).json()["tokens"][0]
+    piece = httpx.post(f"{url}/detokenize", json={"tokens": [favourite]}).json()["content"]
+    forced = completion(url, prompt=PROMPT, n_predict=3, ignore_eos=True, return_tokens=True,
+                        logit_bias={str(favourite): 100})
+    assert forced["tokens"] == [favourite] * 3
+    client = openai_client(url)
+    text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=3, temperature=0,
+                                     logit_bias={str(favourite): 100})
+    assert text.choices[0].text == piece * 3
+    chat = client.chat.completions.create(model=MODEL, max_tokens=3, temperature=0, logprobs=True,
+                                          messages=[{"role": "user", "content": "Hi"}],
+                                          logit_bias={str(favourite): 100})
+    assert [t.token for t in chat.choices[0].logprobs.content] == [piece] * 3
+
+
+def test_empty_embedding_input_is_a_400(url):
+    for empty in ([], ):
+        response = httpx.post(f"{url}/v1/embeddings", json={"model": MODEL, "input": empty})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "input"
+    with pytest.raises(openai.BadRequestError):
+        openai_client(url).embeddings.create(model=MODEL, input=[])
+
+
+def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):
+    with isolated_store(tmp_path_factory.mktemp("store")):
+        with running_server(replace(TEST_SETTINGS, api_key="sesame")) as base:
+            models = f"{base}/v1/models"
+            assert httpx.get(models, headers={"X-Api-Key": "sesame"}).status_code == 200
+            assert httpx.get(models, headers={"Authorization": "Bearer sesame"}).status_code == 200
+            for headers in ({"X-Api-Key": "wrong"}, {}, {"Authorization": "Bearer wrong", "X-Api-Key": "nope"}):
+                assert httpx.get(models, headers=headers).status_code == 401, headers
+            # with no model to fall back on, a name that means nothing here is a 404
+            unknown = httpx.post(f"{base}/v1/chat/completions", headers={"X-Api-Key": "sesame"},
+                                 json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
+            assert unknown.status_code == 404 and "Unknown model name" in unknown.json()["error"]["message"]
