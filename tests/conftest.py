@@ -62,8 +62,10 @@ def r1_header() -> Path:
 
 @pytest.fixture(autouse=True)
 def no_resident_server(monkeypatch):
-    """run and chat use a resident r1local serve when one answers: point them at a closed port so a
-    server someone runs on this machine never answers a test (tests that want one set their own)."""
+    """Commands use a resident r1local serve when one answers: point them at a closed port so a server
+    someone runs on this machine (recorded in their R1LOCAL_HOME) never answers a test. Set through
+    R1LOCAL_URL, the older name R1LOCAL_HOST wins over, so a test's own R1LOCAL_HOST or R1LOCAL_URL wins."""
+    monkeypatch.delenv("R1LOCAL_HOST", raising=False)
     monkeypatch.setenv("R1LOCAL_URL", "http://127.0.0.1:9")
 
 

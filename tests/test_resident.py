@@ -19,7 +19,7 @@ FAST = ["--temperature", "0", "--max-tokens", "6"]
 
 
 def r1local(*args: str, url: str, home=None, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "R1LOCAL_URL": url, "COLUMNS": "100"}
+    env = {**os.environ, "R1LOCAL_HOST": url, "COLUMNS": "100"}
     if home is not None:
         env["R1LOCAL_HOME"] = str(home)
     return subprocess.run([sys.executable, "-m", "r1local", *args], input=stdin, capture_output=True, text=True,
@@ -95,7 +95,7 @@ def test_serve_detach_then_stop(tmp_path):
     pid = json.loads((tmp_path / "serve.pid").read_text())["pid"]
     assert f"pid {pid}" in started.stdout and httpx.get(f"{url}/health").status_code == 200
     again = r1local("serve", "--port", str(port + 1), "--detach", url=url, home=tmp_path)
-    assert again.returncode == 2 and "already runs in the background" in again.stderr
+    assert again.returncode == 2 and "already runs" in again.stderr
     stopped = r1local("stop", url=url, home=tmp_path)
     assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
     assert not (tmp_path / "serve.pid").exists()

@@ -1,4 +1,4 @@
-"""A resident `r1local serve`, as the CLI sees it: is one running, and what it holds.
+"""A resident `r1local serve`, as the CLI sees it once locate.py has found and trusted it: what it holds.
 
 `run` and `chat` send their request to it when it can answer for the model (it stays loaded between
 commands, as with Ollama), and read the answer as the engine's own events, so everything after the
@@ -14,11 +14,10 @@ from collections.abc import Iterator
 
 import httpx
 
-from . import config, errors
+from . import errors
 from .engine.events import ContentDelta, Done, Event, ReasoningDelta, Timings, Usage
 from .engine.params import SamplingParams
 
-PROBE_TIMEOUT_S = 0.5  # a server on loopback answers /health in milliseconds
 _BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
                                       errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
                                       errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
@@ -35,26 +34,12 @@ def _error(response: httpx.Response) -> errors.R1Error:
     return errors.R1Error(f"The r1local server answered {response.status_code}: {body or response.reason_phrase}.")
 
 
-def answers(url: str) -> bool:
-    """Whether an r1local server listens at `url` (its /health says 200 when ready, 503 while loading)."""
-    try:
-        return "status" in httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_S).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 class ResidentServer:
     def __init__(self, url: str, api_key: str | None = None, timeout: float | None = None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # no read timeout: a model may load, and R1 may reason, for minutes
         self.url = url
         self._http = httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(timeout, connect=5.0))
-
-    @classmethod
-    def find(cls) -> ResidentServer | None:
-        """The server at R1LOCAL_URL (default: this machine's default port), if one answers."""
-        url = config.server_url()
-        return cls(url, config.api_key()) if answers(url) else None
 
     def close(self) -> None:
         self._http.close()

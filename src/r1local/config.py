@@ -70,14 +70,52 @@ def allowed_origins() -> tuple[str, ...]:
     return tuple(o.strip() for o in os.environ.get("R1LOCAL_ORIGINS", "").split(",") if o.strip())
 
 
-def server_url() -> str:
-    """R1LOCAL_URL: the resident `r1local serve` that run, chat, ps and stop talk to."""
-    return os.environ.get("R1LOCAL_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+HOST_VARIABLES = ("R1LOCAL_HOST", "R1LOCAL_URL")  # R1LOCAL_URL: the name older versions read
+
+
+def server_host() -> tuple[str, str] | None:
+    """R1LOCAL_HOST, as Ollama's OLLAMA_HOST: the r1local serve the CLI talks to, as HOST, HOST:PORT or
+    a URL (http unless https:// is given, port 11435 unless given), and the variable's name; None when unset."""
+    for variable in HOST_VARIABLES:
+        if value := os.environ.get(variable, "").strip():
+            return _as_url(value, variable), variable
+    return None
+
+
+def _as_url(value: str, variable: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path.strip("/"):
+        raise UsageError(f"{variable}={value!r} is not a server address.",
+                         f"Examples: {variable}=127.0.0.1:18600, {variable}=http://192.168.1.20:11435")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}:{port or DEFAULT_PORT}"
 
 
 def home() -> Path:
-    """r1local's own state (last-used times, settings); models live in the Hugging Face cache."""
-    return Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))
+    """r1local's own state (last-used times, settings, the server record and secret); models live in the
+    Hugging Face cache. Created readable by this user only, whichever command writes to it first."""
+    path = Path(os.environ.get("R1LOCAL_HOME", Path.home() / ".r1local"))
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:  # a read-only place: commands that only read still work, a write says why it failed
+        pass
+    return path
+
+
+def open_private(path: Path, mode: str = "ab"):
+    """Open a file only this user may read (logs, records), tightening one an older version left open."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    if os.chmod in os.supports_fd:
+        os.chmod(fd, 0o600)
+    return os.fdopen(fd, mode)
 
 
 def default_threads() -> int:

@@ -152,7 +152,7 @@ def make_wheel(build: Build, on_progress: Callable[[Progress], None], sdist: Pat
     if wheel := build.cached_wheel():
         return wheel, []
     build.folder.mkdir(parents=True, exist_ok=True)
-    with open(build.log_path, "w") as log, tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp:
+    with config.open_private(build.log_path, "w") as log, tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp:
         sdist = sdist or fetch_source(build.version, Path(tmp), log)
         source = unpack(sdist, Path(tmp) / "src")
         fixes = patches.apply(source, build.backend)
@@ -183,7 +183,8 @@ def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
     source (the installed build was made elsewhere)."""
     if not (build.gguf_py() / "gguf").is_dir():
         build.folder.mkdir(parents=True, exist_ok=True)
-        with open(build.log_path, "a") as log, tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp:
+        with (config.open_private(build.log_path, "a") as log,
+              tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp):
             source = unpack(sdist or fetch_source(build.version, Path(tmp), log), Path(tmp) / "src")
             shutil.copytree(source / "vendor" / "llama.cpp" / "gguf-py" / "gguf", build.gguf_py() / "gguf")
     return build.gguf_py()

@@ -21,6 +21,7 @@ from ..names import ModelAddress
 from .app import err
 from .models import resolve_model
 from .options import parse_split
+from .resident import announce, find_server
 
 if TYPE_CHECKING:
     from ..engine.stream import Stream
@@ -40,10 +41,13 @@ class Backend:
 def resident(address: ModelAddress, *, local: bool = False, rpc: str | None = None) -> Iterator[ResidentServer | None]:
     """The running server, when it holds `address` or can load it without a download; None when
     there is none, it cannot, or this process must load the model (--local, RPC workers)."""
-    server = None if local or rpc or config.rpc_workers() else ResidentServer.find()
+    found = None if local or rpc or config.rpc_workers() else find_server()
+    server = found.server if found else None
     if server is not None and not server.has(address.for_server):
         server.close()
         server = None
+    if server is not None:
+        announce(found)
     try:
         yield server
     finally:

@@ -1,5 +1,5 @@
 """Models that stay loaded: `serve --detach` in the background, `ps` (what is loaded) and `stop`
-(unload a model, or stop the background server)."""
+(unload a model, or stop the recorded server); the one place commands find their server."""
 
 from __future__ import annotations
 
@@ -15,16 +15,12 @@ import psutil
 import typer
 from rich.table import Table
 
-from .. import config, store
-from ..client import ResidentServer, answers
+from .. import config, locate, server_record, store, trust
+from ..client import ResidentServer
 from ..errors import R1Error, UsageError
 from .app import command, err, out
 
 STARTUP_TIMEOUT_S = 60.0  # the port answers before models load; this is only Python starting
-
-
-def pid_file() -> Path:
-    return config.home() / "serve.pid"
 
 
 def log_file() -> Path:
@@ -33,47 +29,50 @@ def log_file() -> Path:
 
 def detach(argv: list[str], url: str) -> None:
     """Start `r1local serve` with the same arguments (less --detach) in its own session, its output
-    in the log file; return once it answers, or fail with the log's last lines."""
-    running = _background_server()
+    in the log file; succeed only once that very child answers as this user's server (another
+    server that took the port first does not count), else fail with the log's last lines."""
+    running = server_record.live()
     if running is not None:
-        raise UsageError(f"r1local serve already runs in the background (pid {running.pid}).",
+        raise UsageError(f"r1local serve already runs (pid {running.pid}, {running.url}).",
                          "Stop it first with: r1local stop")
-    config.home().mkdir(parents=True, exist_ok=True)
     args = [a for a in argv if a not in ("--detach", "-d")]
-    with log_file().open("ab") as log:
+    with config.open_private(log_file()) as log:
         process = subprocess.Popen([sys.executable, "-m", "r1local", *args], stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not answers(url):
+    while trust.probe(url).pid != process.pid:
         if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is None:
+                process.kill()
             tail = log_file().read_text(errors="replace").strip().splitlines()[-3:]
             raise R1Error("r1local serve did not start: " + (" ".join(tail) or "no output."),
                           f"The whole log: {log_file()}")
         time.sleep(0.1)
-    pid_file().write_text(json.dumps({"pid": process.pid, "url": url}))
     out.print(f"r1local serve runs in the background (pid {process.pid}) on {url}", markup=False)
     err.print(f"Log: {log_file()}. Stop it with: r1local stop", style="dim", markup=False)
 
 
-def _background_server() -> psutil.Process | None:
-    """The process the pid file names, if it is still an r1local serve (pids get reused)."""
-    try:
-        pid = json.loads(pid_file().read_text())["pid"]
-        process = psutil.Process(pid)
-        if "serve" in process.cmdline() and any("r1local" in part for part in process.cmdline()):
-            return process
-    except (OSError, ValueError, KeyError, psutil.Error):
-        pass
-    pid_file().unlink(missing_ok=True)
-    return None
+def find_server() -> locate.Lookup:
+    """Where commands find their server (locate.py), saying so in one line when what answered was
+    refused; the line naming a server other than the default one comes when it is used (`announce`)."""
+    found = locate.find()
+    if found.refused:
+        err.print(f"warning: {found.refused}", style="yellow", markup=False)
+    return found
+
+
+def announce(found: locate.Lookup) -> None:
+    if found.note:
+        err.print(found.note, style="dim", markup=False)
 
 
 def _server_or_fail() -> ResidentServer:
-    server = ResidentServer.find()
-    if server is None:
-        raise UsageError(f"No r1local server answers at {config.server_url()}, so no model is loaded.",
+    found = find_server()
+    if found.server is None:
+        raise UsageError(f"No r1local serve of yours answers at {found.url}, so no model is loaded.",
                          "Start one with: r1local serve --detach")
-    return server
+    announce(found)
+    return found.server
 
 
 @command()
@@ -127,22 +126,12 @@ def _until(expires_at: str) -> str:
 
 @command()
 def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
-    """Unload a model from the running server, or without a model, stop the background server.
+    """Unload a model from the running server, or without a model, stop the server (background or not).
 
     Example: r1local stop r1:7b
     """
     if model is None:
-        process = _background_server()
-        if process is None:
-            raise UsageError("No r1local serve runs in the background (none was started with --detach).",
-                             "A server in a terminal stops with Ctrl-C there.")
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except psutil.TimeoutExpired:
-            process.kill()
-        pid_file().unlink(missing_ok=True)
-        out.print(f"Stopped r1local serve (pid {process.pid}).")
+        _stop_server()
         return
     server = _server_or_fail()
     try:
@@ -152,3 +141,23 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     finally:
         server.close()
     out.print(f"Unloaded {model}.")
+
+
+def _stop_server() -> None:
+    """End the recorded server: only the very process the record names (pid, start time, user)."""
+    record = server_record.read()
+    if record is None:
+        raise UsageError("No r1local serve is recorded as running (none was started on this PC by this user).",
+                         "A server started elsewhere stops with Ctrl-C in its terminal.")
+    process = record.process()
+    if process is None:
+        server_record.record_file().unlink(missing_ok=True)
+        raise UsageError(f"r1local serve (pid {record.pid}) no longer runs; removed its stale record.",
+                         "Nothing was stopped.")
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except psutil.TimeoutExpired:
+        process.kill()
+    server_record.record_file().unlink(missing_ok=True)
+    out.print(f"Stopped r1local serve (pid {record.pid}).")

@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .. import config
+from .. import config, server_record
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..names import ModelAddress
@@ -32,6 +32,12 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _client_url(host: str, port: int) -> str:
+    """The URL commands on this PC reach a server bound to `host` at."""
+    url_host = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+    return f"http://{url_host}:{port}"
 
 
 def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
@@ -134,8 +140,7 @@ def serve(
     sock = bind(host, port)
     if detach:  # the port is free: hand it over to a background copy of this command
         sock.close()
-        url_host = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
-        return resident.detach(sys.argv[1:], f"http://{url_host}:{port}")
+        return resident.detach(sys.argv[1:], _client_url(host, port))
     key = _read_key(api_key_file) if api_key_file else api_key or config.api_key()
     if not _is_loopback(host) and not key:
         err.print(f"warning: serving on {host} without an API key: anyone on the network can use it. "
@@ -153,7 +158,16 @@ def serve(
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
               + ("" if no_ui else f", chat page: http://{host}:{port}/") + ")", markup=False)
     config_ = uvicorn.Config(create_app(settings), log_level="info", timeout_graceful_shutdown=GRACE_S)
-    _run_with_deadline(config_, sock)
+    url = _client_url(host, sock.getsockname()[1])
+    record = server_record.claim(url)
+    if record is None:
+        err.print(f"note: another r1local serve is the one commands find; R1LOCAL_HOST={url} points them here.",
+                  style="yellow", markup=False)
+    try:
+        _run_with_deadline(config_, sock)
+    finally:
+        if record is not None:
+            server_record.release(record)
 
 
 def _read_key(path: Path) -> str:

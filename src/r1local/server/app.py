@@ -8,11 +8,11 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
-from .. import __version__
+from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
 from . import embeddings, errors, llamacpp_routes, ollama, openai, openapi, webui
@@ -29,6 +29,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
     manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
     state = ServerState(settings, manager, Metrics(manager), Pulls())
+    secret = trust.server_secret()  # proves to this user's CLI that this is its own server
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -52,8 +53,9 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     openapi.install(app)
 
     @app.get("/health")
-    async def health() -> JSONResponse:
-        """200 once the command-line models are loaded; 503 while they load or when one failed."""
+    async def health(request: Request) -> JSONResponse:
+        """200 once the command-line models are loaded; 503 while they load or when one failed; with
+        a challenge, the proof that this is the asking user's own server (trust.py)."""
         status = "error" if manager.failed else "ok" if manager.ready else "loading"
         body = {"status": status, "loading": manager.loading, "models": [entry.name for entry in manager.loaded()]}
         if manager.failed:
@@ -61,7 +63,10 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
         if settings.rpc:
             models = [entry.model for entry in manager.loaded()]
             body["workers"] = await asyncio.to_thread(worker_status, settings.rpc, models)
-        return JSONResponse(body, status_code=200 if status == "ok" else 503)
+        port = (request.scope.get("server") or ("", 0))[1]  # the port this connection reached
+        proof = trust.answer(secret, request.headers.get(trust.CHALLENGE_HEADER), port)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503,
+                            headers={trust.PROOF_HEADER: proof} if proof else None)
 
     @app.get("/metrics")
     async def metrics() -> Response:
