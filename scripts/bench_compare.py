@@ -187,16 +187,19 @@ def serve_once(peer, prompts: list[list[str]], args, server_log: Path) -> dict:
         bench_servers.load(base, peer, warm, max_tokens=4)
         result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
         peak = bench_servers.peak_rss(pid)
+        vram = bench_servers.gpu_memory(pid)
     log(f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
         f"p95 {result.ttft_p95_s:.2f} s, peak RSS {peak / 2**20:.0f} MiB"
+        + (f", VRAM {vram / 2**20:.0f} MiB" if vram is not None else "")
         + (f", {result.short_requests} short requests" if result.short_requests else ""))
-    return {"peak_rss_bytes": peak, **{k: v for k, v in asdict(result).items() if k != "timings"}}
+    return {"peak_rss_bytes": peak, "vram_bytes": vram, **{k: v for k, v in asdict(result).items() if k != "timings"}}
 
 
 def _median_row(peer: str, clients: int, rows: list[dict]) -> dict:
     figures = ("tokens_per_s", "ttft_p50_s", "ttft_p95_s", "peak_rss_bytes", "wall_s")
     return {"peer": peer, "clients": clients, "requests": rows[0]["requests"], "tokens": rows[0]["tokens"],
             **{k: statistics.median(r[k] for r in rows) for k in figures},
+            "vram_bytes": max((r["vram_bytes"] for r in rows if r.get("vram_bytes") is not None), default=None),
             "short_requests": max(r["short_requests"] for r in rows),
             "rounds": [{k: r[k] for k in figures} for r in rows]}
 
@@ -225,6 +228,7 @@ def main() -> None:
     ap.add_argument("--gpu-layers", type=int, help="layers every peer offloads (default: r1local plans, the others use none)")
     ap.add_argument("--peer-cmake", default="", help='extra CMake flags for llama.cpp\'s tools ("-DGGML_CUDA=on")')
     ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs for llama.cpp's tools")
+    ap.add_argument("--peer-bin", type=Path, help="use llama.cpp's tools from this folder; build none")
     ap.add_argument("--out", type=Path, default=ROOT / "bench-out")
     ap.add_argument("--publish", action="store_true", help="copy the table and plot into docs/")
     args = ap.parse_args()
@@ -234,8 +238,8 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    bin_dir = build_peers.peer_dir(flags=args.peer_cmake) / "bin"  # used only by the llama.cpp peers
-    if not args.skip_single or "llama-server" in args.peers:
+    bin_dir = args.peer_bin or build_peers.peer_dir(flags=args.peer_cmake) / "bin"  # for the llama.cpp peers
+    if not args.peer_bin and (not args.skip_single or "llama-server" in args.peers):
         log("building or finding llama.cpp's tools")
         bin_dir = build_peers.build(build_peers.installed_version(), jobs=args.jobs, flags=args.peer_cmake)
     results = {

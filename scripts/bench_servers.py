@@ -89,6 +89,25 @@ def peak_rss(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
+def gpu_memory(pid: int) -> int | None:
+    """GPU memory the process holds on NVIDIA GPUs (NVML), in bytes; None without NVML or a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no nvidia-ml-py, no driver: nothing to report
+        return None
+    try:
+        used = 0
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            used += sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                        if p.pid == pid)
+        return used
+    finally:
+        pynvml.nvmlShutdown()
+
+
 @contextmanager
 def running(peer: Peer, *, start_timeout: float = 180.0, log: Path | None = None):
     """Start the peer on a free loopback port; yield (base URL, pid); always stop it."""

@@ -38,6 +38,13 @@ R1_QWEN_1_5B = dict(
     n_layer=28, n_embd=1536, n_head=12, n_head_kv=2, n_ff=8960, n_vocab=151936,
     context_length=131072, rope_theta=10000.0, rms_eps=1e-6,
 )
+# DeepSeek-R1-Distill-Qwen-7B (built on Qwen2.5-Math-7B: 28 layers, n_embd 3584, 28 query and 4 KV
+# heads of 128, FFN 18944, the padded 152064-row vocabulary, untied head: 7.6B parameters).
+R1_QWEN_7B = dict(
+    n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944, n_vocab=152064,
+    context_length=131072, rope_theta=10000.0, rms_eps=1e-6,
+)
+SHAPES = {"1.5b": R1_QWEN_1_5B, "7b": R1_QWEN_7B}
 
 
 def tensor_plan(n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, **_):
@@ -87,7 +94,7 @@ def write_f16(path: Path, key: str, seed: int, shapes: dict) -> None:
 
     tok, src = _tokenizer_for(shapes["n_vocab"])
     w = gguf.GGUFWriter(str(path), "qwen2")
-    w.add_name("DeepSeek-R1-Distill-Qwen-1.5B random-weight proxy")
+    w.add_name(f"DeepSeek-R1-Distill-Qwen random-weight proxy, {shapes['n_embd']} wide")
     w.add_string(KEY_FIELD, key)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     w.add_context_length(shapes["context_length"])
@@ -130,11 +137,16 @@ def quantize(src: Path, dst: Path, threads: int) -> None:
         raise RuntimeError(f"llama_model_quantize failed with code {rc}")
 
 
-def build_proxy_model(out_path: str | Path = DEFAULT_OUT, seed: int = 0, *, threads: int = 2,
-                      force: bool = False) -> Path:
-    """Write the Q4_K_M proxy to out_path (cached by a key of its settings) and return it."""
-    out_path = Path(out_path)
-    key = tiny.build_key(kind="proxy-r1-qwen-1.5b-q4_k_m", seed=seed, **R1_QWEN_1_5B)
+def default_out(shape: str) -> Path:
+    return DEFAULT_OUT.with_name(f"proxy-r1-qwen-{shape}-q4_k_m.gguf")
+
+
+def build_proxy_model(out_path: str | Path | None = None, seed: int = 0, *, threads: int = 2,
+                      force: bool = False, shape: str = "1.5b") -> Path:
+    """Write the Q4_K_M proxy of a distill's shape to out_path (cached by a key of its settings)."""
+    out_path = Path(out_path or default_out(shape))
+    shapes = SHAPES[shape]
+    key = tiny.build_key(kind=f"proxy-r1-qwen-{shape}-q4_k_m", seed=seed, **shapes)
     if not force and out_path.exists():
         try:
             if read_gguf(out_path).get(KEY_FIELD) == key:
@@ -146,7 +158,7 @@ def build_proxy_model(out_path: str | Path = DEFAULT_OUT, seed: int = 0, *, thre
     q = out_path.with_name(out_path.stem + ".q.tmp")
     try:
         t0 = time.monotonic()
-        write_f16(f16, key, seed, R1_QWEN_1_5B)
+        write_f16(f16, key, seed, shapes)
         t1 = time.monotonic()
         print(f"wrote F16 {f16.stat().st_size / 1e9:.2f} GB in {t1 - t0:.0f} s; quantising...", file=sys.stderr)
         quantize(f16, q, threads)
@@ -160,13 +172,14 @@ def build_proxy_model(out_path: str | Path = DEFAULT_OUT, seed: int = 0, *, thre
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="1.5b", help="which distill's shapes (default 1.5b)")
+    ap.add_argument("--out", type=Path, help="default: models/proxy-r1-qwen-SHAPE-q4_k_m.gguf")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2, help="quantiser threads (default 2)")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached file matches")
     args = ap.parse_args()
     try:
-        path = build_proxy_model(args.out, args.seed, threads=args.threads, force=args.force)
+        path = build_proxy_model(args.out, args.seed, threads=args.threads, force=args.force, shape=args.shape)
     except RuntimeError as e:
         sys.exit(str(e))
     print(f"{path} ({path.stat().st_size / 1e9:.2f} GB)")

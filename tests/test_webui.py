@@ -5,12 +5,12 @@ message, watch reasoning and answer stream, stop a generation, switch model."""
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import replace
 from importlib import resources
 
 import httpx
 import pytest
+from browser import launched_browser
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -57,17 +57,9 @@ def test_no_ui(tmp_path):
         assert httpx.get(f"{url}/ui/app.js").status_code == 404
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
 @pytest.fixture
 def browser_page(two_models):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if chromium() is None:
-        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+    with launched_browser() as browser:
         page = browser.new_page()
         page.goto(two_models, wait_until="load")  # the first visit warms the browser and the server
         cdp = page.context.new_cdp_session(page)
@@ -75,18 +67,18 @@ def browser_page(two_models):
         cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})  # so every file is fetched again
         page.reload(wait_until="load")
         yield page
-        browser.close()
 
 
 def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b, tmp_path):
     page = browser_page
     # the browser's own clock, from navigation start to the load event, every file fetched uncached
     load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
-    assert 0 < load_ms < 1000, load_ms
-    page.wait_for_function("document.querySelectorAll('#model option').length === 2")
+    assert 0 < load_ms < 2000, load_ms  # about 0.35 s (median); generous, the machine is shared
+    page.wait_for_function("() => document.querySelectorAll('#model option').length === 2")
     assert page.input_value("#model") == tiny_model.stem
 
     # thinking on: reasoning streams into the collapsible block, then folds as "Thought for N s"
+    page.click("#settings-button")
     page.fill("#max-tokens", "24")
     page.fill("#prompt", "What is 2+2?")
     page.keyboard.press("Enter")
@@ -104,24 +96,28 @@ def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b, tmp_path
     page.select_option("#model", tiny_model_b.stem)
     page.fill("#prompt", "Tell me a long story.")
     page.click("#send")
-    page.wait_for_function("document.querySelector('.msg.assistant:last-child .body').textContent.length > 20")
+    page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .body').textContent.length > 20")
     page.click("#stop")
     page.wait_for_selector("#send:not([hidden])")
     last = page.locator(".msg.assistant").last
-    assert last.locator(".note").inner_text() == "Stopped."
+    assert last.locator(".note").inner_text().startswith("Stopped.")
     assert last.locator(".body").inner_text().strip()
 
     # the conversation survives a reload, with the model it used
     page.reload(wait_until="load")
-    page.wait_for_function("document.querySelectorAll('.msg').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('.msg').length === 4")
     assert page.input_value("#model") == tiny_model_b.stem
     page.screenshot(path=str(tmp_path / "webui.png"))  # how docs/webui.png was taken
 
 
+RENDER = """async (text) => { const { renderMarkdown } = await import('/ui/markdown.js');
+    const box = document.createElement('div'); box.append(renderMarkdown(text)); return box.innerHTML; }"""
+
+
 def test_markdown_math_and_code_render(browser_page):
-    html = browser_page.evaluate("""() => renderMarkdown(
-        'The answer is \\\\[\\\\boxed{4}\\\\] and $x^2$.\\n\\n```python\\nprint(2 + 2)  # $not math$\\n```\\n'
-        + '<img src=x onerror="window.hacked=1">')""")
+    html = browser_page.evaluate(RENDER, "The answer is \\[\\boxed{4}\\] and $x^2$.\n\n"
+                                 "```python\nprint(2 + 2)  # $not math$\n```\n"
+                                 '<img src=x onerror="window.hacked=1">')
     assert 'class="katex-display"' in html and "boxed" in html
     assert "<code" in html and "$not math$" in html  # code is left alone
     assert "onerror" not in html and browser_page.evaluate("window.hacked") is None

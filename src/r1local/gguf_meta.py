@@ -19,6 +19,7 @@ from .errors import ModelFileError, ModelNotFound
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 SHORT_ARRAY = 64  # arrays shorter than this are kept as lists
+MAX_ARRAY_DEPTH = 8  # arrays of arrays: llama.cpp reads none; a hostile file nests thousands deep
 
 # GGUF value types -> struct format (scalars); 8 = string, 9 = array.
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
@@ -231,6 +232,7 @@ class _Cursor:
         self.pos = 0
         self.end = len(buf)
         self.keep_arrays = keep_arrays
+        self.depth = 0  # arrays being read around the current value
 
     def unpack(self, fmt: str):
         size = struct.calcsize(fmt)
@@ -260,7 +262,14 @@ class _Cursor:
         if vtype == _STRING:
             return self.string()
         if vtype == _ARRAY:
-            return self.array()
+            if self.depth >= MAX_ARRAY_DEPTH:
+                raise ModelFileError(f"The GGUF header nests arrays more than {MAX_ARRAY_DEPTH} deep.",
+                                     "The file is damaged or not a GGUF model.")
+            self.depth += 1
+            try:
+                return self.array()
+            finally:
+                self.depth -= 1
         raise ModelFileError(f"Unknown GGUF value type {vtype}.", "The file is damaged or not a GGUF model.")
 
     def array(self) -> Any:
@@ -347,5 +356,8 @@ def _parse(path: Path, buf, file_size: int, keep_arrays: bool) -> GGUFInfo:
         ggml_type, offset = cur.u32(), cur.u64()
         tensors.append(TensorInfo(name, tuple(shape), ggml_type, offset))
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
+    if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
+        raise ModelFileError(f"{path}: general.alignment is {alignment!r}, not a positive power of two.",
+                             "The file is damaged; download it again.")
     data_offset = -(-cur.pos // alignment) * alignment
     return GGUFInfo(path, version, file_size, data_offset, metadata, tensors)

@@ -89,6 +89,12 @@ def fetch_source(version: str, dest: Path, log) -> Path:
     return found[0]
 
 
+def sdist_version(sdist: Path) -> str | None:
+    """The version in a source archive's name (llama_cpp_python-0.3.36.tar.gz -> 0.3.36)."""
+    m = re.fullmatch(r"llama_cpp_python-(.+)\.tar\.gz", sdist.name)
+    return m.group(1) if m else None
+
+
 def unpack(sdist: Path, dest: Path) -> Path:
     safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:

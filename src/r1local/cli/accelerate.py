@@ -107,13 +107,15 @@ def accelerate(
     Example: r1local accelerate --dry-run
     """
     hw = detect_now()
-    if hw.build is None or not hw.build.version:
+    # with a source archive, a machine without any llama-cpp-python yet can build its first one
+    version = hw.build.version if hw.build and hw.build.version else (source and builder.sdist_version(source))
+    if not version:
         raise UsageError("llama-cpp-python is not installed.", "pip install llama-cpp-python, then run this again.")
     choice = choose(hw, backend, _os_release())
     if choice is None:
         out.print("No GPU found on this PC: the CPU build it has is the right one; nothing to do.")
         return
-    build = builder.Build(hw.build.version, choice.backend.name, choice.cmake_args, choice.build_env())
+    build = builder.Build(version, choice.backend.name, choice.cmake_args, choice.build_env())
     _print_plan(choice, build, force)
     rebuild = force or not choice.already
     if rebuild and not choice.check.ok:

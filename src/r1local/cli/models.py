@@ -99,7 +99,7 @@ def list_models(as_json: bool = JSON_OPT) -> None:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
     # the paths are long (Hugging Face cache layout): each goes on its own line under its model
-    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (cut short: pull it again)"),
+    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
     out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")

@@ -47,6 +47,14 @@ def upstreams(specs: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(found.items())
 
 
+def parse_alias(spec: str) -> tuple[str, str]:
+    """"claude-sonnet-4=r1:7b" -> ("claude-sonnet-4", "r1:7b")."""
+    name, sep, model = (part.strip() for part in spec.partition("="))
+    if not sep or not name or not model:
+        raise UsageError(f"Not an alias: {spec!r}.", "Write NAME=MODEL, e.g. --alias claude-sonnet-4=r1:7b.")
+    return name, model
+
+
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything is printed or loaded, so a busy port is one
     clear line instead of a banner followed by uvicorn's raw error."""
@@ -109,6 +117,9 @@ def serve(
     upstream: Optional[list[str]] = typer.Option(
         None, "--upstream", help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
                                  "in ~/.r1local/config.toml): its models are served as NAME/MODEL."),
+    alias: Optional[list[str]] = typer.Option(
+        None, "--alias", help="Serve requests naming NAME with MODEL, as NAME=MODEL (repeatable): "
+                              "claude-sonnet-4=r1:7b lets Anthropic's clients keep their model names."),
     no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the chat page at /."),
     detach: bool = typer.Option(False, "--detach", "-d",
                                 help="Run in the background (log in ~/.r1local/serve.log); r1local stop ends it."),
@@ -152,6 +163,7 @@ def serve(
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
+        aliases=tuple(parse_alias(spec) for spec in alias or []),
         kv_type=kv_type or config.kv_type(),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")

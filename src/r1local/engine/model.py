@@ -143,4 +143,5 @@ class Model(Engine):
             self._embedder.close()
         self.scheduler.close()
         self.native.close()
+        self.template.close()
 

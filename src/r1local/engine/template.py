@@ -2,7 +2,7 @@
 
 The template comes from the GGUF (`tokenizer.chat_template`) and runs in Jinja2's immutable
 sandbox configured as Hugging Face transformers does, so prompts match what the model was trained
-on. For R1 distills (DeepSeek's recommendations):
+on, in a child process bounded in time, memory and output (template_sandbox.py). For R1 distills (DeepSeek's recommendations):
 - no system prompt: its text is folded into the first user turn;
 - earlier assistant turns keep only their answer (reasoning is dropped);
 - thinking on: the assistant turn is forced to start with "<think>\\n";
@@ -12,17 +12,16 @@ on. For R1 distills (DeepSeek's recommendations):
 
 from __future__ import annotations
 
-import json
+import weakref
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..errors import ModelFileError, UsageError
 from . import tools
 from .builtin_template import apply_builtin
+from .template_sandbox import TemplateFailure, TemplateProcess, environment
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 EMPTY_THINK = THINK_OPEN + "\n\n" + THINK_CLOSE + "\n\n"  # thinking off: the model answers at once
@@ -36,28 +35,13 @@ CHATML_TEMPLATE = (
 )
 
 
+_OTHER_GGUF = "Use another GGUF of this model, or one converted with a current llama.cpp."
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     text: str
     opens_think: bool  # the prompt ends inside an open <think> block
-
-
-def _raise_exception(message: str):
-    raise UsageError(f"The model's chat template refused these messages: {message}")
-
-
-def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys=False):
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
-    return env
 
 
 def _text(content: Any) -> Any:
@@ -86,12 +70,14 @@ class ChatTemplate:
         self.is_r1 = "<｜Assistant｜>" in self.source and THINK_CLOSE in self.source
         self.supports_tools = self.is_r1 and tools.speaks_r1_tools(self.source)
         try:
-            self._template = _environment().from_string(self.source)
+            environment().parse(self.source)  # here, so a broken template is known at load
         except jinja2.TemplateSyntaxError as e:
             raise ModelFileError(
-                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).",
-                "Use another GGUF of this model, or one converted with a current llama.cpp.",
-            ) from None
+                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).", _OTHER_GGUF) from None
+        except RecursionError:
+            raise ModelFileError("The model's chat template nests too deeply to be read.", _OTHER_GGUF) from None
+        self._process = TemplateProcess(self.source)
+        weakref.finalize(self, self._process.close)  # its child process ends with it
 
     def render(
         self,
@@ -133,19 +119,22 @@ class ChatTemplate:
             return RenderedPrompt(text + THINK_OPEN + "\n", opens_think=True)
         return RenderedPrompt(text + EMPTY_THINK, opens_think=False)
 
+    def close(self) -> None:
+        """End the template's child process (a later render starts another)."""
+        self._process.close()
+
     def _render_jinja(self, msgs: list[dict], think: bool, add_generation_prompt: bool) -> str:
         try:
-            return self._template.render(
+            return self._process.render(dict(
                 messages=msgs,
                 add_generation_prompt=add_generation_prompt,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
                 enable_thinking=think,  # the switch Qwen3-style templates read
-            )
-        except UsageError:
-            raise
-        except jinja2.TemplateError as e:
-            raise UsageError(f"The model's chat template failed on these messages: {e}") from None
+            ))
+        except TemplateFailure as failure:
+            verb = "refused" if failure.refused else "failed on"
+            raise UsageError(f"The model's chat template {verb} these messages: {failure}") from None
 
 
 def _is_prefill(message: Mapping[str, Any]) -> bool:

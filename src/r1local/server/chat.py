@@ -66,3 +66,11 @@ class ChatSubmission:
             think = False
         return model.chat(self.messages, think=think, params=params, tool_list=plan.functions if plan else None,
                           calls=bool(plan and plan.grammar), continue_final=self.continue_final, trim=self.trim)
+
+    def count(self, model: Engine) -> int:
+        """The tokens of the prompt this request renders to (what it would submit, untrimmed)."""
+        think = (model.is_r1 if self.think is None else self.think) and self.think_budget != 0
+        functions = [tool.model_dump(exclude_none=True) for tool in self.tools or []] or None
+        rendered = model.template.render(self.messages, think=think, tool_list=functions,
+                                         continue_final=self.continue_final)
+        return len(model.prompt_tokens(rendered.text))

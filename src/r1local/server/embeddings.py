@@ -4,7 +4,6 @@ the scheduler's step."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 import time
@@ -76,7 +75,7 @@ async def embed(request: Request, model: str, inputs: list[str | list[int]], *, 
     lease = await acquire(request, model)  # a client that leaves during the load stops it
     load_s = time.monotonic() - started
     try:
-        vectors, tokens = await asyncio.to_thread(lease.model.embed, inputs, truncate=truncate)
+        vectors, tokens = await lease.work(lease.model.embed, inputs, truncate=truncate)
     finally:
         lease.release(keep_alive_s)
     n_embd = len(vectors[0]) if vectors else 0

@@ -59,6 +59,10 @@ def error_response(path: str, error: R1Error, retry_after_s: int = 1) -> JSONRes
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
+_NOT_AN_OBJECT = {"missing", "model_type", "model_attributes_type", "dict_type"}  # pydantic's kinds of it
+BODY_NOT_AN_OBJECT = "The request body is empty or not a JSON object; send a JSON object with the request's parameters."
+
+
 def validation_error(exc: RequestValidationError) -> UsageError:
     """One readable sentence from pydantic's error list; `param` names the first bad field."""
     problems, first_param = [], None
@@ -72,6 +76,8 @@ def validation_error(exc: RequestValidationError) -> UsageError:
             problems.append(f"The request body is not valid JSON ({ctx.get('error', 'parse error')}).")
         elif kind == "extra_forbidden":
             problems.append(f"Unknown parameter {param!r}.")
+        elif param is None and kind in _NOT_AN_OBJECT:  # the body itself: empty, `null`, a list...
+            problems.append(BODY_NOT_AN_OBJECT)
         elif kind == "missing":
             problems.append(f"Missing required parameter {param!r}.")
         elif kind == "value_error":  # our validators' own sentence, without pydantic's prefix

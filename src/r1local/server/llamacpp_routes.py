@@ -5,7 +5,6 @@ llama-server holds one model; here a request may name one with `model`, else it 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -50,7 +49,7 @@ def _with_model(request: Request, body: NamedModel, use) -> Any:
     async def run():
         lease = await _lease(request, body)
         try:
-            return await asyncio.to_thread(use, lease.model)
+            return await lease.work(use, lease.model)
         finally:
             lease.release()
     return run()

@@ -9,8 +9,11 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from .. import fit, resolve
 from ..engine import registry
@@ -28,6 +31,7 @@ log = logging.getLogger("r1local.server")
 
 KEEP = object()  # release() sentinel: keep the model's current keep-alive
 Key = tuple[Path, str]  # a loaded model: its file (or folder) and the engine running it
+MODEL_THREADS = 2  # each model's threads for rendering, tokenising and building samplers
 
 
 def model_bytes(path: Path) -> int:
@@ -48,6 +52,10 @@ class Entry:
     gpu_layers: int  # offloaded layers; 0: CPU only
     last_used: float = field(default_factory=time.time)
     active: int = 0  # requests holding a lease
+    # Its own threads: a model whose template or grammar is slow (a hostile file's) queues its
+    # own requests there, and never takes the threads other models' requests need.
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="r1local-model"))
 
     @property
     def expires_at(self) -> float | None:
@@ -64,6 +72,10 @@ class Lease:
         self.entry = entry
         self.model: Engine = entry.model
         self._released = False
+
+    def work(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
+        """`function(*args, **kwargs)` in the model's own threads (it may take time: never on the event loop)."""
+        return asyncio.get_running_loop().run_in_executor(self.entry.threads, partial(function, *args, **kwargs))
 
     def release(self, keep_alive_s: float | None | object = KEEP) -> None:
         if not self._released:
@@ -84,6 +96,7 @@ class ModelManager:
         self._waiters: Counter[Key] = Counter()  # requests waiting for each model's load
         self._wake = asyncio.Event()
         self.upstreams = {name: Upstream(name, url) for name, url in settings.upstreams}
+        self.aliases = dict(settings.aliases)  # serve --alias: names clients send (claude-sonnet-4) for a model
         self._upstream_entries: dict[str, Entry] = {}  # served elsewhere: never loaded, never evicted
         self._reaper: asyncio.Task | None = None
         self._stopping = False  # read by loads in progress: a stopping server stops them
@@ -129,14 +142,16 @@ class ModelManager:
 
     # -- requests --
     def address(self, name: str) -> ModelAddress:
-        """A request's model name, parsed as a name only: over HTTP no name opens a path."""
-        return ModelAddress.parse(name, upstreams=self.upstreams)
+        """A request's model name (or the model its --alias stands for), parsed as a name only:
+        over HTTP no name opens a path."""
+        return ModelAddress.parse(self.aliases.get(name, name), upstreams=self.upstreams)
 
     async def acquire(self, name: str) -> Lease:
         """Resolve `name` through the models this server holds, the catalog and the local store
         (never an arbitrary path), load it if needed, and hold it until the lease is released.
         NAME/MODEL names a model of the upstream server NAME."""
         address = self.address(name)
+        name = address.text  # an alias's model
         if address.kind is Kind.UPSTREAM:
             entry = self._upstream_entries.get(name)
             if entry is None:
@@ -278,6 +293,7 @@ class ModelManager:
     async def _unload(self, key: Key) -> None:
         entry = self._entries.pop(key)
         log.info("unloading %s", entry.name)
+        entry.threads.shutdown(wait=False)
         await asyncio.to_thread(entry.model.close)
 
     async def _reap_forever(self) -> None:

@@ -45,7 +45,7 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if any(entry.name == name for entry in manager.loaded()):
+    if name in manager.aliases or any(entry.name == name for entry in manager.loaded()):
         return True
     try:
         address = manager.address(name)

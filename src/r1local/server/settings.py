@@ -33,3 +33,4 @@ class ServerSettings:
     upstreams: tuple[tuple[str, str], ...] = ()  # (NAME, URL) of OpenAI-compatible servers fronted
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)
     web_ui: bool = True  # the chat page at /
+    aliases: tuple[tuple[str, str], ...] = ()  # (NAME, MODEL): a name clients send, served by MODEL

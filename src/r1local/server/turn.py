@@ -107,8 +107,8 @@ async def start_turn(request: Request, model: str, submit: Callable[[Engine], St
     lease = await acquire(request, model)
     load_s = time.monotonic() - started
     # Rendering and tokenising a long chat, building a sampler (a grammar, penalty buffers) or an
-    # upstream's answer take time: a worker thread does it, never the event loop.
-    submitted = asyncio.get_running_loop().run_in_executor(None, submit, lease.model)
+    # upstream's answer take time: the model's own threads do it, never the event loop.
+    submitted = lease.work(submit, lease.model)
     try:
         stream = await asyncio.shield(submitted)
     except asyncio.CancelledError:  # the request was abandoned while its work went on
