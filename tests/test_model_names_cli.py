@@ -42,7 +42,8 @@ def test_show_takes_the_names_run_takes(two_quants, command):
         result = runner.invoke(app, [command, name, "--json"])
         assert result.exit_code == 0, (name, result.output)
         facts = json.loads(result.stdout)
-        assert facts["architecture"] == "qwen2" and facts["capabilities"] == ["completion", "thinking"]
+        assert facts["architecture"] == "qwen2"
+        assert facts["capabilities"] == ["completion", "thinking", "tools", "embedding"]
     missing = runner.invoke(app, ["show", "r1:70b"])
     assert missing.exit_code == 3 and "r1:70b is not in the catalog" in missing.stderr
     template = runner.invoke(app, ["show", "r1:tiny", "--template"])

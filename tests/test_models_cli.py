@@ -254,7 +254,7 @@ def test_a_second_pull_of_the_same_file_says_it_waits(tiny_hub, tiny_model):
         assert time.time() < deadline
         time.sleep(0.05)
     second = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    said = second.stderr.readline() + second.stderr.readline()
+    said = "".join(second.stderr.readline() for _ in range(3))  # Pulling, Contacting, then Waiting
     assert "Waiting for another pull of Tiny-R1-F16.gguf" in said
     tiny_hub.repos[REPO].faults.clear()
     fault.release.set()

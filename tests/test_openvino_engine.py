@@ -19,6 +19,7 @@ from r1local.engine.openvino_plan import OpenVINOPlan  # noqa: E402
 from r1local.engine.params import SamplingParams  # noqa: E402
 from r1local.engine.vocab import LlamaVocab  # noqa: E402
 from r1local.errors import ContextOverflow, Overloaded, UsageError  # noqa: E402
+from r1local.request.prepare import check_generation  # noqa: E402
 
 PROMPTS = ["The capital of France is", "def fibonacci(n):"]
 
@@ -142,8 +143,8 @@ def test_queue_limit_is_overloaded_and_frees_again(engine):
 def test_limits_and_unsupported_options_are_clear_errors(engine):
     with pytest.raises(ContextOverflow):
         engine.complete("word " * 400, params=greedy(4))
-    with pytest.raises(UsageError, match="grammar"):
-        engine.complete(PROMPTS[0], params=SamplingParams(grammar='root ::= "a"'))
+    with pytest.raises(UsageError, match="does not support grammar"):  # declared, refused before any work
+        check_generation(SamplingParams(grammar='root ::= "a"'), engine)
     clamped = engine.complete(PROMPTS[0], params=greedy(10_000, ignore_eos=True)).result()
     assert clamped.done.usage.total_tokens == engine.n_ctx
 

@@ -70,7 +70,7 @@ def test_openai_client_is_answered_by_every_engine(front):
 def test_what_only_llama_cpp_does_is_a_clear_400_on_openvino(front):
     client = openai.OpenAI(base_url=f"{front}/v1", api_key="unused", max_retries=0)
     tool = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
-    asks = {"tools": dict(tools=[tool]), "reasoning_budget_tokens": dict(extra_body={"reasoning_budget_tokens": 4}),
+    asks = {"tools": dict(tools=[tool]), "think_budget": dict(extra_body={"reasoning_budget_tokens": 4}),
             "logprobs": dict(logprobs=True)}
     for param, extra in asks.items():
         with pytest.raises(openai.BadRequestError) as refused:

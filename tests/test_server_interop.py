@@ -106,8 +106,8 @@ def test_a_gguf_without_template_gets_the_builtin_for_its_architecture(url):
         {"role": "user", "content": "hi"}]}).json()["prompt"]
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"  # qwen2: ChatML is llama.cpp's pick
     shown = ollama.Client(host=url).show("tiny-plain")
-    assert shown.capabilities == ["completion"]
-    assert ollama.Client(host=url).show(MODEL).capabilities == ["completion", "thinking", "tools"]
+    assert shown.capabilities == ["completion", "embedding"]
+    assert ollama.Client(host=url).show(MODEL).capabilities == ["completion", "thinking", "tools", "embedding"]
     assert ollama.Client(host=url).show(MODEL).modelinfo["qwen2.context_length"] == 512
 
 

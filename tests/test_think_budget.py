@@ -10,7 +10,7 @@ import ollama
 import pytest
 from serving import openai_client, serving
 
-from r1local.server.chat import EFFORT_BUDGETS
+from r1local.request import EFFORT_BUDGETS
 
 MODEL = "tiny-r1-qwen"
 ASK = [{"role": "user", "content": "How many primes are below 30?"}]

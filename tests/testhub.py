@@ -8,8 +8,10 @@ It serves the part of the Hub API that downloads use, with the headers the clien
     GET  /{repo}/resolve/{rev}/{file}                      LFS sha256), X-Linked-Size, Content-Length;
                                                            Range -> 206 with Content-Range
 Errors carry the Hub's X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo),
-so huggingface_hub raises its own typed errors. Faults are injected per file (`Fault`), and every
-request is recorded (`requests`) so a test can check what the client sent.
+so huggingface_hub raises its own typed errors. Faults are injected per file (`Fault`) and per
+model-info request (`info_failures`), and every request is recorded (`requests`) so a test can
+check what the client sent. `black_hole()` and `refused_url()` stand for networks that fail:
+an endpoint that accepts connections and never answers, and one that refuses them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ class Fault:
 
     drop_after: int | None = None  # send this many bytes, then close the connection
     drops: int = 1  # ...on this many requests
+    then_gone: bool = False  # once the drops are spent, close every later request before answering
     corrupt: bool = False  # flip a byte in the body but advertise the true sha256
     stall_after: int | None = None  # send this many bytes, then wait until `release` is set
     release: threading.Event = field(default_factory=threading.Event)
@@ -67,6 +71,7 @@ class TestHub:
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
+        self.info_failures: list[int] = []  # statuses the next model-info requests get, one each
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
@@ -117,6 +122,8 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             path = unquote(url.path)
             hub.requests.append(Request(self.command, path, {k.lower(): v for k, v in self.headers.items()}))
+            if _INFO.match(path) and hub.info_failures:
+                return self._error(hub.info_failures.pop(0), "Service unavailable")
             if m := _INFO.match(path):
                 return self._info(m.group(1), m.group(2), "blobs" in parse_qs(url.query))
             if m := _RESOLVE.match(path):
@@ -169,6 +176,9 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, b"", headers, length=len(data))
             chunk = data[start:]
             status = 206 if start else 200
+            if fault and fault.then_gone and fault.drops == 0:
+                self.close_connection = True  # the network went away mid-download
+                return
             if fault and fault.drop_after is not None and fault.drops > 0:
                 fault.drops -= 1
                 self._send(status, chunk[: fault.drop_after], headers, length=len(chunk))
@@ -202,6 +212,43 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
     return Handler
+
+
+class BlackHole:
+    """`with BlackHole() as url:` an endpoint that accepts every connection and never answers."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._listener.settimeout(0.05)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._held.append(self._listener.accept()[0])  # kept open, never read or answered
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in [*self._held, self._listener]:
+            conn.close()
+
+
+def refused_url() -> str:
+    """A loopback endpoint where nothing listens: every connection is refused at once."""
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -6,16 +6,19 @@ every answer: at 5 tokens/s that is more than three minutes, at 15 about one. He
   r1       the best quality whose estimated decode speed reaches TARGET_TPS with a reasoning-sized
            context; where nothing reaches it, the quickest that fits. Where no speed can be
            estimated (bandwidth unknown), the best quality that fits.
-  r1:best  the largest that runs at all (at least MIN_TPS, a useful context).
-  r1:fast  the quickest that still reasons well: the 7B class or larger at 4-bit or finer.
+  r1:best  the best quality at a floor of MIN_TPS (a 1,000-token think within about 3 1/2 minutes).
+  r1:fast  the quickest that still reasons well: the 7B class or larger at 4-bit or finer, never
+           slower than r1; where that class is slower than r1, the quickest that fits (and it says so).
+  r1:npu   the best quality made for the NPU (fit_npu.py): the same candidates as the others, so r1
+           is the NPU's model only when it is the best that meets the target.
 
 Quality is parameters times a factor for the quantisation's loss; every plan asks for
-REASONING_CTX tokens of context and accepts no less than fit.USEFUL_CTX.
+REASONING_CTX tokens of context and accepts no less than fit.USEFUL_CTX (an NPU's compiled
+context, set by its own configuration, is taken as it is and ranks below a reasoning-sized one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .fit import USEFUL_CTX, FitPlan, ModelShape, plan
@@ -26,9 +29,13 @@ REASONING_CTX = 16384  # a long think plus the conversation around it
 MIN_TPS = 5.0  # r1:best: slower than this does not run in any useful sense
 FAST_MIN_PARAMS = 7e9  # r1:fast: the 1.5B distill reasons far worse (AIME 2024: 28.9 against 55.5 for the 7B)
 # quality kept by each quantisation, relative to 8-bit (llama.cpp's perplexity tables, rounded)
-QUANT_QUALITY = {"Q8_0": 1.0, "Q6_K": 0.99, "Q5_K_M": 0.98, "Q4_K_M": 0.96, "IQ4_XS": 0.95, "Q3_K_M": 0.88}
+# (NPU: OpenVINO's symmetric INT4 for the NPU, which loses a little more than the asymmetric k-quants)
+QUANT_QUALITY = {"Q8_0": 1.0, "Q6_K": 0.99, "Q5_K_M": 0.98, "Q4_K_M": 0.96, "IQ4_XS": 0.95, "NPU": 0.93,
+                 "Q3_K_M": 0.88}
 FAST_MIN_QUANT = 0.95  # r1:fast keeps 4-bit and finer
-POLICIES = ("r1", "r1:best", "r1:fast")
+NPU_VERDICT = "fits on NPU"
+POLICIES = ("r1", "r1:best", "r1:fast", "r1:npu")
+Planned = tuple[str, ModelShape, FitPlan]
 
 
 @dataclass
@@ -70,34 +77,80 @@ def _r1(fitting: list[Choice]) -> Choice:
 
 def _best(fitting: list[Choice]) -> Choice:
     running = [c for c in fitting if c.plan.decode_tps is None or c.plan.decode_tps >= MIN_TPS] or fitting
-    best = max(running, key=lambda c: (c.plan.n_ctx >= REASONING_CTX, c.shape.file_bytes, c.plan.decode_tps or 0.0))
-    best.why = f"the largest that runs (at least {MIN_TPS:.0f} tokens/s where a speed is known)"
+    best = max(running, key=lambda c: (c.plan.n_ctx >= REASONING_CTX, quality(c.shape), c.plan.decode_tps or 0.0))
+    best.why = f"the best quality at {MIN_TPS:.0f} tokens/s or more where a speed is known"
     return best
 
 
-def _fast(fitting: list[Choice]) -> Choice:
+def _tps(c: Choice) -> float:
+    return c.plan.decode_tps or 0.0
+
+
+def _fast(fitting: list[Choice], r1: Choice) -> Choice:
+    """The quickest reasoner, unless the reasoners are all slower than r1: then the quickest of all,
+    so that r1:fast is never slower than r1."""
     reasoners = [c for c in fitting if c.shape.params >= FAST_MIN_PARAMS
                  and QUANT_QUALITY.get(c.shape.quant.upper(), 0.0) >= FAST_MIN_QUANT]
-    pool = reasoners or fitting
-    best = max(pool, key=lambda c: (c.plan.decode_tps or 0.0, -c.shape.file_bytes))
-    best.why = ("the quickest of the 7B class or larger at 4-bit or finer" if reasoners
-                else "the quickest that fits (no 7B-class model fits)")
+    if reasoners:
+        best = max(reasoners, key=lambda c: (_tps(c), -c.shape.file_bytes))
+        if _tps(best) >= _tps(r1):
+            best.why = "the quickest of the 7B class or larger at 4-bit or finer"
+            return best
+        slow = (f"the 7B class is too slow here: about {_tps(best):.0f} tokens/s at best" if best.plan.decode_tps
+                else "the 7B class is too slow here")
+    else:
+        slow = "no 7B-class model fits"
+    best = max(fitting, key=lambda c: (_tps(c), quality(c.shape)))
+    best.why = f"the quickest that fits, as {slow}"
     return best
 
 
-PICK: dict[str, Callable[[list[Choice]], Choice]] = {"r1": _r1, "r1:best": _best, "r1:fast": _fast}
+def _npu(fitting: list[Choice]) -> Choice | None:
+    made_for_npu = [c for c in fitting if c.plan.verdict == NPU_VERDICT]
+    if not made_for_npu:
+        return None
+    best = max(made_for_npu, key=lambda c: (quality(c.shape), _tps(c)))
+    best.why = "the best quality made for the NPU that fits"
+    return best
 
 
-def choose(hw: Hardware, candidates: list[tuple[str, ModelShape]], policy: str = "r1") -> Choice | None:
-    """The candidate `policy` ("r1", "r1:best", "r1:fast") names on this machine; None when none fits."""
-    return choose_all(hw, candidates)[policy]
+def plain_size(hw: Hardware, candidates: list[tuple[str, ModelShape]], default: str | None) -> Choice | None:
+    """What a plain size (r1:7b) means among its quantisations: `default` (Q4_K_M, as Ollama's tags)
+    where it fits with a useful context, else the best quality that does, saying why where a default
+    was missed; None: none fits."""
+    plans = [Choice(n, s, plan(s, hw, REASONING_CTX), "size") for n, s in candidates]
+    fitting = [c for c in plans if c.plan.fits and c.plan.n_ctx >= min(USEFUL_CTX, c.shape.trained_ctx)]
+    wanted = next((c for c in fitting if c.name == default), None)
+    if wanted is not None or not fitting:
+        return wanted
+    best = max(fitting, key=lambda c: (c.plan.n_ctx >= REASONING_CTX, quality(c.shape)))
+    if default is not None:
+        best.why = (f"{default} does not fit this PC's free memory with an {USEFUL_CTX // 1024}k context: "
+                    f"using {best.name}, the best quality that does")
+    return best
 
 
-def choose_all(hw: Hardware, candidates: list[tuple[str, ModelShape]]) -> dict[str, Choice | None]:
-    """Every policy's choice, planning each candidate once."""
+def choose(hw: Hardware, candidates: list[tuple[str, ModelShape]], policy: str = "r1",
+           npu_plans: list[Planned] = ()) -> Choice | None:
+    """The candidate `policy` (one of POLICIES) names on this machine; None when none fits."""
+    return choose_all(hw, candidates, npu_plans)[policy]
+
+
+def choose_all(hw: Hardware, candidates: list[tuple[str, ModelShape]],
+               npu_plans: list[Planned] = ()) -> dict[str, Choice | None]:
+    """Every policy's choice, planning each candidate once. `npu_plans` are the NPU's models with
+    their plans (fit_npu.npu_plans): they compete under the same rules."""
     plans = [(name, s, plan(s, hw, REASONING_CTX)) for name, s in candidates]
     fitting = [(n, s, p) for n, s, p in plans if p.fits and p.n_ctx >= min(USEFUL_CTX, s.trained_ctx)]
     if not fitting:
         fitting = [(n, s, p) for n, s, p in plans if p.fits]
-    return {policy: PICK[policy]([Choice(n, s, p, policy) for n, s, p in fitting]) if fitting else None
-            for policy in POLICIES}
+    fitting += [(n, s, p) for n, s, p in npu_plans if p.fits]
+    if not fitting:
+        return dict.fromkeys(POLICIES)
+
+    def pool(policy: str) -> list[Choice]:
+        return [Choice(n, s, p, policy) for n, s, p in fitting]
+
+    r1 = _r1(pool("r1"))
+    return {"r1": r1, "r1:best": _best(pool("r1:best")), "r1:fast": _fast(pool("r1:fast"), r1),
+            "r1:npu": _npu(pool("r1:npu"))}

@@ -16,7 +16,7 @@ import httpx
 
 from . import errors
 from .engine.events import ContentDelta, Done, Event, ReasoningDelta, Timings, Usage
-from .engine.params import SamplingParams
+from .request import ChatRequest
 
 _BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
                                       errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
@@ -69,14 +69,30 @@ class ResidentServer:
             raise _error(response)
         return response.json()
 
-    def chat(self, model: str, messages: list[dict], *, think: bool, params: SamplingParams) -> RemoteStream:
-        body = {"model": model, "messages": messages, "stream": True, "think": think,
-                "stream_options": {"include_usage": True},
-                "temperature": params.temperature, "top_p": params.top_p,
-                **({"max_tokens": params.max_tokens} if params.max_tokens else {}),
-                **({"seed": params.seed} if params.seed is not None else {}),
-                **({"reasoning_budget_tokens": params.think_budget} if params.think_budget is not None else {})}
-        return RemoteStream(self._http, body)
+    def chat(self, model: str, chat: ChatRequest) -> RemoteStream:
+        return RemoteStream(self._http, {"model": model, **openai_body(chat)})
+
+
+def openai_body(chat: ChatRequest) -> dict:
+    """A chat request as the OpenAI body the server turns back into the same request, streamed
+    (all but Ollama's num_ctx, which OpenAI's API lacks)."""
+    body = {"messages": chat.messages, "stream": True, "stream_options": {"include_usage": True},
+            "think": chat.think, "reasoning_budget_tokens": chat.think_budget, "reasoning_effort": chat.effort,
+            "max_tokens": chat.max_tokens, "stop": chat.stop or None, "n": chat.n if chat.n != 1 else None,
+            "grammar": chat.grammar, "truncate": None if chat.trim else False,
+            "continue_final_message": None if chat.continue_final else False, "logit_bias": chat.logit_bias,
+            **chat.sampling.fields()}
+    if chat.logprobs is not None:
+        body.update(logprobs=True, top_logprobs=chat.logprobs)
+    if chat.tools:
+        body.update(tools=[tool.model_dump(exclude_none=True) for tool in chat.tools],
+                    tool_choice=chat.tool_choice if isinstance(chat.tool_choice, str | None)
+                    else chat.tool_choice.model_dump(), parallel_tool_calls=chat.parallel_tool_calls)
+    if chat.response_format is not None:
+        schema = chat.response_format.schema
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}} \
+            if schema else {"type": "json_object"}
+    return {key: value for key, value in body.items() if value is not None}
 
 
 class RemoteStream:

@@ -137,6 +137,14 @@ def hf_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+def hub_read_timeout() -> float:
+    """R1LOCAL_HUB_TIMEOUT: seconds to wait for the Hub's answer to a request (default 10)."""
+    try:
+        return max(float(os.environ.get("R1LOCAL_HUB_TIMEOUT", "10")), 0.1)
+    except ValueError:
+        return 10.0
+
+
 def hf_cache() -> Path:
     """The standard Hugging Face cache, where downloaded models live (shared with other tools)."""
     if os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):

@@ -1,7 +1,8 @@
 """Pulling models from the Hugging Face Hub into the local cache (see `store` for the layout).
 
 The transfer itself is huggingface_hub's `http_get` (auth headers, retries that resume with a Range
-request after a dropped connection, progress); around it this module adds what `hf_hub_download`
+request after a dropped connection, progress); the file list comes through `hubcall` (timeouts,
+retries, a first line within moments); around them this module adds what `hf_hub_download`
 does not give: a partial file that survives Ctrl-C and is resumed by the next pull, a disk-space
 check for all parts before the first byte, and a SHA-256 check against the Hub's LFS hash before
 the file gets its final name.
@@ -32,14 +33,14 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import WeakFileLock, build_hf_headers
 
-from . import config, store
+from . import config, hubcall, store
 from .errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError, R1Error
 from .store import Target
 
 OnWait = Callable[[str, bool], None]
 _TOKEN_HINT = (
     "Accept the model's terms on https://huggingface.co/{repo}, then set HF_TOKEN to a read token "
-    "(https://huggingface.co/settings/tokens) and pull again."
+    "(https://huggingface.co/settings/tokens) and run the same command again."
 )
 
 
@@ -78,12 +79,9 @@ def _hub_errors(target: Target, what: str) -> Iterator[None]:
         status = e.response.status_code if e.response is not None else None
         if status in (401, 403):
             raise AuthRequired(f"The Hub refused {what} ({status}).", _TOKEN_HINT.format(repo=target.repo)) from e
-        raise DownloadError(f"The Hub answered {status} for {what}.", "Try again in a moment.") from e
+        raise DownloadError(f"{hubcall.host()} answered {status} for {what}.", "Try again in a moment.") from e
     except OfflineModeIsEnabled as e:
         raise _offline(target.label) from e
-    except httpx2.TransportError as e:
-        raise DownloadError(f"Lost the connection to {config.hf_endpoint()} while fetching {what}: {e}.",
-                            "Check the network and pull again: the download resumes where it stopped.") from e
 
 
 def _offline(name: str) -> OfflineError:
@@ -91,13 +89,16 @@ def _offline(name: str) -> OfflineError:
                         "Unset HF_HUB_OFFLINE to download it, or see the models you have with: r1local list")
 
 
-def remote_files(target: Target) -> tuple[str, dict[str, RemoteFile]]:
-    """The commit `target.revision` points at, and the repository's files with sizes and hashes."""
+def remote_files(target: Target, notify: hubcall.Notify | None = None) -> tuple[str, dict[str, RemoteFile]]:
+    """The commit `target.revision` points at, and the repository's files with sizes and hashes;
+    `notify` hears whom r1local contacts and each retry."""
     if config.hf_offline():
         raise _offline(target.label)
     api = HfApi(endpoint=config.hf_endpoint())
     with _hub_errors(target, "the file list"):
-        info = api.model_info(target.repo, revision=target.revision, files_metadata=True)
+        info = hubcall.call(lambda timeout: api.model_info(target.repo, revision=target.revision, files_metadata=True,
+                                                           timeout=timeout),  # type: ignore[arg-type]
+                            f"the file list of {target.repo}", notify)
     files = {
         s.rfilename: RemoteFile(s.rfilename, s.lfs.size if s.lfs else (s.size or 0),
                                 s.lfs.sha256 if s.lfs else None, s.blob_id or "")
@@ -142,9 +143,9 @@ def _inside(root: Path, path: Path) -> Path:
     return path
 
 
-def plan(target: Target) -> tuple[str, list[RemoteFile]]:
+def plan(target: Target, notify: hubcall.Notify | None = None) -> tuple[str, list[RemoteFile]]:
     """The commit and the exact files a pull of `target` would fetch (asks the Hub)."""
-    commit, files = remote_files(target)
+    commit, files = remote_files(target, notify)
     return commit, [files[name] for name in store.choose_files(target, list(files))]
 
 
@@ -164,15 +165,16 @@ class _Silent:
         pass
 
 
-def pull(target: Target, *, progress: type | None = None, on_wait: OnWait | None = None) -> Path:
+def pull(target: Target, *, progress: type | None = None, on_wait: OnWait | None = None,
+         notify: hubcall.Notify | None = None) -> Path:
     """Download `target` into the cache (resuming partial files) and return the first part's path.
 
     `progress` is a tqdm-like class (keyword arguments total, initial, desc, unit...; `update(n)`;
     a context manager) that huggingface_hub's `http_get` drives, one bar per file. `on_wait(file,
     first)` is called each second while another pull of the same file holds its lock; raising
-    from it stops waiting.
+    from it stops waiting. `notify` hears whom r1local contacts and each retry.
     """
-    commit, files = plan(target)
+    commit, files = plan(target, notify)
     storage = store.storage_dir(target.repo)
     snapshot = storage / "snapshots" / commit
     missing = [f for f in files if not (snapshot / f.name).is_file()]
@@ -255,12 +257,14 @@ def _download(target: Target, commit: str, f: RemoteFile, partial: Path, progres
                      displayed_filename=Path(f.name).name, tqdm_class=progress)
     except R1Error:
         raise
+    except httpx2.TransportError as e:
+        raise _transfer_failed(f.name, partial, e) from e
     except OSError as e:
         if e.errno is not None:  # the disk, not the network: keep the partial file to resume
             raise DownloadError(f"Could not write {partial}: {e.strerror}.",
                                 "Fix the disk problem (space, permissions) and pull again to resume.") from e
         partial.unlink(missing_ok=True)  # http_get's size check: the server sent the wrong amount
-        raise DownloadError(f"{f.name} arrived with the wrong size.", "Pull again.") from e
+        raise DownloadError(f"{f.name} arrived with the wrong size.", "Run the same command again.") from e
     finally:
         if partial.is_file() and partial.stat().st_size == 0:
             partial.unlink()  # nothing to resume: leave no empty file behind
@@ -269,8 +273,18 @@ def _download(target: Target, commit: str, f: RemoteFile, partial: Path, progres
         raise DownloadError(
             f"{f.name} failed verification: its SHA-256 is {actual[:12]}…, the Hub says {f.sha256[:12]}…; "
             "the damaged download was deleted.",
-            "Pull again; if it fails again, the mirror in HF_ENDPOINT serves a broken file.",
+            "Run the same command again; if it fails again, the mirror in HF_ENDPOINT serves a broken file.",
         )
+
+
+def _transfer_failed(name: str, partial: Path, e: httpx2.TransportError) -> DownloadError:
+    """What a network failure during a transfer means: a resumable stop once bytes arrived."""
+    kept = partial.stat().st_size if partial.is_file() else 0
+    if not kept:
+        return DownloadError(hubcall.what_failed(e, name, 1), hubcall.NEXT_STEP)
+    return DownloadError(f"Lost the connection to {hubcall.host()} after {store.human_size(kept)} of {name}: "
+                         f"{e or type(e).__name__}.",
+                         "Run the same command again: the download resumes where it stopped.")
 
 
 def _sha256(path: Path) -> str:

@@ -1,7 +1,8 @@
 """ModelAddress: every form of model name users and clients type, parsed here and nowhere else.
 
     r1                          the distill and quantisation for this machine (see choice.py)
-    r1:best, r1:fast            the largest that runs here; the quickest that still reasons well
+    r1:best, r1:fast, r1:npu    the best quality at a usable speed; the quickest that still reasons
+                                well; the best made for this PC's NPU
     r1:7b, r1:7b-q8_0           a catalog distill, optionally with its quantisation
     deepseek-r1[:TAG]           Ollama's names for the same distills: deepseek-r1:7b,
                                 deepseek-r1:8b-llama-distill-q4_K_M, deepseek-r1:70b-llama-distill-fp16
@@ -37,13 +38,13 @@ _HUB_FILE = re.compile(rf"^({_REPO_PART}/{_REPO_PART})/((?:{_REPO_PART}/)*{_REPO
 _OLLAMA = re.compile(r"^deepseek-r1(?::(?:(?P<latest>latest)|(?P<size>\d+(?:\.\d+)?b)"
                      r"(?:-(?P<family>qwen|llama)-distill)?(?:-(?P<quant>[a-z0-9_]+))?))?$", re.IGNORECASE)
 _FAMILY_ARCH = {"qwen": "qwen2", "llama": "llama"}  # Ollama's distill family -> the GGUF architecture
-_POLICIES = {"r1": "r1", "r1:latest": "r1", "r1:best": "r1:best", "r1:fast": "r1:fast"}
+_POLICIES = {"r1": "r1", "r1:latest": "r1", "r1:best": "r1:best", "r1:fast": "r1:fast", "r1:npu": "r1:npu"}
 _FORMS = ("a catalog name (r1, r1:7b, r1:7b-q8_0; see r1local models), deepseek-r1:7b, hf.co/USER/REPO:QUANT, "
           "or USER/REPO/FILE.gguf")
 
 
 class Kind(str, Enum):
-    CHOICE = "choice"  # r1, r1:best, r1:fast: the catalog's pick for this machine
+    CHOICE = "choice"  # r1, r1:best, r1:fast, r1:npu: the catalog's pick for this machine
     CATALOG = "catalog"  # one distill, with or without its quantisation
     HUB = "hub"  # a Hub repository by quantisation, or one file of it
     PATH = "path"  # a GGUF file (or OpenVINO folder) on this machine

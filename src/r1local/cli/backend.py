@@ -18,6 +18,7 @@ from ..engine import registry
 from ..engine.base import Engine
 from ..errors import UsageError
 from ..names import ModelAddress
+from ..request import ChatRequest, submit
 from .app import err
 from .models import resolve_model
 from .options import parse_split
@@ -34,7 +35,7 @@ class Backend:
     where: str  # "http://127.0.0.1:11435" or "this process"
     engine: str  # "llama.cpp", "openvino"; "r1local serve" when a server answers
     device: str  # where the model runs, as the engine names it; the server's URL when a server answers
-    chat: Callable[..., Stream | RemoteStream]  # (messages, think=, params=) -> a stream of events
+    chat: Callable[[ChatRequest], Stream | RemoteStream]  # a request -> a stream of its events
 
 
 @contextmanager
@@ -77,7 +78,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
             yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, address.for_server))
             return
     with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, loaded.chat)
+        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
 
 
 @contextmanager

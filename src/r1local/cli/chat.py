@@ -14,11 +14,13 @@ from pydantic import ValidationError
 
 from .. import config
 from ..engine.params import SamplingParams
+from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
 from .backend import Backend, open_backend
-from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
-                      SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, sampling)
+from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
+                      RPC_OPT, SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT,
+                      chat_request, sampling)
 from .run import consume
 
 if TYPE_CHECKING:
@@ -39,12 +41,13 @@ HELP = """Commands:
 Type \"\"\" to start and end a message of several lines; pasted text stays one message.
 Ctrl-C stops an answer or clears the line; the conversation stays."""
 SETTINGS = ("temperature", "top_p", "max_tokens", "seed")
+THINK_SHOWN = {True: "on", False: "off", None: "as the model does"}
 
 
 @dataclass
 class Conversation:
     params: SamplingParams
-    think: bool = True
+    think: bool | None = None  # None: as the model does by default
     hide_think: bool = False
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
@@ -107,8 +110,8 @@ def chat(
 
     Example: r1local chat r1 --hide-think
     """
-    conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget), not no_think and think_budget != 0,
-                                hide_think)
+    conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
+                                False if no_think else None, hide_think)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
@@ -138,10 +141,15 @@ def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     conversation.messages.append({"role": "user", "content": text})
     printer = Printer(show_reasoning=not conversation.hide_think)
     try:
-        stream = backend.chat(conversation.request(), think=conversation.think, params=conversation.params)
+        stream = backend.chat(chat_request(conversation.request(), conversation.think, conversation.params))
         result, interrupted = consume(stream, printer)
     except KeyboardInterrupt:  # while the request was being sent
         result, interrupted = None, True
+    except R1Error as error:  # refused (a setting the model lacks, a busy server...): the session goes on
+        printer.end()
+        err.print(f"error: {error}", style="red", markup=False)
+        conversation.messages.pop()
+        return
     printer.end()
     done = result.done if result else None
     if done is not None and done.finish_reason == "error":
@@ -217,7 +225,7 @@ def _set(conversation: Conversation, key: str, value: str) -> None:
 def _show(backend: Backend, model: str, conversation: Conversation) -> None:
     p = conversation.params
     lines = [f"model        {model} ({backend.where})",
-             f"think        {'on' if conversation.think else 'off'}"
+             f"think        {THINK_SHOWN[conversation.think]}"
              + (" (hidden)" if conversation.hide_think else ""),
              f"temperature  {p.temperature}", f"top_p        {p.top_p}",
              f"max_tokens   {p.max_tokens or 'off'}", f"seed         {'random' if p.seed is None else p.seed}",

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from .. import fit_npu
-from ..choice import Choice, choose_all, seconds_per_1000
+from ..choice import FAST_MIN_PARAMS, NPU_VERDICT, Choice, choose_all, seconds_per_1000
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
@@ -18,6 +18,7 @@ from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
 
 JSON_SCHEMA = 1  # docs/hw-json.md; bump only for incompatible changes
+NPU_SAVES = "; on the NPU: the CPU and GPU stay free, at a fraction of their power"
 
 
 def catalog_candidates() -> tuple[list[tuple[str, ModelShape]], dict[str, str]]:
@@ -43,15 +44,14 @@ def _per_1000(c: Choice) -> str:
 
 
 def recommend(hw: Hardware) -> tuple[dict[str, Choice | None], str | None]:
-    """Every policy's choice and the display name of r1's: on an Intel NPU, r1 is the NPU's
-    folder when it suits (see fit_npu)."""
+    """Every policy's choice and the display name of r1's: on an Intel NPU, the NPU's folders
+    compete with the GGUF files (see fit_npu)."""
     from .. import catalog
 
     candidates, names = catalog_candidates()
     npu_variants = catalog.load().npu_variants()
     names |= {v.name: f"{v.distill.file_prefix} OpenVINO INT4 for the NPU" for v in npu_variants}
-    chosen = choose_all(hw, candidates)
-    chosen["r1"] = fit_npu.prefer(fit_npu.npu_choice(hw, npu_variants), chosen["r1"])
+    chosen = choose_all(hw, candidates, fit_npu.npu_plans(hw, npu_variants))
     return chosen, names.get(chosen["r1"].name) if chosen["r1"] else None
 
 
@@ -60,7 +60,7 @@ def _ctx(n: int) -> str:
 
 
 def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None = None) -> str:
-    if choice is not None and choice.plan.verdict == "fits on NPU":
+    if choice is not None and choice.plan.verdict == NPU_VERDICT:
         return fit_npu.npu_line(choice, display or choice.name)
     if choice is None:
         return (f"Nothing in the catalog fits: {_gib(hw.memory.available)} of RAM available"
@@ -80,13 +80,20 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
             f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}")
 
 
+def _note(policy: str, c: Choice) -> str:
+    """What an alternative's time alone does not say: what the NPU saves, why r1:fast is no 7B."""
+    if policy == "r1:npu":
+        return NPU_SAVES
+    return f"; {c.why}" if policy == "r1:fast" and c.shape.params < FAST_MIN_PARAMS else ""
+
+
 def why_line(chosen: dict[str, Choice | None]) -> str:
     """Why `r1` is what it is, and what r1:best and r1:fast would cost in answer time."""
     r1 = chosen["r1"]
     if r1 is None:
         return ""
-    others = [f"{policy} = {c.name} ({_per_1000(c)})" for policy, c in chosen.items()
-              if policy != "r1" and c is not None]
+    others = [f"{policy} = {c.name} ({_per_1000(c)}{_note(policy, c)})" for policy, c in chosen.items()
+              if policy != "r1" and c is not None and not (policy == "r1:npu" and c.name == r1.name)]
     return f"Why: r1 is {r1.why} ({_per_1000(r1)} of thinking). " + "; ".join(others) + "."
 
 

@@ -45,6 +45,11 @@ class DownloadBar:
         self.close()
 
 
+def say(line: str) -> None:
+    """A line about what a command does on the way (which file a name picked, whom it contacts)."""
+    err.print(line, style="dim", markup=False)
+
+
 def ask(question: str) -> bool:
     """Ask before a download on a terminal; without one, refuse and say how to go on."""
     if not sys.stdin.isatty():
@@ -57,7 +62,7 @@ def resolve_model(address: ModelAddress, *, yes: bool = False, revision: str | N
     """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
     a missing model is downloaded, after a question on a terminal unless `yes`."""
     return resolve.resolve(address, pull_if_missing=True, confirm=None if yes else ask,
-                           revision=revision, progress=DownloadBar)
+                           revision=revision, progress=DownloadBar, notify=say)
 
 
 @command()
@@ -66,7 +71,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
 
     Example: r1local pull r1:7b
     """
-    target, label = resolve.choose(ModelAddress.parse(name), revision=revision)
+    target, label = resolve.choose(ModelAddress.parse(name), revision=revision, notify=say)
     if store.discard_damaged(target):
         err.print(f"The copy of {label} in the cache is cut short: downloading it again.", style="yellow")
     path = store.find_local(target)
@@ -76,7 +81,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
         from .. import download  # the Hub client only when something is downloaded
 
         err.print(f"Pulling {label} from {target.repo}", style="bold")
-        path = download.pull(target, progress=DownloadBar, on_wait=_say_waiting)
+        path = download.pull(target, progress=DownloadBar, on_wait=_say_waiting, notify=say)
     out.print(str(path))
 
 
@@ -196,11 +201,7 @@ def _short_name_choices(cat: catalog.Catalog) -> dict[str, list[str]]:
     variant name -> the short names that pick it."""
     chosen: dict[str, list[str]] = {}
     for d in cat.distills:
-        try:
-            variant = resolve.best_for_machine(resolve.local_first(cat.ordered(d)))
-        except InsufficientMemory:  # nothing fits: the default quantisation stands for the name
-            variant = cat.variant(d.name)
-        chosen.setdefault(variant.name, []).append(f"r1:{d.name}")
+        chosen.setdefault(resolve.plain_size(cat, d).name, []).append(f"r1:{d.name}")
     return chosen
 
 

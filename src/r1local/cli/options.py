@@ -8,6 +8,7 @@ import typer
 from .. import config
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
 from ..errors import UsageError
+from ..request import ChatRequest, Sampling
 
 MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, deepseek-r1:7b, hf.co/USER/REPO:QUANT or a "
                                      ".gguf path; add @openvino to run it on OpenVINO.")
@@ -69,3 +70,9 @@ def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int
              think_budget: int | None = None) -> SamplingParams:
     return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
                           think_budget=think_budget)
+
+
+def chat_request(messages: list[dict], think: bool | None, params: SamplingParams) -> ChatRequest:
+    """The command's options as the one chat request (think None: as the model does by default)."""
+    return ChatRequest(messages, think=think, think_budget=params.think_budget, max_tokens=params.max_tokens,
+                       sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed))

@@ -13,8 +13,9 @@ from ..engine.events import Done, Result
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
 from .app import command, err, out
 from .backend import open_backend
-from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RPC_OPT,
-                      SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, sampling)
+from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
+                      RPC_OPT, SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT,
+                      chat_request, sampling)
 from .printer import Printer
 
 if TYPE_CHECKING:
@@ -112,8 +113,7 @@ def run(
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
-        stream = backend.chat([{"role": "user", "content": prompt}], think=not no_think and think_budget != 0,
-                               params=params)
+        stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:

@@ -8,6 +8,8 @@ import json
 import typer
 from rich.table import Table
 
+from ..engine import registry
+from ..engine.capabilities import declared
 from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
 from ..names import ModelAddress
@@ -27,12 +29,14 @@ def show(
 
     Example: r1local show r1:7b
     """
-    path = resolve(ModelAddress.parse(model, allow_paths=True))  # never downloads: show what is here
+    address = ModelAddress.parse(model, allow_paths=True)
+    path = resolve(address)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
         out.print(info.chat_template or "", markup=False)
         return
-    thinking = ChatTemplate(info.chat_template).is_r1
+    engine = registry.engine_for(path, address.engine)
+    capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
     facts = {
         "path": str(path),
         "name": info.name,
@@ -49,7 +53,7 @@ def show(
         "vocab_size": info.vocab_size,
         "chat_template": info.chat_template is not None,
         "license": info.get("general.license"),
-        "capabilities": ["completion", "thinking"] if thinking else ["completion"],
+        "capabilities": capabilities.ollama(),
         "tensors": len(info.tensors),
     }
     if as_json:

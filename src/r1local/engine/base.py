@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from ..errors import ContextOverflow, UsageError
 from . import history
+from .capabilities import Capabilities, declared
 from .params import SamplingParams
 from .stream import Stream
 from .template import ChatTemplate, RenderedPrompt
@@ -48,6 +49,11 @@ class Engine(ABC):
     @property
     def is_r1(self) -> bool:
         return self.template.is_r1
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this engine does with this model; requests beyond it are refused before any work."""
+        return declared(self.engine, self.template, self.n_ctx)
 
     # -- requests --
     def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import config
-from ..errors import ContextOverflow, ModelFileError, ModelNotFound, Overloaded, UsageError
+from ..errors import ContextOverflow, ModelFileError, ModelNotFound, Overloaded
 from .base import Engine
 from .events import Done, FinishReason, Usage, measure
 from .openvino_files import FolderVocab, available_devices, folder_context, genai, open_pipeline, reason
@@ -122,11 +122,6 @@ class OpenVINOModel(Engine):
 
     def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
                 in_reasoning: bool, parse_tools: bool = False) -> Stream:
-        unsupported = _unsupported(params, parse_tools)
-        if unsupported:
-            raise UsageError(f"The OpenVINO engine does not run {unsupported[0]}.",
-                             "Load the model on llama.cpp (drop @openvino), or send the request without it.",
-                             param=unsupported[1])
         if len(tokens) >= self.n_ctx:
             raise ContextOverflow(f"The prompt is {len(tokens)} tokens; the context holds {self.n_ctx}.",
                                   "Shorten the prompt or start with a larger --ctx.")
@@ -278,26 +273,9 @@ class OpenVINOModel(Engine):
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
                                  timings, error, request.output.stops.matched))
 
-def _unsupported(params: SamplingParams, parse_tools: bool) -> tuple[str, str] | None:
-    """What a request asks that only llama.cpp's scheduler does (it steers generation token by
-    token: a lazy grammar for calls, closing the think block, reading the logits), and its field."""
-    if parse_tools:
-        return "tool calls", "tools"
-    if params.think_budget is not None:
-        return "a reasoning budget (it cannot close the think block mid-generation)", "reasoning_budget_tokens"
-    if params.logprobs is not None:
-        return "log-probabilities", "logprobs"
-    if params.logit_bias:
-        return "logit_bias", "logit_bias"
-    return None
-
-
 def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int) -> Any:
     """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput;
     the end marker is set here because a converted GGUF's folder carries no generation_config.json)."""
-    if params.grammar:
-        raise UsageError("The OpenVINO engine does not constrain output with a grammar or JSON schema.",
-                         "Use a llama.cpp model for structured output.")
     c = ov.GenerationConfig()
     c.max_new_tokens = max_tokens
     c.eos_token_id = eos

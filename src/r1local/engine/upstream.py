@@ -21,6 +21,7 @@ import httpx
 
 from ..errors import R1Error, UsageError
 from .base import Engine
+from .capabilities import Capabilities
 from .events import Done, FinishReason, ReasoningDelta, Timings, Usage
 from .params import SamplingParams
 from .reasoning import ReasoningSplitter
@@ -31,6 +32,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 LIST_TIMEOUT_S = 2.0  # listing models must not hold /v1/models up for long
 CONNECT_TIMEOUT_S = 5.0
 FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", None: "stop"}
+# chat and completions are forwarded whole: nothing here constrains or reads tokens, and the context
+# is the upstream's own, which it does not say
+UPSTREAM_CAPABILITIES = Capabilities(thinking=True, tools=False, grammar=False, embeddings=False, logprobs=False,
+                                     think_budget=False, logit_bias=False, context_length=None)
 
 
 class UpstreamError(R1Error):
@@ -95,7 +100,7 @@ class UpstreamModel(Engine):
         self.path = None  # type: ignore[assignment]  # nothing on this disk
         self.template = ChatTemplate(None)  # unused: the upstream renders its own prompts
         self.device = upstream.url
-        self.n_ctx = 32768  # the upstream enforces its own; requests are not clamped here
+        self.n_ctx = None  # type: ignore[assignment]  # unknown here: the upstream enforces its own
         self.n_parallel = 1
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
                              cached_tokens_total=0, rejected_total=0)
@@ -104,6 +109,10 @@ class UpstreamModel(Engine):
     def is_r1(self) -> bool:
         """Served as a reasoning model: its reasoning is kept apart, and think=False asks it for none."""
         return True
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return UPSTREAM_CAPABILITIES
 
     def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
              tool_list: list[dict] | None = None, calls: bool = True, continue_final: bool = True,
@@ -122,8 +131,6 @@ class UpstreamModel(Engine):
     def _forward(self, route: str, body: dict, params: SamplingParams) -> Stream:
         """Send the request and wait for the upstream's status (the caller runs this off the
         event loop); the body streams in on a thread."""
-        if params.grammar:
-            raise UsageError("Grammars and JSON schemas are not forwarded to upstream servers.")
         body = {**body, "model": self.model_id, "stream": True, "stream_options": {"include_usage": True},
                 **_sampling(params)}
         request = self.upstream.client.build_request("POST", f"{self.upstream.url}/{route}", json=body)
@@ -191,7 +198,8 @@ class UpstreamModel(Engine):
         raise UsageError("An upstream model has no local tokenizer.")
 
     def _submit(self, tokens, params, *, split_reasoning, in_reasoning, parse_tools=False) -> Stream:
-        raise AssertionError("chat() and complete() forward whole requests")
+        raise UsageError(f"{self.name} is served by another program, which takes text, not token ids.",
+                         "Send a chat or a completion.", param="model")
 
     def stats(self) -> dict:
         return dict(busy_slots=0, slots=self.n_parallel, queued=0, prefix_cache_bytes=0, prefix_cache_hits=0,

@@ -50,15 +50,16 @@ def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
     platform = bandwidth.published(cpu.model, cpu.core_types)
     fields = {"memory_kind": platform and platform.memory, "memory_peak_gbs": platform and platform.gbs,
               "cpu_bandwidth_gbs": None, "bandwidth_source": None}
+    usable = platform and (min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64"
+                           else platform.gbs)
     machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
     budget = min(bandwidth.PROBE_BYTES, memory.available // 8)  # a small board keeps its RAM
     measured = probe.call("memory.bandwidth", lambda: bandwidth.cached_measure(
-        config.home() / "bandwidth.json", machine, cpu.threads, budget))
+        config.home() / "bandwidth.json", machine, cpu.threads, budget, usable))
     if isinstance(measured, dict) and isinstance(measured.get("gbs"), (int, float)) and measured["gbs"] > 0:
         return {**fields, "cpu_bandwidth_gbs": float(measured["gbs"]), "bandwidth_source": "measured"}
     if platform is None:
         return fields
-    usable = min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64" else platform.gbs
     return {**fields, "cpu_bandwidth_gbs": usable, "bandwidth_source": "published"}
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from ..engine.base import Engine
+from ..engine.capabilities import Capabilities
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
@@ -80,6 +82,11 @@ class SplitModel(Engine):
         self._reader.start()
         self._watcher = threading.Thread(target=self._watch_cancels, daemon=True)
         self._watcher.start()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """llama.cpp's, but embeddings: the child process has no embedding context."""
+        return replace(super().capabilities, embeddings=False)
 
     # -- requests --
     def prompt_tokens(self, text: str) -> list[int]:

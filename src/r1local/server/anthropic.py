@@ -9,11 +9,13 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 
 from fastapi import APIRouter, Request
 
 from ..engine.events import Done
 from ..errors import R1Error
+from ..request import prepare, submit
 from .anthropic_schemas import CountTokensRequest, MessagesRequest
 from .blocks import Added, Block, Closed, Opened, transitions
 from .errors import client_message, error_payload
@@ -124,9 +126,8 @@ def router() -> APIRouter:
     async def messages(body: MessagesRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        submission = body.submission(state.settings.think_budget)
-        submission.trim = state.settings.trim
-        turn = await start_turn(request, body.model, submission, api="anthropic")
+        turn = await start_turn(request, body.model, partial(submit, state.settings.apply(body.to_request())),
+                                api="anthropic")
         reply = MessageReply(turn, body.model)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")
@@ -136,10 +137,10 @@ def router() -> APIRouter:
     async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
-        submission = body.submission(state.settings.think_budget)
+        chat = state.settings.apply(body.to_request())
         lease = await acquire(request, body.model)
         try:
-            return {"input_tokens": await asyncio.to_thread(submission.count, lease.model)}
+            return {"input_tokens": await asyncio.to_thread(lambda: prepare(chat, lease.model).count(lease.model))}
         finally:
             lease.release()
 

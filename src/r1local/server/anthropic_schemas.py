@@ -5,14 +5,15 @@ tools with their input_schema, tool_choice, thinking's budget, the sampling fiel
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from ..errors import UsageError
-from .chat import ChatSubmission
-from .schema_base import BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, STOP, TOP_K, Strict, sampling_params
-from .tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from ..request import ChatRequest, Sampling
+from ..request.tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from .schema_base import BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, STOP, TOP_K, Strict
 
 
 class ContentBlock(Strict):
@@ -62,19 +63,16 @@ class CountTokensRequest(Strict):
     tool_choice: ToolChoiceSpec | None = None
     thinking: ThinkingSpec | None = None
 
-    def submission(self, default_budget: int | None) -> ChatSubmission:
-        think = False if self.thinking and self.thinking.type == "disabled" else None
-        budget = self.thinking.budget_tokens if self.thinking and self.thinking.budget_tokens is not None \
-            else default_budget
+    def to_request(self) -> ChatRequest:
+        """The body as the one chat request (a pure translation: the policy is applied below)."""
         choice = self.tool_choice
-        return ChatSubmission(
-            chat_messages(self.system, self.messages), think, self.sampling, tools=self.functions(),
-            tool_choice=tool_choice(choice), think_budget=budget,
+        return ChatRequest(
+            chat_messages(self.system, self.messages),
+            think=False if self.thinking and self.thinking.type == "disabled" else None,
+            think_budget=self.thinking.budget_tokens if self.thinking else None,
+            tools=self.functions(), tool_choice=tool_choice(choice),
             parallel_tool_calls=None if choice is None or choice.disable_parallel_tool_use is None
             else not choice.disable_parallel_tool_use)
-
-    def sampling(self, n_ctx: int, grammar: str | None):
-        return sampling_params(n_ctx, max_tokens=None, stop=[], grammar=grammar)
 
     def functions(self) -> list[Tool] | None:
         """The client's own tools; Anthropic's server tools (web search...) are for its API to run."""
@@ -92,9 +90,9 @@ class MessagesRequest(CountTokensRequest):
     stream: bool = False
     metadata: dict[str, Any] | None = None
 
-    def sampling(self, n_ctx: int, grammar: str | None):
-        return sampling_params(n_ctx, max_tokens=self.max_tokens, stop=list(self.stop_sequences or []),
-                               grammar=grammar, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+    def to_request(self) -> ChatRequest:
+        return replace(super().to_request(), max_tokens=self.max_tokens, stop=list(self.stop_sequences or []),
+                       sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k))
 
 
 def tool_choice(choice: ToolChoiceSpec | None) -> ToolChoice | None:

@@ -18,10 +18,12 @@ from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..errors import UsageError
-from .grammar import MAX_GRAMMAR_CHARS, json_grammar
-from .logit_bias import LogitBias, biased
+from ..request import sampling_params
+from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..request.logit_bias import LogitBias, biased
+from ..request.prepare import check_generation
 from .resolve import lenient_name
-from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict, sampling_params
+from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict
 from .state import get_state
 from .tolerance import check_fields
 from .turn import Turn, TurnResponse, start_turn
@@ -79,13 +81,15 @@ class CompletionRequest(NamedModel):
                                    else None)
         wants_ids = self.n_probs > 0 or self.return_tokens
         params = sampling_params(
-            model.n_ctx, max_tokens=self.n_predict if self.n_predict and self.n_predict > 0 else None,
+            model.capabilities.context_length, max_tokens=self.n_predict,
             stop=list(self.stop or []), grammar=grammar, temperature=self.temperature, top_k=self.top_k,
             top_p=self.top_p, min_p=self.min_p, repeat_penalty=self.repeat_penalty,
             repeat_last_n=self.repeat_last_n, presence_penalty=self.presence_penalty,
             frequency_penalty=self.frequency_penalty, seed=self.seed, ignore_eos=self.ignore_eos,
             logprobs=min(self.n_probs, MAX_PROBS) if wants_ids else None)
-        return biased(params, self.logit_bias, model)
+        params = biased(params, self.logit_bias, model)
+        check_generation(params, model)
+        return params
 
 
 class ExtraFile(Strict):

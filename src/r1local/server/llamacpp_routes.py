@@ -14,6 +14,7 @@ from .. import __version__
 from ..engine.base import Engine
 from ..engine.params import SamplingParams
 from ..errors import UsageError
+from ..request import ChatRequest, prepare
 from .llamacpp_completion import CompletionRequest, InfillRequest, NamedModel, answer, complete
 from .manager import Lease
 from .resolve import lenient_name
@@ -90,8 +91,8 @@ def router() -> APIRouter:
 
     @api.post("/apply-template")
     async def apply_template(body: ApplyTemplateRequest, request: Request) -> dict:
-        return await _with_model(request, body, lambda model: {
-            "prompt": model.template.render(body.messages, think=model.is_r1).text})
+        chat = ChatRequest(body.messages)  # the prompt a chat request would give, the same for every dialect
+        return await _with_model(request, body, lambda model: {"prompt": prepare(chat, model).prompt(model)})
 
     @api.get("/props")
     async def props(request: Request) -> dict:

@@ -10,30 +10,33 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from .. import __version__, store
+from ..engine.base import Engine
 from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall, ToolCallDelta
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P
+from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
+from ..request import submit
+from ..request.prepare import check_generation
 from ..resolve import installed_matches
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
-from .chat import ChatSubmission
 from .duration import parse_duration
 from .errors import client_message
-from .grammar import json_grammar
 from .manager import Entry, model_bytes
-from .ollama_schemas import ChatRequest, GenerateBase, GenerateRequest, NamedRequest
+from .ollama_schemas import GenerateBase, GenerateRequest, NamedRequest, OllamaChatRequest
 from .openai_reply import logprob_entries
 from .pull import Pull, pull_target
-from .resolve import available_models
+from .resolve import available_models, capabilities_of
 from .state import ServerState, get_state
 from .tolerance import check_fields
-from .tools import ollama_arguments
 from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
 
 log = logging.getLogger("r1local.server")
@@ -75,10 +78,12 @@ def keep_alive_of(body: GenerateBase, state: ServerState) -> float | None:
     return state.settings.keep_alive_s if body.keep_alive is None else parse_duration(body.keep_alive)
 
 
-def grammar_of(body: GenerateBase) -> str | None:
-    if not body.format:
-        return None
-    return json_grammar(body.format if isinstance(body.format, dict) else None, "format")
+def ollama_arguments(arguments: str) -> Any:
+    """Ollama's clients want a call's arguments as an object."""
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
 
 
 def router() -> APIRouter:
@@ -116,9 +121,8 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         path = state.manager.path_of(body.model_name)
         info = await asyncio.to_thread(read_gguf, path)  # a copy cut short is an error, not a model
-        template = ChatTemplate(info.chat_template)  # the engine's own tests for thinking and tools
-        capabilities = ["completion"] + (["thinking"] if template.is_r1 else []) + (
-            ["tools"] if template.supports_tools else [])
+        template = ChatTemplate(info.chat_template)
+        capabilities = capabilities_of(body.model_name, path, state.manager, info)
         model_info = {k: v for k, v in info.metadata.items()
                       if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"}
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
@@ -127,7 +131,7 @@ def router() -> APIRouter:
         return {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
             "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
-            "details": details(info), "model_info": model_info, "capabilities": capabilities,
+            "details": details(info), "model_info": model_info, "capabilities": capabilities.ollama(),
             "modified_at": now_iso(path.stat().st_mtime),
         }
 
@@ -160,34 +164,31 @@ def router() -> APIRouter:
         return Response(status_code=200)
 
     @api.post("/api/chat")
-    async def chat(body: ChatRequest, request: Request):
-        check_fields(body, get_state(request).settings)
+    async def chat(body: OllamaChatRequest, request: Request):
+        state = get_state(request)
+        check_fields(body, state.settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        return await _generate(body, request, "message", await _submission(
-            body, request, body.engine_messages(), tools=body.tools, tool_choice=body.tool_choice))
+        return await _generate(body, request, "message", partial(submit, state.settings.apply(body.chat())))
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
-        check_fields(body, get_state(request).settings)
+        state = get_state(request)
+        check_fields(body, state.settings)
         if not body.prompt:
             return await _load_or_unload(body, request)
         if body.raw:
-            grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
-            submit = lambda model: model.complete(body.prompt, params=body.sampling(model.n_ctx, grammar))  # noqa: E731
-        else:
-            submit = await _submission(body, request, body.engine_messages())
-        return await _generate(body, request, "response", submit)
+            return await _generate(body, request, "response", partial(_complete, body))
+        return await _generate(body, request, "response", partial(submit, state.settings.apply(body.chat())))
 
     return api
 
 
-async def _submission(body: GenerateBase, request: Request, messages: list[dict], **extra) -> ChatSubmission:
-    settings = get_state(request).settings
-    grammar = await asyncio.to_thread(grammar_of, body)  # off the event loop
-    return ChatSubmission(messages, body.thinking(), body.sampling, grammar=grammar,
-                          trim=settings.trim and body.truncate is not False,
-                          think_budget=body.think_budget(settings.think_budget), **extra)
+def _complete(body: GenerateRequest, model: Engine) -> Stream:
+    """A raw prompt: no template, no chat policy (in a worker thread: a grammar takes time)."""
+    params = body.sampling(model.capabilities.context_length)
+    check_generation(params, model)
+    return model.complete(body.prompt or "", params=params)
 
 
 def _running(entry: Entry) -> dict:
@@ -207,7 +208,7 @@ async def _load_or_unload(body: GenerateBase, request: Request) -> dict:
     """Ollama's empty request: load the model (or, with keep_alive 0, unload it) and say which."""
     state = get_state(request)
     keep_alive = keep_alive_of(body, state)
-    field = "message" if isinstance(body, ChatRequest) else "response"
+    field = "message" if isinstance(body, OllamaChatRequest) else "response"
     empty = {"role": "assistant", "content": ""} if field == "message" else ""
     if keep_alive == 0:
         state.manager.unload(body.model)

@@ -8,12 +8,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from ..errors import UsageError
-from .chat import budget_of
+from ..request import ChatRequest, ResponseFormat, Sampling, sampling_params
+from ..request.grammar import json_grammar
+from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 from .schema_base import (
-    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only, sampling_params,
+    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
 )
-from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 
 
 class Options(Strict):
@@ -87,43 +87,39 @@ class GenerateBase(Strict):
     think: bool | Literal["low", "medium", "high"] | None = None
     truncate: bool | None = None  # false: a conversation longer than the context is an error, not trimmed
 
-    @property
-    def wants_json(self) -> bool:
-        return bool(self.format)
-
-    def think_budget(self, default: int | None) -> int | None:
-        explicit = self.options.think_budget if self.options else None
-        return budget_of(explicit, self.think if isinstance(self.think, str) else None, default)
-
-    def thinking(self) -> bool | None:
-        """None: the model's default (on for R1); a JSON format turns thinking off."""
-        if self.think is False or self.wants_json:
-            return False
-        return None if self.think is None else True
-
-    def sampling(self, n_ctx: int, grammar: str | None) -> SamplingParams:
+    def to_request(self, messages: list[dict], **tools: Any) -> ChatRequest:
+        """The body as the one chat request (a pure translation: the policy is applied below)."""
         o = self.options or Options()
-        if o.num_ctx and o.num_ctx > n_ctx:
-            raise UsageError(f"num_ctx {o.num_ctx} is more than the {n_ctx} tokens of context this model is loaded with.",
-                             f"Restart the server with --ctx {o.num_ctx}, or send num_ctx {n_ctx} or less.",
-                             param="options.num_ctx")
-        return sampling_params(
-            o.num_ctx or n_ctx, max_tokens=o.num_predict if o.num_predict and o.num_predict > 0 else None,
-            stop=list(o.stop or []), grammar=grammar, context_limit=o.num_ctx,
-            seed=o.seed, top_k=o.top_k, top_p=o.top_p, min_p=o.min_p, temperature=o.temperature,
-            repeat_penalty=o.repeat_penalty, presence_penalty=o.presence_penalty,
-            repeat_last_n=n_ctx if o.repeat_last_n == -1 else o.repeat_last_n,
-            frequency_penalty=o.frequency_penalty, logprobs=(self.top_logprobs or 0) if self.logprobs else None,
-        )
+        return ChatRequest(
+            messages, think=None if self.think is None else self.think is not False,
+            think_budget=o.think_budget, effort=self.think if isinstance(self.think, str) else None,
+            response_format=ResponseFormat(self.format if isinstance(self.format, dict) else None, "format")
+            if self.format else None,
+            sampling=self.sampler(), max_tokens=o.num_predict, stop=list(o.stop or []),
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None, context_limit=o.num_ctx,
+            trim=self.truncate is not False, **tools)
+
+    def sampler(self) -> Sampling:
+        o = self.options or Options()
+        return Sampling(temperature=o.temperature, top_p=o.top_p, top_k=o.top_k, min_p=o.min_p,
+                        repeat_penalty=o.repeat_penalty, repeat_last_n=o.repeat_last_n,
+                        presence_penalty=o.presence_penalty, frequency_penalty=o.frequency_penalty, seed=o.seed)
+
+    def sampling(self, n_ctx: int | None) -> SamplingParams:
+        """A raw /api/generate's settings (no template, so no chat policy)."""
+        chat = self.to_request([])
+        grammar = json_grammar(chat.response_format.schema, "format") if chat.response_format else None
+        return sampling_params(n_ctx, max_tokens=chat.max_tokens, stop=chat.stop, grammar=grammar,
+                               context_limit=chat.context_limit, logprobs=chat.logprobs, **chat.sampling.fields())
 
 
-class ChatRequest(GenerateBase):
+class OllamaChatRequest(GenerateBase):
     messages: list[Message] = Field(default_factory=list, max_length=MAX_MESSAGES)
     tools: list[Tool] | None = Field(None, max_length=MAX_TOOLS)
     tool_choice: ToolChoice | None = None  # r1local's, as OpenAI's: Ollama lets the model decide
 
-    def engine_messages(self) -> list[dict]:
-        return [m.to_engine() for m in self.messages]
+    def chat(self) -> ChatRequest:
+        return self.to_request([m.to_engine() for m in self.messages], tools=self.tools, tool_choice=self.tool_choice)
 
 
 class GenerateRequest(GenerateBase):
@@ -150,9 +146,9 @@ class GenerateRequest(GenerateBase):
     def _no_images(cls, v: list | None) -> list | None:
         return neutral_only(v or None, (None,), "images (these models read text only)")
 
-    def engine_messages(self) -> list[dict]:
+    def chat(self) -> ChatRequest:
         system = [{"role": "system", "content": self.system}] if self.system else []
-        return [*system, {"role": "user", "content": self.prompt or ""}]
+        return self.to_request([*system, {"role": "user", "content": self.prompt or ""}])
 
 
 class NamedRequest(Strict):

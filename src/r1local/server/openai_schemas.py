@@ -4,21 +4,18 @@ neutral values."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from .chat import ChatSubmission
-from .grammar import MAX_GRAMMAR_CHARS, json_grammar
-from .logit_bias import LogitBias
+from ..request import ChatRequest, ResponseFormat as JSONFormat, Sampling, sampling_params
+from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
+from ..request.logit_bias import LogitBias
+from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 from .schema_base import (
     BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
-    sampling_params,
 )
-from .tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 
 
 MAX_CHOICES = 16  # n: each choice is a sequence in the batch
@@ -109,23 +106,14 @@ class GenerationRequest(Strict):
         """None: no logprobs; k: each token's logprob and its k most likely alternatives."""
         return None
 
-    def own_grammar(self) -> str | None:
-        """llama.cpp's `grammar` (GBNF) or `json_schema` fields."""
-        if self.grammar:
-            return self.grammar
-        return json_grammar(self.json_schema, "json_schema") if self.json_schema is not None else None
+    @property
+    def stops(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
-    def sampling(self, n_ctx: int, grammar: str | None = None, choice: int = 0) -> SamplingParams:
-        """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
-        return sampling_params(
-            n_ctx, max_tokens=self.requested_max_tokens(), grammar=grammar,
-            stop=[self.stop] if isinstance(self.stop, str) else list(self.stop or []),
-            temperature=self.temperature, top_p=self.top_p, seed=None if self.seed is None else self.seed + choice,
-            top_k=self.top_k,
-            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
-            min_p=self.min_p, repeat_penalty=self.repeat_penalty, ignore_eos=self.ignore_eos,
-            logprobs=self.requested_logprobs(),
-        )
+    def sampler(self) -> Sampling:
+        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
+                        repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
+                        frequency_penalty=self.frequency_penalty, seed=self.seed, ignore_eos=self.ignore_eos)
 
 
 class ChatCompletionRequest(GenerationRequest):
@@ -156,31 +144,36 @@ class ChatCompletionRequest(GenerationRequest):
     def requested_logprobs(self) -> int | None:
         return (self.top_logprobs or 0) if self.logprobs else None
 
-    def thinking(self) -> bool | None:
-        """None: the model's default (on for R1). A JSON response_format turns thinking off so the
-        grammar shapes the whole answer."""
+    def to_request(self) -> ChatRequest:
+        """The body as the one chat request (a pure translation: the policy is applied below)."""
         kwargs = self.chat_template_kwargs or {}
         switch = kwargs.get("enable_thinking", kwargs.get("thinking"))
-        if self.think is False or switch is False or self.reasoning_effort == "none" or self.wants_json:
-            return False
-        return True if self.think or switch is True else None
+        think = None
+        if self.think is False or switch is False or self.reasoning_effort == "none":
+            think = False
+        elif self.think or switch is True:
+            think = True
+        effort = None if self.reasoning_effort == "none" else self.reasoning_effort
+        return ChatRequest(
+            [m.to_engine() for m in self.messages], think=think,
+            think_budget=self.reasoning_budget_tokens, effort=effort,
+            tools=self.tools, tool_choice=self.tool_choice, parallel_tool_calls=self.parallel_tool_calls,
+            grammar=self.grammar or None, response_format=self.json_format(), sampling=self.sampler(),
+            logit_bias=self.logit_bias,
+            max_tokens=self.requested_max_tokens(), stop=self.stops, n=self.n, logprobs=self.requested_logprobs(),
+            trim=self.truncate is not False, continue_final=self.continue_final_message is not False)
 
-    @property
-    def wants_json(self) -> bool:
-        return (self.response_format is not None and self.response_format.type != "text") or bool(
-            self.grammar or self.json_schema is not None)
+    def json_format(self) -> JSONFormat | None:
+        """response_format, or llama.cpp's json_schema shortcut."""
+        if self.response_format is not None and self.response_format.type != "text":
+            schema = self.response_format.json_schema.schema_ if self.response_format.json_schema else None
+            return JSONFormat(schema, "response_format.json_schema.schema")
+        return JSONFormat(self.json_schema, "json_schema") if self.json_schema is not None else None
 
     @property
     def reasoning_inline(self) -> bool:
         """llama.cpp's reasoning_format "none": the reasoning stays in content, in its tags."""
         return self.reasoning_format == "none"
-
-    def engine_messages(self) -> list[dict]:
-        return [m.to_engine() for m in self.messages]
-
-    def choices(self, submission: ChatSubmission) -> list[ChatSubmission]:
-        """One submission per choice (n), each with its own seed."""
-        return [replace(submission, sampling=partial(self.sampling, choice=i)) for i in range(self.n)]
 
 
 class CompletionRequest(GenerationRequest):
@@ -209,3 +202,12 @@ class CompletionRequest(GenerationRequest):
 
     def requested_logprobs(self) -> int | None:
         return self.logprobs
+
+    def sampling(self, n_ctx: int | None, choice: int = 0) -> SamplingParams:
+        """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
+        sampler = self.sampler()
+        grammar = self.grammar or (json_grammar(self.json_schema, "json_schema") if self.json_schema is not None
+                                   else None)
+        return sampling_params(n_ctx, max_tokens=self.requested_max_tokens(), stop=self.stops, grammar=grammar,
+                               logprobs=self.requested_logprobs(),
+                               **{**sampler.fields(), "seed": None if self.seed is None else self.seed + choice})

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import store
+from ..engine.capabilities import Capabilities, declared
 from ..engine.registry import engine_for
+from ..engine.template import ChatTemplate
 from ..errors import R1Error, UsageError
+from ..gguf_meta import GGUFInfo, read_gguf
 from ..names import Kind
 
 if TYPE_CHECKING:
@@ -64,3 +67,13 @@ def lenient_name(manager: ModelManager, name: str | None) -> str:
             raise UsageError('No model is loaded; name one with "model".', param="model")
         return default
     return name if default is None or knows(manager, name) else default
+
+
+def capabilities_of(name: str, path: Path, manager: ModelManager, info: GGUFInfo | None = None) -> Capabilities:
+    """What the engine answering for `name` declares: the loaded model's own, else what the engine
+    it would load on does with its chat template (read from the GGUF header: blocking)."""
+    for entry in manager.loaded():
+        if entry.name == name or entry.model.path == path:
+            return entry.model.capabilities
+    info = info or read_gguf(path, require_complete=False)
+    return declared(engine_of(name, path, manager), ChatTemplate(info.chat_template), info.context_length)

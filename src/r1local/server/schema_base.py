@@ -1,4 +1,4 @@
-"""What the OpenAI and Ollama request schemas share: strictness, and the mapping to engine settings."""
+"""What the OpenAI and Ollama request schemas share: strictness and the bounds of their fields."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from ..engine.params import MAX_REPEAT_LAST_N, MAX_TOP_K, SamplingParams
+from ..engine.params import MAX_TOP_K
 from ..engine.text import clean
 
 # The bounds of every numeric and list field, in both dialects (docs/api.md lists them): a request
@@ -57,17 +57,3 @@ def neutral_only(value: Any, neutral: tuple, what: str) -> Any:
     if value not in neutral:
         raise ValueError(f"{what} is not supported by this server")
     return value
-
-
-def sampling_params(n_ctx: int, *, max_tokens: int | None, stop: list[str], grammar: str | None,
-                    **fields: Any) -> SamplingParams:
-    """Engine settings from a request: unset fields keep R1's defaults, top_p 0 means greedy, and
-    max_tokens is clamped to the context (an absurd value is not an error)."""
-    if fields.get("top_p") == 0.0:
-        fields.update(top_p=None, temperature=0.0)
-    if fields.get("repeat_last_n") is not None:  # a window past the context holds nothing more
-        fields["repeat_last_n"] = min(fields["repeat_last_n"], n_ctx, MAX_REPEAT_LAST_N)
-    return SamplingParams(
-        **{k: v for k, v in fields.items() if v is not None},
-        max_tokens=min(max_tokens, n_ctx) if max_tokens else None, stop=stop, grammar=grammar,
-    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import config
+from ..request import ChatRequest
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,7 @@ class ServerSettings:
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)
     web_ui: bool = True  # the chat page at /
     aliases: tuple[tuple[str, str], ...] = ()  # (NAME, MODEL): a name clients send, served by MODEL
+
+    def apply(self, chat: ChatRequest) -> ChatRequest:
+        """A request with this server's defaults: its think budget, and no trimming under --no-trim."""
+        return replace(chat, default_think_budget=self.think_budget, trim=chat.trim and self.trim)

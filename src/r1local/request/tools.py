@@ -5,21 +5,25 @@ function makes it strict from the first token after the reasoning."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..engine import tools as r1
 from ..engine.bindings import submodule
 from ..engine.template import THINK_CLOSE
 from ..errors import UsageError
 from .grammar import bounded_grammar, bounded_schema
-from .schema_base import Strict
 
 MAX_TOOLS = 128
 MAX_TOOL_CALLS = 128  # the calls of one earlier assistant turn
+
+
+class Strict(BaseModel):
+    """Both dialects send tools in this shape; unknown fields are kept aside, as in their bodies."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, allow_inf_nan=False)
 
 
 class FunctionSpec(Strict):
@@ -99,18 +103,3 @@ def call_grammar(functions: list[FunctionSpec], *, parallel: bool, after_reasoni
     if after_reasoning:  # any tokens but </think> (one token in R1's vocabulary), then it, then the calls
         root = f"(!{THINK_CLOSE})* {THINK_CLOSE} [ \\n]{{0,4}} {root}"
     return bounded_grammar(converter.format_grammar() + f"\nroot ::= {root}\n", "tools")
-
-
-def openai_tool_calls(message_calls: list[dict] | None) -> list[dict]:
-    """History calls as the engine renders them: arguments as JSON text or an object."""
-    return [{"function": {"name": call.get("function", {}).get("name", ""),
-                          "arguments": call.get("function", {}).get("arguments", "{}")}}
-            for call in message_calls or []]
-
-
-def ollama_arguments(arguments: str) -> Any:
-    """Ollama's clients want arguments as an object."""
-    try:
-        return json.loads(arguments)
-    except ValueError:
-        return arguments

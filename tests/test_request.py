@@ -1,0 +1,142 @@
+"""One chat request: the CLI (in-process and through a resident server) and every API dialect turn
+the same conversation into the same ChatRequest, and prepare() into the same prompt; the R1 policy
+(thinking default and budget, JSON formats, the max_tokens clamp) and the declared capabilities
+are applied there, once."""
+
+from __future__ import annotations
+
+import httpx
+import ollama
+import pytest
+from serving import openai_client, serving
+
+from r1local.cli.run import chat_request
+from r1local.client import ResidentServer, openai_body
+from r1local.engine.model import Model
+from r1local.engine.params import SamplingParams
+from r1local.errors import UsageError
+from r1local.request import ChatRequest, ResponseFormat, prepare
+from r1local.server.ollama_schemas import OllamaChatRequest
+from r1local.server.openai_schemas import ChatCompletionRequest
+
+MODEL = "tiny-r1-qwen"
+CONVERSATION = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "What is 2 + 2?"},
+    {"role": "assistant", "content": "4."},
+    {"role": "user", "content": "And 3 + 3?"},
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    with Model.load(tiny_model, n_ctx=512, n_threads=1) as model:
+        yield model
+
+
+@pytest.fixture(scope="module")
+def plain(plain_model):
+    with Model.load(plain_model, n_ctx=512, n_threads=1) as model:
+        yield model
+
+
+def front_ends(think: bool | None) -> dict[str, ChatRequest]:
+    """The same conversation as each front end builds it."""
+    cli = chat_request(CONVERSATION, think, SamplingParams(temperature=0.6, top_p=0.95))
+    switch = {} if think is None else {"think": think}
+    return {
+        "cli": cli,
+        "cli through a server": ChatCompletionRequest.model_validate({"model": MODEL, **openai_body(cli)}).to_request(),
+        "openai": ChatCompletionRequest.model_validate({"model": MODEL, "messages": CONVERSATION, **switch})
+        .to_request(),
+        "openai (llama.cpp's switch)": ChatCompletionRequest.model_validate(
+            {"model": MODEL, "messages": CONVERSATION,
+             **({} if think is None else {"chat_template_kwargs": {"enable_thinking": think}})}).to_request(),
+        "ollama": OllamaChatRequest.model_validate({"model": MODEL, "messages": CONVERSATION, **switch}).chat(),
+    }
+
+
+@pytest.mark.parametrize("think", [None, True, False])
+def test_every_front_end_renders_the_same_prompt(engine, think):
+    prompts = {name: prepare(chat, engine).prompt(engine) for name, chat in front_ends(think).items()}
+    assert len(set(prompts.values())) == 1, prompts
+    opened = prompts["cli"].endswith("<think>\n")
+    assert opened == (think is not False)  # R1 reasons unless told not to
+
+
+def test_one_turn_through_generate_and_chat_is_the_same_prompt(engine):
+    generate = OllamaChatRequest.model_validate({"model": MODEL, "messages": CONVERSATION[:2]}).chat()
+    from r1local.server.ollama_schemas import GenerateRequest
+
+    single = GenerateRequest.model_validate({"model": MODEL, "system": "Answer briefly.", "prompt": "What is 2 + 2?"})
+    assert prepare(single.chat(), engine).prompt(engine) == prepare(generate, engine).prompt(engine)
+
+
+def test_the_same_prompt_reaches_the_engine_over_http(engine, tiny_model, tmp_path_factory):
+    """Through real servers and clients: llama-server's /apply-template shows the prompt, and every
+    dialect's answer counts exactly its tokens."""
+    expected = prepare(ChatRequest(CONVERSATION), engine).prompt(engine)
+    tokens = len(engine.prompt_tokens(expected))
+    with serving(tmp_path_factory, tiny_model) as url:
+        shown = httpx.post(f"{url}/apply-template", json={"model": MODEL, "messages": CONVERSATION}).json()
+        assert shown["prompt"] == expected
+        reply = openai_client(url).chat.completions.create(model=MODEL, messages=CONVERSATION, max_tokens=1)
+        assert reply.usage.prompt_tokens == tokens
+        answer = ollama.Client(host=url).chat(model=MODEL, messages=CONVERSATION, options={"num_predict": 1})
+        assert answer.prompt_eval_count == tokens
+        server = ResidentServer(url)
+        try:
+            stream = server.chat(MODEL, chat_request(CONVERSATION, None, SamplingParams(max_tokens=1)))
+            assert [e for e in stream][-1].usage.prompt_tokens == tokens
+        finally:
+            server.close()
+
+
+def test_thinking_follows_the_model(engine, plain):
+    assert prepare(ChatRequest(CONVERSATION), engine).think
+    assert not prepare(ChatRequest(CONVERSATION), plain).think  # says nothing: answers at once
+    assert not prepare(ChatRequest(CONVERSATION, think=False), plain).think
+    with pytest.raises(UsageError, match='"tiny-plain" does not support thinking') as refused:
+        prepare(ChatRequest(CONVERSATION, think=True), plain)
+    assert refused.value.param == "think"
+
+
+def test_a_think_budget_of_zero_turns_thinking_off_once_for_all(engine):
+    assert not prepare(ChatRequest(CONVERSATION, think_budget=0), engine).think
+    assert not prepare(ChatRequest(CONVERSATION, default_think_budget=0), engine).think  # the server's default
+    assert prepare(ChatRequest(CONVERSATION, think_budget=5, default_think_budget=0), engine).params.think_budget == 5
+    assert prepare(ChatRequest(CONVERSATION, effort="high", default_think_budget=9), engine).params.think_budget is None
+    assert prepare(ChatRequest(CONVERSATION, effort="low"), engine).params.think_budget == 1024
+
+
+def test_a_json_format_turns_thinking_off_and_max_tokens_is_clamped(engine):
+    prepared = prepare(ChatRequest(CONVERSATION, response_format=ResponseFormat(None), max_tokens=10**9), engine)
+    assert not prepared.think and prepared.params.grammar and prepared.params.max_tokens == engine.n_ctx
+
+
+def test_a_request_beyond_the_capabilities_is_one_400_naming_it(plain):
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    tools = ChatCompletionRequest.model_validate({"model": "m", "messages": CONVERSATION, "tools": [tool]})
+    with pytest.raises(UsageError, match="does not support tools") as refused:
+        prepare(tools.to_request(), plain)
+    assert refused.value.param == "tools"
+
+
+def test_the_chat_dialects_answer_a_model_without_thinking(plain_model, tmp_path_factory):
+    import openai
+
+    ask = [{"role": "user", "content": "hi"}]
+    with serving(tmp_path_factory, plain_model) as url:
+        client = openai_client(url)
+        assert client.chat.completions.create(model="tiny-plain", messages=ask, max_tokens=3).choices[0].message
+        assert ollama.Client(host=url).chat(model="tiny-plain", messages=ask, options={"num_predict": 3}).message
+        with pytest.raises(openai.BadRequestError, match="does not support thinking") as refused:
+            client.chat.completions.create(model="tiny-plain", messages=ask, max_tokens=3, extra_body={"think": True})
+        assert refused.value.body["param"] == "think"
+        with pytest.raises(ollama.ResponseError, match="does not support thinking") as refused_ollama:
+            ollama.Client(host=url).chat(model="tiny-plain", messages=ask, think=True, options={"num_predict": 3})
+        assert refused_ollama.value.status_code == 400
+        shown = ollama.Client(host=url).show("tiny-plain")
+        assert shown.capabilities == ["completion", "embedding"]
+        card = client.models.retrieve("tiny-plain").model_extra["capabilities"]
+        assert card["embeddings"] and not card["thinking"] and card["context_length"] == 512
