@@ -19,6 +19,7 @@ CASES = [
     ("R1:latest", Kind.CHOICE, {"name": "r1", "policy": "r1"}),
     ("r1:best", Kind.CHOICE, {"name": "r1:best", "policy": "r1:best"}),
     ("r1:FAST", Kind.CHOICE, {"name": "r1:fast", "policy": "r1:fast"}),
+    ("r1:npu", Kind.CHOICE, {"name": "r1:npu", "policy": "r1:npu"}),
     ("r1:7b", Kind.CATALOG, {"name": "r1:7b", "distill": "7b", "quant": None}),
     ("R1:7B-Q8_0", Kind.CATALOG, {"name": "r1:7b-q8_0", "distill": "7b", "quant": "Q8_0"}),
     ("r1:1.5b-npu", Kind.CATALOG, {"name": "r1:1.5b-npu", "distill": "1.5b", "quant": "NPU"}),
