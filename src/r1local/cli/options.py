@@ -49,6 +49,8 @@ MAX_TOKENS_OPT = typer.Option(
 SEED_OPT = typer.Option(None, "--seed", help="Random seed: the same seed and settings give the same answer.")
 NO_THINK_OPT = typer.Option(False, "--no-think", help="Answer at once, without reasoning first.")
 HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer, not the reasoning.")
+RAW_OPT = typer.Option(False, "--raw", help="Write the model's text byte for byte, terminal control sequences "
+                                          "included (for programs that want them; a terminal obeys them).")
 
 
 def parse_split(text: str | None) -> list[float] | None:

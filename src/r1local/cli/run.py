@@ -3,20 +3,21 @@ which `chat` shares."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING, Optional
 
 import typer
+from rich.highlighter import JSONHighlighter
 
 from ..engine.events import Done, Result
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
 from .app import command, err, out
 from .backend import open_backend
 from .options import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
-                      RPC_OPT, SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT,
-                      chat_request, sampling)
+                      RAW_OPT, RPC_OPT, SEED_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT,
+                      YES_OPT, chat_request, sampling)
 from .printer import Printer
+from .terminal import json_text
 
 if TYPE_CHECKING:
     from ..client import RemoteStream
@@ -90,6 +91,7 @@ def run(
         None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."),
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
+    raw: bool = RAW_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
@@ -114,11 +116,11 @@ def run(
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
-        printer = None if as_json else Printer(show_reasoning=not hide_think)
+        printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:
-        out.print_json(json.dumps({**result.to_dict(), "engine": backend.engine, "device": backend.device},
-                                  ensure_ascii=False))
+        out.print(JSONHighlighter()(json_text({**result.to_dict(), "engine": backend.engine,
+                                               "device": backend.device})), soft_wrap=True)
     elif printer is not None:
         printer.end()
     raise typer.Exit(outcome(result, interrupted, max_tokens))

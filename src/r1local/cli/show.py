@@ -16,6 +16,7 @@ from ..names import ModelAddress
 from ..resolve import resolve
 from .app import alias, command, out
 from .options import MODEL_ARG
+from .terminal import strip_controls
 
 
 @command()
@@ -33,7 +34,7 @@ def show(
     path = resolve(address)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
-        out.print(info.chat_template or "", markup=False)
+        out.print(strip_controls(info.chat_template or ""), markup=False)  # a file's text may be hostile
         return
     engine = registry.engine_for(path, address.engine)
     capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
@@ -79,4 +80,4 @@ def _human(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else strip_controls(str(value))
