@@ -16,6 +16,7 @@ from .. import config
 from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
+from ..engine.speculative import Speculation
 from ..errors import UsageError
 from ..names import ModelAddress
 from ..request import ChatRequest, submit
@@ -67,17 +68,17 @@ def note_ignored(server: ResidentServer, model: str, **load_options: object) -> 
 @contextmanager
 def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
                  local: bool, rpc: str | None = None, tensor_split: str | None = None,
-                 kv_type: str | None = None) -> Iterator[Backend]:
+                 kv_type: str | None = None, spec: Speculation | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), by
     any of its names or its file's path; --local or RPC workers load the model in this process."""
     address = ModelAddress.parse(model, allow_paths=True)
     with resident(address, local=local, rpc=rpc) as server:
         if server is not None:
             note_ignored(server, model, ctx=ctx, threads=threads, gpu_layers=gpu_layers, tensor_split=tensor_split,
-                         kv_type=kv_type)
+                         kv_type=kv_type, spec=spec)
             yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, address.for_server))
             return
-    with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
+    with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
         yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
 
 
@@ -94,6 +95,7 @@ def spinner(text: str) -> Iterator[None]:
 def open_model(
     address: ModelAddress, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
     rpc: str | None = None, tensor_split: str | None = None, kv_type: str | None = None,
+    spec: Speculation | None = None,
 ) -> Engine:
     """Load the model in this process (downloading it first if need be, after asking)."""
     from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
@@ -111,7 +113,7 @@ def open_model(
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=address.engine, on_compile=_say_compiling, n_ctx=ctx,
                                    n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
-                                   abort=pressed)
+                                   speculation=spec, abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded

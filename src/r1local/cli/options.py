@@ -7,6 +7,7 @@ import typer
 
 from .. import config
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
+from ..engine.speculative import Speculation
 from ..errors import UsageError
 from ..request import ChatRequest, Sampling
 
@@ -23,17 +24,23 @@ SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of th
                                                       "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
 
 
-def _check_kv_type(value: str | None) -> str | None:
-    if value is not None and value not in config.KV_TYPES:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(config.KV_TYPES)}.")
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}.", param_hint=option)
     return value
 
 
 KV_TYPE_OPT = typer.Option(
-    None, "--kv-type", callback=_check_kv_type,
+    None, "--kv-type", callback=lambda v: _check_choice("--kv-type", v, config.KV_TYPES),
     help="KV cache type (K and V): q8_0 halves f16's memory with little loss, q4_0 quarters it; a quantised "
          "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
          "it lets the context fit; also kv_type in config.toml).")
+SPEC_OPT = typer.Option(
+    None, "--spec", callback=lambda v: _check_choice("--spec", v, ("ngram",)),
+    help="Speculative decoding from n-gram lookup: guesses the next tokens from the prompt and the text so far "
+         "and checks them in one step; pays where the answer repeats its input (code edits, quotes).")
+DRAFT_MAX_OPT = typer.Option(16, "--draft-max", min=1, max=256, help="Most tokens one request drafts per step.")
+DRAFT_MIN_OPT = typer.Option(2, "--draft-min", min=1, max=256, help="Fewest tokens worth a draft.")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
@@ -66,6 +73,11 @@ def parse_split(text: str | None) -> list[float] | None:
         raise UsageError(f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most "
                          f"{MAX_SPLIT_DEVICES} devices.")
     return shares
+
+
+def speculation(spec: str | None, draft_max: int, draft_min: int) -> Speculation | None:
+    """--spec and its draft bounds as the engine takes them (None: no speculation)."""
+    return Speculation(spec, draft_max, draft_min) if spec else None
 
 
 def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None,
