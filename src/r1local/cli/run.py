@@ -20,6 +20,7 @@ from ..engine import registry
 from ..engine.base import Engine
 from ..engine.events import Done, Result
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
+from ..engine.speculative import Speculation
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, ModelNotFound, UsageError
 from ..request import ChatRequest, Sampling, submit
 from .app import command, err, out
@@ -44,17 +45,23 @@ SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of th
                                                       "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
 
 
-def _check_kv_type(value: str | None) -> str | None:
-    if value is not None and value not in config.KV_TYPES:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(config.KV_TYPES)}.")
+def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
+    if value is not None and value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}.", param_hint=option)
     return value
 
 
 KV_TYPE_OPT = typer.Option(
-    None, "--kv-type", callback=_check_kv_type,
+    None, "--kv-type", callback=lambda v: _check_choice("--kv-type", v, config.KV_TYPES),
     help="KV cache type (K and V): q8_0 halves f16's memory with little loss, q4_0 quarters it; a quantised "
          "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
          "it lets the context fit; also kv_type in config.toml).")
+SPEC_OPT = typer.Option(
+    None, "--spec", callback=lambda v: _check_choice("--spec", v, ("ngram",)),
+    help="Speculative decoding from n-gram lookup: guesses the next tokens from the prompt and the text so far "
+         "and checks them in one step; pays where the answer repeats its input (code edits, quotes).")
+DRAFT_MAX_OPT = typer.Option(16, "--draft-max", min=1, max=256, help="Most tokens one request drafts per step.")
+DRAFT_MIN_OPT = typer.Option(2, "--draft-min", min=1, max=256, help="Fewest tokens worth a draft.")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
                                 help="Reasoning tokens before the model must answer (0: no reasoning).")
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
@@ -106,9 +113,15 @@ def parse_split(text: str | None) -> list[float] | None:
     return shares
 
 
+def speculation(spec: str | None, draft_max: int, draft_min: int) -> Speculation | None:
+    """--spec and its draft bounds as the engine takes them (None: no speculation)."""
+    return Speculation(spec, draft_max, draft_min) if spec else None
+
+
 def open_model(
     model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
     rpc: str | None = None, tensor_split: str | None = None, kv_type: str | None = None,
+    spec: Speculation | None = None,
 ) -> Engine:
     from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
 
@@ -125,7 +138,8 @@ def open_model(
                               progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=engine, on_compile=_say_compiling, n_ctx=ctx, n_threads=threads,
-                                   n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type, abort=pressed)
+                                   n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type, speculation=spec,
+                                   abort=pressed)
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -174,10 +188,10 @@ def _is_file(model: str) -> bool:
 @contextmanager
 def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
                  local: bool, rpc: str | None = None, tensor_split: str | None = None,
-                 kv_type: str | None = None) -> Iterator[Backend]:
+                 kv_type: str | None = None, spec: Speculation | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), as
     Ollama does; load options, RPC workers, a file path or --local load the model in this process."""
-    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split, kv_type))
+    loads_here = (local or any(x is not None for x in (ctx, threads, gpu_layers, tensor_split, kv_type, spec))
                   or bool(rpc or config.rpc_workers())
                   or _is_file(model))
     found = None if loads_here else find_server()
@@ -191,7 +205,7 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
         return
     if server is not None:
         server.close()
-    with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type) as loaded:
+    with open_model(model, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
         yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
 
 
@@ -280,6 +294,9 @@ def run(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -290,7 +307,8 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
+    drafts = speculation(spec, draft_max, draft_min)
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
         result, interrupted = consume(stream, printer)

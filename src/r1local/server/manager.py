@@ -221,7 +221,7 @@ class ModelManager:
         model = await asyncio.to_thread(
             self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked,
             n_gpu_layers=s.n_gpu_layers, tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads,
-            max_queue=s.max_queue, kv_type=s.kv_type,
+            max_queue=s.max_queue, kv_type=s.kv_type, speculation=s.speculation,
             abort=lambda: self._stopping or not self._waiters[key],  # nobody waits for it any more
         )
         if model.load_note:
