@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .errors import ModelNotFound, UsageError
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .request import ChatRequest
@@ -84,16 +84,15 @@ def canonical(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    from . import catalog
+    """A preset's name: Ollama's form, and one no other model answers to (r1:7b, deepseek-r1, ...)."""
+    from .names import Kind, ModelAddress
 
     if not NAME.match(name):
         raise UsageError(f"{name!r} is not a model name: use letters, digits, '.', '_' and '-', and one ':TAG'.",
                          param="model")
-    try:
-        catalog.parse(name, allow_paths=False)
-    except (ModelNotFound, UsageError):
-        return canonical(name)
-    raise UsageError(f"{name} is a catalog name; give the preset a name of its own.", param="model")
+    if ModelAddress.parse(name).kind is not Kind.SERVED:
+        raise UsageError(f"{name} is a catalog name; give the preset a name of its own.", param="model")
+    return canonical(name)
 
 
 def find(name: str) -> Preset | None:

@@ -39,7 +39,7 @@ class ProgressLine:
     def text(self, elapsed: float) -> str:
         p = self.last
         now = f"step {p.done}/{p.total}: {p.step}" if p.total else p.step
-        return f"building {self.label}: {int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {now}"
+        return f"building {self.label}: {builder.clock(elapsed)}, {now}"
 
     def update(self, progress: builder.Progress) -> None:
         self.last = progress

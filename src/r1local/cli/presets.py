@@ -9,6 +9,7 @@ import typer
 
 from .. import presets
 from ..errors import UsageError
+from ..names import ModelAddress
 from ..resolve import resolve
 from .app import command, out
 
@@ -29,7 +30,7 @@ def create(
         raise UsageError(f"Cannot read the Modelfile {modelfile}: {getattr(error, 'strerror', None) or error}.",
                          "Give a Modelfile with -f PATH.") from None
     fields = presets.parse_modelfile(text)
-    resolve(presets.base_of(fields["base"]), allow_paths=True)  # the base must be here (or a file)
+    resolve(ModelAddress.parse(presets.base_of(fields["base"]), allow_paths=True))  # the base must be here
     preset = presets.create(name, fields.pop("base"), **fields)
     out.print(f"Created {preset.name} (from {preset.base})")
 
@@ -41,6 +42,6 @@ def cp(source: str = typer.Argument(..., help="A preset or a model."),
 
     Example: r1local cp mario mario:backup
     """
-    resolve(presets.base_of(source), allow_paths=True)
+    resolve(ModelAddress.parse(presets.base_of(source), allow_paths=True))
     preset = presets.copy(source, destination)
     out.print(f"Copied {source} to {preset.name}")

@@ -160,7 +160,7 @@ def router() -> APIRouter:
         name = body.model_name
         if presets.remove(name):  # a preset goes alone; its base model stays
             return Response(status_code=200)
-        matches = await asyncio.to_thread(installed_matches, name)
+        matches = await asyncio.to_thread(installed_matches, state.manager.address(name))
         if not matches:
             raise ModelNotFound(f"model '{name}' not found", "See GET /api/tags for the downloaded models.")
         if len(matches) > 1:
