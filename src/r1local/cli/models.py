@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .. import catalog, choice, fit, resolve, store
+from .. import catalog, choice, fit, fit_npu, resolve, store
 from ..errors import UsageError
 from .app import alias, command, err, out
 
@@ -172,7 +172,7 @@ def models(
     hw, cat = detect_live(), catalog.load()
     variants = cat.variants()
     plans = {v.name: fit.plan(v.shape, hw, choice.REASONING_CTX) for v in variants}
-    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants])
+    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants], fit_npu.npu_plans(hw, cat.npu_variants()))
     best = chosen["r1"]
     picks = _short_name_choices(cat)
     local = {m.name for m in store.installed()}
