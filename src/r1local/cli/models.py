@@ -13,8 +13,8 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .. import catalog, choice, fit, presets, resolve, store
-from ..errors import InsufficientMemory, UsageError
+from .. import catalog, choice, fit, fit_npu, presets, resolve, store
+from ..errors import UsageError
 from ..names import ModelAddress
 from .app import alias, command, err, out
 
@@ -180,7 +180,7 @@ def models(
     hw, cat = detect_live(), catalog.load()
     variants = cat.variants()
     plans = {v.name: fit.plan(v.shape, hw, choice.REASONING_CTX) for v in variants}
-    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants])
+    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants], fit_npu.npu_plans(hw, cat.npu_variants()))
     best = chosen["r1"]
     picks = _short_name_choices(cat)
     local = {m.name for m in store.installed()}
