@@ -67,6 +67,11 @@ class Build:
         return self.folder / "gguf-py"
 
 
+def clock(seconds: float) -> str:
+    """Elapsed time as a build shows it: 0m07s, 12m40s."""
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
+
+
 def back_to_cpu(version: str) -> str:
     """The command that puts the CPU build back."""
     return f"{sys.executable} -m pip install --force-reinstall --no-deps {PACKAGE}=={version}"

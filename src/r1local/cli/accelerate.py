@@ -39,7 +39,7 @@ class ProgressLine:
     def text(self, elapsed: float) -> str:
         p = self.last
         now = f"step {p.done}/{p.total}: {p.step}" if p.total else p.step
-        return f"building {self.label}: {int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {now}"
+        return f"building {self.label}: {builder.clock(elapsed)}, {now}"
 
     def update(self, progress: builder.Progress) -> None:
         self.last = progress
@@ -151,13 +151,14 @@ def accelerate(
     Example: r1local accelerate --dry-run
     """
     hw = detect_now()
-    if hw.build is None or not hw.build.version:
+    # with a source archive, a machine without any llama-cpp-python yet can build its first one
+    version = hw.build.version if hw.build and hw.build.version else (sdist and builder.sdist_version(sdist))
+    if not version:
         raise UsageError("llama-cpp-python is not installed.", "pip install llama-cpp-python, then run this again.")
     choice = choose(hw, backend, _os_release())
     if choice is None:
         out.print("No GPU found on this PC: the CPU build it has is the right one; nothing to do.")
         return
-    version = hw.build.version
     build = builder.Build(version, choice.backend.name, choice.cmake_args, choice.build_env())
     rebuild = force or not choice.already
     wheel = _prebuilt_wheel(hw, choice, backend, version) if rebuild and not (source or sdist) else None

@@ -17,10 +17,12 @@ from ..engine.params import SamplingParams
 from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
-from .run import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
-                  MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, SEED_OPT, RPC_OPT, SPEC_OPT, SPLIT_OPT,
-                  TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, Backend, chat_request, consume,
-                  open_backend, sampling, speculation)
+from .backend import Backend, open_backend
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
+                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
+                      speculation)
+from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession

@@ -15,14 +15,14 @@ from typing import Optional
 import typer
 
 from .. import config, server_record
-from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
+from ..names import ModelAddress
 from ..resolve import resolve
 from . import resident
 from .app import command, err
-from .run import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT, SPLIT_OPT,
-                  THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT, SPLIT_OPT,
+                      THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -142,7 +142,7 @@ def serve(
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
     for name in names:  # fail before binding the port when a model is missing
-        resolve(split_engine(name)[0], allow_paths=True)
+        resolve(ModelAddress.parse(name, allow_paths=True))
     from ..fit import check_split
     from ..hardware import detect_live
     from ..rpc import parse_endpoints, probe_all
