@@ -8,6 +8,7 @@ is imported only by `download`, which fills it, so a server of local files does 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -55,6 +56,13 @@ class LocalModel:
         """False when a part is cut short: it cannot load, and `pull` fetches it again."""
         snapshot = storage_dir(self.repo) / "snapshots" / self.commit
         return all(is_complete(snapshot / part) for part in self.files)
+
+
+def file_digest(path: Path) -> str:
+    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes):
+    the `digest` Ollama's /api/tags and /api/ps give, by which `stop FILE` finds a loaded file."""
+    st = path.stat()
+    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
 
 
 def free_space(path: Path) -> int:
