@@ -12,7 +12,7 @@ import ollama
 import pytest
 from serving import openai_client, serving
 
-from r1local.cli.run import chat_request
+from r1local.cli.options import chat_request
 from r1local.client import ResidentServer, openai_body
 from r1local.engine.model import Model
 from r1local.engine.params import SamplingParams

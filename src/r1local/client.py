@@ -56,6 +56,11 @@ class ResidentServer:
         """Ollama's /api/ps: the loaded models, their size in GPU memory, context and expiry."""
         return self._json("GET", "/api/ps")["models"]
 
+    def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Normalised vectors, each input cut to the context as `r1local embed` does in-process."""
+        body = self._json("POST", "/v1/embeddings", json={"model": model, "input": texts, "truncate": True})
+        return [item["embedding"] for item in sorted(body["data"], key=lambda item: item["index"])]
+
     def unload(self, model: str) -> None:
         self._json("POST", "/api/generate", json={"model": model, "keep_alive": 0})
 

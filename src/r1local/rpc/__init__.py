@@ -54,7 +54,7 @@ def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
                n_parallel: int = 1, n_gpu_layers: int | None = None, tensor_split: list[float] | None = None,
                n_threads: int | None = None, max_queue: int | None = None,
-               kv_type: str | None = None, progress: Callable[[str], None] | None = None,
+               kv_type: str | None = None, speculation=None, progress: Callable[[str], None] | None = None,
                abort: Callable[[], bool] | None = None, plan: object = None):
     """Model.load's counterpart for a model spread over RPC workers (same keywords, none swallowed;
     `plan`, this machine's fit alone, gives way to the split's own). abort: asked between the steps
@@ -80,7 +80,7 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     speed = "?" if split.decode_tps is None else f"{split.decode_tps:.1f}"
     progress(f"{path.stem} over RPC: layers {split.layout()}; about {speed} tokens/s (estimate; {split.link})")
     return SplitModel(path, split, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads,
-                      max_queue=max_queue, kv_type=kv_type, abort=stop)
+                      max_queue=max_queue, kv_type=kv_type, speculation=speculation, abort=stop)
 
 
 def _check(abort: Callable[[], bool], path: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..engine.base import Engine
 from ..engine.capabilities import Capabilities
+from ..engine.speculative import Speculation
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
@@ -47,7 +48,7 @@ class SplitModel(Engine):
 
     def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int,
                  n_threads: int | None, max_queue: int | None, kv_type: str | None = None,
-                 abort: Callable[[], bool] | None = None) -> None:
+                 speculation: Speculation | None = None, abort: Callable[[], bool] | None = None) -> None:
         """abort: asked while the child loads; True ends the child (Cancelled)."""
         self.path = Path(path)
         self.name = name or self.path.stem
@@ -60,7 +61,8 @@ class SplitModel(Engine):
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
             target=child.main, name=f"r1local-split-{self.name}", daemon=True,
-            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue, kv_type))
+            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue, kv_type,
+                  speculation))
         self._process.start()
         child_conn.close()
         self._send_lock = threading.Lock()
