@@ -121,3 +121,31 @@ def test_thinking_indicator(tiny_model, tmp_path):
         assert "Thinking..." in while_thinking and bool(live) != shown
         child.sendcontrol("d")
         child.expect(pexpect.EOF)
+
+
+def test_a_server_error_keeps_the_conversation(plain_model, tmp_path_factory):
+    """Through a running server, a model without thinking: it answers as it is; asked to think it
+    refuses (400), the error is shown, the failed turn is dropped and the session goes on."""
+    from serving import serving
+
+    with serving(tmp_path_factory, plain_model) as url:
+        # the server's own R1LOCAL_HOME (serving's), whose secret proves the server is the user's
+        env = {**os.environ, "R1LOCAL_HOST": url, "TERM": "xterm", "COLUMNS": "100", "PROMPT_TOOLKIT_NO_CPR": "1"}
+        child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", plain_model.stem, "--temperature", "0",
+                                               "--max-tokens", "4"],
+                              env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+        try:
+            child.expect(f"ready \\({re.escape(url)}\\)")
+            child.expect_exact(PROMPT)
+            ask(child, "hello", r"\(cut at max_tokens")
+            assert messages(child) == 2
+            ask(child, "/set think on", "think on")
+            ask(child, "hello again", 'error: "tiny-plain" does not support thinking')
+            assert messages(child) == 2  # the failed turn is not kept
+            ask(child, "/set think off", "think off")
+            ask(child, "hello again", r"\(cut at max_tokens")
+            assert messages(child) == 4
+            child.send("/bye\r")
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)

@@ -20,6 +20,7 @@ from r1local import config, hardware, resolve, store
 from r1local.cli import app
 from r1local.errors import ModelNotFound, OfflineError, UsageError
 from r1local.gguf_meta import read_gguf
+from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
 
 REPO = "r1local-test/Tiny-R1-GGUF"
@@ -91,7 +92,7 @@ def test_pull_list_rm(tiny_hub, tiny_model):
     assert [(m["name"], m["quant"], m["size"], m["path"]) for m in listed] == [
         ("r1:tiny-f16", "F16", tiny_model.stat().st_size, str(path))]
     assert listed[0]["last_used"] is None
-    resolve.resolve("r1:tiny", allow_paths=False)
+    resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False))
     assert json.loads(cli("list", "--json").stdout)[0]["last_used"] > time.time() - 60
     assert "r1:tiny-f16" in cli("list").stdout
 
@@ -105,7 +106,7 @@ def test_hub_references_pull_by_quant_and_by_file(tiny_hub):
     result = cli("pull", f"hf.co/{REPO}:F16")
     assert result.exit_code == 0, result.output
     assert cli("pull", f"{REPO}/{FILE}").stderr.count("already downloaded") == 1
-    assert resolve.installed_matches(f"hf.co/{REPO}")[0].name == "r1:tiny-f16"
+    assert resolve.installed_matches(ModelAddress.parse(f"hf.co/{REPO}"))[0].name == "r1:tiny-f16"
 
 
 def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
@@ -135,42 +136,43 @@ def test_corrupt_download_fails_cleanly(tiny_hub):
 
 def test_resolve_asks_before_downloading(tiny_hub, tmp_path):
     with pytest.raises(ModelNotFound, match="r1:tiny-f16 is not downloaded") as info:
-        resolve.resolve("r1:tiny", allow_paths=True)
+        resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True))
     assert info.value.hint == "Download it first: r1local pull r1:tiny-f16"
     questions: list[str] = []
     with pytest.raises(UsageError, match="was not downloaded"):
-        resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: questions.append(q))
+        resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True,
+                        confirm=lambda q: questions.append(q))
     assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (45.0 MB)?"]
     assert tiny_hub.gets(FILE) == []
-    path = resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: True)
+    path = resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: True)
     assert path.name == FILE and len(tiny_hub.gets(FILE)) == 1
     # a path is a model only where paths are allowed
-    assert resolve.resolve(str(path), allow_paths=True) == path.resolve()
+    assert resolve.resolve(ModelAddress.parse(str(path), allow_paths=True)) == path.resolve()
     with pytest.raises(ModelNotFound):
-        resolve.resolve(str(path), allow_paths=False)
+        resolve.resolve(ModelAddress.parse(str(path), allow_paths=False))
 
 
 def test_offline_present_model_never_touches_the_network(tiny_hub, monkeypatch):
     assert cli("pull", "r1:tiny").exit_code == 0
     seen = len(tiny_hub.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert resolve.resolve("r1:tiny", allow_paths=False).is_file()
-    assert resolve.resolve("r1", allow_paths=False).name == FILE  # offline, plain r1 = best one you have
+    assert resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False)).is_file()
+    assert resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE  # offline, plain r1 = best one you have
     assert cli("list").exit_code == 0 and cli("pull", "r1:tiny").exit_code == 0
     result = cli("pull", "r1:70b")
     assert result.exit_code == 9 and "HF_HUB_OFFLINE=1 forbids downloading it" in result.stderr
     with pytest.raises(OfflineError):
-        resolve.resolve("r1:70b", allow_paths=False, pull_if_missing=True)
+        resolve.resolve(ModelAddress.parse("r1:70b", allow_paths=False), pull_if_missing=True)
     assert len(tiny_hub.requests) == seen
 
 
 def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
     monkeypatch.setattr(hardware, "detect_live", small_pc)
     with pytest.raises(ModelNotFound, match="r1:1.5b-q4_k_m is not downloaded"):
-        resolve.resolve("r1", allow_paths=False)
+        resolve.resolve(ModelAddress.parse("r1", allow_paths=False))
     assert cli("pull", "r1:tiny").exit_code == 0
     # a caller that will not download (the server) gets the best model already here
-    assert resolve.resolve("r1", allow_paths=False).name == FILE
+    assert resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE
     rows = {r["name"]: r for r in json.loads(cli("models", "--json").stdout)}
     assert rows["r1:1.5b-q4_k_m"]["verdict"] == "fits on GPU" and rows["r1:1.5b-q4_k_m"]["recommended"]
     assert rows["r1:tiny-f16"]["downloaded"] and not rows["r1:tiny-f16"]["recommended"]

@@ -140,3 +140,22 @@ def test_the_chat_dialects_answer_a_model_without_thinking(plain_model, tmp_path
         assert shown.capabilities == ["completion", "embedding"]
         card = client.models.retrieve("tiny-plain").model_extra["capabilities"]
         assert card["embeddings"] and not card["thinking"] and card["context_length"] == 512
+
+
+def test_run_answers_with_a_model_without_thinking_in_process_and_through_a_server(plain_model, tmp_path_factory):
+    import os
+    import subprocess
+    import sys
+
+    def run(*args: str, host: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "R1LOCAL_HOST": host}
+        return subprocess.run([sys.executable, "-m", "r1local", "run", *args, "--temperature", "0", "--max-tokens",
+                               "3"], capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+
+    here = run(str(plain_model), "hi", "--ctx", "512", "--threads", "1", host="http://127.0.0.1:9")
+    assert here.returncode == 20 and here.stdout.strip(), here.stderr  # an answer, cut at --max-tokens 3
+    with serving(tmp_path_factory, plain_model) as url:
+        served = run(plain_model.stem, "hi", host=url)
+        assert served.returncode == 20 and served.stdout == here.stdout, served.stderr
+        metrics = httpx.get(f"{url}/metrics").text  # the server answered it
+        assert 'r1local_requests_total{api="openai",finish_reason="length",model="tiny-plain"} 1.0' in metrics

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from browser import launched_browser
+from browser import EchoAndRecord, echo_upstream, launched_browser
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -23,54 +21,13 @@ ECHO = "evil/echo"
 PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 
 
-class EchoAndRecord(BaseHTTPRequestHandler):
-    """An OpenAI-compatible upstream whose one model answers with the user's last message, and,
-    on any other path, the other host a hostile reply tries to reach: it records every such request."""
-
-    hits: list[str] = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        if self.path == "/v1/models":
-            return self._send("application/json", json.dumps({"data": [{"id": "echo", "object": "model"}]}))
-        self.hits.append(f"GET {self.path}")
-        self._send("text/html", "<html><body>elsewhere</body></html>" if self.path != "/frame" else self.FRAMER)
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/v1/chat/completions":
-            self.hits.append(f"POST {self.path}")
-            return self._send("text/plain", "")
-        text = json.loads(body)["messages"][-1]["content"]
-        pieces = [text[i:i + 40] for i in range(0, len(text), 40)]  # streamed in pieces, as a model would
-        chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
-        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces)}})
-        self._send("text/event-stream", "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n")
-
-    FRAMER = ""  # set per test: a page on this other origin that frames the chat page
-
-    def _send(self, kind: str, text: str) -> None:
-        data = text.encode()
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory):
     """The r1local server (fronting the echo upstream) and the other host, as base URLs."""
-    other = ThreadingHTTPServer(("127.0.0.1", 0), EchoAndRecord)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
-    other_url = f"http://127.0.0.1:{other.server_port}"
-    settings = replace(TEST_SETTINGS, upstreams=(("evil", f"{other_url}/v1"),))
-    with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as url:
-        yield url, other_url
-    other.shutdown()
+    with echo_upstream() as other_url:
+        settings = replace(TEST_SETTINGS, upstreams=(("evil", f"{other_url}/v1"),))
+        with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as url:
+            yield url, other_url
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import httpx
 
 from . import errors
-from .engine.events import ContentDelta, Done, Event, ReasoningDelta, Timings, Usage
+from .engine.events import Done, Event, FinishReason, Timings, Usage
+from .engine.openai_stream import StreamDecoder
 from .request import ChatRequest
 
 _BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
@@ -54,6 +55,11 @@ class ResidentServer:
     def running(self) -> list[dict]:
         """Ollama's /api/ps: the loaded models, their size in GPU memory, context and expiry."""
         return self._json("GET", "/api/ps")["models"]
+
+    def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Normalised vectors, each input cut to the context as `r1local embed` does in-process."""
+        body = self._json("POST", "/v1/embeddings", json={"model": model, "input": texts, "truncate": True})
+        return [item["embedding"] for item in sorted(body["data"], key=lambda item: item["index"])]
 
     def unload(self, model: str) -> None:
         self._json("POST", "/api/generate", json={"model": model, "keep_alive": 0})
@@ -96,7 +102,11 @@ class RemoteStream:
 
     def __init__(self, http: httpx.Client, body: dict) -> None:
         self._started = time.monotonic()
-        self._response = http.send(http.build_request("POST", "/v1/chat/completions", json=body), stream=True)
+        try:
+            self._response = http.send(http.build_request("POST", "/v1/chat/completions", json=body), stream=True)
+        except httpx.HTTPError as error:
+            raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
+                                 "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
             error = _error(self._response)
             self._response.close()
@@ -106,40 +116,32 @@ class RemoteStream:
         self._response.close()
 
     def __iter__(self) -> Iterator[Event]:
+        decoder = StreamDecoder(chat=True)
         first = last = None
-        finish, usage = None, None
+        broke = None
         try:
             for line in self._response.iter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                chunk = json.loads(line[6:])
-                if "error" in chunk:
-                    yield self._done("error", usage, first, last, chunk["error"].get("message"))
-                    return
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices", []):
-                    delta = choice.get("delta", {})
-                    for key, kind in (("reasoning_content", ReasoningDelta), ("content", ContentDelta)):
-                        if delta.get(key):
-                            first = first or time.monotonic()
-                            last = time.monotonic()
-                            yield kind(delta[key])
-                    finish = choice.get("finish_reason") or finish
+                for event in decoder.feed(line):
+                    first = first or time.monotonic()
+                    last = time.monotonic()
+                    yield event
+                if decoder.error or decoder.done:
+                    break
+            yield from decoder.flush()
         except httpx.HTTPError as error:
-            yield self._done("error", usage, first, last, f"the connection to the server broke ({error})")
-            return
+            broke = f"the connection to the server broke ({error})"
         finally:
             self._response.close()
-        yield self._done(finish or "cancelled", usage, first, last)
+        yield self._done(decoder, broke or decoder.error, first, last)
 
-    def _done(self, finish: str, usage: dict | None, first: float | None, last: float | None,
-              error: str | None = None) -> Done:
-        """Timings measured here, at the client: what a user of this command waits."""
-        prompt = usage["prompt_tokens"] if usage else 0
-        completion = usage["completion_tokens"] if usage else 0
+    def _done(self, decoder: StreamDecoder, error: str | None, first: float | None, last: float | None) -> Done:
+        """Timings measured here, at the client: what a user of this command waits. A stream that
+        ends without a finish reason was cut (Ctrl-C closed it)."""
+        prompt, completion = decoder.prompt_tokens, decoder.completion_tokens or 0
         ttft = (first or time.monotonic()) - self._started
         decode_s = (last - first) if first and last and last > first else 0.0
         timings = Timings(queued_s=0.0, ttft_s=ttft, prompt_tokens_per_s=prompt / ttft if ttft else 0.0,
                           generation_tokens_per_s=(completion - 1) / decode_s if decode_s else 0.0)
-        cached = (usage or {}).get("prompt_tokens_details", {}).get("cached_tokens", 0)
-        return Done(finish, Usage(prompt, completion, cached), timings, error)  # type: ignore[arg-type]
+        finish: FinishReason = "error" if error else "length" if decoder.finish == "length" else \
+            "stop" if decoder.finish else "cancelled"
+        return Done(finish, Usage(prompt, completion, decoder.cached_tokens), timings, error)

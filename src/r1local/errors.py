@@ -59,6 +59,13 @@ class RequestTooLarge(UsageError):
     code = "request_too_large"
 
 
+class NotFound(UsageError):
+    """Something a request names that the server does not hold (a stored response)."""
+
+    http_status = 404
+    code = "not_found"
+
+
 class ModelNotFound(R1Error):
     exit_code = 3
     http_status = 404

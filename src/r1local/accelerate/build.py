@@ -8,6 +8,7 @@ it built: a failed build leaves the installed llama-cpp-python as it was.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -64,6 +65,11 @@ class Build:
     def gguf_py(self) -> Path:
         """llama.cpp's own GGUF writer from the same sources (the verification model is written with it)."""
         return self.folder / "gguf-py"
+
+
+def clock(seconds: float) -> str:
+    """Elapsed time as a build shows it: 0m07s, 12m40s."""
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
 def back_to_cpu(version: str) -> str:
@@ -171,9 +177,10 @@ def make_wheel(build: Build, on_progress: Callable[[Progress], None], sdist: Pat
     return wheel, fixes
 
 
-def run_verify(gguf_py: Path, env: dict[str, str] | None = None) -> dict:
-    """The verification probe in a fresh interpreter (this one has the old build loaded)."""
-    cmd = [sys.executable, "-m", "r1local.accelerate.verify", str(gguf_py)]
+def run_verify(gguf_py: Path | None, env: dict[str, str] | None = None) -> dict:
+    """The verification probe in a fresh interpreter (this one has the old build loaded); `gguf_py`
+    is llama.cpp's GGUF writer, None for the `gguf` package installed here."""
+    cmd = [sys.executable, "-m", "r1local.accelerate.verify", *([str(gguf_py)] if gguf_py else [])]
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env={**os.environ, **(env or {})}, timeout=600)
     lines = res.stdout.strip().splitlines()
@@ -182,6 +189,12 @@ def run_verify(gguf_py: Path, env: dict[str, str] | None = None) -> dict:
         raise BuildError("Loading a model with the new build failed: " + " | ".join(detail),
                          "Run `r1local hw` to see what the build finds.")
     return json.loads(lines[-1])
+
+
+def gguf_writer(build: Build, sdist: Path | None = None) -> Path | None:
+    """Where the verification finds a GGUF writer: the `gguf` package when installed (None), else
+    llama.cpp's own from the sources."""
+    return None if importlib.util.find_spec("gguf") else ensure_gguf_py(build, sdist)
 
 
 def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:

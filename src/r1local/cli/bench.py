@@ -9,8 +9,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from ..names import ModelAddress
 from .app import command, err, out
-from .run import GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPLIT_OPT, THREADS_OPT, open_model
+from .backend import open_model
+from .options import (DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPEC_OPT, SPLIT_OPT,
+                      THREADS_OPT, speculation)
 
 if TYPE_CHECKING:
     from ..bench import BenchReport, Spread
@@ -28,6 +31,9 @@ def bench(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
     the way llama.cpp's llama-bench does.
@@ -39,8 +45,8 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")
-    with open_model(model, context_for(pp, tg), threads, gpu_layers, rpc=rpc, tensor_split=tensor_split,
-                    kv_type=kv_type) as loaded:
+    with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc,
+                    tensor_split=tensor_split, kv_type=kv_type, spec=speculation(spec, draft_max, draft_min)) as loaded:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,

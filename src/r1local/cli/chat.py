@@ -17,9 +17,12 @@ from ..engine.params import SamplingParams
 from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
-from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
-                  SEED_OPT, RPC_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT,
-                  Backend, chat_request, consume, open_backend, sampling)
+from .backend import Backend, open_backend
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
+                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
+                      speculation)
+from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -47,6 +50,7 @@ class Conversation:
     params: SamplingParams
     think: bool | None = None  # None: as the model does by default
     hide_think: bool = False
+    raw: bool = False  # the model's control sequences reach the terminal
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
 
@@ -90,6 +94,7 @@ def chat(
     model: str = MODEL_ARG,
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
+    raw: bool = RAW_OPT,
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
     max_tokens: Optional[int] = MAX_TOKENS_OPT,
@@ -101,6 +106,9 @@ def chat(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -109,8 +117,9 @@ def chat(
     Example: r1local chat r1 --hide-think
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
-                                False if no_think else None, hide_think)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
+                                False if no_think else None, hide_think, raw)
+    drafts = speculation(spec, draft_max, draft_min)
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
         converse(backend, model, conversation, LineReader())
@@ -137,7 +146,7 @@ def converse(backend: Backend, model: str, conversation: Conversation, reader: L
 def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     """One turn. An interrupted answer keeps what was written (nothing written: the turn is dropped)."""
     conversation.messages.append({"role": "user", "content": text})
-    printer = Printer(show_reasoning=not conversation.hide_think)
+    printer = Printer(show_reasoning=not conversation.hide_think, raw=conversation.raw)
     try:
         stream = backend.chat(chat_request(conversation.request(), conversation.think, conversation.params))
         result, interrupted = consume(stream, printer)

@@ -13,7 +13,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from .. import catalog, choice, fit, resolve, store
-from ..errors import UsageError
+from ..errors import InsufficientMemory, UsageError
+from ..names import ModelAddress
 from .app import alias, command, err, out
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
@@ -57,10 +58,10 @@ def ask(question: str) -> bool:
     return typer.confirm(question, default=True, err=True)
 
 
-def resolve_model(name: str, *, yes: bool = False, revision: str | None = None) -> Path:
+def resolve_model(address: ModelAddress, *, yes: bool = False, revision: str | None = None) -> Path:
     """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
     a missing model is downloaded, after a question on a terminal unless `yes`."""
-    return resolve.resolve(name, allow_paths=True, pull_if_missing=True, confirm=None if yes else ask,
+    return resolve.resolve(address, pull_if_missing=True, confirm=None if yes else ask,
                            revision=revision, progress=DownloadBar, notify=say)
 
 
@@ -70,8 +71,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
 
     Example: r1local pull r1:7b
     """
-    ref = catalog.parse(name, allow_paths=False)
-    target, label = resolve.choose(ref, revision=revision, notify=say)
+    target, label = resolve.choose(ModelAddress.parse(name), revision=revision, notify=say)
     if store.discard_damaged(target):
         err.print(f"The copy of {label} in the cache is cut short: downloading it again.", style="yellow")
     path = store.find_local(target)
@@ -142,7 +142,7 @@ def rm(
 
     Example: r1local rm r1:7b-q8_0 (r1:7b asks before removing every 7B quantisation)
     """
-    matches = resolve.installed_matches(name)
+    matches = resolve.installed_matches(ModelAddress.parse(name, allow_paths=True))
     if not matches:
         raise UsageError(f"{name} is not downloaded, so there is nothing to remove.", "See r1local list.")
     if len(matches) > 1 and not yes:

@@ -1,6 +1,7 @@
 """How `run` and `chat` show a streamed reply: the reasoning dim on stderr under a "Thinking..."
 header, then how long it took, then the answer on stdout (so `> file` keeps only the answer).
-With the reasoning hidden, a terminal shows a live "Thinking... 12 s, 340 tokens" line instead."""
+With the reasoning hidden, a terminal shows a live "Thinking... 12 s, 340 tokens" line instead.
+Model text loses its control sequences (unless raw) and, on a terminal, wraps between words."""
 
 from __future__ import annotations
 
@@ -10,12 +11,32 @@ import time
 from rich.status import Status
 
 from ..engine.events import ContentDelta, Event, ReasoningDelta
-from .app import err
+from .app import err, out
+from .terminal import ControlFilter, WordWrap
+
+
+class ModelText:
+    """One stream of model text on its way to stdout or stderr: controls removed unless `raw`,
+    wrapped at word boundaries when it goes to a terminal (never in a pipe)."""
+
+    def __init__(self, raw: bool, width: int | None) -> None:
+        self._filter = None if raw else ControlFilter()
+        self._wrap = WordWrap(width) if width and not raw else None
+
+    def feed(self, text: str) -> str:
+        text = self._filter.feed(text) if self._filter else text
+        return self._wrap.feed(text) if self._wrap else text
+
+    def end(self) -> str:
+        text = self._filter.end() if self._filter else ""
+        return self._wrap.feed(text) + self._wrap.end() if self._wrap else text
 
 
 class Printer:
-    def __init__(self, show_reasoning: bool) -> None:
+    def __init__(self, show_reasoning: bool, raw: bool = False) -> None:
         self.show_reasoning = show_reasoning
+        self._answer = ModelText(raw, out.width if out.is_terminal else None)
+        self._reasoning = ModelText(raw, err.width if err.is_terminal else None)
         self.reasoning_tokens = 0  # one delta per generated token
         self._started = time.monotonic()
         self._thinking = False
@@ -26,7 +47,7 @@ class Printer:
             self._reason(event.text)
         elif isinstance(event, ContentDelta):
             self._end_thinking()
-            sys.stdout.write(event.text)
+            sys.stdout.write(self._answer.feed(event.text))
             sys.stdout.flush()
 
     def _reason(self, text: str) -> None:
@@ -40,7 +61,7 @@ class Printer:
                 self._status = err.status(self._progress(), spinner="dots")
                 self._status.start()
         if self.show_reasoning:
-            err.print(text, style="dim", end="", markup=False)
+            err.print(self._reasoning.feed(text), style="dim", end="", markup=False, emoji=False, soft_wrap=True)
         elif self._status is not None:
             self._status.update(self._progress())
 
@@ -54,6 +75,8 @@ class Printer:
         if self._status is not None:
             self._status.stop()
             self._status = None
+        if self.show_reasoning:
+            err.print(self._reasoning.end(), style="dim", end="", markup=False, soft_wrap=True)
         if self.show_reasoning or err.is_terminal:
             took = time.monotonic() - self._started
             err.print(("\n" if self.show_reasoning else "")
@@ -62,5 +85,5 @@ class Printer:
     def end(self) -> None:
         """After the last event (or an interruption): close the indicator, end the line."""
         self._end_thinking()
-        sys.stdout.write("\n")
+        sys.stdout.write(self._answer.end() + "\n")
         sys.stdout.flush()

@@ -15,13 +15,14 @@ from typing import Optional
 import typer
 
 from .. import config, server_record
-from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
+from ..names import ModelAddress
 from ..resolve import resolve
 from . import resident
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT, SPLIT_OPT,
+                      THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -90,6 +91,9 @@ def serve(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
@@ -138,7 +142,7 @@ def serve(
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
     for name in names:  # fail before binding the port when a model is missing
-        resolve(split_engine(name)[0], allow_paths=True)
+        resolve(ModelAddress.parse(name, allow_paths=True))
     from ..fit import check_split
     from ..hardware import detect_live
     from ..rpc import parse_endpoints, probe_all
@@ -163,8 +167,8 @@ def serve(
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
-        aliases=tuple(parse_alias(spec) for spec in alias or []),
-        kv_type=kv_type or config.kv_type(),
+        aliases=tuple(parse_alias(text) for text in alias or []),
+        kv_type=kv_type or config.kv_type(), speculation=speculation(spec, draft_max, draft_min),
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"

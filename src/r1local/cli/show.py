@@ -12,9 +12,11 @@ from ..engine import registry
 from ..engine.capabilities import declared
 from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
+from ..names import ModelAddress
 from ..resolve import resolve
 from .app import alias, command, out
-from .run import MODEL_ARG
+from .options import MODEL_ARG
+from .terminal import strip_controls
 
 
 @command()
@@ -28,12 +30,13 @@ def show(
 
     Example: r1local show r1:7b
     """
-    path = resolve(model, allow_paths=True)  # never downloads: show what is here
+    address = ModelAddress.parse(model, allow_paths=True)
+    path = resolve(address)  # never downloads: show what is here
     info = read_gguf(path)
     if template:
-        out.print(info.chat_template or "", markup=False)
+        out.print(strip_controls(info.chat_template or ""), markup=False)  # a file's text may be hostile
         return
-    engine = registry.engine_for(path, registry.split_engine(model)[1])
+    engine = registry.engine_for(path, address.engine)
     capabilities = declared(engine, ChatTemplate(info.chat_template), info.context_length)
     facts = {
         "path": str(path),
@@ -77,4 +80,4 @@ def _human(key: str, value) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(value)
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{value:,}" if isinstance(value, int) else strip_controls(str(value))

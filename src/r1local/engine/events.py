@@ -75,6 +75,8 @@ class Timings:
     generation_tokens_per_s: float
     prompt_s: float = 0.0  # admitted -> first token
     generation_s: float = 0.0  # first token -> done
+    draft_n: int = 0  # speculative draft tokens verified (llama-server's name)
+    draft_n_accepted: int = 0  # of which the target model kept
 
 
 def measure(submitted: float, admitted: float, prompt_done: float, first_token: float, now: float,

@@ -17,6 +17,7 @@ from .embedding import Embedder
 from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
+from .speculative import Speculation
 from .stream import Stream
 
 
@@ -27,7 +28,8 @@ def _where(p: fit.FitPlan) -> str:
 class Model(Engine):
     engine = "llama.cpp"
 
-    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int) -> None:
+    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int,
+                 speculation: Speculation | None = None) -> None:
         self.name = name
         self.info = info
         self.native = native
@@ -40,7 +42,7 @@ class Model(Engine):
         self.template = native.chat_template()
         self.placement = native.placement  # where llama.cpp put the weights, KV cache and buffers
         self.plan: fit.FitPlan | None = None  # the plan it was loaded with
-        self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
+        self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes(), speculation)
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
 
@@ -61,6 +63,7 @@ class Model(Engine):
         placement: Callable[[Any], None] | None = None,
         plan: fit.FitPlan | None = None,
         kv_type: str | None = None,
+        speculation: Speculation | None = None,
         abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
@@ -95,7 +98,7 @@ class Model(Engine):
                 if smaller is None:
                     raise
                 attempt = smaller
-        model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
+        model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue, speculation)
         model.plan = attempt
         if attempt is not chosen:
             model.load_note = (f"{model.name} did not fit in the memory free now as planned ({_where(chosen)}); "

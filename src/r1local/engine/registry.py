@@ -1,8 +1,7 @@
 """Which engine loads a model, and the one `load` every caller uses.
 
-A model name may end in `@openvino` or `@llama.cpp` to choose the engine (`r1:7b@openvino`,
-`tiny.gguf@openvino`); without it an OpenVINO IR folder (r1:1.5b-npu) loads on OpenVINO and a GGUF
-on llama.cpp.
+A model name may choose the engine (`r1:7b@openvino`, see names.py); without it an OpenVINO IR
+folder (r1:1.5b-npu) loads on OpenVINO and a GGUF on llama.cpp.
 """
 
 from __future__ import annotations
@@ -11,17 +10,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .base import Engine
-
-ENGINES = ("llama.cpp", "openvino")
-
-
-def split_engine(name: str) -> tuple[str, str | None]:
-    """"r1:7b@openvino" -> ("r1:7b", "openvino"); a name without a known engine is unchanged."""
-    base, sep, engine = name.rpartition("@")
-    if sep and base and engine.lower() in ENGINES:
-        return base, engine.lower()
-    return name, None
-
 
 def engine_for(path: Path, engine: str | None) -> str:
     return engine or ("openvino" if is_openvino_folder(path) else "llama.cpp")

@@ -6,17 +6,22 @@ samples a token for every sequence that asked for logits. A request that arrives
 the next step; a cancelled one leaves at the next step. A finished sequence's cells stay in its
 slot, so a later prompt that starts the same way (the next turn of a chat) reuses them.
 
+With speculation on, a generating sequence may add a draft after its next token (speculative.py);
+the same decode verifies every slot's draft, and the cells of refused draft tokens are dropped.
+
 A grammar request's pick runs off the step (sampling.py): its sequence sits out the steps until
 the pick returns, and a pick that takes longer than GRAMMAR_PICK_LIMIT_S ends its request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -29,6 +34,7 @@ from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .sampling import Pick, Sampler
+from .speculative import DRAFT_ROWS, DraftSource, NgramIndex, Pacing, Speculation
 from .stream import Stream
 
 
@@ -49,6 +55,7 @@ class Job:
     in_reasoning: bool  # the prompt already opened <think>
     sampler: Sampler  # built at submit, so a bad grammar is the caller's error, not the thread's
     parse_tools: bool = False  # read tool calls out of the text
+    drafts: DraftSource | None = None  # where the sequence's drafts come from (n-grams indexed at submit)
     stream: Stream = field(default_factory=Stream)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -56,7 +63,8 @@ class Job:
 class Active:
     """A job that holds a slot: its sampler, its text pipeline and its clock."""
 
-    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel):
+    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel,
+                 speculation: Speculation | None = None):
         self.job = job
         self.slot = slot
         self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
@@ -69,6 +77,9 @@ class Active:
         self.next_token: int | None = None  # sampled, to be fed at the next step
         self.pick: Pick | None = None  # a grammar's pick in flight, off the step
         self.pick_started = 0.0
+        self.draft: list[int] = []  # guessed tokens after next_token, fed and verified with it
+        self.pacing = Pacing(speculation) if speculation else None
+        self.drafted = self.accepted = 0
         self.generated = 0
         self.admitted = time.perf_counter()
         self.prompt_done = 0.0
@@ -78,6 +89,7 @@ class Active:
         self.output.close()
         timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
                           time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
+        timings = dataclasses.replace(timings, draft_n=self.drafted, draft_n_accepted=self.accepted)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
         self.job.stream.push(Done(reason, usage, timings, error, self.output.stops.matched))
@@ -97,8 +109,12 @@ class Slot:
 
 
 class Scheduler:
-    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0) -> None:
+    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0,
+                 speculation: Speculation | None = None) -> None:
         self.native = native
+        self.speculation = speculation
+        self.draft_source: Callable[[list[int]], DraftSource] | None = (
+            NgramIndex if speculation and speculation.source == "ngram" else None)
         self.max_queue = max_queue
         self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
@@ -109,7 +125,8 @@ class Scheduler:
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
         self._picks: set[Pick] = set()  # grammar picks in flight, their requests ended or not
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0)
+                             cached_tokens_total=0, rejected_total=0, draft_tokens_total=0,
+                             draft_accepted_total=0)
         # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
         # 5 ms switch interval a busy event-loop thread (the server streaming tokens) delays each
         # step by that much. Measured on gemma-270m, 4 clients: 43 -> 50 tokens/s.
@@ -129,7 +146,8 @@ class Scheduler:
                 "Shorten the prompt or start with a larger --ctx.",
             )
         sampler = Sampler(params, self.native.vocab, self.native.n_vocab)
-        job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools)
+        drafts = self.draft_source(prompt) if self.draft_source else None
+        job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools, drafts)
         with self._cond:
             busy = sum(slot.active is not None for slot in self.slots)
             if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
@@ -238,7 +256,7 @@ class Scheduler:
             del slot.cached[reuse:]
             room = job.params.context(self.native.n_ctx_seq) - len(job.prompt)
             max_tokens = min(job.params.max_tokens or room, room)
-            slot.active = Active(job, slot, reuse, max_tokens, self.native)
+            slot.active = Active(job, slot, reuse, max_tokens, self.native, self.speculation)
             self.counters["cached_tokens_total"] += reuse
 
     def _reap_cancelled(self) -> None:
@@ -256,12 +274,14 @@ class Scheduler:
             slot.cached.clear()
         self.counters["prompt_tokens_total"] += len(active.job.prompt)
         self.counters["completion_tokens_total"] += active.generated
+        self.counters["draft_tokens_total"] += active.drafted
+        self.counters["draft_accepted_total"] += active.accepted
         active.finish(reason, error)
 
     def _step(self) -> None:
         batch = self._batch
         n = 0
-        rows: list[tuple[int, Slot]] = []  # batch index -> slot whose logits it holds
+        rows: list[tuple[Slot, int, int]] = []  # slot, batch index of its first logits row, rows
 
         def add(slot: Slot, token: int, logits: bool) -> None:
             nonlocal n
@@ -270,16 +290,20 @@ class Scheduler:
             batch.n_seq_id[n] = 1
             batch.seq_id[n][0] = slot.seq
             batch.logits[n] = logits
-            if logits:
-                rows.append((n, slot))
             slot.cached.append(token)
             n += 1
 
         generating = [s for s in self.slots if s.active and s.active.next_token is not None]
         prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
+        room = min(DRAFT_ROWS, self.native.n_batch) - len(generating)  # past it, drafts cost more than they save
         for slot in generating:
-            add(slot, slot.active.next_token, True)
-            slot.active.next_token = None
+            active = slot.active
+            active.draft = self._draft(active, room) if room > 0 else []
+            room -= len(active.draft)
+            rows.append((slot, n, 1 + len(active.draft)))  # a slot's rows are consecutive
+            for token in (active.next_token, *active.draft):
+                add(slot, token, True)
+            active.next_token = None
         budget = self.native.n_batch - n
         for slot in prefilling:
             if budget <= 0:
@@ -287,7 +311,10 @@ class Scheduler:
             active = slot.active
             chunk, active.pending = active.pending[:budget], active.pending[budget:]
             for i, token in enumerate(chunk):
-                add(slot, token, not active.pending and i == len(chunk) - 1)
+                last = not active.pending and i == len(chunk) - 1
+                if last:
+                    rows.append((slot, n, 1))
+                add(slot, token, last)
             budget -= len(chunk)
         batch.n_tokens = n
         if n == 0:
@@ -295,23 +322,24 @@ class Scheduler:
 
         status = C.llama_decode(self.native.ctx, batch)
         if status != 0:
-            involved = {slot.seq: slot for _, slot in rows} | {s.seq: s for s in prefilling}
+            involved = {slot.seq: slot for slot, _, _ in rows} | {s.seq: s for s in prefilling}
             for slot in involved.values():
                 if slot.active:
                     self._release(slot, "error", f"llama_decode failed with status {status}")
             return
 
         now = time.perf_counter()
-        for index, slot in rows:
-            active = slot.active
-            if active.sampler.deferred:
-                active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
-                with self._cond:
-                    self._picks.add(active.pick)
-                active.pick.add_done_callback(self._wake)
+        for slot, first, count in rows:
+            if slot.active.sampler.deferred:  # a grammar's: no drafts, one row
+                self._start_pick(slot.active, first, now)
             else:
-                token = active.sampler.sample(self.native.ctx, index)
-                self._took(slot, token, now, C.llama_get_logits_ith(self.native.ctx, index))
+                self._verify(slot, first, count, now)
+
+    def _start_pick(self, active: Active, index: int, now: float) -> None:
+        active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
+        with self._cond:
+            self._picks.add(active.pick)
+        active.pick.add_done_callback(self._wake)
 
     def _took(self, slot: Slot, token: int, now: float, logits) -> None:
         """The token sampled for `slot` from `logits`."""
@@ -321,10 +349,59 @@ class Scheduler:
         if active.generated == 0:
             active.prompt_done = active.first_token = now
         active.generated += 1
+        active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
         self._on_token(slot, token)
+
+    def _draft(self, active: Active, room: int) -> list[int]:
+        """The slot's guess at the tokens after its next one, within its pacing, the step's room,
+        its token limit and its reasoning budget (a budget spent inside a draft would need its
+        closing words where draft tokens already are)."""
+        if active.pacing is None or active.job.drafts is None or active.sampler.deferred:
+            return []
+        limit = min(active.pacing.limit(), room, active.max_tokens - active.generated - 1)
+        output = active.output
+        if output.think_budget is not None and output.in_reasoning:
+            limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
+        draft = active.job.drafts.propose(limit) if limit >= active.pacing.spec.draft_min else []
+        return draft if len(draft) >= active.pacing.spec.draft_min else []
+
+    def _verify(self, slot: Slot, first: int, count: int, now: float) -> None:
+        """Sample the target at each of the slot's rows while its draft agrees (llama.cpp's rule),
+        drop the refused draft tokens' cells, then pass the kept tokens on in order."""
+        active = slot.active
+        draft, active.draft = active.draft, []
+        tokens: list[int] = []
+        for i in range(count):
+            token = active.sampler.sample(self.native.ctx, first + i)
+            tokens.append(token)
+            if i == len(draft) or token != draft[i] or (self.native.is_eog(token) and not active.job.params.ignore_eos):
+                break
+        accepted = 0  # draft tokens the target sampled too
+        while accepted < min(len(tokens), len(draft)) and tokens[accepted] == draft[accepted]:
+            accepted += 1
+        base = self._batch.pos[first]  # where the slot's next token went
+        self._trim(slot, base + 1 + accepted)
+        if draft:
+            active.pacing.verified(len(draft), accepted)
+            active.drafted += len(draft)
+            active.accepted += accepted
+        for j, token in enumerate(tokens):
+            self._took(slot, token, now, C.llama_get_logits_ith(self.native.ctx, first + j))
+            if slot.active is not active:
+                return
+            if active.next_token is None:  # the reasoning budget closed: its words follow this token
+                self._trim(slot, base + 1 + j)
+                return
+
+    def _trim(self, slot: Slot, keep: int) -> None:
+        if keep < len(slot.cached):
+            self.native.forget(slot.seq, keep)
+            del slot.cached[keep:]
 
     def _on_token(self, slot: Slot, token: int) -> None:
         active = slot.active
+        if active.job.drafts is not None:
+            active.job.drafts.add(token)
         if self.native.is_eog(token) and not active.job.params.ignore_eos:
             active.generated -= 1  # the end marker is not part of the answer
             self._release(slot, "stop")
@@ -345,5 +422,7 @@ class Scheduler:
         for forced in self._budget_close:
             active.output.write(self.native.piece(forced))
             active.sampler.accept(forced)
+            if active.job.drafts is not None:
+                active.job.drafts.add(forced)
         active.generated += len(self._budget_close)
         active.pending = [token, *self._budget_close]

@@ -11,7 +11,7 @@ errors pass through with their status.
 
 from __future__ import annotations
 
-import json
+import logging
 import re
 import threading
 import time
@@ -22,12 +22,13 @@ import httpx
 from ..errors import R1Error, UsageError
 from .base import Engine
 from .capabilities import Capabilities
-from .events import Done, FinishReason, ReasoningDelta, Timings, Usage
+from .events import Done, FinishReason, Timings, Usage
+from .openai_stream import StreamDecoder, error_text
 from .params import SamplingParams
-from .reasoning import ReasoningSplitter
 from .stream import Stream
 from .template import ChatTemplate
 
+log = logging.getLogger("r1local.upstream")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 LIST_TIMEOUT_S = 2.0  # listing models must not hold /v1/models up for long
 CONNECT_TIMEOUT_S = 5.0
@@ -144,7 +145,7 @@ class UpstreamModel(Engine):
         if response.status_code >= 400:
             text = response.read().decode("utf-8", "replace")
             response.close()
-            raise UpstreamError(f"{self.upstream.name}: {_error_message(text)}", response.status_code)
+            raise UpstreamError(f"{self.upstream.name}: {error_text(text)}", response.status_code)
         self.upstream.down_since = None
         self.counters["requests_total"] += 1
         stream = Stream()
@@ -153,45 +154,43 @@ class UpstreamModel(Engine):
         return stream
 
     def _relay(self, response: httpx.Response, stream: Stream, submitted: float, chat: bool) -> None:
-        splitter = ReasoningSplitter(in_reasoning=False)  # a <think> block inside the content
-        usage, finish, first, pieces, error = None, None, 0.0, 0, None
+        """Read the upstream's chunks into `stream`; whatever they hold, the stream ends with Done."""
+        decoder = StreamDecoder(chat=chat)
+        first, pieces, cancelled, failure = 0.0, 0, False, None
         try:
             for line in response.iter_lines():
                 if stream.cancelled:
-                    finish = "cancelled"
+                    cancelled = True
                     break
-                if not line.startswith("data:") or line[5:].strip() == "[DONE]":
-                    continue
-                chunk = json.loads(line[5:])
-                if "error" in chunk:
-                    error = _error_message(json.dumps(chunk))
+                for event in decoder.feed(line):
+                    first = first or time.perf_counter()
+                    pieces += 1
+                    stream.push(event)
+                if decoder.error or decoder.done:
                     break
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {} if chat else {"content": choice.get("text")}
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    events = [ReasoningDelta(reasoning)] if reasoning else []
-                    events += splitter.feed(delta.get("content") or "")
-                    for event in events:
-                        first = first or time.perf_counter()
-                        pieces += 1
-                        stream.push(event)
-                    finish = choice.get("finish_reason") or finish
-        except (httpx.HTTPError, ValueError) as failure:
+            for event in decoder.flush():
+                stream.push(event)
+        except httpx.HTTPError as error:
             self.upstream.mark_down()
-            error = f"the upstream {self.upstream.name} stopped answering ({type(failure).__name__})"
+            failure = f"the upstream {self.upstream.name} stopped answering ({type(error).__name__})"
+        except Exception:  # a bug here must still end the stream, or its client waits forever
+            log.exception("relaying %s", self.name)
+            failure = f"reading the upstream {self.upstream.name} failed"
         finally:
             response.close()
-        for event in splitter.flush():
-            stream.push(event)
-        prompt = int((usage or {}).get("prompt_tokens") or 0)
-        completion = int((usage or {}).get("completion_tokens") or pieces)
+            error = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
+            self._finish(stream, decoder, error, cancelled, first, pieces, submitted)
+
+    def _finish(self, stream: Stream, decoder: StreamDecoder, error: str | None, cancelled: bool, first: float,
+                pieces: int, submitted: float) -> None:
+        prompt = decoder.prompt_tokens
+        completion = decoder.completion_tokens if decoder.completion_tokens is not None else pieces
         self.counters["prompt_tokens_total"] += prompt
         self.counters["completion_tokens_total"] += completion
         now = time.perf_counter()
         rate = (completion - 1) / (now - first) if first and now > first else 0.0
         timings = Timings(0.0, (first - submitted) if first else 0.0, 0.0, rate)
-        reason: FinishReason = "error" if error else "cancelled" if finish == "cancelled" else FINISH.get(finish, "stop")
+        reason: FinishReason = "error" if error else "cancelled" if cancelled else FINISH.get(decoder.finish, "stop")
         stream.push(Done(reason, Usage(prompt, completion), timings, error))
 
     def prompt_tokens(self, text: str) -> list[int]:
@@ -227,13 +226,3 @@ def _sampling(params: SamplingParams) -> dict:
     if params.frequency_penalty:
         fields["frequency_penalty"] = params.frequency_penalty
     return fields
-
-
-def _error_message(text: str) -> str:
-    """The message inside an OpenAI or Ollama error body, else the body itself (shortened)."""
-    try:
-        body = json.loads(text)
-        error = body.get("error", body)
-        return str(error.get("message") if isinstance(error, dict) else error)[:500]
-    except (ValueError, AttributeError):
-        return text.strip()[:500] or "no message"

@@ -25,10 +25,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import config
+from ..accelerate.build import clock
 from ..errors import R1Error
 
 PACKAGE = "llama-cpp-python"
@@ -80,10 +82,15 @@ def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
         version = importlib.metadata.version(PACKAGE)
         progress(f"Building llama.cpp's RPC backend and rpc-server for {PACKAGE} {version} "
                  f"(once, about a minute) into {folder}")
+        started = time.monotonic()
+
+        def step(line: str) -> None:  # each step with the time spent so far
+            progress(f"{line} ({clock(time.monotonic() - started)} so far)")
+
         with tempfile.TemporaryDirectory(prefix="r1local-rpc-") as tmp:
-            src = _sources(version, Path(tmp), progress)
-            _compile(src, folder, progress)
-        progress("RPC build ready.")
+            src = _sources(version, Path(tmp), step)
+            _compile(src, folder, step)
+        progress(f"RPC build ready in {clock(time.monotonic() - started)}.")
     return folder
 
 

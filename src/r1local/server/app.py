@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import anthropic, embeddings, errors, llamacpp_routes, ollama, openai, openapi, webui
+from . import anthropic, embeddings, errors, llamacpp_routes, ollama, openai, openapi, responses, webui
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
@@ -51,6 +51,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     app.include_router(embeddings.router())
     app.include_router(llamacpp_routes.router())
     app.include_router(anthropic.router())
+    app.include_router(responses.router())
     openapi.install(app)
 
     @app.get("/health")

@@ -34,6 +34,7 @@ class OpenAIEmbeddingRequest(Strict):
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
+    truncate: bool = False  # beyond OpenAI, as Ollama's /api/embed: cut an input to the context
 
 
 class OllamaEmbedRequest(Strict):
@@ -99,7 +100,7 @@ def router() -> APIRouter:
             raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
         inputs = body.input if isinstance(body.input, list) and not isinstance(body.input[0], int) else [body.input]
         model = lenient_name(state.manager, body.model)
-        vectors, tokens, _, _ = await embed(request, model, inputs, truncate=False, dimensions=body.dimensions)
+        vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
         def encoded(vector: list[float]) -> list[float] | str:
             if body.encoding_format == "float":

@@ -152,7 +152,7 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         name = body.model_name
-        matches = await asyncio.to_thread(installed_matches, name)
+        matches = await asyncio.to_thread(installed_matches, state.manager.address(name))
         if not matches:
             raise ModelNotFound(f"model '{name}' not found", "See GET /api/tags for the downloaded models.")
         if len(matches) > 1:

@@ -43,8 +43,8 @@ def router() -> APIRouter:
         state = get_state(request)
         local = await asyncio.to_thread(lambda: [model_card(name, path, state.manager)
                                                  for name, path in available_models(state.manager).items()])
-        remote = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/")[0], "engine": "upstream",
-                   "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
+        remote = [{"id": name, "object": "model", "created": 0, "owned_by": state.manager.address(name).upstream,
+                   "engine": "upstream", "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
                   for name in await state.manager.upstream_models()]
         return {"object": "list", "data": local + remote}
 

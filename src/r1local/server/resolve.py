@@ -1,25 +1,21 @@
-"""Model names -> GGUF files already on this machine. Over HTTP a name goes only through the
-catalog and the local store (allow_paths=False); paths are accepted from the command line only."""
+"""What the server can answer for: the models it lists, and the engine each runs on. A request's
+name is resolved by the manager (names.py parses it), never as a path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import catalog, store
-from .. import resolve as names
+from .. import store
 from ..engine.capabilities import Capabilities, declared
+from ..engine.registry import engine_for
 from ..engine.template import ChatTemplate
-from ..errors import ModelNotFound, UsageError
+from ..errors import R1Error, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
+from ..names import Kind
 
 if TYPE_CHECKING:
     from .manager import ModelManager
-
-
-def local_path(name: str, *, allow_paths: bool) -> Path:
-    """Never downloads: a model that is not here is a 404 telling the caller to pull it."""
-    return names.resolve(name, allow_paths=allow_paths, pull_if_missing=False)
 
 
 def available_models(manager: ModelManager) -> dict[str, Path]:
@@ -39,9 +35,7 @@ def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     for entry in manager.loaded():
         if entry.name == name:
             return entry.model.engine
-    from ..engine.registry import engine_for, split_engine
-
-    return engine_for(path, split_engine(name)[1])
+    return engine_for(path, manager.address(name).engine)
 
 
 def default_model(manager: ModelManager) -> str | None:
@@ -54,16 +48,13 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()):
-        return True
-    upstream, _, model_id = name.partition("/")
-    if upstream in manager.upstreams and model_id:
+    if name in manager.aliases or any(entry.name == name for entry in manager.loaded()):
         return True
     try:
-        catalog.parse(name, allow_paths=False)
-    except (ModelNotFound, UsageError):
+        address = manager.address(name)
+    except R1Error:
         return False
-    return True
+    return address.kind not in (Kind.SERVED, Kind.PATH) or manager.holds(address)
 
 
 def lenient_name(manager: ModelManager, name: str | None) -> str:

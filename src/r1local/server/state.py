@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from .manager import ModelManager
 from .metrics import Metrics
 from .pull import Pulls
+from .response_store import ResponseStore
 from .settings import ServerSettings
 
 
@@ -18,6 +19,7 @@ class ServerState:
     manager: ModelManager
     metrics: Metrics
     pulls: Pulls
+    responses: ResponseStore = field(default_factory=ResponseStore)  # the Responses API's stored turns
 
 
 def get_state(request: Request) -> ServerState:

@@ -229,7 +229,7 @@ function modelLabel(model, tag, loaded) {
   const details = (tag && tag.details) || {};
   const parts = [details.parameter_size, details.quantization_level, formatBytes(tag && tag.size), model.engine]
     .filter(Boolean);
-  parts.push(loaded ? "loaded" : "not loaded");
+  if (model.engine !== "upstream") parts.push(loaded ? "loaded" : "not loaded"); // another server's business
   return `${model.id} · ${parts.join(" · ")}`;
 }
 
