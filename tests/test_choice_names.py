@@ -171,3 +171,15 @@ def test_the_bandwidth_is_the_best_of_several_runs_and_a_low_figure_is_measured_
     monkeypatch.setattr(bandwidth, "measure", counted)
     best = bandwidth.measure_best(1, 16 * bandwidth.MiB)
     assert len(runs) == bandwidth.PROBE_RUNS and best == max(runs)
+
+
+@pytest.mark.parametrize("snapshot", NPU_SNAPSHOTS + ["ryzen-ai-laptop"])
+def test_models_and_hw_name_the_same_r1_and_r1_fast(snapshot, monkeypatch, tmp_path):
+    from r1local import hardware
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hardware, "detect_live", lambda: machine(snapshot))
+    rows = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    chosen, _ = recommend(machine(snapshot))
+    for policy in ("r1", "r1:fast", "r1:best"):
+        assert [r["name"] for r in rows if policy in r["chosen_as"]] == [chosen[policy].name], policy

@@ -34,7 +34,7 @@ from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .sampling import Pick, Sampler
-from .speculative import DRAFT_ROWS, DraftSource, NgramIndex, Pacing, Speculation
+from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
 
 
@@ -113,6 +113,7 @@ class Scheduler:
                  speculation: Speculation | None = None) -> None:
         self.native = native
         self.speculation = speculation
+        self.step_cost = StepCost()
         self.draft_source: Callable[[list[int]], DraftSource] | None = (
             NgramIndex if speculation and speculation.source == "ngram" else None)
         self.max_queue = max_queue
@@ -295,11 +296,14 @@ class Scheduler:
 
         generating = [s for s in self.slots if s.active and s.active.next_token is not None]
         prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
-        room = min(DRAFT_ROWS, self.native.n_batch) - len(generating)  # past it, drafts cost more than they save
+        room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
+        drafted, expected = 0, float(len(generating))  # the step's draft rows, and the tokens it should yield
         for slot in generating:
             active = slot.active
-            active.draft = self._draft(active, room) if room > 0 else []
-            room -= len(active.draft)
+            active.draft = self._draft(active, room - drafted, len(generating) + drafted, expected)
+            if active.draft:
+                drafted += len(active.draft)
+                expected += active.pacing.expected(len(active.draft))
             rows.append((slot, n, 1 + len(active.draft)))  # a slot's rows are consecutive
             for token in (active.next_token, *active.draft):
                 add(slot, token, True)
@@ -320,7 +324,10 @@ class Scheduler:
         if n == 0:
             return
 
+        started = time.perf_counter()
         status = C.llama_decode(self.native.ctx, batch)
+        if self.speculation and n == len(generating) + drafted:  # generation only: the step times its rows
+            self.step_cost.observe(n, time.perf_counter() - started)
         if status != 0:
             involved = {slot.seq: slot for slot, _, _ in rows} | {s.seq: s for s in prefilling}
             for slot in involved.values():
@@ -352,17 +359,19 @@ class Scheduler:
         active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
         self._on_token(slot, token)
 
-    def _draft(self, active: Active, room: int) -> list[int]:
-        """The slot's guess at the tokens after its next one, within its pacing, the step's room,
-        its token limit and its reasoning budget (a budget spent inside a draft would need its
-        closing words where draft tokens already are)."""
-        if active.pacing is None or active.job.drafts is None or active.sampler.deferred:
+    def _draft(self, active: Active, room: int, rows: int, expected: float) -> list[int]:
+        """The slot's guess at the tokens after its next one: as long as pays in a step of `rows`
+        rows expected to yield `expected` tokens, within the step's room, the slot's token limit
+        and its reasoning budget (a budget spent inside a draft would need its closing words
+        where draft tokens already are)."""
+        if active.pacing is None or active.job.drafts is None or room <= 0 or active.sampler.deferred:
             return []
-        limit = min(active.pacing.limit(), room, active.max_tokens - active.generated - 1)
+        limit = min(room, active.max_tokens - active.generated - 1)
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        draft = active.job.drafts.propose(limit) if limit >= active.pacing.spec.draft_min else []
+        length = active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+        draft = active.job.drafts.propose(length) if length else []
         return draft if len(draft) >= active.pacing.spec.draft_min else []
 
     def _verify(self, slot: Slot, first: int, count: int, now: float) -> None:

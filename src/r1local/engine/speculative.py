@@ -8,8 +8,8 @@ greedy output is the same and sampled output keeps the target's distribution).
 
 n-gram lookup drafts from the slot's own history (prompt and generated text): the continuation of
 the latest earlier occurrence of the last few tokens, as llama.cpp's ngram-simple does, found in a
-dictionary instead of a backward scan. Pacing adapts each slot's draft length to what it accepts
-and pauses a slot whose drafts keep being refused.
+dictionary instead of a backward scan. Pacing picks each slot's draft length from what the slot
+accepts and what a row costs (StepCost): no draft where it would slow the step down.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from typing import Protocol
 from ..errors import UsageError
 
 NGRAM_SIZES = (4, 3, 2)  # lookup keys, longest first: a longer match predicts better
-POOR_ACCEPTANCE = 0.3  # below this (recent drafts' accepted share) a slot pauses drafting
-SMOOTHING = 0.3  # weight of the latest verification in the recent acceptance
-PAUSE_TOKENS = (16, 256)  # a paused slot's first pause, and the longest (each pause doubles)
-DRAFT_ROWS = 32  # a step's rows beyond which draft tokens cost more compute than they save (CPU)
+PRIOR_ACCEPTANCE = 0.7  # a fresh slot's chance that a draft token is kept
+SMOOTHING = 0.3  # weight of the latest verification in a slot's acceptance
+RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward the prior
+DEFAULT_ROW_COST = 0.5  # a row against a step's fixed cost until measured (gemma-3-270m, 1 CPU thread: 0.6)
+STEP_DECAY = 0.98  # weight of a step in the cost fit, per later step
 
 
 @dataclass(frozen=True)
@@ -76,30 +77,62 @@ class NgramIndex:
         return []
 
 
+class StepCost:
+    """A generation step's time as fixed + per_row x rows, fitted over the recent steps (the machine's
+    load moves it). What drafting weighs is their ratio: a row's cost against the step's fixed part,
+    reading the weights (large on a CPU, where each row's matmuls and logits take real compute)."""
+
+    def __init__(self) -> None:
+        self.row_cost = DEFAULT_ROW_COST
+        self._sums = [0.0] * 5  # decayed weight, rows, seconds, rows^2, rows x seconds
+
+    def observe(self, rows: int, seconds: float) -> None:
+        sums = [x * STEP_DECAY for x in self._sums]
+        for i, value in enumerate((1.0, rows, seconds, rows * rows, rows * seconds)):
+            sums[i] += value
+        self._sums = sums
+        w, x, y, xx, xy = sums
+        spread = xx / w - (x / w) ** 2
+        if w >= 4 and spread >= 0.25:  # the steps' row counts differ enough to tell the two parts apart
+            per_row = (xy / w - x / w * y / w) / spread
+            fixed = y / w - per_row * x / w
+            if per_row > 0 and fixed > 0:
+                self.row_cost = min(max(per_row / fixed, 0.01), 10.0)
+        else:  # steps without drafts teach nothing: drift back, so that drafts are tried again
+            self.row_cost += RECOVERY * (DEFAULT_ROW_COST - self.row_cost)
+
+
 class Pacing:
-    """One slot's draft length: doubled after a draft accepted whole, cut to what was accepted
-    (plus one) after a refusal; drafting pauses while the recent acceptance stays poor."""
+    """One slot's draft length: the length that makes the step yield the most tokens per unit of
+    time, given the chance that each draft token is kept (this slot's recent acceptance) and the
+    cost of a row (StepCost). A slot whose drafts are refused stops drafting (the best length is 0)
+    and its estimate drifts back toward PRIOR_ACCEPTANCE, so it tries again later."""
 
     def __init__(self, spec: Speculation) -> None:
         self.spec = spec
-        self.length = spec.draft_max
-        self.acceptance = 1.0  # recent drafts' accepted share, smoothed
-        self._pause = PAUSE_TOKENS[0]
-        self._paused_for = 0
+        self.acceptance = PRIOR_ACCEPTANCE  # chance that a draft token is kept, smoothed
 
-    def limit(self) -> int:
-        """Tokens this slot may draft now (0: paused)."""
-        if self._paused_for > 0:
-            self._paused_for -= 1
+    def length(self, limit: int, rows: int, tokens: float, row_cost: float) -> int:
+        """The draft length (0: none) for a step that already holds `rows` rows expected to yield
+        `tokens` tokens."""
+        best_k, best = 0, tokens / (1 + row_cost * rows)
+        chance, expected = 1.0, tokens
+        for k in range(1, min(limit, self.spec.draft_max) + 1):
+            chance *= self.acceptance
+            expected += chance
+            value = expected / (1 + row_cost * (rows + k))
+            if value > best:
+                best_k, best = k, value
+        if best_k < self.spec.draft_min:
+            self.acceptance += RECOVERY * (PRIOR_ACCEPTANCE - self.acceptance)
             return 0
-        return self.length
+        return best_k
+
+    def expected(self, drafted: int) -> float:
+        """Tokens a draft of this length is expected to add to the step."""
+        p = self.acceptance
+        return sum(p ** k for k in range(1, drafted + 1))
 
     def verified(self, drafted: int, accepted: int) -> None:
-        spec = self.spec
-        self.acceptance += SMOOTHING * (accepted / drafted - self.acceptance)
-        self.length = min(spec.draft_max, 2 * self.length) if accepted == drafted else max(spec.draft_min, accepted + 1)
-        if self.acceptance < POOR_ACCEPTANCE:
-            self._paused_for, self._pause = self._pause, min(2 * self._pause, PAUSE_TOKENS[1])
-            self.acceptance = POOR_ACCEPTANCE  # the next drafts decide afresh
-        elif accepted == drafted:
-            self._pause = PAUSE_TOKENS[0]
+        tried = accepted + (accepted < drafted)  # tokens compared until the first refusal
+        self.acceptance += SMOOTHING * (accepted / tried - self.acceptance)
