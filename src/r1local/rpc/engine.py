@@ -31,7 +31,7 @@ from .probe import reachable
 CANCEL_POLL_S = 0.05
 
 
-def _rebuild(kind: type, message: str, hint: str | None) -> R1Error:
+def _rebuild(kind: type[R1Error], message: str, hint: str | None) -> R1Error:
     error = kind.__new__(kind)
     R1Error.__init__(error, message, hint)
     return error
