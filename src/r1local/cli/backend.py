@@ -4,7 +4,6 @@ model: the server is asked by the file's absolute path and matches it to the fil
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import config
+from .. import config, presets
 from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
@@ -71,15 +70,17 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
                  kv_type: str | None = None, spec: Speculation | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), by
     any of its names or its file's path; --local or RPC workers load the model in this process."""
-    address = ModelAddress.parse(model, allow_paths=True)
+    address = ModelAddress.parse(presets.base_of(model), allow_paths=True)  # a preset runs its base model
     with resident(address, local=local, rpc=rpc) as server:
         if server is not None:
             note_ignored(server, model, ctx=ctx, threads=threads, gpu_layers=gpu_layers, tensor_split=tensor_split,
                          kv_type=kv_type, spec=spec)
-            yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, address.for_server))
+            yield Backend(server.url, "r1local serve", server.url,
+                          lambda chat: server.chat(address.for_server, presets.with_preset(model, chat)))
             return
     with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
+        yield Backend("this process", loaded.engine, loaded.device,
+                      lambda chat: submit(presets.with_preset(model, chat), loaded))
 
 
 @contextmanager

@@ -50,7 +50,7 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
 
 def _serve(conn, model) -> None:
     send_lock = threading.Lock()
-    streams = {}
+    streams: dict = {}
 
     def send(*message) -> None:
         with send_lock:

@@ -34,7 +34,7 @@ CANCEL_POLL_S = 0.05
 ABORT_POLL_S = 0.1  # how often a load asks whether anyone still waits for it
 
 
-def _rebuild(kind: type, message: str, hint: str | None) -> R1Error:
+def _rebuild(kind: type[R1Error], message: str, hint: str | None) -> R1Error:
     error = kind.__new__(kind)
     R1Error.__init__(error, message, hint)
     return error
