@@ -108,9 +108,10 @@ def open_model(
             if registry.engine_for(path, address.engine) != "llama.cpp":
                 raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
                                  "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
-            return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
-                              tensor_split=split,
-                              progress=lambda line: err.print(line, style="dim", markup=False))
+            with ctrl_c_stops_loading() as pressed:
+                return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                                  tensor_split=split, kv_type=kv_type, abort=pressed,
+                                  progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=address.engine, on_compile=_say_compiling, n_ctx=ctx,
                                    n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
