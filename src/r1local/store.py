@@ -8,6 +8,7 @@ is imported only by `download`, which fills it, so a server of local files does 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -62,6 +63,13 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     raise AssertionError
+
+
+def file_digest(path: Path) -> str:
+    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes):
+    the `digest` Ollama's /api/tags and /api/ps give, by which `stop FILE` finds a loaded file."""
+    st = path.stat()
+    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
 
 
 def free_space(path: Path) -> int:

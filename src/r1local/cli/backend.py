@@ -5,7 +5,6 @@ model: the server is asked by the file's absolute path and matches it to the fil
 from __future__ import annotations
 
 import dataclasses
-import functools
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import catalog, config
+from .. import catalog, config, presets
 from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
@@ -73,15 +72,17 @@ def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: i
                  kv_type: str | None = None, spec: Speculation | None = None) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), by
     any of its names or its file's path; --local or RPC workers load the model in this process."""
-    address = ModelAddress.parse(model, allow_paths=True)
+    address = ModelAddress.parse(presets.base_of(model), allow_paths=True)  # a preset runs its base model
     with resident(address, local=local, rpc=rpc) as server:
         if server is not None:
             note_ignored(server, model, ctx=ctx, threads=threads, gpu_layers=gpu_layers, tensor_split=tensor_split,
                          kv_type=kv_type, spec=spec)
-            yield Backend(server.url, "r1local serve", server.url, functools.partial(server.chat, address.for_server))
+            yield Backend(server.url, "r1local serve", server.url,
+                          lambda chat: server.chat(address.for_server, presets.with_preset(model, chat)))
             return
     with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device, lambda chat: submit(chat, loaded))
+        yield Backend("this process", loaded.engine, loaded.device,
+                      lambda chat: submit(presets.with_preset(model, chat), loaded))
 
 
 @contextmanager
@@ -111,9 +112,10 @@ def open_model(
             if registry.engine_for(path, address.engine) != "llama.cpp":
                 raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
                                  "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
-            return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
-                              tensor_split=split,
-                              progress=lambda line: err.print(line, style="dim", markup=False))
+            with ctrl_c_stops_loading() as pressed:
+                return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                                  tensor_split=split, kv_type=kv_type, abort=pressed,
+                                  progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=address.engine, on_compile=_say_compiling, n_ctx=ctx,
                                    n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,

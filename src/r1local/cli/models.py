@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +13,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .. import catalog, choice, fit, fit_npu, resolve, store
+from .. import catalog, choice, fit, fit_npu, presets, resolve, store
 from ..errors import UsageError
 from ..names import ModelAddress
 from .app import alias, command, err, out
@@ -96,10 +97,14 @@ def list_models(as_json: bool = JSON_OPT) -> None:
 
     Example: r1local list --json
     """
-    models = store.installed()
+    models, kept = store.installed(), presets.all_presets()
     if as_json:
-        out.print_json(json.dumps([_local_json(m) for m in models]))
+        out.print_json(json.dumps([_local_json(m) for m in models] + [asdict(p) for p in kept]))
         return
+    if kept:
+        out.print("  ".join(("PRESET".ljust(max(len(p.name) for p in kept)), "FROM")), style="bold")
+        for p in kept:
+            out.print(f"{p.name.ljust(max(len(q.name) for q in kept))}  {p.base}")
     if not models:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
@@ -142,6 +147,9 @@ def rm(
 
     Example: r1local rm r1:7b-q8_0 (r1:7b asks before removing every 7B quantisation)
     """
+    if presets.remove(name):  # a preset goes alone; its base model stays
+        out.print(f"Removed preset {presets.canonical(name)}")
+        return
     matches = resolve.installed_matches(ModelAddress.parse(name, allow_paths=True))
     if not matches:
         raise UsageError(f"{name} is not downloaded, so there is nothing to remove.", "See r1local list.")

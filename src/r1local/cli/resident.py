@@ -18,6 +18,7 @@ from rich.table import Table
 from .. import config, locate, server_record, store, trust
 from ..client import ResidentServer
 from ..errors import R1Error, UsageError
+from ..names import Kind, ModelAddress
 from .app import command, err, out
 
 STARTUP_TIMEOUT_S = 60.0  # the port answers before models load; this is only Python starting
@@ -133,14 +134,27 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     if model is None:
         _stop_server()
         return
+    address = ModelAddress.parse(model, allow_paths=True)
     server = _server_or_fail()
     try:
-        if not any(m["name"] == model for m in server.running()):
+        if not any(_is_loaded_as(address, m) for m in server.running()):
             raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
-        server.unload(model)
+        server.unload(address.for_server)
     finally:
         server.close()
     out.print(f"Unloaded {model}.")
+
+
+def _is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
+    """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
+    r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
+    if address.kind is Kind.PATH:
+        return address.on_disk and loaded.get("digest") == store.file_digest(Path(address.path))
+    names = {address.text, address.served_name}
+    try:
+        return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})
+    except R1Error:
+        return False
 
 
 def _stop_server() -> None:

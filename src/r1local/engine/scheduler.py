@@ -8,16 +8,21 @@ slot, so a later prompt that starts the same way (the next turn of a chat) reuse
 
 With speculation on, a generating sequence may add a draft after its next token (speculative.py);
 the same decode verifies every slot's draft, and the cells of refused draft tokens are dropped.
+
+A grammar request's pick runs off the step (sampling.py): its sequence sits out the steps until
+the pick returns, and a pick that takes longer than GRAMMAR_PICK_LIMIT_S ends its request.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 
 from ..errors import ContextOverflow, Overloaded
@@ -29,12 +34,17 @@ from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
-from .sampling import Sampler
+from .sampling import Pick, Sampler
 from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
 
 
 SWITCH_INTERVAL_S = 0.0005
+GRAMMAR_PICK_LIMIT_S = 2.0  # one token's grammar check; a whole-vocabulary check takes ~0.1 s
+PICK_POLL_S = 0.05  # while only grammar picks are in flight: how often cancellations are looked for
+PICKS_AT_CLOSE_S = 60.0  # how long closing waits for picks in flight (they read the model's vocabulary)
+
+log = logging.getLogger("r1local.engine")
 BUDGET_CLOSE = "\n\nTime is up; I will answer now.\n</think>\n\n"  # ends reasoning that reached its budget
 
 
@@ -66,6 +76,8 @@ class Active:
                                  in_reasoning=job.in_reasoning, parse_tools=job.parse_tools,
                                  think_budget=job.params.think_budget)
         self.next_token: int | None = None  # sampled, to be fed at the next step
+        self.pick: Pick | None = None  # a grammar's pick in flight, off the step
+        self.pick_started = 0.0
         self.draft: list[int] = []  # guessed tokens after next_token, fed and verified with it
         self.pacing = Pacing(speculation) if speculation else None
         self.drafted = self.accepted = 0
@@ -114,6 +126,7 @@ class Scheduler:
         self._running = True
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
+        self._picks: set[Pick] = set()  # grammar picks in flight, their requests ended or not
         self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
                              cached_tokens_total=0, rejected_total=0, draft_tokens_total=0,
                              draft_accepted_total=0)
@@ -162,6 +175,8 @@ class Scheduler:
             self._cond.notify()
         self._thread.join()
         C.llama_batch_free(self._batch)
+        if futures.wait(list(self._picks), PICKS_AT_CLOSE_S).not_done:
+            log.warning("a grammar's pick still runs as %s closes", self.native.path.name)
 
     # -- the scheduler thread --
     def _loop(self) -> None:
@@ -169,11 +184,14 @@ class Scheduler:
             with self._cond:
                 while self._running and not self._waiting and not self._busy():
                     self._cond.wait()
+                if self._running and not self._waiting and not self._ready():
+                    self._cond.wait(PICK_POLL_S)  # only picks in flight: until one returns
                 if not self._running:
                     break
                 self._admit()
             self._reap_cancelled()
-            if self._busy():
+            self._collect_picks()
+            if self._ready():
                 try:
                     self._step()
                 except Exception as error:  # a bug must end these requests, not the model
@@ -188,6 +206,32 @@ class Scheduler:
 
     def _busy(self) -> bool:
         return any(slot.active for slot in self.slots)
+
+    def _ready(self) -> bool:
+        """Whether a sequence can go into the next step, or a pick has returned."""
+        return any(slot.active and (slot.active.pick is None or slot.active.pick.done()) for slot in self.slots)
+
+    def _wake(self, pick: Pick) -> None:
+        with self._cond:
+            self._picks.discard(pick)
+            self._cond.notify()
+
+    def _collect_picks(self) -> None:
+        """Feed returned grammar picks to their sequences; end those whose pick takes too long."""
+        now = time.perf_counter()
+        for slot in self.slots:
+            active = slot.active
+            if active is None or active.pick is None:
+                continue
+            if active.pick.done():
+                pick, active.pick = active.pick, None
+                if pick.exception() is not None:
+                    self._release(slot, "error", f"The grammar failed: {pick.exception()}")
+                else:
+                    self._took(slot, pick.result(), now, pick.logits)
+            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:
+                self._release(slot, "error", f"The grammar took more than {GRAMMAR_PICK_LIMIT_S:g} s to check one "
+                              "token; simplify it (fewer alternatives open at once)")
 
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
@@ -253,7 +297,7 @@ class Scheduler:
             n += 1
 
         generating = [s for s in self.slots if s.active and s.active.next_token is not None]
-        prefilling = [s for s in self.slots if s.active and s.active.next_token is None]
+        prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
         room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
         planned, expected = [], float(len(generating))  # draft lengths, and the tokens the step should yield
         for slot in generating:
@@ -282,6 +326,8 @@ class Scheduler:
                 add(slot, token, last)
             budget -= len(chunk)
         batch.n_tokens = n
+        if n == 0:
+            return
 
         started = time.perf_counter()
         status = C.llama_decode(self.native.ctx, batch)
@@ -296,14 +342,34 @@ class Scheduler:
 
         now = time.perf_counter()
         for slot, first, count in rows:
-            self._verify(slot, first, count, now)
+            if slot.active.sampler.deferred:  # a grammar's: no drafts, one row
+                self._start_pick(slot.active, first, now)
+            else:
+                self._verify(slot, first, count, now)
+
+    def _start_pick(self, active: Active, index: int, now: float) -> None:
+        active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
+        with self._cond:
+            self._picks.add(active.pick)
+        active.pick.add_done_callback(self._wake)
+
+    def _took(self, slot: Slot, token: int, now: float, logits) -> None:
+        """The token sampled for `slot` from `logits`."""
+        active = slot.active
+        if active.job.params.logprobs is not None and not self.native.is_eog(token):
+            active.job.stream.push(token_logprob(self.native, logits, token, active.job.params.logprobs))
+        if active.generated == 0:
+            active.prompt_done = active.first_token = now
+        active.generated += 1
+        active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
+        self._on_token(slot, token)
 
     def _draft_length(self, active: Active, room: int, rows: int, expected: float) -> int:
         """How many tokens the slot should guess after its next one: as many as pay in a step of
         `rows` rows expected to yield `expected` tokens, within the step's room, the slot's token
         limit and its reasoning budget (a budget spent inside a draft would need its closing
-        words where draft tokens already are)."""
-        if active.pacing is None or room <= 0:
+        words where draft tokens already are). A grammar's deferred pick checks one row."""
+        if active.pacing is None or room <= 0 or active.sampler.deferred:
             return 0
         limit = min(room, active.max_tokens - active.generated - 1)
         output = active.output
@@ -342,13 +408,7 @@ class Scheduler:
             active.drafted += len(draft)
             active.accepted += accepted
         for j, token in enumerate(tokens):
-            if active.job.params.logprobs is not None and not self.native.is_eog(token):
-                active.job.stream.push(token_logprob(self.native, first + j, token, active.job.params.logprobs))
-            if active.generated == 0:
-                active.prompt_done = active.first_token = now
-            active.generated += 1
-            active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
-            self._on_token(slot, token)
+            self._took(slot, token, now, C.llama_get_logits_ith(self.native.ctx, first + j))
             if slot.active is not active:
                 return
             if active.next_token is None:  # the reasoning budget closed: its words follow this token

@@ -13,6 +13,7 @@ from functools import partial
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.events import Done
 from ..errors import R1Error
 from ..request import prepare, submit
@@ -126,8 +127,8 @@ def router() -> APIRouter:
     async def messages(body: MessagesRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        turn = await start_turn(request, body.model, partial(submit, state.settings.apply(body.to_request())),
-                                api="anthropic")
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
+        turn = await start_turn(request, body.model, partial(submit, chat), api="anthropic")
         reply = MessageReply(turn, body.model)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")
@@ -137,7 +138,7 @@ def router() -> APIRouter:
     async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
-        chat = state.settings.apply(body.to_request())
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
         lease = await acquire(request, body.model)
         try:
             return {"input_tokens": await asyncio.to_thread(lambda: prepare(chat, lease.model).count(lease.model))}

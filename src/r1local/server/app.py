@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import anthropic, embeddings, errors, llamacpp_routes, ollama, openai, openapi, responses, webui
+from . import (
+    anthropic, embeddings, errors, llamacpp_routes, ollama, ollama_presets, openai, openapi, responses, webui,
+)
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
@@ -48,6 +50,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     errors.install(app, settings.retry_after_s)
     app.include_router(openai.router())
     app.include_router(ollama.router())
+    app.include_router(ollama_presets.router())
     app.include_router(embeddings.router())
     app.include_router(llamacpp_routes.router())
     app.include_router(anthropic.router())

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import fit, resolve
+from .. import fit, presets, resolve
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.upstream import Upstream, UpstreamModel
@@ -142,9 +142,9 @@ class ModelManager:
 
     # -- requests --
     def address(self, name: str) -> ModelAddress:
-        """A request's model name (or the model its --alias stands for), parsed as a name only:
-        over HTTP no name opens a path."""
-        return ModelAddress.parse(self.aliases.get(name, name), upstreams=self.upstreams)
+        """A request's model name (or the model its --alias or preset stands for), parsed as a name
+        only: over HTTP no name opens a path."""
+        return ModelAddress.parse(presets.base_of(self.aliases.get(name, name)), upstreams=self.upstreams)
 
     async def acquire(self, name: str) -> Lease:
         """Resolve `name` through the models this server holds, the catalog and the local store

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.base import Engine
 from ..engine.upstream import UPSTREAM_CAPABILITIES
 from ..errors import R1Error
@@ -59,7 +60,7 @@ def router() -> APIRouter:
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        chat = state.settings.apply(body.to_request())
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
         submits = [partial(submit, chat, choice=i) for i in range(chat.n)]
         turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
         reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,

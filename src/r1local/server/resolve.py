@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import store
+from .. import presets, store
 from ..engine.capabilities import Capabilities, declared
 from ..engine.registry import engine_for
 from ..engine.template import ChatTemplate
@@ -27,7 +27,16 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     for local in store.installed():
         if local.name not in models and local.complete:
             models[local.name] = local.path
+    for preset in presets.all_presets():  # listed when their base model is here
+        base = models.get(preset.base) or models.get(presets.canonical(preset.base))
+        if base is None:
+            try:
+                base = manager.path_of(preset.base)
+            except R1Error:
+                continue
+        models.setdefault(preset.name, base)
     return models
+
 
 
 def engine_of(name: str, path: Path, manager: ModelManager) -> str:
@@ -48,7 +57,7 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.aliases or any(entry.name == name for entry in manager.loaded()):
+    if name in manager.aliases or any(entry.name == name for entry in manager.loaded()) or presets.find(name):
         return True
     try:
         address = manager.address(name)

@@ -14,6 +14,7 @@ from functools import partial
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.events import Done
 from ..errors import NotFound, UsageError
 from ..request import submit
@@ -181,7 +182,7 @@ def router() -> APIRouter:
                                  "its latest responses in memory while it runs.",
                                  "Send the whole conversation as input instead.", param="previous_response_id")
             history = stored.conversation
-        chat = state.settings.apply(body.to_request(history))
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request(history)))
         turn = await start_turn(request, lenient_name(state.manager, body.model), partial(submit, chat),
                                 api="responses")
         reply = ResponseReply(turn, body, chat.messages, request)
