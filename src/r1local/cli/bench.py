@@ -13,8 +13,8 @@ from ..names import ModelAddress
 from ..units import human_size, plural
 from .app import command, err, out
 from .backend import open_model
-from .options import (DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPEC_OPT, SPLIT_OPT,
-                      THREADS_OPT, speculation)
+from .options import (DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPEC_OPT,
+                      SPLIT_OPT, THREADS_OPT, speculation)
 
 if TYPE_CHECKING:
     from ..bench import BenchReport, Spread
@@ -35,6 +35,7 @@ def bench(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
     the way llama.cpp's llama-bench does.
@@ -46,8 +47,9 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
                   style="dim")
+    drafts = speculation(spec, draft, draft_max, draft_min)
     with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc,
-                    tensor_split=tensor_split, kv_type=kv_type, spec=speculation(spec, draft_max, draft_min)) as loaded:
+                    tensor_split=tensor_split, kv_type=kv_type, spec=drafts) as loaded:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,

@@ -19,7 +19,7 @@ from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
 from .backend import Backend, open_backend
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
                       MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
                       TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
                       speculation)
@@ -110,6 +110,7 @@ def chat(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -119,7 +120,7 @@ def chat(
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
                                 False if no_think else None, hide_think, raw)
-    drafts = speculation(spec, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)

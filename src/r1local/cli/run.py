@@ -14,7 +14,7 @@ from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
 from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
                       MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
                       TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
                       speculation)
@@ -109,6 +109,7 @@ def run(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -119,7 +120,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    drafts = speculation(spec, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
