@@ -29,6 +29,7 @@ from .admission import Admission
 from .bindings import C
 from .events import Done, FinishReason, Timings, Usage, measure
 from .logprobs import token_logprob
+from .draft import DraftModel
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
@@ -110,9 +111,10 @@ class Slot:
 
 class Scheduler:
     def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0,
-                 speculation: Speculation | None = None) -> None:
+                 speculation: Speculation | None = None, draft_model: DraftModel | None = None) -> None:
         self.native = native
         self.speculation = speculation
+        self.draft_model = draft_model
         self.step_cost = StepCost()
         self.draft_source: Callable[[list[int]], DraftSource] | None = (
             NgramIndex if speculation and speculation.source == "ngram" else None)
@@ -282,13 +284,16 @@ class Scheduler:
         generating = [s for s in self.slots if s.active and s.active.next_token is not None]
         prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
         room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
-        drafted, expected = 0, float(len(generating))  # the step's draft rows, and the tokens it should yield
+        planned, expected = [], float(len(generating))  # draft lengths, and the tokens the step should yield
         for slot in generating:
+            length = self._draft_length(slot.active, room - sum(planned), len(generating) + sum(planned), expected)
+            planned.append(length)
+            expected += slot.active.pacing.expected(length) if length else 0.0
+        drafted = 0
+        for slot, draft in zip(generating, self._drafts(generating, planned)):
             active = slot.active
-            active.draft = self._draft(active, room - drafted, len(generating) + drafted, expected)
-            if active.draft:
-                drafted += len(active.draft)
-                expected += active.pacing.expected(len(active.draft))
+            active.draft = draft if draft and len(draft) >= self.speculation.draft_min else []
+            drafted += len(active.draft)
             rows.append((slot, n, 1 + len(active.draft)))  # a slot's rows are consecutive
             for token in (active.next_token, *active.draft):
                 add(slot, token, True)
@@ -344,20 +349,28 @@ class Scheduler:
         active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
         self._on_token(slot, token)
 
-    def _draft(self, active: Active, room: int, rows: int, expected: float) -> list[int]:
-        """The slot's guess at the tokens after its next one: as long as pays in a step of `rows`
-        rows expected to yield `expected` tokens, within the step's room, the slot's token limit
-        and its reasoning budget (a budget spent inside a draft would need its closing words
-        where draft tokens already are)."""
-        if active.pacing is None or active.job.drafts is None or room <= 0 or active.sampler.deferred:
-            return []
+    def _draft_length(self, active: Active, room: int, rows: int, expected: float) -> int:
+        """How many tokens the slot should guess after its next one: as many as pay in a step of
+        `rows` rows expected to yield `expected` tokens, within the step's room, the slot's token
+        limit and its reasoning budget (a budget spent inside a draft would need its closing
+        words where draft tokens already are). A grammar's deferred pick checks one row."""
+        if active.pacing is None or room <= 0 or active.sampler.deferred:
+            return 0
         limit = min(room, active.max_tokens - active.generated - 1)
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        length = active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
-        draft = active.job.drafts.propose(length) if length else []
-        return draft if len(draft) >= active.pacing.spec.draft_min else []
+        return active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+
+    def _drafts(self, slots: list[Slot], lengths: list[int]) -> list[list[int]]:
+        """Each slot's guess of its length: from the draft model (one batch for all) or its own n-grams."""
+        if not any(lengths):
+            return [[] for _ in slots]
+        if self.draft_model is not None:
+            return self.draft_model.propose([(slot.seq, [*slot.cached, slot.active.next_token], length)
+                                             for slot, length in zip(slots, lengths)])
+        return [slot.active.job.drafts.propose(length) if length and slot.active.job.drafts else []
+                for slot, length in zip(slots, lengths)]
 
     def _verify(self, slot: Slot, first: int, count: int, now: float) -> None:
         """Sample the target at each of the slot's rows while its draft agrees (llama.cpp's rule),
