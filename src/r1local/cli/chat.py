@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from .. import config
 from ..engine.params import SamplingParams
+from ..units import plural
 from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
@@ -196,7 +197,7 @@ def slash_command(text: str, backend: Backend, model: str, conversation: Convers
         Path(arg).expanduser().write_text(json.dumps(
             {"model": model, "system": conversation.system, "messages": conversation.messages},
             ensure_ascii=False, indent=2), encoding="utf-8")
-        err.print(f"Saved {len(conversation.messages)} messages to {arg}.", style="dim", markup=False)
+        err.print(f"Saved {plural(len(conversation.messages), 'message')} to {arg}.", style="dim", markup=False)
     elif word == "/load" and arg:
         _load(conversation, Path(arg).expanduser())
     else:
@@ -254,4 +255,4 @@ def _load(conversation: Conversation, path: Path) -> None:
         return
     conversation.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     conversation.system = data.get("system") if isinstance(data.get("system"), str) else None
-    err.print(f"Loaded {len(messages)} messages from {path}.", style="dim", markup=False)
+    err.print(f"Loaded {plural(len(messages), 'message')} from {path}.", style="dim", markup=False)

@@ -11,6 +11,7 @@ from rich.highlighter import JSONHighlighter
 
 from ..engine.events import Done, Result
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
+from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
 from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
@@ -62,10 +63,10 @@ def outcome(result: Result, interrupted: bool, max_tokens: int | None) -> int:
     if done.finish_reason == "length":
         used = done.usage.completion_tokens
         if max_tokens is None:
-            err.print(f"The context filled up after {used} tokens, before the answer ended. "
+            err.print(f"The context filled up after {plural(used, 'token')}, before the answer ended. "
                       "Start with a larger --ctx.", style="yellow", markup=False)
         elif not result.content.strip():
-            err.print(f"The reasoning used all {used} tokens of --max-tokens before an answer began. "
+            err.print(f"The reasoning used all {plural(used, 'token')} of --max-tokens before an answer began. "
                       "Raise --max-tokens (or leave it out), or pass --no-think.", style="yellow", markup=False)
         else:
             err.print(f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.",
