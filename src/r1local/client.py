@@ -56,6 +56,10 @@ class ResidentServer:
         """Ollama's /api/ps: the loaded models, their size in GPU memory, context and expiry."""
         return self._json("GET", "/api/ps")["models"]
 
+    def show(self, model: str) -> dict:
+        """Ollama's /api/show: the model's details, metadata, template and capabilities."""
+        return self._json("POST", "/api/show", json={"model": model})
+
     def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         """Normalised vectors, each input cut to the context as `r1local embed` does in-process."""
         body = self._json("POST", "/v1/embeddings", json={"model": model, "input": texts, "truncate": True})

@@ -4,6 +4,7 @@ GPU, and its ggml backend devices (through ctypes on the libggml llama-cpp-pytho
 from __future__ import annotations
 
 import ctypes
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -85,7 +86,7 @@ def _query() -> dict:
 
     from ..engine.bindings import C
 
-    package = Path(C.__file__).parent
+    package = Path(inspect.getfile(C)).parent
     try:
         lib = _libggml(package)
         devices, registries = _devices(lib), _registries(lib)

@@ -16,6 +16,7 @@ version and libggml, under R1LOCAL_HOME/rpc (or R1LOCAL_RPC_BUILD).
 
 from __future__ import annotations
 
+import inspect
 import fcntl
 import hashlib
 import importlib.metadata
@@ -49,7 +50,7 @@ def llama_lib_dir() -> Path:
     """Where llama-cpp-python keeps libllama and libggml."""
     from ..engine.bindings import C
 
-    package = Path(C.__file__).parent
+    package = Path(inspect.getfile(C)).parent
     return package / "lib" if (package / "lib").is_dir() else package
 
 

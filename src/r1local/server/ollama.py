@@ -49,12 +49,6 @@ def now_iso(ts: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def digest(path: Path) -> str:
-    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes)."""
-    st = path.stat()
-    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
-
-
 def details(info: GGUFInfo) -> dict:
     billions = info.parameter_count / 1e9
     return {
@@ -103,7 +97,7 @@ def router() -> APIRouter:
                 log.warning("skipping %s in /api/tags: %s", path, error)
                 continue
             models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
-                           "size": model_bytes(path), "digest": digest(path), "details": model_details})
+                           "size": model_bytes(path), "digest": store.file_digest(path), "details": model_details})
         for name in await get_state(request).manager.upstream_models():
             models.append({"name": name, "model": name, "modified_at": now_iso(0), "size": 0,
                            "digest": hashlib.sha256(name.encode()).hexdigest(),
@@ -125,6 +119,9 @@ def router() -> APIRouter:
         capabilities = capabilities_of(body.model_name, path, state.manager, info)
         model_info = {k: v for k, v in info.metadata.items()
                       if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"}
+        # as Ollama adds them: the counts GGUF keeps in arrays and tensor shapes
+        model_info |= {"general.parameter_count": info.parameter_count,
+                       f"{info.architecture}.vocab_size": info.vocab_size}
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
         if loaded:  # the context this server gives each request, not the one the model was trained on
             model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
@@ -210,7 +207,7 @@ def _running(entry: Entry) -> dict:
     return {
         "name": entry.name, "model": entry.name, "size": entry.size_bytes,
         "size_vram": entry.vram_bytes,
-        "digest": digest(entry.model.path), "details": details_of(entry.model.path),
+        "digest": store.file_digest(entry.model.path), "details": details_of(entry.model.path),
         "expires_at": FOREVER if expires is None else now_iso(expires),
         **entry.model.describe(),
     }
