@@ -97,7 +97,7 @@ def test_pull_list_rm(tiny_hub, tiny_model):
     assert "r1:tiny-f16" in cli("list").stdout
 
     result = cli("rm", "r1:tiny")
-    assert result.exit_code == 0 and "Removed r1:tiny-f16 (45.0 MB freed)" in result.stdout
+    assert result.exit_code == 0 and "Removed r1:tiny-f16 (42.9 MiB freed)" in result.stdout
     assert json.loads(cli("list", "--json").stdout) == []
     assert not any(config.hf_cache().rglob("*.gguf"))
 
@@ -142,7 +142,7 @@ def test_resolve_asks_before_downloading(tiny_hub, tmp_path):
     with pytest.raises(UsageError, match="was not downloaded"):
         resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True,
                         confirm=lambda q: questions.append(q))
-    assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (45.0 MB)?"]
+    assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (42.9 MiB)?"]
     assert tiny_hub.gets(FILE) == []
     path = resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: True)
     assert path.name == FILE and len(tiny_hub.gets(FILE)) == 1
@@ -186,7 +186,7 @@ def test_not_enough_disk(tiny_hub, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 10_000_000)
     result = cli("pull", "r1:tiny")
     assert result.exit_code == InsufficientDisk.exit_code
-    assert "Not enough disk space: the download needs 45.0 MB" in result.stderr
+    assert "Not enough disk space: the download needs 42.9 MiB" in result.stderr
     assert tiny_hub.gets(FILE) == []
 
 

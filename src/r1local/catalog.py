@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import config
-from .errors import ModelNotFound
+from .errors import ModelNotFound, UsageError
 from .fit import ModelShape
 
 if sys.version_info >= (3, 11):
@@ -83,6 +83,7 @@ class Distill:
     context: int
     quant_sizes: tuple[tuple[str, float, int], ...]  # (quant, GB, parts)
     openvino: tuple[tuple[str, str, float, bool], ...] = ()  # (name, IR repository, GB, for the NPU)
+    draft: str = ""  # the distill that drafts for it (same vocabulary), for --draft auto; "": none here
 
     @functools.cached_property
     def variants(self) -> dict[str, Variant]:
@@ -133,6 +134,21 @@ class Catalog:
             raise ModelNotFound(f"r1:{d.name} has no {quant} file in the catalog.", f"Choose one of: {known}.")
         return found
 
+    def draft_for(self, arch: str, params: int, file: str) -> str:
+        """The catalog name of the model that drafts for a distill of this architecture and size."""
+        same = [d for d in self.distills if d.arch == arch]
+        if not same:
+            raise UsageError(f"--draft auto knows drafts for the R1 distills; {file} is a {arch or 'different'} model.",
+                             "Give the draft model by name or path: --draft MODEL.")
+        nearest = min(same, key=lambda d: abs(d.params_b * 1e9 - params))
+        if nearest.draft:
+            return f"r1:{nearest.draft}"
+        if arch == "llama":
+            raise UsageError("The Llama distills need a draft with Llama 3's vocabulary, and the smallest Llama "
+                             "distill is 8B.", "Give a small Llama 3 GGUF (Llama-3.2-1B) with --draft PATH, or "
+                             "use --spec ngram.")
+        raise UsageError(f"{file} is the smallest distill: nothing smaller drafts for it.", "Use --spec ngram.")
+
     def npu_variants(self) -> list[Variant]:
         """The OpenVINO folders made for the Intel NPU, smallest distill first."""
         return [v for d in self.distills for v in d.ir_variants.values() if v.for_npu]
@@ -164,10 +180,10 @@ def _parse(text: str) -> Catalog:
             (q, float(v["gb"]), int(v.get("parts", 1))) if isinstance(v, dict) else (q, float(v), 1)
             for q, v in m["quants"].items()
         )
-        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino")}
+        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino", "draft")}
         folders = tuple((q.upper(), v["repo"], float(v["gb"]), bool(v.get("npu", False)))
                         for q, v in m.get("openvino", {}).items())
-        distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders))
+        distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders, draft=m.get("draft", "")))
     return Catalog(tuple(distills), data.get("default_quant", "Q4_K_M").upper(),
                    tuple(q.upper() for q in data.get("quant_order", ())))
 

@@ -189,4 +189,4 @@ def _budget(result: dict) -> str:
     devices = {d["name"]: d for d in result["devices"]}
     names = list(result["on_devices"])
     total = sum(devices[n]["memory_total"] or 0 for n in names if n in devices)
-    return ", ".join(names) + (f", {total / GiB:.1f} GB" if total else "")
+    return ", ".join(names) + (f", {total / GiB:.1f} GiB" if total else "")

@@ -4,14 +4,16 @@ model: the server is asked by the file's absolute path and matches it to the fil
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, presets
+from .. import catalog, config, presets
 from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
@@ -103,14 +105,17 @@ def open_model(
 
     split = parse_split(tensor_split)
     path = resolve_model(address, yes=yes)
+    if spec and spec.draft:
+        spec = dataclasses.replace(spec, draft=str(draft_file(spec.draft, path, yes)))
     with spinner(f"Loading {address.text}..."):
         if endpoints := parse_endpoints(rpc or config.rpc_workers()):
             if registry.engine_for(path, address.engine) != "llama.cpp":
                 raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
                                  "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
-            return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
-                              tensor_split=split,
-                              progress=lambda line: err.print(line, style="dim", markup=False))
+            with ctrl_c_stops_loading() as pressed:
+                return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
+                                  tensor_split=split, kv_type=kv_type, abort=pressed,
+                                  progress=lambda line: err.print(line, style="dim", markup=False))
         with ctrl_c_stops_loading() as pressed:
             loaded = registry.load(path, engine=address.engine, on_compile=_say_compiling, n_ctx=ctx,
                                    n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
@@ -118,6 +123,16 @@ def open_model(
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
+
+
+def draft_file(draft: str, target: Path, yes: bool = False) -> Path:
+    """The draft model's file: --draft auto is the catalog's draft for the distill `target` is."""
+    if draft == "auto":
+        from ..gguf_meta import read_gguf
+
+        info = read_gguf(target)
+        draft = catalog.load().draft_for(info.architecture or "", info.parameter_count, target.name)
+    return resolve_model(ModelAddress.parse(draft, allow_paths=True), yes=yes)
 
 
 def _say_compiling(plan) -> None:

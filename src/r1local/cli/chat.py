@@ -14,11 +14,12 @@ from pydantic import ValidationError
 
 from .. import config
 from ..engine.params import SamplingParams
+from ..units import plural
 from ..errors import R1Error
 from .app import command, err, out
 from .printer import Printer
 from .backend import Backend, open_backend
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
                       MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
                       TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
                       speculation)
@@ -109,6 +110,7 @@ def chat(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -118,7 +120,7 @@ def chat(
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
                                 False if no_think else None, hide_think, raw)
-    drafts = speculation(spec, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
@@ -195,7 +197,7 @@ def slash_command(text: str, backend: Backend, model: str, conversation: Convers
         Path(arg).expanduser().write_text(json.dumps(
             {"model": model, "system": conversation.system, "messages": conversation.messages},
             ensure_ascii=False, indent=2), encoding="utf-8")
-        err.print(f"Saved {len(conversation.messages)} messages to {arg}.", style="dim", markup=False)
+        err.print(f"Saved {plural(len(conversation.messages), 'message')} to {arg}.", style="dim", markup=False)
     elif word == "/load" and arg:
         _load(conversation, Path(arg).expanduser())
     else:
@@ -253,4 +255,4 @@ def _load(conversation: Conversation, path: Path) -> None:
         return
     conversation.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     conversation.system = data.get("system") if isinstance(data.get("system"), str) else None
-    err.print(f"Loaded {len(messages)} messages from {path}.", style="dim", markup=False)
+    err.print(f"Loaded {plural(len(messages), 'message')} from {path}.", style="dim", markup=False)

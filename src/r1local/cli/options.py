@@ -39,6 +39,10 @@ SPEC_OPT = typer.Option(
     None, "--spec", callback=lambda v: _check_choice("--spec", v, ("ngram",)),
     help="Speculative decoding from n-gram lookup: guesses the next tokens from the prompt and the text so far "
          "and checks them in one step; pays where the answer repeats its input (code edits, quotes).")
+DRAFT_OPT = typer.Option(
+    None, "--draft", metavar="MODEL",
+    help="Speculative decoding with a draft model: a smaller model of the same vocabulary guesses, the model "
+         "checks (a name or .gguf path; auto: R1-Distill-Qwen-1.5B for the Qwen 7B, 14B and 32B distills).")
 DRAFT_MAX_OPT = typer.Option(16, "--draft-max", min=1, max=256, help="Most tokens one request drafts per step.")
 DRAFT_MIN_OPT = typer.Option(2, "--draft-min", min=1, max=256, help="Fewest tokens worth a draft.")
 THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
@@ -75,8 +79,13 @@ def parse_split(text: str | None) -> list[float] | None:
     return shares
 
 
-def speculation(spec: str | None, draft_max: int, draft_min: int) -> Speculation | None:
-    """--spec and its draft bounds as the engine takes them (None: no speculation)."""
+def speculation(spec: str | None, draft: str | None, draft_max: int, draft_min: int) -> Speculation | None:
+    """--spec or --draft and the draft bounds as the engine takes them (None: no speculation); the
+    draft model's name is resolved to its file when the model it drafts for is known."""
+    if spec and draft:
+        raise UsageError("--spec ngram and --draft are two sources of drafts: choose one.")
+    if draft:
+        return Speculation("draft", draft_max, draft_min, draft=draft)
     return Speculation(spec, draft_max, draft_min) if spec else None
 
 

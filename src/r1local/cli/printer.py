@@ -11,6 +11,7 @@ import time
 from rich.status import Status
 
 from ..engine.events import ContentDelta, Event, ReasoningDelta
+from ..units import plural
 from .app import err, out
 from .terminal import ControlFilter, WordWrap
 
@@ -66,7 +67,7 @@ class Printer:
             self._status.update(self._progress())
 
     def _progress(self) -> str:
-        return f"Thinking... {time.monotonic() - self._started:.0f} s, {self.reasoning_tokens} tokens"
+        return f"Thinking... {time.monotonic() - self._started:.0f} s, {plural(self.reasoning_tokens, 'token')}"
 
     def _end_thinking(self) -> None:
         if not self._thinking:
@@ -80,7 +81,7 @@ class Printer:
         if self.show_reasoning or err.is_terminal:
             took = time.monotonic() - self._started
             err.print(("\n" if self.show_reasoning else "")
-                      + f"Thought for {took:.0f} s ({self.reasoning_tokens} tokens).", style="bold dim")
+                      + f"Thought for {took:.0f} s ({plural(self.reasoning_tokens, 'token')}).", style="bold dim")
 
     def end(self) -> None:
         """After the last event (or an interruption): close the indicator, end the line."""

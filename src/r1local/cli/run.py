@@ -11,9 +11,10 @@ from rich.highlighter import JSONHighlighter
 
 from ..engine.events import Done, Result
 from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError, exit_codes_help
+from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
                       MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
                       TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
                       speculation)
@@ -55,10 +56,10 @@ def outcome(result: Result, interrupted: bool, max_tokens: int | None) -> int:
     if done.finish_reason == "length":
         used = done.usage.completion_tokens
         if max_tokens is None:
-            err.print(f"The context filled up after {used} tokens, before the answer ended. "
+            err.print(f"The context filled up after {plural(used, 'token')}, before the answer ended. "
                       "Start with a larger --ctx.", style="yellow", markup=False)
         elif not result.content.strip():
-            err.print(f"The reasoning used all {used} tokens of --max-tokens before an answer began. "
+            err.print(f"The reasoning used all {plural(used, 'token')} of --max-tokens before an answer began. "
                       "Raise --max-tokens (or leave it out), or pass --no-think.", style="yellow", markup=False)
         else:
             err.print(f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.",
@@ -101,6 +102,7 @@ def run(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -111,7 +113,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    drafts = speculation(spec, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -20,9 +21,10 @@ from ..errors import UsageError
 from ..names import ModelAddress
 from ..resolve import resolve
 from . import resident
+from .backend import draft_file
 from .app import command, err
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT, SPLIT_OPT,
-                      THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT,
+                      SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -94,6 +96,7 @@ def serve(
     spec: Optional[str] = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
@@ -141,8 +144,13 @@ def serve(
     if keep_alive_s == 0:
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
-    for name in names:  # fail before binding the port when a model is missing
-        resolve(ModelAddress.parse(name, allow_paths=True))
+    paths = [resolve(ModelAddress.parse(name, allow_paths=True)) for name in names]  # a missing one: fail now
+    drafts = speculation(spec, draft, draft_max, draft_min)
+    if drafts and drafts.draft:  # one draft model drafts for every model served
+        if drafts.draft == "auto" and not paths:
+            raise UsageError("--draft auto chooses the draft for the models given at start: name one.",
+                             "Example: r1local serve r1:7b --draft auto")
+        drafts = dataclasses.replace(drafts, draft=str(draft_file(drafts.draft, paths[0] if paths else Path())))
     from ..fit import check_split
     from ..hardware import detect_live
     from ..rpc import parse_endpoints, probe_all
@@ -168,7 +176,7 @@ def serve(
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
         aliases=tuple(parse_alias(text) for text in alias or []),
-        kv_type=kv_type or config.kv_type(), speculation=speculation(spec, draft_max, draft_min),
+        kv_type=kv_type or config.kv_type(), speculation=drafts,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"

@@ -15,6 +15,7 @@ from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
 from ..names import ModelAddress
 from ..resolve import resolve
+from ..units import human_size
 from .app import alias, command, out
 from .backend import resident
 from .options import MODEL_ARG
@@ -112,7 +113,7 @@ def _human(key: str, value) -> str:
     if value is None:
         return "-"
     if key == "file_size":
-        return f"{value / 1e6:,.1f} MB"
+        return human_size(value)
     if key == "parameters":
         return f"{value / 1e9:.2f} B" if value >= 1e8 else f"{value / 1e6:.2f} M"
     if isinstance(value, bool):

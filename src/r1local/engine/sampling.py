@@ -4,6 +4,12 @@ A grammar is not part of the chain. Checking it against the whole vocabulary cos
 the model's step (a 64-value enum: about 15 times the step of the tiny model), so, as llama.cpp's
 own common sampler does, the chain picks a token first and the grammar only checks that one; only
 a token the grammar refuses makes it filter every candidate and the chain pick again.
+
+Even so a grammar's check can take far longer than a step (a whole-vocabulary filter: ~80 ms on a
+busy two-core PC; seconds for a grammar of many open alternatives), so a grammar request's pick
+runs in a thread of its own, from a copy of the step's logits (start()): the shared step never
+waits for it, the scheduler ends a pick that takes too long, and a cancelled request leaves at
+once, its sampler freed when the pick in flight returns. gbnf.py bounds what one pick can cost.
 """
 
 from __future__ import annotations
@@ -11,12 +17,23 @@ from __future__ import annotations
 import ctypes
 import math
 import random
+import threading
+from concurrent.futures import Future
 
 from ..errors import UsageError
 from .bindings import C
+from .gbnf import check_cost
 from .params import SamplingParams
 
 _RANDOM = random.SystemRandom()
+
+
+class Pick(Future):
+    """A grammar's pick in flight; `logits` is the copy it picks from (for logprobs)."""
+
+    def __init__(self, logits: ctypes.Array) -> None:
+        super().__init__()
+        self.logits = logits
 
 
 class Sampler:
@@ -25,10 +42,13 @@ class Sampler:
     def __init__(self, params: SamplingParams, vocab, n_vocab: int) -> None:
         self.n_vocab = n_vocab
         self.grammar = None
+        self._queued: list[int] = []  # tokens accepted while no pick runs, for the next pick to take
+        self._pick_in_flight: Pick | None = None
         self.chain = C.llama_sampler_chain_init(C.llama_sampler_chain_default_params())
         add = lambda s: C.llama_sampler_chain_add(self.chain, s)  # noqa: E731
         try:
             if params.grammar:
+                check_cost(params.grammar)
                 self.grammar = _grammar_sampler(vocab, params.grammar, params.grammar_triggers)
                 if not self.grammar:
                     raise UsageError("The grammar (response_format) could not be parsed.")
@@ -65,21 +85,47 @@ class Sampler:
             self.close()
             raise
 
+    @property
+    def deferred(self) -> bool:
+        """Whether picks run off the step (start()) rather than in it (sample())."""
+        return self.grammar is not None
+
     def sample(self, ctx, batch_index: int) -> int:
-        if self.grammar is None:
-            return C.llama_sampler_sample(self.chain, ctx, batch_index)  # accepts the token too
-        logits = C.llama_get_logits_ith(ctx, batch_index)
-        token = self._pick(logits, with_grammar=False)
-        if not self._allowed(token):
-            token = self._pick(logits, with_grammar=True)
-        self.accept(token)
-        return token
+        """Pick from row `batch_index` of the step's logits, in the step (no grammar)."""
+        return C.llama_sampler_sample(self.chain, ctx, batch_index)  # accepts the token too
+
+    def start(self, ctx, batch_index: int) -> Pick:
+        """Pick from a copy of row `batch_index` in a thread of its own; the future gives the token."""
+        logits = (ctypes.c_float * self.n_vocab)()
+        ctypes.memmove(logits, C.llama_get_logits_ith(ctx, batch_index), ctypes.sizeof(logits))
+        pick = self._pick_in_flight = Pick(logits)
+        threading.Thread(target=self._grammar_pick, args=(pick,), name="r1local-grammar", daemon=True).start()
+        return pick
 
     def accept(self, token: int) -> None:
         """A token that goes into the sequence, chosen here or not (the reasoning budget's):
-        grammar and penalties follow it."""
+        grammar and penalties follow it (a grammar at its next pick, off the step)."""
         if self.grammar is not None:
-            C.llama_sampler_accept(self.grammar, token)
+            self._queued.append(token)
+        else:
+            C.llama_sampler_accept(self.chain, token)
+
+    def _grammar_pick(self, pick: Pick) -> None:
+        try:
+            for token in self._queued:
+                self._accept_now(token)
+            self._queued.clear()
+            token = self._pick(pick.logits, with_grammar=False)
+            if not self._allowed(token):
+                token = self._pick(pick.logits, with_grammar=True)
+            self._accept_now(token)
+        except Exception as error:  # a bug must end this request, not the thread silently
+            pick.set_exception(error)
+        else:
+            pick.set_result(token)
+
+    def _accept_now(self, token: int) -> None:
+        C.llama_sampler_accept(self.grammar, token)
         C.llama_sampler_accept(self.chain, token)
 
     def _pick(self, logits, *, with_grammar: bool) -> int:
@@ -98,6 +144,11 @@ class Sampler:
         return not math.isinf(single.logit)
 
     def close(self) -> None:
+        """Free the samplers; while a pick runs, when it returns (cancelling never waits for it)."""
+        pick, self._pick_in_flight = self._pick_in_flight, None
+        if pick is not None and not pick.done():
+            pick.add_done_callback(lambda _: self.close())
+            return
         if self.chain:
             C.llama_sampler_free(self.chain)
             self.chain = None

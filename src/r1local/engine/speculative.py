@@ -31,12 +31,13 @@ STEP_DECAY = 0.98  # weight of a step in the cost fit, per later step
 class Speculation:
     """--spec SOURCE --draft-max N --draft-min N."""
 
-    source: str = "ngram"
+    source: str = "ngram"  # "ngram" | "draft"
     draft_max: int = 16  # tokens one slot may draft per step
     draft_min: int = 2  # shorter drafts are not worth a verification
+    draft: str | None = None  # the draft model's file (source "draft")
 
     def __post_init__(self) -> None:
-        if self.source not in ("ngram", "draft"):
+        if self.source not in ("ngram", "draft") or (self.source == "draft") != bool(self.draft):
             raise UsageError(f"Unknown speculation source {self.source!r}.", "Use --spec ngram or --draft MODEL.")
         if not 1 <= self.draft_min <= self.draft_max:
             raise UsageError(f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give "
