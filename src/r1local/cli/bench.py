@@ -83,5 +83,8 @@ def _table(r: BenchReport) -> Table:
     row(f"pp{r.pp_tokens}", r.pp_tokens_per_s, ".1f", "tok/s")
     row(f"tg{r.tg_tokens}", r.tg_tokens_per_s, ".1f", "tok/s")
     row(f"time to first token (pp{r.pp_tokens})", r.ttft_s, ".3f", "s")
+    if r.acceptance is not None:
+        table.add_row(f"drafts kept (tg{r.tg_tokens})", f"{r.acceptance:.0%}",
+                      "", f"{r.draft_accepted} of {r.draft_tokens} tokens")
     table.add_row("peak RSS", f"{r.peak_rss_bytes / 2**20:.0f} MiB", "", "")
     return table
