@@ -77,3 +77,15 @@ def test_draft_auto_is_the_1_5b_for_the_qwen_distills_and_no_llama():
         known.draft_for("qwen2", int(1.8e9), "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf")
     with pytest.raises(UsageError, match="--draft MODEL"):
         known.draft_for("gemma3", int(2.7e8), "gemma.gguf")
+
+
+def test_bench_reports_the_drafts_kept(tiny_model):
+    import json
+
+    fast = ["--pp", "8", "--tg", "32", "-r", "2", "--threads", "1", "--draft", str(tiny_model)]
+    result = CliRunner().invoke(app, ["bench", str(tiny_model), "--json", *fast])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["draft_tokens"] > 0 and report["draft_accepted"] >= 0.9 * report["draft_tokens"]
+    table = CliRunner().invoke(app, ["bench", str(tiny_model), *fast])
+    assert table.exit_code == 0 and "drafts kept (tg32)" in table.stdout

@@ -53,7 +53,7 @@ def test_show_takes_the_names_run_takes(two_quants, command):
 def test_rm_of_several_asks_and_yes_skips_the_question(two_quants):
     refused = runner.invoke(app, ["rm", "r1:tiny"])  # no terminal to ask on
     assert refused.exit_code == 2
-    assert "r1:tiny matches 2 downloaded models: r1:tiny-f16 (45.0 MB), r1:tiny-q8_0 (45.0 MB)" in refused.stderr
+    assert "r1:tiny matches 2 downloaded models: r1:tiny-f16 (42.9 MiB), r1:tiny-q8_0 (42.9 MiB)" in refused.stderr
     assert "--yes" in refused.stderr and len(names()) == 2
 
     one = runner.invoke(app, ["rm", "r1"])  # the model `run r1` would use
@@ -69,7 +69,7 @@ def test_rm_of_several_asks_and_yes_skips_the_question(two_quants):
 def test_rm_asks_on_a_terminal(two_quants):
     pexpect = pytest.importorskip("pexpect")
     child = pexpect.spawn(sys.executable, ["-m", "r1local", "rm", "r1:tiny"], encoding="utf-8", timeout=60)
-    child.expect_exact("Remove 2 models: r1:tiny-f16 (45.0 MB), r1:tiny-q8_0 (45.0 MB)? [y/N]:")
+    child.expect_exact("Remove 2 models: r1:tiny-f16 (42.9 MiB), r1:tiny-q8_0 (42.9 MiB)? [y/N]:")
     child.sendline("n")
     child.expect("Nothing removed.")
     child.expect(pexpect.EOF)

@@ -72,6 +72,12 @@ class BenchReport:
     ttft_s: Spread  # of the ppN prompt
     peak_rss_bytes: int
     llama_cpp_python: str
+    draft_tokens: int = 0  # speculative draft tokens verified over the tg runs (--spec, --draft)
+    draft_accepted: int = 0  # of which the model kept
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.draft_accepted / self.draft_tokens if self.draft_tokens else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,14 +134,14 @@ def _pp(model: Model, prompts: _Prompts, n: int) -> tuple[float, float]:
     return n / elapsed, first
 
 
-def _tg(model: Model, prompts: _Prompts, n: int) -> float:
-    """One tgN run: tokens/s over N decodes after the first token."""
+def _tg(model: Model, prompts: _Prompts, n: int) -> tuple[float, Done]:
+    """One tgN run: tokens/s over N decodes after the first token, and its end (draft counts)."""
     _, elapsed, done = _timed(model, prompts.text(1), n + 1)
     decodes = done.usage.completion_tokens - 1
     if decodes != n:
         raise R1Error(f"The tg run generated {decodes + 1} tokens instead of {n + 1}.")
     # ttft_s comes from the engine's clock (perf_counter, same as ours) from submission on.
-    return decodes / (elapsed - done.timings.ttft_s)
+    return decodes / (elapsed - done.timings.ttft_s), done
 
 
 def context_for(pp: int, tg: int) -> int:
@@ -159,14 +165,16 @@ def run_bench(
     progress("warm-up", 0, 1)
     _timed(model, prompts.text(min(pp, 16)), 2)  # fault the weights in, allocate buffers
     progress("warm-up", 1, 1)
-    pp_runs, ttfts, tg_runs = [], [], []
+    pp_runs, ttfts, tg_runs, tg_ends = [], [], [], []
     for i in range(repetitions):
         speed, ttft = _pp(model, prompts, pp)
         pp_runs.append(speed)
         ttfts.append(ttft)
         progress(f"pp{pp}", i + 1, repetitions)
     for i in range(repetitions):
-        tg_runs.append(_tg(model, prompts, tg))
+        speed, done = _tg(model, prompts, tg)
+        tg_runs.append(speed)
+        tg_ends.append(done)
         progress(f"tg{tg}", i + 1, repetitions)
     info = model.info
     return BenchReport(
@@ -185,4 +193,6 @@ def run_bench(
         ttft_s=Spread.of(ttfts),
         peak_rss_bytes=peak_rss_bytes(),
         llama_cpp_python=importlib.metadata.version("llama-cpp-python"),
+        draft_tokens=sum(d.timings.draft_n for d in tg_ends),
+        draft_accepted=sum(d.timings.draft_n_accepted for d in tg_ends),
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from . import catalog, config
 from .errors import ModelNotFound, R1Error
 from .gguf_meta import read_gguf
+from .units import human_size  # noqa: F401  (sizes this module's callers print: one unit system, units.py)
 
 
 @dataclass(frozen=True)
@@ -55,14 +56,6 @@ class LocalModel:
         """False when a part is cut short: it cannot load, and `pull` fetches it again."""
         snapshot = storage_dir(self.repo) / "snapshots" / self.commit
         return all(is_complete(snapshot / part) for part in self.files)
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError
 
 
 def file_digest(path: Path) -> str:

@@ -209,6 +209,14 @@ def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
     return build.gguf_py()
 
 
+def stage(wheel: Path, folder: Path) -> None:
+    """Unpack `wheel` into `folder` (pip --target) for a trial beside the installed build."""
+    cmd = _pip("install", "--no-deps", "--no-cache-dir", "--target", str(folder), str(wheel))
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"unpacking {wheel.name} failed: {(key_lines(res.stdout) or ['pip failed'])[-1]}")
+
+
 def install(wheel: Path, version: str) -> None:
     """Replace the installed llama-cpp-python with `wheel` (nothing else is touched)."""
     cmd = _pip("install", "--force-reinstall", "--no-deps", "--no-cache-dir", str(wheel))

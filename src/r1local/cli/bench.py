@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from ..names import ModelAddress
+from ..units import human_size, plural
 from .app import command, err, out
 from .backend import open_model
 from .options import (DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPEC_OPT,
@@ -68,8 +69,8 @@ def bench(
 
 
 def _table(r: BenchReport) -> Table:
-    table = Table(title=f"{r.model} · {r.file_type} · {r.size_bytes / 2**30:.2f} GiB · "
-                        f"{r.threads} threads · {r.repetitions} runs each")
+    table = Table(title=f"{r.model} · {r.file_type} · {human_size(r.size_bytes)} · "
+                        f"{plural(r.threads, 'thread')} · {plural(r.repetitions, 'run')} each")
     table.add_column("test")
     table.add_column("median", justify="right")
     table.add_column("± stdev", justify="right")
@@ -82,5 +83,8 @@ def _table(r: BenchReport) -> Table:
     row(f"pp{r.pp_tokens}", r.pp_tokens_per_s, ".1f", "tok/s")
     row(f"tg{r.tg_tokens}", r.tg_tokens_per_s, ".1f", "tok/s")
     row(f"time to first token (pp{r.pp_tokens})", r.ttft_s, ".3f", "s")
+    if r.acceptance is not None:
+        table.add_row(f"drafts kept (tg{r.tg_tokens})", f"{r.acceptance:.0%}",
+                      "", f"{r.draft_accepted} of {r.draft_tokens} tokens")
     table.add_row("peak RSS", f"{r.peak_rss_bytes / 2**20:.0f} MiB", "", "")
     return table

@@ -13,6 +13,7 @@ from ..choice import FAST_MIN_PARAMS, NPU_VERDICT, Choice, choose_all, seconds_p
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
+from ..units import plural
 from ..rpc import parse_endpoints
 from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
@@ -73,7 +74,7 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
         where = (f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
                  f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU")
     else:
-        where = (f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)}"
+        where = (f"on the CPU ({plural(p.n_threads, 'thread')}; needs {_gib(p.cpu_bytes)}"
                  f" of {_gib(hw.memory.available)} available RAM)")
     kv = f" ({p.kv_type} KV cache)" if p.kv_type != "f16" else ""
     return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context{kv}, "
@@ -101,8 +102,8 @@ def _bandwidth(hw: Hardware) -> str:
     if hw.cpu_bandwidth_gbs is None:
         return "unknown (not measured, and the CPU is not in the table): speeds cannot be estimated"
     if hw.bandwidth_source == "measured":
-        return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {hw.cpu.threads} threads (copy probe)"
-    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {hw.cpu.threads} threads"
+        return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {plural(hw.cpu.threads, 'thread')} (copy probe)"
+    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {plural(hw.cpu.threads, 'thread')}"
             f" (published: {hw.memory_kind})")
 
 
@@ -186,7 +187,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
     choice = chosen["r1"]
     # the command on a line of its own, so a narrow terminal never breaks it
     advice, _, pull_command = recommendation_line(choice, hw, display).partition("  ->  ")
-    out.print(advice, style="bold", markup=False, soft_wrap=False)
+    out.print(advice, style="bold", markup=False)
     if pull_command:
         out.print(f"  {pull_command}", style="bold", markup=False)
     if choice:
@@ -196,7 +197,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         if p.kv_note:
             out.print(f"  KV cache: {p.kv_note}, so r1local loads it that way (--kv-type f16 keeps f16)",
                       style="dim", markup=False)
-        out.print(f"  {why_line(chosen)}", style="dim", markup=False, soft_wrap=False)
+        out.print(f"  {why_line(chosen)}", style="dim", markup=False)
 
 
 def _summary(c: Choice) -> dict:

@@ -19,6 +19,7 @@ from .. import config, locate, server_record, store, trust
 from ..client import ResidentServer
 from ..errors import R1Error, UsageError
 from ..names import Kind, ModelAddress
+from ..units import human_size, plural
 from .app import command, err, out
 
 STARTUP_TIMEOUT_S = 60.0  # the port answers before models load; this is only Python starting
@@ -97,7 +98,7 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
     for column in ("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in loaded:
-        table.add_row(m["name"], store.human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
+        table.add_row(m["name"], human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
                       str(m.get("context_length", "?")), _until(m["expires_at"]))
     out.print(table)
     for m in loaded:  # a model spread over RPC workers: each worker's state
@@ -122,7 +123,7 @@ def _until(expires_at: str) -> str:
     if seconds < 60:
         return "less than a minute from now"
     minutes = int(seconds // 60)
-    return f"{minutes} minute{'' if minutes == 1 else 's'} from now" if minutes < 120 else f"{minutes // 60} hours from now"
+    return f"{plural(minutes, 'minute')} from now" if minutes < 120 else f"{minutes // 60} hours from now"
 
 
 @command()

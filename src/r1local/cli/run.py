@@ -10,7 +10,8 @@ import typer
 from rich.highlighter import JSONHighlighter
 
 from ..engine.events import Done, Result
-from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
+from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError, exit_codes_help
+from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
 from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
@@ -23,13 +24,6 @@ from .terminal import json_text
 if TYPE_CHECKING:
     from ..client import RemoteStream
     from ..engine.stream import Stream
-
-EXIT_CODES = (
-    "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
-    "5 prompt longer than the context; 6 server busy; 7 not enough memory; 8 download failed; "
-    "9 offline and not downloaded; 10 an RPC worker unusable or lost; 11 the RPC build failed; "
-    "20 stopped at --max-tokens or a full context; 130 interrupted (Ctrl-C)."
-)
 
 
 def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:
@@ -62,10 +56,10 @@ def outcome(result: Result, interrupted: bool, max_tokens: int | None) -> int:
     if done.finish_reason == "length":
         used = done.usage.completion_tokens
         if max_tokens is None:
-            err.print(f"The context filled up after {used} tokens, before the answer ended. "
+            err.print(f"The context filled up after {plural(used, 'token')}, before the answer ended. "
                       "Start with a larger --ctx.", style="yellow", markup=False)
         elif not result.content.strip():
-            err.print(f"The reasoning used all {used} tokens of --max-tokens before an answer began. "
+            err.print(f"The reasoning used all {plural(used, 'token')} of --max-tokens before an answer began. "
                       "Raise --max-tokens (or leave it out), or pass --no-think.", style="yellow", markup=False)
         else:
             err.print(f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.",
@@ -85,7 +79,7 @@ def read_prompt(prompt: str | None) -> str:
     return text
 
 
-@command(epilog=EXIT_CODES)
+@command(epilog=exit_codes_help())
 def run(
     model: str = MODEL_ARG,
     prompt: Optional[str] = typer.Argument(

@@ -15,6 +15,7 @@ from ..engine.template import ChatTemplate
 from ..gguf_meta import read_gguf
 from ..names import ModelAddress
 from ..resolve import resolve
+from ..units import human_size
 from .app import alias, command, out
 from .backend import resident
 from .options import MODEL_ARG
@@ -32,23 +33,31 @@ def show(
 
     Example: r1local show r1:7b
     """
-    address = ModelAddress.parse(model, allow_paths=True)
-    with resident(address) as server:
-        served = server.show(address.for_server) if server is not None else None
-    if served is not None:
-        chat_template, facts = served.get("template") or None, _served_facts(served, server.url)
-    else:
-        chat_template, facts = _file_facts(address)
+    chat_template, facts = describe(model)
     if template:
         out.print(strip_controls(chat_template or ""), markup=False)  # a file's text may be hostile
         return
     if as_json:
         out.print_json(json.dumps(facts))
         return
+    out.print(facts_table(facts))
+
+
+def describe(model: str) -> tuple[str | None, dict]:
+    """The chat template and facts of `model`: from the server that holds it, else from its file here."""
+    address = ModelAddress.parse(model, allow_paths=True)
+    with resident(address) as server:
+        served = server.show(address.for_server) if server is not None else None
+    if served is not None:
+        return served.get("template") or None, _served_facts(served, server.url)
+    return _file_facts(address)
+
+
+def facts_table(facts: dict) -> Table:
     table = Table(show_header=False, box=None)
     for key, value in facts.items():
         table.add_row(key.replace("_", " "), _human(key, value))
-    out.print(table)
+    return table
 
 
 def _file_facts(address: ModelAddress) -> tuple[str | None, dict]:
@@ -112,7 +121,7 @@ def _human(key: str, value) -> str:
     if value is None:
         return "-"
     if key == "file_size":
-        return f"{value / 1e6:,.1f} MB"
+        return human_size(value)
     if key == "parameters":
         return f"{value / 1e9:.2f} B" if value >= 1e8 else f"{value / 1e6:.2f} M"
     if isinstance(value, bool):

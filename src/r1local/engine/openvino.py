@@ -16,13 +16,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import config
-from ..errors import ContextOverflow, ModelFileError, ModelNotFound, Overloaded
+from ..errors import ContextOverflow, ModelFileError, ModelNotFound
+from .admission import Admission
 from .base import Engine
 from .events import Done, FinishReason, Usage, measure
 from .openvino_files import FolderVocab, available_devices, folder_context, genai, open_pipeline, reason
@@ -65,15 +65,10 @@ class OpenVINOModel(Engine):
         self.n_ctx = ov_plan.n_ctx
         self.n_parallel = ov_plan.n_parallel
         self.prompt_limit = ov_plan.max_prompt_len
-        self.max_queue = max_queue
         self._genai = genai()
-        self._waiting: deque[Request] = deque()
         self._active: dict[int, Request] = {}
         self._next_id = 0
-        self._cond = threading.Condition()
-        self._running = True
-        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0)
+        self.queue: Admission[Request] = Admission(self.n_parallel, max_queue, lambda: len(self._active))
         self._thread = threading.Thread(target=self._loop, name="r1local-openvino", daemon=True)
         self._thread.start()
 
@@ -132,39 +127,30 @@ class OpenVINOModel(Engine):
         request = Request(tokens, generation_config(self._genai, params, max_tokens, self.vocab.eos), max_tokens, params.ignore_eos,
                           TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
                           piece, stream)
-        with self._cond:
-            if len(self._active) + len(self._waiting) >= self.n_parallel + self.max_queue:
-                self.counters["rejected_total"] += 1
-                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
-            self._waiting.append(request)
-            self.counters["requests_total"] += 1
-            self._cond.notify()
+        self.queue.enqueue(request)
         return stream
 
     def stats(self) -> dict:
-        with self._cond:
-            return dict(busy_slots=len(self._active), slots=self.n_parallel, queued=len(self._waiting),
-                        prefix_cache_bytes=0, prefix_cache_hits=0, **self.counters)
+        return self.queue.stats(prefix_cache_bytes=0, prefix_cache_hits=0)
 
     def describe(self) -> dict:
         return {**super().describe(), "max_prompt_len": self.plan.max_prompt_len,
                 "min_response_len": self.plan.min_response_len}
 
     def close(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify()
+        self.queue.stop()
         self._thread.join()
         self.pipeline = None
         self.vocab.close()
 
     # -- the engine thread --
     def _loop(self) -> None:
+        queue = self.queue
         while True:
-            with self._cond:
-                while self._running and not self._waiting and not self._active:
-                    self._cond.wait()
-                if not self._running:
+            with queue.cond:
+                while queue.running and not queue.waiting and not self._active:
+                    queue.cond.wait()
+                if not queue.running:
                     break
             try:
                 if self.plan.continuous_batching:
@@ -174,9 +160,9 @@ class OpenVINOModel(Engine):
             except Exception as error:  # a failure ends the requests in flight, not the model
                 for request in list(self._active.values()):
                     self._finish(request, "error", f"{type(error).__name__}: {error}")
-        with self._cond:
-            left = list(self._active.values()) + list(self._waiting)
-            self._waiting.clear()
+        with queue.cond:
+            left = list(self._active.values()) + list(queue.waiting)
+            queue.waiting.clear()
         for request in left:
             if request.handle is not None:
                 request.handle.cancel()
@@ -184,9 +170,9 @@ class OpenVINOModel(Engine):
 
     def _admit(self) -> list[Request]:
         admitted = []
-        with self._cond:
-            while self._waiting and len(self._active) < self.n_parallel:
-                request = self._waiting.popleft()
+        with self.queue.cond:
+            while self.queue.waiting and len(self._active) < self.n_parallel:
+                request = self.queue.waiting.popleft()
                 if request.stream.cancelled:
                     self._finish(request, "cancelled")
                     continue
@@ -260,12 +246,11 @@ class OpenVINOModel(Engine):
             request.ended = "length"
 
     def _finish(self, request: Request, reason: FinishReason, error: str | None = None) -> None:
-        with self._cond:
+        with self.queue.cond:
             for key, value in list(self._active.items()):
                 if value is request:
                     del self._active[key]
-            self.counters["prompt_tokens_total"] += len(request.prompt)
-            self.counters["completion_tokens_total"] += request.generated
+            self.queue.finished(len(request.prompt), request.generated)
         request.output.close()
         admitted = request.admitted or time.perf_counter()
         timings = measure(request.submitted, admitted, request.first_token, request.first_token,

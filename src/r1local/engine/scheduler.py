@@ -20,12 +20,12 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 
 from ..errors import ContextOverflow, Overloaded
+from .admission import Admission
 from .bindings import C
 from .events import Done, FinishReason, Timings, Usage, measure
 from .logprobs import token_logprob
@@ -118,18 +118,14 @@ class Scheduler:
         self.step_cost = StepCost()
         self.draft_source: Callable[[list[int]], DraftSource] | None = (
             NgramIndex if speculation and speculation.source == "ngram" else None)
-        self.max_queue = max_queue
         self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
-        self._waiting: deque[Job] = deque()
-        self._cond = threading.Condition()
-        self._running = True
+        busy = lambda: sum(slot.active is not None for slot in self.slots)  # noqa: E731
+        self.queue: Admission[Job] = Admission(len(self.slots), max_queue, busy, "draft_tokens_total",
+                                               "draft_accepted_total")
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
         self._picks: set[Pick] = set()  # grammar picks in flight, their requests ended or not
-        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0, draft_tokens_total=0,
-                             draft_accepted_total=0)
         # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
         # 5 ms switch interval a busy event-loop thread (the server streaming tokens) delays each
         # step by that much. Measured on gemma-270m, 4 clients: 43 -> 50 tokens/s.
@@ -151,28 +147,18 @@ class Scheduler:
         sampler = Sampler(params, self.native.vocab, self.native.n_vocab)
         drafts = self.draft_source(prompt) if self.draft_source else None
         job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools, drafts)
-        with self._cond:
-            busy = sum(slot.active is not None for slot in self.slots)
-            if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
-                self.counters["rejected_total"] += 1
-                sampler.close()
-                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
-            self._waiting.append(job)
-            self.counters["requests_total"] += 1
-            self._cond.notify()
+        try:
+            self.queue.enqueue(job)
+        except Overloaded:
+            sampler.close()
+            raise
         return job.stream
 
     def stats(self) -> dict:
-        with self._cond:
-            busy = sum(slot.active is not None for slot in self.slots)
-            return dict(busy_slots=busy, slots=len(self.slots), queued=len(self._waiting),
-                        prefix_cache_bytes=self.prefix_cache.used,
-                        prefix_cache_hits=self.prefix_cache.hits, **self.counters)
+        return self.queue.stats(prefix_cache_bytes=self.prefix_cache.used, prefix_cache_hits=self.prefix_cache.hits)
 
     def close(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify()
+        self.queue.stop()
         self._thread.join()
         C.llama_batch_free(self._batch)
         if futures.wait(list(self._picks), PICKS_AT_CLOSE_S).not_done:
@@ -181,12 +167,12 @@ class Scheduler:
     # -- the scheduler thread --
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while self._running and not self._waiting and not self._busy():
-                    self._cond.wait()
-                if self._running and not self._waiting and not self._ready():
-                    self._cond.wait(PICK_POLL_S)  # only picks in flight: until one returns
-                if not self._running:
+            with self.queue.cond:
+                while self.queue.running and not self.queue.waiting and not self._busy():
+                    self.queue.cond.wait()
+                if self.queue.running and not self.queue.waiting and not self._ready():
+                    self.queue.cond.wait(PICK_POLL_S)  # only picks in flight: until one returns
+                if not self.queue.running:
                     break
                 self._admit()
             self._reap_cancelled()
@@ -201,7 +187,7 @@ class Scheduler:
         for slot in self.slots:
             if slot.active:
                 self._release(slot, "cancelled")
-        for job in self._waiting:
+        for job in self.queue.waiting:
             _never_started(job)
 
     def _busy(self) -> bool:
@@ -212,9 +198,9 @@ class Scheduler:
         return any(slot.active and (slot.active.pick is None or slot.active.pick.done()) for slot in self.slots)
 
     def _wake(self, pick: Pick) -> None:
-        with self._cond:
+        with self.queue.cond:
             self._picks.discard(pick)
-            self._cond.notify()
+            self.queue.cond.notify()
 
     def _collect_picks(self) -> None:
         """Feed returned grammar picks to their sequences; end those whose pick takes too long."""
@@ -235,15 +221,15 @@ class Scheduler:
 
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
-        while self._waiting:
-            job = self._waiting[0]
+        while self.queue.waiting:
+            job = self.queue.waiting[0]
             if job.stream.cancelled:
-                _never_started(self._waiting.popleft())
+                _never_started(self.queue.waiting.popleft())
                 continue
             free = [slot for slot in self.slots if slot.active is None]
             if not free:
                 return
-            self._waiting.popleft()
+            self.queue.waiting.popleft()
             slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
             kept = common_prefix(slot.cached, job.prompt)
             if len(slot.cached) - kept >= MIN_TOKENS:  # about to overwrite a long history
@@ -260,7 +246,7 @@ class Scheduler:
             room = job.params.context(self.native.n_ctx_seq) - len(job.prompt)
             max_tokens = min(job.params.max_tokens or room, room)
             slot.active = Active(job, slot, reuse, max_tokens, self.native, self.speculation)
-            self.counters["cached_tokens_total"] += reuse
+            self.queue.counters["cached_tokens_total"] += reuse
 
     def _reap_cancelled(self) -> None:
         for slot in self.slots:
@@ -275,10 +261,9 @@ class Scheduler:
         if reason in ("cancelled", "error"):
             self.native.forget(slot.seq)
             slot.cached.clear()
-        self.counters["prompt_tokens_total"] += len(active.job.prompt)
-        self.counters["completion_tokens_total"] += active.generated
-        self.counters["draft_tokens_total"] += active.drafted
-        self.counters["draft_accepted_total"] += active.accepted
+        self.queue.finished(len(active.job.prompt), active.generated)
+        self.queue.counters["draft_tokens_total"] += active.drafted
+        self.queue.counters["draft_accepted_total"] += active.accepted
         active.finish(reason, error)
 
     def _step(self) -> None:
@@ -349,7 +334,7 @@ class Scheduler:
 
     def _start_pick(self, active: Active, index: int, now: float) -> None:
         active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
-        with self._cond:
+        with self.queue.cond:
             self._picks.add(active.pick)
         active.pick.add_done_callback(self._wake)
 

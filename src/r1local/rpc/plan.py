@@ -80,8 +80,8 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
     if sum(capacity.values()) < shape.layers:
         together = (local.budget + sum(d.budget for d in devices)) / GiB
         raise InsufficientMemory(
-            f"{shape.name} needs about {shape.layers * per_layer / GiB:.1f} GB for its layers at context {n_ctx}; "
-            f"this machine and the workers together offer {together:.1f} GB.",
+            f"{shape.name} needs about {shape.layers * per_layer / GiB:.1f} GiB for its layers at context {n_ctx}; "
+            f"this machine and the workers together offer {together:.1f} GiB.",
             "Add a worker, use a smaller quantisation, or lower --ctx.")
     if gpu_layers is None or gpu_layers < 0:
         _proportional([local, *devices], shape.layers, capacity)
@@ -90,7 +90,7 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
         local.layers = shape.layers - sum(d.layers for d in devices)
         if local.layers > capacity[id(local)]:
             raise InsufficientMemory(f"With --gpu-layers {gpu_layers}, the {local.layers} layers left here need "
-                                     f"{local.layers * per_layer / GiB:.1f} GB; {local.budget / GiB:.1f} GB is free.",
+                                     f"{local.layers * per_layer / GiB:.1f} GiB; {local.budget / GiB:.1f} GiB is free.",
                                      "Raise --gpu-layers or leave it out so the plan decides.")
     offloaded = sum(d.layers for d in devices)
     if tensor_split:
