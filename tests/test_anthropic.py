@@ -130,3 +130,17 @@ def test_keys_unknown_models_and_aliases(url, client):
     image = [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]
     with pytest.raises(anthropic.BadRequestError, match="image"):
         client.messages.create(model=MODEL, max_tokens=1, messages=image)
+
+
+def test_claude_codes_requests_system_turns_and_tools_past_a_grammars_bounds(client):
+    """What Claude Code sends: system messages mid-conversation, adaptive thinking, fields of its
+    own, and tools whose schemas pass a grammar's bounds (its two dozen tools' together do; here one
+    enum): calls are then read unconstrained; forcing one needs the grammar and is a 400 naming the bound."""
+    big = [{"name": "pick", "input_schema": {"type": "object", "properties": {"n": {"enum": list(range(65))}}}}]
+    messages = [{"role": "user", "content": "Hi"}, {"role": "system", "content": "Be brief."}]
+    message = client.messages.create(model=MODEL, max_tokens=4, messages=messages, tools=big,
+                                     thinking={"type": "adaptive"}, extra_body={"context_management": {"edits": []}})
+    assert message.stop_reason == "max_tokens"
+    with pytest.raises(anthropic.BadRequestError, match="too large"):
+        client.messages.create(model=MODEL, max_tokens=4, messages=messages, tools=big,
+                               tool_choice={"type": "any"})

@@ -33,7 +33,7 @@ Content = str | Annotated[list[ContentBlock], Field(max_length=MAX_PARTS)]
 
 
 class Message(Strict):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]  # system: instructions mid-conversation (Claude Code sends them)
     content: Content
 
 
