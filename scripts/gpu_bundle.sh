@@ -29,22 +29,29 @@ pip_download --no-deps --no-binary :all: "llama-cpp-python==$version" -d "$work/
 tar xzf "$sdist" -C "$work"
 top="$work/llama_cpp_python-$version"
 lc="$top/vendor/llama.cpp"
-# what no build here needs: model files, docs, tests, examples, the web UI's sources, and every ggml
+# what no build here needs: model files, docs, tests, examples, the web UI's sources (its CMake file
+# stays: llama-server's build adds it, and makes nothing of it without LLAMA_BUILD_UI), and every ggml
 # backend but the CPU, CUDA and RPC ones (ggml adds a backend's folder only when it is turned on)
 rm -rf "$top"/{.git,examples,docker,docs,tests} "$lc"/{models,docs,tests,benches,media,examples,.github,ci,pocs} \
-  "$lc/tools/ui" "$lc/tools/server/tests" "$lc/tools/server/webui" "$lc/tools/mtmd/tests" "$lc/tools/mtmd/test-3.mp4"
+  "$lc"/tools/ui/{src,tests,package-lock.json} "$lc"/tools/server/{tests,webui} "$lc"/tools/mtmd/{tests,test-3.mp4}
 for backend in "$lc"/ggml/src/ggml-*/; do
   case "$(basename "$backend")" in ggml-cpu | ggml-cuda | ggml-rpc | ggml-blas) ;; *) rm -rf "$backend" ;; esac
 done
 tar czf "$bundle/llama_cpp_python-$version.tar.gz" -C "$work" "llama_cpp_python-$version"
 
 echo "wheels for CPython 3.12 (manylinux x86_64), less what the image holds"
-# r1local's runtime dependencies but llama-cpp-python (built there from the source above), and what
-# the check itself uses: gguf writes the proxy models, openai and pexpect drive the tests
-requirements=$("$python" - <<'EOF'
-import re, tomllib
+# r1local's runtime dependencies but llama-cpp-python (built there from the source above, so its
+# own are named here), and what the check itself uses: gguf writes the proxy models, openai and
+# pexpect drive the tests
+requirements=$("$python" - "$top/pyproject.toml" <<'EOF'
+import sys
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
 deps = [d for d in deps if not d.startswith("llama-cpp-python") and "python_version <" not in d]
+deps += tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]
 print("\n".join(deps + ["gguf>=0.17,<1", "openai>=1.50,<4", "pexpect>=4.8,<5"]))
 EOF
 )

@@ -81,9 +81,11 @@ fi
 note "$(cat "$state/logs/device.txt")"
 
 install_env() {
-  [ -f "$state/site/.done" ] && return 0
+  local wheels
+  wheels=$(cd "$bundle/wheels" && ls)
+  [ "$(cat "$state/site/.wheels" 2>/dev/null)" = "$wheels" ] && return 0  # this bundle's, installed before
   "$python" -m pip install -q --no-deps --no-compile --upgrade --target "$state/site" "$bundle"/wheels/*.whl &&
-    touch "$state/site/.done"
+    echo "$wheels" >"$state/site/.wheels"
 }
 build_llama_cpp() {
   if [ "$backend" = cpu ]; then
