@@ -32,7 +32,7 @@ lc="$top/vendor/llama.cpp"
 # what no build here needs: model files, docs, tests, examples, the web UI's sources (its CMake file
 # stays: llama-server's build adds it, and makes nothing of it without LLAMA_BUILD_UI), and every ggml
 # backend but the CPU, CUDA and RPC ones (ggml adds a backend's folder only when it is turned on)
-rm -rf "$top"/{.git,examples,docker,docs,tests} "$lc"/{models,docs,tests,benches,media,examples,.github,ci,pocs} \
+rm -rf "$top"/{.git,examples,docker,docs,tests} "$lc"/{.git,models,docs,tests,benches,media,examples,.github,ci,pocs} \
   "$lc"/tools/ui/{src,tests,package-lock.json} "$lc"/tools/server/{tests,webui} "$lc"/tools/mtmd/{tests,test-3.mp4}
 for backend in "$lc"/ggml/src/ggml-*/; do
   case "$(basename "$backend")" in ggml-cpu | ggml-cuda | ggml-rpc | ggml-blas) ;; *) rm -rf "$backend" ;; esac
