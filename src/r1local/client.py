@@ -19,7 +19,7 @@ from .engine.events import Done, Event, FinishReason, Timings, Usage
 from .engine.openai_stream import StreamDecoder
 from .request import ChatRequest
 
-_BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
+_BY_CODE: dict[str | None, type[errors.R1Error]] = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
                                       errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
                                       errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
 
@@ -112,9 +112,9 @@ class RemoteStream:
             raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
                                  "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()

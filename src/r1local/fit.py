@@ -241,7 +241,8 @@ def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
 
 def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     top = max(min(desired, shape.trained_ctx), 16)
-    ladder, ctx = [], top
+    ladder: list[int] = []
+    ctx = top
     while ctx >= config.MIN_CTX or not ladder:
         ladder.append(ctx)
         ctx //= 2

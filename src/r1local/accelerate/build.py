@@ -102,9 +102,11 @@ def sdist_version(sdist: Path) -> str | None:
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:
-        tar.extractall(dest, **safe)
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 

@@ -4,8 +4,12 @@ commands first."""
 
 from __future__ import annotations
 
-import typer
-from typer.core import TyperCommand, TyperGroup
+from typing import TYPE_CHECKING
+
+from typer.core import TyperArgument, TyperCommand, TyperGroup
+
+if TYPE_CHECKING:  # typer's commands take its own copy of click's types
+    from typer._click import Context, HelpFormatter
 
 EVERYDAY = ("run", "chat", "pull", "list", "ls", "ps", "stop", "serve", "show", "inspect", "rm", "models", "hw")
 NAMED = {  # what a text value is, where its name does not say it
@@ -38,16 +42,17 @@ class Command(TyperCommand):
             if param.metavar is None and (word := placeholder(param)):
                 param.metavar = word
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name == "argument":
-                pieces.append(param.metavar if param.required else f"[{param.metavar}]")
+                word = param.metavar or ""  # __init__ gave every argument its word
+                pieces.append(word if param.required else f"[{word}]")
         return pieces
 
-    def format_options(self, ctx: typer.Context, formatter) -> None:
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
         params = self.get_params(ctx)
-        arguments = [(p.metavar, p.help or "") for p in params if p.param_type_name == "argument" and not p.hidden]
+        arguments = [(p.metavar or "", p.help or "") for p in params if isinstance(p, TyperArgument) and not p.hidden]
         options = [record for p in params if p.param_type_name == "option" and (record := p.get_help_record(ctx))]
         for title, rows in (("Arguments", arguments), ("Options", options)):
             if rows:
@@ -58,6 +63,6 @@ class Command(TyperCommand):
 class Group(TyperGroup):
     """The command list with what most people use first, the rest after in the order they were added."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Context) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: EVERYDAY.index(name) if name in EVERYDAY else len(EVERYDAY))
