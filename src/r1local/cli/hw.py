@@ -13,8 +13,8 @@ from ..choice import FAST_MIN_PARAMS, NPU_VERDICT, Choice, choose_all, seconds_p
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
-from ..units import plural
 from ..rpc import parse_endpoints
+from ..units import plural
 from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
 
@@ -234,7 +234,7 @@ def hw(
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
     recorder = RecordingProbe(probe) if save_snapshot else None
     hardware = detect(recorder or probe)
-    if recorder:
+    if recorder and save_snapshot:
         recorder.save(save_snapshot)
     chosen, display = recommend(hardware)
     workers = rpc_report(hardware, parse_endpoints(rpc), *catalog_candidates()) if rpc else None

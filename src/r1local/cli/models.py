@@ -187,7 +187,7 @@ def models(
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
         "size": v.size_bytes, "verdict": plans[v.name].verdict,
-        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
+        "decode_tps": None if (tps := plans[v.name].decode_tps) is None else round(tps, 1),
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
         "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],

@@ -34,10 +34,12 @@ def show(
     Example: r1local show r1:7b
     """
     address = ModelAddress.parse(model, allow_paths=True)
+    served, url = None, ""
     with resident(address) as server:
-        served = server.show(address.for_server) if server is not None else None
+        if server is not None:
+            served, url = server.show(address.for_server), server.url
     if served is not None:
-        chat_template, facts = served.get("template") or None, _served_facts(served, server.url)
+        chat_template, facts = served.get("template") or None, _served_facts(served, url)
     else:
         chat_template, facts = _file_facts(address)
     if template:

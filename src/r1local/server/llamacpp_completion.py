@@ -189,6 +189,8 @@ class CompletionReply:
                 self.has_new_line |= "\n" in event.text
                 body = {"index": 0, "content": event.text, "stop": False, **self._extra(pending)}
                 pending = []
+            elif not isinstance(event, Done):
+                continue  # a completion has no tool calls
             elif event.finish_reason == "error":
                 body = {"error": {"code": 500, "message": f"Generation failed: {event.error}.", "type": "server_error"}}
             else:

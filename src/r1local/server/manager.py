@@ -153,9 +153,11 @@ class ModelManager:
         address = self.address(name)
         name = address.text  # an alias's model
         if address.kind is Kind.UPSTREAM:
+            upstream, remote = address.upstream, address.remote
+            assert upstream is not None and remote is not None  # an upstream address names both
             entry = self._upstream_entries.get(name)
             if entry is None:
-                entry = Entry(name, UpstreamModel(self.upstreams[address.upstream], address.remote), 0, 0, None, 0)
+                entry = Entry(name, UpstreamModel(self.upstreams[upstream], remote), 0, 0, None, 0)
                 self._upstream_entries[name] = entry
             entry.active += 1
             return Lease(self, entry)

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from fastapi import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..engine.events import Done, Event, Result
 from ..engine.base import Engine
+from ..engine.events import Done, Event, Result
 from ..engine.stream import Stream
 from ..errors import Cancelled
 from .manager import KEEP, Lease
@@ -126,7 +126,7 @@ def _abandon(submitted: asyncio.Future, lease: Lease, keep_alive_s: float | None
     lease.release(keep_alive_s)
 
 
-async def start_turns(request: Request, model: str, submits: list[Callable[[Engine], Stream]],
+async def start_turns(request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]],
                       api: str) -> list[Turn]:
     """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
     turns: list[Turn] = []
