@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from r1local import config, hardware, resolve, store
 from r1local.cli import app
-from r1local.errors import ModelNotFound, OfflineError, UsageError
+from r1local.errors import AuthRequired, InsufficientDisk, ModelNotFound, OfflineError, StorageError, UsageError
 from r1local.gguf_meta import read_gguf
 from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
@@ -116,7 +116,7 @@ def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
         (["pull", "r1:tiny-q2_k"], 3, "r1:tiny has no Q2_K file"),
         (["pull", "nobody/Nothing/x.gguf"], 3, "nobody/Nothing was not found on the Hub"),
         (["pull", f"{REPO}/Tiny-R1-Q2_K.gguf"], 3, "Tiny-R1-Q2_K.gguf is not in r1local-test/Tiny-R1-GGUF"),
-        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], 8, "meta/Gated-GGUF is gated"),
+        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], AuthRequired.exit_code, "meta/Gated-GGUF is gated"),
         (["rm", "r1:tiny"], 2, "r1:tiny is not downloaded"),
     ]
     for args, code, message in cases:
@@ -185,7 +185,8 @@ def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
 def test_not_enough_disk(tiny_hub, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 10_000_000)
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 8 and "Not enough disk space: the download needs 42.9 MiB" in result.stderr
+    assert result.exit_code == InsufficientDisk.exit_code
+    assert "Not enough disk space: the download needs 42.9 MiB" in result.stderr
     assert tiny_hub.gets(FILE) == []
 
 
@@ -239,7 +240,7 @@ def test_a_cache_that_cannot_be_written_is_one_line(tiny_hub, tmp_path, monkeypa
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "file" / "hub"))  # a file where a folder should be
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 10 and "Not a directory" in result.stderr, result.output
+    assert result.exit_code == StorageError.exit_code and "Not a directory" in result.stderr, result.output
     assert "Traceback" not in result.output
 
 
