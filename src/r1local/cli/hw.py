@@ -133,7 +133,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="GPUs", title_justify="left")
         for col in ("GPU", "Kind", "Memory", "Driver / arch", "llama.cpp"):
             t.add_column(col)
-        for g, v in zip(hw.gpus, gpu_verdicts):
+        for g, v in zip(hw.gpus, gpu_verdicts, strict=False):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
             size = f"{_gib(g.vram_total)} {'share of RAM' if g.integrated else 'total'}"
             mem = f"{_gib(g.vram_free)} free of {size}" if g.vram_free is not None else size
@@ -147,7 +147,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="NPUs", title_justify="left")
         for col in ("NPU", "Generation", "Driver", "llama.cpp"):
             t.add_column(col)
-        for n, v in zip(hw.npus, npu_verdicts):
+        for n, v in zip(hw.npus, npu_verdicts, strict=False):
             t.add_row(n.name, n.generation or "-", n.driver or n.source, v.status)
         out.print(t)
 

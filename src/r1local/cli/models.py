@@ -112,9 +112,9 @@ def list_models(as_json: bool = JSON_OPT) -> None:
     rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
-    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
-    for row, m in zip(rows, models):
-        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths, strict=True)), style="bold")
+    for row, m in zip(rows, models, strict=True):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         out.print(f"  {m.path}", style="dim")
 
 

@@ -148,7 +148,7 @@ def probabilities(tokens: list[TokenLogprob]) -> list[dict]:
         return {"id": token_id, "token": text, "bytes": raw, "logprob": logprob}
 
     return [{**entry(t.id, t.token, t.logprob, t.bytes),
-             "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top)]} for t in tokens]
+             "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top, strict=True)]} for t in tokens]
 
 
 class CompletionReply:

@@ -145,8 +145,8 @@ def router() -> APIRouter:
         events = _while_client_waits(job, request)
         if body.stream:
             return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
-        async for last in events:
-            pass
+        async for event in events:
+            last = event
         return last
 
     @api.delete("/api/delete")
