@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import random
+import sys
 import threading
 from concurrent.futures import Future
 
@@ -26,6 +28,7 @@ from .gbnf import check_cost
 from .params import SamplingParams
 
 _RANDOM = random.SystemRandom()
+PICK_NICENESS = 10  # added to a grammar pick thread's niceness
 
 
 class Pick(Future):
@@ -111,6 +114,7 @@ class Sampler:
             C.llama_sampler_accept(self.chain, token)
 
     def _grammar_pick(self, pick: Pick) -> None:
+        _yield_to_others()
         try:
             for token in self._queued:
                 self._accept_now(token)
@@ -155,6 +159,17 @@ class Sampler:
         if self.grammar:
             C.llama_sampler_free(self.grammar)
             self.grammar = None
+
+
+def _yield_to_others() -> None:
+    """Lower this thread's CPU priority: a grammar's check is its own request's cost, and other
+    requests' steps should not share the cores evenly with it (Linux: niceness is per thread)."""
+    if sys.platform == "linux":
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + PICK_NICENESS))
+        except OSError:
+            pass
 
 
 def _grammar_sampler(vocab, grammar: str, triggers: list[int]):

@@ -103,7 +103,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     if plan and plan.grammar and not plan.lazy and think and not reasons_first:
         think = False
     return Prepared(request.messages, think, params, plan.functions if plan else None,
-                    calls=bool(plan and plan.grammar), continue_final=request.continue_final, trim=request.trim)
+                    calls=bool(plan and plan.calls), continue_final=request.continue_final, trim=request.trim)
 
 
 def _answer_grammar(request: ChatRequest) -> str | None:

@@ -12,7 +12,14 @@ from pydantic import Field
 
 from ..errors import UsageError
 from ..request import ChatRequest, Sampling
-from ..request.tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from ..request.tools import (
+    MAX_TOOLS,
+    FunctionName,
+    FunctionSpec,
+    NamedToolChoice,
+    Tool,
+    ToolChoice,
+)
 from .schema_base import BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, STOP, TOP_K, Strict
 
 
@@ -33,7 +40,7 @@ Content = str | Annotated[list[ContentBlock], Field(max_length=MAX_PARTS)]
 
 
 class Message(Strict):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]  # system: instructions mid-conversation (Claude Code sends them)
     content: Content
 
 

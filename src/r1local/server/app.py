@@ -87,7 +87,8 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
     app.add_middleware(CountErrors, metrics=state.metrics)
-    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex,
+                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version",
                                       "Anthropic-Beta", "Anthropic-Dangerous-Direct-Browser-Access"])
     app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))

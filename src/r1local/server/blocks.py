@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ..engine.events import ContentDelta, Done, Event, ReasoningDelta, ToolCall, ToolCallDelta
+from ..engine.events import (
+    ContentDelta,
+    Done,
+    Event,
+    ReasoningDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 
 
 @dataclass

@@ -11,7 +11,14 @@ from pydantic import Field, field_validator
 
 from ..errors import UsageError
 from ..request import ChatRequest, ResponseFormat, Sampling
-from ..request.tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from ..request.tools import (
+    MAX_TOOLS,
+    FunctionName,
+    FunctionSpec,
+    NamedToolChoice,
+    Tool,
+    ToolChoice,
+)
 from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only
 
 EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
@@ -110,13 +117,11 @@ class ResponsesRequest(Strict):
             max_tokens=self.max_output_tokens, trim=self.truncation != "disabled", continue_final=False)
 
     def functions(self) -> list[Tool] | None:
-        tools = []
-        for i, tool in enumerate(self.tools or []):
-            if tool.type != "function" or not tool.name:
-                raise UsageError(f"Tools of type {tool.type!r} are not run here: send function tools.",
-                                 param=f"tools.{i}")
-            tools.append(Tool(function=FunctionSpec(name=tool.name, description=tool.description,
-                                                    parameters=tool.parameters, strict=tool.strict)))
+        """The client's function tools; OpenAI's hosted tools (web_search, file_search, a custom
+        tool's grammar...) are left out: nothing here runs them, and the model sees only functions."""
+        tools = [Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters,
+                                            strict=t.strict))
+                 for t in self.tools or [] if t.type == "function" and t.name]
         return tools or None
 
 
@@ -155,7 +160,8 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
                 chat.append({"role": "assistant", "content": ""})
             chat[-1].setdefault("tool_calls", []).append(call)
         elif item.type == "function_call_output":
-            chat.append({"role": "tool", "tool_call_id": item.call_id, "content": _text(item.output, f"{where}.output")})
+            output = _text(item.output, f"{where}.output")
+            chat.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
         elif item.type != "reasoning":
             kept = " (this server keeps no items: send the item itself)" if item.type == "item_reference" else ""
             raise UsageError(f"Input items of type {item.type!r} are not read here{kept}.", param=where)
