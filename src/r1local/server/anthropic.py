@@ -23,7 +23,7 @@ from .blocks import Added, Block, Closed, Opened, transitions
 from .errors import client_message, error_payload
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, acquire, start_turn
+from .turn import Turn, TurnResponse, acquire, check_declared, start_turn
 
 
 def stop_reason(done: Done, called: bool) -> str:
@@ -129,6 +129,7 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
+        await check_declared(request, body.model, chat)
         turn = await start_turn(request, body.model, partial(submit, chat), api="anthropic")
         reply = MessageReply(turn, body.model)
         if body.stream:

@@ -25,7 +25,7 @@ from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
 from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
-from ..request import ChatRequest, submit
+from ..request import submit
 from ..request.prepare import check_generation
 from ..resolve import installed_matches
 from .duration import parse_duration
@@ -37,7 +37,7 @@ from .pull import Pull, pull_target
 from .resolve import available_models, capabilities_of
 from .state import ServerState, get_state
 from .tolerance import check_fields
-from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
+from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, check_declared, start_turn
 
 log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
@@ -174,7 +174,7 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        return await _generate(body, request, "message", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "message")
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
@@ -184,13 +184,16 @@ def router() -> APIRouter:
             return await _load_or_unload(body, request)
         if body.raw:
             return await _generate(body, request, "response", partial(_complete, body))
-        return await _generate(body, request, "response", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "response")
 
     return api
 
 
-def _chat(body: OllamaChatRequest | GenerateRequest, state: ServerState) -> ChatRequest:
-    return state.settings.apply(presets.with_preset(body.model, body.chat()))
+async def _answer(body: OllamaChatRequest | GenerateRequest, request: Request, field: str):
+    """A chat (or a templated generate): refused before the load when the engine lacks what it asks."""
+    chat = get_state(request).settings.apply(presets.with_preset(body.model, body.chat()))
+    await check_declared(request, body.model, chat)
+    return await _generate(body, request, field, partial(submit, chat))
 
 
 def _complete(body: GenerateRequest, model: Engine) -> Stream:

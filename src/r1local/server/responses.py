@@ -25,7 +25,7 @@ from .resolve import lenient_name
 from .responses_schemas import ResponsesRequest
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, start_turn
+from .turn import Turn, TurnResponse, check_declared, start_turn
 
 PREFIX = {"reasoning": "rs", "text": "msg", "call": "fc"}
 
@@ -184,8 +184,9 @@ def router() -> APIRouter:
                                  "Send the whole conversation as input instead.", param="previous_response_id")
             history = stored.conversation
         chat = state.settings.apply(presets.with_preset(body.model, body.to_request(history)))
-        turn = await start_turn(request, lenient_name(state.manager, body.model), partial(submit, chat),
-                                api="responses")
+        model = lenient_name(state.manager, body.model)
+        await check_declared(request, model, chat)
+        turn = await start_turn(request, model, partial(submit, chat), api="responses")
         reply = ResponseReply(turn, body, chat.messages, request)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")
