@@ -204,7 +204,7 @@ class ModelManager:
         """(name, file) of a command-line or loaded model the address means. A path matches only
         these files, compared as text: a request never makes the server look at a path."""
         if address.kind is Kind.PATH:
-            files = [*self._registered.items(), *((e.name, e.model.path) for e in self._entries.values())]
+            files = [*self.registered().items(), *((e.name, e.model.path) for e in self.loaded())]
             return next(((held, path) for held, path in files if address.names_file(path)), None)
         for name in (address.served_name, address.name):
             if name in self._registered:
