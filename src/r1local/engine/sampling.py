@@ -123,7 +123,7 @@ class Sampler:
             if not self._allowed(token):
                 token = self._pick(pick.logits, with_grammar=True)
             self._accept_now(token)
-        except Exception as error:  # a bug must end this request, not the thread silently
+        except Exception as error:  # noqa: BLE001  (a bug must end this request, not the thread silently)
             pick.set_exception(error)
         else:
             pick.set_result(token)

@@ -148,7 +148,7 @@ def _render(template: jinja2.Template, variables: dict[str, Any], limit: int) ->
         return {"failed": "it recursed without end"}
     except MemoryError:
         return {"failed": f"it needed more than {MEMORY_LIMIT_BYTES >> 20} MiB of memory"}
-    except Exception as error:  # any other error of the template's code (jinja's, a TypeError...)
+    except Exception as error:  # noqa: BLE001  (any other error of the template's code: jinja's, a TypeError...)
         return {"failed": _one_line(f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError)
                                     else error)}
 
