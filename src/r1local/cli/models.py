@@ -17,6 +17,7 @@ from .. import catalog, choice, fit, fit_npu, presets, resolve, store
 from ..errors import UsageError
 from ..names import ModelAddress
 from .app import alias, command, err, out
+from .resident import find_server, is_loaded_as
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
@@ -161,9 +162,28 @@ def rm(
         if not typer.confirm(f"Remove {len(matches)} models: {listing}?", default=False, err=True):
             err.print("Nothing removed.")
             return
+    _unload_first(matches)
     for m in matches:
         freed = store.remove(m)
         out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
+
+
+def _unload_first(matches: list[store.LocalModel]) -> None:
+    """A model the running server holds leaves memory before its file goes, so it never answers from a
+    deleted file (nor keeps the disk space in use)."""
+    server = find_server().server
+    if server is None:
+        return
+    addresses = [address for m in matches
+                 for address in (ModelAddress.parse(m.name), ModelAddress.parse(str(m.path), allow_paths=True))]
+    try:
+        for loaded in server.running():
+            if any(is_loaded_as(address, loaded) for address in addresses):
+                server.unload(loaded["name"])
+                err.print(f"Unloaded {loaded['name']} from the server at {server.url} first.", style="dim",
+                          markup=False)
+    finally:
+        server.close()
 
 
 @command()
