@@ -16,6 +16,7 @@ import sys
 import sysconfig
 import threading
 import venv
+import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -171,30 +172,65 @@ def test_dry_run_names_the_wheel_it_would_install(index, wheel):
     assert f"Dry run: {wheel.name} would be installed." in result.output and "Source build" not in result.output
 
 
-def test_the_prebuilt_wheel_is_installed_and_verified_in_a_fresh_environment(index, wheel, tmp_path):
-    """A fresh virtual environment runs r1local (its own site-packages first on the path, the shared
-    environment's after it): accelerate installs the wheel there and verifies where llama.cpp put the
-    layers. The wheel served under the Vulkan tag is the CPU build, so the verification says, in one
-    line, that it found no Vulkan device."""
-    fresh = tmp_path / "venv"
-    venv.create(fresh, with_pip=True)
-    python = fresh / "bin" / "python"
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A fresh virtual environment that runs r1local: its own site-packages first on the path, this
+    project's sources and the shared environment's packages after it. Whatever `accelerate` installs
+    lands there, never in the shared environment."""
+    root = tmp_path_factory.mktemp("fresh")
+    venv.create(root / "venv", with_pip=True)
+    python = root / "venv" / "bin" / "python"
     site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
+    shared = Path(sysconfig.get_paths()["purelib"])
+    path = os.pathsep.join([str(site), str(Path(__file__).parents[1] / "src"), str(shared)])
+    before = (shared / "llama_cpp" / "__init__.py").stat().st_mtime
+    yield python, site, path
+    assert (shared / "llama_cpp" / "__init__.py").stat().st_mtime == before  # the shared environment untouched
+    shutil.rmtree(root)
+
+
+def accelerate_in(fresh, *args: str, path: str | None = None) -> tuple[int, str]:
+    python, _, pythonpath = fresh
+    env = {**os.environ, "PYTHONPATH": pythonpath, **({"PATH": path} if path else {})}
+    result = subprocess.run([python, "-m", "r1local", "accelerate", *args], capture_output=True, text=True,
+                            timeout=600, check=False, env=env)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_the_prebuilt_wheel_is_tried_installed_and_verified_in_a_fresh_environment(index, wheel, fresh):
+    """The wheel is tried from a folder beside the installed build (it loads and decodes), then
+    installed, and the verification says where llama.cpp put the layers: the wheel served under the
+    Vulkan tag is the CPU build, so it says, in one line, that it found no Vulkan device."""
     index.serve("vulkan", wheel)
-    shared = sysconfig.get_paths()["purelib"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parents[1] / "src"), shared])}
-    shared_mtime = (Path(shared) / "llama_cpp" / "__init__.py").stat().st_mtime
-    result = subprocess.run([python, "-m", "r1local", "accelerate", "--backend", "vulkan"], env=env,
-                            capture_output=True, text=True, timeout=600, check=False)
-    output = result.stdout + result.stderr
+    code, output = accelerate_in(fresh, "--backend", "vulkan")
     assert f"Downloading {wheel.name}" in output and "Source build" not in output, output
-    assert (site / "llama_cpp" / "__init__.py").is_file()  # installed into the fresh environment
-    assert (Path(shared) / "llama_cpp" / "__init__.py").stat().st_mtime == shared_mtime
-    assert result.returncode == BuildError.exit_code, output
+    assert (fresh[1] / "llama_cpp" / "__init__.py").is_file()  # installed into the fresh environment
+    assert code == BuildError.exit_code, output
     assert ("error: llama.cpp did not put the test model on a GPU: the build has CPU but found no Vulkan device"
             in output)
-    shutil.rmtree(fresh)
+
+
+def test_a_prebuilt_wheel_that_does_not_load_here_is_never_installed(index, fresh, tmp_path):
+    """A wheel built for another system (its library does not load) is tried beside the installed
+    build, refused with the reason, and the source build follows (here it stops at the toolchain)."""
+    broken = tmp_path / f"llama_cpp_python-{VERSION}-py3-none-any.whl"
+    info = f"llama_cpp_python-{VERSION}.dist-info"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("llama_cpp/__init__.py", "from .llama_cpp import *\n")
+        missing = "libcudart.so.12: cannot open shared object file: No such file or directory"
+        archive.writestr("llama_cpp/llama_cpp.py", f"raise OSError({missing!r})\n")  # ctypes without the CUDA runtime
+        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: llama_cpp_python\nVersion: {VERSION}\n")
+        archive.writestr(f"{info}/WHEEL",
+                         "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    index.serve("vulkan", broken)
+    code, output = accelerate_in(fresh, "--backend", "vulkan", path=str(tmp_path / "no-tools"))
+    assert "The prebuilt wheel does not work here (Loading a model with the new build failed: " in output, output
+    assert "libcudart.so.12" in output and "; building from source instead." in output, output
+    assert "Source build: Vulkan" in output and code == BuildError.exit_code and "not found" in output
+    installed = fresh[1] / "llama_cpp" / "__init__.py"
+    assert not installed.is_file() or "libcudart" not in installed.read_text()
 
 
 def test_a_vulkan_build_without_any_vulkan_driver_says_so_in_one_line(tmp_path, monkeypatch):

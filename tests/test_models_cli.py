@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_catalog
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 from typer.testing import CliRunner
 
 from r1local import config, hardware, resolve, store
 from r1local.cli import app
-from r1local.errors import ModelNotFound, OfflineError, UsageError
+from r1local.errors import AuthRequired, InsufficientDisk, ModelNotFound, OfflineError, StorageError, UsageError
 from r1local.gguf_meta import read_gguf
 from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
@@ -34,7 +34,7 @@ def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
-    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + f"""
+    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + """
 [[model]]
 name = "1.5b"
 file_prefix = "Mid"
@@ -48,7 +48,7 @@ kv_heads = 2
 head_dim = 128
 vocab = 151936
 context = 131072
-quants = {{ Q4_K_M = 1.12 }}
+quants = { Q4_K_M = 1.12 }
 
 [[model]]
 name = "70b"
@@ -63,7 +63,7 @@ kv_heads = 8
 head_dim = 128
 vocab = 128256
 context = 131072
-quants = {{ Q4_K_M = 42.52 }}
+quants = { Q4_K_M = 42.52 }
 """)
     monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
     hub.add(REPO, {FILE: tiny_model.read_bytes()})
@@ -116,7 +116,7 @@ def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
         (["pull", "r1:tiny-q2_k"], 3, "r1:tiny has no Q2_K file"),
         (["pull", "nobody/Nothing/x.gguf"], 3, "nobody/Nothing was not found on the Hub"),
         (["pull", f"{REPO}/Tiny-R1-Q2_K.gguf"], 3, "Tiny-R1-Q2_K.gguf is not in r1local-test/Tiny-R1-GGUF"),
-        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], 8, "meta/Gated-GGUF is gated"),
+        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], AuthRequired.exit_code, "meta/Gated-GGUF is gated"),
         (["rm", "r1:tiny"], 2, "r1:tiny is not downloaded"),
     ]
     for args, code, message in cases:
@@ -185,7 +185,8 @@ def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
 def test_not_enough_disk(tiny_hub, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 10_000_000)
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 8 and "Not enough disk space: the download needs 42.9 MiB" in result.stderr
+    assert result.exit_code == InsufficientDisk.exit_code
+    assert "Not enough disk space: the download needs 42.9 MiB" in result.stderr
     assert tiny_hub.gets(FILE) == []
 
 
@@ -239,7 +240,7 @@ def test_a_cache_that_cannot_be_written_is_one_line(tiny_hub, tmp_path, monkeypa
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "file" / "hub"))  # a file where a folder should be
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 10 and "Not a directory" in result.stderr, result.output
+    assert result.exit_code == StorageError.exit_code and "Not a directory" in result.stderr, result.output
     assert "Traceback" not in result.output
 
 

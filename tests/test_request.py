@@ -180,3 +180,20 @@ def test_llm_ollama_finds_the_embedding_models(tiny_model, bert_model, tmp_path_
         embedded = subprocess.run([llm, "embed", "-m", "ollama/tiny-bert", "-c", "hello"], capture_output=True,
                                   text=True, timeout=120, env=env)
         assert embedded.returncode == 0 and len(json.loads(embedded.stdout)) > 8, embedded.stderr
+
+
+def test_a_request_beyond_the_capabilities_is_refused_before_the_model_loads(plain_model, tmp_path_factory):
+    import time
+
+    ask = [{"role": "user", "content": "hi"}]
+    with serving(tmp_path_factory, plain_model) as url:
+        httpx.post(f"{url}/api/generate", json={"model": "tiny-plain", "keep_alive": 0})
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/api/ps").json()["models"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for route, body in (("/api/chat", {"think": True}), ("/v1/chat/completions", {"think": True}),
+                            ("/v1/chat/completions", {"logprobs": True, "tools": [
+                                {"type": "function", "function": {"name": "f"}}]})):
+            refused = httpx.post(f"{url}{route}", json={"model": "tiny-plain", "messages": ask, **body})
+            assert refused.status_code == 400 and "does not support" in refused.text, refused.text
+        assert httpx.get(f"{url}/api/ps").json()["models"] == []  # refused without loading it

@@ -176,4 +176,24 @@ def test_help_names_values_in_words_and_lists_everyday_commands_first():
     assert "r1local run [OPTIONS] MODEL [PROMPT]\n" in run
     assert "--temperature NUMBER" in run and "--rpc HOST:PORT,..." in run and "\n  MODEL " in run
     assert not re.search(r"<(str|int|float)|range>|\{model\}", run)
-    assert "serve [OPTIONS] [MODEL...]" in _screen("serve", "-h", columns=100)
+    serve = _screen("serve", "-h", columns=80)
+    assert "serve [OPTIONS] [MODEL...]" in serve and "--api-key-file" in serve.split()
+    for shown in (serve, _screen("run", "-h", columns=80)):
+        assert not re.search(r"[A-Za-z0-9]-\n", shown)  # click broke --api-key-file and --max-tokens at hyphens
+
+
+def test_serve_says_what_it_does_with_more_models_than_max_loaded(tiny_model, tiny_model_b, tmp_path):
+    command = [sys.executable, "-m", "r1local", "serve", str(tiny_model), str(tiny_model_b), "--port", str(free_port()),
+               "--ctx", "512", "--threads", "1", "--parallel", "1"]
+    server = subprocess.Popen(command, env={**os.environ, "R1LOCAL_HOME": str(tmp_path), "COLUMNS": "300"},
+                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not lines or "r1local API on" not in lines[-1]:
+            lines.append(server.stderr.readline())
+            assert lines[-1], "".join(lines)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (f"2 models given and --max-loaded 1: all are served, but only {tiny_model_b.stem} stays in memory"
+            in "".join(lines)), lines

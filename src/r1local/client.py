@@ -19,19 +19,14 @@ from .engine.events import Done, Event, FinishReason, Timings, Usage
 from .engine.openai_stream import StreamDecoder
 from .request import ChatRequest
 
-_BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
-                                      errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
-                                      errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
-
-
 def _error(response: httpx.Response) -> errors.R1Error:
-    """The error type a server's JSON error body names (OpenAI's or Ollama's shape)."""
+    """The error class a server's JSON error body names by its code (OpenAI's shape; Ollama's has none)."""
     try:
         body = json.loads(response.read())["error"]
     except (ValueError, KeyError, TypeError):
         body = None
     if isinstance(body, dict):
-        return _BY_CODE.get(body.get("code"), errors.R1Error)(body.get("message") or "The server failed.")
+        return errors.from_body(body.get("code"), body.get("message") or "The server failed.")
     return errors.R1Error(f"The r1local server answered {response.status_code}: {body or response.reason_phrase}.")
 
 
@@ -112,9 +107,9 @@ class RemoteStream:
             raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
                                  "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()

@@ -50,7 +50,9 @@ class Preset:
 
     def applied(self, chat: ChatRequest) -> ChatRequest:
         """`chat` with this preset's settings where it sets none of its own."""
-        from .request import Sampling  # the request layer loads with the server, not with every command
+        from .request import (
+            Sampling,  # the request layer loads with the server, not with every command
+        )
 
         messages = list(chat.messages)
         system = [] if not self.system or any(m.get("role") == "system" for m in messages) else [

@@ -102,9 +102,11 @@ def sdist_version(sdist: Path) -> str | None:
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:
-        tar.extractall(dest, **safe)
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 
@@ -181,7 +183,7 @@ def run_verify(gguf_py: Path | None, env: dict[str, str] | None = None) -> dict:
     """The verification probe in a fresh interpreter (this one has the old build loaded); `gguf_py`
     is llama.cpp's GGUF writer, None for the `gguf` package installed here."""
     cmd = [sys.executable, "-m", "r1local.accelerate.verify", *([str(gguf_py)] if gguf_py else [])]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    res = subprocess.run(cmd, capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, timeout=600)
     lines = res.stdout.strip().splitlines()
     if res.returncode != 0 or not lines:
@@ -207,6 +209,14 @@ def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
             source = unpack(sdist or fetch_source(build.version, Path(tmp), log), Path(tmp) / "src")
             shutil.copytree(source / "vendor" / "llama.cpp" / "gguf-py" / "gguf", build.gguf_py() / "gguf")
     return build.gguf_py()
+
+
+def stage(wheel: Path, folder: Path) -> None:
+    """Unpack `wheel` into `folder` (pip --target) for a trial beside the installed build."""
+    cmd = _pip("install", "--no-deps", "--no-cache-dir", "--target", str(folder), str(wheel))
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"unpacking {wheel.name} failed: {(key_lines(res.stdout) or ['pip failed'])[-1]}")
 
 
 def install(wheel: Path, version: str) -> None:

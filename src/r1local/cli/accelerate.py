@@ -4,6 +4,8 @@ llama.cpp puts a model's layers on the GPU."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -110,6 +112,26 @@ def _prebuilt_wheel(hw: Hardware, choice: Choice, forced: str | None, version: s
         return None
 
 
+def _trial(wheel: Path, build: builder.Build) -> dict | None:
+    """The verification of a prebuilt wheel unpacked beside the installed build, before it replaces
+    it: None (the reason printed) when it does not load or decode here, so that a wheel built for
+    another system never leaves a broken llama-cpp-python behind."""
+    with tempfile.TemporaryDirectory(prefix="r1local-trial-") as tmp:
+        try:
+            builder.stage(wheel, Path(tmp))
+            path = os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))
+            result = builder.run_verify(builder.gguf_writer(build), env={"PYTHONPATH": path})
+        except BuildError as e:
+            out.print(f"The prebuilt wheel does not work here ({e.message}); building from source instead.",
+                      markup=False, style="yellow")
+            return None
+    if not result["decoded"]:
+        out.print("The prebuilt wheel loads but does not decode here; building from source instead.",
+                  markup=False, style="yellow")
+        return None
+    return result
+
+
 def _build(choice: Choice, build: builder.Build, sdist: Path | None) -> Path:
     """The source build, its progress on one line wherever it runs."""
     if not choice.check.ok:
@@ -162,6 +184,9 @@ def accelerate(
     build = builder.Build(version, choice.backend.name, choice.cmake_args, choice.build_env())
     rebuild = force or not choice.already
     wheel = _prebuilt_wheel(hw, choice, backend, version) if rebuild and not (source or sdist) else None
+    tried = _trial(wheel, build) if wheel and not dry_run else None
+    if wheel and not dry_run and tried is None:
+        wheel = None  # it does not work here: the reason is printed, the source build follows
     if wheel is None:
         _print_plan(choice, build, force)
     if dry_run:
@@ -170,7 +195,7 @@ def accelerate(
         return
     if rebuild:
         builder.install(wheel or _build(choice, build, sdist), version)
-    result = builder.run_verify(builder.gguf_writer(build, sdist))
+    result = tried or builder.run_verify(builder.gguf_writer(build, sdist))
     if not _report(result):
         raise BuildError(no_device_line(result, choice.backend.label),
                          "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software "

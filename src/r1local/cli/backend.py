@@ -18,7 +18,6 @@ from ..client import RemoteStream, ResidentServer
 from ..engine import registry
 from ..engine.base import Engine
 from ..engine.speculative import Speculation
-from ..errors import UsageError
 from ..names import ModelAddress
 from ..request import ChatRequest, submit
 from .app import err
@@ -49,7 +48,7 @@ def resident(address: ModelAddress, *, local: bool = False, rpc: str | None = No
     if server is not None and not server.has(address.for_server):
         server.close()
         server = None
-    if server is not None:
+    if found is not None and server is not None:
         announce(found)
     try:
         yield server
@@ -101,25 +100,18 @@ def open_model(
     spec: Speculation | None = None,
 ) -> Engine:
     """Load the model in this process (downloading it first if need be, after asking)."""
-    from ..rpc import load_split, parse_endpoints  # the RPC client only where a load may use it
+    from ..rpc import parse_endpoints
 
     split = parse_split(tensor_split)
     path = resolve_model(address, yes=yes)
     if spec and spec.draft:
         spec = dataclasses.replace(spec, draft=str(draft_file(spec.draft, path, yes)))
-    with spinner(f"Loading {address.text}..."):
-        if endpoints := parse_endpoints(rpc or config.rpc_workers()):
-            if registry.engine_for(path, address.engine) != "llama.cpp":
-                raise UsageError("--rpc spreads GGUF models over llama.cpp workers; this model runs on OpenVINO.",
-                                 "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
-            with ctrl_c_stops_loading() as pressed:
-                return load_split(path, endpoints=endpoints, n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers,
-                                  tensor_split=split, kv_type=kv_type, abort=pressed,
-                                  progress=lambda line: err.print(line, style="dim", markup=False))
-        with ctrl_c_stops_loading() as pressed:
-            loaded = registry.load(path, engine=address.engine, on_compile=_say_compiling, n_ctx=ctx,
-                                   n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
-                                   speculation=spec, abort=pressed)
+    endpoints = parse_endpoints(rpc or config.rpc_workers())
+    with spinner(f"Loading {address.text}..."), ctrl_c_stops_loading() as pressed:
+        loaded = registry.open(address, path, registry.LoadOptions(
+            n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
+            speculation=spec, rpc=endpoints, abort=pressed, on_compile=_say_compiling,
+            progress=lambda line: err.print(line, style="dim", markup=False)))
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded

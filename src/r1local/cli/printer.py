@@ -34,10 +34,10 @@ class ModelText:
 
 
 class Printer:
-    def __init__(self, show_reasoning: bool, raw: bool = False) -> None:
+    def __init__(self, show_reasoning: bool, raw: bool = False, wrap: bool = True) -> None:
         self.show_reasoning = show_reasoning
-        self._answer = ModelText(raw, out.width if out.is_terminal else None)
-        self._reasoning = ModelText(raw, err.width if err.is_terminal else None)
+        self._answer = ModelText(raw, out.width if wrap and out.is_terminal else None)
+        self._reasoning = ModelText(raw, err.width if wrap and err.is_terminal else None)
         self.reasoning_tokens = 0  # one delta per generated token
         self._started = time.monotonic()
         self._thinking = False

@@ -138,7 +138,7 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     address = ModelAddress.parse(model, allow_paths=True)
     server = _server_or_fail()
     try:
-        if not any(_is_loaded_as(address, m) for m in server.running()):
+        if not any(is_loaded_as(address, m) for m in server.running()):
             raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
         server.unload(address.for_server)
     finally:
@@ -146,11 +146,12 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     out.print(f"Unloaded {model}.")
 
 
-def _is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
+def is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
     """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
     r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
     if address.kind is Kind.PATH:
-        return address.on_disk and loaded.get("digest") == store.file_digest(Path(address.path))
+        return address.path is not None and address.on_disk and loaded.get("digest") == store.file_digest(
+            Path(address.path))
     names = {address.text, address.served_name}
     try:
         return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})

@@ -10,7 +10,7 @@ import typer
 from rich.highlighter import JSONHighlighter
 
 from ..engine.events import Done, Result
-from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError
+from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError, exit_codes_help
 from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
@@ -24,13 +24,6 @@ from .terminal import json_text
 if TYPE_CHECKING:
     from ..client import RemoteStream
     from ..engine.stream import Stream
-
-EXIT_CODES = (
-    "Exit codes: 0 answered; 1 generation failed; 2 bad usage; 3 model not found; 4 model file unusable; "
-    "5 prompt longer than the context; 6 server busy; 7 not enough memory; 8 download failed; "
-    "9 offline and not downloaded; 10 an RPC worker unusable or lost; 11 the RPC build failed; "
-    "20 stopped at --max-tokens or a full context; 130 interrupted (Ctrl-C)."
-)
 
 
 def consume(stream: Stream | RemoteStream, on_event=None) -> tuple[Result, bool]:
@@ -86,7 +79,7 @@ def read_prompt(prompt: str | None) -> str:
     return text
 
 
-@command(epilog=EXIT_CODES)
+@command(epilog=exit_codes_help())
 def run(
     model: str = MODEL_ARG,
     prompt: Optional[str] = typer.Argument(

@@ -20,6 +20,7 @@ from ..engine.upstream import parse_spec
 from ..errors import UsageError
 from ..names import ModelAddress
 from ..resolve import resolve
+from ..units import plural
 from . import resident
 from .backend import draft_file
 from .app import command, err
@@ -179,6 +180,8 @@ def serve(
         kv_type=kv_type or config.kv_type(), speculation=drafts,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if len(names) > max_loaded:
+        err.print(_beyond_max_loaded(names, max_loaded), style="yellow", markup=False)
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
               + ("" if no_ui else f", chat page: http://{host}:{port}/") + ")", markup=False)
     config_ = uvicorn.Config(create_app(settings), log_level="info", timeout_graceful_shutdown=GRACE_S)
@@ -192,6 +195,15 @@ def serve(
     finally:
         if record is not None:
             server_record.release(record)
+
+
+def _beyond_max_loaded(names: list[str], max_loaded: int) -> str:
+    """What serving more models than --max-loaded does: all are served, the last ones stay in memory."""
+    served = [ModelAddress.parse(name, allow_paths=True).served_name for name in names]
+    kept = ", ".join(served[-max_loaded:])
+    return (f"note: {plural(len(served), 'model')} given and --max-loaded {max_loaded}: all are served, but only "
+            f"{kept} stay{'s' if max_loaded == 1 else ''} in memory after loading; a request for another loads it "
+            f"in place of the least recently used. --max-loaded {len(served)} keeps them all loaded.")
 
 
 def _read_key(path: Path) -> str:

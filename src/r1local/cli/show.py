@@ -33,23 +33,33 @@ def show(
 
     Example: r1local show r1:7b
     """
-    address = ModelAddress.parse(model, allow_paths=True)
-    with resident(address) as server:
-        served = server.show(address.for_server) if server is not None else None
-    if served is not None:
-        chat_template, facts = served.get("template") or None, _served_facts(served, server.url)
-    else:
-        chat_template, facts = _file_facts(address)
+    chat_template, facts = describe(model)
     if template:
         out.print(strip_controls(chat_template or ""), markup=False)  # a file's text may be hostile
         return
     if as_json:
         out.print_json(json.dumps(facts))
         return
+    out.print(facts_table(facts))
+
+
+def describe(model: str) -> tuple[str | None, dict]:
+    """The chat template and facts of `model`: from the server that holds it, else from its file here."""
+    address = ModelAddress.parse(model, allow_paths=True)
+    served, url = None, ""
+    with resident(address) as server:
+        if server is not None:
+            served, url = server.show(address.for_server), server.url
+    if served is not None:
+        return served.get("template") or None, _served_facts(served, url)
+    return _file_facts(address)
+
+
+def facts_table(facts: dict) -> Table:
     table = Table(show_header=False, box=None)
     for key, value in facts.items():
         table.add_row(key.replace("_", " "), _human(key, value))
-    out.print(table)
+    return table
 
 
 def _file_facts(address: ModelAddress) -> tuple[str | None, dict]:

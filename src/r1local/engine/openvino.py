@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import config
-from ..errors import ContextOverflow, ModelFileError, ModelNotFound
+from ..errors import Cancelled, ContextOverflow, ModelFileError, ModelNotFound
 from .admission import Admission
 from .base import Engine
 from .events import Done, FinishReason, Usage, measure
@@ -75,8 +75,10 @@ class OpenVINOModel(Engine):
     @classmethod
     def load(cls, path: str | Path, *, name: str | None = None, n_ctx: int | None = None, n_parallel: int = 1,
              n_threads: int | None = None, max_queue: int | None = None, device: str | None = None,
-             on_compile: Callable[[OpenVINOPlan], None] | None = None, **_llama_only: Any) -> OpenVINOModel:
-        """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile."""
+             on_compile: Callable[[OpenVINOPlan], None] | None = None,
+             abort: Callable[[], bool] | None = None) -> OpenVINOModel:
+        """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile. abort:
+        asked before the compile and after it (OpenVINO cannot stop one midway); True stops the load."""
         path = Path(path).expanduser()
         if path.suffix == ".xml":  # a pulled folder is found by its openvino_model.xml
             path = path.parent
@@ -101,7 +103,12 @@ class OpenVINOModel(Engine):
         if on_compile and ov_plan.first_compile:
             on_compile(ov_plan)
         try:
+            _check(abort, path)
             pipeline = open_pipeline(ov, path, ov_plan)
+            _check(abort, path)
+        except Cancelled:
+            vocab.close()
+            raise
         except RuntimeError as error:
             vocab.close()
             what = f"{path.name} ({info.architecture})" if info else path.name
@@ -168,7 +175,7 @@ class OpenVINOModel(Engine):
                 request.handle.cancel()
             self._finish(request, "cancelled")
 
-    def _admit(self) -> list[Request]:
+    def _admit(self) -> list[tuple[int, Request]]:
         admitted = []
         with self.queue.cond:
             while self.queue.waiting and len(self._active) < self.n_parallel:
@@ -213,9 +220,10 @@ class OpenVINOModel(Engine):
             return
         _, request = admitted[0]
         status = self._genai.StreamingStatus
+        streamer_base: Any = self._genai.StreamerBase  # openvino_genai is imported when the engine starts
         engine = self
 
-        class TokenStreamer(self._genai.StreamerBase):
+        class TokenStreamer(streamer_base):
             def write(self, token):
                 for t in token if isinstance(token, list) else [token]:
                     if request.ended is None:
@@ -257,6 +265,12 @@ class OpenVINOModel(Engine):
                           time.perf_counter(), len(request.prompt), request.generated)
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
                                  timings, error, request.output.stops.matched))
+
+
+def _check(abort: Callable[[], bool] | None, path: Path) -> None:
+    if abort is not None and abort():
+        raise Cancelled(f"The load of {path.name} was stopped.")
+
 
 def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int) -> Any:
     """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput;

@@ -39,18 +39,6 @@ def probe_all(endpoints: list[str], *, measure_bandwidth: bool = True) -> list[W
     return [probe(e, measure_bandwidth=measure_bandwidth) for e in endpoints]
 
 
-def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
-    """The server's loader with --rpc: GGUF models over the workers, anything else by `fallback`."""
-    def load(path: str | Path, *, engine: str | None = None, **options):
-        from ..engine import registry
-
-        if registry.engine_for(Path(path), engine) != "llama.cpp":
-            return fallback(path, engine=engine, **options)
-        return load_split(path, endpoints=list(endpoints), **options)
-
-    return load
-
-
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
                n_parallel: int = 1, n_gpu_layers: int | None = None, tensor_split: list[float] | None = None,
                n_threads: int | None = None, max_queue: int | None = None,

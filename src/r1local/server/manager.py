@@ -18,11 +18,10 @@ from typing import Any
 from .. import fit, presets, resolve
 from ..engine import registry
 from ..engine.base import Engine
-from ..engine.upstream import Upstream, UpstreamModel
+from ..engine.upstream import Upstream
 from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
 from ..names import Kind, ModelAddress
-from ..rpc import rpc_loader
 from . import memory
 from .errors import client_message
 from .settings import ServerSettings
@@ -84,10 +83,8 @@ class Lease:
 
 
 class ModelManager:
-    def __init__(self, settings: ServerSettings, *, load: Callable[..., Engine] = registry.load,
-                 hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
+    def __init__(self, settings: ServerSettings, *, hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
         self.settings = settings
-        self._load_model = rpc_loader(settings.rpc, load) if settings.rpc else load
         self._hardware = hardware
         self._entries: OrderedDict[Key, Entry] = OrderedDict()  # least recently used first
         self._registered: dict[str, Path] = {}  # command-line models, by name or file stem (served_name)
@@ -155,7 +152,8 @@ class ModelManager:
         if address.kind is Kind.UPSTREAM:
             entry = self._upstream_entries.get(name)
             if entry is None:
-                entry = Entry(name, UpstreamModel(self.upstreams[address.upstream], address.remote), 0, 0, None, 0)
+                model = registry.open(address, None, registry.LoadOptions(name=name), self.upstreams)
+                entry = Entry(name, model, 0, 0, None, 0)
                 self._upstream_entries[name] = entry
             entry.active += 1
             return Lease(self, entry)
@@ -206,7 +204,7 @@ class ModelManager:
         """(name, file) of a command-line or loaded model the address means. A path matches only
         these files, compared as text: a request never makes the server look at a path."""
         if address.kind is Kind.PATH:
-            files = [*self._registered.items(), *((e.name, e.model.path) for e in self._entries.values())]
+            files = [*self.registered().items(), *((e.name, e.model.path) for e in self.loaded())]
             return next(((held, path) for held, path in files if address.names_file(path)), None)
         for name in (address.served_name, address.name):
             if name in self._registered:
@@ -236,7 +234,7 @@ class ModelManager:
     async def upstream_models(self) -> list[str]:
         """NAME/MODEL for every model the upstreams that answer now offer."""
         lists = await asyncio.gather(*(asyncio.to_thread(u.models) for u in self.upstreams.values()))
-        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists) for model in models]
+        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists, strict=True) for model in models]
 
     # -- loading and eviction --
     async def _load(self, name: str, key: Key) -> Entry:
@@ -247,12 +245,13 @@ class ModelManager:
         if checked is not None:  # the live memory check's plan: it may have had to shrink the context
             n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
         log.info("loading %s from %s", name, path)
-        model = await asyncio.to_thread(
-            self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked,
-            n_gpu_layers=s.n_gpu_layers, tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads,
-            max_queue=s.max_queue, kv_type=s.kv_type, speculation=s.speculation,
-            abort=lambda: self._stopping or not self._waiters[key],  # nobody waits for it any more
-        )
+        options = registry.LoadOptions(
+            name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked, n_gpu_layers=s.n_gpu_layers,
+            tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads, max_queue=s.max_queue,
+            kv_type=s.kv_type, speculation=s.speculation,
+            rpc=s.rpc if engine == "llama.cpp" else (),  # the workers take GGUFs; OpenVINO models load here
+            abort=lambda: self._stopping or not self._waiters[key])  # nobody waits for it any more
+        model = await asyncio.to_thread(registry.load, path, engine=engine, options=options)
         if model.load_note:
             log.warning("%s", model.load_note)
         ram, vram = model.memory_bytes() or (model_bytes(path), 0)

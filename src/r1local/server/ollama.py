@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,10 +24,10 @@ from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
-from ..request import ChatRequest, submit
+from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
+from ..request import submit
 from ..request.prepare import check_generation
 from ..resolve import installed_matches
-from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
 from .errors import client_message
 from .manager import Entry, model_bytes
@@ -37,7 +37,7 @@ from .pull import Pull, pull_target
 from .resolve import available_models, capabilities_of
 from .state import ServerState, get_state
 from .tolerance import check_fields
-from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
+from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, check_declared, start_turn
 
 log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
@@ -125,7 +125,7 @@ def router() -> APIRouter:
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
         if loaded:  # the context this server gives each request, not the one the model was trained on
             model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
-        shown = {
+        shown: dict[str, Any] = {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
             "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
             "details": details(info), "model_info": model_info, "capabilities": capabilities.ollama(),
@@ -145,8 +145,8 @@ def router() -> APIRouter:
         events = _while_client_waits(job, request)
         if body.stream:
             return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
-        async for last in events:
-            pass
+        async for event in events:
+            last = event
         return last
 
     @api.delete("/api/delete")
@@ -174,7 +174,7 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        return await _generate(body, request, "message", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "message")
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
@@ -184,13 +184,16 @@ def router() -> APIRouter:
             return await _load_or_unload(body, request)
         if body.raw:
             return await _generate(body, request, "response", partial(_complete, body))
-        return await _generate(body, request, "response", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "response")
 
     return api
 
 
-def _chat(body: GenerateBase, state: ServerState) -> ChatRequest:
-    return state.settings.apply(presets.with_preset(body.model, body.chat()))
+async def _answer(body: OllamaChatRequest | GenerateRequest, request: Request, field: str):
+    """A chat (or a templated generate): refused before the load when the engine lacks what it asks."""
+    chat = get_state(request).settings.apply(presets.with_preset(body.model, body.chat()))
+    await check_declared(request, body.model, chat)
+    return await _generate(body, request, field, partial(submit, chat))
 
 
 def _complete(body: GenerateRequest, model: Engine) -> Stream:
@@ -243,9 +246,9 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
     return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
-def _piece(field: str, content: str, thinking: str | None, calls: list[ToolCall] = ()) -> dict:
+def _piece(field: str, content: str, thinking: str | None, calls: Sequence[ToolCall] = ()) -> dict:
     if field == "message":
-        message = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if thinking:
             message["thinking"] = thinking
         if calls:  # Ollama's shape: arguments as an object
