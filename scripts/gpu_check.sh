@@ -3,7 +3,7 @@
 # compiler, no package index), from the bundle that scripts/gpu_bundle.sh packs here into .gpu/:
 #
 #   1. env      the bundled wheels into a folder on PYTHONPATH (the image holds the rest)
-#   2. build    `r1local accelerate --backend cuda --source .gpu/llama_cpp_python-*.tar.gz`:
+#   2. build    `r1local accelerate --backend cuda --sdist .gpu/llama_cpp_python-*.tar.gz`:
 #               llama-cpp-python with CUDA for this card's architecture only, then the placement check
 #   3. server   llama-server from the same sources, linked to that build's ggml (same kernels)
 #   4. proxy    DeepSeek-R1-Distill-Qwen 1.5B- and 7B-shaped Q4_K_M models, random weights, made from
@@ -90,7 +90,7 @@ build_llama_cpp() {
     "$python" -c 'import llama_cpp' 2>/dev/null ||
       "$python" -m pip install --no-deps --no-build-isolation --target "$state/site" "$sdist"
   else
-    "$python" -m r1local accelerate --backend "$backend" --source "$sdist"
+    "$python" -m r1local accelerate --backend "$backend" --sdist "$sdist"
   fi
 }
 build_server() {

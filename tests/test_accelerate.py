@@ -4,6 +4,7 @@ failure reports, and the command's dry run on this machine. Building for real: t
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import sys
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from r1local.accelerate import build, patches, toolchain
 from r1local.accelerate.choice import choose
+from r1local.cli import accelerate as accelerate_cli
 from r1local.cli import app
 from r1local.errors import BuildError, UsageError
 from r1local.hardware import ReplayProbe, detect
@@ -153,7 +155,7 @@ def test_build_progress_names_the_step_and_failures_keep_key_lines(tmp_path, mon
         build.compile_wheel(job, source, seen.append, log)
     steps = [(p.done, p.total, p.step) for p in seen if p.total]
     assert steps[0] == (1, 3, "ggml-vulkan.cpp") and (2, 3, "linking libggml-vulkan.so") in steps
-    assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
+    assert all(b.elapsed >= a.elapsed for a, b in itertools.pairwise(seen))
     assert "LayerSettingsCreateInfoEXT is not a member of vk" in failed.value.message
     assert "the installed one is unchanged" in failed.value.message and str(job.log_path) in failed.value.message
     assert "error: LayerSettingsCreateInfoEXT" in job.log_path.read_text()
@@ -172,7 +174,7 @@ def test_build_key_separates_backends_and_flags(tmp_path, monkeypatch):
 def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, monkeypatch, tools):
     monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
     tools(*VULKAN_KIT)
-    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--dry-run"])
+    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--source", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert 'CMAKE_ARGS="-DGGML_VULKAN=on -DGGML_RPC=on"' in result.output
     assert "Dry run: nothing built." in result.output and "--force-reinstall --no-deps llama-cpp-python==" in result.output
@@ -182,9 +184,23 @@ def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, mo
 def test_missing_toolchain_stops_before_building_with_the_install_line(tmp_path, monkeypatch, tools):
     monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
     tools("c++")
-    result = runner.invoke(app, ["accelerate", "--backend", "vulkan"])
+    result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--source"])
     assert result.exit_code == BuildError.exit_code
     assert "needs vulkan/vulkan.h, glslc, spirv/unified1/spirv.hpp, not found" in result.output
     if os.path.exists("/etc/debian_version"):
         assert "sudo apt-get install libvulkan-dev glslc spirv-headers" in result.output
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_machine_without_llama_cpp_python_builds_its_first_from_an_archive(tmp_path, monkeypatch, tools):
+    """The lent GPU machine has no llama-cpp-python: the archive's version is the one built."""
+    monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(accelerate_cli, "detect_now", lambda: machine("nvidia-rtx4060-laptop", build=None))
+    tools("c++", "nvcc")
+    sdist = tmp_path / "llama_cpp_python-0.3.99.tar.gz"
+    sdist.write_bytes(b"")
+    result = runner.invoke(app, ["accelerate", "--backend", "cuda", "--sdist", str(sdist), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "llama-cpp-python 0.3.99, built from source" in result.output
+    result = runner.invoke(app, ["accelerate", "--backend", "cuda", "--dry-run"])
+    assert result.exit_code != 0 and "llama-cpp-python is not installed" in result.output

@@ -26,9 +26,8 @@ GREEDY = {"temperature": 0}  # this SDK no longer sends sampling fields; the API
 def url(tiny_model, tmp_path_factory):
     settings = replace(TEST_SETTINGS, models=(str(tiny_model),), api_key="sesame",
                        aliases=(("claude-sonnet-4", MODEL),))
-    with isolated_store(tmp_path_factory.mktemp("store")):
-        with running_server(settings) as base:
-            yield base
+    with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +83,9 @@ def test_a_tool_round_trip_through_tool_result(client):
 
 def test_a_streamed_call_arrives_as_input_json_deltas(client):
     with client.messages.stream(model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "Rome?"}],
-                                tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
-                                thinking=NO_THINKING, extra_body=GREEDY) as stream:
+                                tools=[WEATHER], thinking=NO_THINKING, extra_body=GREEDY,
+                                tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
+                                ) as stream:
         events = list(stream)
         final = stream.get_final_message()
     pieces = [e.delta.partial_json for e in events if e.type == "content_block_delta"
@@ -130,3 +130,17 @@ def test_keys_unknown_models_and_aliases(url, client):
     image = [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]
     with pytest.raises(anthropic.BadRequestError, match="image"):
         client.messages.create(model=MODEL, max_tokens=1, messages=image)
+
+
+def test_claude_codes_requests_system_turns_and_tools_past_a_grammars_bounds(client):
+    """What Claude Code sends: system messages mid-conversation, adaptive thinking, fields of its
+    own, and tools whose schemas pass a grammar's bounds (its two dozen tools' together do; here one
+    enum): calls are then read unconstrained; forcing one needs the grammar and is a 400 naming the bound."""
+    big = [{"name": "pick", "input_schema": {"type": "object", "properties": {"n": {"enum": list(range(65))}}}}]
+    messages = [{"role": "user", "content": "Hi"}, {"role": "system", "content": "Be brief."}]
+    message = client.messages.create(model=MODEL, max_tokens=4, messages=messages, tools=big,
+                                     thinking={"type": "adaptive"}, extra_body={"context_management": {"edits": []}})
+    assert message.stop_reason == "max_tokens"
+    with pytest.raises(anthropic.BadRequestError, match="too large"):
+        client.messages.create(model=MODEL, max_tokens=4, messages=messages, tools=big,
+                               tool_choice={"type": "any"})

@@ -1,4 +1,4 @@
-"""The catalog file and model names: no disk, no network."""
+"""The catalog file and what GGUF file names say: no disk, no network (names: test_names.py)."""
 
 from __future__ import annotations
 
@@ -45,32 +45,6 @@ def test_unknown_distill_or_quant_lists_the_choices():
     with pytest.raises(ModelNotFound, match="no Q2_K") as info:
         cat.variant("7b", "q2_k")
     assert "r1:7b-q8_0" in info.value.hint
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("r1", dict(best=True)),
-    ("R1:7B", dict(distill="7b")),
-    ("r1:7b-q8_0", dict(distill="7b", quant="Q8_0")),
-    ("hf.co/bartowski/Foo-GGUF:q5_k_m", dict(repo="bartowski/Foo-GGUF", quant="Q5_K_M")),
-    ("https://huggingface.co/bartowski/Foo-GGUF", dict(repo="bartowski/Foo-GGUF")),
-    ("user/repo/sub/Foo-Q4_K_M.gguf", dict(repo="user/repo", filename="sub/Foo-Q4_K_M.gguf")),
-])
-def test_names(name, expected):
-    ref = catalog.parse(name, allow_paths=False)
-    assert {k: getattr(ref, k) for k in expected} == expected
-
-
-def test_server_names_never_become_paths(tmp_path, monkeypatch):
-    gguf = tmp_path / "model.gguf"
-    gguf.write_bytes(b"GGUF")
-    monkeypatch.chdir(tmp_path)
-    assert catalog.parse(str(gguf), allow_paths=True).path == gguf
-    assert catalog.parse("model.gguf", allow_paths=True).path == gguf
-    for name in (str(gguf), "model.gguf", "../x/y.gguf", "/etc/passwd", "a/../../b.gguf", "a/b/../c.gguf"):
-        with pytest.raises(ModelNotFound):
-            catalog.parse(name, allow_paths=False)
-    with pytest.raises(ModelNotFound, match="No such file"):
-        catalog.parse("./missing.gguf", allow_paths=True)
 
 
 def test_quant_and_split_parts_from_file_names():

@@ -149,3 +149,30 @@ def test_a_server_error_keeps_the_conversation(plain_model, tmp_path_factory):
             child.expect(pexpect.EOF)
         finally:
             child.close(force=True)
+
+
+def test_ollama_repl_commands(chat, tmp_path, tiny_model):
+    ask(chat, "/set parameter temperature 0.7", "temperature = 0.7")
+    ask(chat, "/set parameter num_predict 5", "max_tokens = 5")
+    ask(chat, "/set parameter top_k 20", "top_k = 20")
+    ask(chat, "/set parameter num_ctx 256", "context_limit = 256")
+    ask(chat, "/set parameter stop END STOP", r"stop = \['END', 'STOP'\]")
+    ask(chat, "/set parameter num_gpu 10", "start chat again with --gpu-layers")
+    ask(chat, "/show", "temperature +0.7")
+    ask(chat, "/set nothink", "nothink")
+    ask(chat, "/show", "think +off")
+    ask(chat, "/set think", "think on")
+    ask(chat, "/show", "think +on")
+    ask(chat, "/set nothink", "nothink")
+    ask(chat, "/set verbose", "verbose on")
+    ask(chat, "hello", r"answer: \d+ tokens?, [\d.]+ tokens/s")  # Ollama's --verbose figures, after the answer
+    ask(chat, "/set quiet", "quiet")
+    chat.send("hello again\r")
+    chat.expect(r"\(cut at max_tokens")
+    chat.expect_exact(PROMPT)
+    assert "tokens/s" not in chat.before
+    info = ask(chat, "/show info", r"architecture +qwen2[\s\S]*context length +\d+")
+    assert "quantization" in chat.before + info
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    ask(chat, f"/load {one}", "Loaded 1 message from")  # one message, not "1 messages"

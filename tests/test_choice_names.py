@@ -16,6 +16,7 @@ from r1local.cli.hw import recommend
 from r1local.errors import ModelNotFound
 from r1local.hardware import ReplayProbe, bandwidth, detect
 from r1local.hardware.model import GiB, Memory
+from r1local.names import Kind, ModelAddress
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 NPU_SNAPSHOTS = ["intel-core-ultra-openvino", "intel-core-ultra-laptop"]
@@ -114,8 +115,8 @@ def test_the_npu_is_r1_when_it_is_the_best_that_meets_the_target():
 def test_r1_npu_resolves_on_an_npu_pc_and_is_one_clear_error_elsewhere(monkeypatch):
     from r1local import hardware
 
-    ref = catalog.parse("r1:npu", allow_paths=False)
-    assert ref.best and ref.policy == "r1:npu"
+    ref = ModelAddress.parse("r1:npu")
+    assert ref.kind is Kind.CHOICE and ref.policy == "r1:npu"
     monkeypatch.setattr(hardware, "detect_live", lambda: machine("intel-core-ultra-openvino"))
     assert resolve.choose(ref)[1] == "r1:1.5b-npu"
     monkeypatch.setattr(hardware, "detect_live", lambda: machine("nvidia-rtx4060-laptop"))
@@ -130,7 +131,7 @@ def test_a_plain_size_means_q4_k_m_where_it_fits(snapshot, monkeypatch, tmp_path
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # nothing downloaded
     monkeypatch.setattr(hardware, "detect_live", lambda: machine(snapshot))
     told: list[str] = []
-    assert resolve.choose(catalog.parse("r1:7b", allow_paths=False), notify=told.append)[1] == "r1:7b-q4_k_m"
+    assert resolve.choose(ModelAddress.parse("r1:7b"), notify=told.append)[1] == "r1:7b-q4_k_m"
     assert told == []
 
 
@@ -142,7 +143,7 @@ def test_a_plain_size_that_does_not_fit_at_q4_k_m_says_what_it_picked_and_why(mo
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(hardware, "detect_live", lambda: small)
     told: list[str] = []
-    _, label = resolve.choose(catalog.parse("r1:7b", allow_paths=False), notify=told.append)
+    _, label = resolve.choose(ModelAddress.parse("r1:7b"), notify=told.append)
     assert label in ("r1:7b-iq4_xs", "r1:7b-q3_k_m")
     assert told == [("r1:7b means Q4_K_M, as in Ollama, but r1:7b-q4_k_m does not fit this PC's free memory with "
                      f"an 8k context: using {label}, the best quality that does.")]
@@ -170,3 +171,15 @@ def test_the_bandwidth_is_the_best_of_several_runs_and_a_low_figure_is_measured_
     monkeypatch.setattr(bandwidth, "measure", counted)
     best = bandwidth.measure_best(1, 16 * bandwidth.MiB)
     assert len(runs) == bandwidth.PROBE_RUNS and best == max(runs)
+
+
+@pytest.mark.parametrize("snapshot", NPU_SNAPSHOTS + ["ryzen-ai-laptop"])
+def test_models_and_hw_name_the_same_r1_and_r1_fast(snapshot, monkeypatch, tmp_path):
+    from r1local import hardware
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(hardware, "detect_live", lambda: machine(snapshot))
+    rows = json.loads(runner.invoke(app, ["models", "--json"]).stdout)
+    chosen, _ = recommend(machine(snapshot))
+    for policy in ("r1", "r1:fast", "r1:best"):
+        assert [r["name"] for r in rows if policy in r["chosen_as"]] == [chosen[policy].name], policy

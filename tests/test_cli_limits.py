@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from r1local.cli import app
-from r1local.cli.run import ctrl_c_stops_loading
+from r1local.cli.backend import ctrl_c_stops_loading
 from r1local.cli.serve import SHUTDOWN_DEADLINE_S
 from r1local.engine.model import Model
 from r1local.errors import MAX_TOKENS_EXIT, Cancelled

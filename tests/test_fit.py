@@ -15,6 +15,7 @@ from r1local.errors import UsageError
 from r1local.gguf_meta import read_gguf
 from r1local.hardware import ReplayProbe, detect, detect_live
 from r1local.hardware.model import GiB
+from r1local.names import Kind, ModelAddress
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -168,8 +169,8 @@ def test_model_names_resolve_to_each_choice(name, monkeypatch):
 
     hw = machine("nvidia-rtx4060-laptop")
     monkeypatch.setattr(hardware, "detect_live", lambda: hw)
-    ref = catalog.parse(name.upper(), allow_paths=False)
-    assert ref.best and ref.policy == name
+    ref = ModelAddress.parse(name.upper())
+    assert ref.kind is Kind.CHOICE and ref.policy == name
     _, label = resolve.choose(ref)
     assert label == choose(hw, CANDIDATES, name).name
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from testhub import BlackHole, Fault, hub, refused_url  # noqa: F401  (hub is a fixture)
+from testhub import BlackHole, Fault, refused_url
 
 from r1local import download, hubcall
 from r1local.errors import DownloadError
@@ -84,7 +84,7 @@ def test_a_transfer_cut_after_some_bytes_says_it_resumes(hub, monkeypatch):  # n
     with pytest.raises(DownloadError) as caught:
         download.pull(TARGET)
     host = hub.url.removeprefix("http://")
-    assert caught.value.message.startswith(f"Lost the connection to {host} after 10.5 MB of {FILE}: ")
+    assert caught.value.message.startswith(f"Lost the connection to {host} after 10.0 MiB of {FILE}: ")
     assert caught.value.hint == "Run the same command again: the download resumes where it stopped."
 
 

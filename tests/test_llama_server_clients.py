@@ -10,7 +10,13 @@ from dataclasses import replace
 import httpx
 import openai
 import pytest
-from serving import TEST_SETTINGS, openai_client, running_server, serving, isolated_store
+from serving import (
+    TEST_SETTINGS,
+    isolated_store,
+    openai_client,
+    running_server,
+    serving,
+)
 
 MODEL = "tiny-r1-qwen"
 PROMPT = "Once upon a time"
@@ -46,7 +52,8 @@ def test_a_missing_or_foreign_model_is_the_default_one_and_the_reply_names_it(ur
     for name in ("/etc/passwd", "../models/tiny-r1-qwen.gguf"):  # never read as a path
         assert client.completions.create(model=name, prompt=PROMPT, max_tokens=1).model == MODEL
     # a model r1local knows but has not downloaded still says how to get it
-    missing = httpx.post(f"{url}/v1/chat/completions", json={"model": "r1:7b", "messages": [{"role": "user", "content": "x"}]})
+    missing = httpx.post(f"{url}/v1/chat/completions",
+                         json={"model": "r1:7b", "messages": [{"role": "user", "content": "x"}]})
     assert missing.status_code == 404 and "r1local pull" in missing.json()["error"]["message"]
 
 
@@ -133,14 +140,14 @@ def test_empty_embedding_input_is_a_400(url):
 
 
 def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):
-    with isolated_store(tmp_path_factory.mktemp("store")):
-        with running_server(replace(TEST_SETTINGS, api_key="sesame")) as base:
-            models = f"{base}/v1/models"
-            assert httpx.get(models, headers={"X-Api-Key": "sesame"}).status_code == 200
-            assert httpx.get(models, headers={"Authorization": "Bearer sesame"}).status_code == 200
-            for headers in ({"X-Api-Key": "wrong"}, {}, {"Authorization": "Bearer wrong", "X-Api-Key": "nope"}):
-                assert httpx.get(models, headers=headers).status_code == 401, headers
-            # with no model to fall back on, a name that means nothing here is a 404
-            unknown = httpx.post(f"{base}/v1/chat/completions", headers={"X-Api-Key": "sesame"},
-                                 json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
-            assert unknown.status_code == 404 and "Unknown model name" in unknown.json()["error"]["message"]
+    keyed = replace(TEST_SETTINGS, api_key="sesame")
+    with isolated_store(tmp_path_factory.mktemp("store")), running_server(keyed) as base:
+        models = f"{base}/v1/models"
+        assert httpx.get(models, headers={"X-Api-Key": "sesame"}).status_code == 200
+        assert httpx.get(models, headers={"Authorization": "Bearer sesame"}).status_code == 200
+        for headers in ({"X-Api-Key": "wrong"}, {}, {"Authorization": "Bearer wrong", "X-Api-Key": "nope"}):
+            assert httpx.get(models, headers=headers).status_code == 401, headers
+        # with no model to fall back on, a name that means nothing here is a 404
+        unknown = httpx.post(f"{base}/v1/chat/completions", headers={"X-Api-Key": "sesame"},
+                             json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
+        assert unknown.status_code == 404 and "Unknown model name" in unknown.json()["error"]["message"]

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_catalog
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 from typer.testing import CliRunner
 
 from r1local import config, hardware, resolve, store
 from r1local.cli import app
-from r1local.errors import ModelNotFound, OfflineError, UsageError
+from r1local.errors import AuthRequired, InsufficientDisk, ModelNotFound, OfflineError, StorageError, UsageError
 from r1local.gguf_meta import read_gguf
+from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
 
 REPO = "r1local-test/Tiny-R1-GGUF"
@@ -33,7 +34,7 @@ def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
-    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + f"""
+    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + """
 [[model]]
 name = "1.5b"
 file_prefix = "Mid"
@@ -47,7 +48,7 @@ kv_heads = 2
 head_dim = 128
 vocab = 151936
 context = 131072
-quants = {{ Q4_K_M = 1.12 }}
+quants = { Q4_K_M = 1.12 }
 
 [[model]]
 name = "70b"
@@ -62,7 +63,7 @@ kv_heads = 8
 head_dim = 128
 vocab = 128256
 context = 131072
-quants = {{ Q4_K_M = 42.52 }}
+quants = { Q4_K_M = 42.52 }
 """)
     monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
     hub.add(REPO, {FILE: tiny_model.read_bytes()})
@@ -91,12 +92,12 @@ def test_pull_list_rm(tiny_hub, tiny_model):
     assert [(m["name"], m["quant"], m["size"], m["path"]) for m in listed] == [
         ("r1:tiny-f16", "F16", tiny_model.stat().st_size, str(path))]
     assert listed[0]["last_used"] is None
-    resolve.resolve("r1:tiny", allow_paths=False)
+    resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False))
     assert json.loads(cli("list", "--json").stdout)[0]["last_used"] > time.time() - 60
     assert "r1:tiny-f16" in cli("list").stdout
 
     result = cli("rm", "r1:tiny")
-    assert result.exit_code == 0 and "Removed r1:tiny-f16 (45.0 MB freed)" in result.stdout
+    assert result.exit_code == 0 and "Removed r1:tiny-f16 (42.9 MiB freed)" in result.stdout
     assert json.loads(cli("list", "--json").stdout) == []
     assert not any(config.hf_cache().rglob("*.gguf"))
 
@@ -105,7 +106,7 @@ def test_hub_references_pull_by_quant_and_by_file(tiny_hub):
     result = cli("pull", f"hf.co/{REPO}:F16")
     assert result.exit_code == 0, result.output
     assert cli("pull", f"{REPO}/{FILE}").stderr.count("already downloaded") == 1
-    assert resolve.installed_matches(f"hf.co/{REPO}")[0].name == "r1:tiny-f16"
+    assert resolve.installed_matches(ModelAddress.parse(f"hf.co/{REPO}"))[0].name == "r1:tiny-f16"
 
 
 def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
@@ -115,7 +116,7 @@ def test_failures_are_one_clear_line_with_an_exit_code(tiny_hub, monkeypatch):
         (["pull", "r1:tiny-q2_k"], 3, "r1:tiny has no Q2_K file"),
         (["pull", "nobody/Nothing/x.gguf"], 3, "nobody/Nothing was not found on the Hub"),
         (["pull", f"{REPO}/Tiny-R1-Q2_K.gguf"], 3, "Tiny-R1-Q2_K.gguf is not in r1local-test/Tiny-R1-GGUF"),
-        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], 8, "meta/Gated-GGUF is gated"),
+        (["pull", "hf.co/meta/Gated-GGUF:Q4_K_M"], AuthRequired.exit_code, "meta/Gated-GGUF is gated"),
         (["rm", "r1:tiny"], 2, "r1:tiny is not downloaded"),
     ]
     for args, code, message in cases:
@@ -135,42 +136,43 @@ def test_corrupt_download_fails_cleanly(tiny_hub):
 
 def test_resolve_asks_before_downloading(tiny_hub, tmp_path):
     with pytest.raises(ModelNotFound, match="r1:tiny-f16 is not downloaded") as info:
-        resolve.resolve("r1:tiny", allow_paths=True)
+        resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True))
     assert info.value.hint == "Download it first: r1local pull r1:tiny-f16"
     questions: list[str] = []
     with pytest.raises(UsageError, match="was not downloaded"):
-        resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: questions.append(q))
-    assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (45.0 MB)?"]
+        resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True,
+                        confirm=lambda q: questions.append(q))
+    assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (42.9 MiB)?"]
     assert tiny_hub.gets(FILE) == []
-    path = resolve.resolve("r1:tiny", allow_paths=True, pull_if_missing=True, confirm=lambda q: True)
+    path = resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: True)
     assert path.name == FILE and len(tiny_hub.gets(FILE)) == 1
     # a path is a model only where paths are allowed
-    assert resolve.resolve(str(path), allow_paths=True) == path.resolve()
+    assert resolve.resolve(ModelAddress.parse(str(path), allow_paths=True)) == path.resolve()
     with pytest.raises(ModelNotFound):
-        resolve.resolve(str(path), allow_paths=False)
+        resolve.resolve(ModelAddress.parse(str(path), allow_paths=False))
 
 
 def test_offline_present_model_never_touches_the_network(tiny_hub, monkeypatch):
     assert cli("pull", "r1:tiny").exit_code == 0
     seen = len(tiny_hub.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert resolve.resolve("r1:tiny", allow_paths=False).is_file()
-    assert resolve.resolve("r1", allow_paths=False).name == FILE  # offline, plain r1 = best one you have
+    assert resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False)).is_file()
+    assert resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE  # offline, plain r1 = best one you have
     assert cli("list").exit_code == 0 and cli("pull", "r1:tiny").exit_code == 0
     result = cli("pull", "r1:70b")
     assert result.exit_code == 9 and "HF_HUB_OFFLINE=1 forbids downloading it" in result.stderr
     with pytest.raises(OfflineError):
-        resolve.resolve("r1:70b", allow_paths=False, pull_if_missing=True)
+        resolve.resolve(ModelAddress.parse("r1:70b", allow_paths=False), pull_if_missing=True)
     assert len(tiny_hub.requests) == seen
 
 
 def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
     monkeypatch.setattr(hardware, "detect_live", small_pc)
     with pytest.raises(ModelNotFound, match="r1:1.5b-q4_k_m is not downloaded"):
-        resolve.resolve("r1", allow_paths=False)
+        resolve.resolve(ModelAddress.parse("r1", allow_paths=False))
     assert cli("pull", "r1:tiny").exit_code == 0
     # a caller that will not download (the server) gets the best model already here
-    assert resolve.resolve("r1", allow_paths=False).name == FILE
+    assert resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE
     rows = {r["name"]: r for r in json.loads(cli("models", "--json").stdout)}
     assert rows["r1:1.5b-q4_k_m"]["verdict"] == "fits on GPU" and rows["r1:1.5b-q4_k_m"]["recommended"]
     assert rows["r1:tiny-f16"]["downloaded"] and not rows["r1:tiny-f16"]["recommended"]
@@ -183,7 +185,8 @@ def test_plain_r1_is_the_best_fit_for_this_machine(tiny_hub, monkeypatch):
 def test_not_enough_disk(tiny_hub, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 10_000_000)
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 8 and "Not enough disk space: the download needs 45.0 MB" in result.stderr
+    assert result.exit_code == InsufficientDisk.exit_code
+    assert "Not enough disk space: the download needs 42.9 MiB" in result.stderr
     assert tiny_hub.gets(FILE) == []
 
 
@@ -237,7 +240,7 @@ def test_a_cache_that_cannot_be_written_is_one_line(tiny_hub, tmp_path, monkeypa
     (tmp_path / "file").write_text("")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "file" / "hub"))  # a file where a folder should be
     result = cli("pull", "r1:tiny")
-    assert result.exit_code == 10 and "Not a directory" in result.stderr, result.output
+    assert result.exit_code == StorageError.exit_code and "Not a directory" in result.stderr, result.output
     assert "Traceback" not in result.output
 
 

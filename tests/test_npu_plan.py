@@ -11,7 +11,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from testhub import Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import Fault
 from typer.testing import CliRunner
 
 from r1local import catalog, fit_npu, resolve, store
@@ -22,13 +22,14 @@ from r1local.cli.hw import recommend, recommendation_line
 from r1local.engine.base import Engine
 from r1local.engine.history import trim
 from r1local.engine.openvino_plan import choose_device, plan
-from r1local.engine.registry import engine_for, split_engine
+from r1local.engine.registry import engine_for
 from r1local.engine.stream import Stream
 from r1local.engine.template import ChatTemplate
 from r1local.errors import ContextOverflow, EngineUnavailable, OfflineError
 from r1local.gguf_meta import read_gguf
 from r1local.hardware import ReplayProbe, detect
 from r1local.hardware.model import GiB, Memory
+from r1local.names import ModelAddress
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 NPU_REPO = "OpenVINO/DeepSeek-R1-Distill-Qwen-1.5B-int4-gq-ov"
@@ -72,10 +73,6 @@ def test_cpu_and_gpu_plans_batch_continuously_within_the_trained_context(tmp_pat
 
 
 def test_engine_names_choose_the_engine():
-    assert split_engine("r1:7b@openvino") == ("r1:7b", "openvino")
-    assert split_engine("tiny.gguf@llama.cpp") == ("tiny.gguf", "llama.cpp")
-    assert split_engine("someone@example/model") == ("someone@example/model", None)
-    assert split_engine("@openvino") == ("@openvino", None)
     assert engine_for(Path("x/openvino_model.xml"), None) == "openvino"
     assert engine_for(Path("x/model.gguf"), None) == "llama.cpp"
     assert engine_for(Path("x/model.gguf"), "openvino") == "openvino"
@@ -204,7 +201,7 @@ def test_pull_fetches_every_file_resumes_verifies_and_works_offline(hub, monkeyp
     monkeypatch.setattr(huggingface_hub.constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)
     repo = hub.add(NPU_REPO, ir_files(1))
     repo.faults["openvino_model.bin"] = Fault(drop_after=300_000)
-    path = resolve.resolve("r1:1.5b-npu", allow_paths=False, pull_if_missing=True)
+    path = resolve.resolve(ModelAddress.parse("r1:1.5b-npu", allow_paths=False), pull_if_missing=True)
     assert path.name == "openvino_model.xml" and engine_for(path, None) == "openvino"
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == repo.files
     (listed,) = store.installed()
@@ -214,18 +211,18 @@ def test_pull_fetches_every_file_resumes_verifies_and_works_offline(hub, monkeyp
     seen = len(hub.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    assert resolve.resolve("r1:1.5b-npu", allow_paths=False) == path
+    assert resolve.resolve(ModelAddress.parse("r1:1.5b-npu", allow_paths=False)) == path
     assert len(hub.requests) == seen
     with pytest.raises(OfflineError):
-        resolve.resolve("r1:14b-int4", allow_paths=False, pull_if_missing=True)
+        resolve.resolve(ModelAddress.parse("r1:14b-int4", allow_paths=False), pull_if_missing=True)
 
 
 def test_corrupted_folder_file_fails_verification_and_is_not_found(hub):  # noqa: F811
     repo = hub.add(NPU_REPO, ir_files(2))
     repo.faults["openvino_tokenizer.bin"] = Fault(corrupt=True)
     with pytest.raises(Exception, match="failed verification"):
-        resolve.resolve("r1:1.5b-npu", allow_paths=False, pull_if_missing=True)
-    assert store.find_local(resolve.choose(catalog.parse("r1:1.5b-npu", allow_paths=False))[0]) is None
+        resolve.resolve(ModelAddress.parse("r1:1.5b-npu", allow_paths=False), pull_if_missing=True)
+    assert store.find_local(resolve.choose(ModelAddress.parse("r1:1.5b-npu"))[0]) is None
 
 
 def test_without_the_extra_an_openvino_model_is_one_clear_error(tmp_path):

@@ -17,9 +17,9 @@ from r1local.server.origins import OriginPolicy
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    with isolated_store(tmp_path_factory.mktemp("store")):
-        with running_server(replace(TEST_SETTINGS, cors_origins=("https://*.example.com",))) as base:
-            yield base
+    settings = replace(TEST_SETTINGS, cors_origins=("https://*.example.com",))
+    with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as base:
+        yield base
 
 
 @pytest.mark.parametrize("origin", ["tauri://localhost", "http://localhost:5173", "http://127.0.0.1:3000",

@@ -7,13 +7,15 @@ import hashlib
 import os
 import random
 import re
+import threading
+import time
 
 import huggingface_hub.constants
 import pytest
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 
-from r1local import config, download, store
+from r1local import config, disk_space, download, store
 from r1local.errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError
 from r1local.store import Target
 
@@ -109,10 +111,48 @@ def test_gated_repo_needs_hf_token(hub, repo, monkeypatch):
 
 def test_not_enough_disk_fails_before_downloading(hub, repo, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 1_000_000)
-    with pytest.raises(InsufficientDisk, match="needs 2.1 MB") as info:
+    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_100_000)}") as info:
         download.pull(Target(REPO, files=(SPLIT[0],)))
-    assert "has 1.0 MB free" in info.value.message and "HF_HUB_CACHE" in info.value.hint
+    assert f"has {store.human_size(1_000_000)} free" in info.value.message and "HF_HUB_CACHE" in info.value.hint
     assert hub.gets(SPLIT[0]) == []
+
+
+def test_a_margin_of_free_space_is_kept(hub, repo, monkeypatch):
+    monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 1_500_000)
+    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_000_000)}, and "
+                                               f"{store.human_size(disk_space.MARGIN_BYTES)} stays free") as info:
+        download.pull(Target(REPO, quant="Q4_K_M"))
+    assert "\n" not in info.value.message and hub.gets(Q4) == []
+    monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 2_000_000)
+    assert download.pull(Target(REPO, quant="Q4_K_M")).read_bytes() == repo.files[Q4]
+
+
+def test_a_pull_counts_the_bytes_the_pulls_already_running_still_need(hub, repo, monkeypatch):
+    # room for either file with the margin, not for both
+    monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 3_500_000)
+    repo.faults[Q8] = stalled = Fault(stall_after=0)  # then the connection drops: the first pull fails
+    failures = []
+
+    def first_pull() -> None:
+        try:
+            download.pull(Target(REPO, quant="Q8_0"))
+        except DownloadError as error:
+            failures.append(error)
+
+    first = threading.Thread(target=first_pull)
+    first.start()
+    deadline = time.monotonic() + 10
+    while not hub.gets(Q8):  # the first pull has reserved its room and is downloading
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_000_000)}, the pulls already running "
+                                               f"{store.human_size(3_000_000)} more"):
+        download.pull(Target(REPO, quant="Q4_K_M"))
+    stalled.release.set()
+    first.join(30)
+    assert failures and "Tiny-Q8_0.gguf" in failures[0].message
+    assert download.pull(Target(REPO, quant="Q4_K_M")).read_bytes() == repo.files[Q4]  # room again once it ends
+    assert not list(config.hf_cache().glob(".locks/r1local-space/*.json"))  # nothing left reserved
 
 
 def test_offline_mode_uses_the_cache_and_refuses_downloads(hub, repo, monkeypatch):

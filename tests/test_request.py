@@ -5,12 +5,14 @@ are applied there, once."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import ollama
 import pytest
 from serving import openai_client, serving
 
-from r1local.cli.run import chat_request
+from r1local.cli.options import chat_request
 from r1local.client import ResidentServer, openai_body
 from r1local.engine.model import Model
 from r1local.engine.params import SamplingParams
@@ -159,3 +161,39 @@ def test_run_answers_with_a_model_without_thinking_in_process_and_through_a_serv
         assert served.returncode == 20 and served.stdout == here.stdout, served.stderr
         metrics = httpx.get(f"{url}/metrics").text  # the server answered it
         assert 'r1local_requests_total{api="openai",finish_reason="length",model="tiny-plain"} 1.0' in metrics
+
+
+def test_llm_ollama_finds_the_embedding_models(tiny_model, bert_model, tmp_path_factory, tmp_path):
+    """llm-ollama registers as embedding models those whose /api/show lists `embedding`."""
+    import os
+    import shutil
+    import subprocess
+
+    llm = shutil.which("llm")
+    if llm is None:
+        pytest.skip("the llm command is not installed (pip install llm llm-ollama)")
+    with serving(tmp_path_factory, tiny_model, bert_model) as url:
+        env = {**os.environ, "OLLAMA_HOST": url, "LLM_USER_PATH": str(tmp_path)}
+        listed = subprocess.run([llm, "embed-models"], capture_output=True, text=True, timeout=120, env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert "Ollama: ollama/tiny-r1-qwen" in listed.stdout and "Ollama: ollama/tiny-bert" in listed.stdout
+        embedded = subprocess.run([llm, "embed", "-m", "ollama/tiny-bert", "-c", "hello"], capture_output=True,
+                                  text=True, timeout=120, env=env)
+        assert embedded.returncode == 0 and len(json.loads(embedded.stdout)) > 8, embedded.stderr
+
+
+def test_a_request_beyond_the_capabilities_is_refused_before_the_model_loads(plain_model, tmp_path_factory):
+    import time
+
+    ask = [{"role": "user", "content": "hi"}]
+    with serving(tmp_path_factory, plain_model) as url:
+        httpx.post(f"{url}/api/generate", json={"model": "tiny-plain", "keep_alive": 0})
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/api/ps").json()["models"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for route, body in (("/api/chat", {"think": True}), ("/v1/chat/completions", {"think": True}),
+                            ("/v1/chat/completions", {"logprobs": True, "tools": [
+                                {"type": "function", "function": {"name": "f"}}]})):
+            refused = httpx.post(f"{url}{route}", json={"model": "tiny-plain", "messages": ask, **body})
+            assert refused.status_code == 400 and "does not support" in refused.text, refused.text
+        assert httpx.get(f"{url}/api/ps").json()["models"] == []  # refused without loading it

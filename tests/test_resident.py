@@ -41,7 +41,9 @@ def test_run_answers_through_the_running_server(server, tiny_model):
     assert answer["usage"]["completion_tokens"] == 6 and answer["content"]
     assert answer["timings"]["ttft_s"] > 0
     # the same prompt in-process, from the file, gives the same greedy answer
-    local = r1local("run", str(tiny_model), "hello", "--no-think", "--json", "--ctx", "512", *FAST, url=server)
+    local = r1local("run", str(tiny_model), "hello", "--no-think", "--json", "--ctx", "512", "--local", *FAST,
+                    url=server)
+    assert json.loads(local.stdout)["engine"] == "llama.cpp"
     assert json.loads(local.stdout)["content"] == answer["content"]
     # a name the server does not know, without a server that knows it: the in-process error
     missing = r1local("run", "no-such-model", "hi", url=server)

@@ -42,8 +42,8 @@ def test_a_whole_response_with_a_reasoning_item(client):
 
 
 def test_a_streamed_response_in_openais_event_order(client):
-    body = dict(model=MODEL, input=[{"role": "user", "content": "Hi"}], max_output_tokens=12, temperature=0,
-                reasoning={"effort": "none"})
+    body = {"model": MODEL, "input": [{"role": "user", "content": "Hi"}], "max_output_tokens": 12, "temperature": 0,
+            "reasoning": {"effort": "none"}}
     events = list(client.responses.create(**body, stream=True))
     kinds = [e.type for e in events]
     assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
@@ -108,16 +108,25 @@ def test_previous_response_id_retrieve_and_delete(client):
         client.responses.retrieve(unstored.id)
 
 
-def test_other_tools_and_inputs_get_clear_400s(client):
-    with pytest.raises(openai.BadRequestError, match="web_search"):
-        client.responses.create(model=MODEL, input="x", tools=[{"type": "web_search"}])
+def test_hosted_tools_are_left_out_and_other_inputs_get_clear_400s(client):
+    # Codex and the Agents SDK send hosted tools beside their functions: the functions still work
+    response = client.responses.create(model=MODEL, input="Rome?",
+                                       **{**FORCED, "tools": [{"type": "web_search"}, WEATHER]})
+    assert [item.type for item in response.output] == ["function_call"] and response.output[0].name == "get_weather"
     with pytest.raises(openai.BadRequestError, match="input_image"):
         client.responses.create(model=MODEL, input=[{"role": "user", "content": [
             {"type": "input_image", "image_url": "http://example.com/a.png"}]}])
 
 
 def test_the_agents_sdk_runs_an_agent_with_a_function_tool_to_completion(url):
-    from agents import Agent, ModelSettings, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+    from agents import (
+        Agent,
+        ModelSettings,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
     from openai.types.shared import Reasoning
 
     set_tracing_disabled(True)

@@ -5,6 +5,7 @@ share the layers of a real tiny model. Needs the RPC build (about a minute, once
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from conftest import ROOT, make_tiny_model
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 from r1local.engine.model import Model
-from r1local.errors import MAX_TOKENS_EXIT
+from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 from r1local.engine.params import SamplingParams
 from r1local.rpc import build, load_split
 from r1local.rpc.probe import reachable
@@ -186,3 +187,39 @@ def test_hw_shows_the_workers_and_a_plan_over_them(two_workers):
         assert w["protocol"].startswith("7.") and w["devices"][0]["memory_total"] > 0
         assert w["latency_ms"] > 0 and w["bandwidth_mb_s"] > 0
     assert sum(report["best"]["layers"].values()) > 0 and "measured" in report["best"]["assumptions"]
+
+
+def _split_children() -> list:
+    return [p for p in multiprocessing.active_children() if p.name.startswith("r1local-split")]
+
+
+def test_abort_reaches_the_split_loader(tiny4, two_workers):
+    """Asked while the child process loads, a True abort ends it at once (it used to be swallowed)."""
+    endpoints, _ = two_workers
+    asked: list[float] = []
+
+    def abort() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) > 3  # two checks before the child starts, then the waiter leaves during its load
+
+    with pytest.raises(Cancelled, match="stopped"):
+        load_split(tiny4, endpoints=endpoints, n_ctx=512, n_threads=1, abort=abort)
+    assert len(asked) == 4 and not _split_children()
+
+
+def test_a_client_that_leaves_while_a_split_model_loads_stops_the_load(tiny4, two_workers, tmp_path):
+    endpoints, _ = two_workers
+    with isolated_store(tmp_path), running_server(_settings(tiny4, endpoints)) as url:
+        httpx.post(f"{url}/api/generate", json={"model": tiny4.stem, "keep_alive": 0})  # unloaded: the next loads
+        deadline = time.monotonic() + 20
+        while (_split_children() or httpx.get(f"{url}/api/ps").json()["models"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        body = {"model": tiny4.stem, "messages": MESSAGES, "max_tokens": 4}
+        with pytest.raises(httpx.ReadTimeout):  # the client leaves while the child process loads
+            httpx.post(f"{url}/v1/chat/completions", json=body, timeout=httpx.Timeout(0.5, connect=5.0))
+        deadline = time.monotonic() + 20
+        while _split_children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _split_children()
+        time.sleep(1)
+        assert httpx.get(f"{url}/api/ps").json()["models"] == []  # the load stopped; nothing was kept

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 from r1local.server import create_app
+from r1local.server.errors import BODY_NOT_AN_OBJECT
 
 KEY = "s3cret-key"
 CHAT = {"model": "tiny-r1-qwen", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -74,7 +75,8 @@ def test_an_empty_body_is_one_clear_line(url, route, body):
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     message = error if isinstance(error, str) else error["message"]
-    assert message == "The request body is empty or not a JSON object; send a JSON object with the request's parameters."
+    assert message == BODY_NOT_AN_OBJECT == (
+        "The request body is empty or not a JSON object; send a JSON object with the request's parameters.")
 
 
 def test_ollama_routes_answer_in_ollamas_error_shape(url):

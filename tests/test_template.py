@@ -142,7 +142,8 @@ def test_a_hostile_template_is_one_line_within_its_bounds(source, monkeypatch):
     template = ChatTemplate(source)
     for _ in range(2):  # and again, in the child that replaced a killed one
         start = time.perf_counter()
-        with pytest.raises(UsageError, match=f"chat template failed on these messages: .*{HOSTILE_TEMPLATES[source]}") as e:
+        expected = f"chat template failed on these messages: .*{HOSTILE_TEMPLATES[source]}"
+        with pytest.raises(UsageError, match=expected) as e:
             template.render([{"role": "user", "content": "Hi"}])
         assert "\n" not in str(e.value) and time.perf_counter() - start < 10
     template.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pexpect
 import pytest
 
 from r1local import trust
@@ -118,3 +120,80 @@ def test_model_text_reaches_the_terminal_without_controls(front, command):
     assert "A B C click" in err and not CONTROLS & set(err.replace("\n", ""))  # the reasoning too
     raw = r1local(*command, "--raw", front=front, stdin=stdin)
     assert HOSTILE.strip().encode() in raw.stdout and b"\x1b]52;c;" in raw.stderr
+
+
+def _screen(*args: str, columns: int = 80, home=None, expect: str | None = None) -> str:
+    """What a command writes to an 80-column pseudo-terminal, escape sequences aside."""
+    env = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", **({"R1LOCAL_HOME": str(home)} if home else {})}
+    env.pop("COLUMNS", None)
+    child = pexpect.spawn(sys.executable, ["-m", "r1local", *args], env=env, encoding="utf-8", timeout=120,
+                          dimensions=(40, columns))
+    if expect is not None:
+        child.expect_exact(expect)
+        shown = child.before + expect
+        child.close(force=True)
+    else:
+        child.expect(pexpect.EOF)
+        shown = child.before
+    lines = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown).split("\r\n")
+    return "\n".join(line.rpartition("\r")[2] for line in lines)  # a spinner redraws its line after \r
+
+
+def _unbroken(shown: str, columns: int, words: list[str]) -> None:
+    for line in shown.splitlines():
+        assert len(line) <= columns or " " not in line.strip(), line  # too long only when one word is
+    for word in words:
+        assert word in shown.split(), (word, shown)
+
+
+def test_prose_on_an_80_column_terminal_breaks_no_word(tiny_model, tmp_path):
+    port = free_port()
+    banner = _screen("serve", "--port", str(port), "--no-ui", home=tmp_path, expect="/api")
+    _unbroken(banner, 80, [f"http://127.0.0.1:{port}"])
+    served = _screen("serve", "--port", str(port), home=tmp_path, expect=f"{port}/)")
+    _unbroken(served, 80, [f"http://127.0.0.1:{port}/)"])
+    intro = _screen("chat", str(tiny_model), "--ctx", "512", "--threads", "1", home=tmp_path, expect="leave.")
+    _unbroken(intro, 80, [str(tiny_model), "leave."])
+    hw = _screen("hw", home=tmp_path)
+    _unbroken(hw, 80, ["Why:"])
+    why = next(i for i, line in enumerate(hw.splitlines()) if "Why:" in line)
+    assert all(line.startswith("  ") for line in hw.splitlines()[why:] if line.strip())  # the indent is kept
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_help_names_values_in_words_and_lists_everyday_commands_first():
+    shown = _screen("-h", columns=100)
+    commands = [line.split()[0] for line in shown.split("Commands:")[1].splitlines() if line.strip()]
+    assert commands[:4] == ["run", "chat", "pull", "list"] and commands.index("accelerate") > commands.index("hw")
+    run = _screen("run", "-h", columns=100)
+    assert "r1local run [OPTIONS] MODEL [PROMPT]\n" in run
+    assert "--temperature NUMBER" in run and "--rpc HOST:PORT,..." in run and "\n  MODEL " in run
+    assert not re.search(r"<(str|int|float)|range>|\{model\}", run)
+    serve = _screen("serve", "-h", columns=80)
+    assert "serve [OPTIONS] [MODEL...]" in serve and "--api-key-file" in serve.split()
+    for shown in (serve, _screen("run", "-h", columns=80)):
+        assert not re.search(r"[A-Za-z0-9]-\n", shown)  # click broke --api-key-file and --max-tokens at hyphens
+
+
+def test_serve_says_what_it_does_with_more_models_than_max_loaded(tiny_model, tiny_model_b, tmp_path):
+    command = [sys.executable, "-m", "r1local", "serve", str(tiny_model), str(tiny_model_b), "--port", str(free_port()),
+               "--ctx", "512", "--threads", "1", "--parallel", "1"]
+    server = subprocess.Popen(command, env={**os.environ, "R1LOCAL_HOME": str(tmp_path), "COLUMNS": "300"},
+                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not lines or "r1local API on" not in lines[-1]:
+            lines.append(server.stderr.readline())
+            assert lines[-1], "".join(lines)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert (f"2 models given and --max-loaded 1: all are served, but only {tiny_model_b.stem} stays in memory"
+            in "".join(lines)), lines

@@ -164,6 +164,11 @@ def test_ollama_shape_of_a_call(url):
     reply = ollama.ChatResponse.model_validate(httpx.post(f"{url}/api/chat", json=body, timeout=60).json())
     [call] = reply.message.tool_calls
     assert call.function.name == "get_weather" and call.function.arguments["city"] in ("Paris", "Rome", "Oslo")
+    # streamed, as Ollama streams them: each call whole, in one chunk, once it is complete
+    chunks = [ollama.ChatResponse.model_validate_json(line) for line in httpx.post(
+        f"{url}/api/chat", json={**body, "stream": True, "parallel_tool_calls": False}, timeout=60).text.splitlines()]
+    calls = [c for chunk in chunks for c in chunk.message.tool_calls or []]
+    assert len(calls) == 1 and set(calls[0].function.arguments) == {"city", "days"}
 
 
 def test_langchain_bind_tools_agent_loop(url):

@@ -165,6 +165,10 @@ def test_a_detached_server_on_another_port_is_found_by_every_command(tiny_model,
         answered = r1local("run", tiny_model.stem, "hello", "--json", *FAST, home=home)
         assert answered.returncode == 20 and note in answered.stderr, answered.stderr
         assert json.loads(answered.stdout)["engine"] == "r1local serve"
+        shown = r1local("show", tiny_model.stem, "--json", home=home)
+        assert shown.returncode == 0 and json.loads(shown.stdout)["served_by"] == url and note in shown.stderr
+        embedded = r1local("embed", tiny_model.stem, "a text", home=home)
+        assert embedded.returncode == 0 and len(json.loads(embedded.stdout)) > 8 and note in embedded.stderr
         unloaded = r1local("stop", tiny_model.stem, home=home)
         assert unloaded.returncode == 0 and f"Unloaded {tiny_model.stem}." in unloaded.stdout
         stopped = r1local("stop", home=home)

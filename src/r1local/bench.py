@@ -25,6 +25,9 @@ from .engine.events import Done
 from .engine.model import Model
 from .engine.params import SamplingParams
 from .errors import R1Error
+from .rpc.engine import SplitModel
+
+Benched = Model | SplitModel  # llama.cpp, in this process or split over RPC workers
 
 # Words that Qwen's and Llama's BPE vocabularies encode as one token each (with the leading space).
 WORDS = (
@@ -72,6 +75,12 @@ class BenchReport:
     ttft_s: Spread  # of the ppN prompt
     peak_rss_bytes: int
     llama_cpp_python: str
+    draft_tokens: int = 0  # speculative draft tokens verified over the tg runs (--spec, --draft)
+    draft_accepted: int = 0  # of which the model kept
+
+    @property
+    def acceptance(self) -> float | None:
+        return self.draft_accepted / self.draft_tokens if self.draft_tokens else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,7 +99,7 @@ class _Prompts:
     """Prompts of an exact length made of single-token words. Consecutive prompts start with
     different words, so none shares more than the BOS token with the one before it."""
 
-    def __init__(self, model: Model, seed: int = 0) -> None:
+    def __init__(self, model: Benched, seed: int = 0) -> None:
         self.words = [w for w in WORDS if len(model.tokenize(" " + w)) == 1]
         self.rng = random.Random(seed)
         self.calls = 0
@@ -102,7 +111,7 @@ class _Prompts:
         return "".join(" " + w for w in [first, *rest])
 
 
-def _timed(model: Model, prompt: str, max_tokens: int) -> tuple[float, float, Done]:
+def _timed(model: Benched, prompt: str, max_tokens: int) -> tuple[float, float, Done]:
     """Run one greedy request; returns (seconds to the first event, seconds to done, done)."""
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
     start = time.perf_counter()
@@ -118,7 +127,7 @@ def _timed(model: Model, prompt: str, max_tokens: int) -> tuple[float, float, Do
     raise AssertionError("a stream always ends with Done")
 
 
-def _pp(model: Model, prompts: _Prompts, n: int) -> tuple[float, float]:
+def _pp(model: Benched, prompts: _Prompts, n: int) -> tuple[float, float]:
     """One ppN run: (tokens/s, time to first token)."""
     first, elapsed, done = _timed(model, prompts.text(n), 1)
     evaluated = done.usage.prompt_tokens - done.usage.cached_tokens
@@ -128,14 +137,14 @@ def _pp(model: Model, prompts: _Prompts, n: int) -> tuple[float, float]:
     return n / elapsed, first
 
 
-def _tg(model: Model, prompts: _Prompts, n: int) -> float:
-    """One tgN run: tokens/s over N decodes after the first token."""
+def _tg(model: Benched, prompts: _Prompts, n: int) -> tuple[float, Done]:
+    """One tgN run: tokens/s over N decodes after the first token, and its end (draft counts)."""
     _, elapsed, done = _timed(model, prompts.text(1), n + 1)
     decodes = done.usage.completion_tokens - 1
     if decodes != n:
         raise R1Error(f"The tg run generated {decodes + 1} tokens instead of {n + 1}.")
     # ttft_s comes from the engine's clock (perf_counter, same as ours) from submission on.
-    return decodes / (elapsed - done.timings.ttft_s)
+    return decodes / (elapsed - done.timings.ttft_s), done
 
 
 def context_for(pp: int, tg: int) -> int:
@@ -144,7 +153,7 @@ def context_for(pp: int, tg: int) -> int:
 
 
 def run_bench(
-    model: Model,
+    model: Benched,
     *,
     pp: int = 512,
     tg: int = 128,
@@ -159,14 +168,16 @@ def run_bench(
     progress("warm-up", 0, 1)
     _timed(model, prompts.text(min(pp, 16)), 2)  # fault the weights in, allocate buffers
     progress("warm-up", 1, 1)
-    pp_runs, ttfts, tg_runs = [], [], []
+    pp_runs, ttfts, tg_runs, tg_ends = [], [], [], []
     for i in range(repetitions):
         speed, ttft = _pp(model, prompts, pp)
         pp_runs.append(speed)
         ttfts.append(ttft)
         progress(f"pp{pp}", i + 1, repetitions)
     for i in range(repetitions):
-        tg_runs.append(_tg(model, prompts, tg))
+        speed, done = _tg(model, prompts, tg)
+        tg_runs.append(speed)
+        tg_ends.append(done)
         progress(f"tg{tg}", i + 1, repetitions)
     info = model.info
     return BenchReport(
@@ -185,4 +196,6 @@ def run_bench(
         ttft_s=Spread.of(ttfts),
         peak_rss_bytes=peak_rss_bytes(),
         llama_cpp_python=importlib.metadata.version("llama-cpp-python"),
+        draft_tokens=sum(d.timings.draft_n for d in tg_ends),
+        draft_accepted=sum(d.timings.draft_n_accepted for d in tg_ends),
     )

@@ -1,16 +1,5 @@
-"""The catalog of R1 distills and the model names users type.
-
-A name is parsed into a `ModelRef` without touching the disk or the network:
-
-    r1                         the distill and quantisation for this machine (see choice.py)
-    r1:best, r1:fast, r1:npu   the best quality at 5 tokens/s or more; the quickest that still reasons
-                               well (never slower than r1); the best made for this PC's NPU
-    r1:7b                      the 7B at Q4_K_M (as Ollama's tags), or the best quality that fits
-    r1:7b, r1:7b-q8_0          a catalog distill, optionally with its quantisation
-    hf.co/USER/REPO:QUANT      any GGUF repository on the Hub; the file is picked by quantisation
-    USER/REPO/FILE.gguf        one file of a Hub repository (FILE may sit in a folder)
-    ./model.gguf, /abs.gguf    a local file, only where paths are allowed (the CLI, never the server)
-"""
+"""The catalog of R1 distills (their repositories, quantisations and shapes) and what GGUF file
+names say: quantisation and split parts. The names users type are parsed in names.py."""
 
 from __future__ import annotations
 
@@ -37,11 +26,6 @@ SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 QUANT_RE = re.compile(
     r"(?:^|[-_.])((?:IQ|Q)\d(?:_[A-Z0-9]+)*|F16|BF16|F32)(?=(?:-\d{5}-of-\d{5})?\.gguf$)", re.IGNORECASE
 )
-_REPO_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_HF_REF = re.compile(
-    rf"^(?:https?://)?(?:hf\.co|huggingface\.co)/({_REPO_PART}/{_REPO_PART})(?::([A-Za-z0-9_]+))?$"
-)
-_HUB_FILE = re.compile(rf"^({_REPO_PART}/{_REPO_PART})/((?:{_REPO_PART}/)*{_REPO_PART}\.gguf)$")
 
 
 # An OpenVINO IR folder as OpenVINO's organisation publishes it; the model's .xml comes first.
@@ -99,6 +83,7 @@ class Distill:
     context: int
     quant_sizes: tuple[tuple[str, float, int], ...]  # (quant, GB, parts)
     openvino: tuple[tuple[str, str, float, bool], ...] = ()  # (name, IR repository, GB, for the NPU)
+    draft: str = ""  # the distill that drafts for it (same vocabulary), for --draft auto; "": none here
 
     @functools.cached_property
     def variants(self) -> dict[str, Variant]:
@@ -149,6 +134,21 @@ class Catalog:
             raise ModelNotFound(f"r1:{d.name} has no {quant} file in the catalog.", f"Choose one of: {known}.")
         return found
 
+    def draft_for(self, arch: str, params: int, file: str) -> str:
+        """The catalog name of the model that drafts for a distill of this architecture and size."""
+        same = [d for d in self.distills if d.arch == arch]
+        if not same:
+            raise UsageError(f"--draft auto knows drafts for the R1 distills; {file} is a {arch or 'different'} model.",
+                             "Give the draft model by name or path: --draft MODEL.")
+        nearest = min(same, key=lambda d: abs(d.params_b * 1e9 - params))
+        if nearest.draft:
+            return f"r1:{nearest.draft}"
+        if arch == "llama":
+            raise UsageError("The Llama distills need a draft with Llama 3's vocabulary, and the smallest Llama "
+                             "distill is 8B.", "Give a small Llama 3 GGUF (Llama-3.2-1B) with --draft PATH, or "
+                             "use --spec ngram.")
+        raise UsageError(f"{file} is the smallest distill: nothing smaller drafts for it.", "Use --spec ngram.")
+
     def npu_variants(self) -> list[Variant]:
         """The OpenVINO folders made for the Intel NPU, smallest distill first."""
         return [v for d in self.distills for v in d.ir_variants.values() if v.for_npu]
@@ -180,60 +180,15 @@ def _parse(text: str) -> Catalog:
             (q, float(v["gb"]), int(v.get("parts", 1))) if isinstance(v, dict) else (q, float(v), 1)
             for q, v in m["quants"].items()
         )
-        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino")}
+        fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino", "draft")}
         folders = tuple((q.upper(), v["repo"], float(v["gb"]), bool(v.get("npu", False)))
                         for q, v in m.get("openvino", {}).items())
-        distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders))
+        distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders, draft=m.get("draft", "")))
     return Catalog(tuple(distills), data.get("default_quant", "Q4_K_M").upper(),
                    tuple(q.upper() for q in data.get("quant_order", ())))
 
 
-# --------------------------------------------------------------------------- names
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """What a name points at. Exactly one of: a local path, a catalog choice, a Hub file/quant."""
-
-    name: str  # as the user typed it (normalised for catalog names)
-    path: Path | None = None  # a local GGUF file
-    best: bool = False  # "r1", "r1:best", "r1:fast": chosen from the catalog for this machine
-    policy: str = "r1"  # which of those (choice.POLICIES)
-    distill: str | None = None  # catalog distill, with `quant` (None: choose for this machine)
-    repo: str | None = None  # Hub repository
-    filename: str | None = None  # one file in `repo` (its other split parts come along)
-    quant: str | None = None  # with `repo` and no `filename`: pick the file by quantisation
-
-
-def parse(name: str, *, allow_paths: bool) -> ModelRef:
-    """Turn a model name into a ModelRef. With allow_paths=False (the server) a name can never
-    become a filesystem path, so a request cannot make the server open arbitrary files."""
-    name = name.strip()
-    if not name:
-        raise UsageError("The model name is empty.", "Try r1local models to see the catalog.")
-    lower = name.lower()
-    if lower in ("r1", "r1:latest"):
-        return ModelRef(name="r1", best=True)
-    if lower in ("r1:best", "r1:fast", "r1:npu"):
-        return ModelRef(name=lower, best=True, policy=lower)
-    if lower.startswith("r1:"):
-        size, _, quant = lower[3:].partition("-")
-        return ModelRef(name=lower, distill=size, quant=quant.upper() or None)
-    if allow_paths:
-        path = Path(name).expanduser()
-        if path.is_file():
-            return ModelRef(name=name, path=path.resolve())
-        if name.startswith(("/", "./", "../", "~", ".\\")) or Path(name).is_absolute():
-            raise ModelNotFound(f"No such file: {name}.", "Check the path, or use a catalog name like r1:7b.")
-    if m := _HF_REF.match(name):
-        return ModelRef(name=name, repo=m.group(1), quant=(m.group(2) or "").upper() or None)
-    if (m := _HUB_FILE.match(name)) and ".." not in name.split("/"):
-        return ModelRef(name=name, repo=m.group(1), filename=m.group(2))
-    raise ModelNotFound(
-        f"Unknown model name: {name}.",
-        "Use a catalog name (r1, r1:7b, r1:7b-q8_0; see r1local models), hf.co/USER/REPO:QUANT, "
-        "or USER/REPO/FILE.gguf" + (", or a path to a .gguf file." if allow_paths else "."),
-    )
+# --------------------------------------------------------------------------- file names
 
 
 def quant_of(filename: str) -> str | None:

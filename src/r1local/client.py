@@ -19,19 +19,14 @@ from .engine.events import Done, Event, FinishReason, Timings, Usage
 from .engine.openai_stream import StreamDecoder
 from .request import ChatRequest
 
-_BY_CODE = {cls.code: cls for cls in (errors.UsageError, errors.ContextOverflow, errors.ModelNotFound,
-                                      errors.ModelFileError, errors.Overloaded, errors.InsufficientMemory,
-                                      errors.OfflineError, errors.InvalidAPIKey, errors.RequestTooLarge)}
-
-
 def _error(response: httpx.Response) -> errors.R1Error:
-    """The error type a server's JSON error body names (OpenAI's or Ollama's shape)."""
+    """The error class a server's JSON error body names by its code (OpenAI's shape; Ollama's has none)."""
     try:
         body = json.loads(response.read())["error"]
     except (ValueError, KeyError, TypeError):
         body = None
     if isinstance(body, dict):
-        return _BY_CODE.get(body.get("code"), errors.R1Error)(body.get("message") or "The server failed.")
+        return errors.from_body(body.get("code"), body.get("message") or "The server failed.")
     return errors.R1Error(f"The r1local server answered {response.status_code}: {body or response.reason_phrase}.")
 
 
@@ -55,6 +50,15 @@ class ResidentServer:
     def running(self) -> list[dict]:
         """Ollama's /api/ps: the loaded models, their size in GPU memory, context and expiry."""
         return self._json("GET", "/api/ps")["models"]
+
+    def show(self, model: str) -> dict:
+        """Ollama's /api/show: the model's details, metadata, template and capabilities."""
+        return self._json("POST", "/api/show", json={"model": model})
+
+    def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Normalised vectors, each input cut to the context as `r1local embed` does in-process."""
+        body = self._json("POST", "/v1/embeddings", json={"model": model, "input": texts, "truncate": True})
+        return [item["embedding"] for item in sorted(body["data"], key=lambda item: item["index"])]
 
     def unload(self, model: str) -> None:
         self._json("POST", "/api/generate", json={"model": model, "keep_alive": 0})
@@ -103,9 +107,9 @@ class RemoteStream:
             raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
                                  "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()

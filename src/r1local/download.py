@@ -4,15 +4,15 @@ The transfer itself is huggingface_hub's `http_get` (auth headers, retries that 
 request after a dropped connection, progress); the file list comes through `hubcall` (timeouts,
 retries, a first line within moments); around them this module adds what `hf_hub_download`
 does not give: a partial file that survives Ctrl-C and is resumed by the next pull, a disk-space
-check for all parts before the first byte, and a SHA-256 check against the Hub's LFS hash before
-the file gets its final name.
+check for all parts before the first byte (disk_space.py: with a margin, and counting the pulls
+already running), and a SHA-256 check against the Hub's LFS hash before the file gets its final name.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,8 +33,8 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import WeakFileLock, build_hf_headers
 
-from . import config, hubcall, store
-from .errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError, R1Error
+from . import config, disk_space, hubcall, store
+from .errors import AuthRequired, DownloadError, ModelNotFound, OfflineError, R1Error
 from .store import Target
 
 OnWait = Callable[[str, bool], None]
@@ -104,13 +104,13 @@ def remote_files(target: Target, notify: hubcall.Notify | None = None) -> tuple[
                                 s.lfs.sha256 if s.lfs else None, s.blob_id or "")
         for s in info.siblings or []
     }
-    _check_answer(target, info.sha, files.values())
-    return info.sha, files
+    return _check_answer(target, info.sha, files.values()), files
 
 
-def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> None:
-    """Refuse a Hub answer whose commit, file names, hashes or sizes could not have come from a real
-    repository: they name files in the cache, and a crafted one would write outside it."""
+def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> str:
+    """The commit, once the Hub answer is checked: refused when its commit, file names, hashes or sizes
+    could not have come from a real repository (they name files in the cache, and a crafted one would
+    write outside it)."""
     def refuse(what: str) -> DownloadError:
         return DownloadError(f"The Hub at {config.hf_endpoint()} sent {what} for {target.repo}; nothing was written.",
                              "Check HF_ENDPOINT: it should point at huggingface.co or a mirror you trust.")
@@ -126,6 +126,7 @@ def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -
             raise refuse(f"an invalid blob id for {f.name}")
         if not isinstance(f.size, int) or f.size < 0:
             raise refuse(f"an invalid size for {f.name}")
+    return commit
 
 
 def _safe_relative(name: str) -> bool:
@@ -178,9 +179,9 @@ def pull(target: Target, *, progress: type | None = None, on_wait: OnWait | None
     storage = store.storage_dir(target.repo)
     snapshot = storage / "snapshots" / commit
     missing = [f for f in files if not (snapshot / f.name).is_file()]
-    _check_space(storage, missing)
-    for f in missing:
-        _fetch(target, storage, commit, f, progress or _Silent, on_wait or (lambda file, first: None))
+    with disk_space.reserved([(f.size, _partial(storage, f), _blob(storage, f)) for f in missing]):
+        for f in missing:
+            _fetch(target, storage, commit, f, progress or _Silent, on_wait or (lambda file, first: None))
     if target.revision != commit:
         ref = _inside(storage / "refs", storage / "refs" / (target.revision or "main"))
         ref.parent.mkdir(parents=True, exist_ok=True)
@@ -195,21 +196,6 @@ def _blob(storage: Path, f: RemoteFile) -> Path:
 def _partial(storage: Path, f: RemoteFile) -> Path:
     blob = _blob(storage, f)
     return blob.with_name(blob.name + ".incomplete")
-
-
-def _check_space(storage: Path, files: list[RemoteFile]) -> None:
-    need = 0
-    for f in files:
-        if not _blob(storage, f).is_file():
-            partial = _partial(storage, f)
-            need += f.size - (partial.stat().st_size if partial.is_file() else 0)
-    free = store.free_space(storage)
-    if need > free:
-        raise InsufficientDisk(
-            f"Not enough disk space: the download needs {store.human_size(need)}, "
-            f"{config.hf_cache()} has {store.human_size(free)} free.",
-            "Free some space (r1local list / r1local rm NAME), or point HF_HUB_CACHE at a bigger disk.",
-        )
 
 
 @contextmanager

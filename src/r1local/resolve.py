@@ -1,21 +1,22 @@
-"""From a model name to a GGUF file on this disk: the one call `run`, `chat` and `serve` make.
+"""From a model address to a GGUF file on this disk: the one call `run`, `chat` and `serve` make.
 
-    path = resolve("r1:7b", allow_paths=True, pull_if_missing=True, confirm=ask)
+    path = resolve(ModelAddress.parse("r1:7b", allow_paths=True), pull_if_missing=True, confirm=ask)
 
 A model already in the cache is found without touching the network. A missing one is pulled when
 `pull_if_missing` is set and `confirm` (if given) agrees; with HF_HUB_OFFLINE=1 it is an
-OfflineError instead. The server passes allow_paths=False, so a request's model name can never
-open an arbitrary file.
+OfflineError instead. A path resolves only when it was parsed where paths are allowed (the command
+line), so a request's model name can never open an arbitrary file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import catalog, choice, config, store
-from .catalog import ModelRef, Variant
+from .catalog import Variant
 from .errors import InsufficientMemory, ModelNotFound, OfflineError, UsageError
+from .names import Kind, ModelAddress
 from .store import LocalModel, Target
 
 Confirm = Callable[[str], bool]
@@ -23,25 +24,25 @@ Notify = Callable[[str], None]
 
 
 def resolve(
-    name: str,
+    address: ModelAddress,
     *,
-    allow_paths: bool,
     pull_if_missing: bool = False,
     confirm: Confirm | None = None,
     revision: str | None = None,
     progress: type | None = None,
     notify: Notify | None = None,
 ) -> Path:
-    """The local GGUF file (first part of a split model) that `name` means, pulled if need be.
+    """The local GGUF file (first part of a split model) that `address` means, pulled if need be.
 
     confirm: asked "<question>?" before a download; returning False cancels it (None: no question).
     progress: a tqdm-like class for the download bars (see download.pull).
     notify: told what the choice or the download does where the name alone does not say it.
     """
-    ref = catalog.parse(name, allow_paths=allow_paths)
-    if ref.path is not None:
-        return ref.path
-    target, label = choose(ref, revision=revision, prefer_local=not pull_if_missing, notify=notify)
+    if address.kind is Kind.PATH:
+        if not address.on_disk or address.path is None:
+            raise address.unknown()
+        return Path(address.path)
+    target, label = choose(address, revision=revision, prefer_local=not pull_if_missing, notify=notify)
     path = store.find_local(target)
     if path is None:
         if config.hf_offline():
@@ -61,13 +62,15 @@ def resolve(
     return path
 
 
-def choose(ref: ModelRef, *, revision: str | None = None, prefer_local: bool = False,
+def choose(ref: ModelAddress, *, revision: str | None = None, prefer_local: bool = False,
            notify: Notify | None = None) -> tuple[Target, str]:
-    """The repository files a parsed name stands for, and the name to show for them.
+    """The repository files an address stands for, and the name to show for them.
     `r1:7b` means the 7B already downloaded if there is one, else Q4_K_M where it fits (as Ollama's
     tags do), else the best quality that fits, told to `notify`. Plain `r1` (and `r1:best`,
     `r1:fast`, `r1:npu`) means the catalog's choice for this machine, or the downloaded models'
     when prefer_local (a caller that will not download) or offline."""
+    if ref.kind not in (Kind.HUB, Kind.CATALOG, Kind.CHOICE):
+        raise ref.unknown()
     if ref.repo is not None:
         files = (ref.filename,) if ref.filename else ()
         target = Target(ref.repo, files=files, quant=None if files else ref.quant or "Q4_K_M", revision=revision)
@@ -102,7 +105,7 @@ def plain_size(cat: catalog.Catalog, distill: catalog.Distill, notify: Notify | 
                                default.name if default else None)
     if chosen is None:
         return default or variants[0]  # nothing fits: the load says so with the numbers
-    if chosen.why and notify is not None:
+    if chosen.why and notify is not None and default is not None:
         notify(f"r1:{distill.name} means {default.quant}, as in Ollama, but {chosen.why}.")
     return next(v for v in variants if v.name == chosen.name)
 
@@ -116,7 +119,7 @@ def _target(variant: Variant, revision: str | None = None) -> Target:
     return Target(variant.repo, files=variant.files, revision=revision)
 
 
-def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: list[Variant] = ()) -> Variant:
+def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: Sequence[Variant] = ()) -> Variant:
     """The candidate the choice policy picks for this machine among the GGUF files and the NPU's
     folders (a lone candidate without asking it)."""
     if len(candidates) == 1 and not npu:
@@ -138,14 +141,13 @@ def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: list[Va
     return next(v for v in [*candidates, *npu] if v.name == chosen.name)
 
 
-def installed_matches(name: str) -> list[LocalModel]:
-    """The downloaded models `name` refers to (for `rm`): exact for a full name, the model `run`
+def installed_matches(ref: ModelAddress) -> list[LocalModel]:
+    """The downloaded models an address refers to (for `rm`): exact for a full name, the model `run`
     would use for plain `r1`, every quantisation for `r1:7b` or `hf.co/USER/REPO`."""
-    ref = catalog.parse(name, allow_paths=True)
-    if ref.path is not None:
-        raise UsageError(f"{name} is a file of yours, not a downloaded model.",
+    if ref.kind is Kind.PATH:
+        raise UsageError(f"{ref.name} is a file path, not a downloaded model.",
                          "r1local rm only removes models it downloaded; delete the file yourself.")
-    if ref.best:
+    if ref.kind is Kind.CHOICE:
         path = store.find_local(choose(ref, prefer_local=True)[0])
         return [m for m in store.installed() if m.path == path]
     if ref.repo is not None:
@@ -153,6 +155,8 @@ def installed_matches(name: str) -> list[LocalModel]:
         return [m for m in store.installed()
                 if m.repo.lower() == repo.lower()
                 and (first is None or m.files[0] == first) and (quant is None or m.quant == quant)]
+    if ref.kind is not Kind.CATALOG or ref.distill is None:
+        raise ref.unknown()
     cat = catalog.load()
     variants = [cat.variant(ref.distill, ref.quant)] if ref.quant else cat.ordered(cat.distill(ref.distill))
     keys = {(v.repo.lower(), v.files[0]) for v in variants}

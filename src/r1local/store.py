@@ -8,6 +8,7 @@ is imported only by `download`, which fills it, so a server of local files does 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from . import catalog, config
 from .errors import ModelNotFound, R1Error
 from .gguf_meta import read_gguf
+from .units import human_size  # noqa: F401  (sizes this module's callers print: one unit system, units.py)
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,11 @@ class LocalModel:
         return all(is_complete(snapshot / part) for part in self.files)
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError
+def file_digest(path: Path) -> str:
+    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes):
+    the `digest` Ollama's /api/tags and /api/ps give, by which `stop FILE` finds a loaded file."""
+    st = path.stat()
+    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
 
 
 def free_space(path: Path) -> int:
@@ -197,7 +198,7 @@ def installed() -> list[LocalModel]:
     models = []
     for storage in sorted(cache.glob("models--*--*")):
         repo = "/".join(storage.name.split("--")[1:])
-        refs = {}
+        refs: dict[str, list[str]] = {}
         for ref in (storage / "refs").glob("**/*"):
             if ref.is_file():
                 refs.setdefault(ref.read_text().strip(), []).append(ref.relative_to(storage / "refs").as_posix())

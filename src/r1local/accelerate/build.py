@@ -8,6 +8,7 @@ it built: a failed build leaves the installed llama-cpp-python as it was.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -66,6 +67,11 @@ class Build:
         return self.folder / "gguf-py"
 
 
+def clock(seconds: float) -> str:
+    """Elapsed time as a build shows it: 0m07s, 12m40s."""
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
+
+
 def back_to_cpu(version: str) -> str:
     """The command that puts the CPU build back."""
     return f"{sys.executable} -m pip install --force-reinstall --no-deps {PACKAGE}=={version}"
@@ -96,9 +102,11 @@ def sdist_version(sdist: Path) -> str | None:
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:
-        tar.extractall(dest, **safe)
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 
@@ -171,10 +179,11 @@ def make_wheel(build: Build, on_progress: Callable[[Progress], None], sdist: Pat
     return wheel, fixes
 
 
-def run_verify(gguf_py: Path, env: dict[str, str] | None = None) -> dict:
-    """The verification probe in a fresh interpreter (this one has the old build loaded)."""
-    cmd = [sys.executable, "-m", "r1local.accelerate.verify", str(gguf_py)]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def run_verify(gguf_py: Path | None, env: dict[str, str] | None = None) -> dict:
+    """The verification probe in a fresh interpreter (this one has the old build loaded); `gguf_py`
+    is llama.cpp's GGUF writer, None for the `gguf` package installed here."""
+    cmd = [sys.executable, "-m", "r1local.accelerate.verify", *([str(gguf_py)] if gguf_py else [])]
+    res = subprocess.run(cmd, capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, timeout=600)
     lines = res.stdout.strip().splitlines()
     if res.returncode != 0 or not lines:
@@ -182,6 +191,12 @@ def run_verify(gguf_py: Path, env: dict[str, str] | None = None) -> dict:
         raise BuildError("Loading a model with the new build failed: " + " | ".join(detail),
                          "Run `r1local hw` to see what the build finds.")
     return json.loads(lines[-1])
+
+
+def gguf_writer(build: Build, sdist: Path | None = None) -> Path | None:
+    """Where the verification finds a GGUF writer: the `gguf` package when installed (None), else
+    llama.cpp's own from the sources."""
+    return None if importlib.util.find_spec("gguf") else ensure_gguf_py(build, sdist)
 
 
 def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
@@ -194,6 +209,14 @@ def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
             source = unpack(sdist or fetch_source(build.version, Path(tmp), log), Path(tmp) / "src")
             shutil.copytree(source / "vendor" / "llama.cpp" / "gguf-py" / "gguf", build.gguf_py() / "gguf")
     return build.gguf_py()
+
+
+def stage(wheel: Path, folder: Path) -> None:
+    """Unpack `wheel` into `folder` (pip --target) for a trial beside the installed build."""
+    cmd = _pip("install", "--no-deps", "--no-cache-dir", "--target", str(folder), str(wheel))
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if res.returncode != 0:
+        raise BuildError(f"unpacking {wheel.name} failed: {(key_lines(res.stdout) or ['pip failed'])[-1]}")
 
 
 def install(wheel: Path, version: str) -> None:

@@ -43,12 +43,28 @@ def _has(hw: Hardware, backend: Backend) -> bool:
     return hw.build is not None and hw.build.has(backend.label)
 
 
+def prebuilt_backend(hw: Hardware, source_choice: Choice, forced: str | None) -> Backend:
+    """The backend a prebuilt wheel should carry: the one asked for, else the fastest for the best
+    GPU (a wheel needs no toolchain, so Vulkan stands in for nothing)."""
+    real = _real_gpus(hw)
+    return source_choice.backend if forced or not real else preferred(_best(real), hw.system)
+
+
+def _real_gpus(hw: Hardware) -> list[GPU]:
+    return [g for g in hw.gpus if not g.source.startswith(BUILD_SOURCE)]
+
+
+def _best(gpus: list[GPU]) -> GPU:
+    """The GPU a build is for: a discrete one before an integrated one, then the most memory."""
+    return sorted(gpus, key=lambda g: (g.integrated, -(g.vram_total or 0)))[0]
+
+
 def choose(hw: Hardware, forced: str | None = None, os_release: str | None = None) -> Choice | None:
     """The backend to build: `forced` when given, else the fastest one for the best GPU whose
     toolchain is installed (Vulkan when the vendor's own is missing but Vulkan's is there), else
     the fastest one, whose toolchain then has to be installed first. None: no GPU to build for."""
     family = _family(hw, os_release)
-    real = [g for g in hw.gpus if not g.source.startswith(BUILD_SOURCE)]
+    real = _real_gpus(hw)
     if forced:
         name = ALIASES.get(forced.lower(), forced.lower())
         if name not in BACKENDS:
@@ -57,7 +73,7 @@ def choose(hw: Hardware, forced: str | None = None, os_release: str | None = Non
         return Choice(backend, real, "asked for with --backend", toolchain.check(name, family), _has(hw, backend))
     if not real:
         return None
-    best = sorted(real, key=lambda g: (g.integrated, -(g.vram_total or 0)))[0]
+    best = _best(real)
     backend = preferred(best, hw.system)
     check = toolchain.check(backend.name, family)
     why = f"the fastest llama.cpp backend for the {best.name}"

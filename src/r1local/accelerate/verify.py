@@ -1,7 +1,7 @@
 """Does the installed llama.cpp build put a model on its GPU? Run in a fresh process (the build
 just installed is not the one this process loaded):
 
-    python -m r1local.accelerate.verify GGUF_PY_DIR   -> one JSON object on stdout
+    python -m r1local.accelerate.verify [GGUF_PY_DIR]   -> one JSON object on stdout
 
 A tiny random-weight model, written with llama.cpp's own GGUF writer from the same sources, is
 loaded with every layer offloaded and decodes a few tokens; llama.cpp's account of where it put
@@ -75,8 +75,9 @@ def _decode_ok(native) -> bool:
     return all(math.isfinite(x) for x in row) and max(row) > min(row)
 
 
-def probe(gguf_py: Path) -> dict:
-    sys.path.insert(0, str(gguf_py))
+def probe(gguf_py: Path | None) -> dict:
+    if gguf_py is not None:  # llama.cpp's own writer, else the gguf package installed here
+        sys.path.insert(0, str(gguf_py))
     import gguf
 
     from ..engine.native import NativeModel
@@ -100,11 +101,12 @@ def probe(gguf_py: Path) -> dict:
         "memory_taken": {name: free - during.get(name, free) for name, free in before.items()},
         "decoded": decoded,
         "verdicts": [v.__dict__ for v in hw.verdicts if v.kind == "gpu"],
+        "note": hw.build.cpu_fallback_note() if hw.build else None,
     }
 
 
 def main() -> None:
-    sys.stdout.write(json.dumps(probe(Path(sys.argv[1]))) + "\n")
+    sys.stdout.write(json.dumps(probe(Path(sys.argv[1]) if len(sys.argv) > 1 else None)) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""`r1local accelerate`: rebuild llama-cpp-python with the GPU backend this PC needs, then prove
-that llama.cpp puts a model's layers on the GPU."""
+"""`r1local accelerate`: install llama-cpp-python with the GPU backend this PC needs (a prebuilt
+wheel from llama-cpp-python's own index where one exists, else a source build), then prove that
+llama.cpp puts a model's layers on the GPU."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -10,11 +13,12 @@ from typing import Optional
 import typer
 from rich.text import Text
 
+from .. import config
 from ..accelerate import build as builder
-from ..accelerate import patches
-from ..accelerate.choice import Choice, choose
+from ..accelerate import patches, prebuilt
+from ..accelerate.choice import Choice, choose, prebuilt_backend
 from ..errors import BuildError, UsageError
-from ..hardware import detect_now
+from ..hardware import Hardware, detect_now
 from ..hardware.model import GiB
 from .app import command, err, out
 
@@ -37,7 +41,7 @@ class ProgressLine:
     def text(self, elapsed: float) -> str:
         p = self.last
         now = f"step {p.done}/{p.total}: {p.step}" if p.total else p.step
-        return f"building {self.label}: {int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {now}"
+        return f"building {self.label}: {builder.clock(elapsed)}, {now}"
 
     def update(self, progress: builder.Progress) -> None:
         self.last = progress
@@ -55,7 +59,7 @@ def _os_release() -> str | None:
 
 def _print_plan(choice: Choice, build: builder.Build, force: bool) -> None:
     b = choice.backend
-    out.print(f"Backend: {b.label} ({choice.why})", markup=False)
+    out.print(f"Source build: {b.label} ({choice.why})", markup=False)
     if choice.gpus:
         out.print("For: " + ", ".join(g.name for g in choice.gpus), markup=False)
     out.print(f"llama-cpp-python {build.version}, built from source with CMAKE_ARGS=\"{choice.cmake_args}\"", markup=False)
@@ -91,24 +95,86 @@ def _report(result: dict) -> bool:
     return bool(result["offloaded"] and on_devices and result["decoded"])
 
 
+def _prebuilt_wheel(hw: Hardware, choice: Choice, forced: str | None, version: str) -> Path | None:
+    """The prebuilt wheel for this PC's backend, downloaded and checked; None (with the reason
+    printed) where there is none to take."""
+    backend = prebuilt_backend(hw, choice, forced)
+    try:
+        tag = prebuilt.wheel_tag(backend.name, hw, choice.gpus,
+                                 prebuilt.cuda_driver_version() if backend.name == "cuda" else None)
+        out.print(f"Looking for a prebuilt {backend.label} wheel of llama-cpp-python {version} ({tag}) on "
+                  f"{prebuilt.index_url()} ...", markup=False)
+        wheel = prebuilt.find(tag, version)
+        out.print(f"Downloading {wheel.filename}", markup=False, style="dim")
+        return prebuilt.download(wheel, config.build_cache() / "prebuilt" / tag)
+    except prebuilt.Unavailable as e:
+        out.print(f"No prebuilt wheel: {e}; building from source instead.", markup=False, style="yellow")
+        return None
+
+
+def _trial(wheel: Path, build: builder.Build) -> dict | None:
+    """The verification of a prebuilt wheel unpacked beside the installed build, before it replaces
+    it: None (the reason printed) when it does not load or decode here, so that a wheel built for
+    another system never leaves a broken llama-cpp-python behind."""
+    with tempfile.TemporaryDirectory(prefix="r1local-trial-") as tmp:
+        try:
+            builder.stage(wheel, Path(tmp))
+            path = os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))
+            result = builder.run_verify(builder.gguf_writer(build), env={"PYTHONPATH": path})
+        except BuildError as e:
+            out.print(f"The prebuilt wheel does not work here ({e.message}); building from source instead.",
+                      markup=False, style="yellow")
+            return None
+    if not result["decoded"]:
+        out.print("The prebuilt wheel loads but does not decode here; building from source instead.",
+                  markup=False, style="yellow")
+        return None
+    return result
+
+
+def _build(choice: Choice, build: builder.Build, sdist: Path | None) -> Path:
+    """The source build, its progress on one line wherever it runs."""
+    if not choice.check.ok:
+        raise BuildError(
+            f"The {choice.backend.label} build needs " + ", ".join(r.what for r in choice.check.missing)
+            + ", not found.",
+            f"Install: {choice.check.install_hint()}  - then run `r1local accelerate` again.")
+    line = ProgressLine(choice.backend.label)
+    started, cached = time.monotonic(), build.cached_wheel() is not None
+    if err.is_terminal:
+        with err.status(line):
+            wheel, fixes = builder.make_wheel(build, line.update, sdist)
+    else:
+        wheel, fixes = builder.make_wheel(build, line.update, sdist)
+    for fix in fixes:
+        out.print(f"  source fix: {fix}", markup=False, style="dim")
+    if not cached:
+        out.print(f"Built {wheel.name} in {(time.monotonic() - started) / 60:.1f} min; installing it.", markup=False)
+    return wheel
+
+
 @command()
 def accelerate(
     backend: Optional[str] = typer.Option(
-        None, "--backend", help="Build this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the build command; build nothing."),
-    force: bool = typer.Option(False, "--force", help="Build even when the installed build has the backend already."),
-    source: Optional[Path] = typer.Option(
-        None, "--source", exists=True, dir_okay=False, help="Build from this llama-cpp-python source archive (.tar.gz) "
-        "instead of downloading it (for machines without a package index)."),
+        None, "--backend",
+        help="Install this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (and whether a prebuilt wheel exists); "
+                                 "install nothing."),
+    force: bool = typer.Option(False, "--force", help="Install even when the installed build has the backend already."),
+    source: bool = typer.Option(False, "--source", help="Build from source even where a prebuilt wheel exists."),
+    sdist: Optional[Path] = typer.Option(
+        None, "--sdist", exists=True, dir_okay=False, help="Build from this llama-cpp-python source archive (.tar.gz) "
+        "instead of downloading it (for machines without a package index; implies --source)."),
 ) -> None:
-    """Rebuild llama-cpp-python for this PC's GPU (CUDA, ROCm, Vulkan, Metal, SYCL), then check that
+    """Install llama-cpp-python for this PC's GPU (CUDA, ROCm, Vulkan, Metal, SYCL): a prebuilt wheel
+    from llama-cpp-python's own index where one exists, else a source build; then check that
     llama.cpp really puts a model on the GPU.
 
     Example: r1local accelerate --dry-run
     """
     hw = detect_now()
     # with a source archive, a machine without any llama-cpp-python yet can build its first one
-    version = hw.build.version if hw.build and hw.build.version else (source and builder.sdist_version(source))
+    version = hw.build.version if hw.build and hw.build.version else (sdist and builder.sdist_version(sdist))
     if not version:
         raise UsageError("llama-cpp-python is not installed.", "pip install llama-cpp-python, then run this again.")
     choice = choose(hw, backend, _os_release())
@@ -116,40 +182,36 @@ def accelerate(
         out.print("No GPU found on this PC: the CPU build it has is the right one; nothing to do.")
         return
     build = builder.Build(version, choice.backend.name, choice.cmake_args, choice.build_env())
-    _print_plan(choice, build, force)
     rebuild = force or not choice.already
-    if rebuild and not choice.check.ok:
-        raise BuildError(
-            f"The {choice.backend.label} build needs " + ", ".join(r.what for r in choice.check.missing) + ", not found.",
-            f"Install: {choice.check.install_hint()}  - then run `r1local accelerate` again.")
+    wheel = _prebuilt_wheel(hw, choice, backend, version) if rebuild and not (source or sdist) else None
+    tried = _trial(wheel, build) if wheel and not dry_run else None
+    if wheel and not dry_run and tried is None:
+        wheel = None  # it does not work here: the reason is printed, the source build follows
+    if wheel is None:
+        _print_plan(choice, build, force)
     if dry_run:
-        out.print("Dry run: nothing built.", style="dim")
+        out.print(f"Dry run: {wheel.name} would be installed." if wheel else "Dry run: nothing built.", style="dim",
+                  markup=False)
         return
     if rebuild:
-        line = ProgressLine(choice.backend.label)
-        started, cached = time.monotonic(), build.cached_wheel() is not None
-        if err.is_terminal:
-            with err.status(line):
-                wheel, fixes = builder.make_wheel(build, line.update, source)
-        else:
-            wheel, fixes = builder.make_wheel(build, line.update, source)
-        for fix in fixes:
-            out.print(f"  source fix: {fix}", markup=False, style="dim")
-        if not cached:
-            out.print(f"Built {wheel.name} in {(time.monotonic() - started) / 60:.1f} min; installing it.", markup=False)
-        builder.install(wheel, build.version)
-    result = builder.run_verify(builder.ensure_gguf_py(build, source))
+        builder.install(wheel or _build(choice, build, sdist), version)
+    result = tried or builder.run_verify(builder.gguf_writer(build, sdist))
     if not _report(result):
-        raise BuildError(
-            f"llama.cpp did not put the test model on a GPU: the build has {', '.join(result['backends'])} but "
-            f"found no {choice.backend.label} device.",
-            "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software Vulkan device "
-            f"(lavapipe) needs GGML_VK_VISIBLE_DEVICES=0. To go back: {builder.back_to_cpu(build.version)}")
+        raise BuildError(no_device_line(result, choice.backend.label),
+                         "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software "
+                         "Vulkan device (lavapipe) needs GGML_VK_VISIBLE_DEVICES=0. "
+                         f"To go back: {builder.back_to_cpu(version)}")
     out.print(f"Done: models now load on the GPU ({_budget(result)}). `r1local hw` shows the plan for each model.")
+
+
+def no_device_line(result: dict, label: str) -> str:
+    """One line for a build that found no device to put the test model on, whatever the cause."""
+    return (f"llama.cpp did not put the test model on a GPU: the build has {', '.join(result['backends']) or 'CPU'} "
+            f"but found no {label} device" + (f" ({result['note']})." if result.get("note") else "."))
 
 
 def _budget(result: dict) -> str:
     devices = {d["name"]: d for d in result["devices"]}
     names = list(result["on_devices"])
     total = sum(devices[n]["memory_total"] or 0 for n in names if n in devices)
-    return ", ".join(names) + (f", {total / GiB:.1f} GB" if total else "")
+    return ", ".join(names) + (f", {total / GiB:.1f} GiB" if total else "")

@@ -4,43 +4,25 @@ clears the line but never ends the conversation (Ctrl-D or /bye does)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
-
-from pydantic import ValidationError
 
 from .. import config
 from ..engine.params import SamplingParams
 from ..errors import R1Error
-from .app import command, err, out
+from .app import command, err
+from .backend import Backend, open_backend
+from .chat_commands import slash_command, stats
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
+                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
+                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
+                      speculation)
 from .printer import Printer
-from .run import (CTX_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT, MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT,
-                  RAW_OPT, SEED_OPT, RPC_OPT, SPLIT_OPT, TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT,
-                  YES_OPT, Backend, chat_request, consume, open_backend, sampling)
+from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
-
-HELP = """Commands:
-  /set temperature 0.6    randomness (0: always the likeliest word)
-  /set top_p 0.95         nucleus sampling
-  /set max_tokens 4000    cap each reply (off: no cap)
-  /set seed 42            repeatable replies (off: random)
-  /set think on|off       reason before answering, or answer at once
-  /set hide-think on|off  show only a "Thinking..." line while the model reasons
-  /set system TEXT        a system prompt (empty: none)
-  /show                   the model and these settings
-  /clear                  forget the conversation
-  /save FILE, /load FILE  keep a conversation in a JSON file, or continue one
-  /bye                    leave (or Ctrl-D)
-Type \"\"\" to start and end a message of several lines; pasted text stays one message.
-Ctrl-C stops an answer or clears the line; the conversation stays."""
-SETTINGS = ("temperature", "top_p", "max_tokens", "seed")
-THINK_SHOWN = {True: "on", False: "off", None: "as the model does"}
-
 
 @dataclass
 class Conversation:
@@ -48,6 +30,8 @@ class Conversation:
     think: bool | None = None  # None: as the model does by default
     hide_think: bool = False
     raw: bool = False  # the model's control sequences reach the terminal
+    verbose: bool = False  # token counts and rates after each answer
+    wordwrap: bool = True  # answers wrap between words on a terminal
     system: str | None = None
     messages: list[dict] = field(default_factory=list)
 
@@ -103,6 +87,10 @@ def chat(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -112,7 +100,8 @@ def chat(
     """
     conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
                                 False if no_think else None, hide_think, raw)
-    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type) as backend:
+    drafts = speculation(spec, draft, draft_max, draft_min)
+    with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
                   style="dim", markup=False)
         converse(backend, model, conversation, LineReader())
@@ -139,7 +128,7 @@ def converse(backend: Backend, model: str, conversation: Conversation, reader: L
 def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     """One turn. An interrupted answer keeps what was written (nothing written: the turn is dropped)."""
     conversation.messages.append({"role": "user", "content": text})
-    printer = Printer(show_reasoning=not conversation.hide_think, raw=conversation.raw)
+    printer = Printer(show_reasoning=not conversation.hide_think, raw=conversation.raw, wrap=conversation.wordwrap)
     try:
         stream = backend.chat(chat_request(conversation.request(), conversation.think, conversation.params))
         result, interrupted = consume(stream, printer)
@@ -152,6 +141,8 @@ def reply(backend: Backend, conversation: Conversation, text: str) -> None:
         return
     printer.end()
     done = result.done if result else None
+    if conversation.verbose and done is not None and done.finish_reason != "error":
+        err.print(stats(done), style="dim", markup=False)
     if done is not None and done.finish_reason == "error":
         err.print(f"error: generation failed: {done.error}", style="red", markup=False)
     elif result and result.content.strip():
@@ -167,83 +158,3 @@ def reply(backend: Backend, conversation: Conversation, text: str) -> None:
         err.print("(the reasoning used every token before an answer: /set max_tokens off, or /set think off)",
                   style="dim")
     conversation.messages.pop()
-
-
-def slash_command(text: str, backend: Backend, model: str, conversation: Conversation) -> bool:
-    """Carry out one /command; False means leave."""
-    word, _, arg = text.partition(" ")
-    arg = arg.strip()
-    if word in ("/bye", "/exit", "/quit"):
-        return False
-    if word in ("/help", "/?"):
-        err.print(HELP, markup=False)
-    elif word == "/set":
-        _set(conversation, *_split(arg))
-    elif word == "/show":
-        _show(backend, model, conversation)
-    elif word in ("/clear", "/reset"):
-        conversation.messages.clear()
-        err.print("Conversation cleared.", style="dim")
-    elif word == "/save" and arg:
-        Path(arg).expanduser().write_text(json.dumps(
-            {"model": model, "system": conversation.system, "messages": conversation.messages},
-            ensure_ascii=False, indent=2), encoding="utf-8")
-        err.print(f"Saved {len(conversation.messages)} messages to {arg}.", style="dim", markup=False)
-    elif word == "/load" and arg:
-        _load(conversation, Path(arg).expanduser())
-    else:
-        err.print(f"Unknown command {text!r}. Type /help for the commands.", style="dim", markup=False)
-    return True
-
-
-def _split(arg: str) -> tuple[str, str]:
-    key, _, value = arg.partition(" ")
-    return key.strip().lower().replace("-", "_"), value.strip()
-
-
-def _set(conversation: Conversation, key: str, value: str) -> None:
-    switches = {"on": True, "off": False}
-    if key == "system":
-        conversation.system = value or None
-        err.print("System prompt " + ("set." if value else "removed."), style="dim")
-    elif key in ("think", "hide_think") and value.lower() in switches:
-        setattr(conversation, key, switches[value.lower()])
-        err.print(f"{key.replace('_', '-')} {value.lower()}.", style="dim")
-    elif key in SETTINGS and value:
-        raw = None if value.lower() in ("off", "none") else value
-        try:
-            conversation.params = SamplingParams(**{**conversation.params.model_dump(), key: raw})
-        except ValidationError as error:
-            err.print(f"{key}: {error.errors()[0]['msg']}.", style="red", markup=False)
-            return
-        err.print(f"{key} = {getattr(conversation.params, key)}", style="dim")
-    else:
-        err.print("Usage: /set temperature|top_p|max_tokens|seed VALUE, /set think|hide-think on|off, "
-                  "/set system TEXT", style="dim")
-
-
-def _show(backend: Backend, model: str, conversation: Conversation) -> None:
-    p = conversation.params
-    lines = [f"model        {model} ({backend.where})",
-             f"think        {THINK_SHOWN[conversation.think]}"
-             + (" (hidden)" if conversation.hide_think else ""),
-             f"temperature  {p.temperature}", f"top_p        {p.top_p}",
-             f"max_tokens   {p.max_tokens or 'off'}", f"seed         {'random' if p.seed is None else p.seed}",
-             f"system       {conversation.system or '-'}",
-             f"messages     {len(conversation.messages)}"]
-    out.print("\n".join(lines), markup=False)
-
-
-def _load(conversation: Conversation, path: Path) -> None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        messages = data["messages"]
-        if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant")
-                   and isinstance(m.get("content"), str) for m in messages):
-            raise ValueError("messages must be user and assistant turns with text")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        err.print(f"Cannot load {path}: {error}", style="red", markup=False)
-        return
-    conversation.messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-    conversation.system = data.get("system") if isinstance(data.get("system"), str) else None
-    err.print(f"Loaded {len(messages)} messages from {path}.", style="dim", markup=False)

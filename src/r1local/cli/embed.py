@@ -1,4 +1,5 @@
-"""`embed`: embedding vectors for texts, one JSON array per line (the same vectors the server gives)."""
+"""`embed`: embedding vectors for texts, one JSON array per line (the same vectors the server gives);
+a running server that holds the model computes them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Optional
 
 import typer
 
+from ..names import ModelAddress
 from .app import command, out
-from .run import CTX_OPT, MODEL_ARG, THREADS_OPT, YES_OPT, open_model
+from .backend import note_ignored, open_model, resident
+from .options import CTX_OPT, LOCAL_OPT, MODEL_ARG, THREADS_OPT, YES_OPT
 
 
 @command()
@@ -18,12 +21,20 @@ def embed(
     threads: Optional[int] = THREADS_OPT,
     ctx: Optional[int] = CTX_OPT,
     yes: bool = YES_OPT,
+    local: bool = LOCAL_OPT,
 ) -> None:
     """Print each text's normalised embedding as a JSON array, one per line.
 
     Example: r1local embed r1:1.5b "first text" "second text"
     """
-    with open_model(model, ctx, threads, None, yes) as loaded:
-        vectors, _ = loaded.embed(texts)
+    address = ModelAddress.parse(model, allow_paths=True)
+    vectors = None
+    with resident(address, local=local) as server:
+        if server is not None:
+            note_ignored(server, model, threads=threads, ctx=ctx)
+            vectors = server.embed(address.for_server, texts)
+    if vectors is None:
+        with open_model(address, ctx, threads, None, yes) as loaded:
+            vectors, _ = loaded.embed(texts)
     for vector in vectors:
         out.print(json.dumps([round(x, 7) for x in vector]), markup=False, highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
 from ..rpc import parse_endpoints
+from ..units import plural
 from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
 
@@ -73,7 +74,7 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
         where = (f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
                  f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU")
     else:
-        where = (f"on the CPU ({p.n_threads} threads; needs {_gib(p.cpu_bytes)}"
+        where = (f"on the CPU ({plural(p.n_threads, 'thread')}; needs {_gib(p.cpu_bytes)}"
                  f" of {_gib(hw.memory.available)} available RAM)")
     kv = f" ({p.kv_type} KV cache)" if p.kv_type != "f16" else ""
     return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context{kv}, "
@@ -101,8 +102,8 @@ def _bandwidth(hw: Hardware) -> str:
     if hw.cpu_bandwidth_gbs is None:
         return "unknown (not measured, and the CPU is not in the table): speeds cannot be estimated"
     if hw.bandwidth_source == "measured":
-        return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {hw.cpu.threads} threads (copy probe)"
-    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {hw.cpu.threads} threads"
+        return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {plural(hw.cpu.threads, 'thread')} (copy probe)"
+    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {plural(hw.cpu.threads, 'thread')}"
             f" (published: {hw.memory_kind})")
 
 
@@ -132,7 +133,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="GPUs", title_justify="left")
         for col in ("GPU", "Kind", "Memory", "Driver / arch", "llama.cpp"):
             t.add_column(col)
-        for g, v in zip(hw.gpus, gpu_verdicts):
+        for g, v in zip(hw.gpus, gpu_verdicts, strict=False):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
             size = f"{_gib(g.vram_total)} {'share of RAM' if g.integrated else 'total'}"
             mem = f"{_gib(g.vram_free)} free of {size}" if g.vram_free is not None else size
@@ -146,7 +147,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="NPUs", title_justify="left")
         for col in ("NPU", "Generation", "Driver", "llama.cpp"):
             t.add_column(col)
-        for n, v in zip(hw.npus, npu_verdicts):
+        for n, v in zip(hw.npus, npu_verdicts, strict=False):
             t.add_row(n.name, n.generation or "-", n.driver or n.source, v.status)
         out.print(t)
 
@@ -186,7 +187,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
     choice = chosen["r1"]
     # the command on a line of its own, so a narrow terminal never breaks it
     advice, _, pull_command = recommendation_line(choice, hw, display).partition("  ->  ")
-    out.print(advice, style="bold", markup=False, soft_wrap=False)
+    out.print(advice, style="bold", markup=False)
     if pull_command:
         out.print(f"  {pull_command}", style="bold", markup=False)
     if choice:
@@ -196,7 +197,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         if p.kv_note:
             out.print(f"  KV cache: {p.kv_note}, so r1local loads it that way (--kv-type f16 keeps f16)",
                       style="dim", markup=False)
-        out.print(f"  {why_line(chosen)}", style="dim", markup=False, soft_wrap=False)
+        out.print(f"  {why_line(chosen)}", style="dim", markup=False)
 
 
 def _summary(c: Choice) -> dict:
@@ -233,7 +234,7 @@ def hw(
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
     recorder = RecordingProbe(probe) if save_snapshot else None
     hardware = detect(recorder or probe)
-    if recorder:
+    if recorder and save_snapshot:
         recorder.save(save_snapshot)
     chosen, display = recommend(hardware)
     workers = rpc_report(hardware, parse_endpoints(rpc), *catalog_candidates()) if rpc else None

@@ -52,7 +52,7 @@ def print_rpc_report(report: dict) -> None:
     for col in ("Worker", "Devices (free/total)", "Round trip", "Link"):
         t.add_column(col)
     for w in report["workers"]:
-        devices = ", ".join(f"#{d['index']} {d['memory_free'] / GiB:.1f}/{d['memory_total'] / GiB:.1f} GB"
+        devices = ", ".join(f"#{d['index']} {d['memory_free'] / GiB:.1f}/{d['memory_total'] / GiB:.1f} GiB"
                             for d in w["devices"])
         link = f"{w['bandwidth_mb_s']:.0f} MB/s" if w["bandwidth_mb_s"] else "not measured"
         t.add_row(w["endpoint"], devices, f"{w['latency_ms']:.2f} ms", link)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -12,9 +13,11 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .. import catalog, choice, fit, resolve, store
+from .. import catalog, choice, fit, fit_npu, presets, resolve, store
 from ..errors import UsageError
+from ..names import ModelAddress
 from .app import alias, command, err, out
+from .resident import find_server, is_loaded_as
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
@@ -57,10 +60,10 @@ def ask(question: str) -> bool:
     return typer.confirm(question, default=True, err=True)
 
 
-def resolve_model(name: str, *, yes: bool = False, revision: str | None = None) -> Path:
+def resolve_model(address: ModelAddress, *, yes: bool = False, revision: str | None = None) -> Path:
     """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
     a missing model is downloaded, after a question on a terminal unless `yes`."""
-    return resolve.resolve(name, allow_paths=True, pull_if_missing=True, confirm=None if yes else ask,
+    return resolve.resolve(address, pull_if_missing=True, confirm=None if yes else ask,
                            revision=revision, progress=DownloadBar, notify=say)
 
 
@@ -70,8 +73,7 @@ def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
 
     Example: r1local pull r1:7b
     """
-    ref = catalog.parse(name, allow_paths=False)
-    target, label = resolve.choose(ref, revision=revision, notify=say)
+    target, label = resolve.choose(ModelAddress.parse(name), revision=revision, notify=say)
     if store.discard_damaged(target):
         err.print(f"The copy of {label} in the cache is cut short: downloading it again.", style="yellow")
     path = store.find_local(target)
@@ -96,10 +98,14 @@ def list_models(as_json: bool = JSON_OPT) -> None:
 
     Example: r1local list --json
     """
-    models = store.installed()
+    models, kept = store.installed(), presets.all_presets()
     if as_json:
-        out.print_json(json.dumps([_local_json(m) for m in models]))
+        out.print_json(json.dumps([_local_json(m) for m in models] + [asdict(p) for p in kept]))
         return
+    if kept:
+        out.print("  ".join(("PRESET".ljust(max(len(p.name) for p in kept)), "FROM")), style="bold")
+        for p in kept:
+            out.print(f"{p.name.ljust(max(len(q.name) for q in kept))}  {p.base}")
     if not models:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
@@ -107,9 +113,9 @@ def list_models(as_json: bool = JSON_OPT) -> None:
     rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
-    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
-    for row, m in zip(rows, models):
-        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths, strict=True)), style="bold")
+    for row, m in zip(rows, models, strict=True):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         out.print(f"  {m.path}", style="dim")
 
 
@@ -142,7 +148,10 @@ def rm(
 
     Example: r1local rm r1:7b-q8_0 (r1:7b asks before removing every 7B quantisation)
     """
-    matches = resolve.installed_matches(name)
+    if presets.remove(name):  # a preset goes alone; its base model stays
+        out.print(f"Removed preset {presets.canonical(name)}")
+        return
+    matches = resolve.installed_matches(ModelAddress.parse(name, allow_paths=True))
     if not matches:
         raise UsageError(f"{name} is not downloaded, so there is nothing to remove.", "See r1local list.")
     if len(matches) > 1 and not yes:
@@ -153,9 +162,28 @@ def rm(
         if not typer.confirm(f"Remove {len(matches)} models: {listing}?", default=False, err=True):
             err.print("Nothing removed.")
             return
+    _unload_first(matches)
     for m in matches:
         freed = store.remove(m)
         out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
+
+
+def _unload_first(matches: list[store.LocalModel]) -> None:
+    """A model the running server holds leaves memory before its file goes, so it never answers from a
+    deleted file (nor keeps the disk space in use)."""
+    server = find_server().server
+    if server is None:
+        return
+    addresses = [address for m in matches
+                 for address in (ModelAddress.parse(m.name), ModelAddress.parse(str(m.path), allow_paths=True))]
+    try:
+        for loaded in server.running():
+            if any(is_loaded_as(address, loaded) for address in addresses):
+                server.unload(loaded["name"])
+                err.print(f"Unloaded {loaded['name']} from the server at {server.url} first.", style="dim",
+                          markup=False)
+    finally:
+        server.close()
 
 
 @command()
@@ -172,14 +200,14 @@ def models(
     hw, cat = detect_live(), catalog.load()
     variants = cat.variants()
     plans = {v.name: fit.plan(v.shape, hw, choice.REASONING_CTX) for v in variants}
-    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants])
+    chosen = choice.choose_all(hw, [(v.name, v.shape) for v in variants], fit_npu.npu_plans(hw, cat.npu_variants()))
     best = chosen["r1"]
     picks = _short_name_choices(cat)
     local = {m.name for m in store.installed()}
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
         "size": v.size_bytes, "verdict": plans[v.name].verdict,
-        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
+        "decode_tps": None if (tps := plans[v.name].decode_tps) is None else round(tps, 1),
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
         "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],

@@ -11,6 +11,7 @@ import time
 from rich.status import Status
 
 from ..engine.events import ContentDelta, Event, ReasoningDelta
+from ..units import plural
 from .app import err, out
 from .terminal import ControlFilter, WordWrap
 
@@ -33,10 +34,10 @@ class ModelText:
 
 
 class Printer:
-    def __init__(self, show_reasoning: bool, raw: bool = False) -> None:
+    def __init__(self, show_reasoning: bool, raw: bool = False, wrap: bool = True) -> None:
         self.show_reasoning = show_reasoning
-        self._answer = ModelText(raw, out.width if out.is_terminal else None)
-        self._reasoning = ModelText(raw, err.width if err.is_terminal else None)
+        self._answer = ModelText(raw, out.width if wrap and out.is_terminal else None)
+        self._reasoning = ModelText(raw, err.width if wrap and err.is_terminal else None)
         self.reasoning_tokens = 0  # one delta per generated token
         self._started = time.monotonic()
         self._thinking = False
@@ -66,7 +67,7 @@ class Printer:
             self._status.update(self._progress())
 
     def _progress(self) -> str:
-        return f"Thinking... {time.monotonic() - self._started:.0f} s, {self.reasoning_tokens} tokens"
+        return f"Thinking... {time.monotonic() - self._started:.0f} s, {plural(self.reasoning_tokens, 'token')}"
 
     def _end_thinking(self) -> None:
         if not self._thinking:
@@ -80,7 +81,7 @@ class Printer:
         if self.show_reasoning or err.is_terminal:
             took = time.monotonic() - self._started
             err.print(("\n" if self.show_reasoning else "")
-                      + f"Thought for {took:.0f} s ({self.reasoning_tokens} tokens).", style="bold dim")
+                      + f"Thought for {took:.0f} s ({plural(self.reasoning_tokens, 'token')}).", style="bold dim")
 
     def end(self) -> None:
         """After the last event (or an interruption): close the indicator, end the line."""

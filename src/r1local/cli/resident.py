@@ -18,6 +18,8 @@ from rich.table import Table
 from .. import config, locate, server_record, store, trust
 from ..client import ResidentServer
 from ..errors import R1Error, UsageError
+from ..names import Kind, ModelAddress
+from ..units import human_size, plural
 from .app import command, err, out
 
 STARTUP_TIMEOUT_S = 60.0  # the port answers before models load; this is only Python starting
@@ -96,7 +98,7 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
     for column in ("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in loaded:
-        table.add_row(m["name"], store.human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
+        table.add_row(m["name"], human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
                       str(m.get("context_length", "?")), _until(m["expires_at"]))
     out.print(table)
     for m in loaded:  # a model spread over RPC workers: each worker's state
@@ -121,7 +123,7 @@ def _until(expires_at: str) -> str:
     if seconds < 60:
         return "less than a minute from now"
     minutes = int(seconds // 60)
-    return f"{minutes} minute{'' if minutes == 1 else 's'} from now" if minutes < 120 else f"{minutes // 60} hours from now"
+    return f"{plural(minutes, 'minute')} from now" if minutes < 120 else f"{minutes // 60} hours from now"
 
 
 @command()
@@ -133,14 +135,28 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     if model is None:
         _stop_server()
         return
+    address = ModelAddress.parse(model, allow_paths=True)
     server = _server_or_fail()
     try:
-        if not any(m["name"] == model for m in server.running()):
+        if not any(is_loaded_as(address, m) for m in server.running()):
             raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
-        server.unload(model)
+        server.unload(address.for_server)
     finally:
         server.close()
     out.print(f"Unloaded {model}.")
+
+
+def is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
+    """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
+    r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
+    if address.kind is Kind.PATH:
+        return address.path is not None and address.on_disk and loaded.get("digest") == store.file_digest(
+            Path(address.path))
+    names = {address.text, address.served_name}
+    try:
+        return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})
+    except R1Error:
+        return False
 
 
 def _stop_server() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -15,13 +16,16 @@ from typing import Optional
 import typer
 
 from .. import config, server_record
-from ..engine.registry import split_engine
 from ..engine.upstream import parse_spec
 from ..errors import UsageError
+from ..names import ModelAddress
 from ..resolve import resolve
+from ..units import plural
 from . import resident
+from .backend import draft_file
 from .app import command, err
-from .run import CTX_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split
+from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, KV_TYPE_OPT, RPC_OPT, SPEC_OPT,
+                      SPLIT_OPT, THINK_BUDGET_OPT, THREADS_OPT, parse_split, speculation)
 
 GRACE_S = 5  # streams still running after a stop signal get this long to finish
 SHUTDOWN_DEADLINE_S = 10  # then unloading gets the rest; past this the process exits regardless
@@ -90,6 +94,10 @@ def serve(
     tensor_split: Optional[str] = SPLIT_OPT,
     rpc: Optional[str] = RPC_OPT,
     kv_type: Optional[str] = KV_TYPE_OPT,
+    spec: Optional[str] = SPEC_OPT,
+    draft_max: int = DRAFT_MAX_OPT,
+    draft_min: int = DRAFT_MIN_OPT,
+    draft: Optional[str] = DRAFT_OPT,
     api_key: Optional[str] = typer.Option(
         None, "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
@@ -137,8 +145,13 @@ def serve(
     if keep_alive_s == 0:
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
-    for name in names:  # fail before binding the port when a model is missing
-        resolve(split_engine(name)[0], allow_paths=True)
+    paths = [resolve(ModelAddress.parse(name, allow_paths=True)) for name in names]  # a missing one: fail now
+    drafts = speculation(spec, draft, draft_max, draft_min)
+    if drafts and drafts.draft:  # one draft model drafts for every model served
+        if drafts.draft == "auto" and not paths:
+            raise UsageError("--draft auto chooses the draft for the models given at start: name one.",
+                             "Example: r1local serve r1:7b --draft auto")
+        drafts = dataclasses.replace(drafts, draft=str(draft_file(drafts.draft, paths[0] if paths else Path())))
     from ..fit import check_split
     from ..hardware import detect_live
     from ..rpc import parse_endpoints, probe_all
@@ -163,10 +176,12 @@ def serve(
         allowed_hosts=(*(allowed_host or ()), *config.allowed_hosts()),
         keep_alive_s=keep_alive_s, max_loaded=max_loaded, max_body_bytes=max_body, trim=not no_trim, strict=strict,
         think_budget=think_budget, web_ui=not no_ui, upstreams=upstreams(upstream or []), rpc=tuple(workers),
-        aliases=tuple(parse_alias(spec) for spec in alias or []),
-        kv_type=kv_type or config.kv_type(),
+        aliases=tuple(parse_alias(text) for text in alias or []),
+        kv_type=kv_type or config.kv_type(), speculation=drafts,
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    if len(names) > max_loaded:
+        err.print(_beyond_max_loaded(names, max_loaded), style="yellow", markup=False)
     err.print(f"r1local API on http://{host}:{port}  (OpenAI: /v1, Ollama: /api"
               + ("" if no_ui else f", chat page: http://{host}:{port}/") + ")", markup=False)
     config_ = uvicorn.Config(create_app(settings), log_level="info", timeout_graceful_shutdown=GRACE_S)
@@ -180,6 +195,15 @@ def serve(
     finally:
         if record is not None:
             server_record.release(record)
+
+
+def _beyond_max_loaded(names: list[str], max_loaded: int) -> str:
+    """What serving more models than --max-loaded does: all are served, the last ones stay in memory."""
+    served = [ModelAddress.parse(name, allow_paths=True).served_name for name in names]
+    kept = ", ".join(served[-max_loaded:])
+    return (f"note: {plural(len(served), 'model')} given and --max-loaded {max_loaded}: all are served, but only "
+            f"{kept} stay{'s' if max_loaded == 1 else ''} in memory after loading; a request for another loads it "
+            f"in place of the least recently used. --max-loaded {len(served)} keeps them all loaded.")
 
 
 def _read_key(path: Path) -> str:

@@ -9,6 +9,7 @@ import json
 import re
 
 from rich.cells import cell_len
+from rich.text import Text
 
 # every C0 and C1 control sequence, whole: CSI, the string sequences (OSC, DCS, SOS, PM, APC) up to
 # their terminator, two-character escapes, then any control character left (newline and tab stay)
@@ -110,3 +111,21 @@ class WordWrap:
     def restart(self) -> None:
         """Something else was written and ended its line: count from the first column again."""
         self._column = 0
+
+
+def wrap_words(text: Text, width: int) -> Text:
+    """`text` with each line broken at spaces to fit `width` columns, the wrapped part indented as the
+    line's start; a word longer than a line stays whole (styles are kept)."""
+    paragraphs = []
+    for line in text.split("\n", allow_blank=True):
+        plain = line.plain
+        indent = len(plain) - len(plain.lstrip(" "))
+        pieces, start, prefix, placed, last_end = [], 0, 0, False, 0
+        for word in re.finditer(r"\S+", plain):
+            if placed and prefix + cell_len(plain[start:word.end()]) > width:
+                pieces.append(line[start:last_end])
+                start, prefix = word.start(), indent
+            placed, last_end = True, word.end()
+        pieces.append(line[start:])
+        paragraphs.append(Text("\n" + " " * indent).join(pieces))
+    return Text("\n").join(paragraphs)

@@ -22,13 +22,14 @@ def _register_package() -> None:
         if spec is None or spec.loader is None:
             raise ImportError("llama-cpp-python is not installed")
         package = importlib.util.module_from_spec(spec)
+        loader = spec.loader
 
         def complete(name: str) -> object:
             package.__dict__.pop("__getattr__", None)
-            spec.loader.exec_module(package)
+            loader.exec_module(package)
             return getattr(package, name)
 
-        package.__getattr__ = complete  # type: ignore[attr-defined]  # PEP 562 hook
+        package.__getattr__ = complete  # type: ignore[method-assign]  # PEP 562 hook
         sys.modules["llama_cpp"] = package
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..errors import UsageError
+from ..errors import Unsupported
 from .template import ChatTemplate
 
 
@@ -37,7 +37,7 @@ class Capabilities:
     def require(self, capability: str, model: str, param: str, hint: str | None = None) -> None:
         """One 400 naming the capability when the model lacks it (as Ollama words it)."""
         if not getattr(self, capability):
-            raise UsageError(f'"{model}" does not support {capability.replace("_", " ")}.', hint, param=param)
+            raise Unsupported(f'"{model}" does not support {capability.replace("_", " ")}.', hint, param=param)
 
 
 def declared(engine: str, template: ChatTemplate, context_length: int | None) -> Capabilities:

@@ -4,7 +4,7 @@ then whole), then done."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -75,6 +75,8 @@ class Timings:
     generation_tokens_per_s: float
     prompt_s: float = 0.0  # admitted -> first token
     generation_s: float = 0.0  # first token -> done
+    draft_n: int = 0  # speculative draft tokens verified (llama-server's name)
+    draft_n_accepted: int = 0  # of which the target model kept
 
 
 def measure(submitted: float, admitted: float, prompt_done: float, first_token: float, now: float,
@@ -100,7 +102,7 @@ class Done:
     stop_word: str | None = None  # the stop string that ended the answer, if one did
 
 
-Event = Union[ReasoningDelta, ContentDelta, ToolCallDelta, ToolCall, TokenLogprob, Done]
+Event = ReasoningDelta | ContentDelta | ToolCallDelta | ToolCall | TokenLogprob | Done
 
 
 @dataclass

@@ -6,15 +6,14 @@ from __future__ import annotations
 import ctypes
 import math
 
-from .bindings import C
 from .events import TokenLogprob
 from .native import NativeModel
 
 
-def token_logprob(native: NativeModel, batch_index: int, token: int, top: int) -> TokenLogprob:
+def token_logprob(native: NativeModel, pointer, token: int, top: int) -> TokenLogprob:
+    """`pointer`: the n_vocab logits the token was sampled from."""
     import numpy as np  # loaded only when a request asks for logprobs
 
-    pointer = C.llama_get_logits_ith(native.ctx, batch_index)
     logits = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(native.n_vocab,))
     peak = float(logits.max())
     log_total = peak + math.log(float(np.exp(logits - peak).sum()))

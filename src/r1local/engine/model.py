@@ -13,10 +13,12 @@ from ..errors import ModelNotFound, OutOfMemory, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
 from .base import Engine
 from .bindings import C
+from .draft import DraftModel
 from .embedding import Embedder
 from .native import NativeModel
 from .params import SamplingParams
 from .scheduler import Scheduler
+from .speculative import Speculation
 from .stream import Stream
 
 
@@ -27,7 +29,8 @@ def _where(p: fit.FitPlan) -> str:
 class Model(Engine):
     engine = "llama.cpp"
 
-    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int) -> None:
+    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int,
+                 speculation: Speculation | None = None, n_threads: int | None = None) -> None:
         self.name = name
         self.info = info
         self.native = native
@@ -40,7 +43,10 @@ class Model(Engine):
         self.template = native.chat_template()
         self.placement = native.placement  # where llama.cpp put the weights, KV cache and buffers
         self.plan: fit.FitPlan | None = None  # the plan it was loaded with
-        self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes())
+        self.draft = None  # the draft model, when one guesses tokens (--draft)
+        if speculation and speculation.draft:
+            self.draft = DraftModel(Path(speculation.draft), native, n_threads or C.llama_n_threads(native.ctx))
+        self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes(), speculation, self.draft)
         self._embedder: Embedder | None = None
         self._embedder_lock = threading.Lock()
 
@@ -61,6 +67,7 @@ class Model(Engine):
         placement: Callable[[Any], None] | None = None,
         plan: fit.FitPlan | None = None,
         kv_type: str | None = None,
+        speculation: Speculation | None = None,
         abort: Callable[[], bool] | None = None,
     ) -> Model:
         """Load with `plan` (default: the fit's plan for this machine, around the caller's
@@ -95,7 +102,12 @@ class Model(Engine):
                 if smaller is None:
                     raise
                 attempt = smaller
-        model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue)
+        try:
+            model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue,
+                        speculation, n_threads)
+        except BaseException:
+            native.close()
+            raise
         model.plan = attempt
         if attempt is not chosen:
             model.load_note = (f"{model.name} did not fit in the memory free now as planned ({_where(chosen)}); "
@@ -115,7 +127,7 @@ class Model(Engine):
         return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning,
                                      parse_tools=parse_tools)
 
-    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took. Blocking: call it from a
         worker thread (the embedding context is made on first use)."""
         with self._embedder_lock:
@@ -135,13 +147,21 @@ class Model(Engine):
         return self.scheduler.stats()
 
     def memory_bytes(self) -> tuple[int, int] | None:
-        placed = self.placement
-        return (placed.host_bytes, placed.device_bytes) if placed.buffers else None
+        """What llama.cpp allocated for the model and its draft model (RAM, VRAM)."""
+        placements = [self.placement, *([self.draft.native.placement] if self.draft else [])]
+        if not self.placement.buffers:
+            return None
+        return sum(p.host_bytes for p in placements), sum(p.device_bytes for p in placements)
+
+    def describe(self) -> dict:
+        return {**super().describe(), **({"draft": self.draft.path.stem} if self.draft else {})}
 
     def close(self) -> None:
         if self._embedder:
             self._embedder.close()
         self.scheduler.close()
+        if self.draft:
+            self.draft.close()
         self.native.close()
         self.template.close()
 

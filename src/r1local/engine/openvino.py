@@ -16,13 +16,13 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import config
-from ..errors import ContextOverflow, ModelFileError, ModelNotFound, Overloaded
+from ..errors import Cancelled, ContextOverflow, ModelFileError, ModelNotFound
+from .admission import Admission
 from .base import Engine
 from .events import Done, FinishReason, Usage, measure
 from .openvino_files import FolderVocab, available_devices, folder_context, genai, open_pipeline, reason
@@ -65,23 +65,20 @@ class OpenVINOModel(Engine):
         self.n_ctx = ov_plan.n_ctx
         self.n_parallel = ov_plan.n_parallel
         self.prompt_limit = ov_plan.max_prompt_len
-        self.max_queue = max_queue
         self._genai = genai()
-        self._waiting: deque[Request] = deque()
         self._active: dict[int, Request] = {}
         self._next_id = 0
-        self._cond = threading.Condition()
-        self._running = True
-        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0)
+        self.queue: Admission[Request] = Admission(self.n_parallel, max_queue, lambda: len(self._active))
         self._thread = threading.Thread(target=self._loop, name="r1local-openvino", daemon=True)
         self._thread.start()
 
     @classmethod
     def load(cls, path: str | Path, *, name: str | None = None, n_ctx: int | None = None, n_parallel: int = 1,
              n_threads: int | None = None, max_queue: int | None = None, device: str | None = None,
-             on_compile: Callable[[OpenVINOPlan], None] | None = None, **_llama_only: Any) -> OpenVINOModel:
-        """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile."""
+             on_compile: Callable[[OpenVINOPlan], None] | None = None,
+             abort: Callable[[], bool] | None = None) -> OpenVINOModel:
+        """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile. abort:
+        asked before the compile and after it (OpenVINO cannot stop one midway); True stops the load."""
         path = Path(path).expanduser()
         if path.suffix == ".xml":  # a pulled folder is found by its openvino_model.xml
             path = path.parent
@@ -106,7 +103,12 @@ class OpenVINOModel(Engine):
         if on_compile and ov_plan.first_compile:
             on_compile(ov_plan)
         try:
+            _check(abort, path)
             pipeline = open_pipeline(ov, path, ov_plan)
+            _check(abort, path)
+        except Cancelled:
+            vocab.close()
+            raise
         except RuntimeError as error:
             vocab.close()
             what = f"{path.name} ({info.architecture})" if info else path.name
@@ -132,39 +134,30 @@ class OpenVINOModel(Engine):
         request = Request(tokens, generation_config(self._genai, params, max_tokens, self.vocab.eos), max_tokens, params.ignore_eos,
                           TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
                           piece, stream)
-        with self._cond:
-            if len(self._active) + len(self._waiting) >= self.n_parallel + self.max_queue:
-                self.counters["rejected_total"] += 1
-                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
-            self._waiting.append(request)
-            self.counters["requests_total"] += 1
-            self._cond.notify()
+        self.queue.enqueue(request)
         return stream
 
     def stats(self) -> dict:
-        with self._cond:
-            return dict(busy_slots=len(self._active), slots=self.n_parallel, queued=len(self._waiting),
-                        prefix_cache_bytes=0, prefix_cache_hits=0, **self.counters)
+        return self.queue.stats(prefix_cache_bytes=0, prefix_cache_hits=0)
 
     def describe(self) -> dict:
         return {**super().describe(), "max_prompt_len": self.plan.max_prompt_len,
                 "min_response_len": self.plan.min_response_len}
 
     def close(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify()
+        self.queue.stop()
         self._thread.join()
         self.pipeline = None
         self.vocab.close()
 
     # -- the engine thread --
     def _loop(self) -> None:
+        queue = self.queue
         while True:
-            with self._cond:
-                while self._running and not self._waiting and not self._active:
-                    self._cond.wait()
-                if not self._running:
+            with queue.cond:
+                while queue.running and not queue.waiting and not self._active:
+                    queue.cond.wait()
+                if not queue.running:
                     break
             try:
                 if self.plan.continuous_batching:
@@ -174,19 +167,19 @@ class OpenVINOModel(Engine):
             except Exception as error:  # a failure ends the requests in flight, not the model
                 for request in list(self._active.values()):
                     self._finish(request, "error", f"{type(error).__name__}: {error}")
-        with self._cond:
-            left = list(self._active.values()) + list(self._waiting)
-            self._waiting.clear()
+        with queue.cond:
+            left = list(self._active.values()) + list(queue.waiting)
+            queue.waiting.clear()
         for request in left:
             if request.handle is not None:
                 request.handle.cancel()
             self._finish(request, "cancelled")
 
-    def _admit(self) -> list[Request]:
+    def _admit(self) -> list[tuple[int, Request]]:
         admitted = []
-        with self._cond:
-            while self._waiting and len(self._active) < self.n_parallel:
-                request = self._waiting.popleft()
+        with self.queue.cond:
+            while self.queue.waiting and len(self._active) < self.n_parallel:
+                request = self.queue.waiting.popleft()
                 if request.stream.cancelled:
                     self._finish(request, "cancelled")
                     continue
@@ -227,9 +220,10 @@ class OpenVINOModel(Engine):
             return
         _, request = admitted[0]
         status = self._genai.StreamingStatus
+        streamer_base: Any = self._genai.StreamerBase  # openvino_genai is imported when the engine starts
         engine = self
 
-        class TokenStreamer(self._genai.StreamerBase):
+        class TokenStreamer(streamer_base):
             def write(self, token):
                 for t in token if isinstance(token, list) else [token]:
                     if request.ended is None:
@@ -260,18 +254,23 @@ class OpenVINOModel(Engine):
             request.ended = "length"
 
     def _finish(self, request: Request, reason: FinishReason, error: str | None = None) -> None:
-        with self._cond:
+        with self.queue.cond:
             for key, value in list(self._active.items()):
                 if value is request:
                     del self._active[key]
-            self.counters["prompt_tokens_total"] += len(request.prompt)
-            self.counters["completion_tokens_total"] += request.generated
+            self.queue.finished(len(request.prompt), request.generated)
         request.output.close()
         admitted = request.admitted or time.perf_counter()
         timings = measure(request.submitted, admitted, request.first_token, request.first_token,
                           time.perf_counter(), len(request.prompt), request.generated)
         request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
                                  timings, error, request.output.stops.matched))
+
+
+def _check(abort: Callable[[], bool] | None, path: Path) -> None:
+    if abort is not None and abort():
+        raise Cancelled(f"The load of {path.name} was stopped.")
+
 
 def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int) -> Any:
     """SamplingParams as OpenVINO GenAI's GenerationConfig (stop strings stay with TextOutput;

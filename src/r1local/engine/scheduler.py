@@ -5,29 +5,47 @@ chunks of sequences still prefilling (up to n_batch tokens in all), runs one lla
 samples a token for every sequence that asked for logits. A request that arrives mid-way joins at
 the next step; a cancelled one leaves at the next step. A finished sequence's cells stay in its
 slot, so a later prompt that starts the same way (the next turn of a chat) reuses them.
+
+With speculation on, a generating sequence may add a draft after its next token (speculative.py);
+the same decode verifies every slot's draft, and the cells of refused draft tokens are dropped.
+
+A grammar request's pick runs off the step (sampling.py): its sequence sits out the steps until
+the pick returns, and a pick that takes longer than GRAMMAR_PICK_LIMIT_S ends its request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import sys
 import threading
 import time
-from collections import deque
+from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass, field
 
 from ..errors import ContextOverflow, Overloaded
+from .admission import Admission
 from .bindings import C
 from .events import Done, FinishReason, Timings, Usage, measure
 from .logprobs import token_logprob
+from .draft import DraftModel
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
-from .sampling import Sampler
+from .sampling import Pick, PickTooSlow, Sampler
+from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
 
 
 SWITCH_INTERVAL_S = 0.0005
+GRAMMAR_PICK_LIMIT_S = 2.0  # one token's grammar check; a whole-vocabulary check takes ~0.1 s
+PICK_POLL_S = 0.05  # while only grammar picks are in flight: how often cancellations are looked for
+PICKS_AT_CLOSE_S = 60.0  # how long closing waits for picks in flight (they read the model's vocabulary)
+
+log = logging.getLogger("r1local.engine")
+_TOO_SLOW = "The grammar took more than {:g} s to check one token; simplify it (fewer alternatives open at once)"
 BUDGET_CLOSE = "\n\nTime is up; I will answer now.\n</think>\n\n"  # ends reasoning that reached its budget
 
 
@@ -39,6 +57,7 @@ class Job:
     in_reasoning: bool  # the prompt already opened <think>
     sampler: Sampler  # built at submit, so a bad grammar is the caller's error, not the thread's
     parse_tools: bool = False  # read tool calls out of the text
+    drafts: DraftSource | None = None  # where the sequence's drafts come from (n-grams indexed at submit)
     stream: Stream = field(default_factory=Stream)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -46,7 +65,8 @@ class Job:
 class Active:
     """A job that holds a slot: its sampler, its text pipeline and its clock."""
 
-    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel):
+    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel,
+                 speculation: Speculation | None = None):
         self.job = job
         self.slot = slot
         self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
@@ -57,6 +77,11 @@ class Active:
                                  in_reasoning=job.in_reasoning, parse_tools=job.parse_tools,
                                  think_budget=job.params.think_budget)
         self.next_token: int | None = None  # sampled, to be fed at the next step
+        self.pick: Pick | None = None  # a grammar's pick in flight, off the step
+        self.pick_started = 0.0
+        self.draft: list[int] = []  # guessed tokens after next_token, fed and verified with it
+        self.pacing = Pacing(speculation) if speculation else None
+        self.drafted = self.accepted = 0
         self.generated = 0
         self.admitted = time.perf_counter()
         self.prompt_done = 0.0
@@ -66,6 +91,7 @@ class Active:
         self.output.close()
         timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
                           time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
+        timings = dataclasses.replace(timings, draft_n=self.drafted, draft_n_accepted=self.accepted)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
         self.job.stream.push(Done(reason, usage, timings, error, self.output.stops.matched))
@@ -85,18 +111,22 @@ class Slot:
 
 
 class Scheduler:
-    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0) -> None:
+    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0,
+                 speculation: Speculation | None = None, draft_model: DraftModel | None = None) -> None:
         self.native = native
-        self.max_queue = max_queue
+        self.speculation = speculation
+        self.draft_model = draft_model
+        self.step_cost = StepCost()
+        self.draft_source: Callable[[list[int]], DraftSource] | None = (
+            NgramIndex if speculation and speculation.source == "ngram" else None)
         self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
-        self._waiting: deque[Job] = deque()
-        self._cond = threading.Condition()
-        self._running = True
+        busy = lambda: sum(slot.active is not None for slot in self.slots)  # noqa: E731
+        self.queue: Admission[Job] = Admission(len(self.slots), max_queue, busy, "draft_tokens_total",
+                                               "draft_accepted_total")
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
-        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0)
+        self._picks: set[Pick] = set()  # grammar picks in flight, their requests ended or not
         # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
         # 5 ms switch interval a busy event-loop thread (the server streaming tokens) delays each
         # step by that much. Measured on gemma-270m, 4 clients: 43 -> 50 tokens/s.
@@ -116,43 +146,39 @@ class Scheduler:
                 "Shorten the prompt or start with a larger --ctx.",
             )
         sampler = Sampler(params, self.native.vocab, self.native.n_vocab)
-        job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools)
-        with self._cond:
-            busy = sum(slot.active is not None for slot in self.slots)
-            if busy + len(self._waiting) >= len(self.slots) + self.max_queue:
-                self.counters["rejected_total"] += 1
-                sampler.close()
-                raise Overloaded("Every slot is busy and the queue is full.", "Retry in a moment.")
-            self._waiting.append(job)
-            self.counters["requests_total"] += 1
-            self._cond.notify()
+        drafts = self.draft_source(prompt) if self.draft_source else None
+        job = Job(prompt, params, split_reasoning, in_reasoning, sampler, parse_tools, drafts)
+        try:
+            self.queue.enqueue(job)
+        except Overloaded:
+            sampler.close()
+            raise
         return job.stream
 
     def stats(self) -> dict:
-        with self._cond:
-            busy = sum(slot.active is not None for slot in self.slots)
-            return dict(busy_slots=busy, slots=len(self.slots), queued=len(self._waiting),
-                        prefix_cache_bytes=self.prefix_cache.used,
-                        prefix_cache_hits=self.prefix_cache.hits, **self.counters)
+        return self.queue.stats(prefix_cache_bytes=self.prefix_cache.used, prefix_cache_hits=self.prefix_cache.hits)
 
     def close(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify()
+        self.queue.stop()
         self._thread.join()
         C.llama_batch_free(self._batch)
+        if futures.wait(list(self._picks), PICKS_AT_CLOSE_S).not_done:
+            log.warning("a grammar's pick still runs as %s closes", self.native.path.name)
 
     # -- the scheduler thread --
     def _loop(self) -> None:
         while True:
-            with self._cond:
-                while self._running and not self._waiting and not self._busy():
-                    self._cond.wait()
-                if not self._running:
+            with self.queue.cond:
+                while self.queue.running and not self.queue.waiting and not self._busy():
+                    self.queue.cond.wait()
+                if self.queue.running and not self.queue.waiting and not self._ready():
+                    self.queue.cond.wait(PICK_POLL_S)  # only picks in flight: until one returns
+                if not self.queue.running:
                     break
                 self._admit()
             self._reap_cancelled()
-            if self._busy():
+            self._collect_picks()
+            if self._ready():
                 try:
                     self._step()
                 except Exception as error:  # a bug must end these requests, not the model
@@ -162,23 +188,50 @@ class Scheduler:
         for slot in self.slots:
             if slot.active:
                 self._release(slot, "cancelled")
-        for job in self._waiting:
+        for job in self.queue.waiting:
             _never_started(job)
 
     def _busy(self) -> bool:
         return any(slot.active for slot in self.slots)
 
+    def _ready(self) -> bool:
+        """Whether a sequence can go into the next step, or a pick has returned."""
+        return any(slot.active and (slot.active.pick is None or slot.active.pick.done()) for slot in self.slots)
+
+    def _wake(self, pick: Pick) -> None:
+        with self.queue.cond:
+            self._picks.discard(pick)
+            self.queue.cond.notify()
+
+    def _collect_picks(self) -> None:
+        """Feed returned grammar picks to their sequences; end those whose pick takes too long."""
+        now = time.perf_counter()
+        for slot in self.slots:
+            active = slot.active
+            if active is None or active.pick is None:
+                continue
+            if active.pick.done():
+                pick, active.pick = active.pick, None
+                if isinstance(pick.exception(), PickTooSlow):
+                    self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
+                elif pick.exception() is not None:
+                    self._release(slot, "error", f"The grammar failed: {pick.exception()}")
+                else:
+                    self._took(slot, pick.result(), now, pick.logits)
+            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:  # stuck inside one llama.cpp call
+                self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
+
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
-        while self._waiting:
-            job = self._waiting[0]
+        while self.queue.waiting:
+            job = self.queue.waiting[0]
             if job.stream.cancelled:
-                _never_started(self._waiting.popleft())
+                _never_started(self.queue.waiting.popleft())
                 continue
             free = [slot for slot in self.slots if slot.active is None]
             if not free:
                 return
-            self._waiting.popleft()
+            self.queue.waiting.popleft()
             slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
             kept = common_prefix(slot.cached, job.prompt)
             if len(slot.cached) - kept >= MIN_TOKENS:  # about to overwrite a long history
@@ -194,8 +247,8 @@ class Scheduler:
             del slot.cached[reuse:]
             room = job.params.context(self.native.n_ctx_seq) - len(job.prompt)
             max_tokens = min(job.params.max_tokens or room, room)
-            slot.active = Active(job, slot, reuse, max_tokens, self.native)
-            self.counters["cached_tokens_total"] += reuse
+            slot.active = Active(job, slot, reuse, max_tokens, self.native, self.speculation)
+            self.queue.counters["cached_tokens_total"] += reuse
 
     def _reap_cancelled(self) -> None:
         for slot in self.slots:
@@ -210,14 +263,15 @@ class Scheduler:
         if reason in ("cancelled", "error"):
             self.native.forget(slot.seq)
             slot.cached.clear()
-        self.counters["prompt_tokens_total"] += len(active.job.prompt)
-        self.counters["completion_tokens_total"] += active.generated
+        self.queue.finished(len(active.job.prompt), active.generated)
+        self.queue.counters["draft_tokens_total"] += active.drafted
+        self.queue.counters["draft_accepted_total"] += active.accepted
         active.finish(reason, error)
 
     def _step(self) -> None:
         batch = self._batch
         n = 0
-        rows: list[tuple[int, Slot]] = []  # batch index -> slot whose logits it holds
+        rows: list[tuple[Slot, int, int]] = []  # slot, batch index of its first logits row, rows
 
         def add(slot: Slot, token: int, logits: bool) -> None:
             nonlocal n
@@ -226,16 +280,26 @@ class Scheduler:
             batch.n_seq_id[n] = 1
             batch.seq_id[n][0] = slot.seq
             batch.logits[n] = logits
-            if logits:
-                rows.append((n, slot))
             slot.cached.append(token)
             n += 1
 
         generating = [s for s in self.slots if s.active and s.active.next_token is not None]
-        prefilling = [s for s in self.slots if s.active and s.active.next_token is None]
+        prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
+        room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
+        planned, expected = [], float(len(generating))  # draft lengths, and the tokens the step should yield
         for slot in generating:
-            add(slot, slot.active.next_token, True)
-            slot.active.next_token = None
+            length = self._draft_length(slot.active, room - sum(planned), len(generating) + sum(planned), expected)
+            planned.append(length)
+            expected += slot.active.pacing.expected(length) if length else 0.0
+        drafted = 0
+        for slot, draft in zip(generating, self._drafts(generating, planned)):
+            active = slot.active
+            active.draft = draft if draft and len(draft) >= self.speculation.draft_min else []
+            drafted += len(active.draft)
+            rows.append((slot, n, 1 + len(active.draft)))  # a slot's rows are consecutive
+            for token in (active.next_token, *active.draft):
+                add(slot, token, True)
+            active.next_token = None
         budget = self.native.n_batch - n
         for slot in prefilling:
             if budget <= 0:
@@ -243,31 +307,111 @@ class Scheduler:
             active = slot.active
             chunk, active.pending = active.pending[:budget], active.pending[budget:]
             for i, token in enumerate(chunk):
-                add(slot, token, not active.pending and i == len(chunk) - 1)
+                last = not active.pending and i == len(chunk) - 1
+                if last:
+                    rows.append((slot, n, 1))
+                add(slot, token, last)
             budget -= len(chunk)
         batch.n_tokens = n
+        if n == 0:
+            return
 
+        started = time.perf_counter()
         status = C.llama_decode(self.native.ctx, batch)
+        if self.speculation and n == len(generating) + drafted:  # generation only: the step times its rows
+            self.step_cost.observe(n, time.perf_counter() - started)
         if status != 0:
-            involved = {slot.seq: slot for _, slot in rows} | {s.seq: s for s in prefilling}
+            involved = {slot.seq: slot for slot, _, _ in rows} | {s.seq: s for s in prefilling}
             for slot in involved.values():
                 if slot.active:
                     self._release(slot, "error", f"llama_decode failed with status {status}")
             return
 
         now = time.perf_counter()
-        for index, slot in rows:
-            active = slot.active
-            token = active.sampler.sample(self.native.ctx, index)
-            if active.job.params.logprobs is not None and not self.native.is_eog(token):
-                active.job.stream.push(token_logprob(self.native, index, token, active.job.params.logprobs))
-            if active.generated == 0:
-                active.prompt_done = active.first_token = now
-            active.generated += 1
-            self._on_token(slot, token)
+        for slot, first, count in rows:
+            if slot.active.sampler.deferred:  # a grammar's: no drafts, one row
+                self._start_pick(slot.active, first, now)
+            else:
+                self._verify(slot, first, count, now)
+
+    def _start_pick(self, active: Active, index: int, now: float) -> None:
+        active.pick = active.sampler.start(self.native.ctx, index, now + GRAMMAR_PICK_LIMIT_S)
+        active.pick_started = now
+        with self.queue.cond:
+            self._picks.add(active.pick)
+        active.pick.add_done_callback(self._wake)
+
+    def _took(self, slot: Slot, token: int, now: float, logits) -> None:
+        """The token sampled for `slot` from `logits`."""
+        active = slot.active
+        if active.job.params.logprobs is not None and not self.native.is_eog(token):
+            active.job.stream.push(token_logprob(self.native, logits, token, active.job.params.logprobs))
+        if active.generated == 0:
+            active.prompt_done = active.first_token = now
+        active.generated += 1
+        active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
+        self._on_token(slot, token)
+
+    def _draft_length(self, active: Active, room: int, rows: int, expected: float) -> int:
+        """How many tokens the slot should guess after its next one: as many as pay in a step of
+        `rows` rows expected to yield `expected` tokens, within the step's room, the slot's token
+        limit and its reasoning budget (a budget spent inside a draft would need its closing
+        words where draft tokens already are). A grammar's deferred pick checks one row."""
+        if active.pacing is None or room <= 0 or active.sampler.deferred:
+            return 0
+        limit = min(room, active.max_tokens - active.generated - 1)
+        output = active.output
+        if output.think_budget is not None and output.in_reasoning:
+            limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
+        return active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+
+    def _drafts(self, slots: list[Slot], lengths: list[int]) -> list[list[int]]:
+        """Each slot's guess of its length: from the draft model (one batch for all) or its own n-grams."""
+        if not any(lengths):
+            return [[] for _ in slots]
+        if self.draft_model is not None:
+            return self.draft_model.propose([(slot.seq, [*slot.cached, slot.active.next_token], length)
+                                             for slot, length in zip(slots, lengths)])
+        return [slot.active.job.drafts.propose(length) if length and slot.active.job.drafts else []
+                for slot, length in zip(slots, lengths)]
+
+    def _verify(self, slot: Slot, first: int, count: int, now: float) -> None:
+        """Sample the target at each of the slot's rows while its draft agrees (llama.cpp's rule),
+        drop the refused draft tokens' cells, then pass the kept tokens on in order."""
+        active = slot.active
+        draft, active.draft = active.draft, []
+        tokens: list[int] = []
+        for i in range(count):
+            token = active.sampler.sample(self.native.ctx, first + i)
+            tokens.append(token)
+            if i == len(draft) or token != draft[i] or (self.native.is_eog(token) and not active.job.params.ignore_eos):
+                break
+        accepted = 0  # draft tokens the target sampled too
+        while accepted < min(len(tokens), len(draft)) and tokens[accepted] == draft[accepted]:
+            accepted += 1
+        base = self._batch.pos[first]  # where the slot's next token went
+        self._trim(slot, base + 1 + accepted)
+        if draft:
+            active.pacing.verified(len(draft), accepted)
+            active.drafted += len(draft)
+            active.accepted += accepted
+        for j, token in enumerate(tokens):
+            self._took(slot, token, now, C.llama_get_logits_ith(self.native.ctx, first + j))
+            if slot.active is not active:
+                return
+            if active.next_token is None:  # the reasoning budget closed: its words follow this token
+                self._trim(slot, base + 1 + j)
+                return
+
+    def _trim(self, slot: Slot, keep: int) -> None:
+        if keep < len(slot.cached):
+            self.native.forget(slot.seq, keep)
+            del slot.cached[keep:]
 
     def _on_token(self, slot: Slot, token: int) -> None:
         active = slot.active
+        if active.job.drafts is not None:
+            active.job.drafts.add(token)
         if self.native.is_eog(token) and not active.job.params.ignore_eos:
             active.generated -= 1  # the end marker is not part of the answer
             self._release(slot, "stop")
@@ -288,5 +432,7 @@ class Scheduler:
         for forced in self._budget_close:
             active.output.write(self.native.piece(forced))
             active.sampler.accept(forced)
+            if active.job.drafts is not None:
+                active.job.drafts.add(forced)
         active.generated += len(self._budget_close)
         active.pending = [token, *self._budget_close]

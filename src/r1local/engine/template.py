@@ -2,7 +2,8 @@
 
 The template comes from the GGUF (`tokenizer.chat_template`) and runs in Jinja2's immutable
 sandbox configured as Hugging Face transformers does, so prompts match what the model was trained
-on, in a child process bounded in time, memory and output (template_sandbox.py). For R1 distills (DeepSeek's recommendations):
+on, in a child process bounded in time, memory and output (template_sandbox.py). For R1
+distills (DeepSeek's recommendations):
 - no system prompt: its text is folded into the first user turn;
 - earlier assistant turns keep only their answer (reasoning is dropped);
 - thinking on: the assistant turn is forced to start with "<think>\\n";

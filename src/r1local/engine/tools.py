@@ -165,7 +165,8 @@ class ToolCallParser:
     def _read_calls(self) -> list:
         events: list = []
         while True:
-            if self._open is None and (head := _HEAD.search(self._calls)) and CALL_END not in self._calls[:head.start()]:
+            head = _HEAD.search(self._calls) if self._open is None else None
+            if head and CALL_END not in self._calls[:head.start()]:
                 self._open = ToolCallDelta(self.count, f"call_{uuid.uuid4().hex[:24]}", head.group(1).strip(), "")
                 self._calls, self._sent = self._calls[head.end():], 0
                 events.append(self._open)

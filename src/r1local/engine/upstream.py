@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..errors import R1Error, UsageError
+from ..errors import UpstreamDown, UpstreamError, UsageError
 from .base import Engine
 from .capabilities import Capabilities
 from .events import Done, FinishReason, Timings, Usage
@@ -37,20 +37,6 @@ FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", No
 # is the upstream's own, which it does not say
 UPSTREAM_CAPABILITIES = Capabilities(thinking=True, tools=False, grammar=False, embeddings=False, logprobs=False,
                                      think_budget=False, logit_bias=False, context_length=None)
-
-
-class UpstreamError(R1Error):
-    """The upstream answered with an error: its status and message pass through."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.http_status = status
-        self.error_type = "invalid_request_error" if status < 500 else "server_error"
-
-
-class UpstreamDown(R1Error):
-    http_status = 503
-    code = "upstream_unavailable"
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -178,8 +164,8 @@ class UpstreamModel(Engine):
             failure = f"reading the upstream {self.upstream.name} failed"
         finally:
             response.close()
-            error = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
-            self._finish(stream, decoder, error, cancelled, first, pieces, submitted)
+            reason = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
+            self._finish(stream, decoder, reason, cancelled, first, pieces, submitted)
 
     def _finish(self, stream: Stream, decoder: StreamDecoder, error: str | None, cancelled: bool, first: float,
                 pieces: int, submitted: float) -> None:

@@ -50,8 +50,8 @@ def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
     platform = bandwidth.published(cpu.model, cpu.core_types)
     fields = {"memory_kind": platform and platform.memory, "memory_peak_gbs": platform and platform.gbs,
               "cpu_bandwidth_gbs": None, "bandwidth_source": None}
-    usable = platform and (min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64"
-                           else platform.gbs)
+    usable = None if platform is None else (
+        min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64" else platform.gbs)
     machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
     budget = min(bandwidth.PROBE_BYTES, memory.available // 8)  # a small board keeps its RAM
     measured = probe.call("memory.bandwidth", lambda: bandwidth.cached_measure(

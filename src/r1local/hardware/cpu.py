@@ -41,8 +41,8 @@ def _cgroup_cpu_quota(probe: Probe) -> float | None:
     """CPUs a container may use (cgroup v2 cpu.max or v1 cfs quota), None when unlimited."""
     text = probe.read("/sys/fs/cgroup/cpu.max")
     if text and not text.startswith("max"):
-        quota, period = text.split()[:2]
-        return int(quota) / int(period)
+        v2_quota, v2_period = text.split()[:2]
+        return int(v2_quota) / int(v2_period)
     quota = probe.read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
     period = probe.read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
     if quota and period and int(quota) > 0:

@@ -60,8 +60,9 @@ def parse_nvidia_csv(text: str, source: str) -> list[GPU]:
         _, name, total, free, driver, cc, _bus, clock, width = cols[:9]
         spec = tables.lookup(tables.GPU_SPECS, name)
         bandwidth = spec[0] if spec else None
-        if bandwidth is None and _number(clock) and _number(width):
-            bandwidth = _number(width) / 8 * _number(clock) * 2 / 1000  # DDR: two transfers a clock
+        bus_bits, clock_mhz = _number(width), _number(clock)
+        if bandwidth is None and bus_bits and clock_mhz:
+            bandwidth = bus_bits / 8 * clock_mhz * 2 / 1000  # DDR: two transfers a clock
         total_b, free_b = _number(total), _number(free)
         gpus.append(GPU(
             name=name, vendor="nvidia", integrated=False,

@@ -4,6 +4,8 @@ GPU, and its ggml backend devices (through ctypes on the libggml llama-cpp-pytho
 from __future__ import annotations
 
 import ctypes
+import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -55,17 +57,45 @@ def _registries(lib: ctypes.CDLL) -> list[str]:
             for i in range(lib.ggml_backend_reg_count())]
 
 
+# ggml backend libraries by file name -> the name their registry takes (libggml-vulkan.so -> Vulkan)
+LIBRARY_BACKENDS = {"cuda": "CUDA", "hip": "ROCm", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
+                    "opencl": "OpenCL", "musa": "MUSA", "cann": "CANN"}
+VULKAN_DRIVER_DIRS = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"]
+
+
+def shipped_backends(package_dir: Path) -> list[str]:
+    """The GPU backends whose libraries ship with llama_cpp, registered or not: a backend whose
+    driver is missing (Vulkan without any ICD) never registers, and would otherwise go unseen."""
+    found = []
+    for lib in sorted({*(package_dir / "lib").glob("*ggml-*"), *package_dir.glob("*ggml-*")}):
+        stem = lib.name.removeprefix("lib").split(".")[0].removeprefix("ggml-")
+        if (name := LIBRARY_BACKENDS.get(stem)) and name not in found:
+            found.append(name)
+    return found
+
+
+def vulkan_drivers() -> list[str]:
+    """The Vulkan drivers (ICD files) the loader would find; VK_ICD_FILENAMES overrides the folders."""
+    if listed := os.environ.get("VK_ICD_FILENAMES") or os.environ.get("VK_DRIVER_FILES"):
+        return [f for f in listed.split(os.pathsep) if f]
+    return sorted(p.name for d in VULKAN_DRIVER_DIRS for p in Path(d).glob("*.json"))
+
+
 def _query() -> dict:
     import importlib.metadata
 
     from ..engine.bindings import C
 
+    package = Path(inspect.getfile(C)).parent
     try:
-        lib = _libggml(Path(C.__file__).parent)
+        lib = _libggml(package)
         devices, registries = _devices(lib), _registries(lib)
     except (OSError, AttributeError):  # an older or unusual build: the rest still tells a lot
         devices, registries = [], []
+    shipped = shipped_backends(package)
     return {
+        "shipped": shipped,
+        "vulkan_drivers": vulkan_drivers() if "Vulkan" in shipped + registries else None,
         "version": importlib.metadata.version("llama-cpp-python"),
         "system_info": C.llama_print_system_info().decode(errors="replace").strip(),
         "gpu_offload": bool(C.llama_supports_gpu_offload()),
@@ -97,5 +127,6 @@ def detect_build(probe: Probe) -> LlamaBuild | None:
     return LlamaBuild(
         version=raw.get("version"), system_info=info, gpu_offload=bool(raw.get("gpu_offload")),
         backends=parse_system_info(info), devices=[GGMLDevice(**d) for d in raw.get("devices") or []],
-        registries=raw.get("registries") or [],
+        registries=raw.get("registries") or [], shipped=raw.get("shipped") or [],
+        vulkan_drivers=raw.get("vulkan_drivers"),
     )

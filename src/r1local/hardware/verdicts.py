@@ -34,7 +34,7 @@ def _claim(gpu: GPU, build: LlamaBuild, backends: list[str], taken: set[str]) ->
     words = set(gpu.name.lower().replace("(", " (").split()) - GENERIC_WORDS
     named = [d for d in free if words and words <= set(d.description.lower().replace("(", " (").split())]
     same_kind = [d for d in free if (d.type == "igpu") == gpu.integrated or gpu.vendor == "apple"]
-    found = (named or same_kind or [None])[0]
+    found = next(iter(named or same_kind), None)
     if found:
         taken.add(found.name)
     return found
@@ -88,9 +88,9 @@ def gpu_verdicts(gpus: list[GPU], build: LlamaBuild | None, system: str) -> list
         elif gpu.source.startswith(BUILD_SOURCE):
             device = gpu.source.removeprefix(BUILD_SOURCE)
             verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {device}", ggml_device=device))
-        elif claimed[i]:
-            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {claimed[i].name}",
-                                    ggml_device=claimed[i].name))
+        elif device_of := claimed[i]:
+            verdicts.append(Verdict(gpu.name, "gpu", True, USED, f"llama.cpp drives it as {device_of.name}",
+                                    ggml_device=device_of.name))
         elif gpu.integrated and any(claimed.values()):
             verdicts.append(Verdict(gpu.name, "gpu", False, NOT_USABLE,
                                     "llama.cpp runs on the discrete GPU and leaves integrated ones alone"))

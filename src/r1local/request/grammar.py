@@ -1,8 +1,9 @@
 """JSON response formats -> GBNF grammars the engine's sampler enforces token by token.
 
-A grammar is checked against the vocabulary at every generated token, in the scheduler's shared
-step, and its cost grows with the alternatives open at a point (an enum of 20,000 values once made
-every other request wait half a minute): schemas are bounded before they become grammars."""
+A grammar is checked against the vocabulary at every generated token, and its cost grows with the
+alternatives open at a point (an enum of 20,000 values once made every other request wait half a
+minute): schemas are bounded before they become grammars, and every grammar, raw GBNF included,
+is bounded by the engine (engine/gbnf.py: alternatives open at once; the scheduler: time per token)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import json
 from typing import Any
 
 from ..engine.bindings import submodule
+from ..engine.gbnf import MAX_FANOUT
 from ..errors import UsageError
 
 MAX_SCHEMA_CHARS = 16 * 1024  # the schema as JSON text
-MAX_ENUM = 64  # values of one enum: each is an alternative checked against the whole vocabulary
+MAX_ENUM = MAX_FANOUT  # values of one enum: each is an alternative open at once
 MAX_GRAMMAR_CHARS = 64 * 1024  # the GBNF it becomes
 
 

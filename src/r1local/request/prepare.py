@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..engine import tools as r1
 from ..engine.base import Engine
+from ..engine.capabilities import Capabilities
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..engine.template import THINK_CLOSE
@@ -62,19 +63,7 @@ def submit(request: ChatRequest, engine: Engine, choice: int = 0) -> Stream:
 def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
     caps = engine.capabilities
-    if request.think:
-        require(engine, "thinking", "think")
-    if request.tools and request.constrained:
-        raise UsageError("A response format and tools cannot be combined; send one of them.",
-                         param="response_format")
-    if request.tools:
-        require(engine, "tools", "tools")
-    if request.constrained:
-        require(engine, "grammar", request.response_format.param if request.response_format else "grammar")
-    if request.logprobs is not None:
-        require(engine, "logprobs", "logprobs")
-    if request.logit_bias:
-        require(engine, "logit_bias", "logit_bias")
+    check(request, caps, engine.name, engine.engine)
 
     think = caps.thinking if request.think is None else request.think
     budget, asked = request.budget()
@@ -82,7 +71,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
         budget = None
     think = think and budget != 0 and not request.constrained
     if think and budget is not None:
-        require(engine, "think_budget", "think_budget")
+        require(caps, "think_budget", "think_budget", engine.name, engine.engine)
 
     # a forced call follows the reasoning, which the grammar can only see end as one token
     reasons_first = bool(request.tools) and think and engine.gguf_vocab().single_token(THINK_CLOSE) is not None
@@ -103,7 +92,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     if plan and plan.grammar and not plan.lazy and think and not reasons_first:
         think = False
     return Prepared(request.messages, think, params, plan.functions if plan else None,
-                    calls=bool(plan and plan.grammar), continue_final=request.continue_final, trim=request.trim)
+                    calls=bool(plan and plan.calls), continue_final=request.continue_final, trim=request.trim)
 
 
 def _answer_grammar(request: ChatRequest) -> str | None:
@@ -114,18 +103,35 @@ def _answer_grammar(request: ChatRequest) -> str | None:
     return None
 
 
+def check(request: ChatRequest, caps: Capabilities, model: str, engine: str) -> None:
+    """The request against what the engine declares, before any work: one 400 naming what it lacks.
+    (A think budget is checked in prepare: it matters only where thinking stays on.)"""
+    if request.think:
+        require(caps, "thinking", "think", model, engine)
+    if request.tools and request.constrained:
+        raise UsageError("A response format and tools cannot be combined; send one of them.",
+                         param="response_format")
+    if request.tools:
+        require(caps, "tools", "tools", model, engine)
+    if request.constrained:
+        param = request.response_format.param if request.response_format else "grammar"
+        require(caps, "grammar", param, model, engine)
+    if request.logprobs is not None:
+        require(caps, "logprobs", "logprobs", model, engine)
+    if request.logit_bias:
+        require(caps, "logit_bias", "logit_bias", model, engine)
+
+
 def check_generation(params: SamplingParams, engine: Engine) -> None:
     """The raw-completion routes' check of their settings against the engine's capabilities."""
-    if params.grammar:
-        require(engine, "grammar", "grammar")
-    if params.logprobs is not None:
-        require(engine, "logprobs", "logprobs")
-    if params.logit_bias:
-        require(engine, "logit_bias", "logit_bias")
+    for capability, asked in (("grammar", params.grammar), ("logprobs", params.logprobs is not None),
+                              ("logit_bias", params.logit_bias)):
+        if asked:
+            require(engine.capabilities, capability, capability, engine.name, engine.engine)
 
 
-def require(engine: Engine, capability: str, param: str) -> None:
-    engine.capabilities.require(capability, engine.name, param, WHAT_TO_DO.get(engine.engine, WHAT_TO_DO[None]))
+def require(caps: Capabilities, capability: str, param: str, model: str, engine: str) -> None:
+    caps.require(capability, model, param, WHAT_TO_DO.get(engine, WHAT_TO_DO[None]))
 
 
 WHAT_TO_DO = {

@@ -55,8 +55,9 @@ class ToolPlan:
     """What the engine needs: the functions to show the model, and the grammar for its calls."""
 
     functions: list[dict]
-    grammar: str | None  # None: tool_choice "none", the model knows the tools but calls none
+    grammar: str | None  # None: calls are read unconstrained (or, with calls False, not at all)
     lazy: bool  # wait for the call block to open before constraining
+    calls: bool = True  # False: tool_choice "none", the model knows the tools but calls none
 
 
 def plan_tools(tools: list[Tool] | None, choice: ToolChoice | None, parallel: bool | None,
@@ -65,7 +66,7 @@ def plan_tools(tools: list[Tool] | None, choice: ToolChoice | None, parallel: bo
     if not tools:
         return None
     if choice == "none":
-        return ToolPlan([tool.model_dump(exclude_none=True) for tool in tools], None, lazy=False)
+        return ToolPlan([tool.model_dump(exclude_none=True) for tool in tools], None, lazy=False, calls=False)
     forced = choice == "required" or isinstance(choice, NamedToolChoice)
     if isinstance(choice, NamedToolChoice):
         tools = [tool for tool in tools if tool.function.name == choice.function.name]
@@ -73,8 +74,15 @@ def plan_tools(tools: list[Tool] | None, choice: ToolChoice | None, parallel: bo
             raise UsageError(f"tool_choice names {choice.function.name!r}, which is not in tools.",
                              param="tool_choice")
     functions = [tool.model_dump(exclude_none=True) for tool in tools]
-    grammar = call_grammar([tool.function for tool in tools], parallel=parallel is not False,
-                           after_reasoning=forced and thinking)
+    try:
+        grammar = call_grammar([tool.function for tool in tools], parallel=parallel is not False,
+                               after_reasoning=forced and thinking)
+    except UsageError:
+        if forced:
+            raise
+        # tools beyond a grammar's bounds (coding agents send two dozen large schemas): the model
+        # may still call them, and its calls are read as written
+        grammar = None
     return ToolPlan(functions, grammar, lazy=not forced)
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import Cancelled, UsageError
 from .probe import WorkerInfo, parse_endpoint, probe, reachable
 
 
@@ -39,23 +39,14 @@ def probe_all(endpoints: list[str], *, measure_bandwidth: bool = True) -> list[W
     return [probe(e, measure_bandwidth=measure_bandwidth) for e in endpoints]
 
 
-def rpc_loader(endpoints: tuple[str, ...], fallback: Callable):
-    """The server's loader with --rpc: GGUF models over the workers, anything else by `fallback`."""
-    def load(path: str | Path, *, engine: str | None = None, **options):
-        from ..engine import registry
-
-        if registry.engine_for(Path(path), engine) != "llama.cpp":
-            return fallback(path, engine=engine, **options)
-        return load_split(path, endpoints=list(endpoints), **options)
-
-    return load
-
-
 def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
                n_parallel: int = 1, n_gpu_layers: int | None = None, tensor_split: list[float] | None = None,
-               n_threads: int | None = None,
-               max_queue: int | None = None, progress: Callable[[str], None] | None = None, **_ignored):
-    """Model.load's counterpart for a model spread over RPC workers (same keywords)."""
+               n_threads: int | None = None, max_queue: int | None = None,
+               kv_type: str | None = None, speculation=None, progress: Callable[[str], None] | None = None,
+               abort: Callable[[], bool] | None = None, plan: object = None):
+    """Model.load's counterpart for a model spread over RPC workers (same keywords, none swallowed;
+    `plan`, this machine's fit alone, gives way to the split's own). abort: asked between the steps
+    and while the child process loads; True stops the load (Cancelled)."""
     from .. import config, fit
     from ..gguf_meta import read_gguf
     from ..hardware import detect_live
@@ -64,13 +55,22 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     from .plan import plan_split
 
     progress = progress or logging.getLogger("r1local.rpc").info
+    stop = abort or (lambda: False)
     path = Path(path).expanduser()
     workers = probe_all(endpoints)
+    _check(stop, path)
     build_dir = build.ensure_built(progress)
+    _check(stop, path)
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
-    plan = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers,
+    split = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers,
                       tensor_split=tensor_split)
-    speed = "?" if plan.decode_tps is None else f"{plan.decode_tps:.1f}"
-    progress(f"{path.stem} over RPC: layers {plan.layout()}; about {speed} tokens/s (estimate; {plan.link})")
-    return SplitModel(path, plan, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads, max_queue=max_queue)
+    speed = "?" if split.decode_tps is None else f"{split.decode_tps:.1f}"
+    progress(f"{path.stem} over RPC: layers {split.layout()}; about {speed} tokens/s (estimate; {split.link})")
+    return SplitModel(path, split, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads,
+                      max_queue=max_queue, kv_type=kv_type, speculation=speculation, abort=stop)
+
+
+def _check(abort: Callable[[], bool], path: Path) -> None:
+    if abort():
+        raise Cancelled(f"The load of {path.stem} over RPC was stopped.")

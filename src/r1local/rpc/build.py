@@ -16,6 +16,7 @@ version and libggml, under R1LOCAL_HOME/rpc (or R1LOCAL_RPC_BUILD).
 
 from __future__ import annotations
 
+import inspect
 import fcntl
 import hashlib
 import importlib.metadata
@@ -25,11 +26,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .. import config
-from ..errors import R1Error
+from ..accelerate.build import clock
+from ..errors import RPCBuildError
 
 PACKAGE = "llama-cpp-python"
 BACKEND = "libggml-rpc.so"
@@ -38,16 +41,11 @@ _VENDOR = "vendor/llama.cpp/"
 _SOURCES = ("ggml/include/", "ggml/src/ggml-rpc/", "tools/rpc/rpc-server.cpp")
 
 
-class BuildError(R1Error):
-    exit_code = 11
-    code = "rpc_build_failed"
-
-
 def llama_lib_dir() -> Path:
     """Where llama-cpp-python keeps libllama and libggml."""
     from ..engine.bindings import C
 
-    package = Path(C.__file__).parent
+    package = Path(inspect.getfile(C)).parent
     return package / "lib" if (package / "lib").is_dir() else package
 
 
@@ -69,7 +67,7 @@ def built() -> Path | None:
 def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
     """The folder holding libggml-rpc.so and rpc-server, building them first if needed."""
     if sys.platform != "linux":
-        raise BuildError("Building the RPC backend is supported on Linux only for now.",
+        raise RPCBuildError("Building the RPC backend is supported on Linux only for now.",
                          "Use llama.cpp's own rpc-server build on this system.")
     folder = artefact_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,10 +78,15 @@ def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
         version = importlib.metadata.version(PACKAGE)
         progress(f"Building llama.cpp's RPC backend and rpc-server for {PACKAGE} {version} "
                  f"(once, about a minute) into {folder}")
+        started = time.monotonic()
+
+        def step(line: str) -> None:  # each step with the time spent so far
+            progress(f"{line} ({clock(time.monotonic() - started)} so far)")
+
         with tempfile.TemporaryDirectory(prefix="r1local-rpc-") as tmp:
-            src = _sources(version, Path(tmp), progress)
-            _compile(src, folder, progress)
-        progress("RPC build ready.")
+            src = _sources(version, Path(tmp), step)
+            _compile(src, folder, step)
+        progress(f"RPC build ready in {clock(time.monotonic() - started)}.")
     return folder
 
 
@@ -95,7 +98,7 @@ def _sources(version: str, tmp: Path, progress: Callable[[str], None]) -> Path:
     run = subprocess.run(cmd, capture_output=True, text=True)
     archives = list(tmp.glob("*.tar.gz"))
     if run.returncode or not archives:
-        raise BuildError(f"Could not download the {PACKAGE} {version} sources: "
+        raise RPCBuildError(f"Could not download the {PACKAGE} {version} sources: "
                          f"{(run.stderr.strip().splitlines() or ['no archive'])[-1]}",
                          "Check the connection to PyPI (pip download), then try again.")
     out = tmp / "src"
@@ -113,7 +116,7 @@ def _compile(src: Path, folder: Path, progress: Callable[[str], None]) -> None:
     lib = llama_lib_dir()
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not cxx:
-        raise BuildError("No C++ compiler found to build the RPC backend.", "Install one: apt-get install g++")
+        raise RPCBuildError("No C++ compiler found to build the RPC backend.", "Install one: apt-get install g++")
     common = [cxx, "-O2", "-std=c++17", "-fPIC", f"-I{src / 'ggml/include'}", f"-I{src / 'ggml/src'}",
               "-DGGML_SHARED", "-DGGML_BACKEND_SHARED", f"-L{lib}", f"-Wl,-rpath,{lib}"]
     steps = [
@@ -129,7 +132,7 @@ def _compile(src: Path, folder: Path, progress: Callable[[str], None]) -> None:
         progress(f"  {label}")
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode:
-            raise BuildError(f"Compiling the RPC backend failed: {run.stderr.strip()[-800:]}",
+            raise RPCBuildError(f"Compiling the RPC backend failed: {run.stderr.strip()[-800:]}",
                              "Install a C++17 compiler (g++ 9 or newer) and try again.")
     for name in (BACKEND, SERVER):  # rename last: a half-built folder never looks built
         os.replace(folder / f"{name}.tmp", folder / name)

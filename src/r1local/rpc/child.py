@@ -17,7 +17,7 @@ _BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size =\s+([\d.]+)
 
 
 def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_parallel: int, n_threads: int | None,
-         max_queue: int | None) -> None:
+         max_queue: int | None, kv_type: str | None = None, speculation=None) -> None:
     from .. import fit
     from ..engine import native
     from ..engine.model import Model
@@ -34,8 +34,8 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
         here = dataclasses.replace(fit.plan_for_file(path, plan.n_ctx, n_parallel), n_ctx=plan.n_ctx,
                                    n_gpu_layers=plan.n_gpu_layers, tensor_split=[])
         model = Model.load(path, name=name, n_ctx=plan.n_ctx, n_parallel=n_parallel, n_gpu_layers=plan.n_gpu_layers,
-                           n_threads=n_threads, max_queue=max_queue, plan=here,
-                           placement=backend.Placement(devices, plan.tensor_split))
+                           n_threads=n_threads, max_queue=max_queue, plan=here, kv_type=kv_type,
+                           speculation=speculation, placement=backend.Placement(devices, plan.tensor_split))
     except R1Error as error:
         conn.send(("error", (type(error), error.message, error.hint)))
         return
@@ -50,7 +50,7 @@ def main(conn, path: str, plan: SplitPlan, build_dir: Path, name: str, n_paralle
 
 def _serve(conn, model) -> None:
     send_lock = threading.Lock()
-    streams = {}
+    streams: dict = {}
 
     def send(*message) -> None:
         with send_lock:

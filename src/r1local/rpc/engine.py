@@ -12,26 +12,29 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from ..engine.base import Engine
 from ..engine.capabilities import Capabilities
+from ..engine.speculative import Speculation
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..engine.vocab import LlamaVocab
-from ..errors import R1Error, WorkerLost
+from ..errors import Cancelled, R1Error, WorkerLost
 from ..gguf_meta import read_gguf
 from . import child
 from .plan import SplitPlan
 from .probe import reachable
 
 CANCEL_POLL_S = 0.05
+ABORT_POLL_S = 0.1  # how often a load asks whether anyone still waits for it
 
 
-def _rebuild(kind: type, message: str, hint: str | None) -> R1Error:
+def _rebuild(kind: type[R1Error], message: str, hint: str | None) -> R1Error:
     error = kind.__new__(kind)
     R1Error.__init__(error, message, hint)
     return error
@@ -44,7 +47,9 @@ class SplitModel(Engine):
     engine = "llama.cpp"
 
     def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int,
-                 n_threads: int | None, max_queue: int | None) -> None:
+                 n_threads: int | None, max_queue: int | None, kv_type: str | None = None,
+                 speculation: Speculation | None = None, abort: Callable[[], bool] | None = None) -> None:
+        """abort: asked while the child loads; True ends the child (Cancelled)."""
         self.path = Path(path)
         self.name = name or self.path.stem
         self.info = read_gguf(self.path)
@@ -56,14 +61,15 @@ class SplitModel(Engine):
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
             target=child.main, name=f"r1local-split-{self.name}", daemon=True,
-            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue))
+            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue, kv_type,
+                  speculation))
         self._process.start()
         child_conn.close()
         self._send_lock = threading.Lock()
         self._streams: dict[int, Stream] = {}
         self._calls: dict[int, list] = {}  # request id -> [event, answer]
         self._ids = itertools.count(1)
-        ready = self._conn.recv() if self._conn.poll(None) else None
+        ready = self._wait_ready(abort)
         if ready is None or ready[0] != "ready":
             self._process.join(5)
             if ready and ready[0] == "error":
@@ -87,6 +93,20 @@ class SplitModel(Engine):
     def capabilities(self) -> Capabilities:
         """llama.cpp's, but embeddings: the child process has no embedding context."""
         return replace(super().capabilities, embeddings=False)
+
+    def _wait_ready(self, abort: Callable[[], bool] | None) -> tuple | None:
+        """The child's first message (None if it ended without one); a load nobody waits for any
+        more ends the child, as llama.cpp's own loader stops between tensors."""
+        while not self._conn.poll(ABORT_POLL_S):
+            if abort is not None and abort():
+                self._process.kill()
+                self._process.join()
+                self._conn.close()
+                raise Cancelled(f"The load of {self.name} over RPC was stopped.")
+        try:
+            return self._conn.recv()
+        except EOFError:  # it ended first
+            return None
 
     # -- requests --
     def prompt_tokens(self, text: str) -> list[int]:

@@ -10,9 +10,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.events import Done
 from ..errors import R1Error
 from ..request import prepare, submit
@@ -21,7 +23,7 @@ from .blocks import Added, Block, Closed, Opened, transitions
 from .errors import client_message, error_payload
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, acquire, start_turn
+from .turn import Turn, TurnResponse, acquire, check_declared, start_turn
 
 
 def stop_reason(done: Done, called: bool) -> str:
@@ -69,7 +71,7 @@ def sse(event: dict) -> str:
 class MessageReply:
     def __init__(self, turn: Turn, model: str) -> None:
         self.turn = turn
-        self.message = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
+        self.message: dict[str, Any] = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
                         "model": model, "content": [], "stop_reason": None, "stop_sequence": None}
 
     async def whole(self, request: Request) -> dict:
@@ -126,8 +128,9 @@ def router() -> APIRouter:
     async def messages(body: MessagesRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        turn = await start_turn(request, body.model, partial(submit, state.settings.apply(body.to_request())),
-                                api="anthropic")
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
+        await check_declared(request, body.model, chat)
+        turn = await start_turn(request, body.model, partial(submit, chat), api="anthropic")
         reply = MessageReply(turn, body.model)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")
@@ -137,7 +140,7 @@ def router() -> APIRouter:
     async def count_tokens(body: CountTokensRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
-        chat = state.settings.apply(body.to_request())
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
         lease = await acquire(request, body.model)
         try:
             return {"input_tokens": await asyncio.to_thread(lambda: prepare(chat, lease.model).count(lease.model))}

@@ -15,7 +15,18 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
-from . import anthropic, embeddings, errors, llamacpp_routes, ollama, openai, openapi, responses, webui
+from . import (
+    anthropic,
+    embeddings,
+    errors,
+    llamacpp_routes,
+    ollama,
+    ollama_presets,
+    openai,
+    openapi,
+    responses,
+    webui,
+)
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
 from .middleware import APIKeyAuth, BodyLimit, CrossSiteGuard, TrustedHosts
@@ -27,7 +38,7 @@ from .state import ServerState
 
 def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | None = None) -> FastAPI:
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
-    manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
+    manager = ModelManager(settings, hardware=hardware) if hardware else ModelManager(settings)
     state = ServerState(settings, manager, Metrics(manager), Pulls())
     secret = trust.server_secret()  # proves to this user's CLI that this is its own server
 
@@ -48,6 +59,7 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     errors.install(app, settings.retry_after_s)
     app.include_router(openai.router())
     app.include_router(ollama.router())
+    app.include_router(ollama_presets.router())
     app.include_router(embeddings.router())
     app.include_router(llamacpp_routes.router())
     app.include_router(anthropic.router())
@@ -84,7 +96,8 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
     app.add_middleware(CountErrors, metrics=state.metrics)
-    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex,
+                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
                        allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version",
                                       "Anthropic-Beta", "Anthropic-Dangerous-Direct-Browser-Access"])
     app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,7 @@ class OpenAIEmbeddingRequest(Strict):
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
+    truncate: bool = False  # beyond OpenAI, as Ollama's /api/embed: cut an input to the context
 
 
 class OllamaEmbedRequest(Strict):
@@ -65,7 +67,7 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
     return [x / norm for x in head] if norm > 0 else head
 
 
-async def embed(request: Request, model: str, inputs: list[str | list[int]], *, truncate: bool,
+async def embed(request: Request, model: str, inputs: Sequence[str | list[int]], *, truncate: bool,
                 dimensions: int | None, keep_alive_s: float | None | object = KEEP) -> tuple[list[list[float]], int, float, float]:
     """Vectors, tokens used, load seconds and total seconds."""
     if not inputs:
@@ -99,7 +101,7 @@ def router() -> APIRouter:
             raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
         inputs = body.input if isinstance(body.input, list) and not isinstance(body.input[0], int) else [body.input]
         model = lenient_name(state.manager, body.model)
-        vectors, tokens, _, _ = await embed(request, model, inputs, truncate=False, dimensions=body.dimensions)
+        vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
         def encoded(vector: list[float]) -> list[float] | str:
             if body.encoding_format == "float":

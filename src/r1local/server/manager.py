@@ -15,14 +15,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import fit
+from .. import fit, presets, resolve
 from ..engine import registry
 from ..engine.base import Engine
-from ..engine.upstream import Upstream, UpstreamModel
+from ..engine.upstream import Upstream
 from ..errors import Overloaded, R1Error
 from ..hardware import Hardware
-from ..rpc import rpc_loader
-from . import memory, resolve
+from ..names import Kind, ModelAddress
+from . import memory
 from .errors import client_message
 from .settings import ServerSettings
 
@@ -83,13 +83,11 @@ class Lease:
 
 
 class ModelManager:
-    def __init__(self, settings: ServerSettings, *, load: Callable[..., Engine] = registry.load,
-                 hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
+    def __init__(self, settings: ServerSettings, *, hardware: Callable[[], Hardware] = memory.hardware_now) -> None:
         self.settings = settings
-        self._load_model = rpc_loader(settings.rpc, load) if settings.rpc else load
         self._hardware = hardware
         self._entries: OrderedDict[Key, Entry] = OrderedDict()  # least recently used first
-        self._registered: dict[str, Path] = {}  # command-line models, by name or file stem
+        self._registered: dict[str, Path] = {}  # command-line models, by name or file stem (served_name)
         self._resolved: dict[str, Path] = {}  # names requests used, resolved once through the store
         self._load_lock = asyncio.Lock()  # one load at a time: loads compete for the same memory
         self._waiters: Counter[Key] = Counter()  # requests waiting for each model's load
@@ -108,11 +106,11 @@ class ModelManager:
         self._reaper = asyncio.create_task(self._reap_forever())
         try:
             for name in self.settings.models:
-                base, engine = registry.split_engine(name)
-                alias = Path(base).stem if Path(base).expanduser().exists() else base
-                alias += f"@{engine}" if engine else ""
+                alias = name
                 try:
-                    path = resolve.local_path(base, allow_paths=True)
+                    address = ModelAddress.parse(name, allow_paths=True)
+                    alias = address.served_name
+                    path = resolve.resolve(address)
                     self._registered[alias] = path
                     (await self.acquire(alias)).release()
                 except R1Error as error:  # the server stays up for the models that can load
@@ -140,20 +138,29 @@ class ModelManager:
         return self._load_lock.locked()
 
     # -- requests --
+    def address(self, name: str) -> ModelAddress:
+        """A request's model name (or the model its --alias or preset stands for), parsed as a name
+        only: over HTTP no name opens a path."""
+        return ModelAddress.parse(presets.base_of(self.aliases.get(name, name)), upstreams=self.upstreams)
+
     async def acquire(self, name: str) -> Lease:
-        """Resolve `name` through the command-line models, the catalog and the local store (never
-        an arbitrary path), load it if needed, and hold it until the lease is released.
+        """Resolve `name` through the models this server holds, the catalog and the local store
+        (never an arbitrary path), load it if needed, and hold it until the lease is released.
         NAME/MODEL names a model of the upstream server NAME."""
-        name = self.aliases.get(name, name)
-        upstream, _, model_id = name.partition("/")
-        if upstream in self.upstreams and model_id:
+        address = self.address(name)
+        name = address.text  # an alias's model
+        if address.kind is Kind.UPSTREAM:
             entry = self._upstream_entries.get(name)
             if entry is None:
-                entry = Entry(name, UpstreamModel(self.upstreams[upstream], model_id), 0, 0, None, 0)
+                model = registry.open(address, None, registry.LoadOptions(name=name), self.upstreams)
+                entry = Entry(name, model, 0, 0, None, 0)
                 self._upstream_entries[name] = entry
             entry.active += 1
             return Lease(self, entry)
-        key = self.key_of(name)
+        held = self._held(address)
+        key = self._key(address)
+        if held is not None:  # a model held under another name (a path, a stem) keeps its own
+            name = held[0]
         entry = self._entries.get(key)
         if entry is not None and getattr(entry.model, "lost", None):  # its RPC worker went away: load it again
             await self._unload(key)
@@ -170,19 +177,39 @@ class ModelManager:
         return Lease(self, entry)
 
     def path_of(self, name: str) -> Path:
-        """The file a model name means: command-line models first, then the catalog and store."""
-        name = self.aliases.get(name, name)
-        path = self._registered.get(name) or self._registered.get(name.removesuffix(":latest"))
-        if path is None:
-            base, _ = registry.split_engine(name)
-            path = self._resolved.get(base) or resolve.local_path(base, allow_paths=False)
-            self._resolved[base] = path
-        return path
+        """The file a model name means: the models this server holds (by name, file stem or the
+        file's path), then the catalog and the store. Never downloads."""
+        return self._path(self.address(name))
 
     def key_of(self, name: str) -> Key:
         """The loaded model a name means: its file and the engine that runs it."""
-        path = self.path_of(name)
-        return path, registry.engine_for(path, registry.split_engine(name)[1])
+        return self._key(self.address(name))
+
+    def _key(self, address: ModelAddress) -> Key:
+        path = self._path(address)
+        return path, registry.engine_for(path, address.engine)
+
+    def _path(self, address: ModelAddress) -> Path:
+        if (held := self._held(address)) is not None:
+            return held[1]
+        path = self._resolved.get(address.name) or resolve.resolve(address)
+        self._resolved[address.name] = path
+        return path
+
+    def holds(self, address: ModelAddress) -> bool:
+        """Whether the address means a command-line or loaded model (by name, file stem or path)."""
+        return self._held(address) is not None
+
+    def _held(self, address: ModelAddress) -> tuple[str, Path] | None:
+        """(name, file) of a command-line or loaded model the address means. A path matches only
+        these files, compared as text: a request never makes the server look at a path."""
+        if address.kind is Kind.PATH:
+            files = [*self.registered().items(), *((e.name, e.model.path) for e in self.loaded())]
+            return next(((held, path) for held, path in files if address.names_file(path)), None)
+        for name in (address.served_name, address.name):
+            if name in self._registered:
+                return name, self._registered[name]
+        return None
 
     def _release(self, entry: Entry, keep_alive_s: float | None | object) -> None:
         entry.active -= 1
@@ -207,7 +234,7 @@ class ModelManager:
     async def upstream_models(self) -> list[str]:
         """NAME/MODEL for every model the upstreams that answer now offer."""
         lists = await asyncio.gather(*(asyncio.to_thread(u.models) for u in self.upstreams.values()))
-        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists) for model in models]
+        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists, strict=True) for model in models]
 
     # -- loading and eviction --
     async def _load(self, name: str, key: Key) -> Entry:
@@ -218,12 +245,13 @@ class ModelManager:
         if checked is not None:  # the live memory check's plan: it may have had to shrink the context
             n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
         log.info("loading %s from %s", name, path)
-        model = await asyncio.to_thread(
-            self._load_model, path, engine=engine, name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked,
-            n_gpu_layers=s.n_gpu_layers, tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads,
-            max_queue=s.max_queue, kv_type=s.kv_type,
-            abort=lambda: self._stopping or not self._waiters[key],  # nobody waits for it any more
-        )
+        options = registry.LoadOptions(
+            name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked, n_gpu_layers=s.n_gpu_layers,
+            tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads, max_queue=s.max_queue,
+            kv_type=s.kv_type, speculation=s.speculation,
+            rpc=s.rpc if engine == "llama.cpp" else (),  # the workers take GGUFs; OpenVINO models load here
+            abort=lambda: self._stopping or not self._waiters[key])  # nobody waits for it any more
+        model = await asyncio.to_thread(registry.load, path, engine=engine, options=options)
         if model.load_note:
             log.warning("%s", model.load_note)
         ram, vram = model.memory_bytes() or (model_bytes(path), 0)

@@ -16,6 +16,10 @@ from .manager import ModelManager
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+def _acceptance(stats: dict) -> float:
+    return stats.get("draft_accepted_total", 0) / (stats.get("draft_tokens_total") or 1)
+
+
 class _EngineCollector(Collector):
     def __init__(self, manager: ModelManager) -> None:
         self.manager = manager
@@ -25,6 +29,7 @@ class _EngineCollector(Collector):
             "r1local_busy_slots": ("Slots generating now", lambda s: s["busy_slots"]),
             "r1local_slots": ("Slots per model (--parallel)", lambda s: s["slots"]),
             "r1local_queue_depth": ("Requests waiting for a slot", lambda s: s["queued"]),
+            "r1local_draft_acceptance_ratio": ("Share of speculative draft tokens the model kept", _acceptance),
         }
         families = {name: GaugeMetricFamily(name, doc, labels=["model"]) for name, (doc, _) in gauges.items()}
         loaded = self.manager.loaded()
@@ -47,6 +52,10 @@ class Metrics:
                                      ["model"], registry=self.registry)
         self.completion_tokens = Counter("r1local_completion_tokens", "Tokens generated (tokens out)",
                                          ["model"], registry=self.registry)
+        self.draft_tokens = Counter("r1local_draft_tokens", "Speculative draft tokens verified",
+                                    ["model"], registry=self.registry)
+        self.draft_accepted = Counter("r1local_draft_accepted_tokens", "Speculative draft tokens the model kept",
+                                      ["model"], registry=self.registry)
         self.tokens_per_s = Gauge("r1local_generation_tokens_per_second",
                                   "Decode speed of the last finished request", ["model"],
                                   registry=self.registry)
@@ -56,6 +65,8 @@ class Metrics:
         self.requests.labels(model, api, done.finish_reason).inc()
         self.prompt_tokens.labels(model).inc(done.usage.prompt_tokens)
         self.completion_tokens.labels(model).inc(done.usage.completion_tokens)
+        self.draft_tokens.labels(model).inc(done.timings.draft_n)
+        self.draft_accepted.labels(model).inc(done.timings.draft_n_accepted)
         if done.timings.generation_tokens_per_s > 0:
             self.tokens_per_s.labels(model).set(done.timings.generation_tokens_per_s)
 

@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -17,17 +17,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from .. import __version__, store
+from .. import __version__, presets, store
 from ..engine.base import Engine
 from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob, ToolCall, ToolCallDelta
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
+from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from ..request import submit
 from ..request.prepare import check_generation
 from ..resolve import installed_matches
-from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
 from .errors import client_message
 from .manager import Entry, model_bytes
@@ -37,7 +37,7 @@ from .pull import Pull, pull_target
 from .resolve import available_models, capabilities_of
 from .state import ServerState, get_state
 from .tolerance import check_fields
-from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
+from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, check_declared, start_turn
 
 log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
@@ -47,12 +47,6 @@ NDJSON = "application/x-ndjson"
 def now_iso(ts: float | None = None) -> str:
     moment = datetime.fromtimestamp(ts if ts is not None else time.time(), tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def digest(path: Path) -> str:
-    """A stable id for a local file, from its path, size and time (hashing GBs would take minutes)."""
-    st = path.stat()
-    return hashlib.sha256(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
 
 
 def details(info: GGUFInfo) -> dict:
@@ -103,7 +97,7 @@ def router() -> APIRouter:
                 log.warning("skipping %s in /api/tags: %s", path, error)
                 continue
             models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
-                           "size": model_bytes(path), "digest": digest(path), "details": model_details})
+                           "size": model_bytes(path), "digest": store.file_digest(path), "details": model_details})
         for name in await get_state(request).manager.upstream_models():
             models.append({"name": name, "model": name, "modified_at": now_iso(0), "size": 0,
                            "digest": hashlib.sha256(name.encode()).hexdigest(),
@@ -125,15 +119,24 @@ def router() -> APIRouter:
         capabilities = capabilities_of(body.model_name, path, state.manager, info)
         model_info = {k: v for k, v in info.metadata.items()
                       if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"}
+        # as Ollama adds them: the counts GGUF keeps in arrays and tensor shapes
+        model_info |= {"general.parameter_count": info.parameter_count,
+                       f"{info.architecture}.vocab_size": info.vocab_size}
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
         if loaded:  # the context this server gives each request, not the one the model was trained on
             model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
-        return {
+        shown: dict[str, Any] = {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
             "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
             "details": details(info), "model_info": model_info, "capabilities": capabilities.ollama(),
             "modified_at": now_iso(path.stat().st_mtime),
         }
+        if preset := presets.find(body.model_name):  # its own system prompt and parameters over its base's
+            shown.update(modelfile=preset.modelfile(), system=preset.system or "",
+                         parameters=preset.parameters_text() or shown["parameters"],
+                         messages=preset.messages, template=preset.template or shown["template"])
+            shown["details"]["parent_model"] = preset.base
+        return shown
 
     @api.post("/api/pull")
     async def pull(body: NamedRequest, request: Request):
@@ -142,8 +145,8 @@ def router() -> APIRouter:
         events = _while_client_waits(job, request)
         if body.stream:
             return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
-        async for last in events:
-            pass
+        async for event in events:
+            last = event
         return last
 
     @api.delete("/api/delete")
@@ -152,7 +155,9 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         name = body.model_name
-        matches = await asyncio.to_thread(installed_matches, name)
+        if presets.remove(name):  # a preset goes alone; its base model stays
+            return Response(status_code=200)
+        matches = await asyncio.to_thread(installed_matches, state.manager.address(name))
         if not matches:
             raise ModelNotFound(f"model '{name}' not found", "See GET /api/tags for the downloaded models.")
         if len(matches) > 1:
@@ -169,7 +174,7 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        return await _generate(body, request, "message", partial(submit, state.settings.apply(body.chat())))
+        return await _answer(body, request, "message")
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
@@ -179,9 +184,16 @@ def router() -> APIRouter:
             return await _load_or_unload(body, request)
         if body.raw:
             return await _generate(body, request, "response", partial(_complete, body))
-        return await _generate(body, request, "response", partial(submit, state.settings.apply(body.chat())))
+        return await _answer(body, request, "response")
 
     return api
+
+
+async def _answer(body: OllamaChatRequest | GenerateRequest, request: Request, field: str):
+    """A chat (or a templated generate): refused before the load when the engine lacks what it asks."""
+    chat = get_state(request).settings.apply(presets.with_preset(body.model, body.chat()))
+    await check_declared(request, body.model, chat)
+    return await _generate(body, request, field, partial(submit, chat))
 
 
 def _complete(body: GenerateRequest, model: Engine) -> Stream:
@@ -198,7 +210,7 @@ def _running(entry: Entry) -> dict:
     return {
         "name": entry.name, "model": entry.name, "size": entry.size_bytes,
         "size_vram": entry.vram_bytes,
-        "digest": digest(entry.model.path), "details": details_of(entry.model.path),
+        "digest": store.file_digest(entry.model.path), "details": details_of(entry.model.path),
         "expires_at": FOREVER if expires is None else now_iso(expires),
         **entry.model.describe(),
     }
@@ -234,9 +246,9 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
     return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
-def _piece(field: str, content: str, thinking: str | None, calls: list[ToolCall] = ()) -> dict:
+def _piece(field: str, content: str, thinking: str | None, calls: Sequence[ToolCall] = ()) -> dict:
     if field == "message":
-        message = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if thinking:
             message["thinking"] = thinking
         if calls:  # Ollama's shape: arguments as an object

@@ -8,19 +8,20 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.base import Engine
+from ..engine.stream import Stream
 from ..engine.upstream import UPSTREAM_CAPABILITIES
 from ..errors import R1Error
-from ..request import submit
 from ..request.logit_bias import biased
 from ..request.prepare import check_generation
+from .manager import ModelManager
 from .openai_reply import Reply
 from .openai_schemas import ChatCompletionRequest, CompletionRequest
-from .manager import ModelManager
 from .resolve import available_models, capabilities_of, engine_of, lenient_name
 from .state import get_state
 from .tolerance import check_fields
-from .turn import TurnResponse, start_turns
+from .turn import TurnResponse, start_chat, start_turns
 
 
 def model_card(name: str, path: Path, manager: ModelManager) -> dict:
@@ -43,8 +44,8 @@ def router() -> APIRouter:
         state = get_state(request)
         local = await asyncio.to_thread(lambda: [model_card(name, path, state.manager)
                                                  for name, path in available_models(state.manager).items()])
-        remote = [{"id": name, "object": "model", "created": 0, "owned_by": name.split("/")[0], "engine": "upstream",
-                   "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
+        remote = [{"id": name, "object": "model", "created": 0, "owned_by": state.manager.address(name).upstream,
+                   "engine": "upstream", "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
                   for name in await state.manager.upstream_models()]
         return {"object": "list", "data": local + remote}
 
@@ -59,9 +60,8 @@ def router() -> APIRouter:
     async def chat_completions(body: ChatCompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        chat = state.settings.apply(body.to_request())
-        submits = [partial(submit, chat, choice=i) for i in range(chat.n)]
-        turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
+        turns = await start_chat(request, lenient_name(state.manager, body.model), chat, api="openai")
         reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,
                       logprobs=bool(body.logprobs))
         if body.stream:
@@ -72,7 +72,7 @@ def router() -> APIRouter:
     async def completions(body: CompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        def complete(model: Engine, choice: int):
+        def complete(model: Engine, choice: int) -> Stream:
             params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
             check_generation(params, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)

@@ -12,9 +12,9 @@ import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from .. import catalog, store
-from .. import resolve as names
+from .. import resolve, store
 from ..errors import Cancelled, Overloaded, R1Error, storage_error
+from ..names import ModelAddress
 from ..store import Target
 
 log = logging.getLogger("r1local.server")
@@ -23,7 +23,7 @@ MAX_PULLS = 2
 
 def pull_target(name: str) -> Target:
     """What a pull of `name` fetches; an unknown name fails here, before any response byte."""
-    target, _ = names.choose(catalog.parse(name, allow_paths=False))
+    target, _ = resolve.choose(ModelAddress.parse(name))
     return target
 
 

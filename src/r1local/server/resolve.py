@@ -1,25 +1,21 @@
-"""Model names -> GGUF files already on this machine. Over HTTP a name goes only through the
-catalog and the local store (allow_paths=False); paths are accepted from the command line only."""
+"""What the server can answer for: the models it lists, and the engine each runs on. A request's
+name is resolved by the manager (names.py parses it), never as a path."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import catalog, store
-from .. import resolve as names
+from .. import presets, store
 from ..engine.capabilities import Capabilities, declared
+from ..engine.registry import engine_for
 from ..engine.template import ChatTemplate
-from ..errors import ModelNotFound, UsageError
+from ..errors import R1Error, UsageError
 from ..gguf_meta import GGUFInfo, read_gguf
+from ..names import Kind
 
 if TYPE_CHECKING:
     from .manager import ModelManager
-
-
-def local_path(name: str, *, allow_paths: bool) -> Path:
-    """Never downloads: a model that is not here is a 404 telling the caller to pull it."""
-    return names.resolve(name, allow_paths=allow_paths, pull_if_missing=False)
 
 
 def available_models(manager: ModelManager) -> dict[str, Path]:
@@ -31,7 +27,16 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     for local in store.installed():
         if local.name not in models and local.complete:
             models[local.name] = local.path
+    for preset in presets.all_presets():  # listed when their base model is here
+        base = models.get(preset.base) or models.get(presets.canonical(preset.base))
+        if base is None:
+            try:
+                base = manager.path_of(preset.base)
+            except R1Error:
+                continue
+        models.setdefault(preset.name, base)
     return models
+
 
 
 def engine_of(name: str, path: Path, manager: ModelManager) -> str:
@@ -39,9 +44,7 @@ def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     for entry in manager.loaded():
         if entry.name == name:
             return entry.model.engine
-    from ..engine.registry import engine_for, split_engine
-
-    return engine_for(path, split_engine(name)[1])
+    return engine_for(path, manager.address(name).engine)
 
 
 def default_model(manager: ModelManager) -> str | None:
@@ -54,16 +57,13 @@ def default_model(manager: ModelManager) -> str | None:
 def knows(manager: ModelManager, name: str) -> bool:
     """Whether `name` is a name this server could serve: a command-line, loaded or upstream model,
     or a name the catalog reads (downloaded or not)."""
-    if name in manager.aliases or name in manager.registered() or any(e.name == name for e in manager.loaded()):
-        return True
-    upstream, _, model_id = name.partition("/")
-    if upstream in manager.upstreams and model_id:
+    if name in manager.aliases or any(entry.name == name for entry in manager.loaded()) or presets.find(name):
         return True
     try:
-        catalog.parse(name, allow_paths=False)
-    except (ModelNotFound, UsageError):
+        address = manager.address(name)
+    except R1Error:
         return False
-    return True
+    return address.kind not in (Kind.SERVED, Kind.PATH) or manager.holds(address)
 
 
 def lenient_name(manager: ModelManager, name: str | None) -> str:
@@ -86,3 +86,16 @@ def capabilities_of(name: str, path: Path, manager: ModelManager, info: GGUFInfo
             return entry.model.capabilities
     info = info or read_gguf(path, require_complete=False)
     return declared(engine_of(name, path, manager), ChatTemplate(info.chat_template), info.context_length)
+
+
+def declared_for(manager: ModelManager, name: str) -> tuple[Capabilities, str] | None:
+    """What the engine that would answer for `name` declares, and that engine, without loading it
+    (blocking: reads a GGUF header); None where only loading tells (an OpenVINO IR folder)."""
+    if manager.address(name).kind is Kind.UPSTREAM:
+        from ..engine.upstream import UPSTREAM_CAPABILITIES
+
+        return UPSTREAM_CAPABILITIES, "upstream"
+    path = manager.path_of(name)  # an unknown name: the 404 the load would give
+    if path.is_dir() or path.suffix == ".xml":
+        return None
+    return capabilities_of(name, path, manager), engine_of(name, path, manager)

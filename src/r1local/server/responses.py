@@ -11,9 +11,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 
+from .. import presets
 from ..engine.events import Done
 from ..errors import NotFound, UsageError
 from ..request import submit
@@ -23,7 +25,7 @@ from .resolve import lenient_name
 from .responses_schemas import ResponsesRequest
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, start_turn
+from .turn import Turn, TurnResponse, check_declared, start_turn
 
 PREFIX = {"reasoning": "rs", "text": "msg", "call": "fc"}
 
@@ -130,11 +132,11 @@ class ResponseReply:
                     yield self._event("response.function_call_arguments.delta", **where, delta=step.delta)
                 else:
                     kind = "response.output_text.delta" if block.kind == "text" else "response.reasoning_text.delta"
-                    extra = {"logprobs": []} if block.kind == "text" else {}
+                    extra: dict[str, Any] = {"logprobs": []} if block.kind == "text" else {}
                     yield self._event(kind, **where, content_index=0, delta=step.delta, **extra)
             elif isinstance(step, Closed):
                 block, where = step.block, {"item_id": ids[step.block.index], "output_index": step.block.index}
-                item = output_item(block, where["item_id"], done=True)
+                item = output_item(block, ids[block.index], done=True)
                 if block.kind == "call":
                     yield self._event("response.function_call_arguments.done", **where, name=block.name,
                                       arguments=item["arguments"])
@@ -181,9 +183,10 @@ def router() -> APIRouter:
                                  "its latest responses in memory while it runs.",
                                  "Send the whole conversation as input instead.", param="previous_response_id")
             history = stored.conversation
-        chat = state.settings.apply(body.to_request(history))
-        turn = await start_turn(request, lenient_name(state.manager, body.model), partial(submit, chat),
-                                api="responses")
+        chat = state.settings.apply(presets.with_preset(body.model, body.to_request(history)))
+        model = lenient_name(state.manager, body.model)
+        await check_declared(request, model, chat)
+        turn = await start_turn(request, model, partial(submit, chat), api="responses")
         reply = ResponseReply(turn, body, chat.messages, request)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")

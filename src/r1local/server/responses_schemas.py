@@ -11,10 +11,18 @@ from pydantic import Field, field_validator
 
 from ..errors import UsageError
 from ..request import ChatRequest, ResponseFormat, Sampling
-from ..request.tools import MAX_TOOLS, FunctionName, FunctionSpec, NamedToolChoice, Tool, ToolChoice
+from ..request.chat import Effort
+from ..request.tools import (
+    MAX_TOOLS,
+    FunctionName,
+    FunctionSpec,
+    NamedToolChoice,
+    Tool,
+    ToolChoice,
+)
 from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only
 
-EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+EFFORTS: dict[str, Effort] = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal", "reasoning_text", "summary_text")
 
 
@@ -103,24 +111,22 @@ class ResponsesRequest(Strict):
         fmt = self.text.format if self.text and self.text.format and self.text.format.type != "text" else None
         return ChatRequest(
             chat_messages(self.instructions, history, self.input), think=False if effort == "none" else None,
-            effort=EFFORTS.get(effort), tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
+            effort=EFFORTS.get(effort) if effort else None, tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
             parallel_tool_calls=self.parallel_tool_calls,
             response_format=ResponseFormat(fmt.schema_, "text.format.schema") if fmt else None,
             sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed),
             max_tokens=self.max_output_tokens, trim=self.truncation != "disabled", continue_final=False)
 
     def functions(self) -> list[Tool] | None:
-        tools = []
-        for i, tool in enumerate(self.tools or []):
-            if tool.type != "function" or not tool.name:
-                raise UsageError(f"Tools of type {tool.type!r} are not run here: send function tools.",
-                                 param=f"tools.{i}")
-            tools.append(Tool(function=FunctionSpec(name=tool.name, description=tool.description,
-                                                    parameters=tool.parameters, strict=tool.strict)))
+        """The client's function tools; OpenAI's hosted tools (web_search, file_search, a custom
+        tool's grammar...) are left out: nothing here runs them, and the model sees only functions."""
+        tools = [Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters,
+                                            strict=t.strict))
+                 for t in self.tools or [] if t.type == "function" and t.name]
         return tools or None
 
 
-def tool_choice(choice: str | FunctionChoice | None) -> ToolChoice | None:
+def tool_choice(choice: Literal["none", "auto", "required"] | FunctionChoice | None) -> ToolChoice | None:
     if isinstance(choice, FunctionChoice):
         return NamedToolChoice(function=FunctionName(name=choice.name))
     return choice
@@ -139,7 +145,7 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
     """The instructions, the stored conversation, then this request's items: consecutive
     function_call items join the assistant turn before them, outputs become tool messages, and
     reasoning items are read and dropped (the template drops earlier reasoning anyway)."""
-    chat = [{"role": "system", "content": instructions}] if instructions else []
+    chat: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
     chat += history
     if isinstance(items, str):
         return chat + [{"role": "user", "content": items}]
@@ -155,7 +161,8 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
                 chat.append({"role": "assistant", "content": ""})
             chat[-1].setdefault("tool_calls", []).append(call)
         elif item.type == "function_call_output":
-            chat.append({"role": "tool", "tool_call_id": item.call_id, "content": _text(item.output, f"{where}.output")})
+            output = _text(item.output, f"{where}.output")
+            chat.append({"role": "tool", "tool_call_id": item.call_id, "content": output})
         elif item.type != "reasoning":
             kept = " (this server keeps no items: send the item itself)" if item.type == "item_reference" else ""
             raise UsageError(f"Input items of type {item.type!r} are not read here{kept}.", param=where)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import config
+from ..engine.speculative import Speculation
 from ..request import ChatRequest
 
 
@@ -20,6 +21,7 @@ class ServerSettings:
     tensor_split: tuple[float, ...] = ()  # each device's share of the offloaded layers; (): by free memory
     n_threads: int | None = None  # None: physical cores
     kv_type: str | None = None  # the KV cache's type; None: the fit's choice (f16, or q8_0 where only it fits)
+    speculation: Speculation | None = None  # draft tokens for every GGUF model (--spec)
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()  # Host names answered beyond IP addresses and localhost; "*": any

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from fastapi import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..engine.events import Done, Event, Result
 from ..engine.base import Engine
+from ..engine.events import Done, Event, Result
 from ..engine.stream import Stream
 from ..errors import Cancelled
+from ..request import ChatRequest, submit
+from ..request.prepare import check
 from .manager import KEEP, Lease
+from .resolve import declared_for
 from .state import ServerState, get_state
 
 
@@ -126,7 +130,21 @@ def _abandon(submitted: asyncio.Future, lease: Lease, keep_alive_s: float | None
     lease.release(keep_alive_s)
 
 
-async def start_turns(request: Request, model: str, submits: list[Callable[[Engine], Stream]],
+async def check_declared(request: Request, model: str, chat: ChatRequest) -> None:
+    """Refuse, before the model loads, a chat request that asks for what its engine declares it
+    lacks (prepare() checks again with the loaded model)."""
+    found = await asyncio.to_thread(declared_for, get_state(request).manager, model)
+    if found is not None:
+        check(chat, found[0], model, found[1])
+
+
+async def start_chat(request: Request, model: str, chat: ChatRequest, api: str) -> list[Turn]:
+    """A chat request's turns, one per choice."""
+    await check_declared(request, model, chat)
+    return await start_turns(request, model, [partial(submit, chat, choice=i) for i in range(chat.n)], api)
+
+
+async def start_turns(request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]],
                       api: str) -> list[Turn]:
     """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
     turns: list[Turn] = []

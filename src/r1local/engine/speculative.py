@@ -1,0 +1,139 @@
+"""Speculative decoding's drafts: where they come from and how long they may be.
+
+A draft is a guess at the tokens that follow a slot's next token. The scheduler feeds the next
+token and the draft in the same llama_decode as every other slot's work, samples the target model
+at each position, and keeps the draft up to the first token the target would not have chosen, plus
+the target's own token there (llama.cpp's rule: every kept token is a sample of the target, so
+greedy output is the same and sampled output keeps the target's distribution).
+
+n-gram lookup drafts from the slot's own history (prompt and generated text): the continuation of
+the latest earlier occurrence of the last few tokens, as llama.cpp's ngram-simple does, found in a
+dictionary instead of a backward scan. Pacing picks each slot's draft length from what the slot
+accepts and what a row costs (StepCost): no draft where it would slow the step down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..errors import UsageError
+
+NGRAM_SIZES = (4, 3, 2)  # lookup keys, longest first: a longer match predicts better
+PRIOR_ACCEPTANCE = 0.7  # a fresh slot's chance that a draft token is kept
+SMOOTHING = 0.3  # weight of the latest verification in a slot's acceptance
+RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward the prior
+DEFAULT_ROW_COST = 0.5  # a row against a step's fixed cost until measured (gemma-3-270m, 1 CPU thread: 0.6)
+STEP_DECAY = 0.98  # weight of a step in the cost fit, per later step
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """--spec SOURCE --draft-max N --draft-min N."""
+
+    source: str = "ngram"  # "ngram" | "draft"
+    draft_max: int = 16  # tokens one slot may draft per step
+    draft_min: int = 2  # shorter drafts are not worth a verification
+    draft: str | None = None  # the draft model's file (source "draft")
+
+    def __post_init__(self) -> None:
+        if self.source not in ("ngram", "draft") or (self.source == "draft") != bool(self.draft):
+            raise UsageError(f"Unknown speculation source {self.source!r}.", "Use --spec ngram or --draft MODEL.")
+        if not 1 <= self.draft_min <= self.draft_max:
+            raise UsageError(f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give "
+                             "1 <= --draft-min <= --draft-max.", "Example: --draft-min 2 --draft-max 16")
+
+
+class DraftSource(Protocol):
+    """One sequence's drafts: told every token that joins the sequence, asked for a guess."""
+
+    def add(self, token: int) -> None: ...
+
+    def propose(self, limit: int) -> list[int]: ...
+
+
+class NgramIndex:
+    """A sequence's tokens and, for each n of NGRAM_SIZES, where each n-gram was last followed."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens: list[int] = []
+        self._follows: list[tuple[int, dict[tuple[int, ...], int]]] = [(n, {}) for n in NGRAM_SIZES]
+        for token in tokens:
+            self.add(token)
+
+    def add(self, token: int) -> None:
+        tokens, end = self.tokens, len(self.tokens)
+        for n, follows in self._follows:
+            if end >= n:  # the n-gram ending before `token` is followed by position `end`
+                follows[tuple(tokens[end - n:end])] = end
+        tokens.append(token)
+
+    def propose(self, limit: int) -> list[int]:
+        """What followed the latest earlier occurrence of the sequence's last n tokens (longest n first)."""
+        tokens = self.tokens
+        for n, follows in self._follows:
+            start = follows.get(tuple(tokens[-n:])) if len(tokens) >= n else None
+            if start is not None:
+                return tokens[start:start + limit]
+        return []
+
+
+class StepCost:
+    """A generation step's time as fixed + per_row x rows, fitted over the recent steps (the machine's
+    load moves it). What drafting weighs is their ratio: a row's cost against the step's fixed part,
+    reading the weights (large on a CPU, where each row's matmuls and logits take real compute)."""
+
+    def __init__(self) -> None:
+        self.row_cost = DEFAULT_ROW_COST
+        self._sums = [0.0] * 5  # decayed weight, rows, seconds, rows^2, rows x seconds
+
+    def observe(self, rows: int, seconds: float) -> None:
+        sums = [x * STEP_DECAY for x in self._sums]
+        for i, value in enumerate((1.0, rows, seconds, rows * rows, rows * seconds)):
+            sums[i] += value
+        self._sums = sums
+        w, x, y, xx, xy = sums
+        spread = xx / w - (x / w) ** 2
+        if w >= 4 and spread >= 0.25:  # the steps' row counts differ enough to tell the two parts apart
+            per_row = (xy / w - x / w * y / w) / spread
+            fixed = y / w - per_row * x / w
+            if per_row > 0 and fixed > 0:
+                self.row_cost = min(max(per_row / fixed, 0.01), 10.0)
+        else:  # steps without drafts teach nothing: drift back, so that drafts are tried again
+            self.row_cost += RECOVERY * (DEFAULT_ROW_COST - self.row_cost)
+
+
+class Pacing:
+    """One slot's draft length: the length that makes the step yield the most tokens per unit of
+    time, given the chance that each draft token is kept (this slot's recent acceptance) and the
+    cost of a row (StepCost). A slot whose drafts are refused stops drafting (the best length is 0)
+    and its estimate drifts back toward PRIOR_ACCEPTANCE, so it tries again later."""
+
+    def __init__(self, spec: Speculation) -> None:
+        self.spec = spec
+        self.acceptance = PRIOR_ACCEPTANCE  # chance that a draft token is kept, smoothed
+
+    def length(self, limit: int, rows: int, tokens: float, row_cost: float) -> int:
+        """The draft length (0: none) for a step that already holds `rows` rows expected to yield
+        `tokens` tokens."""
+        best_k, best = 0, tokens / (1 + row_cost * rows)
+        chance, expected = 1.0, tokens
+        for k in range(1, min(limit, self.spec.draft_max) + 1):
+            chance *= self.acceptance
+            expected += chance
+            value = expected / (1 + row_cost * (rows + k))
+            if value > best:
+                best_k, best = k, value
+        if best_k < self.spec.draft_min:
+            self.acceptance += RECOVERY * (PRIOR_ACCEPTANCE - self.acceptance)
+            return 0
+        return best_k
+
+    def expected(self, drafted: int) -> float:
+        """Tokens a draft of this length is expected to add to the step."""
+        p = self.acceptance
+        return sum(p ** k for k in range(1, drafted + 1))
+
+    def verified(self, drafted: int, accepted: int) -> None:
+        tried = accepted + (accepted < drafted)  # tokens compared until the first refusal
+        self.acceptance += SMOOTHING * (accepted / tried - self.acceptance)

@@ -1,0 +1,91 @@
+"""Speculative decoding with a draft model: the same greedy text, drafts batched over the slots,
+llama.cpp's vocabulary check, --draft auto's choice from the catalog, the draft's memory counted."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from typer.testing import CliRunner
+
+from r1local import catalog
+from r1local.cli import app
+from r1local.engine.model import Model
+from r1local.engine.speculative import Speculation
+from r1local.errors import UsageError
+from test_speculative import PROMPTS, generate, greedy, same_output
+
+
+def drafting(target, draft, **kw) -> Model:
+    model = Model.load(target, n_ctx=512, n_parallel=4, n_threads=1,
+                       speculation=Speculation("draft", draft=str(draft), **kw))
+    # the tiny model's output head makes its rows dear: these tests want drafts, so rows stay cheap
+    model.scheduler.step_cost.row_cost = 0.05
+    model.scheduler.step_cost.observe = lambda rows, seconds: None
+    return model
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_model):
+    with Model.load(tiny_model, n_ctx=512, n_parallel=4, n_threads=1) as plain:
+        return generate(plain, PROMPTS, greedy(64))
+
+
+def test_a_model_drafting_for_itself_is_accepted_whole_and_changes_nothing(tiny_model, expected):
+    with drafting(tiny_model, tiny_model) as model:
+        got = generate(model, PROMPTS, greedy(64))
+        assert model.describe()["draft"] == tiny_model.stem
+        ram, _ = model.memory_bytes()
+        assert ram > 2 * model.placement.host_bytes * 0.9  # the draft's weights and cache are counted too
+    same_output(got, expected)
+    drafted = sum(r.done.timings.draft_n for r in got)
+    assert drafted > 64 and sum(r.done.timings.draft_n_accepted for r in got) >= 0.95 * drafted
+
+
+def test_a_draft_that_is_always_wrong_changes_nothing_and_stops_drafting(tiny_model, tiny_model_b, expected):
+    with drafting(tiny_model, tiny_model_b) as model:
+        got = generate(model, PROMPTS, greedy(64))
+    same_output(got, expected)
+    drafted = sum(r.done.timings.draft_n for r in got)
+    assert 0 < drafted < 4 * 64  # drafting paused once the guesses kept failing
+
+
+def test_a_draft_of_another_vocabulary_is_refused_in_one_line(tiny_model, tmp_path):
+    data = tiny_model.read_bytes()
+    with Model.load(tiny_model, n_ctx=64, n_threads=1) as model:
+        text = model.native.token_text(1000).encode()
+    entry = struct.pack("<Q", len(text)) + text
+    assert data.count(entry) == 1
+    other = tmp_path / "other-vocab.gguf"
+    other.write_bytes(data.replace(entry, struct.pack("<Q", len(text)) + text[::-1]))
+    with pytest.raises(UsageError, match="cannot draft for .*token 1000 differs"):
+        Model.load(tiny_model, n_ctx=64, n_threads=1, speculation=Speculation("draft", draft=str(other)))
+    result = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(other), "--ctx", "64",
+                                      "--threads", "1", "--max-tokens", "4"])
+    assert result.exit_code == 2 and "token 1000 differs" in result.output and "Traceback" not in result.output
+    both = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(tiny_model), "--spec", "ngram"])
+    assert both.exit_code == 2 and "choose one" in both.output
+
+
+def test_draft_auto_is_the_1_5b_for_the_qwen_distills_and_no_llama():
+    known = catalog.load()
+    for size in (7.6e9, 14.8e9, 32.8e9):
+        assert known.draft_for("qwen2", int(size), "x.gguf") == "r1:1.5b"
+    with pytest.raises(UsageError, match="Llama 3's vocabulary"):
+        known.draft_for("llama", int(8e9), "DeepSeek-R1-Distill-Llama-8B-Q4_K_M.gguf")
+    with pytest.raises(UsageError, match="smallest distill"):
+        known.draft_for("qwen2", int(1.8e9), "DeepSeek-R1-Distill-Qwen-1.5B-Q4_K_M.gguf")
+    with pytest.raises(UsageError, match="--draft MODEL"):
+        known.draft_for("gemma3", int(2.7e8), "gemma.gguf")
+
+
+def test_bench_reports_the_drafts_kept(tiny_model):
+    import json
+
+    fast = ["--pp", "8", "--tg", "32", "-r", "2", "--threads", "1", "--draft", str(tiny_model)]
+    result = CliRunner().invoke(app, ["bench", str(tiny_model), "--json", *fast])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["draft_tokens"] > 0 and report["draft_accepted"] >= 0.9 * report["draft_tokens"]
+    table = CliRunner().invoke(app, ["bench", str(tiny_model), *fast])
+    assert table.exit_code == 0 and "drafts kept (tg32)" in table.stdout
