@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .events import Event, ReasoningDelta
+from .events import ContentDelta, ReasoningDelta
 from .reasoning import ReasoningSplitter
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+Text = ReasoningDelta | ContentDelta  # what a stream's chunks carry
 MAX_SHOWN = 120  # characters of a malformed chunk quoted in the error
 
 
@@ -36,7 +37,7 @@ class StreamDecoder:
         self.done = False  # [DONE] seen
         self._splitter = ReasoningSplitter(in_reasoning=False)  # a <think> block inside the content
 
-    def feed(self, line: str) -> list[Event]:
+    def feed(self, line: str) -> list[Text]:
         if not line.startswith("data:") or self.error or self.done:
             return []
         payload = line[5:].strip()
@@ -49,7 +50,7 @@ class StreamDecoder:
             self.error = f"a malformed stream chunk ({malformed}): {_shown(payload)}"
             return []
 
-    def flush(self) -> list[Event]:
+    def flush(self) -> list[Text]:
         return self._splitter.flush()
 
     @property
@@ -64,7 +65,7 @@ class StreamDecoder:
     def cached_tokens(self) -> int:
         return (self.usage or {}).get("cached_tokens", 0)
 
-    def _chunk(self, payload: str) -> list[Event]:
+    def _chunk(self, payload: str) -> list[Text]:
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -79,7 +80,7 @@ class StreamDecoder:
         choices = chunk.get("choices")
         if not isinstance(choices, list):  # every chunk has them, an empty list beside the usage
             raise MalformedStream("no list of choices")
-        events: list[Event] = []
+        events: list[Text] = []
         for choice in choices:
             if not isinstance(choice, dict):
                 raise MalformedStream("a choice is not an object")
@@ -90,7 +91,7 @@ class StreamDecoder:
             self.finish = finish or self.finish
         return events
 
-    def _choice(self, choice: dict) -> list[Event]:
+    def _choice(self, choice: dict) -> list[Text]:
         if not self.chat:
             return self._splitter.feed(_text(choice, "text"))
         delta = choice.get("delta") or {}
