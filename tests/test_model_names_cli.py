@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from conftest import tiny_catalog
-from testhub import hub  # noqa: F401  (a fixture)
 from typer.testing import CliRunner
 
 from r1local.cli import app

@@ -107,9 +107,9 @@ class RemoteStream:
             raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({unanswered}).",
                                  "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()

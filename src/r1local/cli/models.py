@@ -113,9 +113,9 @@ def list_models(as_json: bool = JSON_OPT) -> None:
     rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
-    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
-    for row, m in zip(rows, models):
-        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths, strict=True)), style="bold")
+    for row, m in zip(rows, models, strict=True):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         out.print(f"  {m.path}", style="dim")
 
 
@@ -207,7 +207,7 @@ def models(
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
         "size": v.size_bytes, "verdict": plans[v.name].verdict,
-        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
+        "decode_tps": None if (tps := plans[v.name].decode_tps) is None else round(tps, 1),
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
         "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],

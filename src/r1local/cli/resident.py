@@ -150,7 +150,8 @@ def is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
     """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
     r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
     if address.kind is Kind.PATH:
-        return address.on_disk and loaded.get("digest") == store.file_digest(Path(address.path))
+        return address.path is not None and address.on_disk and loaded.get("digest") == store.file_digest(
+            Path(address.path))
     names = {address.text, address.served_name}
     try:
         return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .events import ContentDelta, ReasoningDelta
+from .events import Event, ReasoningDelta
 from .reasoning import ReasoningSplitter
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
-Text = ReasoningDelta | ContentDelta  # what a stream's chunks carry
 MAX_SHOWN = 120  # characters of a malformed chunk quoted in the error
 
 
@@ -37,7 +36,7 @@ class StreamDecoder:
         self.done = False  # [DONE] seen
         self._splitter = ReasoningSplitter(in_reasoning=False)  # a <think> block inside the content
 
-    def feed(self, line: str) -> list[Text]:
+    def feed(self, line: str) -> list[Event]:
         if not line.startswith("data:") or self.error or self.done:
             return []
         payload = line[5:].strip()
@@ -50,8 +49,8 @@ class StreamDecoder:
             self.error = f"a malformed stream chunk ({malformed}): {_shown(payload)}"
             return []
 
-    def flush(self) -> list[Text]:
-        return self._splitter.flush()
+    def flush(self) -> list[Event]:
+        return [*self._splitter.flush()]
 
     @property
     def prompt_tokens(self) -> int:
@@ -65,7 +64,7 @@ class StreamDecoder:
     def cached_tokens(self) -> int:
         return (self.usage or {}).get("cached_tokens", 0)
 
-    def _chunk(self, payload: str) -> list[Text]:
+    def _chunk(self, payload: str) -> list[Event]:
         try:
             chunk = json.loads(payload)
         except ValueError:
@@ -80,7 +79,7 @@ class StreamDecoder:
         choices = chunk.get("choices")
         if not isinstance(choices, list):  # every chunk has them, an empty list beside the usage
             raise MalformedStream("no list of choices")
-        events: list[Text] = []
+        events: list[Event] = []
         for choice in choices:
             if not isinstance(choice, dict):
                 raise MalformedStream("a choice is not an object")
@@ -91,14 +90,15 @@ class StreamDecoder:
             self.finish = finish or self.finish
         return events
 
-    def _choice(self, choice: dict) -> list[Text]:
+    def _choice(self, choice: dict) -> list[Event]:
         if not self.chat:
-            return self._splitter.feed(_text(choice, "text"))
+            return [*self._splitter.feed(_text(choice, "text"))]
         delta = choice.get("delta") or {}
         if not isinstance(delta, dict):
             raise MalformedStream("delta is not an object")
         reasoning = next((_text(delta, key) for key in REASONING_FIELDS if delta.get(key)), "")
-        return ([ReasoningDelta(reasoning)] if reasoning else []) + self._splitter.feed(_text(delta, "content"))
+        events: list[Event] = [ReasoningDelta(reasoning)] if reasoning else []
+        return events + self._splitter.feed(_text(delta, "content"))
 
 
 def _text(obj: dict, key: str) -> str:
