@@ -363,7 +363,7 @@ class Scheduler:
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        return active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+        return active.pacing.length(limit, rows, expected, self.step_cost.relative)
 
     def _drafts(self, slots: list[Slot], lengths: list[int]) -> list[list[int]]:
         """Each slot's guess of its length: from the draft model (one batch for all) or its own n-grams."""
