@@ -69,7 +69,7 @@ class DraftModel:
                 break
             picks = self._greedy(len(feeding))
             following = []
-            for (i, seq, _), token in zip(feeding, picks):
+            for (i, seq, _), token in zip(feeding, picks, strict=True):
                 drafts[i].append(token)
                 if len(drafts[i]) < wanted[i][2]:
                     following.append((i, seq, token))
@@ -79,7 +79,7 @@ class DraftModel:
     def _trim(self, seq: int, tokens: list[int]) -> list[int]:
         """Drop the sequence's cells past where they agree with `tokens`; return the tokens still to feed."""
         cached = self.cached[seq]
-        same = next((k for k, (a, b) in enumerate(zip(cached, tokens)) if a != b), min(len(cached), len(tokens)))
+        same = next((k for k, (a, b) in enumerate(zip(cached, tokens, strict=False)) if a != b), min(len(cached), len(tokens)))
         self.native.forget(seq, same)
         del cached[same:]
         return tokens[same:]
