@@ -152,7 +152,9 @@ def same_output(got: list, expected: list) -> None:
     assert [r.reasoning for r in got] == [r.reasoning for r in expected]
     assert [r.content for r in got] == [r.content for r in expected]
     assert [r.done.finish_reason for r in got] == [r.done.finish_reason for r in expected]
-    assert [r.done.usage for r in got] == [r.done.usage for r in expected]
+    counts = lambda r: (r.done.usage.prompt_tokens, r.done.usage.completion_tokens,  # noqa: E731
+                        r.done.usage.reasoning_tokens)  # cached tokens depend on what the slots held before
+    assert [counts(r) for r in got] == [counts(r) for r in expected]
 
 
 def test_greedy_output_is_the_same_with_ngram_lookup(plain, speculating):
