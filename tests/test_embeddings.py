@@ -87,7 +87,7 @@ def test_cli_embed_prints_the_servers_vectors(tiny_model, reference):
     result = CliRunner().invoke(app, ["embed", str(tiny_model), TEXTS[0], TEXTS[1], "--threads", "1", "--ctx", "256"])
     assert result.exit_code == 0, result.output
     vectors = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(vectors) == 2 and all(cosine(v, r) >= 0.999 for v, r in zip(vectors, reference, strict=True))
+    assert len(vectors) == 2 and all(cosine(v, r) >= 0.999 for v, r in zip(vectors, reference[:2], strict=True))
 
 
 def test_an_embedding_model_pools_as_its_file_says(bert_model, tmp_path_factory):
