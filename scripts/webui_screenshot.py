@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from bench_compare import gemma_model  # noqa: E402  (assembles the GGUF from its PyPI chunks once)
+
 # Gemma 3 270M from PyPI is the base model, not the instruction-tuned one: under a chat template it
 # mostly repeats the question, then itself. A fixed seed gives one of its plain answers every time,
 # and the short token limit ends it before it repeats itself.

@@ -101,7 +101,9 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
         table.add_row(m["name"], human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
                       str(m.get("context_length", "?")), _until(m["expires_at"]))
     out.print(table)
-    for m in loaded:  # a model spread over RPC workers: each worker's state
+    for m in loaded:  # a model spread over RPC workers: each worker's state; a draft model
+        if m.get("draft"):
+            err.print(f"{m['name']} drafts with {m['draft']} (counted in its size)", markup=False, style="dim")
         if workers := m.get("workers"):
             states = ", ".join(f"{w['endpoint']} {w['status']}" for w in workers)
             err.print(f"{m['name']} over RPC workers: {states}" + (f" ({m['error']})" if m.get("error") else ""),
