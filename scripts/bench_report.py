@@ -132,7 +132,7 @@ def plot(results: dict, path: Path) -> None:
     if not entries:
         return
     fig, axes = plt.subplots(1, len(entries), figsize=(5.5 * len(entries), 4), squeeze=False)
-    for ax, entry in zip(axes[0], entries):
+    for ax, entry in zip(axes[0], entries, strict=True):
         for peer in PEERS:
             rows = sorted((r for r in entry["serve"] if r["peer"] == peer), key=lambda r: r["clients"])
             if rows:

@@ -74,7 +74,7 @@ def main() -> None:
                 common = dict(parallel=clients, threads=args.threads, ctx_per_slot=ctx, peer_bin=peer_bin)
                 split = bench_servers.peers(args.model, gpu_layers=offloaded, rpc=endpoint, **common)[:2]
                 local = bench_servers.peers(args.model, **common)[:2]
-                lineup = dict(zip(LINEUP, [*split, *local]))
+                lineup = dict(zip(LINEUP, [*split, *local], strict=True))
                 prompts = prompts_for(clients, 2, args.prompt_words, seed=clients)
                 shift = round_ % len(LINEUP)
                 for name in LINEUP[shift:] + LINEUP[:shift]:

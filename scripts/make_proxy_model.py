@@ -114,7 +114,7 @@ def write_f16(path: Path, key: str, seed: int, shapes: dict) -> None:
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     rng = np.random.default_rng(seed)
-    for name, shape, dtype, std in plan:
+    for _name, shape, dtype, std in plan:
         if std is None:  # norm weights
             data = np.ones(shape, dtype=dtype)
         else:

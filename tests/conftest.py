@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testhub import hub  # noqa: F401  (the local Hugging Face Hub fixture, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,6 +4,7 @@ failure reports, and the command's dry run on this machine. Building for real: t
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import sys
@@ -154,7 +155,7 @@ def test_build_progress_names_the_step_and_failures_keep_key_lines(tmp_path, mon
         build.compile_wheel(job, source, seen.append, log)
     steps = [(p.done, p.total, p.step) for p in seen if p.total]
     assert steps[0] == (1, 3, "ggml-vulkan.cpp") and (2, 3, "linking libggml-vulkan.so") in steps
-    assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
+    assert all(b.elapsed >= a.elapsed for a, b in itertools.pairwise(seen))
     assert "LayerSettingsCreateInfoEXT is not a member of vk" in failed.value.message
     assert "the installed one is unchanged" in failed.value.message and str(job.log_path) in failed.value.message
     assert "error: LayerSettingsCreateInfoEXT" in job.log_path.read_text()

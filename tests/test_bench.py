@@ -8,9 +8,9 @@ import sys
 
 import psutil
 import pytest
+from conftest import ROOT, _load_script
 from typer.testing import CliRunner
 
-from conftest import ROOT, _load_script
 from r1local.cli import app
 
 runner = CliRunner()
@@ -107,3 +107,12 @@ def test_side_by_side_script_runs_end_to_end(tiny_model, tmp_path):
     assert set(results["models"][0]["ratios"]["tokens_per_s_vs_llama_cpp_python"]) == {"1", "4", "8"}  # JSON keys
     assert "| 8 | r1local |" in (tmp_path / "benchmarks.md").read_text()
     assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_of_an_openvino_model_is_one_clear_error(tiny_model, tmp_path, monkeypatch):
+    # it loaded the model, then failed with an AttributeError: OpenVINO's engine has no tokenize()
+    pytest.importorskip("openvino_genai")
+    monkeypatch.setenv("R1LOCAL_OPENVINO_CACHE", str(ROOT / "models" / "openvino-cache"))
+    result = _bench(f"{tiny_model}@openvino", "--repetitions", "1")
+    assert result.exit_code == 2, result.output
+    assert "bench measures llama.cpp" in result.output and "Traceback" not in result.output

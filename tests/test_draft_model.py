@@ -20,7 +20,7 @@ def drafting(target, draft, **kw) -> Model:
     model = Model.load(target, n_ctx=512, n_parallel=4, n_threads=1,
                        speculation=Speculation("draft", draft=str(draft), **kw))
     # the tiny model's output head makes its rows dear: these tests want drafts, so rows stay cheap
-    model.scheduler.step_cost.row_cost = 0.05
+    model.scheduler.step_cost.relative = lambda rows: 1 + 0.05 * (rows - 1)
     model.scheduler.step_cost.observe = lambda rows, seconds: None
     return model
 
@@ -89,3 +89,17 @@ def test_bench_reports_the_drafts_kept(tiny_model):
     assert report["draft_tokens"] > 0 and report["draft_accepted"] >= 0.9 * report["draft_tokens"]
     table = CliRunner().invoke(app, ["bench", str(tiny_model), *fast])
     assert table.exit_code == 0 and "drafts kept (tg32)" in table.stdout
+
+
+def test_the_server_names_the_draft_and_counts_its_memory(tiny_model, tmp_path_factory):
+    import httpx
+
+    from serving import serving
+
+    sizes = {}
+    for draft in (None, Speculation("draft", draft=str(tiny_model))):
+        with serving(tmp_path_factory, tiny_model, speculation=draft) as url:
+            (entry,) = httpx.get(f"{url}/api/ps").json()["models"]
+            sizes[draft is not None] = entry["size"]
+            assert entry.get("draft") == (tiny_model.stem if draft else None)
+    assert sizes[True] > 1.8 * sizes[False]  # the draft's weights and cache on top of the model's

@@ -114,7 +114,7 @@ def test_an_unrelated_request_keeps_its_speed_beside_a_grammar(url, grammar):
 
 
 def test_a_grammar_request_is_cancelled_without_waiting_for_its_pick(url, monkeypatch):
-    monkeypatch.setattr(scheduler, "GRAMMAR_PICK_LIMIT_S", 60.0)  # so only the cancellation can end it
+    monkeypatch.setattr(scheduler, "GRAMMAR_PICK_LIMIT_S", 4.0)  # the slot must free long before the limit
     with httpx.stream("POST", f"{url}/completion", timeout=30, json={
             "prompt": "Hi", "grammar": WORST_ALLOWED, "n_predict": 400, "stream": True}) as response:
         assert response.status_code == 200
@@ -127,3 +127,30 @@ def test_a_grammar_request_is_cancelled_without_waiting_for_its_pick(url, monkey
         assert time.perf_counter() - left < 1.5, "the slot waited for the grammar's pick"
         time.sleep(0.02)
     _twenty_tokens(url)  # the model answers others at once
+
+
+def test_a_whole_vocabulary_check_stops_at_its_deadline(tiny_model):
+    """A grammar ambiguous inside a recursion doubles its parser stacks with every "a" (measured:
+    a whole-vocabulary check 0.1 s after 2 of them, 7.5 s after 8); the fan-out count cannot see
+    it, so the check runs a chunk of the vocabulary at a time and stops past the pick's deadline."""
+    import ctypes
+
+    from r1local.engine.model import Model
+    from r1local.engine.params import SamplingParams
+    from r1local.engine.sampling import PickTooSlow, Sampler
+
+    model = Model.load(tiny_model, n_ctx=256, n_threads=1)
+    native = model.native
+    sampler = Sampler(SamplingParams(grammar='root ::= s\ns ::= "a" s "b" | "a" s "c" | "d"', temperature=0),
+                      native.vocab, native.n_vocab)
+    try:
+        for _ in range(10):  # 1,024 stacks: tens of seconds for one whole check
+            sampler._accept_now(native.tokenize("a", add_special=False)[0])
+        logits = (ctypes.c_float * native.n_vocab)()
+        start = time.perf_counter()
+        with pytest.raises(PickTooSlow):
+            sampler._pick(logits, grammar_deadline=start + 0.5)
+        assert time.perf_counter() - start < 3, "the check did not stop near its deadline"
+    finally:
+        sampler.close()
+        model.close()

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from testhub import BlackHole, Fault, hub, refused_url  # noqa: F401  (hub is a fixture)
+from testhub import BlackHole, Fault, refused_url
 
 from r1local import download, hubcall
 from r1local.errors import DownloadError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_catalog
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 from typer.testing import CliRunner
 
 from r1local import config, hardware, resolve, store
@@ -34,7 +34,7 @@ def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
-    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + f"""
+    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + """
 [[model]]
 name = "1.5b"
 file_prefix = "Mid"
@@ -48,7 +48,7 @@ kv_heads = 2
 head_dim = 128
 vocab = 151936
 context = 131072
-quants = {{ Q4_K_M = 1.12 }}
+quants = { Q4_K_M = 1.12 }
 
 [[model]]
 name = "70b"
@@ -63,7 +63,7 @@ kv_heads = 8
 head_dim = 128
 vocab = 128256
 context = 131072
-quants = {{ Q4_K_M = 42.52 }}
+quants = { Q4_K_M = 42.52 }
 """)
     monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
     hub.add(REPO, {FILE: tiny_model.read_bytes()})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from testhub import Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import Fault
 from typer.testing import CliRunner
 
 from r1local import catalog, fit_npu, resolve, store

@@ -12,9 +12,8 @@ import httpx
 import ollama
 import openai
 import pytest
-from serving import TEST_SETTINGS, isolated_store, running_server
-
 from conftest import ROOT
+from serving import TEST_SETTINGS, isolated_store, running_server
 
 pytest.importorskip("openvino_genai")
 
@@ -124,3 +123,10 @@ def test_run_answers_from_the_openvino_engine_and_says_so(tiny_model, monkeypatc
     reply = json.loads(result.stdout[result.stdout.index("{"):])
     assert (reply["engine"], reply["device"], reply["finish_reason"]) == ("openvino", "CPU", "length")
     assert reply["reasoning"] and reply["usage"]["completion_tokens"] == 8
+
+
+def test_slots_lists_the_llama_cpp_slots_beside_an_openvino_model(front):
+    # /slots read a llama.cpp scheduler from every loaded model: with OpenVINO beside it, a 500
+    slots = httpx.get(f"{front}/slots")
+    assert slots.status_code == 200
+    assert {s["model"] for s in slots.json()} == {LLAMA} and len(slots.json()) == TEST_SETTINGS.parallel

@@ -13,7 +13,7 @@ import time
 import huggingface_hub.constants
 import pytest
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 
 from r1local import config, disk_space, download, store
 from r1local.errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError

@@ -20,7 +20,7 @@ from serving import TEST_SETTINGS, isolated_store, running_server
 from typer.testing import CliRunner
 
 from r1local.cli import app
-from r1local.engine import registry
+from r1local.cli import backend, embed
 
 FAST = ["--temperature", "0", "--max-tokens", "6", "--no-think", "--json"]
 runner = CliRunner()
@@ -50,7 +50,8 @@ def server(tiny_model, tmp_path_factory, monkeypatch):
             def no_load_here(*args, **kwargs):
                 raise AssertionError("a model was loaded in the command's own process")
 
-            monkeypatch.setattr(registry, "load", no_load_here)
+            for module in (backend, embed):  # every way a command loads a model in its own process
+                monkeypatch.setattr(module, "open_model", no_load_here)
             yield url
 
 

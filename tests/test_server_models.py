@@ -15,7 +15,6 @@ import ollama
 import openai
 import pytest
 from serving import TEST_SETTINGS, isolated_store, running_server
-from testhub import hub  # noqa: F401  (a fixture)
 
 from r1local.hardware import detect_live
 from r1local.hardware.model import Memory

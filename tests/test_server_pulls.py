@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import httpx
 from serving import TEST_SETTINGS, running_server
-from testhub import Fault, hub  # noqa: F401  (a fixture)
+from testhub import Fault
 
 from r1local import config
 from r1local.server.pull import MAX_PULLS

@@ -125,13 +125,14 @@ def test_settings_are_sent_and_kept_per_conversation(page):
     page.fill("#system", "Answer in French.")
     page.fill("#temperature", "0.3")
     page.fill("#top-p", "0.9")
+    page.fill("#seed", "7")
     page.fill("#max-tokens", "50")
     page.fill("#think-budget", "16")
     ask(page, "hello")
     sent = page.sent[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
-    fields = ("temperature", "top_p", "max_tokens", "reasoning_budget_tokens")
-    assert [sent[field] for field in fields] == [0.3, 0.9, 50, 16]
+    fields = ("temperature", "top_p", "seed", "max_tokens", "reasoning_budget_tokens")
+    assert [sent[field] for field in fields] == [0.3, 0.9, 7, 50, 16]
     assert "think" not in sent  # on: the model's own default
     page.uncheck("#think")
     ask(page, "again")

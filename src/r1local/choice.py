@@ -19,6 +19,7 @@ context, set by its own configuration, is taken as it is and ranks below a reaso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .fit import USEFUL_CTX, FitPlan, ModelShape, plan
@@ -131,13 +132,13 @@ def plain_size(hw: Hardware, candidates: list[tuple[str, ModelShape]], default: 
 
 
 def choose(hw: Hardware, candidates: list[tuple[str, ModelShape]], policy: str = "r1",
-           npu_plans: list[Planned] = ()) -> Choice | None:
+           npu_plans: Sequence[Planned] = ()) -> Choice | None:
     """The candidate `policy` (one of POLICIES) names on this machine; None when none fits."""
     return choose_all(hw, candidates, npu_plans)[policy]
 
 
 def choose_all(hw: Hardware, candidates: list[tuple[str, ModelShape]],
-               npu_plans: list[Planned] = ()) -> dict[str, Choice | None]:
+               npu_plans: Sequence[Planned] = ()) -> dict[str, Choice | None]:
     """Every policy's choice, planning each candidate once. `npu_plans` are the NPU's models with
     their plans (fit_npu.npu_plans): they compete under the same rules."""
     plans = [(name, s, plan(s, hw, REASONING_CTX)) for name, s in candidates]

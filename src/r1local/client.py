@@ -103,13 +103,13 @@ class RemoteStream:
         self._started = time.monotonic()
         try:
             self._response = http.send(http.build_request("POST", "/v1/chat/completions", json=body), stream=True)
-        except httpx.HTTPError as error:
-            raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
+        except httpx.HTTPError as unanswered:
+            raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({unanswered}).",
                                  "Check that it still runs: r1local ps") from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()

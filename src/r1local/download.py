@@ -11,8 +11,8 @@ already running), and a SHA-256 check against the Hub's LFS hash before the file
 from __future__ import annotations
 
 import hashlib
-import os
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -104,13 +104,13 @@ def remote_files(target: Target, notify: hubcall.Notify | None = None) -> tuple[
                                 s.lfs.sha256 if s.lfs else None, s.blob_id or "")
         for s in info.siblings or []
     }
-    _check_answer(target, info.sha, files.values())
-    return info.sha, files
+    return _check_answer(target, info.sha, files.values()), files
 
 
-def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> None:
-    """Refuse a Hub answer whose commit, file names, hashes or sizes could not have come from a real
-    repository: they name files in the cache, and a crafted one would write outside it."""
+def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> str:
+    """The commit, once the Hub answer is checked: refused when its commit, file names, hashes or sizes
+    could not have come from a real repository (they name files in the cache, and a crafted one would
+    write outside it)."""
     def refuse(what: str) -> DownloadError:
         return DownloadError(f"The Hub at {config.hf_endpoint()} sent {what} for {target.repo}; nothing was written.",
                              "Check HF_ENDPOINT: it should point at huggingface.co or a mirror you trust.")
@@ -126,6 +126,7 @@ def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -
             raise refuse(f"an invalid blob id for {f.name}")
         if not isinstance(f.size, int) or f.size < 0:
             raise refuse(f"an invalid size for {f.name}")
+    return commit
 
 
 def _safe_relative(name: str) -> bool:

@@ -241,7 +241,8 @@ def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
 
 def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     top = max(min(desired, shape.trained_ctx), 16)
-    ladder, ctx = [], top
+    ladder: list[int] = []
+    ctx = top
     while ctx >= config.MIN_CTX or not ladder:
         ladder.append(ctx)
         ctx //= 2
@@ -314,7 +315,7 @@ def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_para
         cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
         cpu = cpu_w + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
         repack = int(shape.repack_bytes * (shape.layers - on_gpu) / shape.layers) if _repacks(hardware) else 0
-        fits = all(b <= cap for b, cap in zip(device_bytes, budgets)) and cpu + (gpu if unified else 0) <= ram
+        fits = all(b <= cap for b, cap in zip(device_bytes, budgets, strict=False)) and cpu + (gpu if unified else 0) <= ram
         if not fits and not force:
             return None
         speed = estimate_speed(shape, hardware, gpus, n_gpu)
@@ -331,7 +332,7 @@ def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_para
             tiled_matmul=n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
             details={"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv,
                      "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
-            gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device) if n],
+            gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device, strict=False) if n],
             device_layers=[n for n in per_device if n], tensor_split=split if len(gpus) > 1 else [],
             user_split=tuple(user_split) if user_split else None,
             kv_type=kv_type, flash_attn="auto" if kv_type == "f16" else "on",

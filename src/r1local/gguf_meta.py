@@ -147,7 +147,8 @@ class GGUFInfo:
 
     @property
     def key_length(self) -> int | None:
-        default = self.embedding_length // self.head_count if self.head_count else None
+        width, heads = self.embedding_length, self.head_count
+        default = width // heads if width and heads else None
         return self._arch("attention.key_length", default)
 
     @property

@@ -10,7 +10,7 @@ line), so a request's model name can never open an arbitrary file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import catalog, choice, config, store
@@ -39,7 +39,7 @@ def resolve(
     notify: told what the choice or the download does where the name alone does not say it.
     """
     if address.kind is Kind.PATH:
-        if not address.on_disk:
+        if not address.on_disk or address.path is None:
             raise address.unknown()
         return Path(address.path)
     target, label = choose(address, revision=revision, prefer_local=not pull_if_missing, notify=notify)
@@ -105,7 +105,7 @@ def plain_size(cat: catalog.Catalog, distill: catalog.Distill, notify: Notify | 
                                default.name if default else None)
     if chosen is None:
         return default or variants[0]  # nothing fits: the load says so with the numbers
-    if chosen.why and notify is not None:
+    if chosen.why and notify is not None and default is not None:
         notify(f"r1:{distill.name} means {default.quant}, as in Ollama, but {chosen.why}.")
     return next(v for v in variants if v.name == chosen.name)
 
@@ -119,7 +119,7 @@ def _target(variant: Variant, revision: str | None = None) -> Target:
     return Target(variant.repo, files=variant.files, revision=revision)
 
 
-def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: list[Variant] = ()) -> Variant:
+def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: Sequence[Variant] = ()) -> Variant:
     """The candidate the choice policy picks for this machine among the GGUF files and the NPU's
     folders (a lone candidate without asking it)."""
     if len(candidates) == 1 and not npu:
@@ -155,7 +155,7 @@ def installed_matches(ref: ModelAddress) -> list[LocalModel]:
         return [m for m in store.installed()
                 if m.repo.lower() == repo.lower()
                 and (first is None or m.files[0] == first) and (quant is None or m.quant == quant)]
-    if ref.kind is not Kind.CATALOG:
+    if ref.kind is not Kind.CATALOG or ref.distill is None:
         raise ref.unknown()
     cat = catalog.load()
     variants = [cat.variant(ref.distill, ref.quant)] if ref.quant else cat.ordered(cat.distill(ref.distill))

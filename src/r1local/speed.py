@@ -92,7 +92,7 @@ def shares(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past:
     out = [Share("CPU", cpu_layers * per_layer + (0 if head_on_gpu else shape.output_bytes), hw.cpu_bandwidth_gbs,
                  cpu_eff, cpu_layers, CPU_LAYER_OVERHEAD_S, None)]
     split = layer_split(gpus, on_gpu) if on_gpu else []
-    for i, (g, layers) in enumerate(zip(gpus, split)):
+    for i, (g, layers) in enumerate(zip(gpus, split, strict=False)):
         bw = gpu_bandwidth(g, hw)
         spec = tables.lookup(tables.GPU_SPECS, g.name)
         head = shape.output_bytes if head_on_gpu and i == len(gpus) - 1 else 0

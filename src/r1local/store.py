@@ -198,7 +198,7 @@ def installed() -> list[LocalModel]:
     models = []
     for storage in sorted(cache.glob("models--*--*")):
         repo = "/".join(storage.name.split("--")[1:])
-        refs = {}
+        refs: dict[str, list[str]] = {}
         for ref in (storage / "refs").glob("**/*"):
             if ref.is_file():
                 refs.setdefault(ref.read_text().strip(), []).append(ref.relative_to(storage / "refs").as_posix())

@@ -102,9 +102,11 @@ def sdist_version(sdist: Path) -> str | None:
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:
-        tar.extractall(dest, **safe)
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 
@@ -181,7 +183,7 @@ def run_verify(gguf_py: Path | None, env: dict[str, str] | None = None) -> dict:
     """The verification probe in a fresh interpreter (this one has the old build loaded); `gguf_py`
     is llama.cpp's GGUF writer, None for the `gguf` package installed here."""
     cmd = [sys.executable, "-m", "r1local.accelerate.verify", *([str(gguf_py)] if gguf_py else [])]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    res = subprocess.run(cmd, capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, timeout=600)
     lines = res.stdout.strip().splitlines()
     if res.returncode != 0 or not lines:

@@ -48,7 +48,7 @@ def resident(address: ModelAddress, *, local: bool = False, rpc: str | None = No
     if server is not None and not server.has(address.for_server):
         server.close()
         server = None
-    if server is not None:
+    if found is not None and server is not None:
         announce(found)
     try:
         yield server

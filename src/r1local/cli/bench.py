@@ -6,15 +6,27 @@ import json
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from ..errors import UsageError
 from ..names import ModelAddress
 from ..units import human_size, plural
 from .app import command, err, out
 from .backend import open_model
-from .options import (DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, KV_TYPE_OPT, MODEL_ARG, RPC_OPT, SPEC_OPT,
-                      SPLIT_OPT, THREADS_OPT, speculation)
+from .options import (
+    DRAFT_MAX_OPT,
+    DRAFT_MIN_OPT,
+    DRAFT_OPT,
+    GPU_OPT,
+    KV_TYPE_OPT,
+    MODEL_ARG,
+    RPC_OPT,
+    SPEC_OPT,
+    SPLIT_OPT,
+    THREADS_OPT,
+    speculation,
+)
 
 if TYPE_CHECKING:
     from ..bench import BenchReport, Spread
@@ -43,6 +55,8 @@ def bench(
     Example: r1local bench r1:7b -r 5
     """
     from ..bench import context_for, run_bench  # the engine loads only for this command
+    from ..engine.model import Model
+    from ..rpc.engine import SplitModel
 
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
@@ -50,11 +64,14 @@ def bench(
     drafts = speculation(spec, draft, draft_max, draft_min)
     with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc,
                     tensor_split=tensor_split, kv_type=kv_type, spec=drafts) as loaded:
+        if not isinstance(loaded, (Model, SplitModel)):
+            raise UsageError(f"bench measures llama.cpp; {model} runs on {loaded.engine}.",
+                             "Bench the GGUF file on llama.cpp: leave out @openvino.")
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             console=err, transient=True,
         ) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def step(name: str, done: int, total: int) -> None:
                 if name not in tasks:

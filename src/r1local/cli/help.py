@@ -9,8 +9,9 @@ import re
 import textwrap
 
 import typer
+from typer._click import Context as ClickContext  # what typer's commands declare they take
 from typer._click import HelpFormatter
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 EVERYDAY = ("run", "chat", "pull", "list", "ls", "ps", "stop", "serve", "show", "inspect", "rm", "models", "hw")
 NAMED = {  # what a text value is, where its name does not say it
@@ -77,16 +78,17 @@ class Command(TyperCommand):
             if param.metavar is None and (word := placeholder(param)):
                 param.metavar = word
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: ClickContext) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if param.param_type_name == "argument":
-                pieces.append(param.metavar if param.required else f"[{param.metavar}]")
+                word = param.metavar or ""  # __init__ gave every argument its word
+                pieces.append(word if param.required else f"[{word}]")
         return pieces
 
-    def format_options(self, ctx: typer.Context, formatter) -> None:
+    def format_options(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
         params = self.get_params(ctx)
-        arguments = [(p.metavar, p.help or "") for p in params if p.param_type_name == "argument" and not p.hidden]
+        arguments = [(p.metavar or "", p.help or "") for p in params if isinstance(p, TyperArgument) and not p.hidden]
         options = [record for p in params if p.param_type_name == "option" and (record := p.get_help_record(ctx))]
         for title, rows in (("Arguments", arguments), ("Options", options)):
             if rows:
@@ -99,6 +101,6 @@ class Group(TyperGroup):
 
     context_class = Context
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: ClickContext) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda name: EVERYDAY.index(name) if name in EVERYDAY else len(EVERYDAY))

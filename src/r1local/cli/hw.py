@@ -13,8 +13,8 @@ from ..choice import FAST_MIN_PARAMS, NPU_VERDICT, Choice, choose_all, seconds_p
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
-from ..units import plural
 from ..rpc import parse_endpoints
+from ..units import plural
 from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
 
@@ -133,7 +133,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="GPUs", title_justify="left")
         for col in ("GPU", "Kind", "Memory", "Driver / arch", "llama.cpp"):
             t.add_column(col)
-        for g, v in zip(hw.gpus, gpu_verdicts):
+        for g, v in zip(hw.gpus, gpu_verdicts, strict=False):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
             size = f"{_gib(g.vram_total)} {'share of RAM' if g.integrated else 'total'}"
             mem = f"{_gib(g.vram_free)} free of {size}" if g.vram_free is not None else size
@@ -147,7 +147,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="NPUs", title_justify="left")
         for col in ("NPU", "Generation", "Driver", "llama.cpp"):
             t.add_column(col)
-        for n, v in zip(hw.npus, npu_verdicts):
+        for n, v in zip(hw.npus, npu_verdicts, strict=False):
             t.add_row(n.name, n.generation or "-", n.driver or n.source, v.status)
         out.print(t)
 
@@ -234,7 +234,7 @@ def hw(
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
     recorder = RecordingProbe(probe) if save_snapshot else None
     hardware = detect(recorder or probe)
-    if recorder:
+    if recorder and save_snapshot:
         recorder.save(save_snapshot)
     chosen, display = recommend(hardware)
     workers = rpc_report(hardware, parse_endpoints(rpc), *catalog_candidates()) if rpc else None

@@ -17,6 +17,7 @@ from .. import catalog, choice, fit, fit_npu, presets, resolve, store
 from ..errors import UsageError
 from ..names import ModelAddress
 from .app import alias, command, err, out
+from .resident import find_server, is_loaded_as
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
@@ -112,9 +113,9 @@ def list_models(as_json: bool = JSON_OPT) -> None:
     rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
              _ago(m.last_used)) for m in models]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
-    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
-    for row, m in zip(rows, models):
-        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths, strict=True)), style="bold")
+    for row, m in zip(rows, models, strict=True):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         out.print(f"  {m.path}", style="dim")
 
 
@@ -161,9 +162,28 @@ def rm(
         if not typer.confirm(f"Remove {len(matches)} models: {listing}?", default=False, err=True):
             err.print("Nothing removed.")
             return
+    _unload_first(matches)
     for m in matches:
         freed = store.remove(m)
         out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
+
+
+def _unload_first(matches: list[store.LocalModel]) -> None:
+    """A model the running server holds leaves memory before its file goes, so it never answers from a
+    deleted file (nor keeps the disk space in use)."""
+    server = find_server().server
+    if server is None:
+        return
+    addresses = [address for m in matches
+                 for address in (ModelAddress.parse(m.name), ModelAddress.parse(str(m.path), allow_paths=True))]
+    try:
+        for loaded in server.running():
+            if any(is_loaded_as(address, loaded) for address in addresses):
+                server.unload(loaded["name"])
+                err.print(f"Unloaded {loaded['name']} from the server at {server.url} first.", style="dim",
+                          markup=False)
+    finally:
+        server.close()
 
 
 @command()
@@ -187,7 +207,7 @@ def models(
     rows = [{
         "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
         "size": v.size_bytes, "verdict": plans[v.name].verdict,
-        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
+        "decode_tps": None if (tps := plans[v.name].decode_tps) is None else round(tps, 1),
         "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
         "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
         "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],

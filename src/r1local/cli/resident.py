@@ -101,7 +101,9 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
         table.add_row(m["name"], human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
                       str(m.get("context_length", "?")), _until(m["expires_at"]))
     out.print(table)
-    for m in loaded:  # a model spread over RPC workers: each worker's state
+    for m in loaded:  # a model spread over RPC workers: each worker's state; a draft model
+        if m.get("draft"):
+            err.print(f"{m['name']} drafts with {m['draft']} (counted in its size)", markup=False, style="dim")
         if workers := m.get("workers"):
             states = ", ".join(f"{w['endpoint']} {w['status']}" for w in workers)
             err.print(f"{m['name']} over RPC workers: {states}" + (f" ({m['error']})" if m.get("error") else ""),
@@ -138,7 +140,7 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     address = ModelAddress.parse(model, allow_paths=True)
     server = _server_or_fail()
     try:
-        if not any(_is_loaded_as(address, m) for m in server.running()):
+        if not any(is_loaded_as(address, m) for m in server.running()):
             raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
         server.unload(address.for_server)
     finally:
@@ -146,11 +148,12 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     out.print(f"Unloaded {model}.")
 
 
-def _is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
+def is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
     """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
     r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
     if address.kind is Kind.PATH:
-        return address.on_disk and loaded.get("digest") == store.file_digest(Path(address.path))
+        return address.path is not None and address.on_disk and loaded.get("digest") == store.file_digest(
+            Path(address.path))
     names = {address.text, address.served_name}
     try:
         return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})

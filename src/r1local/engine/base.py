@@ -132,7 +132,7 @@ class Engine(ABC):
                 context += text(body)
         return [*context, pre, *text(prefix), suf, *text(suffix), mid, *text(middle)]
 
-    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took; engines that can override this."""
         raise UsageError(f"The {self.engine} engine does not compute embeddings.",
                          "Load the model on llama.cpp (a GGUF without @openvino) for embeddings.", param="model")

@@ -4,7 +4,7 @@ then whole), then done."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -102,7 +102,7 @@ class Done:
     stop_word: str | None = None  # the stop string that ended the answer, if one did
 
 
-Event = Union[ReasoningDelta, ContentDelta, ToolCallDelta, ToolCall, TokenLogprob, Done]
+Event = ReasoningDelta | ContentDelta | ToolCallDelta | ToolCall | TokenLogprob | Done
 
 
 @dataclass

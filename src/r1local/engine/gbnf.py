@@ -46,8 +46,9 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         match = _TOKEN.match(text, pos)
         if match is None:
             raise _refusal(f"it cannot be read at character {pos} ({text[pos:pos + 20]!r})")
-        if match.lastgroup != "space":
-            out.append((match.lastgroup, match.group()))
+        kind = match.lastgroup  # every alternative is a named group
+        if kind and kind != "space":
+            out.append((kind, match.group()))
         pos = match.end()
     return out
 

@@ -127,7 +127,7 @@ class Model(Engine):
         return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning,
                                      parse_tools=parse_tools)
 
-    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took. Blocking: call it from a
         worker thread (the embedding context is made on first use)."""
         with self._embedder_lock:

@@ -50,7 +50,7 @@ class StreamDecoder:
             return []
 
     def flush(self) -> list[Event]:
-        return self._splitter.flush()
+        return [*self._splitter.flush()]
 
     @property
     def prompt_tokens(self) -> int:
@@ -92,12 +92,13 @@ class StreamDecoder:
 
     def _choice(self, choice: dict) -> list[Event]:
         if not self.chat:
-            return self._splitter.feed(_text(choice, "text"))
+            return [*self._splitter.feed(_text(choice, "text"))]
         delta = choice.get("delta") or {}
         if not isinstance(delta, dict):
             raise MalformedStream("delta is not an object")
         reasoning = next((_text(delta, key) for key in REASONING_FIELDS if delta.get(key)), "")
-        return ([ReasoningDelta(reasoning)] if reasoning else []) + self._splitter.feed(_text(delta, "content"))
+        events: list[Event] = [ReasoningDelta(reasoning)] if reasoning else []
+        return events + self._splitter.feed(_text(delta, "content"))
 
 
 def _text(obj: dict, key: str) -> str:

@@ -175,7 +175,7 @@ class OpenVINOModel(Engine):
                 request.handle.cancel()
             self._finish(request, "cancelled")
 
-    def _admit(self) -> list[Request]:
+    def _admit(self) -> list[tuple[int, Request]]:
         admitted = []
         with self.queue.cond:
             while self.queue.waiting and len(self._active) < self.n_parallel:
@@ -220,9 +220,10 @@ class OpenVINOModel(Engine):
             return
         _, request = admitted[0]
         status = self._genai.StreamingStatus
+        streamer_base: Any = self._genai.StreamerBase  # openvino_genai is imported when the engine starts
         engine = self
 
-        class TokenStreamer(self._genai.StreamerBase):
+        class TokenStreamer(streamer_base):
             def write(self, token):
                 for t in token if isinstance(token, list) else [token]:
                     if request.ended is None:

@@ -34,7 +34,7 @@ from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
-from .sampling import Pick, Sampler
+from .sampling import Pick, PickTooSlow, Sampler
 from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
 
@@ -45,6 +45,7 @@ PICK_POLL_S = 0.05  # while only grammar picks are in flight: how often cancella
 PICKS_AT_CLOSE_S = 60.0  # how long closing waits for picks in flight (they read the model's vocabulary)
 
 log = logging.getLogger("r1local.engine")
+_TOO_SLOW = "The grammar took more than {:g} s to check one token; simplify it (fewer alternatives open at once)"
 BUDGET_CLOSE = "\n\nTime is up; I will answer now.\n</think>\n\n"  # ends reasoning that reached its budget
 
 
@@ -211,13 +212,14 @@ class Scheduler:
                 continue
             if active.pick.done():
                 pick, active.pick = active.pick, None
-                if pick.exception() is not None:
+                if isinstance(pick.exception(), PickTooSlow):
+                    self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
+                elif pick.exception() is not None:
                     self._release(slot, "error", f"The grammar failed: {pick.exception()}")
                 else:
                     self._took(slot, pick.result(), now, pick.logits)
-            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:
-                self._release(slot, "error", f"The grammar took more than {GRAMMAR_PICK_LIMIT_S:g} s to check one "
-                              "token; simplify it (fewer alternatives open at once)")
+            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:  # stuck inside one llama.cpp call
+                self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
 
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
@@ -333,7 +335,8 @@ class Scheduler:
                 self._verify(slot, first, count, now)
 
     def _start_pick(self, active: Active, index: int, now: float) -> None:
-        active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
+        active.pick = active.sampler.start(self.native.ctx, index, now + GRAMMAR_PICK_LIMIT_S)
+        active.pick_started = now
         with self.queue.cond:
             self._picks.add(active.pick)
         active.pick.add_done_callback(self._wake)
@@ -360,7 +363,7 @@ class Scheduler:
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        return active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+        return active.pacing.length(limit, rows, expected, self.step_cost.relative)
 
     def _drafts(self, slots: list[Slot], lengths: list[int]) -> list[list[int]]:
         """Each slot's guess of its length: from the draft model (one batch for all) or its own n-grams."""

@@ -164,8 +164,8 @@ class UpstreamModel(Engine):
             failure = f"reading the upstream {self.upstream.name} failed"
         finally:
             response.close()
-            error = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
-            self._finish(stream, decoder, error, cancelled, first, pieces, submitted)
+            reason = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
+            self._finish(stream, decoder, reason, cancelled, first, pieces, submitted)
 
     def _finish(self, stream: Stream, decoder: StreamDecoder, error: str | None, cancelled: bool, first: float,
                 pieces: int, submitted: float) -> None:

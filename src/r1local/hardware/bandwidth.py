@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def normalise(name: str) -> str:
     return " ".join(text.split())
 
 
-def published(cpu_name: str, cores: list[str] = ()) -> Platform | None:
+def published(cpu_name: str, cores: Sequence[str] = ()) -> Platform | None:
     """The platform a CPU (or board) name implies, else the usual one of its ARM cores, else None."""
     key = normalise(cpu_name)
     for pattern, platform in PLATFORMS:
@@ -184,8 +185,10 @@ def cached_measure(cache: Path, machine: str, threads: int, budget: int = PROBE_
         known = {}
     if not isinstance(known, dict):
         known = {}
-    kept = known.get(key) if isinstance(known.get(key), dict) else None
-    kept_gbs = kept.get("gbs") if kept else None
+    kept = known.get(key)
+    if not isinstance(kept, dict):
+        kept = {}
+    kept_gbs = kept.get("gbs")
     if not isinstance(kept_gbs, (int, float)) or isinstance(kept_gbs, bool):
         kept_gbs = None
     if kept_gbs is not None and (published_gbs is None or kept_gbs >= REMEASURE_BELOW * published_gbs

@@ -147,7 +147,7 @@ class Hardware:
         """(GPU, its llama.cpp device) for each GPU the build drives, in the build's device order."""
         gpu_verdicts = [v for v in self.verdicts if v.kind == "gpu"]
         order = [d.name for d in self.build.devices] if self.build else []
-        used = [(g, v.ggml_device or "") for g, v in zip(self.gpus, gpu_verdicts) if v.usable]
+        used = [(g, v.ggml_device or "") for g, v in zip(self.gpus, gpu_verdicts, strict=False) if v.usable]
         return sorted(used, key=lambda gd: order.index(gd[1]) if gd[1] in order else len(order))
 
     @property

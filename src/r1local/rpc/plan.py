@@ -75,7 +75,7 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
     local = Share("local", max(int(hw.memory.available * fit.RAM_MARGIN) - local_fixed, 0))
     budgets = [max(int(d.free * WORKER_MARGIN) - shape.compute_bytes(), 0) for w in workers for d in w.devices]
     budgets += [fit._gpu_budget([g], hw) - shape.compute_bytes() for g in hw.usable_gpus]
-    devices = [Share(name, budget) for name, budget in zip(device_names(hw, workers), budgets)]
+    devices = [Share(name, budget) for name, budget in zip(device_names(hw, workers), budgets, strict=True)]
     capacity = {id(s): s.budget // per_layer for s in [local, *devices]}
     if sum(capacity.values()) < shape.layers:
         together = (local.budget + sum(d.budget for d in devices)) / GiB
@@ -115,7 +115,7 @@ def _deal(devices: list[Share], offloaded: int, shares: list[float], shape: fit.
     counts = fit.layers_per_device(shares, offloaded + 1, shape.layers) if offloaded else [0] * len(devices)
     if offloaded:
         counts[max(i for i, n in enumerate(counts) if n)] -= 1  # the output head is not a layer
-    for d, n in zip(devices, counts):
+    for d, n in zip(devices, counts, strict=False):
         d.layers = n
     return shares
 

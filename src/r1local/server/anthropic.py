@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -70,7 +71,7 @@ def sse(event: dict) -> str:
 class MessageReply:
     def __init__(self, turn: Turn, model: str) -> None:
         self.turn = turn
-        self.message = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
+        self.message: dict[str, Any] = {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
                         "model": model, "content": [], "stop_reason": None, "stop_sequence": None}
 
     async def whole(self, request: Request) -> dict:

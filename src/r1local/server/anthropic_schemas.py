@@ -109,7 +109,7 @@ def tool_choice(choice: ToolChoiceSpec | None) -> ToolChoice | None:
         if not choice.name:
             raise UsageError('tool_choice of type "tool" needs the tool\'s name.', param="tool_choice.name")
         return NamedToolChoice(function=FunctionName(name=choice.name))
-    return {"any": "required", "none": "none"}[choice.type]
+    return "required" if choice.type == "any" else "none"
 
 
 def _text(content: Content | None, where: str) -> str:
@@ -127,7 +127,7 @@ def _text(content: Content | None, where: str) -> str:
 def chat_messages(system: Content | None, messages: list[Message]) -> list[dict]:
     """Anthropic's turns as chat messages: a user turn's tool_result blocks become tool messages
     (before its text), an assistant turn's tool_use blocks its calls and its thinking its reasoning."""
-    chat = [{"role": "system", "content": text}] if (text := _text(system, "system")) else []
+    chat: list[dict[str, Any]] = [{"role": "system", "content": text}] if (text := _text(system, "system")) else []
     for i, message in enumerate(messages):
         blocks = [ContentBlock(type="text", text=message.content)] if isinstance(message.content, str) \
             else message.content
@@ -150,7 +150,7 @@ def chat_messages(system: Content | None, messages: list[Message]) -> list[dict]
                                  f"(text, tool_use, tool_result and thinking are).", param=where)
         if message.role == "user" and not texts and chat and chat[-1]["role"] == "tool":
             continue  # a turn of tool results only
-        entry = {"role": message.role, "content": "".join(texts) if message.role == "assistant" else "\n".join(texts)}
+        entry: dict[str, Any] = {"role": message.role, "content": "".join(texts) if message.role == "assistant" else "\n".join(texts)}
         if calls:
             entry["tool_calls"] = calls
         if reasoning:

@@ -16,7 +16,16 @@ from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
 from . import (
-    anthropic, embeddings, errors, llamacpp_routes, ollama, ollama_presets, openai, openapi, responses, webui,
+    anthropic,
+    embeddings,
+    errors,
+    llamacpp_routes,
+    ollama,
+    ollama_presets,
+    openai,
+    openapi,
+    responses,
+    webui,
 )
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
@@ -29,7 +38,7 @@ from .state import ServerState
 
 def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | None = None) -> FastAPI:
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
-    manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
+    manager = ModelManager(settings, hardware=hardware) if hardware else ModelManager(settings)
     state = ServerState(settings, manager, Metrics(manager), Pulls())
     secret = trust.server_secret()  # proves to this user's CLI that this is its own server
 

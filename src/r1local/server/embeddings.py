@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -66,7 +67,7 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
     return [x / norm for x in head] if norm > 0 else head
 
 
-async def embed(request: Request, model: str, inputs: list[str | list[int]], *, truncate: bool,
+async def embed(request: Request, model: str, inputs: Sequence[str | list[int]], *, truncate: bool,
                 dimensions: int | None, keep_alive_s: float | None | object = KEEP) -> tuple[list[list[float]], int, float, float]:
     """Vectors, tokens used, load seconds and total seconds."""
     if not inputs:

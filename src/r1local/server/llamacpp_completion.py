@@ -148,7 +148,7 @@ def probabilities(tokens: list[TokenLogprob]) -> list[dict]:
         return {"id": token_id, "token": text, "bytes": raw, "logprob": logprob}
 
     return [{**entry(t.id, t.token, t.logprob, t.bytes),
-             "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top)]} for t in tokens]
+             "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top, strict=True)]} for t in tokens]
 
 
 class CompletionReply:
@@ -189,6 +189,8 @@ class CompletionReply:
                 self.has_new_line |= "\n" in event.text
                 body = {"index": 0, "content": event.text, "stop": False, **self._extra(pending)}
                 pending = []
+            elif not isinstance(event, Done):
+                continue  # a completion has no tool calls
             elif event.finish_reason == "error":
                 body = {"error": {"code": 500, "message": f"Generation failed: {event.error}.", "type": "server_error"}}
             else:

@@ -114,9 +114,12 @@ def router() -> APIRouter:
 
     @api.get("/slots")
     async def slots(request: Request) -> list[dict]:
+        """The slots of the llama.cpp models in this process (OpenVINO and RPC splits keep theirs elsewhere)."""
+        from ..engine.model import Model  # loaded with the first llama.cpp model, not at import
+
         entries = get_state(request).manager.loaded()
         return [{"id": slot.seq, "model": entry.name, "n_ctx": entry.model.n_ctx,
                  "is_processing": slot.active is not None}
-                for entry in entries for slot in entry.model.scheduler.slots]
+                for entry in entries if isinstance(entry.model, Model) for slot in entry.model.scheduler.slots]
 
     return api

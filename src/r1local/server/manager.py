@@ -234,7 +234,7 @@ class ModelManager:
     async def upstream_models(self) -> list[str]:
         """NAME/MODEL for every model the upstreams that answer now offer."""
         lists = await asyncio.gather(*(asyncio.to_thread(u.models) for u in self.upstreams.values()))
-        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists) for model in models]
+        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists, strict=True) for model in models]
 
     # -- loading and eviction --
     async def _load(self, name: str, key: Key) -> Entry:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType
+from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType, UsageError
 from .errors import error_response
 from .origins import OriginPolicy
 from .webui import PUBLIC_PREFIX
@@ -149,7 +149,7 @@ class CrossSiteGuard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         origin = headers.get("origin")
         if origin is not None and self._foreign(origin, headers.get("host", "")):
-            error = ForbiddenRequest(f"Requests from the web page origin {origin[:100]!r} are not allowed.",
+            error: UsageError = ForbiddenRequest(f"Requests from the web page origin {origin[:100]!r} are not allowed.",
                                      "Start the server with --cors-origin ORIGIN to allow that site.")
             return await error_response(scope["path"], error)(scope, receive, send)
         if scope["method"] in _BODY_METHODS:

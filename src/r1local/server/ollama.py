@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,10 +24,10 @@ from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
+from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from ..request import submit
 from ..request.prepare import check_generation
 from ..resolve import installed_matches
-from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
 from .errors import client_message
 from .manager import Entry, model_bytes
@@ -125,7 +125,7 @@ def router() -> APIRouter:
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
         if loaded:  # the context this server gives each request, not the one the model was trained on
             model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
-        shown = {
+        shown: dict[str, Any] = {
             "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
             "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
             "details": details(info), "model_info": model_info, "capabilities": capabilities.ollama(),
@@ -145,8 +145,8 @@ def router() -> APIRouter:
         events = _while_client_waits(job, request)
         if body.stream:
             return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
-        async for last in events:
-            pass
+        async for event in events:
+            last = event
         return last
 
     @api.delete("/api/delete")
@@ -246,9 +246,9 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
     return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
-def _piece(field: str, content: str, thinking: str | None, calls: list[ToolCall] = ()) -> dict:
+def _piece(field: str, content: str, thinking: str | None, calls: Sequence[ToolCall] = ()) -> dict:
     if field == "message":
-        message = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if thinking:
             message["thinking"] = thinking
         if calls:  # Ollama's shape: arguments as an object

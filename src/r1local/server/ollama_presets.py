@@ -63,11 +63,12 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         fields = body.fields()
+        name = fields["name"]
         await asyncio.to_thread(state.manager.path_of, fields["base"])  # 404 unless the base model is here
         await asyncio.to_thread(lambda: presets.create(fields.pop("name"), fields.pop("base"), **fields))
         if not body.stream:
             return {"status": "success"}
-        lines = [{"status": f"creating preset {presets.canonical(body.model or body.name)}"}, {"status": "success"}]
+        lines = [{"status": f"creating preset {presets.canonical(name)}"}, {"status": "success"}]
         return StreamingResponse(iter([json.dumps(line) + "\n" for line in lines]), media_type=NDJSON)
 
     @api.post("/api/copy")

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Request
 
 from .. import presets
 from ..engine.base import Engine
+from ..engine.stream import Stream
 from ..engine.upstream import UPSTREAM_CAPABILITIES
 from ..errors import R1Error
 from ..request.logit_bias import biased
 from ..request.prepare import check_generation
+from .manager import ModelManager
 from .openai_reply import Reply
 from .openai_schemas import ChatCompletionRequest, CompletionRequest
-from .manager import ModelManager
 from .resolve import available_models, capabilities_of, engine_of, lenient_name
 from .state import get_state
 from .tolerance import check_fields
@@ -71,7 +72,7 @@ def router() -> APIRouter:
     async def completions(body: CompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        def complete(model: Engine, choice: int):
+        def complete(model: Engine, choice: int) -> Stream:
             params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
             check_generation(params, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)

@@ -8,12 +8,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ..engine.events import (
-    ContentDelta, Done, Event, ReasoningDelta, Result, TokenLogprob, ToolCall, ToolCallDelta, Usage,
+    ContentDelta,
+    Done,
+    Event,
+    ReasoningDelta,
+    Result,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
 )
 from ..engine.template import THINK_CLOSE, THINK_OPEN
 from ..errors import R1Error
@@ -116,20 +125,23 @@ class Reply:
         if failed:
             error = engine_error(failed.done)
             return JSONResponse(error_json(request.url.path, error), status_code=error.http_status)
-        choices = [self._whole_choice(i, result) for i, result in enumerate(results)]
-        body = self._object(choices, chunk=False, usage=self._usage([r.done.usage for r in results]))
+        dones = [r.done for r in results if r.done is not None]  # none failed: every one ended
+        pairs = zip(results, dones, strict=True)
+        choices = [self._whole_choice(i, result, done) for i, (result, done) in enumerate(pairs)]
+        body = self._object(choices, chunk=False, usage=self._usage([done.usage for done in dones]))
         return JSONResponse(body, headers=self.turns[0].headers())
 
-    def _whole_choice(self, index: int, result: Result) -> dict:
+    def _whole_choice(self, index: int, result: Result, done: Done) -> dict:
         content, reasoning = self.echo + result.content, result.reasoning
         if self.reasoning_inline and reasoning:
             content, reasoning = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}", ""
-        message = {"role": "assistant", "content": content if content or not result.tool_calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant", "content": content if content or not result.tool_calls else None}
         if reasoning:
             message["reasoning_content"] = reasoning
         if result.tool_calls:
             message["tool_calls"] = [call.as_dict() for call in result.tool_calls]
-        return self._choice(index, message, finish_reason(result.done, bool(result.tool_calls)), "message",
+        return self._choice(index, message, finish_reason(done, bool(result.tool_calls)), "message",
                             result.logprobs if self.logprobs else None)
 
     async def chunks(self, request: Request) -> AsyncIterator[str]:
@@ -197,11 +209,11 @@ class Reply:
         try:
             running = len(tasks)
             while running:
-                index, event = await queue.get()
-                if event is None:
+                index, item = await queue.get()
+                if item is None:
                     running -= 1
                 else:
-                    yield index, event
+                    yield index, item
         finally:
             for task in tasks:
                 task.cancel()

@@ -37,7 +37,7 @@ class ChatMessage(Strict):
 
     def to_engine(self) -> dict:
         text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
-        message = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": text}
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
         if self.reasoning_content:

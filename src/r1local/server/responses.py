@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -131,11 +132,11 @@ class ResponseReply:
                     yield self._event("response.function_call_arguments.delta", **where, delta=step.delta)
                 else:
                     kind = "response.output_text.delta" if block.kind == "text" else "response.reasoning_text.delta"
-                    extra = {"logprobs": []} if block.kind == "text" else {}
+                    extra: dict[str, Any] = {"logprobs": []} if block.kind == "text" else {}
                     yield self._event(kind, **where, content_index=0, delta=step.delta, **extra)
             elif isinstance(step, Closed):
                 block, where = step.block, {"item_id": ids[step.block.index], "output_index": step.block.index}
-                item = output_item(block, where["item_id"], done=True)
+                item = output_item(block, ids[block.index], done=True)
                 if block.kind == "call":
                     yield self._event("response.function_call_arguments.done", **where, name=block.name,
                                       arguments=item["arguments"])

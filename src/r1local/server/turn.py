@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -14,8 +14,8 @@ from fastapi import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..engine.events import Done, Event, Result
 from ..engine.base import Engine
+from ..engine.events import Done, Event, Result
 from ..engine.stream import Stream
 from ..errors import Cancelled
 from ..request import ChatRequest, submit
@@ -144,7 +144,7 @@ async def start_chat(request: Request, model: str, chat: ChatRequest, api: str) 
     return await start_turns(request, model, [partial(submit, chat, choice=i) for i in range(chat.n)], api)
 
 
-async def start_turns(request: Request, model: str, submits: list[Callable[[Engine], Stream]],
+async def start_turns(request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]],
                       api: str) -> list[Turn]:
     """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
     turns: list[Turn] = []

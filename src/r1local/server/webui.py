@@ -5,12 +5,13 @@ Content-Security-Policy that lets the page reach nothing but this server."""
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-ASSETS = resources.files("r1local") / "webui"
+ASSETS = Path(str(resources.files("r1local") / "webui"))  # read from disk by StaticFiles and FileResponse
 PUBLIC_PREFIX = "/ui/"  # the page's files hold nothing secret: no API key needed to fetch them
 
 # The page shows what a model wrote, and a model can be talked into writing HTML that fetches a URL
