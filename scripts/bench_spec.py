@@ -126,7 +126,7 @@ def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
     for round_no in range(args.rounds):
         sets = prompt_sets(round_no, max(args.clients))
         for name, peer in peers.items():
-            quiet(60)
+            quiet(args.quiet)
             with bench_servers.running(peer, log=log_dir / f"{name}.log") as (base, _pid):
                 for set_name, prompts in sets.items():
                     for clients in args.clients:
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--peer-version", default=None, help="llama-cpp-python version of the peer build")
     parser.add_argument("--servers", default="r1local,r1local+ngram,llama-server,llama-server+ngram",
                         help="which of the four servers to run, comma-separated")
+    parser.add_argument("--quiet", type=float, default=60, help="seconds to wait for idle CPUs before each server")
     parser.add_argument("--kv", action="store_true", help="measure the KV cache types too")
     parser.add_argument("--no-lookup", action="store_true", help="skip the n-gram lookup rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_spec.json")
