@@ -121,12 +121,12 @@ def decode_rate(result: bench_servers.LoadResult) -> float:
 
 def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
     """{set: {clients: {server: [decode tok/s per round]}}}, rounds alternating the servers."""
-    peers = servers(model, args)
+    peers = {name: peer for name, peer in servers(model, args).items() if name in args.servers}
     rates: dict = {}
     for round_no in range(args.rounds):
         sets = prompt_sets(round_no, max(args.clients))
         for name, peer in peers.items():
-            quiet(60)
+            quiet(args.quiet)
             with bench_servers.running(peer, log=log_dir / f"{name}.log") as (base, _pid):
                 for set_name, prompts in sets.items():
                     for clients in args.clients:
@@ -200,11 +200,15 @@ def main() -> None:
     parser.add_argument("--peer-spec", default="ngram-simple", help="llama-server's --spec-type")
     parser.add_argument("--peer-args", default="", help="more llama-server flags (--spec-ngram-simple-size-n 4 ...)")
     parser.add_argument("--peer-version", default=None, help="llama-cpp-python version of the peer build")
+    parser.add_argument("--servers", default="r1local,r1local+ngram,llama-server,llama-server+ngram",
+                        help="which of the four servers to run, comma-separated")
+    parser.add_argument("--quiet", type=float, default=60, help="seconds to wait for idle CPUs before each server")
     parser.add_argument("--kv", action="store_true", help="measure the KV cache types too")
     parser.add_argument("--no-lookup", action="store_true", help="skip the n-gram lookup rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_spec.json")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.servers = args.servers.split(",")
     model = gemma_model()
     log_dir = Path("/tmp/r1local-bench-spec")
     log_dir.mkdir(exist_ok=True)
@@ -215,10 +219,11 @@ def main() -> None:
         for set_name, by_clients in rates.items():
             for clients, by_server in by_clients.items():
                 med = {name: statistics.median(v) for name, v in by_server.items()}
+                pairs = (("r1local+ngram", "r1local"), ("r1local+ngram", "llama-server+ngram"),
+                         ("llama-server+ngram", "llama-server"))
+                ratios = [(f"{a}/{b}", a, b) for a, b in pairs if a in med and b in med]
                 print(f"{set_name} prompts, {clients} client(s): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
-                      + f"; r1local lookup/none {med['r1local+ngram'] / med['r1local']:.2f}x"
-                      + f", r1local/llama-server with lookup {med['r1local+ngram'] / med['llama-server+ngram']:.2f}x"
-                      + f", llama-server lookup/none {med['llama-server+ngram'] / med['llama-server']:.2f}x")
+                      + "".join(f"; {label} {med[a] / med[b]:.2f}x" for label, a, b in ratios))
     if args.kv:
         report["kv"] = kv_figures(model, args)
         for kv_type, row in report["kv"].items():

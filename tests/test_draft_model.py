@@ -103,3 +103,18 @@ def test_the_server_names_the_draft_and_counts_its_memory(tiny_model, tmp_path_f
             sizes[draft is not None] = entry["size"]
             assert entry.get("draft") == (tiny_model.stem if draft else None)
     assert sizes[True] > 1.8 * sizes[False]  # the draft's weights and cache on top of the model's
+
+
+def test_the_memory_check_counts_the_draft(tiny_model, tiny_model_b):
+    from r1local.server import ServerSettings
+    from r1local.server.memory import plan
+    from test_fit import machine
+
+    hw = machine("container-2cpu-2gb")
+    alone = plan(tiny_model, ServerSettings(ctx=512, parallel=2), hw)
+    drafted = ServerSettings(ctx=512, parallel=2, speculation=Speculation("draft", draft=str(tiny_model_b)))
+    both = plan(tiny_model, drafted, hw)
+    assert both.cpu_bytes > 1.8 * alone.cpu_bytes and "its draft tiny-r1-qwen-b needs" in both.reason
+    hw.memory.available = int((alone.cpu_bytes + both.cpu_bytes) / 2 / 0.9)  # room for the model, not both
+    assert plan(tiny_model, ServerSettings(ctx=512, parallel=2), hw).fits
+    assert not plan(tiny_model, drafted, hw).fits

@@ -1,7 +1,7 @@
 """Clients written for llama-server, unchanged: `model` missing or naming a model this server does
 not hold, /completion's full answer (token ids, probabilities, settings, truncated, timings),
-token-id and mixed prompts, logit_bias on every generation route, the X-Api-Key header and an
-empty embedding input."""
+token-id and mixed prompts, logit_bias on every generation route, the X-Api-Key header, an
+empty embedding input and llama-server's embedding prompt objects."""
 
 from __future__ import annotations
 
@@ -137,6 +137,25 @@ def test_empty_embedding_input_is_a_400(url):
         assert response.status_code == 400 and response.json()["error"]["param"] == "input"
     with pytest.raises(openai.BadRequestError):
         openai_client(url).embeddings.create(model=MODEL, input=[])
+
+
+def test_embedding_inputs_take_llama_servers_prompt_objects_and_mixed_lists(url):
+    def vectors(given):
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": given}, timeout=120)
+        assert response.status_code == 200, response.text
+        return [item["embedding"] for item in response.json()["data"]]
+
+    parts = {"content": [{"type": "text", "text": "hello "}, {"type": "text", "text": "world"}]}
+    same = [pytest.approx(vectors("hello world")[0], abs=1e-5)]  # batched inputs differ in the last bits
+    text, from_parts, from_string = vectors(["hello world", parts, {"prompt_string": "hello world"}])
+    assert [text, from_parts, from_string] == same * 3
+    assert vectors(parts) == same
+    ids = httpx.post(f"{url}/tokenize", json={"content": "hello world", "add_special": True}).json()["tokens"]
+    assert vectors(["hello world", ids]) == same * 2
+    for bad in ({"content": "string"}, {"content": [{"type": "unknown"}]},
+                {"content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}):
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": bad})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "input", bad
 
 
 def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):

@@ -26,12 +26,14 @@ MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_TOKENS = 1 << 20  # of one input given as token ids
 MAX_DIMENSIONS = 1 << 16
 TOKEN_IDS = Annotated[list[int], Field(max_length=MAX_TOKENS)]
+# llama-server's prompt objects: {"prompt_string": text} or {"content": [{"type": "text", "text": ...}, ...]}
+PROMPT_OBJECT = dict[str, object]
 
 
 class OpenAIEmbeddingRequest(Strict):
     model: str | None = None  # none, or a name not served here: the default model, as llama-server answers
-    input: (str | Annotated[list[str], Field(max_length=MAX_INPUTS)] | TOKEN_IDS
-            | Annotated[list[TOKEN_IDS], Field(max_length=MAX_INPUTS)])
+    input: (str | TOKEN_IDS | PROMPT_OBJECT
+            | Annotated[list[str | TOKEN_IDS | PROMPT_OBJECT], Field(max_length=MAX_INPUTS)])
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
@@ -54,6 +56,18 @@ class OllamaEmbeddingsRequest(Strict):
     prompt: str = ""
     options: dict | None = None
     keep_alive: str | float | None = None
+
+
+def prompt_text(prompt: PROMPT_OBJECT) -> str:
+    """The text of one of llama-server's prompt objects; a model here embeds text only."""
+    if isinstance(text := prompt.get("prompt_string"), str):
+        return text
+    parts = prompt.get("content")
+    if isinstance(parts, list) and parts and all(
+            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in parts):
+        return "".join(part["text"] for part in parts)
+    raise UsageError("an input object takes prompt_string, or content as a list of text parts.", param="input")
 
 
 def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[float]:
@@ -99,7 +113,8 @@ def router() -> APIRouter:
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
         if body.input == []:
             raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
-        inputs = body.input if isinstance(body.input, list) and not isinstance(body.input[0], int) else [body.input]
+        many = isinstance(body.input, list) and not isinstance(body.input[0], int)
+        inputs = [prompt_text(x) if isinstance(x, dict) else x for x in (body.input if many else [body.input])]
         model = lenient_name(state.manager, body.model)
         vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
