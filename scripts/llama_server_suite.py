@@ -32,8 +32,12 @@ import make_tiny_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = Path(__file__).resolve().parent / "llama_suite_plugin.py"
-FILES = ("unit/test_completion.py", "unit/test_tokenize.py", "unit/test_embedding.py",
-         "unit/test_compat_oai_responses.py")
+FILES = (
+    "unit/test_completion.py",
+    "unit/test_tokenize.py",
+    "unit/test_embedding.py",
+    "unit/test_compat_oai_responses.py",
+)
 # Where a llama-server built from the vendored llama.cpp may be (scripts/build_peers.py builds them).
 PEER_GLOBS = ("/tmp/r1local-gpu-dry-run/peers/*/bin/llama-server", str(build_peers.CACHE / "*/bin/llama-server"))
 
@@ -73,10 +77,26 @@ def run_files(tests: Path, files: list[str], binary: Path, env: dict[str, str], 
     results = {}
     for name in files:
         report = tests / f"report-{binary.name}-{Path(name).stem}.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-                        f"--junitxml={report}", *(["-k", select] if select else []), name],
-                       cwd=tests, env={**env, "SUITE_SERVER_BIN": str(binary)},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=",
+                f"--junitxml={report}",
+                *(["-k", select] if select else []),
+                name,
+            ],
+            cwd=tests,
+            env={**env, "SUITE_SERVER_BIN": str(binary)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         results[name] = parse_junit(report) if report.exists() else {}
     return results
 
@@ -97,8 +117,9 @@ def parse_junit(report: Path) -> dict[str, tuple[str, str]]:
 
 
 def counts(outcomes: dict[str, tuple[str, str]]) -> str:
-    tally = {kind: sum(1 for outcome, _ in outcomes.values() if outcome == kind)
-             for kind in ("passed", "failed", "skipped")}
+    tally = {
+        kind: sum(1 for outcome, _ in outcomes.values() if outcome == kind) for kind in ("passed", "failed", "skipped")
+    }
     return "{passed}/{failed}/{skipped}".format(**tally)
 
 
@@ -116,9 +137,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="llama-suite-") as tmp:
         work = Path(tmp)
         tests = copy_tests(work, args.sdist)
-        env = {**os.environ, "SUITE_MODEL": str(bench_compare.gemma_model()),
-               "SUITE_EMBED_MODEL": str(make_tiny_model.build_tiny_bert(ROOT / "models" / "tiny-bert.gguf")),
-               "R1LOCAL_HOME": str(work / "home"), "PYTHONPATH": str(ROOT / "src")}
+        env = {
+            **os.environ,
+            "SUITE_MODEL": str(bench_compare.gemma_model()),
+            "SUITE_EMBED_MODEL": str(make_tiny_model.build_tiny_bert(ROOT / "models" / "tiny-bert.gguf")),
+            "R1LOCAL_HOME": str(work / "home"),
+            "PYTHONPATH": str(ROOT / "src"),
+        }
         wanted = args.servers.split(",")
         servers = {"r1local": r1local_launcher(work)} if "r1local" in wanted else {}
         llama_server = args.llama_server or find_llama_server()

@@ -42,8 +42,18 @@ def r1local_command(argv: list[str]) -> list[str]:
     parser.add_argument("--alias", "-a")
     parser.add_argument("--api-key")
     known, _ignored = parser.parse_known_args(argv)
-    command = [sys.executable, "-m", "r1local", "serve", known.model, "--port", known.port,
-               "--host", known.host, "--no-ui"]
+    command = [
+        sys.executable,
+        "-m",
+        "r1local",
+        "serve",
+        known.model,
+        "--port",
+        known.port,
+        "--host",
+        known.host,
+        "--no-ui",
+    ]
     if known.ctx_size:
         command += ["--ctx", known.ctx_size]
     if known.parallel:

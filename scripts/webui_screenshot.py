@@ -35,8 +35,12 @@ def serve(model: Path, home: Path) -> tuple[subprocess.Popen, str]:
         port = sock.getsockname()[1]
     env = {**os.environ, "R1LOCAL_HOME": str(home), "HF_HUB_CACHE": str(home / "hf-cache")}
     env.pop("R1LOCAL_API_KEY", None)
-    server = subprocess.Popen([sys.executable, "-m", "r1local", "serve", str(model), "--port", str(port),
-                               "--ctx", "2048"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "r1local", "serve", str(model), "--port", str(port), "--ctx", "2048"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -77,8 +81,11 @@ def main() -> None:
                 for n, question in enumerate(QUESTIONS, start=1):
                     page.fill("#prompt", question)
                     page.click("#send")
-                    page.wait_for_function(f"() => document.querySelectorAll('.msg.assistant').length === {n} "
-                                           "&& !document.querySelector('#send').hidden", timeout=180_000)
+                    page.wait_for_function(
+                        f"() => document.querySelectorAll('.msg.assistant').length === {n} "
+                        "&& !document.querySelector('#send').hidden",
+                        timeout=180_000,
+                    )
                 page.evaluate("document.getElementById('messages').scrollTop = 0")
                 page.screenshot(path=str(args.out))
                 browser.close()

@@ -17,8 +17,9 @@ from test_speculative import PROMPTS, generate, greedy, same_output
 
 
 def drafting(target, draft, **kw) -> Model:
-    model = Model.load(target, n_ctx=512, n_parallel=4, n_threads=1,
-                       speculation=Speculation("draft", draft=str(draft), **kw))
+    model = Model.load(
+        target, n_ctx=512, n_parallel=4, n_threads=1, speculation=Speculation("draft", draft=str(draft), **kw)
+    )
     # the tiny model's output head makes its rows dear: these tests want drafts, so rows stay cheap
     model.scheduler.step_cost.relative = lambda rows: 1 + 0.05 * (rows - 1)
     model.scheduler.step_cost.observe = lambda rows, seconds: None
@@ -60,8 +61,9 @@ def test_a_draft_of_another_vocabulary_is_refused_in_one_line(tiny_model, tmp_pa
     other.write_bytes(data.replace(entry, struct.pack("<Q", len(text)) + text[::-1]))
     with pytest.raises(UsageError, match="cannot draft for .*token 1000 differs"):
         Model.load(tiny_model, n_ctx=64, n_threads=1, speculation=Speculation("draft", draft=str(other)))
-    result = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(other), "--ctx", "64",
-                                      "--threads", "1", "--max-tokens", "4"])
+    result = CliRunner().invoke(
+        app, ["run", str(tiny_model), "hi", "--draft", str(other), "--ctx", "64", "--threads", "1", "--max-tokens", "4"]
+    )
     assert result.exit_code == 2 and "token 1000 differs" in result.output and "Traceback" not in result.output
     both = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(tiny_model), "--spec", "ngram"])
     assert both.exit_code == 2 and "choose one" in both.output

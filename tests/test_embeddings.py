@@ -23,8 +23,9 @@ def cosine(a: list[float], b: list[float]) -> float:
 def reference(tiny_model) -> list[list[float]]:
     from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
 
-    llm = Llama(str(tiny_model), embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN, n_ctx=512,
-                n_threads=1, verbose=False)
+    llm = Llama(
+        str(tiny_model), embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN, n_ctx=512, n_threads=1, verbose=False
+    )
     try:
         return [llm.embed(text, normalize=True) for text in TEXTS]
     finally:
@@ -74,7 +75,6 @@ def test_too_long_inputs_are_cut_or_refused(url):
     assert reply.status_code == 400 and "embeds at most" in reply.json()["error"]
     reply = httpx.post(f"{url}/v1/embeddings", json={"model": MODEL, "input": [[1, 2, 10**9]]})
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "input"
-
 
 
 def test_cli_embed_prints_the_servers_vectors(tiny_model, reference):

@@ -119,8 +119,10 @@ def test_not_enough_disk_fails_before_downloading(hub, repo, monkeypatch):
 
 def test_a_margin_of_free_space_is_kept(hub, repo, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 1_500_000)
-    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_000_000)}, and "
-                                               f"{store.human_size(disk_space.MARGIN_BYTES)} stays free") as info:
+    with pytest.raises(
+        InsufficientDisk,
+        match=f"needs {store.human_size(2_000_000)}, and {store.human_size(disk_space.MARGIN_BYTES)} stays free",
+    ) as info:
         download.pull(Target(REPO, quant="Q4_K_M"))
     assert "\n" not in info.value.message and hub.gets(Q4) == []
     monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 2_000_000)
@@ -145,8 +147,10 @@ def test_a_pull_counts_the_bytes_the_pulls_already_running_still_need(hub, repo,
     while not hub.gets(Q8):  # the first pull has reserved its room and is downloading
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_000_000)}, the pulls already running "
-                                               f"{store.human_size(3_000_000)} more"):
+    with pytest.raises(
+        InsufficientDisk,
+        match=f"needs {store.human_size(2_000_000)}, the pulls already running {store.human_size(3_000_000)} more",
+    ):
         download.pull(Target(REPO, quant="Q4_K_M"))
     stalled.release.set()
     first.join(30)
@@ -189,14 +193,17 @@ def _files_outside_cache(root) -> set[str]:
     return {str(p) for p in root.rglob("*") if not p.is_relative_to(cache) and p.name != "victim"}
 
 
-@pytest.mark.parametrize("crafted", [
-    pytest.param({"commit": "../../../../escape"}, id="commit"),
-    pytest.param({"name": "../../../../escape-Q4_K_M.gguf"}, id="file-name"),
-    pytest.param({"name": "/tmp/escape-Q4_K_M.gguf"}, id="absolute-name"),
-    pytest.param({"lfs": {"size": 5, "sha256": "../../../../escape", "pointerSize": 1}}, id="sha256"),
-    pytest.param({"lfs": None, "blobId": "../../../../escape"}, id="blob-id"),
-    pytest.param({"lfs": {"size": -5, "sha256": "0" * 64, "pointerSize": 1}}, id="size"),
-])
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        pytest.param({"commit": "../../../../escape"}, id="commit"),
+        pytest.param({"name": "../../../../escape-Q4_K_M.gguf"}, id="file-name"),
+        pytest.param({"name": "/tmp/escape-Q4_K_M.gguf"}, id="absolute-name"),
+        pytest.param({"lfs": {"size": 5, "sha256": "../../../../escape", "pointerSize": 1}}, id="sha256"),
+        pytest.param({"lfs": None, "blobId": "../../../../escape"}, id="blob-id"),
+        pytest.param({"lfs": {"size": -5, "sha256": "0" * 64, "pointerSize": 1}}, id="size"),
+    ],
+)
 def test_a_hub_answer_that_names_paths_outside_the_cache_is_refused(hub, tmp_path, crafted):  # noqa: F811
     name = crafted.get("name", "Evil-Q4_K_M.gguf")
     repo = hub.add("evil/Repo", {name: b"GGUF" + b"x" * 100})
@@ -211,4 +218,3 @@ def test_a_hub_answer_that_names_paths_outside_the_cache_is_refused(hub, tmp_pat
     assert "HF_ENDPOINT" in info.value.hint
     assert _files_outside_cache(tmp_path) == before and victim.read_text() == "keep me"
     assert hub.gets(name.rsplit("/", 1)[-1]) == []  # refused before any byte was requested
-

@@ -90,8 +90,9 @@ def test_show_and_embed_ask_the_server(server, tiny_model):
     embedded = runner.invoke(app, ["embed", str(tiny_model), "first text", "second text"])
     assert embedded.exit_code == 0, embedded.output
     vectors = [json.loads(line) for line in embedded.stdout.splitlines()]
-    expected = httpx.post(f"{server}/v1/embeddings", json={"model": tiny_model.stem,
-                                                            "input": ["first text", "second text"]}).json()
+    expected = httpx.post(
+        f"{server}/v1/embeddings", json={"model": tiny_model.stem, "input": ["first text", "second text"]}
+    ).json()
     assert vectors == [[round(x, 7) for x in item["embedding"]] for item in expected["data"]]
 
 
@@ -114,8 +115,15 @@ def test_a_path_the_server_does_not_hold_is_never_opened_by_it(server, tiny_mode
 
 
 def r1local(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=120,
-                          env=env, stdin=subprocess.DEVNULL, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
 
 
 def free_port() -> int:

@@ -96,7 +96,7 @@ class Replay:
         self.done += 1
 
     def propose(self, limit: int) -> list[int]:
-        guess = list(self.future[self.done:self.done + limit])
+        guess = list(self.future[self.done : self.done + limit])
         for i in range(len(guess)):
             self.proposed += 1
             if self.proposed % 5 == 0:
@@ -109,8 +109,11 @@ def generate(model: Model, prompts: list[str], params: SamplingParams, chat: boo
     results: list = [None] * len(prompts)
 
     def one(i: int) -> None:
-        stream = (model.chat([{"role": "user", "content": prompts[i]}], params=params) if chat
-                  else model.complete(prompts[i], params=params))
+        stream = (
+            model.chat([{"role": "user", "content": prompts[i]}], params=params)
+            if chat
+            else model.complete(prompts[i], params=params)
+        )
         results[i] = stream.result()
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
@@ -152,8 +155,11 @@ def same_output(got: list, expected: list) -> None:
     assert [r.reasoning for r in got] == [r.reasoning for r in expected]
     assert [r.content for r in got] == [r.content for r in expected]
     assert [r.done.finish_reason for r in got] == [r.done.finish_reason for r in expected]
-    counts = lambda r: (r.done.usage.prompt_tokens, r.done.usage.completion_tokens,  # noqa: E731
-                        r.done.usage.reasoning_tokens)  # cached tokens depend on what the slots held before
+    counts = lambda r: (
+        r.done.usage.prompt_tokens,
+        r.done.usage.completion_tokens,  # noqa: E731
+        r.done.usage.reasoning_tokens,
+    )  # cached tokens depend on what the slots held before
     assert [counts(r) for r in got] == [counts(r) for r in expected]
 
 
@@ -230,17 +236,23 @@ def test_run_json_and_the_served_metrics_count_drafts(tiny_model, tmp_path_facto
     assert result.exit_code in (0, 20), result.output
     timings = json.loads(result.stdout)["timings"]
     assert 0 <= timings["draft_n_accepted"] <= timings["draft_n"] and timings["draft_n"] > 0
-    bad = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--spec", "ngram", "--draft-min", "9",
-                                   "--draft-max", "4", *fast])
+    bad = CliRunner().invoke(
+        app, ["run", str(tiny_model), "hi", "--spec", "ngram", "--draft-min", "9", "--draft-max", "4", *fast]
+    )
     assert bad.exit_code == 2 and "--draft-min" in bad.output and "Traceback" not in bad.output
     with serving(tmp_path_factory, tiny_model, speculation=Speculation()) as url:
         client = openai_client(url)
         client.completions.create(model=tiny_model.stem, prompt="zzz", max_tokens=300, temperature=0)
         text = httpx.get(f"{url}/metrics").text
-    counts = {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
-              if line.startswith(("r1local_draft_tokens_total", "r1local_draft_accepted_tokens_total",
-                                  "r1local_draft_acceptance_ratio"))}
+    counts = {
+        line.split("{")[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(
+            ("r1local_draft_tokens_total", "r1local_draft_accepted_tokens_total", "r1local_draft_acceptance_ratio")
+        )
+    }
     assert counts["r1local_draft_tokens_total"] > 0
     assert counts["r1local_draft_tokens_total"] >= counts["r1local_draft_accepted_tokens_total"]
     assert counts["r1local_draft_acceptance_ratio"] == pytest.approx(
-        counts["r1local_draft_accepted_tokens_total"] / counts["r1local_draft_tokens_total"])
+        counts["r1local_draft_accepted_tokens_total"] / counts["r1local_draft_tokens_total"]
+    )

@@ -114,9 +114,12 @@ RENDER = """async (text) => { const { renderMarkdown } = await import('/ui/markd
 
 
 def test_markdown_math_and_code_render(browser_page):
-    html = browser_page.evaluate(RENDER, "The answer is \\[\\boxed{4}\\] and $x^2$.\n\n"
-                                 "```python\nprint(2 + 2)  # $not math$\n```\n"
-                                 '<img src=x onerror="window.hacked=1">')
+    html = browser_page.evaluate(
+        RENDER,
+        "The answer is \\[\\boxed{4}\\] and $x^2$.\n\n"
+        "```python\nprint(2 + 2)  # $not math$\n```\n"
+        '<img src=x onerror="window.hacked=1">',
+    )
     assert 'class="katex-display"' in html and "boxed" in html
     assert "<code" in html and "$not math$" in html  # code is left alone
     assert "onerror" not in html and browser_page.evaluate("window.hacked") is None

@@ -132,8 +132,10 @@ def _pp(model: Benched, prompts: _Prompts, n: int) -> tuple[float, float]:
     first, elapsed, done = _timed(model, prompts.text(n), 1)
     evaluated = done.usage.prompt_tokens - done.usage.cached_tokens
     if evaluated != n:  # the word list assumption broke for this vocabulary
-        raise R1Error(f"The pp prompt came to {evaluated} tokens instead of {n} with this "
-                      "model's vocabulary.", "Report this model; the other tests still work.")
+        raise R1Error(
+            f"The pp prompt came to {evaluated} tokens instead of {n} with this model's vocabulary.",
+            "Report this model; the other tests still work.",
+        )
     return n / elapsed, first
 
 

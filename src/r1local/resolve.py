@@ -46,8 +46,10 @@ def resolve(
     path = store.find_local(target)
     if path is None:
         if config.hf_offline():
-            raise OfflineError(f"{label} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
-                               "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.")
+            raise OfflineError(
+                f"{label} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
+                "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.",
+            )
         if not pull_if_missing:
             raise ModelNotFound(f"{label} is not downloaded.", f"Download it first: r1local pull {label}")
         from . import download  # the Hub client only when something is downloaded
@@ -62,8 +64,9 @@ def resolve(
     return path
 
 
-def choose(ref: ModelAddress, *, revision: str | None = None, prefer_local: bool = False,
-           notify: Notify | None = None) -> tuple[Target, str]:
+def choose(
+    ref: ModelAddress, *, revision: str | None = None, prefer_local: bool = False, notify: Notify | None = None
+) -> tuple[Target, str]:
     """The repository files an address stands for, and the name to show for them.
     `r1:7b` means the 7B already downloaded if there is one, else Q4_K_M where it fits (as Ollama's
     tags do), else the best quality that fits, told to `notify`. Plain `r1` (and `r1:best`,
@@ -101,8 +104,9 @@ def plain_size(cat: catalog.Catalog, distill: catalog.Distill, notify: Notify | 
         return variants[0]
     from . import hardware  # the machine is only probed when a choice depends on it
 
-    chosen = choice.plain_size(hardware.detect_live(), [(v.name, v.shape) for v in variants],
-                               default.name if default else None)
+    chosen = choice.plain_size(
+        hardware.detect_live(), [(v.name, v.shape) for v in variants], default.name if default else None
+    )
     if chosen is None:
         return default or variants[0]  # nothing fits: the load says so with the numbers
     if chosen.why and notify is not None and default is not None:
@@ -129,8 +133,10 @@ def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: Sequenc
     hw = hardware.detect_live()
     npu_plans = fit_npu.npu_plans(hw, list(npu))
     if policy == "r1:npu" and not npu_plans:
-        raise ModelNotFound("r1:npu names the distill made for an Intel NPU, and this PC has none.",
-                            "Use r1 (r1local hw shows what it means here).")
+        raise ModelNotFound(
+            "r1:npu names the distill made for an Intel NPU, and this PC has none.",
+            "Use r1 (r1local hw shows what it means here).",
+        )
     chosen = choice.choose(hw, [(v.name, v.shape) for v in candidates], policy, npu_plans)
     if chosen is None:
         raise InsufficientMemory(
@@ -145,16 +151,22 @@ def installed_matches(ref: ModelAddress) -> list[LocalModel]:
     """The downloaded models an address refers to (for `rm`): exact for a full name, the model `run`
     would use for plain `r1`, every quantisation for `r1:7b` or `hf.co/USER/REPO`."""
     if ref.kind is Kind.PATH:
-        raise UsageError(f"{ref.name} is a file path, not a downloaded model.",
-                         "r1local rm only removes models it downloaded; delete the file yourself.")
+        raise UsageError(
+            f"{ref.name} is a file path, not a downloaded model.",
+            "r1local rm only removes models it downloaded; delete the file yourself.",
+        )
     if ref.kind is Kind.CHOICE:
         path = store.find_local(choose(ref, prefer_local=True)[0])
         return [m for m in store.installed() if m.path == path]
     if ref.repo is not None:
         repo, first, quant = ref.repo, ref.filename, ref.quant
-        return [m for m in store.installed()
-                if m.repo.lower() == repo.lower()
-                and (first is None or m.files[0] == first) and (quant is None or m.quant == quant)]
+        return [
+            m
+            for m in store.installed()
+            if m.repo.lower() == repo.lower()
+            and (first is None or m.files[0] == first)
+            and (quant is None or m.quant == quant)
+        ]
     if ref.kind is not Kind.CATALOG or ref.distill is None:
         raise ref.unknown()
     cat = catalog.load()

@@ -59,17 +59,29 @@ def bench(
     from ..rpc.engine import SplitModel
 
     if repetitions < 2 and not as_json:
-        err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.",
-                  style="dim")
+        err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.", style="dim")
     drafts = speculation(spec, draft, draft_max, draft_min)
-    with open_model(ModelAddress.parse(model, allow_paths=True), context_for(pp, tg), threads, gpu_layers, rpc=rpc,
-                    tensor_split=tensor_split, kv_type=kv_type, spec=drafts) as loaded:
+    with open_model(
+        ModelAddress.parse(model, allow_paths=True),
+        context_for(pp, tg),
+        threads,
+        gpu_layers,
+        rpc=rpc,
+        tensor_split=tensor_split,
+        kv_type=kv_type,
+        spec=drafts,
+    ) as loaded:
         if not isinstance(loaded, (Model, SplitModel)):
-            raise UsageError(f"bench measures llama.cpp; {model} runs on {loaded.engine}.",
-                             "Bench the GGUF file on llama.cpp: leave out @openvino.")
+            raise UsageError(
+                f"bench measures llama.cpp; {model} runs on {loaded.engine}.",
+                "Bench the GGUF file on llama.cpp: leave out @openvino.",
+            )
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            console=err, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
         ) as bar:
             tasks: dict[str, TaskID] = {}
 
@@ -86,22 +98,27 @@ def bench(
 
 
 def _table(r: BenchReport) -> Table:
-    table = Table(title=f"{r.model} · {r.file_type} · {human_size(r.size_bytes)} · "
-                        f"{plural(r.threads, 'thread')} · {plural(r.repetitions, 'run')} each")
+    table = Table(
+        title=f"{r.model} · {r.file_type} · {human_size(r.size_bytes)} · "
+        f"{plural(r.threads, 'thread')} · {plural(r.repetitions, 'run')} each"
+    )
     table.add_column("test")
     table.add_column("median", justify="right")
     table.add_column("± stdev", justify="right")
     table.add_column("min … max", justify="right")
 
     def row(name: str, s: Spread, fmt: str, unit: str) -> None:
-        table.add_row(name, f"{s.median:{fmt}} {unit}", f"{s.stdev:{fmt}}",
-                      f"{s.min:{fmt}} … {s.max:{fmt}}")
+        table.add_row(name, f"{s.median:{fmt}} {unit}", f"{s.stdev:{fmt}}", f"{s.min:{fmt}} … {s.max:{fmt}}")
 
     row(f"pp{r.pp_tokens}", r.pp_tokens_per_s, ".1f", "tok/s")
     row(f"tg{r.tg_tokens}", r.tg_tokens_per_s, ".1f", "tok/s")
     row(f"time to first token (pp{r.pp_tokens})", r.ttft_s, ".3f", "s")
     if r.acceptance is not None:
-        table.add_row(f"drafts kept (tg{r.tg_tokens})", f"{r.acceptance:.0%}",
-                      "", f"{r.draft_accepted} of {r.draft_tokens} tokens")
+        table.add_row(
+            f"drafts kept (tg{r.tg_tokens})",
+            f"{r.acceptance:.0%}",
+            "",
+            f"{r.draft_accepted} of {r.draft_tokens} tokens",
+        )
     table.add_row("peak RSS", f"{r.peak_rss_bytes / 2**20:.0f} MiB", "", "")
     return table

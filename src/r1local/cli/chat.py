@@ -14,15 +14,38 @@ from ..errors import R1Error
 from .app import command, err
 from .backend import Backend, open_backend
 from .chat_commands import slash_command, stats
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
-                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
-                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
-                      speculation)
+from .options import (
+    CTX_OPT,
+    DRAFT_MAX_OPT,
+    DRAFT_MIN_OPT,
+    DRAFT_OPT,
+    GPU_OPT,
+    HIDE_THINK_OPT,
+    KV_TYPE_OPT,
+    LOCAL_OPT,
+    MAX_TOKENS_OPT,
+    MODEL_ARG,
+    NO_THINK_OPT,
+    RAW_OPT,
+    RPC_OPT,
+    SEED_OPT,
+    SPEC_OPT,
+    SPLIT_OPT,
+    TEMPERATURE_OPT,
+    THINK_BUDGET_OPT,
+    THREADS_OPT,
+    TOP_P_OPT,
+    YES_OPT,
+    chat_request,
+    sampling,
+    speculation,
+)
 from .printer import Printer
 from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+
 
 @dataclass
 class Conversation:
@@ -98,12 +121,14 @@ def chat(
 
     Example: r1local chat r1 --hide-think
     """
-    conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
-                                False if no_think else None, hide_think, raw)
+    conversation = Conversation(
+        sampling(temperature, top_p, max_tokens, seed, think_budget), False if no_think else None, hide_think, raw
+    )
     drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
-        err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
-                  style="dim", markup=False)
+        err.print(
+            f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.", style="dim", markup=False
+        )
         converse(backend, model, conversation, LineReader())
 
 
@@ -155,6 +180,7 @@ def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     elif interrupted or done is None or done.finish_reason == "cancelled":
         err.print("(stopped)", style="dim")
     elif done.finish_reason == "length":
-        err.print("(the reasoning used every token before an answer: /set max_tokens off, or /set think off)",
-                  style="dim")
+        err.print(
+            "(the reasoning used every token before an answer: /set max_tokens off, or /set think off)", style="dim"
+        )
     conversation.messages.pop()

@@ -15,9 +15,19 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 EVERYDAY = ("run", "chat", "pull", "list", "ls", "ps", "stop", "serve", "show", "inspect", "rm", "models", "hw")
 NAMED = {  # what a text value is, where its name does not say it
-    "name": "MODEL", "models": "MODEL", "texts": "TEXT", "tensor_split": "SHARES", "rpc": "HOST:PORT,...",
-    "kv_type": "TYPE", "host": "ADDRESS", "api_key": "KEY", "cors_origin": "ORIGIN", "allowed_host": "HOSTNAME",
-    "keep_alive": "DURATION", "upstream": "NAME=URL", "alias": "NAME=MODEL",
+    "name": "MODEL",
+    "models": "MODEL",
+    "texts": "TEXT",
+    "tensor_split": "SHARES",
+    "rpc": "HOST:PORT,...",
+    "kv_type": "TYPE",
+    "host": "ADDRESS",
+    "api_key": "KEY",
+    "cors_origin": "ORIGIN",
+    "allowed_host": "HOSTNAME",
+    "keep_alive": "DURATION",
+    "upstream": "NAME=URL",
+    "alias": "NAME=MODEL",
 }
 
 
@@ -39,8 +49,12 @@ def fill(text: str, width: int, indent: int = 0) -> list[str]:
     """`text`'s paragraphs (blank-line separated) as lines of at most `width` columns, broken at spaces only."""
     lines: list[str] = []
     for paragraph in re.split(r"\n\s*\n", text.strip()):
-        lines += [*([""] if lines else []), *textwrap.wrap(" ".join(paragraph.split()), max(width - indent, 20),
-                                                            break_on_hyphens=False, break_long_words=False)]
+        lines += [
+            *([""] if lines else []),
+            *textwrap.wrap(
+                " ".join(paragraph.split()), max(width - indent, 20), break_on_hyphens=False, break_long_words=False
+            ),
+        ]
     return lines
 
 
@@ -48,8 +62,12 @@ class Formatter(HelpFormatter):
     """click's help layout with `fill` for every paragraph and definition."""
 
     def write_text(self, text: str) -> None:
-        self.write("".join(" " * self.current_indent * bool(line) + line + "\n"
-                           for line in fill(text, self.width, self.current_indent)))
+        self.write(
+            "".join(
+                " " * self.current_indent * bool(line) + line + "\n"
+                for line in fill(text, self.width, self.current_indent)
+            )
+        )
 
     def write_dl(self, rows, col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)
@@ -57,8 +75,11 @@ class Formatter(HelpFormatter):
         for name, text in rows:
             self.write(" " * self.current_indent + name)
             lines = fill(text, self.width, self.current_indent + first) or [""]
-            lead = " " * (first - len(name)) if len(name) <= first - col_spacing else "\n" + " " * (
-                first + self.current_indent)
+            lead = (
+                " " * (first - len(name))
+                if len(name) <= first - col_spacing
+                else "\n" + " " * (first + self.current_indent)
+            )
             self.write(lead + lines[0] + "\n")
             self.write("".join(" " * (first + self.current_indent) * bool(line) + line + "\n" for line in lines[1:]))
 

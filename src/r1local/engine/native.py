@@ -141,8 +141,10 @@ class NativeModel(VocabMethods):
         if not self.ctx:
             C.llama_model_free(self.model)
             if _ran_out_of_memory():
-                raise OutOfMemory(f"llama.cpp ran out of memory creating the context for {path.name}: "
-                                  f"{_last_log_error()}.", MEMORY_HINT)
+                raise OutOfMemory(
+                    f"llama.cpp ran out of memory creating the context for {path.name}: {_last_log_error()}.",
+                    MEMORY_HINT,
+                )
             raise ModelFileError(
                 f"llama.cpp could not create a context for {path.name}: {_last_log_error()}.",
                 "Try a smaller --ctx or fewer --parallel slots.",
@@ -167,4 +169,3 @@ class NativeModel(VocabMethods):
         if self.model:
             C.llama_model_free(self.model)
             self.model = None
-

@@ -115,8 +115,11 @@ def _usage(usage: Any) -> dict[str, int]:
     if not isinstance(usage, dict):
         raise MalformedStream("usage is not an object")
     details = usage.get("prompt_tokens_details") or {}
-    counts = {"prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-              "cached_tokens": details.get("cached_tokens") if isinstance(details, dict) else None}
+    counts = {
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "cached_tokens": details.get("cached_tokens") if isinstance(details, dict) else None,
+    }
     for key, value in counts.items():
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise MalformedStream(f"usage's {key} is not a count")

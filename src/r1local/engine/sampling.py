@@ -66,11 +66,7 @@ class Sampler:
             if params.logit_bias:
                 biases = (C.llama_logit_bias * len(params.logit_bias))(*params.logit_bias)
                 add(C.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
-            if (
-                params.repeat_penalty != 1.0
-                or params.presence_penalty != 0.0
-                or params.frequency_penalty != 0.0
-            ):
+            if params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0:
                 add(
                     C.llama_sampler_init_penalties(
                         n_vocab,

@@ -65,17 +65,29 @@ class Job:
 class Active:
     """A job that holds a slot: its sampler, its text pipeline and its clock."""
 
-    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel,
-                 speculation: Speculation | None = None):
+    def __init__(
+        self,
+        job: Job,
+        slot: Slot,
+        n_reused: int,
+        max_tokens: int,
+        native: NativeModel,
+        speculation: Speculation | None = None,
+    ):
         self.job = job
         self.slot = slot
         self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
         self.n_reused = n_reused
         self.max_tokens = max_tokens
         self.sampler = job.sampler
-        self.output = TextOutput(job.stream, job.params.stop, split_reasoning=job.split_reasoning,
-                                 in_reasoning=job.in_reasoning, parse_tools=job.parse_tools,
-                                 think_budget=job.params.think_budget)
+        self.output = TextOutput(
+            job.stream,
+            job.params.stop,
+            split_reasoning=job.split_reasoning,
+            in_reasoning=job.in_reasoning,
+            parse_tools=job.parse_tools,
+            think_budget=job.params.think_budget,
+        )
         self.next_token: int | None = None  # sampled, to be fed at the next step
         self.pick: Pick | None = None  # a grammar's pick in flight, off the step
         self.pick_started = 0.0
@@ -89,8 +101,15 @@ class Active:
 
     def finish(self, reason: FinishReason, error: str | None = None) -> None:
         self.output.close()
-        timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
-                          time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
+        timings = measure(
+            self.job.submitted,
+            self.admitted,
+            self.prompt_done,
+            self.first_token,
+            time.perf_counter(),
+            len(self.job.prompt) - self.n_reused,
+            self.generated,
+        )
         timings = dataclasses.replace(timings, draft_n=self.drafted, draft_n_accepted=self.accepted)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
@@ -111,19 +130,27 @@ class Slot:
 
 
 class Scheduler:
-    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0,
-                 speculation: Speculation | None = None, draft_model: DraftModel | None = None) -> None:
+    def __init__(
+        self,
+        native: NativeModel,
+        max_queue: int,
+        prefix_cache_bytes: int = 0,
+        speculation: Speculation | None = None,
+        draft_model: DraftModel | None = None,
+    ) -> None:
         self.native = native
         self.speculation = speculation
         self.draft_model = draft_model
         self.step_cost = StepCost()
         self.draft_source: Callable[[list[int]], DraftSource] | None = (
-            NgramIndex if speculation and speculation.source == "ngram" else None)
+            NgramIndex if speculation and speculation.source == "ngram" else None
+        )
         self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
         busy = lambda: sum(slot.active is not None for slot in self.slots)  # noqa: E731
-        self.queue: Admission[Job] = Admission(len(self.slots), max_queue, busy, "draft_tokens_total",
-                                               "draft_accepted_total")
+        self.queue: Admission[Job] = Admission(
+            len(self.slots), max_queue, busy, "draft_tokens_total", "draft_accepted_total"
+        )
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
         self._picks: set[futures.Future] = set()  # grammar picks in flight, their requests ended or not
@@ -136,7 +163,12 @@ class Scheduler:
 
     # -- called from any thread --
     def submit(
-        self, prompt: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool,
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
         parse_tools: bool = False,
     ) -> Stream:
         context = params.context(self.native.n_ctx_seq)
@@ -373,8 +405,9 @@ class Scheduler:
             return [[] for _ in generating]
         pairs = zip(generating, lengths, strict=True)
         if self.draft_model is not None:
-            return self.draft_model.propose([(a.slot.seq, [*a.slot.cached, next_token], length)
-                                             for (a, next_token), length in pairs])
+            return self.draft_model.propose(
+                [(a.slot.seq, [*a.slot.cached, next_token], length) for (a, next_token), length in pairs]
+            )
         return [a.job.drafts.propose(length) if length and a.job.drafts else [] for (a, _), length in pairs]
 
     def _verify(self, active: Active, first: int, count: int, now: float) -> None:

@@ -41,8 +41,10 @@ class Speculation:
         if self.source not in ("ngram", "draft") or (self.source == "draft") != bool(self.draft):
             raise UsageError(f"Unknown speculation source {self.source!r}.", "Use --spec ngram or --draft MODEL.")
         if not 1 <= self.draft_min <= self.draft_max:
-            raise UsageError(f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give "
-                             "1 <= --draft-min <= --draft-max.", "Example: --draft-min 2 --draft-max 16")
+            raise UsageError(
+                f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give 1 <= --draft-min <= --draft-max.",
+                "Example: --draft-min 2 --draft-max 16",
+            )
 
 
 class DraftSource(Protocol):
@@ -66,7 +68,7 @@ class NgramIndex:
         tokens, end = self.tokens, len(self.tokens)
         for n, follows in self._follows:
             if end >= n:  # the n-gram ending before `token` is followed by position `end`
-                follows[tuple(tokens[end - n:end])] = end
+                follows[tuple(tokens[end - n : end])] = end
         tokens.append(token)
 
     def propose(self, limit: int) -> list[int]:
@@ -75,7 +77,7 @@ class NgramIndex:
         for n, follows in self._follows:
             start = follows.get(tuple(tokens[-n:])) if len(tokens) >= n else None
             if start is not None:
-                return tokens[start:start + limit]
+                return tokens[start : start + limit]
         return []
 
 
@@ -136,7 +138,7 @@ class Pacing:
     def expected(self, drafted: int) -> float:
         """Tokens a draft of this length is expected to add to the step."""
         p = self.acceptance
-        return sum(p ** k for k in range(1, drafted + 1))
+        return sum(p**k for k in range(1, drafted + 1))
 
     def verified(self, drafted: int, accepted: int) -> None:
         tried = accepted + (accepted < drafted)  # tokens compared until the first refusal

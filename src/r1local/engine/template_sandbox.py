@@ -105,8 +105,12 @@ class TemplateProcess:
     def _start(self) -> subprocess.Popen[bytes]:
         # Started in the folder that holds this package, so `-m` finds this module and no other.
         child = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).parents[2],
+        )
         assert child.stdin  # a pipe
         child.stdin.write(json.dumps({"source": self.source}).encode() + b"\n")
         child.stdin.flush()
@@ -124,6 +128,7 @@ class TemplateProcess:
 
 
 # -- the child --
+
 
 def _limit_memory() -> None:
     try:
@@ -149,8 +154,11 @@ def _render(template: jinja2.Template, variables: dict[str, Any], limit: int) ->
     except MemoryError:
         return {"failed": f"it needed more than {MEMORY_LIMIT_BYTES >> 20} MiB of memory"}
     except Exception as error:  # noqa: BLE001  (any other error of the template's code: jinja's, a TypeError...)
-        return {"failed": _one_line(f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError)
-                                    else error)}
+        return {
+            "failed": _one_line(
+                f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError) else error
+            )
+        }
 
 
 def main() -> None:

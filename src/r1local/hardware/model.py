@@ -88,19 +88,27 @@ class LlamaBuild:
 
     def idle_gpu_backends(self) -> list[str]:
         """GPU backends compiled in that found no device (no driver, or the device is hidden)."""
-        return [r for r in dict.fromkeys([*self.registries, *self.shipped]) if r not in ("CPU", "RPC", "BLAS")
-                and not any(d.name.lower().startswith(r.lower()) and d.type != "cpu" for d in self.devices)]
+        return [
+            r
+            for r in dict.fromkeys([*self.registries, *self.shipped])
+            if r not in ("CPU", "RPC", "BLAS")
+            and not any(d.name.lower().startswith(r.lower()) and d.type != "cpu" for d in self.devices)
+        ]
 
     def cpu_fallback_note(self) -> str | None:
         """One line when a GPU build runs on the CPU because it found no GPU."""
         idle = self.idle_gpu_backends()
         if not idle or any(d.type in ("gpu", "igpu") for d in self.devices):
             return None
-        cause = ("no Vulkan driver is installed: no ICD file in /usr/share/vulkan/icd.d; install the GPU's "
-                 "Vulkan driver, such as mesa-vulkan-drivers" if "Vulkan" in idle and self.vulkan_drivers == []
-                 else "check the GPU driver; `r1local hw` shows what was found")
-        return (f"this llama.cpp build has {' and '.join(idle)} but found no {idle[0]} device: "
-                f"running on the CPU ({cause})")
+        cause = (
+            "no Vulkan driver is installed: no ICD file in /usr/share/vulkan/icd.d; install the GPU's "
+            "Vulkan driver, such as mesa-vulkan-drivers"
+            if "Vulkan" in idle and self.vulkan_drivers == []
+            else "check the GPU driver; `r1local hw` shows what was found"
+        )
+        return (
+            f"this llama.cpp build has {' and '.join(idle)} but found no {idle[0]} device: running on the CPU ({cause})"
+        )
 
 
 @dataclass

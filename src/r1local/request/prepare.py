@@ -42,13 +42,21 @@ class Prepared:
     trim: bool
 
     def start(self, engine: Engine) -> Stream:
-        return engine.chat(self.messages, think=self.think, params=self.params, tool_list=self.tool_list,
-                           calls=self.calls, continue_final=self.continue_final, trim=self.trim)
+        return engine.chat(
+            self.messages,
+            think=self.think,
+            params=self.params,
+            tool_list=self.tool_list,
+            calls=self.calls,
+            continue_final=self.continue_final,
+            trim=self.trim,
+        )
 
     def prompt(self, engine: Engine) -> str:
         """The prompt the model would read (before any trimming)."""
-        return engine.template.render(self.messages, think=self.think, tool_list=self.tool_list,
-                                      continue_final=self.continue_final).text
+        return engine.template.render(
+            self.messages, think=self.think, tool_list=self.tool_list, continue_final=self.continue_final
+        ).text
 
     def count(self, engine: Engine) -> int:
         """The tokens of that prompt."""
@@ -79,9 +87,14 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     grammar = plan.grammar if plan else _answer_grammar(request)
     seed = request.sampling.seed
     params = sampling_params(
-        caps.context_length, max_tokens=request.max_tokens, stop=list(request.stop), grammar=grammar,
-        context_limit=request.context_limit, logprobs=request.logprobs,
-        **{**request.sampling.fields(), "seed": None if seed is None else seed + choice})
+        caps.context_length,
+        max_tokens=request.max_tokens,
+        stop=list(request.stop),
+        grammar=grammar,
+        context_limit=request.context_limit,
+        logprobs=request.logprobs,
+        **{**request.sampling.fields(), "seed": None if seed is None else seed + choice},
+    )
     params = biased(params, request.logit_bias, engine)
     params.think_budget = budget if think else None
     if plan and plan.grammar and plan.lazy:
@@ -91,8 +104,15 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
             params.grammar = None
     if plan and plan.grammar and not plan.lazy and think and not reasons_first:
         think = False
-    return Prepared(request.messages, think, params, plan.functions if plan else None,
-                    calls=bool(plan and plan.calls), continue_final=request.continue_final, trim=request.trim)
+    return Prepared(
+        request.messages,
+        think,
+        params,
+        plan.functions if plan else None,
+        calls=bool(plan and plan.calls),
+        continue_final=request.continue_final,
+        trim=request.trim,
+    )
 
 
 def _answer_grammar(request: ChatRequest) -> str | None:
@@ -109,8 +129,7 @@ def check(request: ChatRequest, caps: Capabilities, model: str, engine: str) -> 
     if request.think:
         require(caps, "thinking", "think", model, engine)
     if request.tools and request.constrained:
-        raise UsageError("A response format and tools cannot be combined; send one of them.",
-                         param="response_format")
+        raise UsageError("A response format and tools cannot be combined; send one of them.", param="response_format")
     if request.tools:
         require(caps, "tools", "tools", model, engine)
     if request.constrained:
@@ -124,8 +143,11 @@ def check(request: ChatRequest, caps: Capabilities, model: str, engine: str) -> 
 
 def check_generation(params: SamplingParams, engine: Engine) -> None:
     """The raw-completion routes' check of their settings against the engine's capabilities."""
-    for capability, asked in (("grammar", params.grammar), ("logprobs", params.logprobs is not None),
-                              ("logit_bias", params.logit_bias)):
+    for capability, asked in (
+        ("grammar", params.grammar),
+        ("logprobs", params.logprobs is not None),
+        ("logit_bias", params.logit_bias),
+    ):
         if asked:
             require(engine.capabilities, capability, capability, engine.name, engine.engine)
 
@@ -136,7 +158,7 @@ def require(caps: Capabilities, capability: str, param: str, model: str, engine:
 
 WHAT_TO_DO = {
     "openvino": "The OpenVINO engine cannot; load the model on llama.cpp (drop @openvino), or send the request "
-                "without it.",
+    "without it.",
     "upstream": "The server behind it is not asked for it; send the request without it.",
     None: "Send the request without it, or use a DeepSeek-R1 model, which does.",
 }

@@ -32,8 +32,9 @@ PROMPT_OBJECT = dict[str, object]
 
 class OpenAIEmbeddingRequest(Strict):
     model: str | None = None  # none, or a name not served here: the default model, as llama-server answers
-    input: (str | TOKEN_IDS | PROMPT_OBJECT
-            | Annotated[list[str | TOKEN_IDS | PROMPT_OBJECT], Field(max_length=MAX_INPUTS)])
+    input: (
+        str | TOKEN_IDS | PROMPT_OBJECT | Annotated[list[str | TOKEN_IDS | PROMPT_OBJECT], Field(max_length=MAX_INPUTS)]
+    )
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
@@ -63,9 +64,14 @@ def prompt_text(prompt: PROMPT_OBJECT) -> str:
     if isinstance(text := prompt.get("prompt_string"), str):
         return text
     parts = prompt.get("content")
-    if isinstance(parts, list) and parts and all(
+    if (
+        isinstance(parts, list)
+        and parts
+        and all(
             isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            for part in parts):
+            for part in parts
+        )
+    ):
         return "".join(part["text"] for part in parts)
     raise UsageError("an input object takes prompt_string, or content as a list of text parts.", param="input")
 
@@ -81,8 +87,15 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
     return [x / norm for x in head] if norm > 0 else head
 
 
-async def embed(request: Request, model: str, inputs: Sequence[str | list[int]], *, truncate: bool,
-                dimensions: int | None, keep_alive_s: float | None | object = KEEP) -> tuple[list[list[float]], int, float, float]:
+async def embed(
+    request: Request,
+    model: str,
+    inputs: Sequence[str | list[int]],
+    *,
+    truncate: bool,
+    dimensions: int | None,
+    keep_alive_s: float | None | object = KEEP,
+) -> tuple[list[list[float]], int, float, float]:
     """Vectors, tokens used, load seconds and total seconds."""
     if not inputs:
         raise UsageError("input is empty.", param="input")
@@ -123,9 +136,12 @@ def router() -> APIRouter:
                 return vector
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
-        return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "model": model,
+            "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     @api.post("/api/embed")
     async def ollama_embed(body: OllamaEmbedRequest, request: Request) -> dict:
@@ -133,17 +149,33 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         inputs = body.input if isinstance(body.input, list) else [body.input]
         vectors, tokens, load_s, total_s = await embed(
-            request, body.model, inputs, truncate=body.truncate, dimensions=body.dimensions,
-            keep_alive_s=_keep_alive(body.keep_alive, state))
-        return {"model": body.model, "embeddings": vectors, "total_duration": int(total_s * 1e9),
-                "load_duration": int(load_s * 1e9), "prompt_eval_count": tokens}
+            request,
+            body.model,
+            inputs,
+            truncate=body.truncate,
+            dimensions=body.dimensions,
+            keep_alive_s=_keep_alive(body.keep_alive, state),
+        )
+        return {
+            "model": body.model,
+            "embeddings": vectors,
+            "total_duration": int(total_s * 1e9),
+            "load_duration": int(load_s * 1e9),
+            "prompt_eval_count": tokens,
+        }
 
     @api.post("/api/embeddings")
     async def ollama_embeddings(body: OllamaEmbeddingsRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
-        vectors, _, _, _ = await embed(request, body.model, [body.prompt], truncate=True, dimensions=None,
-                                       keep_alive_s=_keep_alive(body.keep_alive, state))
+        vectors, _, _, _ = await embed(
+            request,
+            body.model,
+            [body.prompt],
+            truncate=True,
+            dimensions=None,
+            keep_alive_s=_keep_alive(body.keep_alive, state),
+        )
         return {"embedding": vectors[0]}
 
     return api

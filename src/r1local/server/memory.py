@@ -22,8 +22,15 @@ def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan
     """The model's plan; with a draft model, the draft's RAM (weights, its cache at the same context
     and slots) is added, and the plan fits only if both do."""
     shape = fit.ModelShape.from_gguf(read_gguf(path), name=path.stem)
-    chosen = fit.plan(shape, machine, settings.ctx, settings.parallel, settings.n_gpu_layers,
-                      settings.tensor_split or None, settings.kv_type)
+    chosen = fit.plan(
+        shape,
+        machine,
+        settings.ctx,
+        settings.parallel,
+        settings.n_gpu_layers,
+        settings.tensor_split or None,
+        settings.kv_type,
+    )
     draft = settings.speculation.draft if settings.speculation else None
     if not draft:
         return chosen
@@ -32,8 +39,9 @@ def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan
     cpu = chosen.cpu_bytes + need
     fits = chosen.fits and cpu <= machine.memory.available * fit.RAM_MARGIN
     reason = chosen.reason + f"; its draft {Path(draft).stem} needs {need / 2**30:.2f} GiB of RAM more"
-    return dataclasses.replace(chosen, cpu_bytes=cpu, fits=fits, verdict=chosen.verdict if fits else "too big",
-                               reason=reason)
+    return dataclasses.replace(
+        chosen, cpu_bytes=cpu, fits=fits, verdict=chosen.verdict if fits else "too big", reason=reason
+    )
 
 
 def refusal(path: Path, load_plan: fit.FitPlan) -> InsufficientMemory:

@@ -39,14 +39,20 @@ class CreateRequest(Strict):
         if not name:
             raise UsageError("model is required.", param="model")
         fields = presets.parse_modelfile(self.modelfile) if self.modelfile else {}
-        given = {"base": self.from_, "system": self.system, "template": self.template,
-                 "parameters": self.parameters, "messages": self.messages}
+        given = {
+            "base": self.from_,
+            "system": self.system,
+            "template": self.template,
+            "parameters": self.parameters,
+            "messages": self.messages,
+        }
         fields.update({key: value for key, value in given.items() if value is not None})
         if not fields.get("base"):
             raise UsageError("Name the model to start from with `from`.", param="from")
         if self.quantize:
-            raise UsageError("Presets keep their base model's quantisation; pull another quantisation instead.",
-                             param="quantize")
+            raise UsageError(
+                "Presets keep their base model's quantisation; pull another quantisation instead.", param="quantize"
+            )
         return {"name": name, **fields}
 
 

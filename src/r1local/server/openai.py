@@ -26,8 +26,13 @@ from .turn import TurnResponse, start_chat, start_turns
 
 def model_card(name: str, path: Path, manager: ModelManager) -> dict:
     """OpenAI's model object, with the engine and what it declares it can do (blocking: reads the header)."""
-    card = {"id": name, "object": "model", "created": int(path.stat().st_mtime), "owned_by": "r1local",
-            "engine": engine_of(name, path, manager)}
+    card = {
+        "id": name,
+        "object": "model",
+        "created": int(path.stat().st_mtime),
+        "owned_by": "r1local",
+        "engine": engine_of(name, path, manager),
+    }
     try:
         card["capabilities"] = capabilities_of(name, path, manager).as_dict()
     except R1Error:  # a damaged or partial file is still listed; what it can do is unknown
@@ -42,11 +47,20 @@ def router() -> APIRouter:
     @api.get("/models", include_in_schema=False)  # llama-server serves OpenAI's routes without /v1 too
     async def list_models(request: Request) -> dict:
         state = get_state(request)
-        local = await asyncio.to_thread(lambda: [model_card(name, path, state.manager)
-                                                 for name, path in available_models(state.manager).items()])
-        remote = [{"id": name, "object": "model", "created": 0, "owned_by": state.manager.address(name).upstream,
-                   "engine": "upstream", "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
-                  for name in await state.manager.upstream_models()]
+        local = await asyncio.to_thread(
+            lambda: [model_card(name, path, state.manager) for name, path in available_models(state.manager).items()]
+        )
+        remote = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": state.manager.address(name).upstream,
+                "engine": "upstream",
+                "capabilities": UPSTREAM_CAPABILITIES.as_dict(),
+            }
+            for name in await state.manager.upstream_models()
+        ]
         return {"object": "list", "data": local + remote}
 
     @api.get("/v1/models/{model_id:path}")
@@ -62,8 +76,9 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
         turns = await start_chat(request, lenient_name(state.manager, body.model), chat, api="openai")
-        reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,
-                      logprobs=bool(body.logprobs))
+        reply = Reply(
+            turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline, logprobs=bool(body.logprobs)
+        )
         if body.stream:
             return TurnResponse(reply.chunks(request), turns, "text/event-stream")
         return await reply.whole(request)
@@ -72,6 +87,7 @@ def router() -> APIRouter:
     async def completions(body: CompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
+
         def complete(model: Engine, choice: int) -> Stream:
             params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
             check_generation(params, model)
@@ -79,8 +95,13 @@ def router() -> APIRouter:
 
         submits = [partial(complete, choice=i) for i in range(body.n)]
         turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
-        reply = Reply(turns, body.include_usage, chat=False, echo=body.text if body.echo else "",
-                      logprobs=body.logprobs is not None)
+        reply = Reply(
+            turns,
+            body.include_usage,
+            chat=False,
+            echo=body.text if body.echo else "",
+            logprobs=body.logprobs is not None,
+        )
         if body.stream:
             return TurnResponse(reply.chunks(request), turns, "text/event-stream")
         return await reply.whole(request)

@@ -53,26 +53,47 @@ ERRORS = {  # beyond the ones every route (401, 403) and every body (400, 413, 4
     ("post", "/api/copy"): (404, 422),
     ("get", "/health"): (503,),
 }
-STREAMED = {"/v1/chat/completions": SSE, "/v1/completions": SSE, "/completion": SSE, "/api/chat": NDJSON,
-            "/api/generate": NDJSON, "/api/pull": NDJSON, "/v1/responses": SSE, "/v1/messages": SSE,
-            "/api/create": NDJSON}
+STREAMED = {
+    "/v1/chat/completions": SSE,
+    "/v1/completions": SSE,
+    "/completion": SSE,
+    "/api/chat": NDJSON,
+    "/api/generate": NDJSON,
+    "/api/pull": NDJSON,
+    "/v1/responses": SSE,
+    "/v1/messages": SSE,
+    "/api/create": NDJSON,
+}
 TEXT = {"/": "text/plain; charset=utf-8", "/metrics": METRICS_TYPE}
 
 OPENAI_ERROR = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {
-        "type": "object", "required": ["message", "type", "param", "code"],
-        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
-                       "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
-    }},
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
 }
 OLLAMA_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 ANTHROPIC_ERROR = {
-    "type": "object", "required": ["type", "error"],
-    "properties": {"type": {"const": "error"}, "error": {
-        "type": "object", "required": ["type", "message"],
-        "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
-    }},
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
 }
 
 
@@ -106,11 +127,14 @@ def _conform(path: str, method: str, operation: dict[str, Any]) -> None:
     kind = "OllamaError" if is_ollama(path) else "AnthropicError" if is_anthropic(path) else "OpenAIError"
     error = {"$ref": f"#/components/schemas/{kind}"}
     for status in sorted(statuses):
-        response: dict[str, Any] = {"description": DESCRIPTIONS[status],
-                                    "content": {"application/json": {"schema": error}}}
+        response: dict[str, Any] = {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": error}},
+        }
         if status == 503:
-            response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                   "description": "Seconds to wait (when busy)"}}
+            response["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait (when busy)"}
+            }
         responses[str(status)] = response
     if path == "/health":  # 503 while loading or after a failed load carries the same body as 200
         responses["503"]["content"] = responses["200"]["content"]

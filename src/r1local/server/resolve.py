@@ -38,7 +38,6 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     return models
 
 
-
 def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     """The engine that answers for `name`: the loaded model's, else the one it would load on."""
     for entry in manager.loaded():

@@ -22,7 +22,14 @@ from ..request.tools import (
 )
 from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only
 
-EFFORTS: dict[str, Effort] = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+EFFORTS: dict[str, Effort] = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal", "reasoning_text", "summary_text")
 
 
@@ -110,19 +117,29 @@ class ResponsesRequest(Strict):
         effort = self.reasoning.effort if self.reasoning else None
         fmt = self.text.format if self.text and self.text.format and self.text.format.type != "text" else None
         return ChatRequest(
-            chat_messages(self.instructions, history, self.input), think=False if effort == "none" else None,
-            effort=EFFORTS.get(effort) if effort else None, tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
+            chat_messages(self.instructions, history, self.input),
+            think=False if effort == "none" else None,
+            effort=EFFORTS.get(effort) if effort else None,
+            tools=self.functions(),
+            tool_choice=tool_choice(self.tool_choice),
             parallel_tool_calls=self.parallel_tool_calls,
             response_format=ResponseFormat(fmt.schema_, "text.format.schema") if fmt else None,
             sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed),
-            max_tokens=self.max_output_tokens, trim=self.truncation != "disabled", continue_final=False)
+            max_tokens=self.max_output_tokens,
+            trim=self.truncation != "disabled",
+            continue_final=False,
+        )
 
     def functions(self) -> list[Tool] | None:
         """The client's function tools; OpenAI's hosted tools (web_search, file_search, a custom
         tool's grammar...) are left out: nothing here runs them, and the model sees only functions."""
-        tools = [Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters,
-                                            strict=t.strict))
-                 for t in self.tools or [] if t.type == "function" and t.name]
+        tools = [
+            Tool(
+                function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters, strict=t.strict)
+            )
+            for t in self.tools or []
+            if t.type == "function" and t.name
+        ]
         return tools or None
 
 
@@ -155,8 +172,11 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
             role = "system" if item.role == "developer" else item.role
             chat.append({"role": role, "content": _text(item.content, f"{where}.content")})
         elif item.type == "function_call":
-            call = {"id": item.call_id, "type": "function",
-                    "function": {"name": item.name or "", "arguments": item.arguments or "{}"}}
+            call = {
+                "id": item.call_id,
+                "type": "function",
+                "function": {"name": item.name or "", "arguments": item.arguments or "{}"},
+            }
             if not (chat and chat[-1]["role"] == "assistant"):
                 chat.append({"role": "assistant", "content": ""})
             chat[-1].setdefault("tool_calls", []).append(call)

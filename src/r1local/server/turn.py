@@ -33,8 +33,16 @@ TRIMMED_HEADER = "X-Trimmed-Messages"
 
 
 class Turn:
-    def __init__(self, state: ServerState, lease: Lease, stream: Stream, api: str,
-                 keep_alive_s: float | None | object, load_s: float, started: float) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        lease: Lease,
+        stream: Stream,
+        api: str,
+        keep_alive_s: float | None | object,
+        load_s: float,
+        started: float,
+    ) -> None:
         self.state = state
         self.lease = lease
         self.stream = stream
@@ -102,8 +110,13 @@ async def acquire(request: Request, model: str) -> Lease:
     return acquiring.result()
 
 
-async def start_turn(request: Request, model: str, submit: Callable[[Engine], Stream], api: str,
-                     keep_alive_s: float | None | object = KEEP) -> Turn:
+async def start_turn(
+    request: Request,
+    model: str,
+    submit: Callable[[Engine], Stream],
+    api: str,
+    keep_alive_s: float | None | object = KEEP,
+) -> Turn:
     """Load (or find) the model and submit the request. Errors here (unknown model, prompt too
     long, queue full, an upstream's refusal) surface before any response byte, as proper HTTP errors."""
     state = get_state(request)
@@ -144,8 +157,9 @@ async def start_chat(request: Request, model: str, chat: ChatRequest, api: str) 
     return await start_turns(request, model, [partial(submit, chat, choice=i) for i in range(chat.n)], api)
 
 
-async def start_turns(request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]],
-                      api: str) -> list[Turn]:
+async def start_turns(
+    request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]], api: str
+) -> list[Turn]:
     """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
     turns: list[Turn] = []
     try:
@@ -172,10 +186,18 @@ async def cancel_on_disconnect(request: Request, job: Cancellable) -> None:
 class ClosingResponse(StreamingResponse):
     """A streamed response that runs `close` when it ends, even when it never got to start streaming."""
 
-    def __init__(self, content: AsyncIterator[str], close: Callable[[], None], media_type: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(content, media_type=media_type,
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
+    def __init__(
+        self,
+        content: AsyncIterator[str],
+        close: Callable[[], None],
+        media_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            content,
+            media_type=media_type,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        )
         self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

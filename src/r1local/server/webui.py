@@ -18,11 +18,24 @@ PUBLIC_PREFIX = "/ui/"  # the page's files hold nothing secret: no API key neede
 # carrying the conversation. The sanitiser drops such markup; this policy stops what it might miss:
 # scripts, styles, fonts and data only from this server, images only inline, no media, frames,
 # plugins or form posts, and no other site may frame the page (clickjacking).
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "font-src 'self'",
-    "connect-src 'self'", "media-src 'none'", "object-src 'none'", "frame-src 'none'", "worker-src 'none'",
-    "manifest-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "media-src 'none'",
+        "object-src 'none'",
+        "frame-src 'none'",
+        "worker-src 'none'",
+        "manifest-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
