@@ -4,8 +4,8 @@ commands, \"\"\" blocks and bracketed paste as one message, Ctrl-C that never en
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 import time
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from test_speculative import PROMPTS, generate, greedy, same_output
 from typer.testing import CliRunner
 
 from r1local import catalog
@@ -13,7 +14,6 @@ from r1local.cli import app
 from r1local.engine.model import Model
 from r1local.engine.speculative import Speculation
 from r1local.errors import UsageError
-from test_speculative import PROMPTS, generate, greedy, same_output
 
 
 def drafting(target, draft, **kw) -> Model:
@@ -95,7 +95,6 @@ def test_bench_reports_the_drafts_kept(tiny_model):
 
 def test_the_server_names_the_draft_and_counts_its_memory(tiny_model, tmp_path_factory):
     import httpx
-
     from serving import serving
 
     sizes = {}
@@ -108,9 +107,10 @@ def test_the_server_names_the_draft_and_counts_its_memory(tiny_model, tmp_path_f
 
 
 def test_the_memory_check_counts_the_draft(tiny_model, tiny_model_b):
+    from test_fit import machine
+
     from r1local.server import ServerSettings
     from r1local.server.memory import plan
-    from test_fit import machine
 
     hw = machine("container-2cpu-2gb")
     alone = plan(tiny_model, ServerSettings(ctx=512, parallel=2), hw)

@@ -6,12 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import _load_script
+
 from r1local import catalog, choice, fit, speed
 from r1local.choice import choose, choose_all, seconds_per_1000
-from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
 from r1local.errors import UsageError
+from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
 from r1local.gguf_meta import read_gguf
 from r1local.hardware import ReplayProbe, detect, detect_live
 from r1local.hardware.model import GiB

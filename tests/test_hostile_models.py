@@ -52,8 +52,13 @@ def test_a_hostile_template_holds_neither_another_model_nor_tokenize(tiny_model,
     monkeypatch.setattr(template_sandbox, "RENDER_TIMEOUT_S", 1.0)
     settings = replace(TEST_SETTINGS, models=(str(tiny_model), str(hostile_model)), max_loaded=2, parallel=4)
     with isolated_store(tmp_path), running_server(settings) as url, httpx.Client(timeout=120) as client:
-        healthy = lambda: _chat(client, url, HEALTHY)
-        tokenize = lambda: client.post(f"{url}/tokenize", json={"model": HEALTHY, "content": "Hi there"})
+
+        def healthy():
+            return _chat(client, url, HEALTHY)
+
+        def tokenize():
+            return client.post(f"{url}/tokenize", json={"model": HEALTHY, "content": "Hi there"})
+
         healthy()  # warm
         alone = statistics.median(_timed(healthy) for _ in range(3))
         tokenize_alone = statistics.median(_timed(tokenize) for _ in range(3))

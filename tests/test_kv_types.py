@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_fit import machine, shape
 from typer.testing import CliRunner
 
 from r1local import config
@@ -16,7 +17,6 @@ from r1local.engine.params import SamplingParams
 from r1local.errors import UsageError
 from r1local.fit import KV_BYTES, ModelShape, plan
 from r1local.gguf_meta import read_gguf
-from test_fit import machine, shape
 
 runner = CliRunner()
 

@@ -4,7 +4,6 @@ Ollama's num_ctx caps a request or is refused when it asks for more than is load
 
 from __future__ import annotations
 
-
 import httpx
 import ollama
 import pytest

@@ -20,8 +20,8 @@ from r1local import config, hardware, resolve, store
 from r1local.cli import app
 from r1local.errors import AuthRequired, InsufficientDisk, ModelNotFound, OfflineError, StorageError, UsageError
 from r1local.gguf_meta import read_gguf
-from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
+from r1local.names import ModelAddress
 
 REPO = "r1local-test/Tiny-R1-GGUF"
 FILE = "Tiny-R1-F16.gguf"

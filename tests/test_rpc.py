@@ -22,8 +22,8 @@ from conftest import ROOT, make_tiny_model
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 from r1local.engine.model import Model
-from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 from r1local.engine.params import SamplingParams
+from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 from r1local.rpc import build, load_split
 from r1local.rpc.probe import reachable
 

@@ -19,8 +19,7 @@ import pytest
 from serving import TEST_SETTINGS, isolated_store, running_server
 from typer.testing import CliRunner
 
-from r1local.cli import app
-from r1local.cli import backend, embed
+from r1local.cli import app, backend, embed
 
 FAST = ["--temperature", "0", "--max-tokens", "6", "--no-think", "--json"]
 runner = CliRunner()

@@ -155,11 +155,10 @@ def same_output(got: list, expected: list) -> None:
     assert [r.reasoning for r in got] == [r.reasoning for r in expected]
     assert [r.content for r in got] == [r.content for r in expected]
     assert [r.done.finish_reason for r in got] == [r.done.finish_reason for r in expected]
-    counts = lambda r: (
-        r.done.usage.prompt_tokens,
-        r.done.usage.completion_tokens,  # noqa: E731
-        r.done.usage.reasoning_tokens,
-    )  # cached tokens depend on what the slots held before
+
+    def counts(r) -> tuple[int, int, int]:  # cached tokens depend on what the slots held before
+        return r.done.usage.prompt_tokens, r.done.usage.completion_tokens, r.done.usage.reasoning_tokens
+
     assert [counts(r) for r in got] == [counts(r) for r in expected]
 
 
@@ -178,7 +177,11 @@ def test_verified_drafts_keep_greedy_output_token_for_token(plain, replay):
     after = replay.stats()
     same_output(got, expected)
     assert [[lp.token for lp in r.logprobs] for r in got] == [[lp.token for lp in r.logprobs] for r in expected]
-    differences = [abs(a.logprob - b.logprob) for r, e in zip(got, expected) for a, b in zip(r.logprobs, e.logprobs)]
+    differences = [
+        abs(a.logprob - b.logprob)
+        for r, e in zip(got, expected, strict=True)
+        for a, b in zip(r.logprobs, e.logprobs, strict=True)
+    ]
     assert len(differences) == 4 * N and max(differences) < 0.01  # batch shapes move float sums a little
     drafted = sum(r.done.timings.draft_n for r in got)
     accepted = sum(r.done.timings.draft_n_accepted for r in got)
@@ -190,7 +193,7 @@ def test_verified_drafts_keep_greedy_output_token_for_token(plain, replay):
 def test_stop_strings_and_the_think_budget_end_where_they_would(plain, replay):
     reference = generate(plain, PROMPTS, greedy())
     stops = [r.content[10:14] for r in reference]
-    for prompt, stop in zip(PROMPTS, stops):
+    for prompt, stop in zip(PROMPTS, stops, strict=True):
         params = greedy(stop=[stop])
         expected, got = generate(plain, [prompt], params), generate(replay, [prompt], params)
         same_output(got, expected)
@@ -226,10 +229,10 @@ def test_run_json_and_the_served_metrics_count_drafts(tiny_model, tmp_path_facto
     import json
 
     import httpx
+    from serving import openai_client, serving
     from typer.testing import CliRunner
 
     from r1local.cli import app
-    from serving import openai_client, serving
 
     fast = ["--max-tokens", "300", "--ctx", "512", "--temperature", "0", "--threads", "1", "--json", "--no-think"]
     result = CliRunner().invoke(app, ["run", str(tiny_model), "zzz", "--spec", "ngram", "--draft-max", "8", *fast])

@@ -8,7 +8,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.text import Text
@@ -175,7 +174,7 @@ def _build(choice: Choice, build: builder.Build, sdist: Path | None) -> Path:
 
 @command()
 def accelerate(
-    backend: Optional[str] = typer.Option(
+    backend: str | None = typer.Option(
         None,
         "--backend",
         help="Install this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl.",
@@ -185,7 +184,7 @@ def accelerate(
     ),
     force: bool = typer.Option(False, "--force", help="Install even when the installed build has the backend already."),
     source: bool = typer.Option(False, "--source", help="Build from source even where a prebuilt wheel exists."),
-    sdist: Optional[Path] = typer.Option(
+    sdist: Path | None = typer.Option(
         None,
         "--sdist",
         exists=True,

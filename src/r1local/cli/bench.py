@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -39,15 +39,15 @@ def bench(
     tg: int = typer.Option(128, "--tg", min=1, help="Tokens to generate per decode test."),
     repetitions: int = typer.Option(5, "--repetitions", "-r", min=1, help="Runs of each test."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every run."),
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
+    draft: str | None = DRAFT_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
     the way llama.cpp's llama-bench does.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .. import config
 from ..engine.params import SamplingParams
@@ -101,19 +101,19 @@ def chat(
     raw: bool = RAW_OPT,
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
-    max_tokens: Optional[int] = MAX_TOKENS_OPT,
-    seed: Optional[int] = SEED_OPT,
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    max_tokens: int | None = MAX_TOKENS_OPT,
+    seed: int | None = SEED_OPT,
+    think_budget: int | None = THINK_BUDGET_OPT,
+    ctx: int | None = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
+    draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ..errors import InsufficientMemory
 from ..choice import MIN_TPS
+from ..errors import InsufficientMemory
 from ..hardware import Hardware
 from ..hardware.model import GiB
 from ..rpc import probe_all

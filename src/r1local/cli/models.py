@@ -7,7 +7,6 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -77,7 +76,7 @@ def resolve_model(address: ModelAddress, *, yes: bool = False, revision: str | N
 
 
 @command()
-def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
+def pull(name: str = NAME_ARG, revision: str | None = REVISION_OPT) -> None:
     """Download a model into the Hugging Face cache (resumable, verified) and print its path.
 
     Example: r1local pull r1:7b

@@ -9,7 +9,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 import psutil
 import typer
@@ -146,7 +145,7 @@ def _until(expires_at: str) -> str:
 
 
 @command()
-def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
+def stop(model: str | None = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
     """Unload a model from the running server, or without a model, stop the server (background or not).
 
     Example: r1local stop r1:7b

@@ -4,7 +4,7 @@ which `chat` shares."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.highlighter import JSONHighlighter
@@ -113,7 +113,7 @@ def read_prompt(prompt: str | None) -> str:
 @command(epilog=exit_codes_help())
 def run(
     model: str = MODEL_ARG,
-    prompt: Optional[str] = typer.Argument(
+    prompt: str | None = typer.Argument(
         None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."
     ),
     no_think: bool = NO_THINK_OPT,
@@ -122,19 +122,19 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
-    max_tokens: Optional[int] = MAX_TOKENS_OPT,
-    seed: Optional[int] = SEED_OPT,
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    max_tokens: int | None = MAX_TOKENS_OPT,
+    seed: int | None = SEED_OPT,
+    think_budget: int | None = THINK_BUDGET_OPT,
+    ctx: int | None = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
+    draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:

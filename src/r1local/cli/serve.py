@@ -11,7 +11,6 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,8 +21,8 @@ from ..names import ModelAddress
 from ..resolve import resolve
 from ..units import plural
 from . import resident
-from .backend import draft_file
 from .app import command, err
+from .backend import draft_file
 from .options import (
     CTX_OPT,
     DRAFT_MAX_OPT,
@@ -93,7 +92,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 @command()
 def serve(
-    models: Optional[list[str]] = typer.Argument(
+    models: list[str] | None = typer.Argument(
         None,
         help="Models to load at start: catalog names (r1:7b) or .gguf paths (served by file stem); "
         "NAME@openvino runs one on OpenVINO.",
@@ -103,40 +102,40 @@ def serve(
     ),
     port: int = typer.Option(config.DEFAULT_PORT, "--port", min=0, max=65535, help="TCP port to listen on."),
     parallel: int = typer.Option(4, "--parallel", min=1, max=256, help="Requests generated at once per model (slots)."),
-    max_queue: Optional[int] = typer.Option(
+    max_queue: int | None = typer.Option(
         None,
         "--max-queue",
         min=0,
         max=100_000,
         help="Requests waiting beyond the slots before 503 (default 4 per slot).",
     ),
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    ctx: int | None = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
-    api_key: Optional[str] = typer.Option(
+    draft: str | None = DRAFT_OPT,
+    api_key: str | None = typer.Option(
         None,
         "--api-key",
         help="Require 'Authorization: Bearer KEY'. Other local users can read a key given here in `ps`: "
         "prefer the R1LOCAL_API_KEY environment variable or --api-key-file.",
     ),
-    api_key_file: Optional[Path] = typer.Option(
+    api_key_file: Path | None = typer.Option(
         None, "--api-key-file", help="Read the API key from this file (its first line)."
     ),
-    cors_origin: Optional[list[str]] = typer.Option(
+    cors_origin: list[str] | None = typer.Option(
         None,
         "--cors-origin",
         help="Allow browser pages from this origin too, * a wildcard: 'https://*.example.com' (repeatable; or "
         "R1LOCAL_ORIGINS=a,b). Local pages (http://localhost:*) and desktop apps (tauri://, app://, file://, "
         "vscode-webview://) are allowed, as Ollama allows them.",
     ),
-    allowed_host: Optional[list[str]] = typer.Option(
+    allowed_host: list[str] | None = typer.Option(
         None,
         "--allowed-host",
         help="Answer requests addressed to this host name too (repeatable; or R1LOCAL_ALLOWED_HOSTS=a,b). "
@@ -153,14 +152,14 @@ def serve(
         False, "--no-trim", help="Refuse a chat longer than the context (400) instead of dropping its oldest turns."
     ),
     strict: bool = typer.Option(False, "--strict", help="Refuse request fields the server does not know (400)."),
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    upstream: Optional[list[str]] = typer.Option(
+    think_budget: int | None = THINK_BUDGET_OPT,
+    upstream: list[str] | None = typer.Option(
         None,
         "--upstream",
         help="Front an OpenAI-compatible server as NAME=URL (repeatable; also [upstreams] "
         "in ~/.r1local/config.toml): its models are served as NAME/MODEL.",
     ),
-    alias: Optional[list[str]] = typer.Option(
+    alias: list[str] | None = typer.Option(
         None,
         "--alias",
         help="Serve requests naming NAME with MODEL, as NAME=MODEL (repeatable): "

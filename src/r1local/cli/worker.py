@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import Optional
 
 import typer
 
@@ -29,8 +28,8 @@ def worker(
     cache: bool = typer.Option(
         False, "--cache", help="Keep received weights on disk, so a restarted model does not resend gigabytes."
     ),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: physical cores)."),
-    device: Optional[str] = typer.Option(
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: physical cores)."),
+    device: str | None = typer.Option(
         None, "--device", help="Only these llama.cpp devices, comma-separated (default: GPUs, else CPU)."
     ),
 ) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 from .. import config
 from ..errors import Cancelled, ModelFileError, OutOfMemory
 from .bindings import C
-from .vocab import VocabMethods
 from .placement import Placement, wanted
+from .vocab import VocabMethods
 
 _log_lock = threading.Lock()
 _log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from ..errors import ContextOverflow, Overloaded
 from .admission import Admission
 from .bindings import C
+from .draft import DraftModel
 from .events import Done, FinishReason, Timings, Usage, measure
 from .logprobs import token_logprob
-from .draft import DraftModel
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
@@ -37,7 +37,6 @@ from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .sampling import Pick, PickTooSlow, Sampler
 from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
-
 
 SWITCH_INTERVAL_S = 0.0005
 GRAMMAR_PICK_LIMIT_S = 2.0  # one token's grammar check; a whole-vocabulary check takes ~0.1 s

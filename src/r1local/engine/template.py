@@ -14,8 +14,9 @@ distills (DeepSeek's recommendations):
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jinja2
 

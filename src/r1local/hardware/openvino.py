@@ -3,7 +3,7 @@ a snapshot replays it. None means the optional extra is not installed."""
 
 from __future__ import annotations
 
-from .model import NPU, GPU, OpenVINODevice, OpenVINOInfo, Verdict
+from .model import GPU, NPU, OpenVINODevice, OpenVINOInfo, Verdict
 from .probe import Probe
 
 USED = "used by the OpenVINO engine"

@@ -16,10 +16,10 @@ version and libggml, under R1LOCAL_HOME/rpc (or R1LOCAL_RPC_BUILD).
 
 from __future__ import annotations
 
-import inspect
 import fcntl
 import hashlib
 import importlib.metadata
+import inspect
 import os
 import shutil
 import subprocess

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..engine.base import Engine
 from ..engine.capabilities import Capabilities
-from ..engine.speculative import Speculation
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
+from ..engine.speculative import Speculation
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..engine.vocab import LlamaVocab

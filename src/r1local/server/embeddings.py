@@ -8,7 +8,7 @@ import base64
 import struct
 import time
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -127,7 +127,9 @@ def router() -> APIRouter:
         if body.input == []:
             raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
         many = isinstance(body.input, list) and not isinstance(body.input[0], int)
-        inputs = [prompt_text(x) if isinstance(x, dict) else x for x in (body.input if many else [body.input])]
+        # `many`: a list of inputs; else one (a text, a prompt object or one list of token ids)
+        items = cast(list[str | list[int] | PROMPT_OBJECT], body.input if many else [body.input])
+        inputs = [prompt_text(x) if isinstance(x, dict) else x for x in items]
         model = lenient_name(state.manager, body.model)
         vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 

@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from ..request import ChatRequest, ResponseFormat as JSONFormat, Sampling, sampling_params
+from ..request import ChatRequest, Sampling, sampling_params
+from ..request import ResponseFormat as JSONFormat
 from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
 from ..request.logit_bias import LogitBias
 from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
@@ -25,7 +26,6 @@ from .schema_base import (
     Strict,
     neutral_only,
 )
-
 
 MAX_CHOICES = 16  # n: each choice is a sequence in the batch
 
