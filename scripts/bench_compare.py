@@ -75,21 +75,53 @@ def log(msg: str) -> None:
 
 
 def r1local_bench(model: Path, threads: int, reps: int, gpu_layers: int | None = None) -> dict:
-    argv = [sys.executable, "-c", "from r1local.cli import main; main()", "bench", str(model),
-            "--pp", "512", "--tg", "128", "-r", str(reps), "--threads", str(threads), "--json"]
+    argv = [
+        sys.executable,
+        "-c",
+        "from r1local.cli import main; main()",
+        "bench",
+        str(model),
+        "--pp",
+        "512",
+        "--tg",
+        "128",
+        "-r",
+        str(reps),
+        "--threads",
+        str(threads),
+        "--json",
+    ]
     argv += [] if gpu_layers is None else ["--gpu-layers", str(gpu_layers)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"r1local bench failed: {done.stderr.strip()[-500:]}")
     report = json.loads(done.stdout)
-    return {"pp512": report["pp_tokens_per_s"]["median"], "tg128": report["tg_tokens_per_s"]["median"],
-            "pp512_stdev": report["pp_tokens_per_s"]["stdev"], "tg128_stdev": report["tg_tokens_per_s"]["stdev"],
-            "ttft_pp512_s": report["ttft_s"]["median"], "peak_rss_bytes": report["peak_rss_bytes"]}
+    return {
+        "pp512": report["pp_tokens_per_s"]["median"],
+        "tg128": report["tg_tokens_per_s"]["median"],
+        "pp512_stdev": report["pp_tokens_per_s"]["stdev"],
+        "tg128_stdev": report["tg_tokens_per_s"]["stdev"],
+        "ttft_pp512_s": report["ttft_s"]["median"],
+        "peak_rss_bytes": report["peak_rss_bytes"],
+    }
 
 
 def llama_bench(model: Path, threads: int, reps: int, bin_dir: Path, gpu_layers: int | None = None) -> dict:
-    argv = [str(bin_dir / "llama-bench"), "-m", str(model), "-p", "512", "-n", "128",
-            "-r", str(reps), "-t", str(threads), "-o", "json"]
+    argv = [
+        str(bin_dir / "llama-bench"),
+        "-m",
+        str(model),
+        "-p",
+        "512",
+        "-n",
+        "128",
+        "-r",
+        str(reps),
+        "-t",
+        str(threads),
+        "-o",
+        "json",
+    ]
     argv += [] if gpu_layers is None else ["-ngl", str(gpu_layers)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -126,8 +158,11 @@ def single_stream(model: Path, args, bin_dir: Path) -> dict:
         log(f"{model.name}: llama-bench (round {round_})")
         theirs.append(llama_bench(model, args.threads, args.repetitions, bin_dir, args.gpu_layers))
         log(f"  pp512 {theirs[-1]['pp512']:.1f}, tg128 {theirs[-1]['tg128']:.1f} tok/s")
-    return {"r1local_bench": _best(ours), "llama_bench": _best(theirs),
-            "single_stream_rounds": {"r1local": ours, "llama-bench": theirs}}
+    return {
+        "r1local_bench": _best(ours),
+        "llama_bench": _best(theirs),
+        "single_stream_rounds": {"r1local": ours, "llama-bench": theirs},
+    }
 
 
 def quiet(max_wait: float, busy_pct: float = 25.0) -> float:
@@ -165,19 +200,28 @@ def serve_levels(model: Path, args, bin_dir: Path, log_dir: Path) -> list[dict]:
         for clients in args.concurrency:
             each = max(2, args.requests // clients)
             prompts = prompts_for(clients, each, args.prompt_tokens, seed=clients)
-            lineup = [p for p in bench_servers.peers(model, parallel=clients, threads=args.threads,
-                                                     ctx_per_slot=args.prompt_tokens + args.max_tokens + 64,
-                                                     peer_bin=bin_dir, gpu_layers=args.gpu_layers)
-                      if p.name in args.peers]
+            lineup = [
+                p
+                for p in bench_servers.peers(
+                    model,
+                    parallel=clients,
+                    threads=args.threads,
+                    ctx_per_slot=args.prompt_tokens + args.max_tokens + 64,
+                    peer_bin=bin_dir,
+                    gpu_layers=args.gpu_layers,
+                )
+                if p.name in args.peers
+            ]
             shift = round_ % len(lineup)
             for peer in lineup[shift:] + lineup[:shift]:
                 log(f"{model.name}: {peer.name}, {clients} clients x {each} requests (round {round_ + 1})")
                 server_log = log_dir / f"{model.stem}-{peer.name}-{clients}-{round_ + 1}.log"
-                runs.setdefault((clients, peer.name), []).append(
-                    serve_once(peer, prompts, args, server_log))
+                runs.setdefault((clients, peer.name), []).append(serve_once(peer, prompts, args, server_log))
     order = {name: i for i, name in enumerate(bench_report.PEERS)}
-    return [_median_row(peer, clients, rows)
-            for (clients, peer), rows in sorted(runs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))]
+    return [
+        _median_row(peer, clients, rows)
+        for (clients, peer), rows in sorted(runs.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))
+    ]
 
 
 def serve_once(peer, prompts: list[list[str]], args, server_log: Path) -> dict:
@@ -188,20 +232,27 @@ def serve_once(peer, prompts: list[list[str]], args, server_log: Path) -> dict:
         result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
         peak = bench_servers.peak_rss(pid)
         vram = bench_servers.gpu_memory(pid)
-    log(f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
+    log(
+        f"  {result.tokens_per_s:.1f} tok/s, TTFT p50 {result.ttft_p50_s:.2f} s, "
         f"p95 {result.ttft_p95_s:.2f} s, peak RSS {peak / 2**20:.0f} MiB"
         + (f", VRAM {vram / 2**20:.0f} MiB" if vram is not None else "")
-        + (f", {result.short_requests} short requests" if result.short_requests else ""))
+        + (f", {result.short_requests} short requests" if result.short_requests else "")
+    )
     return {"peak_rss_bytes": peak, "vram_bytes": vram, **{k: v for k, v in asdict(result).items() if k != "timings"}}
 
 
 def _median_row(peer: str, clients: int, rows: list[dict]) -> dict:
     figures = ("tokens_per_s", "ttft_p50_s", "ttft_p95_s", "peak_rss_bytes", "wall_s")
-    return {"peer": peer, "clients": clients, "requests": rows[0]["requests"], "tokens": rows[0]["tokens"],
-            **{k: statistics.median(r[k] for r in rows) for k in figures},
-            "vram_bytes": max((r["vram_bytes"] for r in rows if r.get("vram_bytes") is not None), default=None),
-            "short_requests": max(r["short_requests"] for r in rows),
-            "rounds": [{k: r[k] for k in figures} for r in rows]}
+    return {
+        "peer": peer,
+        "clients": clients,
+        "requests": rows[0]["requests"],
+        "tokens": rows[0]["tokens"],
+        **{k: statistics.median(r[k] for r in rows) for k in figures},
+        "vram_bytes": max((r["vram_bytes"] for r in rows if r.get("vram_bytes") is not None), default=None),
+        "short_requests": max(r["short_requests"] for r in rows),
+        "rounds": [{k: r[k] for k in figures} for r in rows],
+    }
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -213,19 +264,29 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=config.default_threads())
     ap.add_argument("--repetitions", type=int, default=3, help="single-stream runs of each test")
     ap.add_argument("--rounds", type=int, default=2, help="alternating single-stream rounds; the best counts")
-    ap.add_argument("--quiet-wait", type=float, default=120.0,
-                    help="seconds to wait, before each measurement, for other work to leave the CPUs")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait, before each measurement, for other work to leave the CPUs",
+    )
     # R1 answers are decode-heavy (long reasoning after a short question), and so is the default load
     ap.add_argument("--prompt-tokens", type=int, default=32, help="prompt words of each server request")
     ap.add_argument("--max-tokens", type=int, default=128, help="tokens generated by each server request")
     ap.add_argument("--requests", type=int, default=8, help="requests per concurrency level (at least 2 per client)")
     ap.add_argument("--peers", default="r1local,llama-server,llama-cpp-python")
-    ap.add_argument("--serve-rounds", type=int, default=3,
-                    help="alternating rounds of the concurrency comparison; each figure is their median")
+    ap.add_argument(
+        "--serve-rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of the concurrency comparison; each figure is their median",
+    )
     ap.add_argument("--skip-single", action="store_true", help="skip the single-stream comparison")
     ap.add_argument("--skip-serve", action="store_true", help="skip the concurrency comparison")
     ap.add_argument("--concurrency", default="1,4,8", help="client counts of the concurrency comparison")
-    ap.add_argument("--gpu-layers", type=int, help="layers every peer offloads (default: r1local plans, the others use none)")
+    ap.add_argument(
+        "--gpu-layers", type=int, help="layers every peer offloads (default: r1local plans, the others use none)"
+    )
     ap.add_argument("--peer-cmake", default="", help='extra CMake flags for llama.cpp\'s tools ("-DGGML_CUDA=on")')
     ap.add_argument("--jobs", type=int, default=2, help="parallel compile jobs for llama.cpp's tools")
     ap.add_argument("--peer-bin", type=Path, help="use llama.cpp's tools from this folder; build none")
@@ -243,9 +304,13 @@ def main() -> None:
         log("building or finding llama.cpp's tools")
         bin_dir = build_peers.build(build_peers.installed_version(), jobs=args.jobs, flags=args.peer_cmake)
     results = {
-        "machine": {"cpu": cpu_name(), "threads": args.threads,
-                    "cores": os.cpu_count(), "python": platform.python_version(),
-                    "llama_cpp_python": build_peers.installed_version()},
+        "machine": {
+            "cpu": cpu_name(),
+            "threads": args.threads,
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "llama_cpp_python": build_peers.installed_version(),
+        },
         "settings": {k: v for k, v in vars(args).items() if k not in ("out", "publish")},
         "models": [],
     }

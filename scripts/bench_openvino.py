@@ -32,7 +32,9 @@ def timed_load(load) -> tuple[object, float]:
 
 def decode_tps(model, tokens: int) -> float:
     params = SamplingParams(temperature=0, max_tokens=tokens, ignore_eos=True)
-    return model.chat([{"role": "user", "content": PROMPT}], params=params).result().done.timings.generation_tokens_per_s
+    return (
+        model.chat([{"role": "user", "content": PROMPT}], params=params).result().done.timings.generation_tokens_per_s
+    )
 
 
 def main() -> None:
@@ -59,10 +61,16 @@ def main() -> None:
         ov.close()
         llama.close()
     ov_tps, llama_tps = statistics.median(ov_runs), statistics.median(llama_runs)
-    print(f"model {args.model.name}, {args.threads} thread(s), {args.tokens} greedy tokens, {args.rounds} alternating rounds")
-    print(f"OpenVINO load: first {first:.1f} s (converts and compiles), cached {cached:.1f} s; llama.cpp load {llama_load:.2f} s")
-    print(f"decode tokens/s (median): OpenVINO CPU {ov_tps:.1f}, llama.cpp CPU {llama_tps:.1f}, "
-          f"ratio {ov_tps / llama_tps:.2f}x")
+    print(
+        f"model {args.model.name}, {args.threads} thread(s), {args.tokens} greedy tokens, {args.rounds} alternating rounds"
+    )
+    print(
+        f"OpenVINO load: first {first:.1f} s (converts and compiles), cached {cached:.1f} s; llama.cpp load {llama_load:.2f} s"
+    )
+    print(
+        f"decode tokens/s (median): OpenVINO CPU {ov_tps:.1f}, llama.cpp CPU {llama_tps:.1f}, "
+        f"ratio {ov_tps / llama_tps:.2f}x"
+    )
 
 
 if __name__ == "__main__":

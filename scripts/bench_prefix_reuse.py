@@ -75,8 +75,10 @@ def main() -> None:
     }
     print(json.dumps(figures, indent=2))
     ratios = figures["ratio_vs_cold"]
-    print(f"second turn, history in its slot: {ratios['slot']:.1%} of the cold time to first token; "
-          f"restored from the RAM cache: {ratios['ram']:.1%} (target <= 15%)")
+    print(
+        f"second turn, history in its slot: {ratios['slot']:.1%} of the cold time to first token; "
+        f"restored from the RAM cache: {ratios['ram']:.1%} (target <= 15%)"
+    )
 
 
 if __name__ == "__main__":

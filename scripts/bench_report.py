@@ -15,8 +15,11 @@ TARGETS = {
     "ttft_p50_vs_llama_server": (1.0, False),  # at 4 clients
     "peak_rss_vs_llama_server": (1.05, False),
 }
-TARGET_CLIENTS = {"tokens_per_s_vs_llama_server": (4, 8), "tokens_per_s_vs_llama_cpp_python": (4, 8),
-                  "ttft_p50_vs_llama_server": (4,)}
+TARGET_CLIENTS = {
+    "tokens_per_s_vs_llama_server": (4, 8),
+    "tokens_per_s_vs_llama_cpp_python": (4, 8),
+    "ttft_p50_vs_llama_server": (4,),
+}
 # Not r1local's: what llama.cpp's own batching gains over one-request-at-a-time on this machine, the
 # ceiling for any engine that runs at llama.cpp's speed.
 CEILING = "llama_server_vs_llama_cpp_python"
@@ -47,7 +50,9 @@ def ratios(entry: dict) -> dict:
             out.setdefault(f"tokens_per_s_vs_{suffix}", {})[clients] = mine["tokens_per_s"] / other["tokens_per_s"]
             if peer == "llama-server":
                 out.setdefault("ttft_p50_vs_llama_server", {})[clients] = mine["ttft_p50_s"] / other["ttft_p50_s"]
-                out.setdefault("peak_rss_vs_llama_server", {})[clients] = mine["peak_rss_bytes"] / other["peak_rss_bytes"]
+                out.setdefault("peak_rss_vs_llama_server", {})[clients] = (
+                    mine["peak_rss_bytes"] / other["peak_rss_bytes"]
+                )
     return out
 
 
@@ -81,30 +86,40 @@ def markdown(results: dict) -> str:
         r = entry["ratios"]
         if "r1local_bench" in entry:
             ours, theirs = entry["r1local_bench"], entry["llama_bench"]
-            lines += ["| single stream | r1local | llama-bench | ratio | target |",
-                      "|---|---:|---:|---:|---|"]
-            for test, key in (("pp512 (prefill) tok/s", "prefill_vs_llama_bench"),
-                              ("tg128 (decode) tok/s", "decode_vs_llama_bench")):
+            lines += ["| single stream | r1local | llama-bench | ratio | target |", "|---|---:|---:|---:|---|"]
+            for test, key in (
+                ("pp512 (prefill) tok/s", "prefill_vs_llama_bench"),
+                ("tg128 (decode) tok/s", "decode_vs_llama_bench"),
+            ):
                 fig = test[:5]
-                lines.append(f"| {test} | {ours[fig]:.1f} | {theirs[fig]:.1f} | {r[key]:.2f} | "
-                             f"{_target_text(key)}: {verdict(key, r[key])} |")
+                lines.append(
+                    f"| {test} | {ours[fig]:.1f} | {theirs[fig]:.1f} | {r[key]:.2f} | "
+                    f"{_target_text(key)}: {verdict(key, r[key])} |"
+                )
             lines.append("")
         if entry.get("serve"):
-            lines += [f"Concurrent streaming clients ({s['prompt_tokens']}-word prompts, "
-                      f"{s['max_tokens']} tokens each; medians of {s.get('serve_rounds', 1)} alternating rounds):", "",
-                      "| clients | server | tokens/s | TTFT p50 | TTFT p95 | peak RSS |",
-                      "|---:|---|---:|---:|---:|---:|"]
+            lines += [
+                f"Concurrent streaming clients ({s['prompt_tokens']}-word prompts, "
+                f"{s['max_tokens']} tokens each; medians of {s.get('serve_rounds', 1)} alternating rounds):",
+                "",
+                "| clients | server | tokens/s | TTFT p50 | TTFT p95 | peak RSS |",
+                "|---:|---|---:|---:|---:|---:|",
+            ]
             for row in entry["serve"]:
                 short = f" ({row['short_requests']} short)" if row["short_requests"] else ""
-                lines.append(f"| {row['clients']} | {row['peer']} | {row['tokens_per_s']:.1f}{short} | "
-                             f"{row['ttft_p50_s']:.2f} s | {row['ttft_p95_s']:.2f} s | "
-                             f"{row['peak_rss_bytes'] / 2**20:.0f} MiB |")
+                lines.append(
+                    f"| {row['clients']} | {row['peer']} | {row['tokens_per_s']:.1f}{short} | "
+                    f"{row['ttft_p50_s']:.2f} s | {row['ttft_p95_s']:.2f} s | "
+                    f"{row['peak_rss_bytes'] / 2**20:.0f} MiB |"
+                )
             lines.append("")
             per_n = [k for k in TARGETS if isinstance(r.get(k), dict)]
             if per_n:
                 levels = sorted({n for k in per_n for n in r[k]})
-                lines += ["| r1local / peer | " + " | ".join(f"{n} clients" for n in levels) + " | target |",
-                          "|---|" + "---:|" * len(levels) + "---|"]
+                lines += [
+                    "| r1local / peer | " + " | ".join(f"{n} clients" for n in levels) + " | target |",
+                    "|---|" + "---:|" * len(levels) + "---|",
+                ]
                 for key in per_n:
                     cells = []
                     for n in levels:
@@ -114,8 +129,11 @@ def markdown(results: dict) -> str:
                     lines.append(f"| {key.replace('_', ' ')} | " + " | ".join(cells) + f" | {_target_text(key)} |")
                 if CEILING in r:
                     cells = [f"{r[CEILING][n]:.2f}" if n in r[CEILING] else "" for n in levels]
-                    lines.append("| *for reference: llama-server / llama-cpp-python* | " + " | ".join(cells)
-                                 + " | what llama.cpp's batching gains here |")
+                    lines.append(
+                        "| *for reference: llama-server / llama-cpp-python* | "
+                        + " | ".join(cells)
+                        + " | what llama.cpp's batching gains here |"
+                    )
                 lines.append("")
     if any(e.get("serve") for e in results["models"]):
         lines += ["![Aggregate tokens/s against concurrent clients](benchmarks.png)", ""]
@@ -132,7 +150,7 @@ def plot(results: dict, path: Path) -> None:
     if not entries:
         return
     fig, axes = plt.subplots(1, len(entries), figsize=(5.5 * len(entries), 4), squeeze=False)
-    for ax, entry in zip(axes[0], entries):
+    for ax, entry in zip(axes[0], entries, strict=True):
         for peer in PEERS:
             rows = sorted((r for r in entry["serve"] if r["peer"] == peer), key=lambda r: r["clients"])
             if rows:

@@ -56,8 +56,11 @@ def main() -> None:
     peer_bin = build_peers.build(build_peers.installed_version(), args.jobs, "-DGGML_RPC=ON")
     port = free_port()
     endpoint = f"127.0.0.1:{port}"
-    worker = subprocess.Popen([sys.executable, "-m", "r1local", "worker", "--port", str(port),
-                               "--threads", str(args.threads)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "r1local", "worker", "--port", str(port), "--threads", str(args.threads)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     runs: dict[tuple[int, str], list[bench_servers.LoadResult]] = {}
     try:
         deadline = time.monotonic() + 60
@@ -66,15 +69,17 @@ def main() -> None:
                 raise SystemExit("the worker did not start")
             time.sleep(0.1)
         link = probe(endpoint, measure_bandwidth=True)
-        print(f"loopback link: {link.latency_s * 1e3:.3f} ms round trip, {link.bandwidth_bps / 1e6:.0f} MB/s; "
-              f"{offloaded} of {layers + 1} layers (the head included) on the worker")
+        print(
+            f"loopback link: {link.latency_s * 1e3:.3f} ms round trip, {link.bandwidth_bps / 1e6:.0f} MB/s; "
+            f"{offloaded} of {layers + 1} layers (the head included) on the worker"
+        )
         for round_ in range(args.rounds):
             for clients in levels:
                 ctx = args.prompt_words * 2 + args.max_tokens + 64
                 common = dict(parallel=clients, threads=args.threads, ctx_per_slot=ctx, peer_bin=peer_bin)
                 split = bench_servers.peers(args.model, gpu_layers=offloaded, rpc=endpoint, **common)[:2]
                 local = bench_servers.peers(args.model, **common)[:2]
-                lineup = dict(zip(LINEUP, [*split, *local]))
+                lineup = dict(zip(LINEUP, [*split, *local], strict=True))
                 prompts = prompts_for(clients, 2, args.prompt_words, seed=clients)
                 shift = round_ % len(LINEUP)
                 for name in LINEUP[shift:] + LINEUP[:shift]:
@@ -83,9 +88,12 @@ def main() -> None:
                         bench_servers.load(base, peer, prompts_for(1, 1, 8, seed=99), max_tokens=4)  # warm-up
                         result = bench_servers.load(base, peer, prompts, max_tokens=args.max_tokens)
                     runs.setdefault((clients, name), []).append(result)
-                    print(f"round {round_ + 1}, {clients} client(s), {name}: {result.tokens_per_s:.2f} tok/s, "
-                          f"TTFT p50 {result.ttft_p50_s:.2f} s" + (f", {result.short_requests} short requests"
-                                                                     if result.short_requests else ""), flush=True)
+                    print(
+                        f"round {round_ + 1}, {clients} client(s), {name}: {result.tokens_per_s:.2f} tok/s, "
+                        f"TTFT p50 {result.ttft_p50_s:.2f} s"
+                        + (f", {result.short_requests} short requests" if result.short_requests else ""),
+                        flush=True,
+                    )
     finally:
         worker.kill()
         worker.wait()
@@ -93,17 +101,24 @@ def main() -> None:
     def median(clients: int, name: str) -> float:
         return statistics.median(r.tokens_per_s for r in runs[clients, name])
 
-    print(f"\n| clients | {' | '.join(LINEUP)} | r1local / llama-server (split) | split / local (r1local) "
-          f"| split / local (llama-server) |")
+    print(
+        f"\n| clients | {' | '.join(LINEUP)} | r1local / llama-server (split) | split / local (r1local) "
+        f"| split / local (llama-server) |"
+    )
     print("|---:|" + "---:|" * (len(LINEUP) + 3))
     for clients in levels:
         tps = {name: median(clients, name) for name in LINEUP}
-        print(f"| {clients} | " + " | ".join(f"{tps[n]:.2f}" for n in LINEUP)
-              + f" | {tps['r1local split'] / tps['llama-server split']:.2f}x"
-              + f" | {tps['r1local split'] / tps['r1local local']:.2f}x"
-              + f" | {tps['llama-server split'] / tps['llama-server local']:.2f}x |")
-    print(f"(generated tokens/s over each run's wall time, streamed, {args.max_tokens} tokens per request; "
-          f"medians of {args.rounds} rotating rounds)")
+        print(
+            f"| {clients} | "
+            + " | ".join(f"{tps[n]:.2f}" for n in LINEUP)
+            + f" | {tps['r1local split'] / tps['llama-server split']:.2f}x"
+            + f" | {tps['r1local split'] / tps['r1local local']:.2f}x"
+            + f" | {tps['llama-server split'] / tps['llama-server local']:.2f}x |"
+        )
+    print(
+        f"(generated tokens/s over each run's wall time, streamed, {args.max_tokens} tokens per request; "
+        f"medians of {args.rounds} rotating rounds)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import httpx
 import psutil
@@ -37,8 +37,16 @@ class Peer:
     model: str  # the name requests use: the file stem, as r1local serve names a file
 
 
-def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_bin: Path,
-          gpu_layers: int | None = None, rpc: str | None = None) -> list[Peer]:
+def peers(
+    model: Path,
+    *,
+    parallel: int,
+    threads: int,
+    ctx_per_slot: int,
+    peer_bin: Path,
+    gpu_layers: int | None = None,
+    rpc: str | None = None,
+) -> list[Peer]:
     """The servers, each told to offload `gpu_layers` layers when given (r1local plans its own
     otherwise), to the RPC workers `rpc` (host:port,...) when given (llama-cpp-python has no RPC)."""
     py = sys.executable
@@ -47,26 +55,81 @@ def peers(model: Path, *, parallel: int, threads: int, ctx_per_slot: int, peer_b
     return [
         Peer(
             "r1local",
-            [py, "-c", "from r1local.cli import main; main()", "serve", str(model),
-             "--host", HOST, "--parallel", str(parallel), "--threads", str(threads),
-             "--ctx", str(ctx_per_slot), *(["--gpu-layers", *ngl] if ngl else []), *workers],
-            "--port", "/health", _ignore_eos, model.stem,
+            [
+                py,
+                "-c",
+                "from r1local.cli import main; main()",
+                "serve",
+                str(model),
+                "--host",
+                HOST,
+                "--parallel",
+                str(parallel),
+                "--threads",
+                str(threads),
+                "--ctx",
+                str(ctx_per_slot),
+                *(["--gpu-layers", *ngl] if ngl else []),
+                *workers,
+            ],
+            "--port",
+            "/health",
+            _ignore_eos,
+            model.stem,
         ),
         Peer(
             "llama-server",
-            [str(peer_bin / "llama-server"), "-m", str(model), "--host", HOST, "-np", str(parallel),
-             "-c", str(ctx_per_slot * parallel), "-t", str(threads), "-tb", str(threads),
-             "--no-webui", "--log-disable", *(["-ngl", *ngl] if ngl else []), *workers],
-            "--port", "/health", _ignore_eos, model.stem,
+            [
+                str(peer_bin / "llama-server"),
+                "-m",
+                str(model),
+                "--host",
+                HOST,
+                "-np",
+                str(parallel),
+                "-c",
+                str(ctx_per_slot * parallel),
+                "-t",
+                str(threads),
+                "-tb",
+                str(threads),
+                "--no-webui",
+                "--log-disable",
+                *(["-ngl", *ngl] if ngl else []),
+                *workers,
+            ],
+            "--port",
+            "/health",
+            _ignore_eos,
+            model.stem,
         ),
         Peer(
             "llama-cpp-python",
             # interrupt_requests off: by default a new request cuts the running stream short.
-            [py, "-m", "llama_cpp.server", "--model", str(model), "--host", HOST,
-             "--n_ctx", str(ctx_per_slot), "--n_threads", str(threads),
-             "--n_threads_batch", str(threads), "--interrupt_requests", "False",
-             "--model_alias", model.stem, *(["--n_gpu_layers", *ngl] if ngl else [])],
-            "--port", "/v1/models", lambda n: {"min_tokens": n}, model.stem,  # min_tokens holds back EOS
+            [
+                py,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(model),
+                "--host",
+                HOST,
+                "--n_ctx",
+                str(ctx_per_slot),
+                "--n_threads",
+                str(threads),
+                "--n_threads_batch",
+                str(threads),
+                "--interrupt_requests",
+                "False",
+                "--model_alias",
+                model.stem,
+                *(["--n_gpu_layers", *ngl] if ngl else []),
+            ],
+            "--port",
+            "/v1/models",
+            lambda n: {"min_tokens": n},
+            model.stem,  # min_tokens holds back EOS
         ),
     ]
 
@@ -101,8 +164,9 @@ def gpu_memory(pid: int) -> int | None:
         used = 0
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            used += sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-                        if p.pid == pid)
+            used += sum(
+                p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle) if p.pid == pid
+            )
         return used
     finally:
         pynvml.nvmlShutdown()
@@ -113,15 +177,20 @@ def running(peer: Peer, *, start_timeout: float = 180.0, log: Path | None = None
     """Start the peer on a free loopback port; yield (base URL, pid); always stop it."""
     port = free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([*peer.argv, peer.port_flag, str(port)], stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [*peer.argv, peer.port_flag, str(port)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     base = f"http://{HOST}:{port}"
     try:
         deadline = time.monotonic() + start_timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{peer.name} exited with code {proc.returncode} while starting"
-                                   + (f" (log: {log})" if log else ""))
+                raise RuntimeError(
+                    f"{peer.name} exited with code {proc.returncode} while starting" + (f" (log: {log})" if log else "")
+                )
             try:
                 if httpx.get(base + peer.ready_path, timeout=2).status_code == 200:
                     break
@@ -210,19 +279,28 @@ async def _drive(base: str, prompts: list[list[str]], body: dict, timeout: float
     return [t for timings in per_client for t in timings]
 
 
-def load(base: str, peer: Peer, prompts: list[list[str]], *, max_tokens: int,
-         timeout: float = 600.0) -> LoadResult:
+def load(base: str, peer: Peer, prompts: list[list[str]], *, max_tokens: int, timeout: float = 600.0) -> LoadResult:
     """len(prompts) concurrent clients, each sending its prompts one after another."""
     body = {
-        "model": peer.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
-        "stream_options": {"include_usage": True}, **peer.fixed_length(max_tokens),
+        "model": peer.model,
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        **peer.fixed_length(max_tokens),
     }
     timings = asyncio.run(_drive(base, prompts, body, timeout))
     wall = max(t.end for t in timings) - min(t.start for t in timings)
     tokens = sum(t.tokens for t in timings)
     ttfts = [t.ttft for t in timings]
     return LoadResult(
-        clients=len(prompts), requests=len(timings), tokens=tokens, wall_s=wall,
-        tokens_per_s=tokens / wall, ttft_p50_s=percentile(ttfts, 50), ttft_p95_s=percentile(ttfts, 95),
-        short_requests=sum(t.tokens < max_tokens for t in timings), timings=timings,
+        clients=len(prompts),
+        requests=len(timings),
+        tokens=tokens,
+        wall_s=wall,
+        tokens_per_s=tokens / wall,
+        ttft_p50_s=percentile(ttfts, 50),
+        ttft_p95_s=percentile(ttfts, 95),
+        short_requests=sum(t.tokens < max_tokens for t in timings),
+        timings=timings,
     )

@@ -34,17 +34,31 @@ import bench_servers  # noqa: E402
 from bench_compare import gemma_model, log, quiet  # noqa: E402
 from build_peers import peer_dir  # noqa: E402
 
-NAMES = ["read_config", "parse_line", "load_table", "merge_rows", "count_words", "split_path", "fetch_page",
-         "clean_text", "save_report", "find_user", "sort_items", "build_index"]
-WORDS = ("river stone lantern meadow harbor violin copper garden thunder orchard pepper candle saddle marble "
-         "falcon willow quartz ember canyon velvet").split()
+NAMES = [
+    "read_config",
+    "parse_line",
+    "load_table",
+    "merge_rows",
+    "count_words",
+    "split_path",
+    "fetch_page",
+    "clean_text",
+    "save_report",
+    "find_user",
+    "sort_items",
+    "build_index",
+]
+WORDS = (
+    "river stone lantern meadow harbor violin copper garden thunder orchard pepper candle saddle marble "
+    "falcon willow quartz ember canyon velvet"
+).split()
 ANIMALS = ["otter", "heron", "badger", "lynx", "beetle", "walrus", "sparrow", "gecko"]
 DEEDS = ["opens a bakery", "learns to sail", "loses a map", "builds a clock", "plants a forest", "finds a key"]
 
 
 def code_prompt(rng: random.Random) -> str:
     old, new, helper, other = rng.sample(NAMES, 4)
-    code = f'''import json
+    code = f"""import json
 
 
 def {helper}(line):
@@ -65,22 +79,28 @@ def {old}(path):
 def {other}(path, settings):
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(settings, handle, indent=2)
-'''
-    return (f"Here is a Python file:\n\n```python\n{code}```\n\nRename the function {old} to {new} and change "
-            f"nothing else. The whole file after the change:\n\n```python\n")
+"""
+    return (
+        f"Here is a Python file:\n\n```python\n{code}```\n\nRename the function {old} to {new} and change "
+        f"nothing else. The whole file after the change:\n\n```python\n"
+    )
 
 
 def passage_prompt(rng: random.Random) -> str:
-    sentences = [f"The {a} {b} stood by the {c} while the {d} {e} waited near the {f}."
-                 for a, b, c, d, e, f in (rng.sample(WORDS, 6) for _ in range(5))]
+    sentences = [
+        f"The {a} {b} stood by the {c} while the {d} {e} waited near the {f}."
+        for a, b, c, d, e, f in (rng.sample(WORDS, 6) for _ in range(5))
+    ]
     text = " ".join(sentences)
     return f"Repeat the following passage word for word.\n\nPassage: {text}\n\nRepeated passage: {sentences[0][:12]}"
 
 
 def list_prompt(rng: random.Random) -> str:
     items = [f"{i + 1}. {' '.join(rng.sample(WORDS, 3))}" for i in range(12)]
-    return ("Here is a shopping list:\n" + "\n".join(items) + "\n\nThe same list with every item quoted "
-            'in double quotes:\n1. "')
+    return (
+        "Here is a shopping list:\n" + "\n".join(items) + "\n\nThe same list with every item quoted "
+        'in double quotes:\n1. "'
+    )
 
 
 def prose_prompt(rng: random.Random) -> str:
@@ -97,8 +117,9 @@ def prompt_sets(round_no: int, count: int) -> dict[str, list[str]]:
 
 def servers(model: Path, args) -> dict[str, bench_servers.Peer]:
     bin_dir = peer_dir(args.peer_version) / "bin"
-    ours, theirs = bench_servers.peers(model, parallel=args.parallel, threads=args.threads, ctx_per_slot=args.ctx,
-                                       peer_bin=bin_dir)[:2]
+    ours, theirs = bench_servers.peers(
+        model, parallel=args.parallel, threads=args.threads, ctx_per_slot=args.ctx, peer_bin=bin_dir
+    )[:2]
     lookup = ["--spec", "ngram", "--draft-max", str(args.draft_max)]
     peer_lookup = ["--spec-type", args.peer_spec, *args.peer_args.split()]
     return {
@@ -121,12 +142,12 @@ def decode_rate(result: bench_servers.LoadResult) -> float:
 
 def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
     """{set: {clients: {server: [decode tok/s per round]}}}, rounds alternating the servers."""
-    peers = servers(model, args)
+    peers = {name: peer for name, peer in servers(model, args).items() if name in args.servers}
     rates: dict = {}
     for round_no in range(args.rounds):
         sets = prompt_sets(round_no, max(args.clients))
         for name, peer in peers.items():
-            quiet(60)
+            quiet(args.quiet)
             with bench_servers.running(peer, log=log_dir / f"{name}.log") as (base, _pid):
                 for set_name, prompts in sets.items():
                     for clients in args.clients:
@@ -156,18 +177,31 @@ def kv_figures(model: Path, args) -> dict:
             with Model.load(model, n_ctx=n_ctx, n_threads=args.threads, kv_type=kv_type) as loaded:
                 kv = sum(kinds.get("KV", 0) for kinds in loaded.placement.buffers.values())
                 row["kv_bytes_per_token"] = kv / n_ctx
-                done = loaded.complete(prompt, params=SamplingParams(temperature=0, max_tokens=args.tokens,
-                                                                     ignore_eos=True)).result().done
+                done = (
+                    loaded.complete(
+                        prompt, params=SamplingParams(temperature=0, max_tokens=args.tokens, ignore_eos=True)
+                    )
+                    .result()
+                    .done
+                )
                 row["decode"].append(done.timings.generation_tokens_per_s)
                 log(f"kv {kv_type}: {row['kv_bytes_per_token']:.0f} B/token, {row['decode'][-1]:.1f} tok/s")
     with Model.load(model, n_ctx=n_ctx, n_threads=args.threads) as loaded:  # gemma's own greedy text
         result = loaded.complete(prompt, params=SamplingParams(temperature=0, max_tokens=512, ignore_eos=True)).result()
         n_prompt = len(loaded.tokenize(prompt, add_special=True))
-        text = loaded.tokenize(prompt + result.content, add_special=True)[:n_prompt + 512]
+        text = loaded.tokenize(prompt + result.content, add_special=True)[: n_prompt + 512]
 
     def top1(kv_type: str) -> np.ndarray:
-        native = NativeModel(model, n_ctx_seq=n_ctx, n_seq=1, n_gpu_layers=0, n_threads=args.threads,
-                             n_batch=n_ctx, kv_type=kv_type, flash_attn="on")
+        native = NativeModel(
+            model,
+            n_ctx_seq=n_ctx,
+            n_seq=1,
+            n_gpu_layers=0,
+            n_threads=args.threads,
+            n_batch=n_ctx,
+            kv_type=kv_type,
+            flash_attn="on",
+        )
         batch = C.llama_batch_init(n_ctx, 0, 1)
         try:
             for i, token in enumerate(text):
@@ -200,11 +234,18 @@ def main() -> None:
     parser.add_argument("--peer-spec", default="ngram-simple", help="llama-server's --spec-type")
     parser.add_argument("--peer-args", default="", help="more llama-server flags (--spec-ngram-simple-size-n 4 ...)")
     parser.add_argument("--peer-version", default=None, help="llama-cpp-python version of the peer build")
+    parser.add_argument(
+        "--servers",
+        default="r1local,r1local+ngram,llama-server,llama-server+ngram",
+        help="which of the four servers to run, comma-separated",
+    )
+    parser.add_argument("--quiet", type=float, default=60, help="seconds to wait for idle CPUs before each server")
     parser.add_argument("--kv", action="store_true", help="measure the KV cache types too")
     parser.add_argument("--no-lookup", action="store_true", help="skip the n-gram lookup rounds")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench_spec.json")
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.servers = args.servers.split(",")
     model = gemma_model()
     log_dir = Path("/tmp/r1local-bench-spec")
     log_dir.mkdir(exist_ok=True)
@@ -215,17 +256,26 @@ def main() -> None:
         for set_name, by_clients in rates.items():
             for clients, by_server in by_clients.items():
                 med = {name: statistics.median(v) for name, v in by_server.items()}
-                print(f"{set_name} prompts, {clients} client(s): " + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
-                      + f"; r1local lookup/none {med['r1local+ngram'] / med['r1local']:.2f}x"
-                      + f", r1local/llama-server with lookup {med['r1local+ngram'] / med['llama-server+ngram']:.2f}x"
-                      + f", llama-server lookup/none {med['llama-server+ngram'] / med['llama-server']:.2f}x")
+                pairs = (
+                    ("r1local+ngram", "r1local"),
+                    ("r1local+ngram", "llama-server+ngram"),
+                    ("llama-server+ngram", "llama-server"),
+                )
+                ratios = [(f"{a}/{b}", a, b) for a, b in pairs if a in med and b in med]
+                print(
+                    f"{set_name} prompts, {clients} client(s): "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
+                    + "".join(f"; {label} {med[a] / med[b]:.2f}x" for label, a, b in ratios)
+                )
     if args.kv:
         report["kv"] = kv_figures(model, args)
         for kv_type, row in report["kv"].items():
-            print(f"KV {kv_type}: {row['kv_bytes_per_token']:.0f} bytes/token "
-                  f"({row['kv_bytes_per_token'] / report['kv']['f16']['kv_bytes_per_token']:.2f}x f16), decode "
-                  f"{row['decode_median'] / report['kv']['f16']['decode_median']:.2f}x f16, "
-                  f"top-1 agreement with f16 {row['top1_agreement']:.1%}")
+            print(
+                f"KV {kv_type}: {row['kv_bytes_per_token']:.0f} bytes/token "
+                f"({row['kv_bytes_per_token'] / report['kv']['f16']['kv_bytes_per_token']:.2f}x f16), decode "
+                f"{row['decode_median'] / report['kv']['f16']['decode_median']:.2f}x f16, "
+                f"top-1 agreement with f16 {row['top1_agreement']:.1%}"
+            )
     args.out.write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(f"wrote {args.out}")
 

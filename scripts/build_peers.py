@@ -71,8 +71,18 @@ def fetch_sources(root: Path, version: str, sdist: Path | None = None) -> Path:
     sdist = sdist or next(sdist_dir.glob("llama_cpp_python-*.tar.gz"), None)
     if sdist is None:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             f"llama-cpp-python=={version}", "-d", str(sdist_dir)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"llama-cpp-python=={version}",
+                "-d",
+                str(sdist_dir),
+            ],
             check=True,
         )
         sdist = next(sdist_dir.glob("llama_cpp_python-*.tar.gz"))
@@ -83,7 +93,7 @@ def fetch_sources(root: Path, version: str, sdist: Path | None = None) -> Path:
         members = []
         for member in archive.getmembers():
             if member.name.startswith(prefix):
-                member.name = member.name[len(prefix):]
+                member.name = member.name[len(prefix) :]
                 members.append(member)
         archive.extractall(staging, members=members, filter="data")
     staging.rename(src)
@@ -123,9 +133,9 @@ def installed_ggml_package(src: Path, dest: Path) -> Path:
     (dest / "ggml-config.cmake").write_text(f"""\
 add_library(ggml::ggml SHARED IMPORTED)
 set_target_properties(ggml::ggml PROPERTIES
-    IMPORTED_LOCATION "{lib / 'libggml.so'}"
-    INTERFACE_INCLUDE_DIRECTORIES "{src / 'ggml' / 'include'}"
-    INTERFACE_LINK_LIBRARIES "{lib / 'libggml-base.so'}")
+    IMPORTED_LOCATION "{lib / "libggml.so"}"
+    INTERFACE_INCLUDE_DIRECTORIES "{src / "ggml" / "include"}"
+    INTERFACE_LINK_LIBRARIES "{lib / "libggml-base.so"}")
 """)
     return dest
 
@@ -140,8 +150,21 @@ def build_on_installed_ggml(version: str, jobs: int, sdist: Path | None = None) 
     build_dir = root / "build"
     package = installed_ggml_package(src, root / "ggml-cmake")
     flags = [f for f in CMAKE_FLAGS if not f.startswith("-DGGML_")]
-    subprocess.run(["cmake", "-S", str(src), "-B", str(build_dir), "-G", "Ninja", *flags,
-                    "-DLLAMA_USE_SYSTEM_GGML=ON", f"-Dggml_DIR={package}"], check=True)
+    subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(src),
+            "-B",
+            str(build_dir),
+            "-G",
+            "Ninja",
+            *flags,
+            "-DLLAMA_USE_SYSTEM_GGML=ON",
+            f"-Dggml_DIR={package}",
+        ],
+        check=True,
+    )
     subprocess.run(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "llama-server"], check=True)
     server.parent.mkdir(exist_ok=True)
     shutil.copy2(build_dir / "bin" / "llama-server", server)
@@ -153,8 +176,11 @@ def main() -> None:
     parser.add_argument("--version", help="llama-cpp-python version (default: the installed one)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel compile jobs (default 2)")
     parser.add_argument("--cmake", default="", help='extra CMake flags, such as "-DGGML_CUDA=on"')
-    parser.add_argument("--installed-ggml", action="store_true",
-                        help="build llama-server alone, on the installed llama-cpp-python's ggml")
+    parser.add_argument(
+        "--installed-ggml",
+        action="store_true",
+        help="build llama-server alone, on the installed llama-cpp-python's ggml",
+    )
     parser.add_argument("--sdist", type=Path, help="the llama-cpp-python source archive (default: download it)")
     args = parser.parse_args()
     version = args.version or installed_version()

@@ -37,8 +37,9 @@ def run(*command: str | Path) -> None:
 
 def tree_files() -> list[Path]:
     """The files the repository holds (tracked, or new and not ignored), as this tree has them."""
-    listing = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return [Path(name) for name in listing.split("\0") if name and (ROOT / name).is_file()]
 
 
@@ -54,8 +55,9 @@ def build_wheel(work: Path) -> Path:
 
 def page_files() -> dict[str, bytes]:
     """Each file of the chat page by its path under webui/, with its bytes."""
-    return {name.relative_to(PAGE).as_posix(): (ROOT / name).read_bytes()
-            for name in tree_files() if PAGE in name.parents}
+    return {
+        name.relative_to(PAGE).as_posix(): (ROOT / name).read_bytes() for name in tree_files() if PAGE in name.parents
+    }
 
 
 def free_port() -> int:
@@ -129,20 +131,35 @@ def main() -> int:
         run(python, "-m", "pip", "install", "--quiet", wheel)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "R1LOCAL_API_KEY")}
         env.update(R1LOCAL_HOME=str(work / "home"), HF_HUB_CACHE=str(work / "hf-cache"))
-        where = subprocess.run([python, "-c", "import r1local; print(r1local.__file__)"], cwd=work, env=env,
-                               check=True, capture_output=True, text=True).stdout.strip()
+        where = subprocess.run(
+            [python, "-c", "import r1local; print(r1local.__file__)"],
+            cwd=work,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         if not where.startswith(str(work / "venv")):
             print(f"r1local was imported from {where}, not from the wheel")
             return 1
 
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([work / "venv" / "bin" / "r1local", "serve", "--port", str(port)], cwd=work,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [work / "venv" / "bin" / "r1local", "serve", "--port", str(port)],
+            cwd=work,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             wait_until_up(url, server)
-            problems = [f"/ui/{name} differs from the tree's" for name, data in expected.items()
-                        if hashlib.sha256(fetch(f"{url}/ui/{name}")).digest() != hashlib.sha256(data).digest()]
+            problems = [
+                f"/ui/{name} differs from the tree's"
+                for name, data in expected.items()
+                if hashlib.sha256(fetch(f"{url}/ui/{name}")).digest() != hashlib.sha256(data).digest()
+            ]
             problems += check_in_browser(url)
         except urllib.error.HTTPError as error:
             problems = [f"{error.code} {error.url}"]
@@ -152,8 +169,7 @@ def main() -> int:
     if problems:
         print("\n".join(problems))
         return 1
-    print(f"ok: {wheel.name} serves all {len(expected)} files of the chat page "
-          f"({time.monotonic() - started:.0f} s)")
+    print(f"ok: {wheel.name} serves all {len(expected)} files of the chat page ({time.monotonic() - started:.0f} s)")
     return 0
 
 

@@ -37,8 +37,10 @@ def bench_lines(state: Path) -> list[str]:
             r = json.loads(path.read_text())
         except ValueError:
             continue
-        lines.append(f"- {path.stem.removeprefix('bench-')} proxy Q4_K_M: pp512 {r['pp_tokens_per_s']['median']:.0f} tok/s, "
-                     f"tg128 {r['tg_tokens_per_s']['median']:.1f} tok/s (medians of 3)")
+        lines.append(
+            f"- {path.stem.removeprefix('bench-')} proxy Q4_K_M: pp512 {r['pp_tokens_per_s']['median']:.0f} tok/s, "
+            f"tg128 {r['tg_tokens_per_s']['median']:.1f} tok/s (medians of 3)"
+        )
     return lines or ["- no bench figures (the stage did not finish)"]
 
 
@@ -48,16 +50,23 @@ def serve_lines(state: Path) -> list[str]:
         return ["no serving figures (the stage did not finish)"]
     rows = [row for model in json.loads(path.read_text())["models"] for row in model.get("serve", [])]
     by = {(r["peer"], r["clients"]): r for r in rows}
-    lines = ["| clients | r1local tok/s | llama-server tok/s | ratio | TTFT p50 r1local / llama-server | "
-             "VRAM MiB r1local / llama-server |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| clients | r1local tok/s | llama-server tok/s | ratio | TTFT p50 r1local / llama-server | "
+        "VRAM MiB r1local / llama-server |",
+        "|---|---|---|---|---|---|",
+    ]
     for clients in sorted({c for _, c in by}):
         ours, theirs = by.get(("r1local", clients)), by.get(("llama-server", clients))
         if not (ours and theirs):
             continue
-        vram = " / ".join(f"{r['vram_bytes'] / MiB:.0f}" if r.get("vram_bytes") is not None else "-" for r in (ours, theirs))
-        lines.append(f"| {clients} | {ours['tokens_per_s']:.1f} | {theirs['tokens_per_s']:.1f} | "
-                     f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x | "
-                     f"{ours['ttft_p50_s']:.3f} / {theirs['ttft_p50_s']:.3f} s | {vram} |")
+        vram = " / ".join(
+            f"{r['vram_bytes'] / MiB:.0f}" if r.get("vram_bytes") is not None else "-" for r in (ours, theirs)
+        )
+        lines.append(
+            f"| {clients} | {ours['tokens_per_s']:.1f} | {theirs['tokens_per_s']:.1f} | "
+            f"{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}x | "
+            f"{ours['ttft_p50_s']:.3f} / {theirs['ttft_p50_s']:.3f} s | {vram} |"
+        )
     return lines
 
 
@@ -69,12 +78,23 @@ def main() -> None:
     args = ap.parse_args()
     steps = args.state / "logs"
     device = _read(steps / "device.txt") if (steps / "device.txt").exists() else platform.processor() or "CPU"
-    print("\n".join([
-        f"# GPU check ({args.backend}): {device}, {args.seconds} s in all", "",
-        *stage_lines(args.state), "", "## r1local bench, every layer on the device", "",
-        *bench_lines(args.state), "", "## Serving side by side, 1.5B proxy, 128 tokens per request", "",
-        *serve_lines(args.state),
-    ]))
+    print(
+        "\n".join(
+            [
+                f"# GPU check ({args.backend}): {device}, {args.seconds} s in all",
+                "",
+                *stage_lines(args.state),
+                "",
+                "## r1local bench, every layer on the device",
+                "",
+                *bench_lines(args.state),
+                "",
+                "## Serving side by side, 1.5B proxy, 128 tokens per request",
+                "",
+                *serve_lines(args.state),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

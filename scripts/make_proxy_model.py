@@ -35,14 +35,28 @@ KEY_FIELD = "r1local.proxy_model.key"
 # DeepSeek-R1-Distill-Qwen-1.5B (config.json of the Hugging Face release; built on
 # Qwen2.5-Math-1.5B, hence rope theta 10000 and an untied lm_head: 1.78B parameters).
 R1_QWEN_1_5B = dict(
-    n_layer=28, n_embd=1536, n_head=12, n_head_kv=2, n_ff=8960, n_vocab=151936,
-    context_length=131072, rope_theta=10000.0, rms_eps=1e-6,
+    n_layer=28,
+    n_embd=1536,
+    n_head=12,
+    n_head_kv=2,
+    n_ff=8960,
+    n_vocab=151936,
+    context_length=131072,
+    rope_theta=10000.0,
+    rms_eps=1e-6,
 )
 # DeepSeek-R1-Distill-Qwen-7B (built on Qwen2.5-Math-7B: 28 layers, n_embd 3584, 28 query and 4 KV
 # heads of 128, FFN 18944, the padded 152064-row vocabulary, untied head: 7.6B parameters).
 R1_QWEN_7B = dict(
-    n_layer=28, n_embd=3584, n_head=28, n_head_kv=4, n_ff=18944, n_vocab=152064,
-    context_length=131072, rope_theta=10000.0, rms_eps=1e-6,
+    n_layer=28,
+    n_embd=3584,
+    n_head=28,
+    n_head_kv=4,
+    n_ff=18944,
+    n_vocab=152064,
+    context_length=131072,
+    rope_theta=10000.0,
+    rms_eps=1e-6,
 )
 SHAPES = {"1.5b": R1_QWEN_1_5B, "7b": R1_QWEN_7B}
 
@@ -56,21 +70,21 @@ def tensor_plan(n_layer, n_embd, n_head, n_head_kv, n_ff, n_vocab, **_):
         p = f"blk.{i}."
         plan += [
             (p + "attn_norm.weight", (n_embd,), f32, None),
-            (p + "attn_q.weight", (n_embd, n_embd), f16, n_embd ** -0.5),
+            (p + "attn_q.weight", (n_embd, n_embd), f16, n_embd**-0.5),
             (p + "attn_q.bias", (n_embd,), f32, 0.1),
-            (p + "attn_k.weight", (kv_dim, n_embd), f16, n_embd ** -0.5),
+            (p + "attn_k.weight", (kv_dim, n_embd), f16, n_embd**-0.5),
             (p + "attn_k.bias", (kv_dim,), f32, 0.1),
-            (p + "attn_v.weight", (kv_dim, n_embd), f16, n_embd ** -0.5),
+            (p + "attn_v.weight", (kv_dim, n_embd), f16, n_embd**-0.5),
             (p + "attn_v.bias", (kv_dim,), f32, 0.1),
-            (p + "attn_output.weight", (n_embd, n_embd), f16, n_embd ** -0.5),
+            (p + "attn_output.weight", (n_embd, n_embd), f16, n_embd**-0.5),
             (p + "ffn_norm.weight", (n_embd,), f32, None),
-            (p + "ffn_gate.weight", (n_ff, n_embd), f16, n_embd ** -0.5),
-            (p + "ffn_up.weight", (n_ff, n_embd), f16, n_embd ** -0.5),
-            (p + "ffn_down.weight", (n_embd, n_ff), f16, n_ff ** -0.5),
+            (p + "ffn_gate.weight", (n_ff, n_embd), f16, n_embd**-0.5),
+            (p + "ffn_up.weight", (n_ff, n_embd), f16, n_embd**-0.5),
+            (p + "ffn_down.weight", (n_embd, n_ff), f16, n_ff**-0.5),
         ]
     plan += [
         ("output_norm.weight", (n_embd,), f32, None),
-        ("output.weight", (n_vocab, n_embd), f16, 4.0 * n_embd ** -0.5),
+        ("output.weight", (n_vocab, n_embd), f16, 4.0 * n_embd**-0.5),
     ]
     return plan
 
@@ -114,7 +128,7 @@ def write_f16(path: Path, key: str, seed: int, shapes: dict) -> None:
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     rng = np.random.default_rng(seed)
-    for name, shape, dtype, std in plan:
+    for _name, shape, dtype, std in plan:
         if std is None:  # norm weights
             data = np.ones(shape, dtype=dtype)
         else:
@@ -141,8 +155,9 @@ def default_out(shape: str) -> Path:
     return DEFAULT_OUT.with_name(f"proxy-r1-qwen-{shape}-q4_k_m.gguf")
 
 
-def build_proxy_model(out_path: str | Path | None = None, seed: int = 0, *, threads: int = 2,
-                      force: bool = False, shape: str = "1.5b") -> Path:
+def build_proxy_model(
+    out_path: str | Path | None = None, seed: int = 0, *, threads: int = 2, force: bool = False, shape: str = "1.5b"
+) -> Path:
     """Write the Q4_K_M proxy of a distill's shape to out_path (cached by a key of its settings)."""
     out_path = Path(out_path or default_out(shape))
     shapes = SHAPES[shape]

@@ -86,23 +86,35 @@ def build_tiny_model(
     out_path = Path(out_path)
     name = name or out_path.stem
     settings = dict(
-        seed=seed, name=name, n_layer=n_layer, n_embd=n_embd, n_head=n_head,
-        n_head_kv=n_head_kv, n_ff=n_ff, context_length=context_length,
+        seed=seed,
+        name=name,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        n_ff=n_ff,
+        context_length=context_length,
         **({} if chat_template is True else {"chat_template": chat_template}),
     )
     with _writer(out_path, settings, "qwen2", force) as (w, src, normal):
         if w is None:
             return out_path
-        _write_qwen2(w, src, normal, chat_template=chat_template, **{k: v for k, v in settings.items()
-                                                                      if k not in ("seed", "name", "chat_template")})
+        _write_qwen2(
+            w,
+            src,
+            normal,
+            chat_template=chat_template,
+            **{k: v for k, v in settings.items() if k not in ("seed", "name", "chat_template")},
+        )
     return out_path
 
 
 def build_tiny_bert(out_path: str | Path, seed: int = 3, *, force: bool = False) -> Path:
     """A tiny BERT embedding model (CLS pooling, as bge models) with the R1 tokenizer."""
     out_path = Path(out_path)
-    settings = dict(seed=seed, name=out_path.stem, arch="bert", n_layer=2, n_embd=64, n_head=4, n_ff=128,
-                    context_length=512)
+    settings = dict(
+        seed=seed, name=out_path.stem, arch="bert", n_layer=2, n_embd=64, n_head=4, n_ff=128, context_length=512
+    )
     with _writer(out_path, settings, "bert", force) as (w, src, normal):
         if w is None:
             return out_path
@@ -122,12 +134,20 @@ def build_tiny_bert(out_path: str | Path, seed: int = 3, *, force: bool = False)
         w.add_tensor("token_embd.weight", normal((n_vocab, n_embd), 1.0))
         w.add_tensor("token_types.weight", normal((2, n_embd), 0.1, np.float32))
         w.add_tensor("position_embd.weight", normal((512, n_embd), 0.1, np.float32))
-        for norm in ["token_embd_norm"] + [f"blk.{i}.{n}" for i in range(2) for n in ("attn_output_norm", "layer_output_norm")]:
+        for norm in ["token_embd_norm"] + [
+            f"blk.{i}.{n}" for i in range(2) for n in ("attn_output_norm", "layer_output_norm")
+        ]:
             w.add_tensor(f"{norm}.weight", np.ones(n_embd, dtype=np.float32))
             w.add_tensor(f"{norm}.bias", np.zeros(n_embd, dtype=np.float32))
         for i in range(2):
-            for part, shape in (("attn_q", (n_embd, n_embd)), ("attn_k", (n_embd, n_embd)), ("attn_v", (n_embd, n_embd)),
-                                ("attn_output", (n_embd, n_embd)), ("ffn_up", (n_ff, n_embd)), ("ffn_down", (n_embd, n_ff))):
+            for part, shape in (
+                ("attn_q", (n_embd, n_embd)),
+                ("attn_k", (n_embd, n_embd)),
+                ("attn_v", (n_embd, n_embd)),
+                ("attn_output", (n_embd, n_embd)),
+                ("ffn_up", (n_ff, n_embd)),
+                ("ffn_down", (n_embd, n_ff)),
+            ):
                 w.add_tensor(f"blk.{i}.{part}.weight", normal(shape, 1 / np.sqrt(shape[1])))
                 w.add_tensor(f"blk.{i}.{part}.bias", normal(shape[0], 0.1, np.float32))
     return out_path

@@ -48,8 +48,18 @@ def child(model: str, n_ctx: int, tokens: int, threads: int, map_file: bool) -> 
 
     prompt = "Explain in detail why the sky is blue and why sunsets are red. " * 60
     base = rss()
-    llm = llama_cpp.Llama(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0,
-                          n_batch=512, n_ubatch=512, flash_attn=True, use_mmap=map_file, verbose=True)
+    llm = llama_cpp.Llama(
+        model,
+        n_ctx=n_ctx,
+        n_threads=threads,
+        n_threads_batch=threads,
+        n_gpu_layers=0,
+        n_batch=512,
+        n_ubatch=512,
+        flash_attn=True,
+        use_mmap=map_file,
+        verbose=True,
+    )
     toks = llm.tokenize(prompt.encode())[:512]  # one full micro-batch: the worst case for activations
     prompt_wall, prompt_cpu = time.perf_counter(), time.process_time()
     llm.eval(toks)
@@ -59,16 +69,32 @@ def child(model: str, n_ctx: int, tokens: int, threads: int, map_file: bool) -> 
     for _ in range(tokens):  # decode speed does not depend on which token is fed back
         llm.eval([tok])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"rss_growth": rss() - base, "decode_tps": tokens / wall, "decode_tps_cpu": tokens / cpu,
-            "prompt_tps": len(toks) / prompt_wall, "prompt_tps_cpu": len(toks) / prompt_cpu}
+    return {
+        "rss_growth": rss() - base,
+        "decode_tps": tokens / wall,
+        "decode_tps_cpu": tokens / cpu,
+        "prompt_tps": len(toks) / prompt_wall,
+        "prompt_tps_cpu": len(toks) / prompt_cpu,
+    }
 
 
 def measure(model: Path, n_ctx: int, tokens: int, threads: int, map_file: bool) -> dict:
     with tempfile.TemporaryFile("w+") as log:
         done = subprocess.run(
-            [sys.executable, __file__, "--child", str(model), str(n_ctx), str(tokens), str(threads),
-             str(int(map_file))],
-            stdout=subprocess.PIPE, stderr=log, text=True, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                str(model),
+                str(n_ctx),
+                str(tokens),
+                str(threads),
+                str(int(map_file)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            check=False,
         )
         log.seek(0)
         text = log.read()
@@ -113,9 +139,12 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, nargs="+", default=[2048, 8192])
     ap.add_argument("--tokens", type=int, default=48, help="tokens to decode per measurement")
     ap.add_argument("--threads", type=int, help="decode threads (default: what r1local picks)")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="measure decode speed by process CPU time (with --threads 1: robust on a busy, "
-                         "shared machine, where wall-clock time mostly measures the other processes)")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="measure decode speed by process CPU time (with --threads 1: robust on a busy, "
+        "shared machine, where wall-clock time mostly measures the other processes)",
+    )
     ap.add_argument("--build-proxy", action="store_true", help="build the 1.5B proxy first (minutes)")
     ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -134,10 +163,14 @@ def main() -> None:
         for name, value in ram_bandwidth(LiveProbe(), hw.cpu, hw.memory).items():
             setattr(hw, name, value)
     clock = "process CPU time" if args.cpu_time else "wall-clock time"
-    print(f"Machine: {hw.cpu.model}, {hw.cpu.threads} threads, RAM bandwidth {hw.cpu_bandwidth_gbs} GB/s "
-          f"({hw.bandwidth_source}); CPU only (n_gpu_layers=0); decode timed by {clock}\n")
-    print("| model | n_ctx | est. memory | RSS growth | err | llama.cpp buffers | est. (same parts) | err "
-          "| pred. decode tok/s | measured | err | pred. prompt tok/s | measured | err |")
+    print(
+        f"Machine: {hw.cpu.model}, {hw.cpu.threads} threads, RAM bandwidth {hw.cpu_bandwidth_gbs} GB/s "
+        f"({hw.bandwidth_source}); CPU only (n_gpu_layers=0); decode timed by {clock}\n"
+    )
+    print(
+        "| model | n_ctx | est. memory | RSS growth | err | llama.cpp buffers | est. (same parts) | err "
+        "| pred. decode tok/s | measured | err | pred. prompt tok/s | measured | err |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for label, path in models(args.build_proxy):
         shape = ModelShape.from_gguf(read_gguf(path))
@@ -154,13 +187,16 @@ def main() -> None:
             mapped_twice = d["cpu_repack"] if p.map_file else 0  # repacked weights' file pages stay mapped
             est_rss = p.cpu_bytes + mapped_twice
             est_buffers = d["cpu_weights"] + mapped_twice + d["cpu_kv"] + d["compute"]  # as llama.cpp reports
-            print(f"| {label} | {n_ctx} | {est_rss / MiB:.0f} MiB | {m['rss_growth'] / MiB:.0f} MiB "
-                  f"| {pct(est_rss, m['rss_growth'])} | {real_buffers / MiB:.0f} MiB "
-                  f"(KV {b.get('KV', 0) / MiB:.0f}, compute {b.get('compute', 0) / MiB:.0f}) "
-                  f"| {est_buffers / MiB:.0f} MiB (KV {d['cpu_kv'] / MiB:.0f}, compute {d['compute'] / MiB:.0f}) "
-                  f"| {pct(est_buffers, real_buffers)} | {p.decode_tps:.1f} | {speed:.1f} "
-                  f"| {pct(p.decode_tps, speed)} | {p.prompt_tps:.0f} | {prompt_speed:.0f} "
-                  f"| {pct(p.prompt_tps, prompt_speed)} |", flush=True)
+            print(
+                f"| {label} | {n_ctx} | {est_rss / MiB:.0f} MiB | {m['rss_growth'] / MiB:.0f} MiB "
+                f"| {pct(est_rss, m['rss_growth'])} | {real_buffers / MiB:.0f} MiB "
+                f"(KV {b.get('KV', 0) / MiB:.0f}, compute {b.get('compute', 0) / MiB:.0f}) "
+                f"| {est_buffers / MiB:.0f} MiB (KV {d['cpu_kv'] / MiB:.0f}, compute {d['compute'] / MiB:.0f}) "
+                f"| {pct(est_buffers, real_buffers)} | {p.decode_tps:.1f} | {speed:.1f} "
+                f"| {pct(p.decode_tps, speed)} | {p.prompt_tps:.0f} | {prompt_speed:.0f} "
+                f"| {pct(p.prompt_tps, prompt_speed)} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

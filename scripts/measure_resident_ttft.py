@@ -21,8 +21,13 @@ import httpx
 
 def first_byte_seconds(args: list[str], env: dict) -> float:
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "r1local", "run", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "r1local", "run", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     proc.stdout.read(1)
     took = time.monotonic() - started
     proc.wait()
@@ -40,9 +45,26 @@ def main() -> None:
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "R1LOCAL_URL": url}
-    server = subprocess.Popen([sys.executable, "-m", "r1local", "serve", str(opts.model), "--port", str(port),
-                               "--threads", str(opts.threads), "--ctx", "2048", "--keep-alive", "-1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "r1local",
+            "serve",
+            str(opts.model),
+            "--port",
+            str(port),
+            "--threads",
+            str(opts.threads),
+            "--ctx",
+            "2048",
+            "--keep-alive",
+            "-1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         while True:
             try:

@@ -36,8 +36,13 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFORMANCE = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-               "response_headers_conformance", "response_schema_conformance")
+CONFORMANCE = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
 
 
 @dataclass
@@ -79,8 +84,23 @@ def serve(model: str, *, parallel: int, max_queue: int, ctx: int, threads: int) 
         env.pop("R1LOCAL_API_KEY", None)
         if Path(model).is_file():
             env["HF_HUB_CACHE"] = f"{tmp}/hf"
-        cmd = [sys.executable, "-m", "r1local", "serve", model, "--port", str(port), "--parallel", str(parallel),
-               "--max-queue", str(max_queue), "--ctx", str(ctx), "--threads", str(threads)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "r1local",
+            "serve",
+            model,
+            "--port",
+            str(port),
+            "--parallel",
+            str(parallel),
+            "--max-queue",
+            str(max_queue),
+            "--ctx",
+            str(ctx),
+            "--threads",
+            str(threads),
+        ]
         log = open(f"{tmp}/serve.log", "wb")
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -109,12 +129,31 @@ def fuzz(server: Server, examples: int, seconds: int) -> Row:
     """schemathesis over the served document, its conformance checks, a JSON report read back."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [str(Path(sys.executable).with_name("st")), "run", f"{server.url}/openapi.json",
-               "--checks", ",".join(CONFORMANCE), "--max-examples", str(examples), "--max-time", str(seconds),
-               # one worker: on CPython 3.11.7 ast.parse in two threads at once (hypothesis describing
-               # its strategies for free-form JSON fields) fails with "AST constructor recursion depth mismatch"
-               "--workers", "1", "--request-timeout", "60", "--generation-database", "none", "--no-shrink",
-               "--no-color", "--report", "json", "--report-json-path", str(report)]
+        cmd = [
+            str(Path(sys.executable).with_name("st")),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            ",".join(CONFORMANCE),
+            "--max-examples",
+            str(examples),
+            "--max-time",
+            str(seconds),
+            # one worker: on CPython 3.11.7 ast.parse in two threads at once (hypothesis describing
+            # its strategies for free-form JSON fields) fails with "AST constructor recursion depth mismatch"
+            "--workers",
+            "1",
+            "--request-timeout",
+            "60",
+            "--generation-database",
+            "none",
+            "--no-shrink",
+            "--no-color",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+        ]
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300, cwd=tmp)
         if not report.is_file():
             return Row("fuzzing (schemathesis)", False, f"no report: {run.stdout[-500:]}{run.stderr[-500:]}")
@@ -124,16 +163,22 @@ def fuzz(server: Server, examples: int, seconds: int) -> Row:
     server_errors = sum(f["count"] for f in result["failures"] if f["type"] == "ServerError")
     errors = [e.get("message", str(e))[:120] for e in result["errors"]]
     ok = not failures and not errors and result["operations"]["tested"] > 0
-    detail = (f"{cases} cases over {result['operations']['tested']} operations in {result['running_time']:.0f} s; "
-              f"5xx: {server_errors}; conformance failures: {sum(failures.values())}")
+    detail = (
+        f"{cases} cases over {result['operations']['tested']} operations in {result['running_time']:.0f} s; "
+        f"5xx: {server_errors}; conformance failures: {sum(failures.values())}"
+    )
     if failures or errors:
         detail += " - " + "; ".join([*failures, *errors])
     return Row("fuzzing (schemathesis)", ok, detail)
 
 
 def chat(server: Server, client: httpx.Client, max_tokens: int, stream: bool) -> int:
-    body = {"model": server.model, "messages": [{"role": "user", "content": "Count to ten."}],
-            "max_tokens": max_tokens, "stream": stream}
+    body = {
+        "model": server.model,
+        "messages": [{"role": "user", "content": "Count to ten."}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+    }
     if not stream:
         return client.post(f"{server.url}/v1/chat/completions", json=body).status_code
     with client.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
@@ -175,9 +220,12 @@ def soak(server: Server, seconds: float, clients: int) -> Row:
     growth = (late - early) / early
     ok = errors == 0 and bool(statuses) and late - early < max(0.05 * early, 16 * 2**20)
     mib = 2**20
-    return Row(f"soak ({clients} clients, {seconds:.0f} s)", ok,
-               f"{len(statuses)} requests, {errors} errors; RSS {early / mib:.0f} -> {late / mib:.0f} MiB "
-               f"(peak {max(samples) / mib:.0f}, {growth:+.1%})")
+    return Row(
+        f"soak ({clients} clients, {seconds:.0f} s)",
+        ok,
+        f"{len(statuses)} requests, {errors} errors; RSS {early / mib:.0f} -> {late / mib:.0f} MiB "
+        f"(peak {max(samples) / mib:.0f}, {growth:+.1%})",
+    )
 
 
 def disconnect_storm(server: Server, clients: int) -> Row:
@@ -185,8 +233,12 @@ def disconnect_storm(server: Server, clients: int) -> Row:
     then every slot must be free again."""
 
     def vanish(_: int) -> bool:
-        body = {"model": server.model, "messages": [{"role": "user", "content": "Go on."}],
-                "max_tokens": 100000, "stream": True}
+        body = {
+            "model": server.model,
+            "messages": [{"role": "user", "content": "Go on."}],
+            "max_tokens": 100000,
+            "stream": True,
+        }
         try:
             with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=120) as response:
                 if response.status_code != 200:
@@ -210,9 +262,11 @@ def disconnect_storm(server: Server, clients: int) -> Row:
     with httpx.Client(timeout=60) as client:
         after = chat(server, client, 4, stream=False)
     ok = busy == 0 and after == 200 and streamed == clients
-    return Row(f"disconnect storm ({clients} clients)", ok,
-               f"{streamed} streamed then left; every slot free {freed_s:.1f} s after the last; "
-               f"next request {after}")
+    return Row(
+        f"disconnect storm ({clients} clients)",
+        ok,
+        f"{streamed} streamed then left; every slot free {freed_s:.1f} s after the last; next request {after}",
+    )
 
 
 def overflow(server: Server) -> Row:
@@ -224,8 +278,12 @@ def overflow(server: Server) -> Row:
     def one(_: int) -> tuple[int, str | None, float]:
         gate.wait()
         started = time.monotonic()
-        body = {"model": server.model, "messages": [{"role": "user", "content": "Go on."}], "max_tokens": 256,
-                "ignore_eos": True}
+        body = {
+            "model": server.model,
+            "messages": [{"role": "user", "content": "Go on."}],
+            "max_tokens": 256,
+            "ignore_eos": True,
+        }
         response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=300)
         return response.status_code, response.headers.get("retry-after"), time.monotonic() - started
 
@@ -233,11 +291,18 @@ def overflow(server: Server) -> Row:
         results = list(pool.map(one, range(n)))
     refused = [r for r in results if r[0] == 503]
     served = [r for r in results if r[0] == 200]
-    ok = (len(served) + len(refused) == n and all(r[1] for r in refused) and len(refused) >= n - server.parallel
-          - server.max_queue and all(r[2] < 5 for r in refused))
+    ok = (
+        len(served) + len(refused) == n
+        and all(r[1] for r in refused)
+        and len(refused) >= n - server.parallel - server.max_queue
+        and all(r[2] < 5 for r in refused)
+    )
     slowest = max((r[2] for r in refused), default=0.0)
-    return Row(f"queue overflow ({n} clients, {server.parallel} slots + {server.max_queue} queued)", ok,
-               f"{len(served)} served, {len(refused)} got 503 with Retry-After (slowest refusal {slowest:.2f} s)")
+    return Row(
+        f"queue overflow ({n} clients, {server.parallel} slots + {server.max_queue} queued)",
+        ok,
+        f"{len(served)} served, {len(refused)} got 503 with Retry-After (slowest refusal {slowest:.2f} s)",
+    )
 
 
 def table(rows: list[Row]) -> str:
@@ -246,14 +311,26 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run(model: str, *, fuzz_examples: int, fuzz_seconds: int, soak_seconds: float, soak_clients: int,
-        storm_clients: int, ctx: int = 2048, threads: int = 1, log: Callable[[str], None] = print) -> list[Row]:
+def run(
+    model: str,
+    *,
+    fuzz_examples: int,
+    fuzz_seconds: int,
+    soak_seconds: float,
+    soak_clients: int,
+    storm_clients: int,
+    ctx: int = 2048,
+    threads: int = 1,
+    log: Callable[[str], None] = print,
+) -> list[Row]:
     rows: list[Row] = []
     with serve(model, parallel=2, max_queue=2, ctx=ctx, threads=threads) as server:
-        for name, step in (("fuzzing", lambda: fuzz(server, fuzz_examples, fuzz_seconds)),
-                           ("soak", lambda: soak(server, soak_seconds, soak_clients)),
-                           ("disconnect storm", lambda: disconnect_storm(server, storm_clients)),
-                           ("queue overflow", lambda: overflow(server))):
+        for name, step in (
+            ("fuzzing", lambda: fuzz(server, fuzz_examples, fuzz_seconds)),
+            ("soak", lambda: soak(server, soak_seconds, soak_clients)),
+            ("disconnect storm", lambda: disconnect_storm(server, storm_clients)),
+            ("queue overflow", lambda: overflow(server)),
+        ):
             log(f"{name}...")
             rows.append(step())
     return rows
@@ -275,9 +352,16 @@ def main() -> None:
         from make_tiny_model import build_tiny_model
 
         model = str(build_tiny_model(ROOT / "models" / "tiny-r1-qwen.gguf", seed=0))
-    rows = run(model, fuzz_examples=args.fuzz_examples, fuzz_seconds=args.fuzz_seconds,
-               soak_seconds=args.soak_seconds, soak_clients=args.soak_clients, storm_clients=args.storm_clients,
-               threads=args.threads, log=lambda line: print(line, file=sys.stderr))
+    rows = run(
+        model,
+        fuzz_examples=args.fuzz_examples,
+        fuzz_seconds=args.fuzz_seconds,
+        soak_seconds=args.soak_seconds,
+        soak_clients=args.soak_clients,
+        storm_clients=args.storm_clients,
+        threads=args.threads,
+        log=lambda line: print(line, file=sys.stderr),
+    )
     print(table(rows))
     sys.exit(0 if all(r.ok for r in rows) else 1)
 

@@ -54,9 +54,17 @@ def _shape(key: str, models: dict):
         return f"{variant.distill.file_prefix} {variant.quant}", variant.shape
     m = models[key]
     return m["label"], ModelShape.from_arch(
-        m["label"], params=m["params"], layers=m["layers"], kv_heads=m["kv_heads"], head_dim=m["head_dim"],
-        embedding=m["embedding"], vocab=m["vocab"], trained_ctx=m["context"], file_bytes=m["file_bytes"],
-        quant=m["quant"])
+        m["label"],
+        params=m["params"],
+        layers=m["layers"],
+        kv_heads=m["kv_heads"],
+        head_dim=m["head_dim"],
+        embedding=m["embedding"],
+        vocab=m["vocab"],
+        trained_ctx=m["context"],
+        file_bytes=m["file_bytes"],
+        quant=m["quant"],
+    )
 
 
 def rows() -> list[Row]:
@@ -71,8 +79,17 @@ def rows() -> list[Row]:
             snapshot = PUBLISHED.parent / f"{m['machine']}.json"
         label, shape = _shape(m["model"], table["models"])
         p = plan(shape, detect(ReplayProbe.load(snapshot)), N_CTX)
-        out.append(Row(m["machine"], m["hardware"], label, m["published"], p.decode_tps,
-                       getattr(p, "decode_ceiling_tps", None), SOURCES.get(m["source"], m["source"])))
+        out.append(
+            Row(
+                m["machine"],
+                m["hardware"],
+                label,
+                m["published"],
+                p.decode_tps,
+                getattr(p, "decode_ceiling_tps", None),
+                SOURCES.get(m["source"], m["source"]),
+            )
+        )
     return out
 
 
@@ -89,8 +106,10 @@ def main() -> None:
     for r in table:
         est = "unknown" if r.estimated is None else f"{r.estimated:.1f}"
         err = "-" if r.error is None else f"{r.error:+.0%}"
-        print(f"| [{r.source.rsplit('/', 2)[-2]}/{r.source.rsplit('/', 1)[-1]}]({r.source}) | {r.hardware} "
-              f"| {r.model} | {r.published:.2f} | {est} | {err} |")
+        print(
+            f"| [{r.source.rsplit('/', 2)[-2]}/{r.source.rsplit('/', 1)[-1]}]({r.source}) | {r.hardware} "
+            f"| {r.model} | {r.published:.2f} | {est} | {err} |"
+        )
     median, worst = summary(table)
     print(f"\n{len(table)} measurements; median error {median:.0%}, worst {worst:.0%}")
 

@@ -55,10 +55,14 @@ class EchoAndRecord(BaseHTTPRequestHandler):
         text = json.loads(body)["messages"][-1]["content"]
         if "FAIL" in text:
             return self._send("application/json", json.dumps({"error": {"message": "the echo broke"}}), 500)
-        pieces = [text[i:i + 40] for i in range(0, len(text), 40)]  # streamed in pieces, as a model would
+        pieces = [text[i : i + 40] for i in range(0, len(text), 40)]  # streamed in pieces, as a model would
         chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
-        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces)}})
+        chunks.append(
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": len(pieces)},
+            }
+        )
         self._send("text/event-stream", "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n")
 
     def _send(self, kind: str, text: str, status: int = 200) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from testhub import hub  # noqa: F401  (the local Hugging Face Hub fixture, for every test module)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,8 +38,9 @@ def tiny_model_b() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_long() -> Path:
     """A tiny model with heads of 128 (2 KiB of KV cache per token) trained for 1G tokens."""
-    return make_tiny_model.build_tiny_model(ROOT / "models" / "tiny-r1-qwen-long.gguf", seed=0, n_embd=256, n_head=2,
-                                            n_head_kv=2, context_length=1 << 30)
+    return make_tiny_model.build_tiny_model(
+        ROOT / "models" / "tiny-r1-qwen-long.gguf", seed=0, n_embd=256, n_head=2, n_head_kv=2, context_length=1 << 30
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ failure reports, and the command's dry run on this machine. Building for real: t
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 import sys
@@ -96,8 +97,8 @@ def test_apple_has_metal_already_and_a_machine_without_gpu_needs_nothing(tools):
 
 def test_os_family_from_os_release():
     assert toolchain.os_family("Linux", 'NAME="Linux Mint"\nID=linuxmint\nID_LIKE="ubuntu debian"\n') == "debian"
-    assert toolchain.os_family("Linux", "ID=rocky\nID_LIKE=\"rhel centos fedora\"\n") == "fedora"
-    assert toolchain.os_family("Linux", "ID=opensuse-tumbleweed\nID_LIKE=\"opensuse suse\"\n") == "suse"
+    assert toolchain.os_family("Linux", 'ID=rocky\nID_LIKE="rhel centos fedora"\n') == "fedora"
+    assert toolchain.os_family("Linux", 'ID=opensuse-tumbleweed\nID_LIKE="opensuse suse"\n') == "suse"
     assert toolchain.os_family("Linux", None) == "linux"
     assert toolchain.os_family("Windows", None) == "windows"
 
@@ -125,7 +126,9 @@ def test_layer_settings_guard_is_applied_once_and_only_to_the_known_shape(tmp_pa
     (note,) = patches.apply(source, "vulkan")
     assert "VK_EXT_layer_settings" in note
     text = path.read_text()
-    assert text.count("#ifdef VK_EXT_layer_settings") == 1 and "#else\n" + patches.PLAIN_CREATE_INFO + "#endif\n" in text
+    assert (
+        text.count("#ifdef VK_EXT_layer_settings") == 1 and "#else\n" + patches.PLAIN_CREATE_INFO + "#endif\n" in text
+    )
     assert text.index("#ifdef") < text.index("VkBool32") < text.index("#else") < text.index("vk::createInstance")
     assert patches.apply(source, "vulkan") == []  # already guarded
     assert path.read_text() == text
@@ -138,7 +141,9 @@ def test_build_progress_names_the_step_and_failures_keep_key_lines(tmp_path, mon
     monkeypatch.setenv("R1LOCAL_BUILD_CACHE", str(tmp_path / "cache"))
     source = tmp_path / "broken"
     source.mkdir()
-    (source / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n')
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n'
+    )
     (source / "backend.py").write_text(
         "import sys\n"
         "def build_wheel(*a, **k):\n"
@@ -154,7 +159,7 @@ def test_build_progress_names_the_step_and_failures_keep_key_lines(tmp_path, mon
         build.compile_wheel(job, source, seen.append, log)
     steps = [(p.done, p.total, p.step) for p in seen if p.total]
     assert steps[0] == (1, 3, "ggml-vulkan.cpp") and (2, 3, "linking libggml-vulkan.so") in steps
-    assert all(b.elapsed >= a.elapsed for a, b in zip(seen, seen[1:]))
+    assert all(b.elapsed >= a.elapsed for a, b in itertools.pairwise(seen))
     assert "LayerSettingsCreateInfoEXT is not a member of vk" in failed.value.message
     assert "the installed one is unchanged" in failed.value.message and str(job.log_path) in failed.value.message
     assert "error: LayerSettingsCreateInfoEXT" in job.log_path.read_text()
@@ -167,7 +172,10 @@ def test_build_key_separates_backends_and_flags(tmp_path, monkeypatch):
     b = build.Build("0.3.36", "cuda", "-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=89 -DGGML_RPC=on", {})
     c = build.Build("0.3.36", "cuda", "-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=86 -DGGML_RPC=on", {})
     assert len({a.key, b.key, c.key}) == 3 and a.folder.parent == tmp_path
-    assert build.back_to_cpu("0.3.36") == f"{sys.executable} -m pip install --force-reinstall --no-deps llama-cpp-python==0.3.36"
+    assert (
+        build.back_to_cpu("0.3.36")
+        == f"{sys.executable} -m pip install --force-reinstall --no-deps llama-cpp-python==0.3.36"
+    )
 
 
 def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, monkeypatch, tools):
@@ -176,7 +184,9 @@ def test_dry_run_on_this_machine_prints_the_plan_and_builds_nothing(tmp_path, mo
     result = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--source", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert 'CMAKE_ARGS="-DGGML_VULKAN=on -DGGML_RPC=on"' in result.output
-    assert "Dry run: nothing built." in result.output and "--force-reinstall --no-deps llama-cpp-python==" in result.output
+    assert (
+        "Dry run: nothing built." in result.output and "--force-reinstall --no-deps llama-cpp-python==" in result.output
+    )
     assert not (tmp_path / "cache").exists()
 
 

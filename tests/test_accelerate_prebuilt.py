@@ -59,8 +59,9 @@ class Index:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def serve(self, tag: str, wheel: Path, *, name: str | None = None, data: bytes | None = None,
-              sha: str | None = None) -> None:
+    def serve(
+        self, tag: str, wheel: Path, *, name: str | None = None, data: bytes | None = None, sha: str | None = None
+    ) -> None:
         folder = self.root / tag / "llama-cpp-python"
         folder.mkdir(parents=True, exist_ok=True)
         name = name or wheel.name
@@ -116,12 +117,18 @@ def test_the_wheel_of_the_installed_version_is_found_and_checked(index, wheel, t
     assert path.read_bytes() == wheel.read_bytes()
 
 
-@pytest.mark.parametrize("case, reason", [
-    ("other version", f"the index has no llama-cpp-python {VERSION} wheel for vulkan on this platform (it has 0.3.1)"),
-    ("no tag", "the wheel index has no vulkan folder"),
-    ("bad sha", "is damaged: its SHA-256 differs from the index's"),
-    ("not a zip", "is damaged (the archive does not read back)"),
-])
+@pytest.mark.parametrize(
+    "case, reason",
+    [
+        (
+            "other version",
+            f"the index has no llama-cpp-python {VERSION} wheel for vulkan on this platform (it has 0.3.1)",
+        ),
+        ("no tag", "the wheel index has no vulkan folder"),
+        ("bad sha", "is damaged: its SHA-256 differs from the index's"),
+        ("not a zip", "is damaged (the archive does not read back)"),
+    ],
+)
 def test_each_way_without_a_usable_wheel_has_its_reason(index, wheel, tmp_path, case, reason):
     if case == "other version":
         index.serve("vulkan", wheel, name=wheel.name.replace(f"-{VERSION}-", "-0.3.1-"))
@@ -157,8 +164,10 @@ def test_the_command_falls_back_to_the_source_build_with_the_reason(index, wheel
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == f"Looking for a prebuilt Vulkan wheel of llama-cpp-python {VERSION} (vulkan) on {index.url} ..."
-    assert lines[1] == (f"No prebuilt wheel: the index has no llama-cpp-python {VERSION} wheel for vulkan on this "
-                        "platform (it has 0.3.1); building from source instead.")
+    assert lines[1] == (
+        f"No prebuilt wheel: the index has no llama-cpp-python {VERSION} wheel for vulkan on this "
+        "platform (it has 0.3.1); building from source instead."
+    )
     assert "Source build: Vulkan" in result.output and "Dry run: nothing built." in result.output
     # --source goes straight to the build
     forced = runner.invoke(app, ["accelerate", "--backend", "vulkan", "--dry-run", "--source"])
@@ -180,8 +189,14 @@ def fresh(tmp_path_factory):
     root = tmp_path_factory.mktemp("fresh")
     venv.create(root / "venv", with_pip=True)
     python = root / "venv" / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     shared = Path(sysconfig.get_paths()["purelib"])
     path = os.pathsep.join([str(site), str(Path(__file__).parents[1] / "src"), str(shared)])
     before = (shared / "llama_cpp" / "__init__.py").stat().st_mtime
@@ -193,8 +208,14 @@ def fresh(tmp_path_factory):
 def accelerate_in(fresh, *args: str, path: str | None = None) -> tuple[int, str]:
     python, _, pythonpath = fresh
     env = {**os.environ, "PYTHONPATH": pythonpath, **({"PATH": path} if path else {})}
-    result = subprocess.run([python, "-m", "r1local", "accelerate", *args], capture_output=True, text=True,
-                            timeout=600, check=False, env=env)
+    result = subprocess.run(
+        [python, "-m", "r1local", "accelerate", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
@@ -207,8 +228,9 @@ def test_the_prebuilt_wheel_is_tried_installed_and_verified_in_a_fresh_environme
     assert f"Downloading {wheel.name}" in output and "Source build" not in output, output
     assert (fresh[1] / "llama_cpp" / "__init__.py").is_file()  # installed into the fresh environment
     assert code == BuildError.exit_code, output
-    assert ("error: llama.cpp did not put the test model on a GPU: the build has CPU but found no Vulkan device"
-            in output)
+    assert (
+        "error: llama.cpp did not put the test model on a GPU: the build has CPU but found no Vulkan device" in output
+    )
 
 
 def test_a_prebuilt_wheel_that_does_not_load_here_is_never_installed(index, fresh, tmp_path):
@@ -221,8 +243,9 @@ def test_a_prebuilt_wheel_that_does_not_load_here_is_never_installed(index, fres
         missing = "libcudart.so.12: cannot open shared object file: No such file or directory"
         archive.writestr("llama_cpp/llama_cpp.py", f"raise OSError({missing!r})\n")  # ctypes without the CUDA runtime
         archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: llama_cpp_python\nVersion: {VERSION}\n")
-        archive.writestr(f"{info}/WHEEL",
-                         "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
     index.serve("vulkan", broken)
     code, output = accelerate_in(fresh, "--backend", "vulkan", path=str(tmp_path / "no-tools"))
@@ -249,11 +272,19 @@ def test_a_vulkan_build_without_any_vulkan_driver_says_so_in_one_line(tmp_path, 
     monkeypatch.delenv("VK_DRIVER_FILES", raising=False)
     assert llama_build.vulkan_drivers() == []
     cpu = [GGMLDevice("CPU", "AMD EPYC", "cpu")]
-    build = LlamaBuild("0.3.36", "CPU : AVX2 = 1 |", False, devices=cpu, registries=["CPU", "RPC"],
-                       shipped=["Vulkan"], vulkan_drivers=[])
+    build = LlamaBuild(
+        "0.3.36",
+        "CPU : AVX2 = 1 |",
+        False,
+        devices=cpu,
+        registries=["CPU", "RPC"],
+        shipped=["Vulkan"],
+        vulkan_drivers=[],
+    )
     note = build.cpu_fallback_note()
     assert "\n" not in note and note.startswith(
-        "this llama.cpp build has Vulkan but found no Vulkan device: running on the CPU (no Vulkan driver is installed")
+        "this llama.cpp build has Vulkan but found no Vulkan device: running on the CPU (no Vulkan driver is installed"
+    )
     # a driver is there but shows no device (hidden, broken): the same line, the generic cause
     (tmp_path / "icd.d").mkdir()
     (tmp_path / "icd.d" / "lvp_icd.x86_64.json").write_text("{}")

@@ -28,10 +28,14 @@ def test_file_names_follow_the_repositories():
     cat = catalog.load()
     v = cat.variant("7b")
     assert (v.name, v.repo, v.files) == (
-        "r1:7b-q4_k_m", "bartowski/DeepSeek-R1-Distill-Qwen-7B-GGUF", ("DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf",))
+        "r1:7b-q4_k_m",
+        "bartowski/DeepSeek-R1-Distill-Qwen-7B-GGUF",
+        ("DeepSeek-R1-Distill-Qwen-7B-Q4_K_M.gguf",),
+    )
     big = cat.variant("70b", "q8_0")
     assert big.files == tuple(
-        f"DeepSeek-R1-Distill-Llama-70B-Q8_0/DeepSeek-R1-Distill-Llama-70B-Q8_0-0000{i}-of-00002.gguf" for i in (1, 2))
+        f"DeepSeek-R1-Distill-Llama-70B-Q8_0/DeepSeek-R1-Distill-Llama-70B-Q8_0-0000{i}-of-00002.gguf" for i in (1, 2)
+    )
     shape = cat.variant("8b", "Q8_0").shape
     assert (shape.layers, shape.kv_heads, shape.key_dim, shape.vocab) == (32, 8, 128, 128256)
     assert shape.file_bytes == 8_540_000_000 and shape.params == 8_030_000_000
@@ -80,5 +84,7 @@ quants = { Q8_0 = 0.02, Q4_K_M = { gb = 0.01, parts = 2 } }
     monkeypatch.setenv("R1LOCAL_CATALOG", str(other))
     cat = catalog.load()
     assert [v.name for v in cat.variants()] == ["r1:tiny-q8_0", "r1:tiny-q4_k_m"]
-    assert cat.variant("tiny").files == ("Tiny-Q4_K_M/Tiny-Q4_K_M-00001-of-00002.gguf",
-                                         "Tiny-Q4_K_M/Tiny-Q4_K_M-00002-of-00002.gguf")
+    assert cat.variant("tiny").files == (
+        "Tiny-Q4_K_M/Tiny-Q4_K_M-00001-of-00002.gguf",
+        "Tiny-Q4_K_M/Tiny-Q4_K_M-00002-of-00002.gguf",
+    )

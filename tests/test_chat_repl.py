@@ -4,8 +4,8 @@ commands, \"\"\" blocks and bracketed paste as one message, Ctrl-C that never en
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sys
 import time
 
@@ -20,11 +20,36 @@ UP, CTRL_C, CTRL_D = "\x1b[A", "\x03", "\x04"
 
 @pytest.fixture
 def chat(tiny_model, tmp_path):
-    env = {**os.environ, "R1LOCAL_HOME": str(tmp_path / "home"), "R1LOCAL_URL": "http://127.0.0.1:9",
-           "TERM": "xterm", "COLUMNS": "100", "PROMPT_TOOLKIT_NO_CPR": "1"}
-    child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", str(tiny_model), "--no-think", "--temperature",
-                                           "0", "--max-tokens", "8", "--ctx", "4096", "--threads", "1"],
-                          env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+    env = {
+        **os.environ,
+        "R1LOCAL_HOME": str(tmp_path / "home"),
+        "R1LOCAL_URL": "http://127.0.0.1:9",
+        "TERM": "xterm",
+        "COLUMNS": "100",
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "r1local",
+            "chat",
+            str(tiny_model),
+            "--no-think",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "8",
+            "--ctx",
+            "4096",
+            "--threads",
+            "1",
+        ],
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 100),
+    )
     child.expect("/help for commands")
     child.expect_exact(PROMPT)
     yield child
@@ -105,12 +130,36 @@ def test_ctrl_c_clears_the_line_or_stops_the_answer_and_the_conversation_stays(c
 
 
 def test_thinking_indicator(tiny_model, tmp_path):
-    env = {**os.environ, "R1LOCAL_HOME": str(tmp_path), "R1LOCAL_URL": "http://127.0.0.1:9", "TERM": "xterm",
-           "PROMPT_TOOLKIT_NO_CPR": "1"}
+    env = {
+        **os.environ,
+        "R1LOCAL_HOME": str(tmp_path),
+        "R1LOCAL_URL": "http://127.0.0.1:9",
+        "TERM": "xterm",
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
     for flags, shown in ((["--hide-think"], False), ([], True)):
-        child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", str(tiny_model), *flags, "--temperature", "0",
-                                               "--max-tokens", "30", "--ctx", "512", "--threads", "1"],
-                              env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+        child = pexpect.spawn(
+            sys.executable,
+            [
+                "-m",
+                "r1local",
+                "chat",
+                str(tiny_model),
+                *flags,
+                "--temperature",
+                "0",
+                "--max-tokens",
+                "30",
+                "--ctx",
+                "512",
+                "--threads",
+                "1",
+            ],
+            env=env,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(40, 100),
+        )
         child.expect_exact(PROMPT)
         child.send("hello\r")
         child.expect(r"Thought for \d+ s \(\d+ tokens\)\.")
@@ -131,9 +180,14 @@ def test_a_server_error_keeps_the_conversation(plain_model, tmp_path_factory):
     with serving(tmp_path_factory, plain_model) as url:
         # the server's own R1LOCAL_HOME (serving's), whose secret proves the server is the user's
         env = {**os.environ, "R1LOCAL_HOST": url, "TERM": "xterm", "COLUMNS": "100", "PROMPT_TOOLKIT_NO_CPR": "1"}
-        child = pexpect.spawn(sys.executable, ["-m", "r1local", "chat", plain_model.stem, "--temperature", "0",
-                                               "--max-tokens", "4"],
-                              env=env, encoding="utf-8", timeout=60, dimensions=(40, 100))
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "r1local", "chat", plain_model.stem, "--temperature", "0", "--max-tokens", "4"],
+            env=env,
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(40, 100),
+        )
         try:
             child.expect(f"ready \\({re.escape(url)}\\)")
             child.expect_exact(PROMPT)

@@ -88,10 +88,16 @@ def test_npu_models_compete_under_the_same_policy(snapshot):
     # reasoning-sized context, and the NPU's 1.5B (4k compiled context) is not that here
     variants = catalog.load().variants()
     planned = fit_npu.npu_plans(hw, catalog.load().npu_variants())
-    meeting = [c for c in (choice.choose(hw, [(v.name, v.shape)], "r1") for v in variants)
-               if c and tps(c) >= choice.TARGET_TPS and c.plan.n_ctx >= choice.REASONING_CTX]
-    meeting += [choice.Choice(n, s, p) for n, s, p in planned
-                if p.fits and (p.decode_tps or 0) >= choice.TARGET_TPS and p.n_ctx >= choice.REASONING_CTX]
+    meeting = [
+        c
+        for c in (choice.choose(hw, [(v.name, v.shape)], "r1") for v in variants)
+        if c and tps(c) >= choice.TARGET_TPS and c.plan.n_ctx >= choice.REASONING_CTX
+    ]
+    meeting += [
+        choice.Choice(n, s, p)
+        for n, s, p in planned
+        if p.fits and (p.decode_tps or 0) >= choice.TARGET_TPS and p.n_ctx >= choice.REASONING_CTX
+    ]
     assert r1.name == max(meeting, key=lambda c: choice.quality(c.shape)).name
     assert r1.name != npu.name and choice.quality(r1.shape) > 3 * choice.quality(npu.shape)
     # hw names the NPU's model as the alternative, with what it saves
@@ -145,8 +151,12 @@ def test_a_plain_size_that_does_not_fit_at_q4_k_m_says_what_it_picked_and_why(mo
     told: list[str] = []
     _, label = resolve.choose(ModelAddress.parse("r1:7b"), notify=told.append)
     assert label in ("r1:7b-iq4_xs", "r1:7b-q3_k_m")
-    assert told == [("r1:7b means Q4_K_M, as in Ollama, but r1:7b-q4_k_m does not fit this PC's free memory with "
-                     f"an 8k context: using {label}, the best quality that does.")]
+    assert told == [
+        (
+            "r1:7b means Q4_K_M, as in Ollama, but r1:7b-q4_k_m does not fit this PC's free memory with "
+            f"an 8k context: using {label}, the best quality that does."
+        )
+    ]
 
 
 def test_the_bandwidth_is_the_best_of_several_runs_and_a_low_figure_is_measured_again(tmp_path, monkeypatch):

@@ -27,9 +27,16 @@ FAST = ["--ctx", "512", "--temperature", "0", "--threads", "1"]
 
 
 def r1local(*args: str, stdin: str | None = None, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "r1local", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, stdin=None if stdin is not None else subprocess.DEVNULL,
-                          env={**os.environ, "COLUMNS": "80"}, **popen)
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "80"},
+        **popen,
+    )
 
 
 def commands() -> dict[str, click.Command]:
@@ -61,8 +68,11 @@ def test_every_command_and_flag_is_described_with_an_example():
 
 
 def test_exit_codes_are_documented():
-    codes = {cls.exit_code for cls in _subclasses(errors.R1Error)} | {0, errors.MAX_TOKENS_EXIT,
-                                                                      errors.INTERRUPTED_EXIT}
+    codes = {cls.exit_code for cls in _subclasses(errors.R1Error)} | {
+        0,
+        errors.MAX_TOKENS_EXIT,
+        errors.INTERRUPTED_EXIT,
+    }
     text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=300).stdout.split())
     for code in codes:
         assert f" {code} " in text, code
@@ -86,10 +96,20 @@ def test_reasoning_that_uses_every_token_says_so_and_exits_10(tiny_model):
 
 
 def test_prompt_argument_and_piped_stdin_are_joined_as_ollama_does(tiny_model):
-    both = r1local("run", str(tiny_model), "Summarise:", "--no-think", "--json", "--max-tokens", "4", *FAST,
-                   stdin="a long document\n")
-    joined = r1local("run", str(tiny_model), "Summarise:\n\na long document\n", "--no-think", "--json",
-                     "--max-tokens", "4", *FAST)
+    both = r1local(
+        "run",
+        str(tiny_model),
+        "Summarise:",
+        "--no-think",
+        "--json",
+        "--max-tokens",
+        "4",
+        *FAST,
+        stdin="a long document\n",
+    )
+    joined = r1local(
+        "run", str(tiny_model), "Summarise:\n\na long document\n", "--no-think", "--json", "--max-tokens", "4", *FAST
+    )
     alone = r1local("run", str(tiny_model), "Summarise:", "--no-think", "--json", "--max-tokens", "4", *FAST)
     first, second, third = (json.loads(r.stdout) for r in (both, joined, alone))
     assert first["usage"]["prompt_tokens"] == second["usage"]["prompt_tokens"] > third["usage"]["prompt_tokens"]
@@ -97,9 +117,27 @@ def test_prompt_argument_and_piped_stdin_are_joined_as_ollama_does(tiny_model):
 
 
 def test_ctrl_c_stops_the_answer_and_exits_130(tiny_model):
-    proc = subprocess.Popen([sys.executable, "-m", "r1local", "run", str(tiny_model), "hello", "--no-think",
-                             "--max-tokens", "100000", "--ctx", "4096", "--threads", "1"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "r1local",
+            "run",
+            str(tiny_model),
+            "hello",
+            "--no-think",
+            "--max-tokens",
+            "100000",
+            "--ctx",
+            "4096",
+            "--threads",
+            "1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.read(1)  # the answer is streaming
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -129,8 +167,10 @@ def test_busy_port_is_one_line_with_the_port_hint():
     finally:
         holder.close()
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: Port {port} on 127.0.0.1 is already in use (another r1local serve?); "
-                                     f"stop that program or pick another port with --port {port + 1}.")
+    assert result.stderr.strip() == (
+        f"error: Port {port} on 127.0.0.1 is already in use (another r1local serve?); "
+        f"stop that program or pick another port with --port {port + 1}."
+    )
 
 
 def test_list_says_one_minute_not_one_minutes():

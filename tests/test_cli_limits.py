@@ -33,14 +33,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("args, option", [
-    (["run", "MODEL", "hi", "--threads", "65536"], "--threads"),  # once a segfault in llama.cpp
-    (["run", "MODEL", "hi", "--temperature", "100"], "--temperature"),  # once a pydantic traceback
-    (["run", "MODEL", "hi", "--temperature", "nan"], "--temperature"),
-    (["run", "MODEL", "hi", "--ctx", "0"], "--ctx"),
-    (["serve", "--port", "70000"], "--port"),  # once a traceback from the socket layer
-    (["serve", "--parallel", "100000"], "--parallel"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["run", "MODEL", "hi", "--threads", "65536"], "--threads"),  # once a segfault in llama.cpp
+        (["run", "MODEL", "hi", "--temperature", "100"], "--temperature"),  # once a pydantic traceback
+        (["run", "MODEL", "hi", "--temperature", "nan"], "--temperature"),
+        (["run", "MODEL", "hi", "--ctx", "0"], "--ctx"),
+        (["serve", "--port", "70000"], "--port"),  # once a traceback from the socket layer
+        (["serve", "--parallel", "100000"], "--parallel"),
+    ],
+)
 def test_numbers_out_of_range_are_one_clear_line(tiny_model, args, option):
     result = runner.invoke(app, [str(tiny_model) if a == "MODEL" else a for a in args])
     assert result.exit_code == 2, result.output
@@ -104,8 +107,9 @@ def test_sigterm_during_long_streams_exits_within_the_deadline(tiny_model, tmp_p
     key = tmp_path / "key"
     key.write_text("s3cret\n")
     port = free_port()
-    proc = _serve(tiny_model, port, "--ctx", "8192", "--parallel", "2", "--api-key-file", str(key),
-                  env={"R1LOCAL_API_KEY": ""})
+    proc = _serve(
+        tiny_model, port, "--ctx", "8192", "--parallel", "2", "--api-key-file", str(key), env={"R1LOCAL_API_KEY": ""}
+    )
     url, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer s3cret"}
     try:
         deadline = time.monotonic() + 60
@@ -118,8 +122,13 @@ def test_sigterm_during_long_streams_exits_within_the_deadline(tiny_model, tmp_p
             assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
             time.sleep(0.1)
         assert httpx.get(f"{url}/v1/models").status_code == 401  # the key came from the file
-        body = {"model": tiny_model.stem, "messages": [{"role": "user", "content": "Go on"}],
-                "max_tokens": 100000, "ignore_eos": True, "stream": True}
+        body = {
+            "model": tiny_model.stem,
+            "messages": [{"role": "user", "content": "Go on"}],
+            "max_tokens": 100000,
+            "ignore_eos": True,
+            "stream": True,
+        }
         streaming = threading.Barrier(3)
 
         def stream() -> None:

@@ -24,7 +24,7 @@ def test_stop_string_split_over_chunks_is_held_then_dropped():
     for cut in range(len(text) + 1):
         m = StopMatcher(["\nUser:"])
         first, hit1 = m.feed(text[:cut])
-        second, hit2 = (m.feed(text[cut:]) if not hit1 else ("", True))
+        second, hit2 = m.feed(text[cut:]) if not hit1 else ("", True)
         assert first + second == "Answer: 42"
         assert hit1 or hit2
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from test_speculative import PROMPTS, generate, greedy, same_output
 from typer.testing import CliRunner
 
 from r1local import catalog
@@ -13,14 +14,14 @@ from r1local.cli import app
 from r1local.engine.model import Model
 from r1local.engine.speculative import Speculation
 from r1local.errors import UsageError
-from test_speculative import PROMPTS, generate, greedy, same_output
 
 
 def drafting(target, draft, **kw) -> Model:
-    model = Model.load(target, n_ctx=512, n_parallel=4, n_threads=1,
-                       speculation=Speculation("draft", draft=str(draft), **kw))
+    model = Model.load(
+        target, n_ctx=512, n_parallel=4, n_threads=1, speculation=Speculation("draft", draft=str(draft), **kw)
+    )
     # the tiny model's output head makes its rows dear: these tests want drafts, so rows stay cheap
-    model.scheduler.step_cost.row_cost = 0.05
+    model.scheduler.step_cost.relative = lambda rows: 1 + 0.05 * (rows - 1)
     model.scheduler.step_cost.observe = lambda rows, seconds: None
     return model
 
@@ -60,8 +61,9 @@ def test_a_draft_of_another_vocabulary_is_refused_in_one_line(tiny_model, tmp_pa
     other.write_bytes(data.replace(entry, struct.pack("<Q", len(text)) + text[::-1]))
     with pytest.raises(UsageError, match="cannot draft for .*token 1000 differs"):
         Model.load(tiny_model, n_ctx=64, n_threads=1, speculation=Speculation("draft", draft=str(other)))
-    result = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(other), "--ctx", "64",
-                                      "--threads", "1", "--max-tokens", "4"])
+    result = CliRunner().invoke(
+        app, ["run", str(tiny_model), "hi", "--draft", str(other), "--ctx", "64", "--threads", "1", "--max-tokens", "4"]
+    )
     assert result.exit_code == 2 and "token 1000 differs" in result.output and "Traceback" not in result.output
     both = CliRunner().invoke(app, ["run", str(tiny_model), "hi", "--draft", str(tiny_model), "--spec", "ngram"])
     assert both.exit_code == 2 and "choose one" in both.output
@@ -89,3 +91,32 @@ def test_bench_reports_the_drafts_kept(tiny_model):
     assert report["draft_tokens"] > 0 and report["draft_accepted"] >= 0.9 * report["draft_tokens"]
     table = CliRunner().invoke(app, ["bench", str(tiny_model), *fast])
     assert table.exit_code == 0 and "drafts kept (tg32)" in table.stdout
+
+
+def test_the_server_names_the_draft_and_counts_its_memory(tiny_model, tmp_path_factory):
+    import httpx
+    from serving import serving
+
+    sizes = {}
+    for draft in (None, Speculation("draft", draft=str(tiny_model))):
+        with serving(tmp_path_factory, tiny_model, speculation=draft) as url:
+            (entry,) = httpx.get(f"{url}/api/ps").json()["models"]
+            sizes[draft is not None] = entry["size"]
+            assert entry.get("draft") == (tiny_model.stem if draft else None)
+    assert sizes[True] > 1.8 * sizes[False]  # the draft's weights and cache on top of the model's
+
+
+def test_the_memory_check_counts_the_draft(tiny_model, tiny_model_b):
+    from test_fit import machine
+
+    from r1local.server import ServerSettings
+    from r1local.server.memory import plan
+
+    hw = machine("container-2cpu-2gb")
+    alone = plan(tiny_model, ServerSettings(ctx=512, parallel=2), hw)
+    drafted = ServerSettings(ctx=512, parallel=2, speculation=Speculation("draft", draft=str(tiny_model_b)))
+    both = plan(tiny_model, drafted, hw)
+    assert both.cpu_bytes > 1.8 * alone.cpu_bytes and "its draft tiny-r1-qwen-b needs" in both.reason
+    hw.memory.available = int((alone.cpu_bytes + both.cpu_bytes) / 2 / 0.9)  # room for the model, not both
+    assert plan(tiny_model, ServerSettings(ctx=512, parallel=2), hw).fits
+    assert not plan(tiny_model, drafted, hw).fits

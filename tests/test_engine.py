@@ -189,9 +189,7 @@ def test_chat_splits_reasoning_from_answer(engine):
 
 
 def test_think_off_puts_everything_in_the_answer(engine):
-    stream = engine.chat(
-        [{"role": "user", "content": "hi"}], think=False, params=greedy(16, ignore_eos=True)
-    )
+    stream = engine.chat([{"role": "user", "content": "hi"}], think=False, params=greedy(16, ignore_eos=True))
     events = list(stream)
     assert {type(e) for e in events[:-1]} == {ContentDelta}
 
@@ -239,9 +237,18 @@ def test_second_chat_turn_reuses_the_history(engine):
 
 def test_seeded_sampling_is_reproducible_and_seeds_differ(engine):
     def sample(seed: int) -> str:
-        params = SamplingParams(temperature=1.0, top_p=0.95, top_k=50, min_p=0.01, seed=seed,
-                                max_tokens=16, ignore_eos=True, repeat_penalty=1.1,
-                                presence_penalty=0.5, frequency_penalty=0.5)
+        params = SamplingParams(
+            temperature=1.0,
+            top_p=0.95,
+            top_k=50,
+            min_p=0.01,
+            seed=seed,
+            max_tokens=16,
+            ignore_eos=True,
+            repeat_penalty=1.1,
+            presence_penalty=0.5,
+            frequency_penalty=0.5,
+        )
         return engine.complete(PROMPTS[0], params=params).result().content
 
     assert sample(7) == sample(7)

@@ -25,8 +25,11 @@ def test_an_abort_stops_an_openvino_load(tiny_model):
 
 
 def test_options_reach_the_loader(tiny_model):
-    with registry.open(ModelAddress.parse(str(tiny_model), allow_paths=True), tiny_model,
-                       LoadOptions(name="named", n_ctx=256, n_parallel=2, n_threads=1)) as model:
+    with registry.open(
+        ModelAddress.parse(str(tiny_model), allow_paths=True),
+        tiny_model,
+        LoadOptions(name="named", n_ctx=256, n_parallel=2, n_threads=1),
+    ) as model:
         assert (model.name, model.n_ctx, model.n_parallel) == ("named", 256, 2)
         assert model.capabilities.context_length == 256
 

@@ -6,12 +6,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from conftest import _load_script
+
 from r1local import catalog, choice, fit, speed
 from r1local.choice import choose, choose_all, seconds_per_1000
-from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
 from r1local.errors import UsageError
+from r1local.fit import KV_BYTES, ModelShape, plan, plan_for_file
 from r1local.gguf_meta import read_gguf
 from r1local.hardware import ReplayProbe, detect, detect_live
 from r1local.hardware.model import GiB
@@ -120,17 +120,20 @@ def test_container_gets_a_small_model_within_its_limit():
     assert chosen.plan.cpu_bytes <= hw.memory.available and chosen.plan.n_threads == 2
 
 
-@pytest.mark.parametrize("snapshot, distill, verdict", [
-    ("nvidia-rtx4060-laptop", "14b", "partly on GPU"),
-    # each of the two GPUs holds a compute buffer of its own, so Q5_K_M gets one layer fewer (68) and
-    # drops below the speed floor: the largest that runs well is IQ4_XS, all on the GPUs
-    ("dual-rtx3090-desktop", "70b", "fits on GPU"),
-    ("amd-radeon-desktop", "32b", "partly on GPU"),
-    ("apple-m3-pro", "14b", "fits on GPU"),
-    ("ryzen-ai-laptop", "14b", "fits in RAM"),
-    ("intel-core-ultra-laptop", "14b", "fits in RAM"),
-    ("snapdragon-x-elite-windows", "14b", "fits in RAM"),
-])
+@pytest.mark.parametrize(
+    "snapshot, distill, verdict",
+    [
+        ("nvidia-rtx4060-laptop", "14b", "partly on GPU"),
+        # each of the two GPUs holds a compute buffer of its own, so Q5_K_M gets one layer fewer (68) and
+        # drops below the speed floor: the largest that runs well is IQ4_XS, all on the GPUs
+        ("dual-rtx3090-desktop", "70b", "fits on GPU"),
+        ("amd-radeon-desktop", "32b", "partly on GPU"),
+        ("apple-m3-pro", "14b", "fits on GPU"),
+        ("ryzen-ai-laptop", "14b", "fits in RAM"),
+        ("intel-core-ultra-laptop", "14b", "fits in RAM"),
+        ("snapdragon-x-elite-windows", "14b", "fits in RAM"),
+    ],
+)
 def test_r1_best_is_the_largest_that_runs(snapshot, distill, verdict):
     chosen = choose_all(machine(snapshot), CANDIDATES)
     best = chosen["r1:best"]
@@ -139,9 +142,19 @@ def test_r1_best_is_the_largest_that_runs(snapshot, distill, verdict):
     assert best.plan.decode_tps >= choice.MIN_TPS and best.shape.file_bytes >= chosen["r1"].shape.file_bytes
 
 
-TARGET_MACHINES = ["nvidia-rtx4060-laptop", "dual-rtx3090-desktop", "amd-radeon-desktop", "apple-m3-pro",
-                   "intel-core-ultra-laptop", "snapdragon-x-elite-windows", "lunar-lake-lpddr5x-laptop",
-                   "rtx4090-rtx3090-workstation", "container-2cpu-2gb", "ryzen-ai-laptop", "orange-pi5-8gb"]
+TARGET_MACHINES = [
+    "nvidia-rtx4060-laptop",
+    "dual-rtx3090-desktop",
+    "amd-radeon-desktop",
+    "apple-m3-pro",
+    "intel-core-ultra-laptop",
+    "snapdragon-x-elite-windows",
+    "lunar-lake-lpddr5x-laptop",
+    "rtx4090-rtx3090-workstation",
+    "container-2cpu-2gb",
+    "ryzen-ai-laptop",
+    "orange-pi5-8gb",
+]
 
 
 @pytest.mark.parametrize("snapshot", TARGET_MACHINES)
@@ -151,15 +164,20 @@ def test_r1_is_the_best_quality_that_meets_the_answer_time_target(snapshot):
     r1 = chosen["r1"]
     assert r1.plan.decode_tps >= choice.TARGET_TPS and r1.plan.n_ctx == choice.REASONING_CTX
     assert seconds_per_1000(r1.plan) <= 1000 / choice.TARGET_TPS  # a 1,000-token think in about a minute
-    better = [c for c in (choose(hw, [(n, s)]) for n, s in CANDIDATES if choice.quality(s) > choice.quality(r1.shape))
-              if c is not None and c.plan.n_ctx == choice.REASONING_CTX]
+    better = [
+        c
+        for c in (choose(hw, [(n, s)]) for n, s in CANDIDATES if choice.quality(s) > choice.quality(r1.shape))
+        if c is not None and c.plan.n_ctx == choice.REASONING_CTX
+    ]
     assert all(c.plan.decode_tps < choice.TARGET_TPS for c in better), [c.name for c in better]
 
 
 def test_r1_fast_is_the_quickest_that_still_reasons_well():
     chosen = choose_all(machine("nvidia-rtx4060-laptop"), CANDIDATES)
     fast = chosen["r1:fast"]
-    assert fast.shape.params >= choice.FAST_MIN_PARAMS and choice.QUANT_QUALITY[fast.shape.quant] >= choice.FAST_MIN_QUANT
+    assert (
+        fast.shape.params >= choice.FAST_MIN_PARAMS and choice.QUANT_QUALITY[fast.shape.quant] >= choice.FAST_MIN_QUANT
+    )
     assert fast.plan.decode_tps > chosen["r1"].plan.decode_tps > chosen["r1:best"].plan.decode_tps * 0.5
 
 
@@ -202,7 +220,8 @@ def test_no_estimate_exceeds_bytes_per_token_over_bandwidth(snapshot):
 def test_unknown_bandwidth_says_unknown_and_the_choice_falls_back_to_memory():
     probe = ReplayProbe.load(SNAPSHOTS / "container-2cpu-2gb.json")
     probe.data["files"]["/proc/cpuinfo"] = probe.data["files"]["/proc/cpuinfo"].replace(
-        "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "Mystery Systems MX-9")
+        "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz", "Mystery Systems MX-9"
+    )
     hw = detect(probe)
     assert hw.cpu_bandwidth_gbs is None and hw.bandwidth_source is None
     p = plan(shape("1.5b-q4_k_m"), hw, 8192)
@@ -248,8 +267,11 @@ def test_published_measurements_are_met_within_35_percent():
     accuracy = _load_script("speed_accuracy")
     rows = accuracy.rows()
     assert len(rows) >= 10 and len({r.machine for r in rows}) >= 10
-    off = [(r.machine, r.model, r.published, None if r.estimated is None else round(r.estimated, 1)) for r in rows
-           if r.estimated is None or abs(r.error) > 0.35]
+    off = [
+        (r.machine, r.model, r.published, None if r.estimated is None else round(r.estimated, 1))
+        for r in rows
+        if r.estimated is None or abs(r.error) > 0.35
+    ]
     assert not off
     assert all(r.estimated <= r.ceiling for r in rows)
 

@@ -30,4 +30,3 @@ def test_other_code_in_the_process_still_sees_the_whole_llama_cpp_package():
         "assert llama_cpp.llama_backend_init is C.llama_backend_init"
     )
     assert "llama_cpp.llama" in modules
-

@@ -177,7 +177,8 @@ def test_hostile_headers_are_one_line_errors(tmp_path, name):
 
 def test_shallow_nested_arrays_and_a_power_of_two_alignment_are_read(tmp_path):
     path = tmp_path / "fine.gguf"
-    path.write_bytes(_gguf_bytes(("general.alignment", 4, struct.pack("<I", 64)),
-                                 ("general.tags", 9, _nested_arrays(3))))
+    path.write_bytes(
+        _gguf_bytes(("general.alignment", 4, struct.pack("<I", 64)), ("general.tags", 9, _nested_arrays(3)))
+    )
     info = read_gguf(path, require_complete=False)
     assert info.get("general.tags") == [[[]]] and info.data_offset % 64 == 0

@@ -21,8 +21,13 @@ LIMIT = 60 * 2**20
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("gpu-bundle")
-    done = subprocess.run([str(ROOT / "scripts" / "gpu_bundle.sh")], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "GPU_BUNDLE_DIR": str(folder), "PYTHON": sys.executable})
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "gpu_bundle.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "GPU_BUNDLE_DIR": str(folder), "PYTHON": sys.executable},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "bundle: " in done.stdout
     return folder
@@ -37,8 +42,14 @@ def test_bundle_fits_and_holds_what_the_device_lacks(bundle):
         names = tar.getnames()
     top = names[0].split("/")[0]
     lc = f"{top}/vendor/llama.cpp"
-    for needed in ("CMakeLists.txt", f"{lc}/ggml/src/ggml-cuda/CMakeLists.txt", f"{lc}/ggml/src/ggml-cpu/CMakeLists.txt",
-                   f"{lc}/tools/server/server.cpp", f"{lc}/gguf-py/gguf/__init__.py", f"{top}/llama_cpp/llama_cpp.py"):
+    for needed in (
+        "CMakeLists.txt",
+        f"{lc}/ggml/src/ggml-cuda/CMakeLists.txt",
+        f"{lc}/ggml/src/ggml-cpu/CMakeLists.txt",
+        f"{lc}/tools/server/server.cpp",
+        f"{lc}/gguf-py/gguf/__init__.py",
+        f"{top}/llama_cpp/llama_cpp.py",
+    ):
         assert needed in names or f"{top}/{needed}" in names, needed
     assert not any(n.startswith((f"{top}/.git/", f"{lc}/models/", f"{lc}/ggml/src/ggml-vulkan/")) for n in names)
     wheels = {w.name.split("-")[0].lower() for w in (bundle / "wheels").glob("*.whl")}

@@ -39,14 +39,18 @@ def device():
     """The first GPU device llama.cpp offloads to (the one a single-GPU plan uses)."""
     hw = detect_live()
     if not hw.offload_devices():
-        pytest.fail("these tests need a GPU build of llama-cpp-python and a GPU it drives: "
-                    "run scripts/vulkan_offload_tests.sh (software Vulkan) or scripts/gpu_check.sh")
+        pytest.fail(
+            "these tests need a GPU build of llama-cpp-python and a GPU it drives: "
+            "run scripts/vulkan_offload_tests.sh (software Vulkan) or scripts/gpu_check.sh"
+        )
     return next(d for d in hw.build.devices if d.name == hw.offload_devices()[0])
 
 
 def generate(model: Model) -> tuple[str, float]:
     """Greedy text and decode tokens/s."""
-    model.complete(PROMPT, params=GREEDY.model_copy(update={"max_tokens": 2})).result()  # warm-up: Mesa compiles shaders
+    model.complete(
+        PROMPT, params=GREEDY.model_copy(update={"max_tokens": 2})
+    ).result()  # warm-up: Mesa compiles shaders
     result = model.complete(PROMPT, params=GREEDY).result()
     return result.content, result.done.timings.generation_tokens_per_s
 
@@ -69,8 +73,9 @@ print(json.dumps({"text": result.content, "tps": tps, "note": model.load_note,
 def cpu_run(tiny_model) -> dict:
     """The same GPU build in a process that sees no GPU (empty device lists)."""
     env = {**os.environ, "GGML_VK_VISIBLE_DEVICES": "", "CUDA_VISIBLE_DEVICES": "", "HIP_VISIBLE_DEVICES": ""}
-    res = subprocess.run([sys.executable, "-c", CPU_RUN, str(tiny_model), PROMPT], env=env, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", CPU_RUN, str(tiny_model), PROMPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -117,7 +122,9 @@ def test_greedy_output_matches_the_cpu_run(tiny_model, cpu_run, capsys):
         text, tps = generate(model)
     assert text == cpu_run["text"] and len(text) > 10
     with capsys.disabled():  # the figures for README: placement, not speed
-        print(f"\n  decode, tiny model, greedy 24 tokens: lavapipe {tps:.1f} tok/s, CPU backend {cpu_run['tps']:.1f} tok/s")
+        print(
+            f"\n  decode, tiny model, greedy 24 tokens: lavapipe {tps:.1f} tok/s, CPU backend {cpu_run['tps']:.1f} tok/s"
+        )
 
 
 def test_a_gpu_build_without_a_gpu_runs_on_the_cpu_and_says_so(cpu_run, device):
@@ -146,7 +153,9 @@ def test_a_plan_that_does_not_fit_steps_down(tiny_model_long, device):
         # reach 128 MiB, less than one layer's KV tensor of that plan ("cannot run the operation").
         pytest.skip("lavapipe's 128 MiB storage-buffer limit aborts llama.cpp after the step-down; runs on real GPUs")
     now = detect_now()
-    stale = dataclasses.replace(now, gpus=[dataclasses.replace(g, vram_total=1 << 50, vram_free=1 << 50) for g in now.gpus])
+    stale = dataclasses.replace(
+        now, gpus=[dataclasses.replace(g, vram_total=1 << 50, vram_free=1 << 50) for g in now.gpus]
+    )
     shape = fit.ModelShape.from_gguf(read_gguf(tiny_model_long))
     ctx = 1 << 18  # slots of 256k tokens, as many as make a KV cache twice the device's memory
     parallel = -(-2 * device.memory_total // int(shape.kv_bytes_per_token() * ctx))

@@ -38,15 +38,27 @@ def test_the_fanout_counts_alternatives_through_references_groups_and_optional_i
 
 def test_the_grammars_the_server_writes_itself_are_within_the_bound():
     grammars = submodule("llama_grammar")
-    enum = {"type": "object", "properties": {"color": {"enum": [f"shade {i}" for i in range(64)]},
-                                             "size": {"type": "number"}, "tags": {"type": "array"}}}
+    enum = {
+        "type": "object",
+        "properties": {
+            "color": {"enum": [f"shade {i}" for i in range(64)]},
+            "size": {"type": "number"},
+            "tags": {"type": "array"},
+        },
+    }
     for grammar in (grammars.JSON_GBNF, grammars.json_schema_to_gbnf(json.dumps(enum)), WORST_ALLOWED):
         check_cost(grammar)
 
 
-@pytest.mark.parametrize("grammar", [alternatives(100), alternatives(10_000),
-                                     'x ::= ' + " | ".join(['"a"'] * 10) + '\nroot ::= (x | x | x | x | x | x | x)+',
-                                     "root ::= " + "(" * 100 + '"a"' + ")" * 100])
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        alternatives(100),
+        alternatives(10_000),
+        "x ::= " + " | ".join(['"a"'] * 10) + "\nroot ::= (x | x | x | x | x | x | x)+",
+        "root ::= " + "(" * 100 + '"a"' + ")" * 100,
+    ],
+)
 def test_a_grammar_past_the_bound_is_refused_in_one_line(grammar):
     with pytest.raises(UsageError, match="The grammar is refused") as refusal:
         check_cost(grammar)
@@ -62,8 +74,11 @@ def url(tiny_model, tmp_path_factory):
 
 def _twenty_tokens(url: str) -> float:
     start = time.perf_counter()
-    response = httpx.post(f"{url}/completion", json={"prompt": "Hello", "n_predict": 20, "ignore_eos": True,
-                                                     "temperature": 0}, timeout=120)
+    response = httpx.post(
+        f"{url}/completion",
+        json={"prompt": "Hello", "n_predict": 20, "ignore_eos": True, "temperature": 0},
+        timeout=120,
+    )
     assert response.status_code == 200 and response.json()["tokens_predicted"] == 20, response.text
     return time.perf_counter() - start
 
@@ -71,8 +86,9 @@ def _twenty_tokens(url: str) -> float:
 def test_the_issues_grammar_is_refused_at_once(url):
     for grammar in (alternatives(100), alternatives(10_000)):  # 609 bytes; 60 KB
         start = time.perf_counter()
-        response = httpx.post(f"{url}/completion", json={"prompt": "Hi", "grammar": grammar, "n_predict": 20},
-                              timeout=30)
+        response = httpx.post(
+            f"{url}/completion", json={"prompt": "Hi", "grammar": grammar, "n_predict": 20}, timeout=30
+        )
         assert response.status_code == 400 and response.json()["error"]["param"] == "grammar", response.text
         assert "opens" in response.json()["error"]["message"] and time.perf_counter() - start < 5
 
@@ -91,8 +107,12 @@ def test_an_unrelated_request_keeps_its_speed_beside_a_grammar(url, grammar):
     done = threading.Event()
 
     def grammar_request() -> None:
-        with httpx.stream("POST", f"{url}/completion", timeout=120, json={
-                "prompt": "Hi", "grammar": grammar, "n_predict": 400, "stream": True, "temperature": 1}) as response:
+        with httpx.stream(
+            "POST",
+            f"{url}/completion",
+            timeout=120,
+            json={"prompt": "Hi", "grammar": grammar, "n_predict": 400, "stream": True, "temperature": 1},
+        ) as response:
             for line in response.iter_lines():
                 lines.append(line)
                 if done.is_set():
@@ -114,9 +134,13 @@ def test_an_unrelated_request_keeps_its_speed_beside_a_grammar(url, grammar):
 
 
 def test_a_grammar_request_is_cancelled_without_waiting_for_its_pick(url, monkeypatch):
-    monkeypatch.setattr(scheduler, "GRAMMAR_PICK_LIMIT_S", 60.0)  # so only the cancellation can end it
-    with httpx.stream("POST", f"{url}/completion", timeout=30, json={
-            "prompt": "Hi", "grammar": WORST_ALLOWED, "n_predict": 400, "stream": True}) as response:
+    monkeypatch.setattr(scheduler, "GRAMMAR_PICK_LIMIT_S", 4.0)  # the slot must free long before the limit
+    with httpx.stream(
+        "POST",
+        f"{url}/completion",
+        timeout=30,
+        json={"prompt": "Hi", "grammar": WORST_ALLOWED, "n_predict": 400, "stream": True},
+    ) as response:
         assert response.status_code == 200
         deadline = time.monotonic() + 10
         while not any(slot["is_processing"] for slot in httpx.get(f"{url}/slots").json()):
@@ -127,3 +151,33 @@ def test_a_grammar_request_is_cancelled_without_waiting_for_its_pick(url, monkey
         assert time.perf_counter() - left < 1.5, "the slot waited for the grammar's pick"
         time.sleep(0.02)
     _twenty_tokens(url)  # the model answers others at once
+
+
+def test_a_whole_vocabulary_check_stops_at_its_deadline(tiny_model):
+    """A grammar ambiguous inside a recursion doubles its parser stacks with every "a" (measured:
+    a whole-vocabulary check 0.1 s after 2 of them, 7.5 s after 8); the fan-out count cannot see
+    it, so the check runs a chunk of the vocabulary at a time and stops past the pick's deadline."""
+    import ctypes
+
+    from r1local.engine.model import Model
+    from r1local.engine.params import SamplingParams
+    from r1local.engine.sampling import PickTooSlow, Sampler
+
+    model = Model.load(tiny_model, n_ctx=256, n_threads=1)
+    native = model.native
+    sampler = Sampler(
+        SamplingParams(grammar='root ::= s\ns ::= "a" s "b" | "a" s "c" | "d"', temperature=0),
+        native.vocab,
+        native.n_vocab,
+    )
+    try:
+        for _ in range(10):  # 1,024 stacks: tens of seconds for one whole check
+            sampler._accept_now(native.tokenize("a", add_special=False)[0])
+        logits = (ctypes.c_float * native.n_vocab)()
+        start = time.perf_counter()
+        with pytest.raises(PickTooSlow):
+            sampler._pick(logits, grammar_deadline=start + 0.5)
+        assert time.perf_counter() - start < 3, "the check did not stop near its deadline"
+    finally:
+        sampler.close()
+        model.close()

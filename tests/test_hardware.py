@@ -35,7 +35,12 @@ def test_rtx4060_laptop():
     assert (hw.cpu.physical_cores, hw.cpu.logical_cores, hw.cpu.performance_cores) == (14, 20, 6)
     assert hw.cpu.threads == 6 and "AVX_VNNI" in hw.cpu.features and "AVX512" not in hw.cpu.features
     nv, igpu = hw.gpus
-    assert (nv.name, nv.vendor, nv.integrated, nv.source) == ("NVIDIA GeForce RTX 4060 Laptop GPU", "nvidia", False, "nvml")
+    assert (nv.name, nv.vendor, nv.integrated, nv.source) == (
+        "NVIDIA GeForce RTX 4060 Laptop GPU",
+        "nvidia",
+        False,
+        "nvml",
+    )
     assert nv.vram_total == 8188 * 1024**2 and nv.vram_free == 7892 * 1024**2
     assert (nv.compute_capability, nv.driver, nv.bandwidth_gbs) == ("8.9", "550.54.14", 256)
     assert (igpu.name, igpu.vendor, igpu.integrated) == ("Intel Iris Xe Graphics", "intel", True)
@@ -87,7 +92,11 @@ def test_intel_core_ultra_laptop():
     assert (hw.cpu.physical_cores, hw.cpu.logical_cores, hw.cpu.performance_cores) == (16, 22, 6)
     (igpu,) = hw.gpus
     assert (igpu.name, igpu.vendor, igpu.integrated, igpu.driver) == (
-        "Intel Arc Graphics (Meteor Lake)", "intel", True, "i915")
+        "Intel Arc Graphics (Meteor Lake)",
+        "intel",
+        True,
+        "i915",
+    )
     (npu,) = hw.npus
     assert (npu.driver, npu.generation, npu.pci_id) == ("intel_vpu", "Meteor Lake NPU (NPU 3720)", "8086:7d1d")
     assert "OpenVINO" in verdict(hw, npu.name).why
@@ -135,13 +144,17 @@ def test_container_limits():
 
 
 def test_cgroup_v1_limit_in_nested_group():
-    hw = replay("container-2cpu-2gb", files={
-        "/proc/self/cgroup": "4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n",
-        "/sys/fs/cgroup/memory.max": None, "/sys/fs/cgroup/cpu.max": None,
-        "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "4294967296\n",
-        "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "1073741824\n",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
-    })
+    hw = replay(
+        "container-2cpu-2gb",
+        files={
+            "/proc/self/cgroup": "4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n",
+            "/sys/fs/cgroup/memory.max": None,
+            "/sys/fs/cgroup/cpu.max": None,
+            "/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "4294967296\n",
+            "/sys/fs/cgroup/memory/docker/abc/memory.usage_in_bytes": "1073741824\n",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
+        },
+    )
     assert hw.memory.cgroup_limit == 4 * GiB and hw.memory.available == 3 * GiB
     assert hw.cpu.logical_cores == 16  # no CPU quota in this variant
 
@@ -155,7 +168,8 @@ def test_nvml_missing_falls_back_to_drm_listing():
 def test_parse_system_info_sections():
     info = "CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
     assert parse_system_info(info) == {
-        "CUDA": {"ARCHS": "890", "USE_GRAPHS": "1"}, "CPU": {"SSE3": "1", "AVX2": "1", "OPENMP": "1"},
+        "CUDA": {"ARCHS": "890", "USE_GRAPHS": "1"},
+        "CPU": {"SSE3": "1", "AVX2": "1", "OPENMP": "1"},
     }
 
 
@@ -195,32 +209,59 @@ def test_nvidia_gpu_with_a_cpu_only_build_says_how_to_get_cuda():
     v = verdict(hw, "NVIDIA GeForce RTX 4060 Laptop GPU")
     assert v.status == NOT_USABLE and "no CUDA backend" in v.why
     assert v.next_step.startswith("r1local accelerate  (builds the CUDA backend, needs the CUDA toolkit (nvcc)")
-    assert ('CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=89 -DGGML_RPC=on" pip install --force-reinstall '
-            "--no-cache-dir llama-cpp-python") in v.next_step
+    assert (
+        'CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=89 -DGGML_RPC=on" pip install --force-reinstall '
+        "--no-cache-dir llama-cpp-python"
+    ) in v.next_step
     assert hw.usable_gpus == []
 
 
 # CPU names as the OS prints them -> the peak RAM bandwidth (GB/s) of the memory they ship with
 NAMED_CPUS = {
-    "12th Gen Intel(R) Core(TM) i7-12700H": 76.8, "12th Gen Intel(R) Core(TM) i5-1235U": 83.2,
-    "12th Gen Intel(R) Core(TM) i9-12900K": 76.8, "13th Gen Intel(R) Core(TM) i7-13700H": 83.2,
-    "13th Gen Intel(R) Core(TM) i5-13600K": 89.6, "13th Gen Intel(R) Core(TM) i7-1355U": 83.2,
-    "14th Gen Intel(R) Core(TM) i9-14900K": 89.6, "14th Gen Intel(R) Core(TM) i9-14900HX": 83.2,
-    "Intel(R) Core(TM) 7 150U": 83.2, "Intel(R) Core(TM) Ultra 7 155H": 119.5,
-    "Intel(R) Core(TM) Ultra 5 125U": 119.5, "Intel(R) Core(TM) Ultra 7 258V": 136.5,
-    "Intel(R) Core(TM) Ultra 9 285H": 134.4, "Intel(R) Core(TM) Ultra 9 285K": 102.4,
-    "Intel(R) Core(TM) Ultra 9 275HX": 102.4, "Intel(R) N100": 38.4,
-    "AMD Ryzen 7 5800X3D 8-Core Processor": 51.2, "AMD Ryzen 9 5900HX with Radeon Graphics": 51.2,
-    "AMD Ryzen 7 5700U with Radeon Graphics": 68.3, "AMD Ryzen 7 6800H with Radeon Graphics": 76.8,
-    "AMD Ryzen 9 7950X 16-Core Processor": 96.0, "AMD Ryzen 7 7840U w/ Radeon 780M Graphics": 89.6,
-    "AMD Ryzen 7 8845HS w/ Radeon 780M Graphics": 89.6, "AMD Ryzen 7 8700G w/ Radeon 780M Graphics": 96.0,
-    "AMD Ryzen 9 9950X 16-Core Processor": 96.0, "AMD Ryzen 7 9800X3D 8-Core Processor": 96.0,
-    "AMD Ryzen AI 9 HX 370 w/ Radeon 890M": 120.0, "AMD Ryzen AI 7 350 w/ Radeon 860M": 89.6,
+    "12th Gen Intel(R) Core(TM) i7-12700H": 76.8,
+    "12th Gen Intel(R) Core(TM) i5-1235U": 83.2,
+    "12th Gen Intel(R) Core(TM) i9-12900K": 76.8,
+    "13th Gen Intel(R) Core(TM) i7-13700H": 83.2,
+    "13th Gen Intel(R) Core(TM) i5-13600K": 89.6,
+    "13th Gen Intel(R) Core(TM) i7-1355U": 83.2,
+    "14th Gen Intel(R) Core(TM) i9-14900K": 89.6,
+    "14th Gen Intel(R) Core(TM) i9-14900HX": 83.2,
+    "Intel(R) Core(TM) 7 150U": 83.2,
+    "Intel(R) Core(TM) Ultra 7 155H": 119.5,
+    "Intel(R) Core(TM) Ultra 5 125U": 119.5,
+    "Intel(R) Core(TM) Ultra 7 258V": 136.5,
+    "Intel(R) Core(TM) Ultra 9 285H": 134.4,
+    "Intel(R) Core(TM) Ultra 9 285K": 102.4,
+    "Intel(R) Core(TM) Ultra 9 275HX": 102.4,
+    "Intel(R) N100": 38.4,
+    "AMD Ryzen 7 5800X3D 8-Core Processor": 51.2,
+    "AMD Ryzen 9 5900HX with Radeon Graphics": 51.2,
+    "AMD Ryzen 7 5700U with Radeon Graphics": 68.3,
+    "AMD Ryzen 7 6800H with Radeon Graphics": 76.8,
+    "AMD Ryzen 9 7950X 16-Core Processor": 96.0,
+    "AMD Ryzen 7 7840U w/ Radeon 780M Graphics": 89.6,
+    "AMD Ryzen 7 8845HS w/ Radeon 780M Graphics": 89.6,
+    "AMD Ryzen 7 8700G w/ Radeon 780M Graphics": 96.0,
+    "AMD Ryzen 9 9950X 16-Core Processor": 96.0,
+    "AMD Ryzen 7 9800X3D 8-Core Processor": 96.0,
+    "AMD Ryzen AI 9 HX 370 w/ Radeon 890M": 120.0,
+    "AMD Ryzen AI 7 350 w/ Radeon 860M": 89.6,
     "AMD Ryzen AI Max+ 395 w/ Radeon 8060S": 128.0,
-    "Apple M1": 68.3, "Apple M1 Pro": 204.8, "Apple M1 Max": 409.6, "Apple M1 Ultra": 819.2,
-    "Apple M2": 102.4, "Apple M2 Pro": 204.8, "Apple M2 Max": 409.6, "Apple M2 Ultra": 819.2,
-    "Apple M3": 102.4, "Apple M3 Pro": 153.6, "Apple M3 Max": 409.6, "Apple M3 Ultra": 819.2,
-    "Apple M4": 120.0, "Apple M4 Pro": 273.1, "Apple M4 Max": 546.1,
+    "Apple M1": 68.3,
+    "Apple M1 Pro": 204.8,
+    "Apple M1 Max": 409.6,
+    "Apple M1 Ultra": 819.2,
+    "Apple M2": 102.4,
+    "Apple M2 Pro": 204.8,
+    "Apple M2 Max": 409.6,
+    "Apple M2 Ultra": 819.2,
+    "Apple M3": 102.4,
+    "Apple M3 Pro": 153.6,
+    "Apple M3 Max": 409.6,
+    "Apple M3 Ultra": 819.2,
+    "Apple M4": 120.0,
+    "Apple M4 Pro": 273.1,
+    "Apple M4 Max": 546.1,
     "Snapdragon(R) X Elite - X1E78100 - Qualcomm(R) Oryon(TM) CPU": 135.2,
     "Snapdragon(R) X Plus - X1P64100 - Qualcomm(R) Oryon(TM) CPU": 135.2,
     "Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)": 17.1,
@@ -260,30 +301,49 @@ def test_raspberry_pi_5_is_named_by_board_soc_and_cores():
 
 
 def test_big_little_board_from_the_device_tree_alone():
-    procs = [f"processor\t: {i}\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\nCPU part\t: {part}\n"
-             for i, part in enumerate(["0xd05"] * 4 + ["0xd0b"] * 4)]
-    hw = replay("raspberry-pi5-8gb", files={
-        "/proc/cpuinfo": "\n".join(procs), "/proc/device-tree/model": "Orange Pi 5\x00",
-        "/proc/device-tree/compatible": "rockchip,rk3588s-orangepi-5\x00rockchip,rk3588\x00"})
+    procs = [
+        f"processor\t: {i}\nFeatures\t: fp asimd asimddp\nCPU implementer\t: 0x41\nCPU part\t: {part}\n"
+        for i, part in enumerate(["0xd05"] * 4 + ["0xd0b"] * 4)
+    ]
+    hw = replay(
+        "raspberry-pi5-8gb",
+        files={
+            "/proc/cpuinfo": "\n".join(procs),
+            "/proc/device-tree/model": "Orange Pi 5\x00",
+            "/proc/device-tree/compatible": "rockchip,rk3588s-orangepi-5\x00rockchip,rk3588\x00",
+        },
+    )
     assert hw.cpu.model == "Orange Pi 5 (Rockchip RK3588, 4x Cortex-A76 + 4x Cortex-A55)"
     assert hw.cpu.performance_cores == 4 and hw.cpu.core_types == ["Cortex-A76", "Cortex-A55"]
     assert hw.cpu_bandwidth_gbs == 33.8  # LPDDR4X-4224 on a 64-bit bus
 
 
 def test_linux_on_apple_silicon_names_the_chip_by_its_cores():
-    procs = [f"processor\t: {i}\nFeatures\t: fp asimd asimddp i8mm\nCPU implementer\t: 0x61\nCPU part\t: {part}\n"
-             for i, part in enumerate(["0x22"] * 4 + ["0x23"] * 4)]
-    hw = replay("raspberry-pi5-8gb", files={
-        "/proc/cpuinfo": "\n".join(procs), "/proc/device-tree/model": "Apple MacBook Air (M1, 2020)\x00",
-        "/proc/device-tree/compatible": "apple,j313\x00apple,t8103\x00apple,arm-platform\x00"})
+    procs = [
+        f"processor\t: {i}\nFeatures\t: fp asimd asimddp i8mm\nCPU implementer\t: 0x61\nCPU part\t: {part}\n"
+        for i, part in enumerate(["0x22"] * 4 + ["0x23"] * 4)
+    ]
+    hw = replay(
+        "raspberry-pi5-8gb",
+        files={
+            "/proc/cpuinfo": "\n".join(procs),
+            "/proc/device-tree/model": "Apple MacBook Air (M1, 2020)\x00",
+            "/proc/device-tree/compatible": "apple,j313\x00apple,t8103\x00apple,arm-platform\x00",
+        },
+    )
     assert hw.cpu.model == "Apple MacBook Air (M1, 2020) (Apple T8103, 4x Apple M1 Firestorm + 4x Apple M1 Icestorm)"
     assert hw.cpu.performance_cores == 4 and hw.cpu_bandwidth_gbs == 68.3
 
 
 def test_unknown_arm_part_is_named_by_its_numbers():
-    hw = replay("raspberry-pi5-8gb", files={
-        "/proc/cpuinfo": "processor\t: 0\nCPU implementer\t: 0x6d\nCPU part\t: 0x123\n",
-        "/proc/device-tree/model": None, "/proc/device-tree/compatible": None})
+    hw = replay(
+        "raspberry-pi5-8gb",
+        files={
+            "/proc/cpuinfo": "processor\t: 0\nCPU implementer\t: 0x6d\nCPU part\t: 0x123\n",
+            "/proc/device-tree/model": None,
+            "/proc/device-tree/compatible": None,
+        },
+    )
     assert hw.cpu.model == "1x ARM core 0x123 (implementer 0x6d)" and hw.cpu_bandwidth_gbs is None
 
 
@@ -302,20 +362,36 @@ def test_bandwidth_probe_is_short_and_cached_per_machine(tmp_path):
 def test_a_recorded_measurement_replays():
     hw = replay("raspberry-pi5-8gb", calls={"memory.bandwidth": {"gbs": 9.5, "threads": 4, "measured_at": 0}})
     assert (hw.cpu_bandwidth_gbs, hw.bandwidth_source, hw.memory_kind) == (9.5, "measured", "LPDDR4X-4267, 32-bit")
-LAVAPIPE = {"name": "Vulkan0", "description": "llvmpipe (LLVM 15.0.6, 256 bits)", "type": "gpu",
-            "memory_free": 2 * GiB, "memory_total": 2 * GiB}
+
+
+LAVAPIPE = {
+    "name": "Vulkan0",
+    "description": "llvmpipe (LLVM 15.0.6, 256 bits)",
+    "type": "gpu",
+    "memory_free": 2 * GiB,
+    "memory_total": 2 * GiB,
+}
 
 
 def vulkan_build(*devices: dict) -> dict:
-    return {"version": "0.3.36", "system_info": "CPU : AVX2 = 1 |", "gpu_offload": True,
-            "devices": [*devices, {"name": "CPU", "description": "cpu", "type": "cpu"}],
-            "registries": ["CPU", "Vulkan", "RPC"]}
+    return {
+        "version": "0.3.36",
+        "system_info": "CPU : AVX2 = 1 |",
+        "gpu_offload": True,
+        "devices": [*devices, {"name": "CPU", "description": "cpu", "type": "cpu"}],
+        "registries": ["CPU", "Vulkan", "RPC"],
+    }
 
 
 def test_a_gpu_only_the_build_sees_is_listed_and_used():
     hw = replay("container-2cpu-2gb", calls={"llama_cpp.build": vulkan_build(LAVAPIPE)})
     (gpu,) = hw.gpus
-    assert (gpu.name, gpu.vendor, gpu.source, gpu.vram_total) == (LAVAPIPE["description"], "unknown", "ggml Vulkan0", 2 * GiB)
+    assert (gpu.name, gpu.vendor, gpu.source, gpu.vram_total) == (
+        LAVAPIPE["description"],
+        "unknown",
+        "ggml Vulkan0",
+        2 * GiB,
+    )
     (v,) = hw.verdicts
     assert v.usable and v.ggml_device == "Vulkan0" and "drives it as Vulkan0" in v.why
     assert hw.usable_gpus == [gpu] and hw.offload_devices() == ["Vulkan0"]

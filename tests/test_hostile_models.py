@@ -29,9 +29,16 @@ def hostile_model():
 
 
 def _chat(client: httpx.Client, url: str, model: str, tokens: int = 20) -> httpx.Response:
-    return client.post(f"{url}/v1/chat/completions", json={
-        "model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": tokens,
-        "temperature": 0, "ignore_eos": True})
+    return client.post(
+        f"{url}/v1/chat/completions",
+        json={
+            "model": model,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+    )
 
 
 def _timed(call) -> float:
@@ -41,13 +48,17 @@ def _timed(call) -> float:
     return time.perf_counter() - start
 
 
-def test_a_hostile_template_holds_neither_another_model_nor_tokenize(tiny_model, hostile_model, tmp_path,
-                                                                      monkeypatch):
+def test_a_hostile_template_holds_neither_another_model_nor_tokenize(tiny_model, hostile_model, tmp_path, monkeypatch):
     monkeypatch.setattr(template_sandbox, "RENDER_TIMEOUT_S", 1.0)
     settings = replace(TEST_SETTINGS, models=(str(tiny_model), str(hostile_model)), max_loaded=2, parallel=4)
     with isolated_store(tmp_path), running_server(settings) as url, httpx.Client(timeout=120) as client:
-        healthy = lambda: _chat(client, url, HEALTHY)  # noqa: E731
-        tokenize = lambda: client.post(f"{url}/tokenize", json={"model": HEALTHY, "content": "Hi there"})  # noqa: E731
+
+        def healthy():
+            return _chat(client, url, HEALTHY)
+
+        def tokenize():
+            return client.post(f"{url}/tokenize", json={"model": HEALTHY, "content": "Hi there"})
+
         healthy()  # warm
         alone = statistics.median(_timed(healthy) for _ in range(3))
         tokenize_alone = statistics.median(_timed(tokenize) for _ in range(3))
@@ -60,16 +71,19 @@ def test_a_hostile_template_holds_neither_another_model_nor_tokenize(tiny_model,
             still_running = sum(not attack.done() for attack in attacks)
             refusals = [attack.result() for attack in attacks]
         assert still_running > 0, "the attacks ended before the measurement"
-        print(f"\n20 tokens of {HEALTHY}: alone {alone:.3f} s, beside 8 hostile requests "
-              f"{statistics.median(loaded):.3f} s; /tokenize {tokenize_alone * 1000:.1f} -> "
-              f"{statistics.median(tokenize_loaded) * 1000:.1f} ms")
+        print(
+            f"\n20 tokens of {HEALTHY}: alone {alone:.3f} s, beside 8 hostile requests "
+            f"{statistics.median(loaded):.3f} s; /tokenize {tokenize_alone * 1000:.1f} -> "
+            f"{statistics.median(tokenize_loaded) * 1000:.1f} ms"
+        )
         # 3x, plus a little for a machine busy with other work
         assert statistics.median(loaded) < 3 * alone + 0.2
         assert statistics.median(tokenize_loaded) < 3 * tokenize_alone + 0.2
         for refusal in refusals:
             assert refusal.status_code == 400
             assert refusal.json()["error"]["message"] == (
-                "The model's chat template failed on these messages: it ran longer than 1 s")
+                "The model's chat template failed on these messages: it ran longer than 1 s"
+            )
         assert httpx.get(f"{url}/health").status_code == 200
 
 

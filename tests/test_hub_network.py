@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from testhub import BlackHole, Fault, hub, refused_url  # noqa: F401  (hub is a fixture)
+from testhub import BlackHole, Fault, refused_url
 
 from r1local import download, hubcall
 from r1local.errors import DownloadError
@@ -39,9 +39,12 @@ def test_a_black_hole_gets_a_line_at_once_retries_and_ends_in_one_sentence(hub, 
     assert said[0][0] < 2.0 and said[0][1] == f"Contacting {host} for the file list of {REPO} ..."
     assert [line for _, line in said[1:]] == [
         f"{host} sent no answer; trying again in 1 s (try 2 of 3).",
-        f"{host} sent no answer; trying again in 3 s (try 3 of 3)."]
-    assert error.message == (f"{host} accepted the connection but sent no answer for the file list of {REPO} "
-                             "within 1 s (3 tries); nothing was downloaded.")
+        f"{host} sent no answer; trying again in 3 s (try 3 of 3).",
+    ]
+    assert error.message == (
+        f"{host} accepted the connection but sent no answer for the file list of {REPO} "
+        "within 1 s (3 tries); nothing was downloaded."
+    )
     assert "resume" not in str(error) and "pull" not in error.hint
     assert 3 + 4 <= took < 20  # three 1 s timeouts and the 1 + 3 s pauses
 
@@ -50,9 +53,11 @@ def test_a_refused_connection_is_retried_then_said(hub, monkeypatch):  # noqa: F
     url = refused_url()
     said, error, took = timed_plan(monkeypatch, url)
     host = url.removeprefix("http://")
-    assert [line for _, line in said] == [f"Contacting {host} for the file list of {REPO} ...",
-                                          f"{host} could not be reached; trying again in 1 s (try 2 of 3).",
-                                          f"{host} could not be reached; trying again in 3 s (try 3 of 3)."]
+    assert [line for _, line in said] == [
+        f"Contacting {host} for the file list of {REPO} ...",
+        f"{host} could not be reached; trying again in 1 s (try 2 of 3).",
+        f"{host} could not be reached; trying again in 3 s (try 3 of 3).",
+    ]
     assert error.message.startswith(f"Could not connect to {host} (3 tries): ")
     assert error.message.endswith("; nothing was downloaded.") and error.hint == hubcall.NEXT_STEP
     assert 4 <= took < 15
@@ -65,9 +70,11 @@ def test_the_hub_busy_for_a_moment_is_retried_with_backoff(hub, monkeypatch):  #
     path = download.pull(TARGET, notify=said.append)
     assert path.read_bytes() == b"GGUF" + bytes(1000)
     host = hub.url.removeprefix("http://")
-    assert said == [f"Contacting {host} for the file list of {REPO} ...",
-                    f"{host} answered 503; trying again in 1 s (try 2 of 3).",
-                    f"{host} answered 429; trying again in 3 s (try 3 of 3)."]
+    assert said == [
+        f"Contacting {host} for the file list of {REPO} ...",
+        f"{host} answered 503; trying again in 1 s (try 2 of 3).",
+        f"{host} answered 429; trying again in 3 s (try 3 of 3).",
+    ]
 
 
 def test_a_missing_repository_is_not_retried(hub, monkeypatch):  # noqa: F811
@@ -91,8 +98,13 @@ def test_a_transfer_cut_after_some_bytes_says_it_resumes(hub, monkeypatch):  # n
 def cli_lines(*args: str, env: dict[str, str], limit: float = 60.0) -> tuple[list[tuple[float, str]], int, float]:
     """Run r1local in a child process: its stderr lines with the time each arrived, and the exit code."""
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "r1local", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **env, "COLUMNS": "200"}, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "r1local", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env, "COLUMNS": "200"},
+        text=True,
+    )
     lines = [(time.monotonic() - start, line.rstrip()) for line in proc.stderr]
     code = proc.wait(timeout=limit)
     return lines, code, time.monotonic() - start

@@ -27,6 +27,15 @@ def test_the_runtime_dependencies_hold_no_test_tool():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower() for d in project["dependencies"]}
     test_only = {re.split(r"[<>=!~;\[ ]", d, maxsplit=1)[0].lower() for d in project["optional-dependencies"]["test"]}
-    assert not runtime & {"pytest", "playwright", "openvino-genai", "langchain-openai", "schemathesis", "matplotlib",
-                          "pexpect", "openai", "ollama"}
+    assert not runtime & {
+        "pytest",
+        "playwright",
+        "openvino-genai",
+        "langchain-openai",
+        "schemathesis",
+        "matplotlib",
+        "pexpect",
+        "openai",
+        "ollama",
+    }
     assert {"pytest", "playwright"} <= test_only

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_fit import machine, shape
 from typer.testing import CliRunner
 
 from r1local import config
@@ -16,7 +17,6 @@ from r1local.engine.params import SamplingParams
 from r1local.errors import UsageError
 from r1local.fit import KV_BYTES, ModelShape, plan
 from r1local.gguf_meta import read_gguf
-from test_fit import machine, shape
 
 runner = CliRunner()
 
@@ -45,8 +45,9 @@ def test_a_smaller_cache_type_lets_a_longer_context_fit():
 
 def test_the_default_uses_q8_0_only_where_it_is_what_lets_the_context_fit():
     s, hw = shape("7b-q4_k_m"), machine("container-2cpu-2gb")
-    hw.memory.available = int((s.file_bytes + s.runtime_bytes() + s.touched_compute_bytes()
-                               + s.kv_bytes_per_token("q8_0") * 16500) / 0.9)
+    hw.memory.available = int(
+        (s.file_bytes + s.runtime_bytes() + s.touched_compute_bytes() + s.kv_bytes_per_token("q8_0") * 16500) / 0.9
+    )
     tight = plan(s, hw, 16384)
     assert (tight.kv_type, tight.n_ctx) == ("q8_0", 16384)
     assert "q8_0 KV cache" in tight.kv_note and "f16: 8192" in tight.kv_note
@@ -112,8 +113,9 @@ def test_hw_says_when_q8_0_is_what_lets_the_reasoning_context_fit():
     text = " ".join(tight.stdout.split())
     assert tight.exit_code == 0 and "16k context (q8_0 KV cache)" in text
     assert "KV cache: a q8_0 KV cache (half of f16's bytes) lets the 16384-token context fit (f16: 8192)" in text
-    report = json.loads(runner.invoke(app, ["hw", "--json", "--snapshot",
-                                            str(snapshots / "amd-radeon-desktop.json")]).stdout)
+    report = json.loads(
+        runner.invoke(app, ["hw", "--json", "--snapshot", str(snapshots / "amd-radeon-desktop.json")]).stdout
+    )
     assert report["recommendation"]["plan"]["kv_type"] == "q8_0"
     roomy = runner.invoke(app, ["hw", "--snapshot", str(snapshots / "nvidia-rtx4060-laptop.json")])
     assert roomy.exit_code == 0 and "KV cache" not in roomy.stdout

@@ -1,7 +1,7 @@
 """Clients written for llama-server, unchanged: `model` missing or naming a model this server does
 not hold, /completion's full answer (token ids, probabilities, settings, truncated, timings),
-token-id and mixed prompts, logit_bias on every generation route, the X-Api-Key header and an
-empty embedding input."""
+token-id and mixed prompts, logit_bias on every generation route, the X-Api-Key header, an
+empty embedding input and llama-server's embedding prompt objects."""
 
 from __future__ import annotations
 
@@ -36,24 +36,30 @@ def completion(url: str, **body) -> dict:
 
 def test_a_missing_or_foreign_model_is_the_default_one_and_the_reply_names_it(url):
     client = openai_client(url)
-    chat = client.chat.completions.create(model="gpt-3.5-turbo", max_tokens=4,
-                                          messages=[{"role": "user", "content": "Hi"}])
+    chat = client.chat.completions.create(
+        model="gpt-3.5-turbo", max_tokens=4, messages=[{"role": "user", "content": "Hi"}]
+    )
     assert chat.model == MODEL and chat.usage.completion_tokens == 4
     text = client.completions.create(model="gpt-3.5-turbo-instruct", prompt=PROMPT, max_tokens=3)
     assert text.model == MODEL
     vectors = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     assert vectors.model == MODEL and len(vectors.data) == 2
-    for path, body in (("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
-                       ("/v1/completions", {"prompt": PROMPT}), ("/v1/embeddings", {"input": "x"}),
-                       ("/completion", {"prompt": PROMPT}), ("/tokenize", {"content": "x"})):
+    for path, body in (
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}]}),
+        ("/v1/completions", {"prompt": PROMPT}),
+        ("/v1/embeddings", {"input": "x"}),
+        ("/completion", {"prompt": PROMPT}),
+        ("/tokenize", {"content": "x"}),
+    ):
         response = httpx.post(f"{url}{path}", json={"max_tokens": 2, "n_predict": 2, **body}, timeout=60)
         assert response.status_code == 200, (path, response.text)
         assert response.json().get("model", MODEL) == MODEL
     for name in ("/etc/passwd", "../models/tiny-r1-qwen.gguf"):  # never read as a path
         assert client.completions.create(model=name, prompt=PROMPT, max_tokens=1).model == MODEL
     # a model r1local knows but has not downloaded still says how to get it
-    missing = httpx.post(f"{url}/v1/chat/completions",
-                         json={"model": "r1:7b", "messages": [{"role": "user", "content": "x"}]})
+    missing = httpx.post(
+        f"{url}/v1/chat/completions", json={"model": "r1:7b", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert missing.status_code == 404 and "r1local pull" in missing.json()["error"]["message"]
 
 
@@ -86,11 +92,23 @@ def test_completion_answers_with_tokens_probabilities_settings_and_timings(url):
     assert timings["prompt_per_token_ms"] == pytest.approx(timings["prompt_ms"] / timings["prompt_n"])
     # the same, streamed: each piece of text carries its tokens' ids and probabilities
     events = []
-    with httpx.stream("POST", f"{url}/completion", timeout=60, json={
-            "prompt": PROMPT, "n_predict": 6, "ignore_eos": True, "n_probs": 3, "return_tokens": True,
-            "temperature": 0, "stream": True}) as response:
-        events = [httpx.Response(200, content=line[6:]).json() for line in response.iter_lines()
-                  if line.startswith("data: ")]
+    with httpx.stream(
+        "POST",
+        f"{url}/completion",
+        timeout=60,
+        json={
+            "prompt": PROMPT,
+            "n_predict": 6,
+            "ignore_eos": True,
+            "n_probs": 3,
+            "return_tokens": True,
+            "temperature": 0,
+            "stream": True,
+        },
+    ) as response:
+        events = [
+            httpx.Response(200, content=line[6:]).json() for line in response.iter_lines() if line.startswith("data: ")
+        ]
     pieces = events[:-1]
     assert [t for e in pieces for t in e["tokens"]] == tokens
     assert [p["id"] for e in pieces for p in e.get("completion_probabilities", [])] == tokens
@@ -113,30 +131,60 @@ def test_token_id_and_mixed_prompts(url):
 def test_logit_bias_is_honoured_on_every_generation_route(url):
     plain = completion(url, prompt=PROMPT, n_predict=4, ignore_eos=True, return_tokens=True)
     first = plain["tokens"][0]
-    banned = completion(url, prompt=PROMPT, n_predict=4, ignore_eos=True, return_tokens=True,
-                        logit_bias=[[first, False]])
+    banned = completion(
+        url, prompt=PROMPT, n_predict=4, ignore_eos=True, return_tokens=True, logit_bias=[[first, False]]
+    )
     assert banned["tokens"][0] != first and first not in banned["tokens"]
     favourite = httpx.post(f"{url}/tokenize", json={"content": " banana"}).json()["tokens"][0]
     piece = httpx.post(f"{url}/detokenize", json={"tokens": [favourite]}).json()["content"]
-    forced = completion(url, prompt=PROMPT, n_predict=3, ignore_eos=True, return_tokens=True,
-                        logit_bias={str(favourite): 100})
+    forced = completion(
+        url, prompt=PROMPT, n_predict=3, ignore_eos=True, return_tokens=True, logit_bias={str(favourite): 100}
+    )
     assert forced["tokens"] == [favourite] * 3
     client = openai_client(url)
-    text = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=3, temperature=0,
-                                     logit_bias={str(favourite): 100})
+    text = client.completions.create(
+        model=MODEL, prompt=PROMPT, max_tokens=3, temperature=0, logit_bias={str(favourite): 100}
+    )
     assert text.choices[0].text == piece * 3
-    chat = client.chat.completions.create(model=MODEL, max_tokens=3, temperature=0, logprobs=True,
-                                          messages=[{"role": "user", "content": "Hi"}],
-                                          logit_bias={str(favourite): 100})
+    chat = client.chat.completions.create(
+        model=MODEL,
+        max_tokens=3,
+        temperature=0,
+        logprobs=True,
+        messages=[{"role": "user", "content": "Hi"}],
+        logit_bias={str(favourite): 100},
+    )
     assert [t.token for t in chat.choices[0].logprobs.content] == [piece] * 3
 
 
 def test_empty_embedding_input_is_a_400(url):
-    for empty in ([], ):
+    for empty in ([],):
         response = httpx.post(f"{url}/v1/embeddings", json={"model": MODEL, "input": empty})
         assert response.status_code == 400 and response.json()["error"]["param"] == "input"
     with pytest.raises(openai.BadRequestError):
         openai_client(url).embeddings.create(model=MODEL, input=[])
+
+
+def test_embedding_inputs_take_llama_servers_prompt_objects_and_mixed_lists(url):
+    def vectors(given):
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": given}, timeout=120)
+        assert response.status_code == 200, response.text
+        return [item["embedding"] for item in response.json()["data"]]
+
+    parts = {"content": [{"type": "text", "text": "hello "}, {"type": "text", "text": "world"}]}
+    same = [pytest.approx(vectors("hello world")[0], abs=1e-5)]  # batched inputs differ in the last bits
+    text, from_parts, from_string = vectors(["hello world", parts, {"prompt_string": "hello world"}])
+    assert [text, from_parts, from_string] == same * 3
+    assert vectors(parts) == same
+    ids = httpx.post(f"{url}/tokenize", json={"content": "hello world", "add_special": True}).json()["tokens"]
+    assert vectors(["hello world", ids]) == same * 2
+    for bad in (
+        {"content": "string"},
+        {"content": [{"type": "unknown"}]},
+        {"content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+    ):
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": bad})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "input", bad
 
 
 def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):
@@ -148,6 +196,9 @@ def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):
         for headers in ({"X-Api-Key": "wrong"}, {}, {"Authorization": "Bearer wrong", "X-Api-Key": "nope"}):
             assert httpx.get(models, headers=headers).status_code == 401, headers
         # with no model to fall back on, a name that means nothing here is a 404
-        unknown = httpx.post(f"{base}/v1/chat/completions", headers={"X-Api-Key": "sesame"},
-                             json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]})
+        unknown = httpx.post(
+            f"{base}/v1/chat/completions",
+            headers={"X-Api-Key": "sesame"},
+            json={"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert unknown.status_code == 404 and "Unknown model name" in unknown.json()["error"]["message"]

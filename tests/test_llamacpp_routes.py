@@ -26,7 +26,7 @@ def llama_server_stream(url: str, body: dict) -> list[dict]:
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():
             if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
+                events.append(json.loads(line[len("data: ") :]))
     return events
 
 
@@ -80,12 +80,14 @@ def test_infill_as_code_editors_call_it(url):
     whole = httpx.post(f"{url}/infill", json=body).json()
     assert whole["tokens_evaluated"] == count(url, before) + count(url, after) + 3  # the model's FIM tokens
     same = openai.OpenAI(base_url=f"{url}/v1", api_key="none").completions.create(
-        model=MODEL, prompt=before, suffix=after, max_tokens=6, temperature=0)
+        model=MODEL, prompt=before, suffix=after, max_tokens=6, temperature=0
+    )
     assert whole["content"] == same.choices[0].text  # /v1/completions' suffix builds the same prompt
 
     started_body = {**body, "prompt": started}
-    assert httpx.post(f"{url}/infill", json=started_body).json()["tokens_evaluated"] == \
-        whole["tokens_evaluated"] + count(url, started)
+    assert httpx.post(f"{url}/infill", json=started_body).json()["tokens_evaluated"] == whole[
+        "tokens_evaluated"
+    ] + count(url, started)
 
     other = {"filename": "util.py", "text": "def sub(a, b):\n    return a - b\n"}
     with_file = httpx.post(f"{url}/infill", json={**body, "input_extra": [other]}).json()

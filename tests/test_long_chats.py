@@ -4,7 +4,6 @@ Ollama's num_ctx caps a request or is refused when it asks for more than is load
 
 from __future__ import annotations
 
-
 import httpx
 import ollama
 import pytest
@@ -18,8 +17,10 @@ MODEL = "tiny-r1-qwen"
 def long_chat(turns: int = 24) -> list[dict]:
     messages = [{"role": "system", "content": "You are terse."}]
     for i in range(turns):
-        messages += [{"role": "user", "content": f"Question {i}: " + "tell me more " * 10},
-                     {"role": "assistant", "content": f"Answer {i}: " + "here is more " * 10}]
+        messages += [
+            {"role": "user", "content": f"Question {i}: " + "tell me more " * 10},
+            {"role": "assistant", "content": f"Answer {i}: " + "here is more " * 10},
+        ]
     return messages + [{"role": "user", "content": "And finally?"}]
 
 
@@ -29,9 +30,9 @@ def test_trim_drops_the_fewest_oldest_turns_and_keeps_system_and_last_question()
     for limit in (10_000, 1200, 700, 200, 5):
         kept, dropped = trim(messages, size, limit)
         assert kept[0] == messages[0] and kept[-1] == messages[-1] and dropped % 2 == 0
-        assert kept[1:-1] == messages[1 + dropped:-1]  # whole turns, oldest first
+        assert kept[1:-1] == messages[1 + dropped : -1]  # whole turns, oldest first
         assert size(kept) <= limit or dropped == 10  # as short as it gets when nothing fits
-        assert dropped == 0 or size(messages[:1] + messages[dropped - 1:]) > limit  # one turn fewer would not fit
+        assert dropped == 0 or size(messages[:1] + messages[dropped - 1 :]) > limit  # one turn fewer would not fit
     assert turns([messages[0], messages[-1]]) == []
 
 
@@ -51,8 +52,9 @@ def test_a_chat_three_times_the_context_keeps_going(url):
     usage = reply.json()["usage"]
     assert dropped > 0 and dropped % 2 == 0 and usage["trimmed_messages"] == dropped
     assert usage["prompt_tokens"] + 8 <= 512 and usage["completion_tokens"] == 8
-    streamed = httpx.post(f"{url}/api/chat", json={"model": MODEL, "messages": long_chat(),
-                                                   "options": {"num_predict": 4}})
+    streamed = httpx.post(
+        f"{url}/api/chat", json={"model": MODEL, "messages": long_chat(), "options": {"num_predict": 4}}
+    )
     assert int(streamed.headers["x-trimmed-messages"]) == dropped
 
 

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from conftest import tiny_catalog
-from testhub import hub  # noqa: F401  (a fixture)
 from typer.testing import CliRunner
 
 from r1local.cli import app
@@ -80,3 +79,19 @@ def test_rm_never_deletes_a_file_of_yours(tiny_model, two_quants):
     result = runner.invoke(app, ["rm", str(tiny_model)])
     assert result.exit_code == 2 and "delete the file yourself" in result.stderr
     assert tiny_model.is_file()
+
+
+def test_rm_unloads_the_model_from_the_running_server_first(two_quants, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import httpx
+    from serving import TEST_SETTINGS, running_server
+
+    monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path / "home"))  # the server's secret and the CLI's, one home
+    with running_server(replace(TEST_SETTINGS, models=("r1:tiny-f16",))) as url:
+        monkeypatch.setenv("R1LOCAL_HOST", url)
+        assert [m["name"] for m in httpx.get(f"{url}/api/ps").json()["models"]] == ["r1:tiny-f16"]
+        removed = runner.invoke(app, ["rm", "r1:tiny-f16"])
+        assert removed.exit_code == 0, removed.output
+        assert f"Unloaded r1:tiny-f16 from the server at {url} first." in removed.stderr
+        assert httpx.get(f"{url}/api/ps").json()["models"] == [] and names() == ["r1:tiny-q8_0"]

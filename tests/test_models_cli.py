@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_catalog
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 from typer.testing import CliRunner
 
 from r1local import config, hardware, resolve, store
 from r1local.cli import app
 from r1local.errors import AuthRequired, InsufficientDisk, ModelNotFound, OfflineError, StorageError, UsageError
 from r1local.gguf_meta import read_gguf
-from r1local.names import ModelAddress
 from r1local.hardware.model import CPU, GPU, GiB, Hardware, Memory, Verdict
+from r1local.names import ModelAddress
 
 REPO = "r1local-test/Tiny-R1-GGUF"
 FILE = "Tiny-R1-F16.gguf"
@@ -34,7 +34,9 @@ def tiny_hub(hub, tiny_model, tmp_path, monkeypatch):  # noqa: F811
     served) and a 70B that fits nowhere small."""
     info = read_gguf(tiny_model)
     toml = tmp_path / "catalog.toml"
-    toml.write_text(tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}") + f"""
+    toml.write_text(
+        tiny_catalog(info, REPO, f"{{ F16 = {info.file_size / 1e9} }}")
+        + """
 [[model]]
 name = "1.5b"
 file_prefix = "Mid"
@@ -48,7 +50,7 @@ kv_heads = 2
 head_dim = 128
 vocab = 151936
 context = 131072
-quants = {{ Q4_K_M = 1.12 }}
+quants = { Q4_K_M = 1.12 }
 
 [[model]]
 name = "70b"
@@ -63,8 +65,9 @@ kv_heads = 8
 head_dim = 128
 vocab = 128256
 context = 131072
-quants = {{ Q4_K_M = 42.52 }}
-""")
+quants = { Q4_K_M = 42.52 }
+"""
+    )
     monkeypatch.setenv("R1LOCAL_CATALOG", str(toml))
     hub.add(REPO, {FILE: tiny_model.read_bytes()})
     return hub
@@ -72,9 +75,14 @@ quants = {{ Q4_K_M = 42.52 }}
 
 def small_pc() -> Hardware:
     """A laptop with 16 GB of RAM and a 6 GB GPU: the tiny model fits, a 70B does not."""
-    return Hardware("Linux", "6.8", CPU("test cpu", "x86_64", 8, 16, features=["AVX2"]), Memory(16 * GiB, 12 * GiB),
-                    gpus=[GPU("RTX 3060 Laptop", "nvidia", False, 6 * GiB, 6 * GiB)],
-                    verdicts=[Verdict("RTX 3060 Laptop", "gpu", True, "used by this build", "")])
+    return Hardware(
+        "Linux",
+        "6.8",
+        CPU("test cpu", "x86_64", 8, 16, features=["AVX2"]),
+        Memory(16 * GiB, 12 * GiB),
+        gpus=[GPU("RTX 3060 Laptop", "nvidia", False, 6 * GiB, 6 * GiB)],
+        verdicts=[Verdict("RTX 3060 Laptop", "gpu", True, "used by this build", "")],
+    )
 
 
 def cli(*args: str):
@@ -90,7 +98,8 @@ def test_pull_list_rm(tiny_hub, tiny_model):
 
     listed = json.loads(cli("list", "--json").stdout)
     assert [(m["name"], m["quant"], m["size"], m["path"]) for m in listed] == [
-        ("r1:tiny-f16", "F16", tiny_model.stat().st_size, str(path))]
+        ("r1:tiny-f16", "F16", tiny_model.stat().st_size, str(path))
+    ]
     assert listed[0]["last_used"] is None
     resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False))
     assert json.loads(cli("list", "--json").stdout)[0]["last_used"] > time.time() - 60
@@ -140,11 +149,14 @@ def test_resolve_asks_before_downloading(tiny_hub, tmp_path):
     assert info.value.hint == "Download it first: r1local pull r1:tiny-f16"
     questions: list[str] = []
     with pytest.raises(UsageError, match="was not downloaded"):
-        resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True,
-                        confirm=lambda q: questions.append(q))
+        resolve.resolve(
+            ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: questions.append(q)
+        )
     assert questions == ["r1:tiny-f16 is not downloaded yet. Download it now (42.9 MiB)?"]
     assert tiny_hub.gets(FILE) == []
-    path = resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: True)
+    path = resolve.resolve(
+        ModelAddress.parse("r1:tiny", allow_paths=True), pull_if_missing=True, confirm=lambda q: True
+    )
     assert path.name == FILE and len(tiny_hub.gets(FILE)) == 1
     # a path is a model only where paths are allowed
     assert resolve.resolve(ModelAddress.parse(str(path), allow_paths=True)) == path.resolve()
@@ -157,7 +169,9 @@ def test_offline_present_model_never_touches_the_network(tiny_hub, monkeypatch):
     seen = len(tiny_hub.requests)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve.resolve(ModelAddress.parse("r1:tiny", allow_paths=False)).is_file()
-    assert resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE  # offline, plain r1 = best one you have
+    assert (
+        resolve.resolve(ModelAddress.parse("r1", allow_paths=False)).name == FILE
+    )  # offline, plain r1 = best one you have
     assert cli("list").exit_code == 0 and cli("pull", "r1:tiny").exit_code == 0
     result = cli("pull", "r1:70b")
     assert result.exit_code == 9 and "HF_HUB_OFFLINE=1 forbids downloading it" in result.stderr

@@ -36,8 +36,11 @@ CASES = [
     ("hf.co/someone/Some-GGUF:q5_k_m", Kind.HUB, {"repo": "someone/Some-GGUF", "quant": "Q5_K_M", "filename": None}),
     ("https://huggingface.co/someone/Some-GGUF", Kind.HUB, {"repo": "someone/Some-GGUF", "quant": None}),
     ("someone/Some-GGUF/Some-Q8_0.gguf", Kind.HUB, {"repo": "someone/Some-GGUF", "filename": "Some-Q8_0.gguf"}),
-    ("someone/Some-GGUF/Q8/Some-Q8_0-00001-of-00002.gguf", Kind.HUB,
-     {"repo": "someone/Some-GGUF", "filename": "Q8/Some-Q8_0-00001-of-00002.gguf"}),
+    (
+        "someone/Some-GGUF/Q8/Some-Q8_0-00001-of-00002.gguf",
+        Kind.HUB,
+        {"repo": "someone/Some-GGUF", "filename": "Q8/Some-Q8_0-00001-of-00002.gguf"},
+    ),
     ("r1:7b@openvino", Kind.CATALOG, {"name": "r1:7b", "engine": "openvino", "served_name": "r1:7b@openvino"}),
     ("r1:7b@OpenVINO", Kind.CATALOG, {"engine": "openvino"}),
     ("tiny@llama.cpp", Kind.SERVED, {"name": "tiny", "engine": "llama.cpp", "served_name": "tiny@llama.cpp"}),
@@ -106,13 +109,16 @@ def test_a_file_is_a_path_only_where_paths_are_allowed(tiny_model, tmp_path, mon
     assert ModelAddress.parse("someone/Repo/x.gguf").kind is Kind.HUB
 
 
-@pytest.mark.parametrize(("text", "error", "words"), [
-    ("", UsageError, "empty"),
-    ("   ", UsageError, "empty"),
-    ("r1:", UsageError, "names no distill"),
-    ("deepseek-r1:8b-qwen-distill", ModelNotFound, "not a qwen distill"),
-    ("deepseek-r1:7b-llama-distill-q4_K_M", ModelNotFound, "not a llama distill"),
-])
+@pytest.mark.parametrize(
+    ("text", "error", "words"),
+    [
+        ("", UsageError, "empty"),
+        ("   ", UsageError, "empty"),
+        ("r1:", UsageError, "names no distill"),
+        ("deepseek-r1:8b-qwen-distill", ModelNotFound, "not a qwen distill"),
+        ("deepseek-r1:7b-llama-distill-q4_K_M", ModelNotFound, "not a llama distill"),
+    ],
+)
 def test_malformed_names_are_one_clear_error(text, error, words):
     with pytest.raises(error, match=words):
         ModelAddress.parse(text)
@@ -130,6 +136,9 @@ def test_no_other_module_parses_model_names():
     """The grammar's telltales (the Hub host's pattern, the engine and upstream separators, Ollama's
     :latest) live in names.py only."""
     telltales = re.compile(r'hf\\\.co|partition\("[@/]"\)|":latest"')
-    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
-                 if p.name != "names.py" and telltales.search(p.read_text(encoding="utf-8"))]
+    offenders = [
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if p.name != "names.py" and telltales.search(p.read_text(encoding="utf-8"))
+    ]
     assert offenders == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from testhub import Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import Fault
 from typer.testing import CliRunner
 
 from r1local import catalog, fit_npu, resolve, store
@@ -79,9 +79,14 @@ def test_engine_names_choose_the_engine():
 
 
 def test_dropping_the_oldest_turn_keeps_the_system_prompt_and_the_last_question():
-    history = [{"role": "system", "content": "S"}, {"role": "user", "content": "1"},
-               {"role": "assistant", "content": "a1"}, {"role": "user", "content": "2"},
-               {"role": "assistant", "content": "a2"}, {"role": "user", "content": "3"}]
+    history = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "2"},
+        {"role": "assistant", "content": "a2"},
+        {"role": "user", "content": "3"},
+    ]
     once, dropped = trim(history, len, 4)
     assert [m["content"] for m in once] == ["S", "2", "a2", "3"] and dropped == 2
     assert [m["content"] for m in trim(history, len, 2)[0]] == ["S", "3"]
@@ -115,9 +120,14 @@ def test_chat_past_the_compiled_prompt_trims_oldest_turns_then_refuses(r1_header
     template = ChatTemplate(read_gguf(r1_header, require_complete=False).chat_template)
     engine = WordEngine(template, prompt_limit=12)
     long = " ".join(["word"] * 12)
-    engine.chat([{"role": "user", "content": long}, {"role": "assistant", "content": "<think>r</think>ok"},
-                 {"role": "user", "content": "short question"}])
-    (tokens, split, in_reasoning), = engine.submitted
+    engine.chat(
+        [
+            {"role": "user", "content": long},
+            {"role": "assistant", "content": "<think>r</think>ok"},
+            {"role": "user", "content": "short question"},
+        ]
+    )
+    ((tokens, split, in_reasoning),) = engine.submitted
     assert "word" not in " ".join(tokens) and "question<｜Assistant｜><think>" in " ".join(tokens)
     assert split and in_reasoning
     with pytest.raises(ContextOverflow, match="at most 12 on the NPU"):
@@ -153,7 +163,8 @@ def test_intel_npu_with_openvino_plans_the_npu_variant_and_says_why():
     assert "OpenVINO engine, leaving the CPU and GPU free" in npu_choice.plan.reason
     assert "prompts up to 2048 tokens" in npu_choice.plan.reason and "pip install" not in npu_choice.plan.reason
     assert recommendation_line(npu_choice, hw, display).startswith(
-        "Best for this PC: DeepSeek-R1-Distill-Qwen-1.5B OpenVINO INT4 for the NPU, on the ")
+        "Best for this PC: DeepSeek-R1-Distill-Qwen-1.5B OpenVINO INT4 for the NPU, on the "
+    )
 
 
 def test_intel_npu_without_the_extra_names_the_one_install_command(monkeypatch):
@@ -170,8 +181,10 @@ def test_intel_npu_without_the_extra_names_the_one_install_command(monkeypatch):
     assert "first: pip install 'r1local[openvino]'" in plan.reason
 
 
-@pytest.mark.parametrize("snapshot, route", [("ryzen-ai-laptop", "--upstream lemonade="),
-                                             ("snapdragon-x-elite-windows", "--upstream foundry=")])
+@pytest.mark.parametrize(
+    "snapshot, route",
+    [("ryzen-ai-laptop", "--upstream lemonade="), ("snapdragon-x-elite-windows", "--upstream foundry=")],
+)
 def test_amd_and_qualcomm_npus_name_the_upstream_route(snapshot, route):
     report = hw_json(snapshot)
     (npu,) = [v for v in report["verdicts"] if v["kind"] == "npu"]
@@ -232,8 +245,12 @@ def test_without_the_extra_an_openvino_model_is_one_clear_error(tmp_path):
 
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
-    code = ("import sys; sys.modules['openvino_genai'] = None; from r1local.cli import main; "
-            f"sys.argv = ['r1local', 'run', {str(gguf) + '@openvino'!r}, 'hi']; main()")
+    code = (
+        "import sys; sys.modules['openvino_genai'] = None; from r1local.cli import main; "
+        f"sys.argv = ['r1local', 'run', {str(gguf) + '@openvino'!r}, 'hi']; main()"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "The OpenVINO engine is not installed" in result.stderr and "pip install 'r1local[openvino]'" in result.stderr
+    assert (
+        "The OpenVINO engine is not installed" in result.stderr and "pip install 'r1local[openvino]'" in result.stderr
+    )

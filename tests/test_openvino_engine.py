@@ -47,8 +47,9 @@ def compiles(cache_dir):
 
 @pytest.fixture(scope="module")
 def engine(tiny_model, cache_dir, compiles):
-    with OpenVINOModel.load(tiny_model, device="CPU", n_ctx=256, n_parallel=2, max_queue=1, n_threads=1,
-                            on_compile=compiles.append) as model:
+    with OpenVINOModel.load(
+        tiny_model, device="CPU", n_ctx=256, n_parallel=2, max_queue=1, n_threads=1, on_compile=compiles.append
+    ) as model:
         yield model
 
 
@@ -92,7 +93,7 @@ def test_think_off_puts_everything_in_the_answer(engine, llama):
 
 def test_stop_string_ends_the_answer_and_is_not_emitted(engine):
     full = engine.complete(PROMPTS[0], params=greedy(16, ignore_eos=True)).result().content
-    stop = full[len(full) // 2: len(full) // 2 + 3]
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
     cut = engine.complete(PROMPTS[0], params=greedy(16, ignore_eos=True, stop=[stop])).result()
     assert cut.done.finish_reason == "stop"
     assert cut.content == full[: full.index(stop)]
@@ -171,8 +172,15 @@ def test_npu_style_pipeline_runs_one_at_a_time_within_its_prompt_limit(tiny_mode
     driven on the CPU device: only the device differs on an Intel NPU."""
     import openvino_genai
 
-    plan = OpenVINOPlan("CPU", n_ctx=160, n_parallel=1, continuous_batching=False, cache_dir=engine.plan.cache_dir,
-                        max_prompt_len=96, min_response_len=64)
+    plan = OpenVINOPlan(
+        "CPU",
+        n_ctx=160,
+        n_parallel=1,
+        continuous_batching=False,
+        cache_dir=engine.plan.cache_dir,
+        max_prompt_len=96,
+        min_response_len=64,
+    )
     pipeline = open_pipeline(openvino_genai, tiny_model, plan)  # reads the folder the engine converted
     with OpenVINOModel("tiny", tiny_model, plan, pipeline, LlamaVocab(tiny_model), max_queue=1) as npu:
         result = npu.chat(ask("Why is the sky blue?"), params=greedy(10, ignore_eos=True)).result()

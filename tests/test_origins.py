@@ -22,20 +22,43 @@ def url(tmp_path_factory):
         yield base
 
 
-@pytest.mark.parametrize("origin", ["tauri://localhost", "http://localhost:5173", "http://127.0.0.1:3000",
-                                    "app://obsidian.md", "vscode-webview://1a2b3c", "https://chat.example.com"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "tauri://localhost",
+        "http://localhost:5173",
+        "http://127.0.0.1:3000",
+        "app://obsidian.md",
+        "vscode-webview://1a2b3c",
+        "https://chat.example.com",
+    ],
+)
 def test_ollamas_default_origins_and_wildcards_are_allowed(url, origin):
     client = ollama.Client(host=url, headers={"Origin": origin})
     assert isinstance(client.list().models, list)  # the real client's request gets through
     response = httpx.get(f"{url}/api/tags", headers={"Origin": origin})
     assert response.status_code == 200 and response.headers["access-control-allow-origin"] == origin
-    preflight = httpx.options(f"{url}/api/chat", headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})
+    preflight = httpx.options(
+        f"{url}/api/chat",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin
 
 
-@pytest.mark.parametrize("origin", ["https://evil.example", "http://localhost.evil.example",
-                                    "http://localhost:5173.evil.example", "https://example.com.evil.example", "null"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://localhost:5173.evil.example",
+        "https://example.com.evil.example",
+        "null",
+    ],
+)
 def test_other_sites_are_still_refused(url, origin):
     client = ollama.Client(host=url, headers={"Origin": origin})
     with pytest.raises(ollama.ResponseError) as refused:

@@ -13,7 +13,7 @@ import time
 import huggingface_hub.constants
 import pytest
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
-from testhub import TOKEN, Fault, hub  # noqa: F401  (hub is a fixture)
+from testhub import TOKEN, Fault
 
 from r1local import config, disk_space, download, store
 from r1local.errors import AuthRequired, DownloadError, InsufficientDisk, ModelNotFound, OfflineError
@@ -111,15 +111,18 @@ def test_gated_repo_needs_hf_token(hub, repo, monkeypatch):
 
 def test_not_enough_disk_fails_before_downloading(hub, repo, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: 1_000_000)
-    with pytest.raises(InsufficientDisk, match="needs 2.1 MB") as info:
+    with pytest.raises(InsufficientDisk, match=f"needs {store.human_size(2_100_000)}") as info:
         download.pull(Target(REPO, files=(SPLIT[0],)))
-    assert "has 1.0 MB free" in info.value.message and "HF_HUB_CACHE" in info.value.hint
+    assert f"has {store.human_size(1_000_000)} free" in info.value.message and "HF_HUB_CACHE" in info.value.hint
     assert hub.gets(SPLIT[0]) == []
 
 
 def test_a_margin_of_free_space_is_kept(hub, repo, monkeypatch):
     monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 1_500_000)
-    with pytest.raises(InsufficientDisk, match=r"needs 2.0 MB, and 1.1 GB stays free") as info:
+    with pytest.raises(
+        InsufficientDisk,
+        match=f"needs {store.human_size(2_000_000)}, and {store.human_size(disk_space.MARGIN_BYTES)} stays free",
+    ) as info:
         download.pull(Target(REPO, quant="Q4_K_M"))
     assert "\n" not in info.value.message and hub.gets(Q4) == []
     monkeypatch.setattr(store, "free_space", lambda path: disk_space.MARGIN_BYTES + 2_000_000)
@@ -144,7 +147,10 @@ def test_a_pull_counts_the_bytes_the_pulls_already_running_still_need(hub, repo,
     while not hub.gets(Q8):  # the first pull has reserved its room and is downloading
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    with pytest.raises(InsufficientDisk, match=r"needs 2.0 MB, the pulls already running 3.0 MB more"):
+    with pytest.raises(
+        InsufficientDisk,
+        match=f"needs {store.human_size(2_000_000)}, the pulls already running {store.human_size(3_000_000)} more",
+    ):
         download.pull(Target(REPO, quant="Q4_K_M"))
     stalled.release.set()
     first.join(30)
@@ -187,14 +193,17 @@ def _files_outside_cache(root) -> set[str]:
     return {str(p) for p in root.rglob("*") if not p.is_relative_to(cache) and p.name != "victim"}
 
 
-@pytest.mark.parametrize("crafted", [
-    pytest.param({"commit": "../../../../escape"}, id="commit"),
-    pytest.param({"name": "../../../../escape-Q4_K_M.gguf"}, id="file-name"),
-    pytest.param({"name": "/tmp/escape-Q4_K_M.gguf"}, id="absolute-name"),
-    pytest.param({"lfs": {"size": 5, "sha256": "../../../../escape", "pointerSize": 1}}, id="sha256"),
-    pytest.param({"lfs": None, "blobId": "../../../../escape"}, id="blob-id"),
-    pytest.param({"lfs": {"size": -5, "sha256": "0" * 64, "pointerSize": 1}}, id="size"),
-])
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        pytest.param({"commit": "../../../../escape"}, id="commit"),
+        pytest.param({"name": "../../../../escape-Q4_K_M.gguf"}, id="file-name"),
+        pytest.param({"name": "/tmp/escape-Q4_K_M.gguf"}, id="absolute-name"),
+        pytest.param({"lfs": {"size": 5, "sha256": "../../../../escape", "pointerSize": 1}}, id="sha256"),
+        pytest.param({"lfs": None, "blobId": "../../../../escape"}, id="blob-id"),
+        pytest.param({"lfs": {"size": -5, "sha256": "0" * 64, "pointerSize": 1}}, id="size"),
+    ],
+)
 def test_a_hub_answer_that_names_paths_outside_the_cache_is_refused(hub, tmp_path, crafted):  # noqa: F811
     name = crafted.get("name", "Evil-Q4_K_M.gguf")
     repo = hub.add("evil/Repo", {name: b"GGUF" + b"x" * 100})
@@ -209,4 +218,3 @@ def test_a_hub_answer_that_names_paths_outside_the_cache_is_refused(hub, tmp_pat
     assert "HF_ENDPOINT" in info.value.hint
     assert _files_outside_cache(tmp_path) == before and victim.read_text() == "keep me"
     assert hub.gets(name.rsplit("/", 1)[-1]) == []  # refused before any byte was requested
-

@@ -42,7 +42,7 @@ def chunkings(text: str, max_cuts: int):
     for n in range(max_cuts + 1):
         for cuts in itertools.combinations(range(1, len(text)), n):
             bounds = (0, *cuts, len(text))
-            yield [text[a:b] for a, b in zip(bounds, bounds[1:])]
+            yield [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @pytest.mark.parametrize("text,in_reasoning,reasoning,content", CASES)

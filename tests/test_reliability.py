@@ -19,17 +19,40 @@ def document(tiny_model, tmp_path_factory) -> dict:
         return httpx.get(f"{url}/openapi.json").json()
 
 
-@pytest.mark.parametrize("method, path, statuses, error, streamed", [
-    ("post", "/v1/chat/completions", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
-     "OpenAIError", "text/event-stream"),
-    ("post", "/v1/completions", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
-     "OpenAIError", "text/event-stream"),
-    ("post", "/api/chat", {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
-     "OllamaError", "application/x-ndjson"),
-    ("post", "/api/pull", {"200", "400", "401", "403", "404", "413", "415", "502", "503", "507"},
-     "OllamaError", "application/x-ndjson"),
-    ("get", "/health", {"200", "403", "503"}, "OpenAIError", None),
-])
+@pytest.mark.parametrize(
+    "method, path, statuses, error, streamed",
+    [
+        (
+            "post",
+            "/v1/chat/completions",
+            {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
+            "OpenAIError",
+            "text/event-stream",
+        ),
+        (
+            "post",
+            "/v1/completions",
+            {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
+            "OpenAIError",
+            "text/event-stream",
+        ),
+        (
+            "post",
+            "/api/chat",
+            {"200", "400", "401", "403", "404", "413", "415", "422", "503", "507"},
+            "OllamaError",
+            "application/x-ndjson",
+        ),
+        (
+            "post",
+            "/api/pull",
+            {"200", "400", "401", "403", "404", "413", "415", "502", "503", "507"},
+            "OllamaError",
+            "application/x-ndjson",
+        ),
+        ("get", "/health", {"200", "403", "503"}, "OpenAIError", None),
+    ],
+)
 def test_the_openapi_document_lists_what_is_sent(document, method, path, statuses, error, streamed):
     responses = document["paths"][path][method]["responses"]
     assert set(responses) == statuses  # 400 where FastAPI would say 422 (a body this server never sends)
@@ -42,12 +65,21 @@ def test_the_openapi_document_lists_what_is_sent(document, method, path, statuse
 
 def test_text_routes_are_documented_as_text(document):
     assert list(document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == [
-        "text/plain; version=0.0.4; charset=utf-8"]
+        "text/plain; version=0.0.4; charset=utf-8"
+    ]
     assert list(document["paths"]["/"]["get"]["responses"]["200"]["content"]) == ["text/plain; charset=utf-8"]
 
 
 def test_a_short_reliability_run_passes(tiny_model):
-    rows = reliability.run(str(tiny_model), fuzz_examples=4, fuzz_seconds=20, soak_seconds=3, soak_clients=2,
-                           storm_clients=8, ctx=1024, log=lambda line: None)
+    rows = reliability.run(
+        str(tiny_model),
+        fuzz_examples=4,
+        fuzz_seconds=20,
+        soak_seconds=3,
+        soak_clients=2,
+        storm_clients=8,
+        ctx=1024,
+        log=lambda line: None,
+    )
     assert [r.check.split(" (")[0] for r in rows] == ["fuzzing", "soak", "disconnect storm", "queue overflow"]
     assert all(r.ok for r in rows), reliability.table(rows)

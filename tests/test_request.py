@@ -49,11 +49,16 @@ def front_ends(think: bool | None) -> dict[str, ChatRequest]:
     return {
         "cli": cli,
         "cli through a server": ChatCompletionRequest.model_validate({"model": MODEL, **openai_body(cli)}).to_request(),
-        "openai": ChatCompletionRequest.model_validate({"model": MODEL, "messages": CONVERSATION, **switch})
-        .to_request(),
+        "openai": ChatCompletionRequest.model_validate(
+            {"model": MODEL, "messages": CONVERSATION, **switch}
+        ).to_request(),
         "openai (llama.cpp's switch)": ChatCompletionRequest.model_validate(
-            {"model": MODEL, "messages": CONVERSATION,
-             **({} if think is None else {"chat_template_kwargs": {"enable_thinking": think}})}).to_request(),
+            {
+                "model": MODEL,
+                "messages": CONVERSATION,
+                **({} if think is None else {"chat_template_kwargs": {"enable_thinking": think}}),
+            }
+        ).to_request(),
         "ollama": OllamaChatRequest.model_validate({"model": MODEL, "messages": CONVERSATION, **switch}).chat(),
     }
 
@@ -151,8 +156,14 @@ def test_run_answers_with_a_model_without_thinking_in_process_and_through_a_serv
 
     def run(*args: str, host: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "R1LOCAL_HOST": host}
-        return subprocess.run([sys.executable, "-m", "r1local", "run", *args, "--temperature", "0", "--max-tokens",
-                               "3"], capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "r1local", "run", *args, "--temperature", "0", "--max-tokens", "3"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
 
     here = run(str(plain_model), "hi", "--ctx", "512", "--threads", "1", host="http://127.0.0.1:9")
     assert here.returncode == 20 and here.stdout.strip(), here.stderr  # an answer, cut at --max-tokens 3
@@ -177,6 +188,30 @@ def test_llm_ollama_finds_the_embedding_models(tiny_model, bert_model, tmp_path_
         listed = subprocess.run([llm, "embed-models"], capture_output=True, text=True, timeout=120, env=env)
         assert listed.returncode == 0, listed.stderr
         assert "Ollama: ollama/tiny-r1-qwen" in listed.stdout and "Ollama: ollama/tiny-bert" in listed.stdout
-        embedded = subprocess.run([llm, "embed", "-m", "ollama/tiny-bert", "-c", "hello"], capture_output=True,
-                                  text=True, timeout=120, env=env)
+        embedded = subprocess.run(
+            [llm, "embed", "-m", "ollama/tiny-bert", "-c", "hello"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert embedded.returncode == 0 and len(json.loads(embedded.stdout)) > 8, embedded.stderr
+
+
+def test_a_request_beyond_the_capabilities_is_refused_before_the_model_loads(plain_model, tmp_path_factory):
+    import time
+
+    ask = [{"role": "user", "content": "hi"}]
+    with serving(tmp_path_factory, plain_model) as url:
+        httpx.post(f"{url}/api/generate", json={"model": "tiny-plain", "keep_alive": 0})
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/api/ps").json()["models"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for route, body in (
+            ("/api/chat", {"think": True}),
+            ("/v1/chat/completions", {"think": True}),
+            ("/v1/chat/completions", {"logprobs": True, "tools": [{"type": "function", "function": {"name": "f"}}]}),
+        ):
+            refused = httpx.post(f"{url}{route}", json={"model": "tiny-plain", "messages": ask, **body})
+            assert refused.status_code == 400 and "does not support" in refused.text, refused.text
+        assert httpx.get(f"{url}/api/ps").json()["models"] == []  # refused without loading it

@@ -22,8 +22,15 @@ def r1local(*args: str, url: str, home=None, stdin: str | None = None) -> subpro
     env = {**os.environ, "R1LOCAL_HOST": url, "COLUMNS": "100"}
     if home is not None:
         env["R1LOCAL_HOME"] = str(home)
-    return subprocess.run([sys.executable, "-m", "r1local", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env=env, stdin=None if stdin is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +48,9 @@ def test_run_answers_through_the_running_server(server, tiny_model):
     assert answer["usage"]["completion_tokens"] == 6 and answer["content"]
     assert answer["timings"]["ttft_s"] > 0
     # the same prompt in-process, from the file, gives the same greedy answer
-    local = r1local("run", str(tiny_model), "hello", "--no-think", "--json", "--ctx", "512", "--local", *FAST,
-                    url=server)
+    local = r1local(
+        "run", str(tiny_model), "hello", "--no-think", "--json", "--ctx", "512", "--local", *FAST, url=server
+    )
     assert json.loads(local.stdout)["engine"] == "llama.cpp"
     assert json.loads(local.stdout)["content"] == answer["content"]
     # a name the server does not know, without a server that knows it: the in-process error

@@ -22,8 +22,8 @@ from conftest import ROOT, make_tiny_model
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 from r1local.engine.model import Model
-from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 from r1local.engine.params import SamplingParams
+from r1local.errors import MAX_TOKENS_EXIT, Cancelled
 from r1local.rpc import build, load_split
 from r1local.rpc.probe import reachable
 
@@ -54,8 +54,11 @@ def free_port() -> int:
 @contextmanager
 def worker(port: int):
     """`r1local worker` on 127.0.0.1:port until the block ends (or the test kills it)."""
-    proc = subprocess.Popen([sys.executable, "-m", "r1local", "worker", "--port", str(port), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "r1local", "worker", "--port", str(port), "--threads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not reachable(f"127.0.0.1:{port}"):
@@ -121,8 +124,14 @@ def test_a_worker_killed_mid_stream_fails_that_request_and_the_model_comes_back(
     with isolated_store(tmp_path), running_server(_settings(tiny4, endpoints)) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
         before = client.chat.completions.create(model=tiny4.stem, messages=MESSAGES, max_tokens=24, temperature=0)
-        stream = client.chat.completions.create(model=tiny4.stem, messages=MESSAGES, max_tokens=1800,
-                                                temperature=0, stream=True, extra_body={"ignore_eos": True})
+        stream = client.chat.completions.create(
+            model=tiny4.stem,
+            messages=MESSAGES,
+            max_tokens=1800,
+            temperature=0,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
         with pytest.raises(openai.APIError) as caught:
             for n, _chunk in enumerate(stream):
                 if n == 3:
@@ -131,8 +140,10 @@ def test_a_worker_killed_mid_stream_fails_that_request_and_the_model_comes_back(
 
         health = httpx.get(f"{url}/health").json()  # the server is up and says which worker is not
         assert health["status"] == "ok"
-        assert health["workers"] == [{"endpoint": endpoints[0], "status": "down"},
-                                     {"endpoint": endpoints[1], "status": "up"}]
+        assert health["workers"] == [
+            {"endpoint": endpoints[0], "status": "down"},
+            {"endpoint": endpoints[1], "status": "up"},
+        ]
         (listed,) = httpx.get(f"{url}/api/ps").json()["models"]  # ps too: which worker, and why the model stopped
         assert [w["status"] for w in listed["workers"]] == ["down", "up"] and endpoints[0] in listed["error"]
         assert f"over RPC workers: {endpoints[0]} down, {endpoints[1]} up" in _cli("ps", R1LOCAL_URL=url).stderr
@@ -145,8 +156,9 @@ def test_a_worker_killed_mid_stream_fails_that_request_and_the_model_comes_back(
             (listed,) = httpx.get(f"{url}/api/ps").json()["models"]
             assert [w["status"] for w in listed["workers"]] == ["up", "up"] and "error" not in listed
     assert after.choices[0].message.content == before.choices[0].message.content
-    assert after.choices[0].message.model_extra.get("reasoning_content") == \
-        before.choices[0].message.model_extra.get("reasoning_content")
+    assert after.choices[0].message.model_extra.get("reasoning_content") == before.choices[0].message.model_extra.get(
+        "reasoning_content"
+    )
 
 
 def test_a_worker_started_after_the_server(tiny4, tmp_path):
@@ -162,14 +174,25 @@ def test_a_worker_started_after_the_server(tiny4, tmp_path):
 
 
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
 
 
 def test_run_over_workers_from_the_environment_answers_like_one(tiny4, two_workers):
     endpoints, _ = two_workers
-    common = ["run", str(tiny4), "Why is the sky blue?", "--temperature", "0", "--max-tokens", "12", "--threads", "1",
-              "--json"]
+    common = [
+        "run",
+        str(tiny4),
+        "Why is the sky blue?",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "12",
+        "--threads",
+        "1",
+        "--json",
+    ]
     local = _cli(*common)
     split = _cli(*common, R1LOCAL_RPC=",".join(endpoints))
     assert local.returncode == split.returncode and split.returncode in (0, MAX_TOKENS_EXIT), split.stderr

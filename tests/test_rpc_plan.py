@@ -103,13 +103,15 @@ def test_gpu_layers_decides_how_many_leave_this_pc():
 
 def test_a_tensor_split_deals_the_offloaded_layers_as_llama_cpp_does():
     hw = replace(small_pc(), memory=replace(small_pc().memory, available=64 * GiB))
-    split = plan_split(SEVEN_B, hw, [worker("a:1", 8.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=9,
-                       tensor_split=[3, 1])
+    split = plan_split(
+        SEVEN_B, hw, [worker("a:1", 8.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=9, tensor_split=[3, 1]
+    )
     assert [s.layers for s in split.shares] == [SEVEN_B.layers - 8, 7, 1]  # by memory it would be 4 and 4
     assert split.tensor_split == pytest.approx([0.75, 0.25]) and split.n_gpu_layers == 9
     with pytest.raises(InsufficientMemory, match="--tensor-split puts .* layers on a:1"):
-        plan_split(SEVEN_B, hw, [worker("a:1", 1.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=29,
-                   tensor_split=[9, 1])
+        plan_split(
+            SEVEN_B, hw, [worker("a:1", 1.0), worker("b:1", 8.0)], n_ctx=2048, gpu_layers=29, tensor_split=[9, 1]
+        )
     with pytest.raises(UsageError, match="1 shares for 2 devices"):
         plan_split(SEVEN_B, hw, [worker("a:1", 8.0), worker("b:1", 8.0)], n_ctx=2048, tensor_split=[1])
 
@@ -135,8 +137,12 @@ def test_refused_clearly_when_everything_together_is_too_small():
 def test_the_speed_estimate_charges_the_network():
     hw = small_pc()
     fast = plan_split(SEVEN_B, hw, [worker("a:1", 3.0, 1e9), worker("b:1", 3.0, 1e9)], n_ctx=2048)
-    slow = plan_split(SEVEN_B, hw, [replace(worker("a:1", 3.0, 1e6), latency_s=0.05),
-                                    replace(worker("b:1", 3.0, 1e6), latency_s=0.05)], n_ctx=2048)
+    slow = plan_split(
+        SEVEN_B,
+        hw,
+        [replace(worker("a:1", 3.0, 1e6), latency_s=0.05), replace(worker("b:1", 3.0, 1e6), latency_s=0.05)],
+        n_ctx=2048,
+    )
     assert slow.decode_tps < fast.decode_tps and "measured" in fast.link
     assert "assumed" in plan_split(SEVEN_B, hw, [worker("a:1", 3.0), worker("b:1", 3.0)], n_ctx=2048).link
 

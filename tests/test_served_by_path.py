@@ -19,8 +19,7 @@ import pytest
 from serving import TEST_SETTINGS, isolated_store, running_server
 from typer.testing import CliRunner
 
-from r1local.cli import app
-from r1local.engine import registry
+from r1local.cli import app, backend, embed
 
 FAST = ["--temperature", "0", "--max-tokens", "6", "--no-think", "--json"]
 runner = CliRunner()
@@ -50,7 +49,8 @@ def server(tiny_model, tmp_path_factory, monkeypatch):
             def no_load_here(*args, **kwargs):
                 raise AssertionError("a model was loaded in the command's own process")
 
-            monkeypatch.setattr(registry, "load", no_load_here)
+            for module in (backend, embed):  # every way a command loads a model in its own process
+                monkeypatch.setattr(module, "open_model", no_load_here)
             yield url
 
 
@@ -89,8 +89,9 @@ def test_show_and_embed_ask_the_server(server, tiny_model):
     embedded = runner.invoke(app, ["embed", str(tiny_model), "first text", "second text"])
     assert embedded.exit_code == 0, embedded.output
     vectors = [json.loads(line) for line in embedded.stdout.splitlines()]
-    expected = httpx.post(f"{server}/v1/embeddings", json={"model": tiny_model.stem,
-                                                            "input": ["first text", "second text"]}).json()
+    expected = httpx.post(
+        f"{server}/v1/embeddings", json={"model": tiny_model.stem, "input": ["first text", "second text"]}
+    ).json()
     assert vectors == [[round(x, 7) for x in item["embedding"]] for item in expected["data"]]
 
 
@@ -113,8 +114,15 @@ def test_a_path_the_server_does_not_hold_is_never_opened_by_it(server, tiny_mode
 
 
 def r1local(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=120,
-                          env=env, stdin=subprocess.DEVNULL, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+    )
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from serving import TEST_SETTINGS, isolated_store, running_server
 
 from r1local.server import create_app
+from r1local.server.errors import BODY_NOT_AN_OBJECT
 
 KEY = "s3cret-key"
 CHAT = {"model": "tiny-r1-qwen", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
@@ -18,8 +19,9 @@ CHAT = {"model": "tiny-r1-qwen", "messages": [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def url(tiny_model, tmp_path_factory):
-    settings = replace(TEST_SETTINGS, models=(str(tiny_model),), max_body_bytes=64 * 1024,
-                       cors_origins=("http://app.example",))
+    settings = replace(
+        TEST_SETTINGS, models=(str(tiny_model),), max_body_bytes=64 * 1024, cors_origins=("http://app.example",)
+    )
     with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as base:
         yield base
 
@@ -60,27 +62,38 @@ def test_health_is_503_until_the_models_are_loaded():
     ],
 )
 def test_bad_requests_get_openai_errors_never_500(url, body, status, param, words):
-    kwargs = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {"json": body}
+    kwargs = (
+        {"content": body, "headers": {"content-type": "application/json"}}
+        if isinstance(body, bytes)
+        else {"json": body}
+    )
     error = openai_error(httpx.post(f"{url}/v1/chat/completions", **kwargs), status)
     assert error["param"] == param and words in error["message"]
     assert httpx.get(f"{url}/health").status_code == 200
 
 
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate",
-                                   "/completion", "/tokenize"])
+@pytest.mark.parametrize(
+    "route", ["/v1/chat/completions", "/v1/completions", "/api/chat", "/api/generate", "/completion", "/tokenize"]
+)
 @pytest.mark.parametrize("body", [b"", b"null", b"[1]", b'"text"'])
 def test_an_empty_body_is_one_clear_line(url, route, body):
     response = httpx.post(f"{url}{route}", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     message = error if isinstance(error, str) else error["message"]
-    assert message == "The request body is empty or not a JSON object; send a JSON object with the request's parameters."
+    assert (
+        message
+        == BODY_NOT_AN_OBJECT
+        == ("The request body is empty or not a JSON object; send a JSON object with the request's parameters.")
+    )
 
 
 def test_ollama_routes_answer_in_ollamas_error_shape(url):
     response = httpx.post(f"{url}/api/chat", json={"model": "nobody/nothing", "messages": []})
     assert response.status_code == 404 and isinstance(response.json()["error"], str)
-    response = httpx.post(f"{url}/api/generate", json={"model": "tiny-r1-qwen", "prompt": "x", "options": {"top_k": -1}})
+    response = httpx.post(
+        f"{url}/api/generate", json={"model": "tiny-r1-qwen", "prompt": "x", "options": {"top_k": -1}}
+    )
     assert response.status_code == 400 and response.json()["error"].startswith("options.top_k: ")
 
 
@@ -99,8 +112,9 @@ def test_oversized_bodies_are_413_whether_declared_or_streamed(url):
 
 def test_absurd_max_tokens_is_clamped_to_the_context(url):
     long_prompt = [{"role": "user", "content": "word " * 480}]  # leaves a few tokens of the 512
-    response = httpx.post(f"{url}/v1/chat/completions",
-                          json={**CHAT, "messages": long_prompt, "max_tokens": 10**30, "temperature": 0})
+    response = httpx.post(
+        f"{url}/v1/chat/completions", json={**CHAT, "messages": long_prompt, "max_tokens": 10**30, "temperature": 0}
+    )
     assert response.status_code == 200, response.text
     usage = response.json()["usage"]
     assert response.json()["choices"][0]["finish_reason"] == "length" and usage["total_tokens"] <= 512
@@ -112,7 +126,10 @@ def test_unknown_route_and_method(url):
 
 
 def test_cors_preflight_only_for_listed_origins(url, keyed_url):
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     allowed = httpx.options(f"{url}/v1/chat/completions", headers={"Origin": "http://app.example", **preflight})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://app.example"

@@ -13,8 +13,12 @@ from serving import TEST_SETTINGS, isolated_store, running_server
 
 MODEL = "tiny-r1-qwen"
 # A long generation (clamped to the context) keeps a slot busy while the test looks around.
-LONG = {"model": MODEL, "messages": [{"role": "user", "content": "Go on forever."}], "max_tokens": 100000,
-        "stream": True}
+LONG = {
+    "model": MODEL,
+    "messages": [{"role": "user", "content": "Go on forever."}],
+    "max_tokens": 100000,
+    "stream": True,
+}
 SHORT = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
 
 

@@ -28,18 +28,33 @@ def strict_url(tiny_model, tmp_path_factory):
         yield base
 
 
-EXTRAS = {"chat_template_kwargs": {"enable_thinking": False}, "cache_prompt": True, "prompt_cache_key": "k",
-          "n_predict": 3, "frobnicate": {"x": 1}, "continue_final_message": True, "reasoning_format": "deepseek"}
+EXTRAS = {
+    "chat_template_kwargs": {"enable_thinking": False},
+    "cache_prompt": True,
+    "prompt_cache_key": "k",
+    "n_predict": 3,
+    "frobnicate": {"x": 1},
+    "continue_final_message": True,
+    "reasoning_format": "deepseek",
+}
 
 
 def test_unknown_and_vendor_fields_pass_on_both_dialects(url):
-    reply = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, **EXTRAS, "messages": [
-        {"role": "user", "content": "hi", "x_vendor": 1}]})
+    reply = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={**CHAT, **EXTRAS, "messages": [{"role": "user", "content": "hi", "x_vendor": 1}]},
+    )
     assert reply.status_code == 200, reply.text
     message = reply.json()["choices"][0]["message"]
     assert message["content"] and "reasoning_content" not in message  # enable_thinking false was honoured
-    ollama_body = {"model": MODEL, "prompt": "hi", "stream": False, "truncate": True, "newer_field": [1],
-                   "options": {"num_predict": 3, "num_keep": 4, "not_an_option": 1}}
+    ollama_body = {
+        "model": MODEL,
+        "prompt": "hi",
+        "stream": False,
+        "truncate": True,
+        "newer_field": [1],
+        "options": {"num_predict": 3, "num_keep": 4, "not_an_option": 1},
+    }
     reply = httpx.post(f"{url}/api/generate", json=ollama_body)
     assert reply.status_code == 200 and reply.json()["eval_count"] == 3
 
@@ -75,8 +90,9 @@ def test_head_of_root_is_200(url):
 
 def test_ollama_durations_add_up(url):
     for stream in (False, True):
-        reply = ollama.Client(host=url).generate(model=MODEL, prompt="Why?", stream=stream,
-                                                 options={"num_predict": 8, "temperature": 0})
+        reply = ollama.Client(host=url).generate(
+            model=MODEL, prompt="Why?", stream=stream, options={"num_predict": 8, "temperature": 0}
+        )
         final = list(reply)[-1] if stream else reply
         parts = final.load_duration + final.prompt_eval_duration + final.eval_duration
         assert final.total_duration >= parts and final.prompt_eval_duration > 0 and final.eval_duration > 0
@@ -86,24 +102,36 @@ def test_think_on_a_model_that_cannot_think_is_a_400(url):
     with pytest.raises(ollama.ResponseError) as refused:
         ollama.Client(host=url).chat(model="tiny-plain", messages=[{"role": "user", "content": "hi"}], think=True)
     assert refused.value.status_code == 400 and "does not support thinking" in refused.value.error
-    plain = ollama.Client(host=url).chat(model="tiny-plain", messages=[{"role": "user", "content": "hi"}],
-                                         options={"num_predict": 3})
+    plain = ollama.Client(host=url).chat(
+        model="tiny-plain", messages=[{"role": "user", "content": "hi"}], options={"num_predict": 3}
+    )
     assert plain.message.content and not plain.message.thinking
 
 
 def test_prefill_continues_the_last_assistant_message(url):
-    apply = httpx.post(f"{url}/apply-template", json={"model": MODEL, "messages": [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello, my name"}]})
+    apply = httpx.post(
+        f"{url}/apply-template",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello, my name"}],
+        },
+    )
     assert apply.json()["prompt"].endswith("</think>\n\nHello, my name")
-    reply = httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "messages": [
-        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello, my name"}]}).json()
+    reply = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={
+            **CHAT,
+            "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello, my name"}],
+        },
+    ).json()
     message = reply["choices"][0]["message"]
     assert message["content"] and "reasoning_content" not in message  # the answer continued, no new think
 
 
 def test_a_gguf_without_template_gets_the_builtin_for_its_architecture(url):
-    prompt = httpx.post(f"{url}/apply-template", json={"model": "tiny-plain", "messages": [
-        {"role": "user", "content": "hi"}]}).json()["prompt"]
+    prompt = httpx.post(
+        f"{url}/apply-template", json={"model": "tiny-plain", "messages": [{"role": "user", "content": "hi"}]}
+    ).json()["prompt"]
     assert prompt == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"  # qwen2: ChatML is llama.cpp's pick
     shown = ollama.Client(host=url).show("tiny-plain")
     assert shown.capabilities == ["completion", "embedding"]
@@ -119,8 +147,11 @@ def test_n_choices_come_back_whole_and_streamed(url):
     assert len({c.message.reasoning_content for c in reply.choices}) > 1  # seeds 7, 8, 9: different samples
     again = client.chat.completions.create(model=MODEL, messages=ask, n=3, max_tokens=5, seed=7)
     assert [c.message.reasoning_content for c in again.choices] == [c.message.reasoning_content for c in reply.choices]
-    chunks = list(client.chat.completions.create(model=MODEL, messages=ask, n=2, max_tokens=4, stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=ask, n=2, max_tokens=4, stream=True, stream_options={"include_usage": True}
+        )
+    )
     finished = [c.choices[0].index for c in chunks if c.choices and c.choices[0].finish_reason]
     assert sorted(finished) == [0, 1] and chunks[-1].usage.completion_tokens == 8
 
@@ -130,11 +161,13 @@ def test_completions_echo_and_suffix(url):
     echoed = client.completions.create(model=MODEL, prompt="def add(a, b):", echo=True, max_tokens=4, temperature=0)
     plain = client.completions.create(model=MODEL, prompt="def add(a, b):", max_tokens=4, temperature=0)
     assert echoed.choices[0].text == "def add(a, b):" + plain.choices[0].text
-    streamed = client.completions.create(model=MODEL, prompt="def add(a, b):", echo=True, max_tokens=4,
-                                         temperature=0, stream=True)
+    streamed = client.completions.create(
+        model=MODEL, prompt="def add(a, b):", echo=True, max_tokens=4, temperature=0, stream=True
+    )
     assert "".join(c.choices[0].text for c in streamed if c.choices) == echoed.choices[0].text
-    filled = client.completions.create(model=MODEL, prompt="def add(a, b):\n", suffix="\n    return c\n",
-                                       max_tokens=4, temperature=0)
+    filled = client.completions.create(
+        model=MODEL, prompt="def add(a, b):\n", suffix="\n    return c\n", max_tokens=4, temperature=0
+    )
     prefix = len(httpx.post(f"{url}/tokenize", json={"content": "def add(a, b):\n"}).json()["tokens"])
     suffix = len(httpx.post(f"{url}/tokenize", json={"content": "\n    return c\n"}).json()["tokens"])
     assert filled.usage.prompt_tokens == prefix + suffix + 3  # the model's own FIM tokens around them
@@ -142,8 +175,14 @@ def test_completions_echo_and_suffix(url):
 
 def test_logprobs_on_chat_and_completions(url):
     client = openai_client(url)
-    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=6,
-                                           temperature=0, logprobs=True, top_logprobs=3)
+    reply = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=6,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )
     tokens = reply.choices[0].logprobs.content
     assert len(tokens) == 6
     for token in tokens:
@@ -154,8 +193,14 @@ def test_logprobs_on_chat_and_completions(url):
     logprobs = legacy.choices[0].logprobs
     assert len(logprobs.tokens) == len(logprobs.token_logprobs) == 5 and max(logprobs.token_logprobs) <= 0
     assert all(len(top) <= 2 for top in logprobs.top_logprobs) and logprobs.text_offset[0] == 0
-    streamed = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], max_tokens=6,
-                                              temperature=0, logprobs=True, stream=True)
+    streamed = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=6,
+        temperature=0,
+        logprobs=True,
+        stream=True,
+    )
     got = [t.logprob for c in streamed if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
     assert got == pytest.approx([t.logprob for t in tokens])
 
@@ -164,4 +209,7 @@ def test_reasoning_format_none_keeps_the_reasoning_in_content(url):
     body = {**CHAT, "max_tokens": 6, "reasoning_budget_tokens": 2, "reasoning_format": "none"}
     message = httpx.post(f"{url}/v1/chat/completions", json=body).json()["choices"][0]["message"]
     assert "reasoning_content" not in message
-    assert message["content"].startswith("<think>\n") and "Time is up; I will answer now.\n</think>\n\n" in message["content"]
+    assert (
+        message["content"].startswith("<think>\n")
+        and "Time is up; I will answer now.\n</think>\n\n" in message["content"]
+    )

@@ -15,7 +15,6 @@ import ollama
 import openai
 import pytest
 from serving import TEST_SETTINGS, isolated_store, running_server
-from testhub import hub  # noqa: F401  (a fixture)
 
 from r1local.hardware import detect_live
 from r1local.hardware.model import Memory
@@ -39,8 +38,9 @@ def test_two_models_served_at_once(tiny_model, tiny_model_b, tmp_path):
 
         async def both():
             client = ollama.AsyncClient(host=url)
-            return await asyncio.gather(*(client.chat(model=m, messages=say("Hi"), think=False, options=OPTIONS)
-                                          for m in (A, B)))
+            return await asyncio.gather(
+                *(client.chat(model=m, messages=say("Hi"), think=False, options=OPTIONS) for m in (A, B))
+            )
 
         reply_a, reply_b = asyncio.run(both())
         assert reply_a.model == A and reply_b.model == B
@@ -66,7 +66,9 @@ def test_a_busy_model_is_not_evicted(tiny_model, tiny_model_b, tmp_path):
         with client.stream("POST", f"{url}/v1/chat/completions", json=long) as running:
             lines = running.iter_lines()  # kept: dropping the iterator would close the connection
             assert next(lines)
-            refused = httpx.post(f"{url}/v1/chat/completions", json={"model": A, "messages": say("Hi"), "max_tokens": 2})
+            refused = httpx.post(
+                f"{url}/v1/chat/completions", json={"model": A, "messages": say("Hi"), "max_tokens": 2}
+            )
             assert refused.status_code == 503 and "--max-loaded" in refused.json()["error"]["message"]
         assert loaded(url) == [B]
 

@@ -65,10 +65,15 @@ def test_logprobs_as_the_ollama_client_reads_them(client):
     assert len(whole.logprobs) == whole.eval_count == 10  # every generated token, the thinking's included
     for token in whole.logprobs:  # greedy: the token taken is the likeliest of the alternatives
         assert token.logprob <= 0 and len(token.top_logprobs) == 3
-        assert token.top_logprobs[0].token == token.token and token.top_logprobs[0].logprob == pytest.approx(token.logprob)
+        assert token.top_logprobs[0].token == token.token and token.top_logprobs[0].logprob == pytest.approx(
+            token.logprob
+        )
     assert "".join(t.token for t in whole.logprobs).strip() == whole.message.thinking.strip()
-    parts = list(client.chat(model=MODEL, messages=say("Why?"), think=True, options=OPTIONS, logprobs=True,
-                             top_logprobs=3, stream=True))
+    parts = list(
+        client.chat(
+            model=MODEL, messages=say("Why?"), think=True, options=OPTIONS, logprobs=True, top_logprobs=3, stream=True
+        )
+    )
     streamed = [t for p in parts for t in (p.logprobs or [])]
     assert [(t.token, t.logprob) for t in streamed] == [(t.token, t.logprob) for t in whole.logprobs]
     generated = client.generate(model=MODEL, prompt="Once", think=False, options=OPTIONS, logprobs=True)
@@ -129,6 +134,7 @@ def test_bad_keep_alive_is_a_400(url):
 def test_body_without_a_json_content_type_is_read_as_json(url):
     # `curl URL -d '{...}'`, as Ollama's own examples do, declares a form body
     body = json.dumps({"model": MODEL, "prompt": "hi", "stream": False, "options": OPTIONS})
-    response = httpx.post(f"{url}/api/generate", content=body,
-                          headers={"content-type": "application/x-www-form-urlencoded"})
+    response = httpx.post(
+        f"{url}/api/generate", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 200 and response.json()["done"] is True

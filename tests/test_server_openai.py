@@ -54,9 +54,15 @@ def test_thinking_off_answers_directly(client):
 
 
 def test_stream_has_one_id_reasoning_deltas_and_usage_last(client):
-    chunks = list(client.chat.completions.create(
-        model=MODEL, messages=ask("Why is the sky blue?"), stream=True,
-        stream_options={"include_usage": True}, **GREEDY))
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL,
+            messages=ask("Why is the sky blue?"),
+            stream=True,
+            stream_options={"include_usage": True},
+            **GREEDY,
+        )
+    )
     assert len({c.id for c in chunks}) == 1
     assert chunks[0].choices[0].delta.role == "assistant"
     reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
@@ -75,18 +81,27 @@ def test_completions_streamed_and_not(client):
 
 
 def test_json_schema_response_format_is_enforced(client):
-    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
-              "required": ["answer"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
     reply = client.chat.completions.create(
-        model=MODEL, messages=ask("Is water wet? Answer in JSON."), temperature=0, max_tokens=40,
-        response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}})
+        model=MODEL,
+        messages=ask("Is water wet? Answer in JSON."),
+        temperature=0,
+        max_tokens=40,
+        response_format={"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}},
+    )
     assert json.loads(reply.choices[0].message.content)["answer"] in ("yes", "no")
     assert reply.choices[0].finish_reason == "stop"
 
 
 def test_json_object_response_format_starts_an_object(client):
-    reply = client.chat.completions.create(model=MODEL, messages=ask("JSON please"), temperature=0,
-                                           max_tokens=8, response_format={"type": "json_object"})
+    reply = client.chat.completions.create(
+        model=MODEL, messages=ask("JSON please"), temperature=0, max_tokens=8, response_format={"type": "json_object"}
+    )
     assert reply.choices[0].message.content.lstrip().startswith("{")
 
 
@@ -96,16 +111,19 @@ def test_stop_sequences_and_seed(client):
     assert first.choices[0].message.reasoning_content == again.choices[0].message.reasoning_content
     text = first.choices[0].message.reasoning_content
     stop = text.strip()[2:5]
-    stopped = client.chat.completions.create(model=MODEL, messages=ask("Go"), seed=7, temperature=1.0,
-                                             max_tokens=10, stop=[stop])
+    stopped = client.chat.completions.create(
+        model=MODEL, messages=ask("Go"), seed=7, temperature=1.0, max_tokens=10, stop=[stop]
+    )
     assert stop not in (stopped.choices[0].message.reasoning_content or "")
     assert stopped.choices[0].finish_reason == "stop"
 
 
 def test_four_concurrent_streams_each_equal_their_solo_output(url, client):
     prompts = ["Tell me about cats.", "What is 2+2?", "Name a colour.", "Write a haiku."]
-    solo = [client.chat.completions.create(model=MODEL, messages=ask(p), **GREEDY).choices[0].message.reasoning_content
-            for p in prompts]
+    solo = [
+        client.chat.completions.create(model=MODEL, messages=ask(p), **GREEDY).choices[0].message.reasoning_content
+        for p in prompts
+    ]
 
     async def stream(aclient: openai.AsyncOpenAI, prompt: str) -> str:
         chunks = await aclient.chat.completions.create(model=MODEL, messages=ask(prompt), stream=True, **GREEDY)

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import httpx
 from serving import TEST_SETTINGS, running_server
-from testhub import Fault, hub  # noqa: F401  (a fixture)
+from testhub import Fault
 
 from r1local import config
 from r1local.server.pull import MAX_PULLS
@@ -78,12 +78,16 @@ def test_pulls_do_not_starve_a_model_load(hub, tiny_model):  # noqa: F811
     settings = replace(TEST_SETTINGS, models=(str(tiny_model),))
     with running_server(settings) as url, httpx.Client(base_url=url, timeout=60) as client:
         client.post("/api/generate", json={"model": "tiny-r1-qwen", "keep_alive": 0})  # unload
-        pulls = [client.send(client.build_request("POST", "/api/pull", json={"model": name(n)}), stream=True)
-                 for n in range(7)]
+        pulls = [
+            client.send(client.build_request("POST", "/api/pull", json={"model": name(n)}), stream=True)
+            for n in range(7)
+        ]
         time.sleep(1)
         started = time.monotonic()
-        reply = client.post("/api/generate", json={"model": "tiny-r1-qwen", "prompt": "Hi", "stream": False,
-                                                   "options": {"num_predict": 2}})
+        reply = client.post(
+            "/api/generate",
+            json={"model": "tiny-r1-qwen", "prompt": "Hi", "stream": False, "options": {"num_predict": 2}},
+        )
         assert reply.status_code == 200 and time.monotonic() - started < 10
         assert sorted(p.status_code for p in pulls) == [200] * MAX_PULLS + [503] * (7 - MAX_PULLS)
         for fault in faults:

@@ -90,8 +90,7 @@ def test_openai_route_ends_with_an_error(servers, model, stream):
     reply = httpx.post(f"{front}/v1/chat/completions", json=body, timeout=TIMEOUT_S)
     if stream:
         assert reply.status_code == 200
-        events = [json.loads(line[6:]) for line in reply.text.splitlines()
-                  if line.startswith("data: {")]
+        events = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: {")]
         assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices")) == "Hi"
         error = events[-1]["error"]["message"]
     else:
@@ -132,10 +131,13 @@ def test_the_cli_client_ends_with_an_error_too(servers):
 
 def test_reasoning_in_any_field_or_tag_is_reasoning():
     decoder = StreamDecoder()
-    lines = [{"choices": [{"delta": {"reasoning": "a"}}]}, {"choices": [{"delta": {"reasoning_content": "b"}}]},
-             {"choices": [{"delta": {"content": "<think>c</think>"}}]}, {"choices": [{"delta": {"content": "d"}}]},
-             {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
-                                                                              "completion_tokens": 4}}]
+    lines = [
+        {"choices": [{"delta": {"reasoning": "a"}}]},
+        {"choices": [{"delta": {"reasoning_content": "b"}}]},
+        {"choices": [{"delta": {"content": "<think>c</think>"}}]},
+        {"choices": [{"delta": {"content": "d"}}]},
+        {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 4}},
+    ]
     events = [e for line in lines for e in decoder.feed(f"data: {json.dumps(line)}")] + decoder.flush()
     assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "abc"
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "d"

@@ -64,9 +64,7 @@ def test_system_prompt_is_folded_into_the_first_user_turn(r1):
         {"role": "user", "content": "Bye"},
     ]
     p = r1.render(messages)
-    assert p.text == (
-        f"{BOS}<｜User｜>Be brief.\n\nHi<｜Assistant｜>Hello{EOS}<｜User｜>Bye<｜Assistant｜><think>\n"
-    )
+    assert p.text == (f"{BOS}<｜User｜>Be brief.\n\nHi<｜Assistant｜>Hello{EOS}<｜User｜>Bye<｜Assistant｜><think>\n")
 
 
 def test_content_parts_are_joined(r1):
@@ -142,7 +140,8 @@ def test_a_hostile_template_is_one_line_within_its_bounds(source, monkeypatch):
     template = ChatTemplate(source)
     for _ in range(2):  # and again, in the child that replaced a killed one
         start = time.perf_counter()
-        with pytest.raises(UsageError, match=f"chat template failed on these messages: .*{HOSTILE_TEMPLATES[source]}") as e:
+        expected = f"chat template failed on these messages: .*{HOSTILE_TEMPLATES[source]}"
+        with pytest.raises(UsageError, match=expected) as e:
             template.render([{"role": "user", "content": "Hi"}])
         assert "\n" not in str(e.value) and time.perf_counter() - start < 10
     template.close()
@@ -150,8 +149,10 @@ def test_a_hostile_template_is_one_line_within_its_bounds(source, monkeypatch):
 
 def test_a_template_renders_again_after_a_failure(monkeypatch):
     monkeypatch.setattr(template_sandbox, "RENDER_TIMEOUT_S", 1.0)
-    template = ChatTemplate("{% if messages[0].content == 'loop' %}{% for a in range(100000) %}"
-                            "{% for b in range(100000) %}{% endfor %}{% endfor %}{% endif %}{{ messages[0].content }}")
+    template = ChatTemplate(
+        "{% if messages[0].content == 'loop' %}{% for a in range(100000) %}"
+        "{% for b in range(100000) %}{% endfor %}{% endfor %}{% endif %}{{ messages[0].content }}"
+    )
     with pytest.raises(UsageError, match="ran longer"):
         template.render([{"role": "user", "content": "loop"}])
     assert template.render([{"role": "user", "content": "fine"}], add_generation_prompt=False).text == "fine"
@@ -179,8 +180,14 @@ def test_a_final_assistant_message_is_continued(r1):
     assert new_turn.text.endswith(f"Hello{EOS}<｜Assistant｜><think>\n")
 
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 def test_tools_and_tool_history_render_in_r1_tokens(r1):
@@ -193,7 +200,11 @@ def test_tools_and_tool_history_render_in_r1_tokens(r1):
         {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
         {"role": "assistant", "content": "It is 18C."},
         {"role": "user", "content": "And Rome?"},
-        {"role": "assistant", "content": None, "tool_calls": [call, {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [call, {"function": {"name": "get_weather", "arguments": {"city": "Rome"}}}],
+        },
         {"role": "tool", "content": "20C"},
         {"role": "tool", "content": "21C"},
     ]
@@ -201,7 +212,9 @@ def test_tools_and_tool_history_render_in_r1_tokens(r1):
     preamble, _, history = text.partition("Be brief.")
     assert preamble.startswith(f"{BOS}<｜User｜>You can call any of the following function tools")
     assert '"name": "get_weather"' in preamble
-    call_paris = '<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>'
+    call_paris = (
+        '<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{"city": "Paris"}\n```<｜tool▁call▁end｜>'
+    )
     call_rome = call_paris.replace("Paris", "Rome")
     assert history == (
         "\n\nWeather in Paris?"
@@ -230,5 +243,6 @@ def test_no_template_uses_llama_cpps_builtin_for_the_architecture():
     assert builtin_name("qwen2", vocab.__contains__) == "chatml"
     gemma = ChatTemplate(None, builtin="gemma")
     assert gemma.render([{"role": "user", "content": "Hi"}], think=False).text == (
-        "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n")
+        "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+    )
     assert "<|im_end|>" not in gemma.render([{"role": "user", "content": "Hi"}]).text

@@ -18,17 +18,19 @@ from r1local import trust
 from r1local.cli.terminal import ControlFilter, WordWrap, json_text, strip_controls
 
 # each thing a hostile text can make a terminal do, between visible words
-HOSTILE = ("A \x1b]0;window title\x07B \x1b]52;c;cm0gLXJmIH4=\x07C \x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\"
-           " D\x1b[2J\x1b[HE\x9b31mF\x9d0;c1 title\x9cG\x07\x08\rH\x1bcI\tJ\x7fK\n")
+HOSTILE = (
+    "A \x1b]0;window title\x07B \x1b]52;c;cm0gLXJmIH4=\x07C \x1b]8;;http://evil.example/\x1b\\click\x1b]8;;\x1b\\"
+    " D\x1b[2J\x1b[HE\x9b31mF\x9d0;c1 title\x9cG\x07\x08\rH\x1bcI\tJ\x7fK\n"
+)
 VISIBLE = "A B C click DEFGHI\tJK\n"
-CONTROLS = set(map(chr, [*range(0x00, 0x09), *range(0x0b, 0x20), *range(0x7f, 0xa0)]))
+CONTROLS = set(map(chr, [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]))
 
 
 def test_every_control_sequence_is_removed_whole_wherever_the_stream_splits_it():
     assert strip_controls(HOSTILE) == VISIBLE
     for size in range(1, 12):
         stream = ControlFilter()
-        pieces = [stream.feed(HOSTILE[i:i + size]) for i in range(0, len(HOSTILE), size)]
+        pieces = [stream.feed(HOSTILE[i : i + size]) for i in range(0, len(HOSTILE), size)]
         assert "".join(pieces) + stream.end() == VISIBLE, size
     unfinished = ControlFilter()  # a sequence that never ends does not swallow what follows for ever
     shown = unfinished.feed("\x1b]0;" + "x" * 5000) + unfinished.end()
@@ -42,14 +44,16 @@ def test_json_output_escapes_c1_as_well():
 
 def _wrapped(text: str, width: int, size: int) -> str:
     wrap = WordWrap(width)
-    return "".join(wrap.feed(text[i:i + size]) for i in range(0, len(text), size)) + wrap.end()
+    return "".join(wrap.feed(text[i : i + size]) for i in range(0, len(text), size)) + wrap.end()
 
 
 @pytest.mark.parametrize("width", [20, 37, 80])
 def test_prose_wraps_between_words_and_a_url_stays_whole(width):
     url = "http://127.0.0.1:18600/a/rather/long/path/to/the/chat/page/" + "x" * width
-    prose = ("Ctrl-D or /bye to leave. The chat page is at " + url + " and words are never broken, "
-             "whatever the width of the terminal.\nA new paragraph starts on its own line.")
+    prose = (
+        "Ctrl-D or /bye to leave. The chat page is at " + url + " and words are never broken, "
+        "whatever the width of the terminal.\nA new paragraph starts on its own line."
+    )
     for size in (1, 3, 7, 1000):
         shown = _wrapped(prose, width, size)
         assert shown.split() == prose.split()  # the same words, none cut
@@ -75,11 +79,16 @@ class HostileModel(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path == "/api/show":
             return self._send("application/json", json.dumps({"model_info": {}}))
-        deltas = [{"reasoning_content": HOSTILE[i:i + 4]} for i in range(0, len(HOSTILE), 4)]
-        deltas += [{"content": HOSTILE[i:i + 4]} for i in range(0, len(HOSTILE), 4)]
+        deltas = [{"reasoning_content": HOSTILE[i : i + 4]} for i in range(0, len(HOSTILE), 4)]
+        deltas += [{"content": HOSTILE[i : i + 4]} for i in range(0, len(HOSTILE), 4)]
         chunks = [{"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
-        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "model": body["model"],
-                       "usage": {"prompt_tokens": 3, "completion_tokens": len(chunks)}})
+        chunks.append(
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "model": body["model"],
+                "usage": {"prompt_tokens": 3, "completion_tokens": len(chunks)},
+            }
+        )
         self._send("text/event-stream", "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n")
 
     def _send(self, kind: str, text: str, headers: dict | None = None) -> None:
@@ -104,10 +113,14 @@ def front(tmp_path_factory):
 
 def r1local(*args: str, front, stdin: str | None = None) -> subprocess.CompletedProcess:
     url, home = front
-    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, timeout=120,
-                          input=stdin.encode() if stdin is not None else None,
-                          stdin=subprocess.DEVNULL if stdin is None else None,
-                          env={**os.environ, "R1LOCAL_HOST": url, "R1LOCAL_HOME": str(home), "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        capture_output=True,
+        timeout=120,
+        input=stdin.encode() if stdin is not None else None,
+        stdin=subprocess.DEVNULL if stdin is None else None,
+        env={**os.environ, "R1LOCAL_HOST": url, "R1LOCAL_HOME": str(home), "COLUMNS": "200"},
+    )
 
 
 @pytest.mark.parametrize("command", [["run", "evil/m", "hi"], ["chat", "evil/m"]])
@@ -126,8 +139,9 @@ def _screen(*args: str, columns: int = 80, home=None, expect: str | None = None)
     """What a command writes to an 80-column pseudo-terminal, escape sequences aside."""
     env = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", **({"R1LOCAL_HOME": str(home)} if home else {})}
     env.pop("COLUMNS", None)
-    child = pexpect.spawn(sys.executable, ["-m", "r1local", *args], env=env, encoding="utf-8", timeout=120,
-                          dimensions=(40, columns))
+    child = pexpect.spawn(
+        sys.executable, ["-m", "r1local", *args], env=env, encoding="utf-8", timeout=120, dimensions=(40, columns)
+    )
     if expect is not None:
         child.expect_exact(expect)
         shown = child.before + expect
@@ -176,14 +190,36 @@ def test_help_names_values_in_words_and_lists_everyday_commands_first():
     assert "r1local run [OPTIONS] MODEL [PROMPT]\n" in run
     assert "--temperature NUMBER" in run and "--rpc HOST:PORT,..." in run and "\n  MODEL " in run
     assert not re.search(r"<(str|int|float)|range>|\{model\}", run)
-    assert "serve [OPTIONS] [MODEL...]" in _screen("serve", "-h", columns=100)
+    serve = _screen("serve", "-h", columns=80)
+    assert "serve [OPTIONS] [MODEL...]" in serve and "--api-key-file" in serve.split()
+    for shown in (serve, _screen("run", "-h", columns=80)):
+        assert not re.search(r"[A-Za-z0-9]-\n", shown)  # click broke --api-key-file and --max-tokens at hyphens
 
 
 def test_serve_says_what_it_does_with_more_models_than_max_loaded(tiny_model, tiny_model_b, tmp_path):
-    command = [sys.executable, "-m", "r1local", "serve", str(tiny_model), str(tiny_model_b), "--port", str(free_port()),
-               "--ctx", "512", "--threads", "1", "--parallel", "1"]
-    server = subprocess.Popen(command, env={**os.environ, "R1LOCAL_HOME": str(tmp_path), "COLUMNS": "300"},
-                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "r1local",
+        "serve",
+        str(tiny_model),
+        str(tiny_model_b),
+        "--port",
+        str(free_port()),
+        "--ctx",
+        "512",
+        "--threads",
+        "1",
+        "--parallel",
+        "1",
+    ]
+    server = subprocess.Popen(
+        command,
+        env={**os.environ, "R1LOCAL_HOME": str(tmp_path), "COLUMNS": "300"},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         lines = []
         while not lines or "r1local API on" not in lines[-1]:
@@ -192,5 +228,7 @@ def test_serve_says_what_it_does_with_more_models_than_max_loaded(tiny_model, ti
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert (f"2 models given and --max-loaded 1: all are served, but only {tiny_model_b.stem} stays in memory"
-            in "".join(lines)), lines
+    assert (
+        f"2 models given and --max-loaded 1: all are served, but only {tiny_model_b.stem} stays in memory"
+        in "".join(lines)
+    ), lines

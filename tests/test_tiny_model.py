@@ -39,8 +39,10 @@ def test_llama_cpp_sees_the_metadata_we_wrote(llm, tiny_model):
 
 def test_r1_prompt_tokenises_with_single_special_tokens(llm, tiny_model):
     info = read_gguf(tiny_model)
-    special = {s: llm.tokenize(s.encode(), add_bos=False, special=True) for s in
-               ["<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>"]}
+    special = {
+        s: llm.tokenize(s.encode(), add_bos=False, special=True)
+        for s in ["<｜begin▁of▁sentence｜>", "<｜User｜>", "<｜Assistant｜>", "<think>"]
+    }
     assert all(len(ids) == 1 for ids in special.values()), special
     bos = llm.detokenize([info.bos_token_id], special=True).decode()
     eos = llm.detokenize([info.eos_token_id], special=True).decode()
@@ -51,8 +53,12 @@ def test_r1_prompt_tokenises_with_single_special_tokens(llm, tiny_model):
     text_ids = llm.tokenize(b"Hi there", add_bos=False)
     newline = llm.tokenize(b"\n", add_bos=False)
     assert ids == [
-        *special["<｜begin▁of▁sentence｜>"], *special["<｜User｜>"], *text_ids,
-        *special["<｜Assistant｜>"], *special["<think>"], *newline,
+        *special["<｜begin▁of▁sentence｜>"],
+        *special["<｜User｜>"],
+        *text_ids,
+        *special["<｜Assistant｜>"],
+        *special["<think>"],
+        *newline,
     ]
 
 

@@ -28,8 +28,14 @@ KEY = "sk-the-key-only-my-own-server-may-read"
 def r1local(*args: str, home, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """The command with nothing naming a server, unless `env` does."""
     clean = {k: v for k, v in os.environ.items() if k not in ("R1LOCAL_HOST", "R1LOCAL_URL", "R1LOCAL_API_KEY")}
-    return subprocess.run([sys.executable, "-m", "r1local", *args], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env={**clean, "R1LOCAL_HOME": str(home), "COLUMNS": "200", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "r1local", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={**clean, "R1LOCAL_HOME": str(home), "COLUMNS": "200", **env},
+    )
 
 
 def free_port() -> int:
@@ -73,9 +79,14 @@ def impostor():
 
 
 def _leaked(heard) -> list:
-    return [(method, path) for method, path, headers, body in heard
-            if method != "GET" or any(k.lower() == "authorization" for k in headers) or PROMPT.encode() in body
-            or KEY in json.dumps(headers)]
+    return [
+        (method, path)
+        for method, path, headers, body in heard
+        if method != "GET"
+        or any(k.lower() == "authorization" for k in headers)
+        or PROMPT.encode() in body
+        or KEY in json.dumps(headers)
+    ]
 
 
 def test_a_program_on_the_port_gets_neither_the_prompt_nor_the_key(impostor, tmp_path):
@@ -92,8 +103,9 @@ def test_a_record_whose_port_was_taken_over_is_not_trusted(impostor, tmp_path):
     """The real server died; its record is still there and its pid lives on; something else holds the port."""
     me = psutil.Process()
     url = f"http://127.0.0.1:{impostor.server_port}"
-    (tmp_path / "serve.pid").write_text(json.dumps({"pid": me.pid, "started": me.create_time(),
-                                                    "uid": os.getuid(), "url": url}))
+    (tmp_path / "serve.pid").write_text(
+        json.dumps({"pid": me.pid, "started": me.create_time(), "uid": os.getuid(), "url": url})
+    )
     result = r1local("run", "served-only-name", PROMPT, home=tmp_path, R1LOCAL_API_KEY=KEY)
     assert Impostor.heard and not _leaked(Impostor.heard) and "is not your r1local serve" in result.stderr
 
@@ -117,12 +129,19 @@ def test_a_server_on_another_machine_named_by_r1local_host_is_trusted(tmp_path):
     server = ThreadingHTTPServer((address, 0), Impostor)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        r1local("run", "remote-name", PROMPT, home=tmp_path, R1LOCAL_HOST=f"{address}:{server.server_port}",
-                R1LOCAL_API_KEY=KEY)
+        r1local(
+            "run",
+            "remote-name",
+            PROMPT,
+            home=tmp_path,
+            R1LOCAL_HOST=f"{address}:{server.server_port}",
+            R1LOCAL_API_KEY=KEY,
+        )
     finally:
         server.shutdown()
-    assert any(method == "POST" and headers.get("Authorization") == f"Bearer {KEY}"
-               for method, _, headers, _ in Impostor.heard)
+    assert any(
+        method == "POST" and headers.get("Authorization") == f"Bearer {KEY}" for method, _, headers, _ in Impostor.heard
+    )
 
 
 def test_the_proof_binds_the_challenge_the_pid_and_the_port(tmp_path, monkeypatch):
@@ -131,8 +150,18 @@ def test_the_proof_binds_the_challenge_the_pid_and_the_port(tmp_path, monkeypatc
     assert secret and stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
     assert trust.server_secret() == secret  # created once
     good = trust.proof(secret, "abc", 42, 11435)
-    assert len({good, trust.proof(secret, "abd", 42, 11435), trust.proof(secret, "abc", 43, 11435),
-                trust.proof(secret, "abc", 42, 11436), trust.proof(b"other", "abc", 42, 11435)}) == 5
+    assert (
+        len(
+            {
+                good,
+                trust.proof(secret, "abd", 42, 11435),
+                trust.proof(secret, "abc", 43, 11435),
+                trust.proof(secret, "abc", 42, 11436),
+                trust.proof(b"other", "abc", 42, 11435),
+            }
+        )
+        == 5
+    )
     assert trust.answer(secret, "not hex!", 11435) is None and trust.answer(secret, "x" * 200, 11435) is None
     (tmp_path / "secret").chmod(0o644)  # readable by others: no longer a secret
     assert trust.read_secret() is None
@@ -146,15 +175,31 @@ def test_a_detached_server_on_another_port_is_found_by_every_command(tiny_model,
     home = tmp_path / "home"  # does not exist yet: serve creates it, for this user only
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    started = r1local("serve", str(tiny_model), "--detach", "--port", str(port), "--ctx", "512", "--threads", "1",
-                      "--parallel", "1", home=home)
+    started = r1local(
+        "serve",
+        str(tiny_model),
+        "--detach",
+        "--port",
+        str(port),
+        "--ctx",
+        "512",
+        "--threads",
+        "1",
+        "--parallel",
+        "1",
+        home=home,
+    )
     assert started.returncode == 0, started.stderr
     record = json.loads((home / "serve.pid").read_text())
     try:
         process = psutil.Process(record["pid"])
         assert record == {"pid": process.pid, "started": process.create_time(), "uid": os.getuid(), "url": url}
-        assert (_mode(home), _mode(home / "serve.log"), _mode(home / "serve.pid"), _mode(home / "secret")) == \
-            (0o700, 0o600, 0o600, 0o600)
+        assert (_mode(home), _mode(home / "serve.log"), _mode(home / "serve.pid"), _mode(home / "secret")) == (
+            0o700,
+            0o600,
+            0o600,
+            0o600,
+        )
         deadline = time.monotonic() + 60
         while httpx.get(f"{url}/health").status_code != 200:
             assert time.monotonic() < deadline, "the model did not load"
@@ -183,8 +228,9 @@ def test_stop_spares_a_program_that_reused_the_recorded_pid(tmp_path):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "r1local", "serve"])
     try:
         started = psutil.Process(other.pid).create_time()
-        (tmp_path / "serve.pid").write_text(json.dumps({"pid": other.pid, "started": started - 3600,
-                                                        "uid": os.getuid(), "url": "http://127.0.0.1:9"}))
+        (tmp_path / "serve.pid").write_text(
+            json.dumps({"pid": other.pid, "started": started - 3600, "uid": os.getuid(), "url": "http://127.0.0.1:9"})
+        )
         result = r1local("stop", home=tmp_path)
         time.sleep(0.3)
         assert other.poll() is None, "stop killed a program that only reused the pid"
@@ -195,8 +241,9 @@ def test_stop_spares_a_program_that_reused_the_recorded_pid(tmp_path):
         other.wait()
 
 
-@pytest.mark.parametrize("text", ["12345", '{"pid": 12', '["serve"]', '{"pid": "1", "started": 0, "url": "x"}',
-                                  "\xff\xfe"])
+@pytest.mark.parametrize(
+    "text", ["12345", '{"pid": 12', '["serve"]', '{"pid": "1", "started": 0, "url": "x"}', "\xff\xfe"]
+)
 def test_a_damaged_record_is_one_line(tmp_path, text):
     (tmp_path / "serve.pid").write_text(text, encoding="latin-1")
     result = r1local("stop", home=tmp_path)

@@ -41,8 +41,12 @@ class ThinkInContent(BaseHTTPRequestHandler):
             self._send(404, "application/json", json.dumps({"error": {"message": "no such model here"}}).encode())
             return
         chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in self.PIECES]
-        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 7, "completion_tokens": 5}})
+        chunks.append(
+            {
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 5},
+            }
+        )
         stream = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         self._send(200, "text/event-stream", stream.encode())
 
@@ -63,8 +67,11 @@ def servers(tiny_model, tiny_model_b, tmp_path_factory):
     with isolated_store(tmp_path_factory.mktemp("store")):
         upstream_cm = running_server(replace(TEST_SETTINGS, models=(str(tiny_model),)))
         upstream = upstream_cm.__enter__()
-        settings = replace(TEST_SETTINGS, models=(str(tiny_model_b),), upstreams=(
-            ("npu", f"{upstream}/v1"), ("think", f"http://127.0.0.1:{think.server_port}/v1")))
+        settings = replace(
+            TEST_SETTINGS,
+            models=(str(tiny_model_b),),
+            upstreams=(("npu", f"{upstream}/v1"), ("think", f"http://127.0.0.1:{think.server_port}/v1")),
+        )
         with running_server(settings) as front:
             yield {"front": front, "upstream_cm": upstream_cm}
             upstream_cm.__exit__(None, None, None)  # idempotent: the down test may have stopped it
@@ -95,8 +102,11 @@ def test_openai_client_gets_the_upstreams_reasoning_apart(client):
 
 
 def test_streaming_through_the_upstream(client):
-    chunks = list(client.chat.completions.create(
-        model=REMOTE, messages=[{"role": "user", "content": "Hi"}], stream=True, **GREEDY))
+    chunks = list(
+        client.chat.completions.create(
+            model=REMOTE, messages=[{"role": "user", "content": "Hi"}], stream=True, **GREEDY
+        )
+    )
     reasoning = [c.choices[0].delta.model_extra.get("reasoning_content") for c in chunks if c.choices]
     assert sum(bool(r) for r in reasoning) > 1
     assert chunks[-1].choices[0].finish_reason == "length"
@@ -107,14 +117,21 @@ def test_think_block_in_content_becomes_reasoning_for_both_clients(servers, clie
     assert reply.choices[0].message.reasoning_content == "weighing it up"
     assert reply.choices[0].message.content == "The answer is 4."
     assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (7, 5)
-    answer = ollama.Client(host=servers["front"]).chat(model="think/r1-think", messages=[{"role": "user", "content": "2+2?"}])
+    answer = ollama.Client(host=servers["front"]).chat(
+        model="think/r1-think", messages=[{"role": "user", "content": "2+2?"}]
+    )
     assert answer.message.thinking == "weighing it up" and answer.message.content == "The answer is 4."
 
 
 def test_ollama_client_streams_the_upstreams_thinking(servers):
-    parts = list(ollama.Client(host=servers["front"]).chat(
-        model=REMOTE, messages=[{"role": "user", "content": "Hi"}], stream=True,
-        options={"temperature": 0, "num_predict": 8}))
+    parts = list(
+        ollama.Client(host=servers["front"]).chat(
+            model=REMOTE,
+            messages=[{"role": "user", "content": "Hi"}],
+            stream=True,
+            options={"temperature": 0, "num_predict": 8},
+        )
+    )
     assert any(p.message.thinking for p in parts) and parts[-1].done
 
 
@@ -137,9 +154,13 @@ def test_upstream_that_stops_is_marked_down_and_the_rest_keeps_serving(servers, 
 
 def test_upstreams_come_from_options_and_the_config_file(tmp_path, monkeypatch):
     monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path))
-    (tmp_path / "config.toml").write_text('[upstreams]\nfoundry = "http://127.0.0.1:5273/v1"\nlemonade = "http://x:8000/api/v1/"\n')
+    (tmp_path / "config.toml").write_text(
+        '[upstreams]\nfoundry = "http://127.0.0.1:5273/v1"\nlemonade = "http://x:8000/api/v1/"\n'
+    )
     assert dict(upstreams(["lemonade=http://127.0.0.1:8000/api/v1"])) == {
-        "foundry": "http://127.0.0.1:5273/v1", "lemonade": "http://127.0.0.1:8000/api/v1"}
+        "foundry": "http://127.0.0.1:5273/v1",
+        "lemonade": "http://127.0.0.1:8000/api/v1",
+    }
     for bad in ("noequals", "bad name=http://x", "x=ftp://host", "x="):
         with pytest.raises(UsageError, match="Not an upstream"):
             upstreams([bad])

@@ -69,7 +69,7 @@ def browser_page(two_models):
         yield page
 
 
-def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b, tmp_path):
+def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b):
     page = browser_page
     # the browser's own clock, from navigation start to the load event, every file fetched uncached
     load_ms = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
@@ -107,7 +107,6 @@ def test_chat_in_a_real_browser(browser_page, tiny_model, tiny_model_b, tmp_path
     page.reload(wait_until="load")
     page.wait_for_function("() => document.querySelectorAll('.msg').length === 4")
     assert page.input_value("#model") == tiny_model_b.stem
-    page.screenshot(path=str(tmp_path / "webui.png"))  # how docs/webui.png was taken
 
 
 RENDER = """async (text) => { const { renderMarkdown } = await import('/ui/markdown.js');
@@ -115,9 +114,12 @@ RENDER = """async (text) => { const { renderMarkdown } = await import('/ui/markd
 
 
 def test_markdown_math_and_code_render(browser_page):
-    html = browser_page.evaluate(RENDER, "The answer is \\[\\boxed{4}\\] and $x^2$.\n\n"
-                                 "```python\nprint(2 + 2)  # $not math$\n```\n"
-                                 '<img src=x onerror="window.hacked=1">')
+    html = browser_page.evaluate(
+        RENDER,
+        "The answer is \\[\\boxed{4}\\] and $x^2$.\n\n"
+        "```python\nprint(2 + 2)  # $not math$\n```\n"
+        '<img src=x onerror="window.hacked=1">',
+    )
     assert 'class="katex-display"' in html and "boxed" in html
     assert "<code" in html and "$not math$" in html  # code is left alone
     assert "onerror" not in html and browser_page.evaluate("window.hacked") is None

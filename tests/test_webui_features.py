@@ -22,8 +22,7 @@ WIDTHS = {"desktop": (1280, 800), "phone": (390, 844)}
 @pytest.fixture(scope="module")
 def server(tiny_model, tmp_path_factory):
     with echo_upstream() as upstream:
-        settings = replace(TEST_SETTINGS, models=(str(tiny_model),), upstreams=(("echo", f"{upstream}/v1"),),
-                           ctx=1024)
+        settings = replace(TEST_SETTINGS, models=(str(tiny_model),), upstreams=(("echo", f"{upstream}/v1"),), ctx=1024)
         with isolated_store(tmp_path_factory.mktemp("store")), running_server(settings) as url:
             yield url
 
@@ -33,8 +32,9 @@ def page(request, server):
     """The page at each width, with clipboard access and every chat request's body recorded."""
     width, height = WIDTHS[request.param]
     with launched_browser() as browser:
-        context = browser.new_context(viewport={"width": width, "height": height},
-                                      permissions=["clipboard-read", "clipboard-write"])
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, permissions=["clipboard-read", "clipboard-write"]
+        )
         page = context.new_page()
         page.sent = []
         page.on("request", lambda r: r.url.endswith("/v1/chat/completions") and page.sent.append(r.post_data_json))
@@ -108,14 +108,16 @@ def test_edit_and_resend_then_regenerate(page):
     page.locator(".msg.user").last.locator("button", has_text="Edit").click()
     page.fill(".msg.user textarea.edit", "three")
     page.locator(".msg.user .edit-box button", has_text="Send").click()
-    page.wait_for_function("() => document.querySelector('.msg.assistant:last-child .body').textContent.trim() "
-                           "=== 'three'")
+    page.wait_for_function(
+        "() => document.querySelector('.msg.assistant:last-child .body').textContent.trim() === 'three'"
+    )
     page.wait_for_selector("#send:not([hidden])")
     assert [m["content"] for m in page.sent[-1]["messages"]] == ["one", "one", "three"]
     assert page.locator(".msg").count() == 4
     page.locator(".msg.assistant").last.locator("button", has_text="Regenerate").click()
-    page.wait_for_function("() => document.querySelectorAll('.msg').length === 4 && "
-                           "!document.querySelector('#send').hidden")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.msg').length === 4 && !document.querySelector('#send').hidden"
+    )
     assert len(page.sent) == 4 and page.sent[-1]["messages"] == page.sent[-2]["messages"]
     assert page.locator(".msg.assistant").last.locator(".body").inner_text() == "three"
 
@@ -125,13 +127,14 @@ def test_settings_are_sent_and_kept_per_conversation(page):
     page.fill("#system", "Answer in French.")
     page.fill("#temperature", "0.3")
     page.fill("#top-p", "0.9")
+    page.fill("#seed", "7")
     page.fill("#max-tokens", "50")
     page.fill("#think-budget", "16")
     ask(page, "hello")
     sent = page.sent[-1]
     assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
-    fields = ("temperature", "top_p", "max_tokens", "reasoning_budget_tokens")
-    assert [sent[field] for field in fields] == [0.3, 0.9, 50, 16]
+    fields = ("temperature", "top_p", "seed", "max_tokens", "reasoning_budget_tokens")
+    assert [sent[field] for field in fields] == [0.3, 0.9, 7, 50, 16]
     assert "think" not in sent  # on: the model's own default
     page.uncheck("#think")
     ask(page, "again")
@@ -156,18 +159,24 @@ def test_figures_after_an_answer_and_the_pickers_details(page, server, tiny_mode
     page.click("#settings-button")
     page.fill("#max-tokens", "12")
     note = ask(page, "Count to three.", model=tiny_model.stem).locator(".note").inner_text()
-    assert re.search(r"12 tokens( \(\d+ thinking\))? · [\d.]+ tokens/s · first token after [\d.]+ s · "
-                     r"prompt \d+ tokens", note), note
+    assert re.search(
+        r"12 tokens( \(\d+ thinking\))? · [\d.]+ tokens/s · first token after [\d.]+ s · "
+        r"prompt \d+ tokens",
+        note,
+    ), note
 
     # the picker, refreshed after the answer: the model's details, and loaded since it just answered
     tag = next(m for m in httpx.get(f"{server}/api/tags").json()["models"] if m["name"] == tiny_model.stem)
     option = page.locator(f"#model option[value='{tiny_model.stem}']")
     details = tag["details"]
-    page.wait_for_function(f"() => document.querySelector(\"#model option[value='{tiny_model.stem}']\")"
-                           ".textContent.endsWith('· loaded')")
+    page.wait_for_function(
+        f"() => document.querySelector(\"#model option[value='{tiny_model.stem}']\").textContent.endsWith('· loaded')"
+    )
     size = f"{tag['size'] / 2**20:.0f} MiB"
-    assert option.inner_text() == (f"{tiny_model.stem} · {details['parameter_size']} · "
-                                   f"{details['quantization_level']} · {size} · llama.cpp · loaded")
+    assert option.inner_text() == (
+        f"{tiny_model.stem} · {details['parameter_size']} · "
+        f"{details['quantization_level']} · {size} · llama.cpp · loaded"
+    )
     assert page.locator(f"#model option[value='{ECHO}']").inner_text() == f"{ECHO} · upstream"
 
     # a model that is not loaded says so

@@ -69,31 +69,49 @@ def foreign(page, url: str) -> list[str]:
 
 def test_a_hostile_reply_makes_no_request_to_another_host(sites, page):
     url, other = sites
-    hostile = "\n\n".join([
-        f"![ok]({other}/md-image?d=what-you-typed)",
-        f'<img src="{other}/img">',
-        f'<img srcset="{other}/srcset 1x" src="{PIXEL}" alt="pixel">',
-        f'<div style="background:url({other}/style)">styled</div>',
-        f'<video poster="{other}/poster" src="{other}/video" autoplay></video>',
-        f'<audio src="{other}/audio" autoplay></audio>',
-        f'<picture><source srcset="{other}/source"><img src="{other}/picture"></picture>',
-        f'<form action="{other}/form" method="post"><input name="key" value="k">'
-        f'<button>Re-enter your API key</button></form>',
-        f'<svg><image href="{other}/svg"></image></svg>',
-        f'<link rel="stylesheet" href="{other}/link"><style>@import url({other}/import);</style>',
-        f'<iframe src="{other}/iframe"></iframe><object data="{other}/object"></object><embed src="{other}/embed">',
-        f'<input type="image" src="{other}/input"><table background="{other}/table"><tr><td>x</td></tr></table>',
-        f'<a href="{other}/link-ok" ping="{other}/ping">a link</a>',
-        "- [x] a task list keeps its box",
-    ])
+    hostile = "\n\n".join(
+        [
+            f"![ok]({other}/md-image?d=what-you-typed)",
+            f'<img src="{other}/img">',
+            f'<img srcset="{other}/srcset 1x" src="{PIXEL}" alt="pixel">',
+            f'<div style="background:url({other}/style)">styled</div>',
+            f'<video poster="{other}/poster" src="{other}/video" autoplay></video>',
+            f'<audio src="{other}/audio" autoplay></audio>',
+            f'<picture><source srcset="{other}/source"><img src="{other}/picture"></picture>',
+            f'<form action="{other}/form" method="post"><input name="key" value="k">'
+            f"<button>Re-enter your API key</button></form>",
+            f'<svg><image href="{other}/svg"></image></svg>',
+            f'<link rel="stylesheet" href="{other}/link"><style>@import url({other}/import);</style>',
+            f'<iframe src="{other}/iframe"></iframe><object data="{other}/object"></object><embed src="{other}/embed">',
+            f'<input type="image" src="{other}/input"><table background="{other}/table"><tr><td>x</td></tr></table>',
+            f'<a href="{other}/link-ok" ping="{other}/ping">a link</a>',
+            "- [x] a task list keeps its box",
+        ]
+    )
     body = reply_to(page, hostile)
     assert EchoAndRecord.hits == [] and foreign(page, url) == []
     # the image became a link the user may follow, and the links need that click
     assert body.locator(f'a[href="{other}/md-image?d=what-you-typed"]').inner_text() == "[image: ok]"
     assert body.locator("a[target=_blank][rel='noopener noreferrer']").count() >= 2
     assert body.locator(f'img[src="{PIXEL}"]').count() == 1  # inline images stay
-    for selector in ("form", "button", "video", "audio", "source", "svg", "iframe", "object", "embed", "style",
-                     "link", "[style]", "[srcset]", "[background]", "[ping]", "input:not([type=checkbox][disabled])"):
+    for selector in (
+        "form",
+        "button",
+        "video",
+        "audio",
+        "source",
+        "svg",
+        "iframe",
+        "object",
+        "embed",
+        "style",
+        "link",
+        "[style]",
+        "[srcset]",
+        "[background]",
+        "[ping]",
+        "input:not([type=checkbox][disabled])",
+    ):
         assert body.locator(selector).count() == 0, selector
     assert body.locator("input[type=checkbox][disabled][checked]").count() == 1
     # the sanitiser left nothing for the policy to block (DOMPurify's own parse of a style attribute or
@@ -195,5 +213,7 @@ def test_a_key_kept_by_an_older_page_leaves_the_disk(keyed):
         page.goto(keyed, wait_until="load")
         page.wait_for_timeout(300)
         assert not page.is_visible("#key-dialog")  # still usable in this tab
-        assert page.evaluate("[localStorage.getItem('r1local.apiKey'), sessionStorage.getItem('r1local.apiKey')]") \
-            == [None, "sesame"]
+        assert page.evaluate("[localStorage.getItem('r1local.apiKey'), sessionStorage.getItem('r1local.apiKey')]") == [
+            None,
+            "sesame",
+        ]

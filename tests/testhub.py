@@ -147,12 +147,20 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
             for name, data in repo.files.items():
                 entry: dict = {"rfilename": name}
                 if blobs:
-                    entry.update(size=len(data), blobId=hashlib.sha1(data).hexdigest(),
-                                 lfs={"size": len(data), "sha256": repo.sha(name), "pointerSize": 134})
+                    entry.update(
+                        size=len(data),
+                        blobId=hashlib.sha1(data).hexdigest(),
+                        lfs={"size": len(data), "sha256": repo.sha(name), "pointerSize": 134},
+                    )
                 entry.update(repo.crafted.get(name, {}))
                 siblings.append(entry)
-            info = {"id": repo_id, "sha": repo.commit, "gated": "manual" if repo.gated else False,
-                    "private": False, "siblings": siblings}
+            info = {
+                "id": repo_id,
+                "sha": repo.commit,
+                "gated": "manual" if repo.gated else False,
+                "private": False,
+                "siblings": siblings,
+            }
             self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
 
         def _resolve(self, repo_id: str, revision: str, name: str, body: bool) -> None:
@@ -163,8 +171,13 @@ def _handler(hub: TestHub) -> type[BaseHTTPRequestHandler]:
             if name not in repo.files:
                 return self._error(404, "Entry not found", code="EntryNotFound", commit=repo.commit)
             data, sha = repo.files[name], repo.sha(name)
-            headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{sha}"', "X-Linked-Etag": f'"{sha}"',
-                       "X-Linked-Size": str(len(data)), "Accept-Ranges": "bytes"}
+            headers = {
+                "X-Repo-Commit": repo.commit,
+                "ETag": f'"{sha}"',
+                "X-Linked-Etag": f'"{sha}"',
+                "X-Linked-Size": str(len(data)),
+                "Accept-Ranges": "bytes",
+            }
             start = 0
             if m := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
                 start = int(m.group(1))

@@ -25,6 +25,9 @@ from .engine.events import Done
 from .engine.model import Model
 from .engine.params import SamplingParams
 from .errors import R1Error
+from .rpc.engine import SplitModel
+
+Benched = Model | SplitModel  # llama.cpp, in this process or split over RPC workers
 
 # Words that Qwen's and Llama's BPE vocabularies encode as one token each (with the leading space).
 WORDS = (
@@ -96,7 +99,7 @@ class _Prompts:
     """Prompts of an exact length made of single-token words. Consecutive prompts start with
     different words, so none shares more than the BOS token with the one before it."""
 
-    def __init__(self, model: Model, seed: int = 0) -> None:
+    def __init__(self, model: Benched, seed: int = 0) -> None:
         self.words = [w for w in WORDS if len(model.tokenize(" " + w)) == 1]
         self.rng = random.Random(seed)
         self.calls = 0
@@ -108,7 +111,7 @@ class _Prompts:
         return "".join(" " + w for w in [first, *rest])
 
 
-def _timed(model: Model, prompt: str, max_tokens: int) -> tuple[float, float, Done]:
+def _timed(model: Benched, prompt: str, max_tokens: int) -> tuple[float, float, Done]:
     """Run one greedy request; returns (seconds to the first event, seconds to done, done)."""
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
     start = time.perf_counter()
@@ -124,17 +127,19 @@ def _timed(model: Model, prompt: str, max_tokens: int) -> tuple[float, float, Do
     raise AssertionError("a stream always ends with Done")
 
 
-def _pp(model: Model, prompts: _Prompts, n: int) -> tuple[float, float]:
+def _pp(model: Benched, prompts: _Prompts, n: int) -> tuple[float, float]:
     """One ppN run: (tokens/s, time to first token)."""
     first, elapsed, done = _timed(model, prompts.text(n), 1)
     evaluated = done.usage.prompt_tokens - done.usage.cached_tokens
     if evaluated != n:  # the word list assumption broke for this vocabulary
-        raise R1Error(f"The pp prompt came to {evaluated} tokens instead of {n} with this "
-                      "model's vocabulary.", "Report this model; the other tests still work.")
+        raise R1Error(
+            f"The pp prompt came to {evaluated} tokens instead of {n} with this model's vocabulary.",
+            "Report this model; the other tests still work.",
+        )
     return n / elapsed, first
 
 
-def _tg(model: Model, prompts: _Prompts, n: int) -> tuple[float, Done]:
+def _tg(model: Benched, prompts: _Prompts, n: int) -> tuple[float, Done]:
     """One tgN run: tokens/s over N decodes after the first token, and its end (draft counts)."""
     _, elapsed, done = _timed(model, prompts.text(1), n + 1)
     decodes = done.usage.completion_tokens - 1
@@ -150,7 +155,7 @@ def context_for(pp: int, tg: int) -> int:
 
 
 def run_bench(
-    model: Model,
+    model: Benched,
     *,
     pp: int = 512,
     tg: int = 128,

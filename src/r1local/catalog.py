@@ -29,8 +29,16 @@ QUANT_RE = re.compile(
 
 
 # An OpenVINO IR folder as OpenVINO's organisation publishes it; the model's .xml comes first.
-IR_FILES = ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_tokenizer.bin",
-            "openvino_detokenizer.xml", "openvino_detokenizer.bin", "config.json", "generation_config.json")
+IR_FILES = (
+    "openvino_model.xml",
+    "openvino_model.bin",
+    "openvino_tokenizer.xml",
+    "openvino_tokenizer.bin",
+    "openvino_detokenizer.xml",
+    "openvino_detokenizer.bin",
+    "config.json",
+    "generation_config.json",
+)
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,17 @@ class Variant:
         """The numbers the memory fit needs, before the file is downloaded."""
         d = self.distill
         return ModelShape.from_arch(
-            self.name, params=round(d.params_b * 1e9), layers=d.layers, kv_heads=d.kv_heads, head_dim=d.head_dim,
-            embedding=d.embedding, vocab=d.vocab, trained_ctx=d.context, file_bytes=self.size_bytes,
-            quant=self.quant, n_heads=d.heads,
+            self.name,
+            params=round(d.params_b * 1e9),
+            layers=d.layers,
+            kv_heads=d.kv_heads,
+            head_dim=d.head_dim,
+            embedding=d.embedding,
+            vocab=d.vocab,
+            trained_ctx=d.context,
+            file_bytes=self.size_bytes,
+            quant=self.quant,
+            n_heads=d.heads,
         )
 
 
@@ -88,8 +104,9 @@ class Distill:
     @functools.cached_property
     def variants(self) -> dict[str, Variant]:
         """The GGUF quantisations (what llama.cpp and the memory fit choose among)."""
-        return {q: Variant(self, q, round(gb * GB), _files(self.file_prefix, q, parts))
-                for q, gb, parts in self.quant_sizes}
+        return {
+            q: Variant(self, q, round(gb * GB), _files(self.file_prefix, q, parts)) for q, gb, parts in self.quant_sizes
+        }
 
     @functools.cached_property
     def ir_variants(self) -> dict[str, Variant]:
@@ -138,15 +155,18 @@ class Catalog:
         """The catalog name of the model that drafts for a distill of this architecture and size."""
         same = [d for d in self.distills if d.arch == arch]
         if not same:
-            raise UsageError(f"--draft auto knows drafts for the R1 distills; {file} is a {arch or 'different'} model.",
-                             "Give the draft model by name or path: --draft MODEL.")
+            raise UsageError(
+                f"--draft auto knows drafts for the R1 distills; {file} is a {arch or 'different'} model.",
+                "Give the draft model by name or path: --draft MODEL.",
+            )
         nearest = min(same, key=lambda d: abs(d.params_b * 1e9 - params))
         if nearest.draft:
             return f"r1:{nearest.draft}"
         if arch == "llama":
-            raise UsageError("The Llama distills need a draft with Llama 3's vocabulary, and the smallest Llama "
-                             "distill is 8B.", "Give a small Llama 3 GGUF (Llama-3.2-1B) with --draft PATH, or "
-                             "use --spec ngram.")
+            raise UsageError(
+                "The Llama distills need a draft with Llama 3's vocabulary, and the smallest Llama distill is 8B.",
+                "Give a small Llama 3 GGUF (Llama-3.2-1B) with --draft PATH, or use --spec ngram.",
+            )
         raise UsageError(f"{file} is the smallest distill: nothing smaller drafts for it.", "Use --spec ngram.")
 
     def npu_variants(self) -> list[Variant]:
@@ -181,11 +201,15 @@ def _parse(text: str) -> Catalog:
             for q, v in m["quants"].items()
         )
         fields = {k: m[k] for k in Distill.__dataclass_fields__ if k not in ("quant_sizes", "openvino", "draft")}
-        folders = tuple((q.upper(), v["repo"], float(v["gb"]), bool(v.get("npu", False)))
-                        for q, v in m.get("openvino", {}).items())
+        folders = tuple(
+            (q.upper(), v["repo"], float(v["gb"]), bool(v.get("npu", False))) for q, v in m.get("openvino", {}).items()
+        )
         distills.append(Distill(**fields, quant_sizes=sizes, openvino=folders, draft=m.get("draft", "")))
-    return Catalog(tuple(distills), data.get("default_quant", "Q4_K_M").upper(),
-                   tuple(q.upper() for q in data.get("quant_order", ())))
+    return Catalog(
+        tuple(distills),
+        data.get("default_quant", "Q4_K_M").upper(),
+        tuple(q.upper() for q in data.get("quant_order", ())),
+    )
 
 
 # --------------------------------------------------------------------------- file names

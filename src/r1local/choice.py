@@ -19,6 +19,7 @@ context, set by its own configuration, is taken as it is and ranks below a reaso
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .fit import USEFUL_CTX, FitPlan, ModelShape, plan
@@ -30,8 +31,7 @@ MIN_TPS = 5.0  # r1:best: slower than this does not run in any useful sense
 FAST_MIN_PARAMS = 7e9  # r1:fast: the 1.5B distill reasons far worse (AIME 2024: 28.9 against 55.5 for the 7B)
 # quality kept by each quantisation, relative to 8-bit (llama.cpp's perplexity tables, rounded)
 # (NPU: OpenVINO's symmetric INT4 for the NPU, which loses a little more than the asymmetric k-quants)
-QUANT_QUALITY = {"Q8_0": 1.0, "Q6_K": 0.99, "Q5_K_M": 0.98, "Q4_K_M": 0.96, "IQ4_XS": 0.95, "NPU": 0.93,
-                 "Q3_K_M": 0.88}
+QUANT_QUALITY = {"Q8_0": 1.0, "Q6_K": 0.99, "Q5_K_M": 0.98, "Q4_K_M": 0.96, "IQ4_XS": 0.95, "NPU": 0.93, "Q3_K_M": 0.88}
 FAST_MIN_QUANT = 0.95  # r1:fast keeps 4-bit and finer
 NPU_VERDICT = "fits on NPU"
 POLICIES = ("r1", "r1:best", "r1:fast", "r1:npu")
@@ -89,15 +89,21 @@ def _tps(c: Choice) -> float:
 def _fast(fitting: list[Choice], r1: Choice) -> Choice:
     """The quickest reasoner, unless the reasoners are all slower than r1: then the quickest of all,
     so that r1:fast is never slower than r1."""
-    reasoners = [c for c in fitting if c.shape.params >= FAST_MIN_PARAMS
-                 and QUANT_QUALITY.get(c.shape.quant.upper(), 0.0) >= FAST_MIN_QUANT]
+    reasoners = [
+        c
+        for c in fitting
+        if c.shape.params >= FAST_MIN_PARAMS and QUANT_QUALITY.get(c.shape.quant.upper(), 0.0) >= FAST_MIN_QUANT
+    ]
     if reasoners:
         best = max(reasoners, key=lambda c: (_tps(c), -c.shape.file_bytes))
         if _tps(best) >= _tps(r1):
             best.why = "the quickest of the 7B class or larger at 4-bit or finer"
             return best
-        slow = (f"the 7B class is too slow here: about {_tps(best):.0f} tokens/s at best" if best.plan.decode_tps
-                else "the 7B class is too slow here")
+        slow = (
+            f"the 7B class is too slow here: about {_tps(best):.0f} tokens/s at best"
+            if best.plan.decode_tps
+            else "the 7B class is too slow here"
+        )
     else:
         slow = "no 7B-class model fits"
     best = max(fitting, key=lambda c: (_tps(c), quality(c.shape)))
@@ -125,19 +131,23 @@ def plain_size(hw: Hardware, candidates: list[tuple[str, ModelShape]], default: 
         return wanted
     best = max(fitting, key=lambda c: (c.plan.n_ctx >= REASONING_CTX, quality(c.shape)))
     if default is not None:
-        best.why = (f"{default} does not fit this PC's free memory with an {USEFUL_CTX // 1024}k context: "
-                    f"using {best.name}, the best quality that does")
+        best.why = (
+            f"{default} does not fit this PC's free memory with an {USEFUL_CTX // 1024}k context: "
+            f"using {best.name}, the best quality that does"
+        )
     return best
 
 
-def choose(hw: Hardware, candidates: list[tuple[str, ModelShape]], policy: str = "r1",
-           npu_plans: list[Planned] = ()) -> Choice | None:
+def choose(
+    hw: Hardware, candidates: list[tuple[str, ModelShape]], policy: str = "r1", npu_plans: Sequence[Planned] = ()
+) -> Choice | None:
     """The candidate `policy` (one of POLICIES) names on this machine; None when none fits."""
     return choose_all(hw, candidates, npu_plans)[policy]
 
 
-def choose_all(hw: Hardware, candidates: list[tuple[str, ModelShape]],
-               npu_plans: list[Planned] = ()) -> dict[str, Choice | None]:
+def choose_all(
+    hw: Hardware, candidates: list[tuple[str, ModelShape]], npu_plans: Sequence[Planned] = ()
+) -> dict[str, Choice | None]:
     """Every policy's choice, planning each candidate once. `npu_plans` are the NPU's models with
     their plans (fit_npu.npu_plans): they compete under the same rules."""
     plans = [(name, s, plan(s, hw, REASONING_CTX)) for name, s in candidates]
@@ -152,5 +162,9 @@ def choose_all(hw: Hardware, candidates: list[tuple[str, ModelShape]],
         return [Choice(n, s, p, policy) for n, s, p in fitting]
 
     r1 = _r1(pool("r1"))
-    return {"r1": r1, "r1:best": _best(pool("r1:best")), "r1:fast": _fast(pool("r1:fast"), r1),
-            "r1:npu": _npu(pool("r1:npu"))}
+    return {
+        "r1": r1,
+        "r1:best": _best(pool("r1:best")),
+        "r1:fast": _fast(pool("r1:fast"), r1),
+        "r1:npu": _npu(pool("r1:npu")),
+    }

@@ -19,6 +19,7 @@ from .engine.events import Done, Event, FinishReason, Timings, Usage
 from .engine.openai_stream import StreamDecoder
 from .request import ChatRequest
 
+
 def _error(response: httpx.Response) -> errors.R1Error:
     """The error class a server's JSON error body names by its code (OpenAI's shape; Ollama's has none)."""
     try:
@@ -76,22 +77,37 @@ class ResidentServer:
 def openai_body(chat: ChatRequest) -> dict:
     """A chat request as the OpenAI body the server turns back into the same request, streamed
     (all but Ollama's num_ctx, which OpenAI's API lacks)."""
-    body = {"messages": chat.messages, "stream": True, "stream_options": {"include_usage": True},
-            "think": chat.think, "reasoning_budget_tokens": chat.think_budget, "reasoning_effort": chat.effort,
-            "max_tokens": chat.max_tokens, "stop": chat.stop or None, "n": chat.n if chat.n != 1 else None,
-            "grammar": chat.grammar, "truncate": None if chat.trim else False,
-            "continue_final_message": None if chat.continue_final else False, "logit_bias": chat.logit_bias,
-            **chat.sampling.fields()}
+    body = {
+        "messages": chat.messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "think": chat.think,
+        "reasoning_budget_tokens": chat.think_budget,
+        "reasoning_effort": chat.effort,
+        "max_tokens": chat.max_tokens,
+        "stop": chat.stop or None,
+        "n": chat.n if chat.n != 1 else None,
+        "grammar": chat.grammar,
+        "truncate": None if chat.trim else False,
+        "continue_final_message": None if chat.continue_final else False,
+        "logit_bias": chat.logit_bias,
+        **chat.sampling.fields(),
+    }
     if chat.logprobs is not None:
         body.update(logprobs=True, top_logprobs=chat.logprobs)
     if chat.tools:
-        body.update(tools=[tool.model_dump(exclude_none=True) for tool in chat.tools],
-                    tool_choice=chat.tool_choice if isinstance(chat.tool_choice, str | None)
-                    else chat.tool_choice.model_dump(), parallel_tool_calls=chat.parallel_tool_calls)
+        body.update(
+            tools=[tool.model_dump(exclude_none=True) for tool in chat.tools],
+            tool_choice=chat.tool_choice if isinstance(chat.tool_choice, str | None) else chat.tool_choice.model_dump(),
+            parallel_tool_calls=chat.parallel_tool_calls,
+        )
     if chat.response_format is not None:
         schema = chat.response_format.schema
-        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}} \
-            if schema else {"type": "json_object"}
+        body["response_format"] = (
+            {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+            if schema
+            else {"type": "json_object"}
+        )
     return {key: value for key, value in body.items() if value is not None}
 
 
@@ -103,13 +119,15 @@ class RemoteStream:
         self._started = time.monotonic()
         try:
             self._response = http.send(http.build_request("POST", "/v1/chat/completions", json=body), stream=True)
-        except httpx.HTTPError as error:
-            raise errors.R1Error(f"The r1local server at {http.base_url} did not answer ({error}).",
-                                 "Check that it still runs: r1local ps") from None
+        except httpx.HTTPError as unanswered:
+            raise errors.R1Error(
+                f"The r1local server at {http.base_url} did not answer ({unanswered}).",
+                "Check that it still runs: r1local ps",
+            ) from None
         if self._response.status_code != 200:
-            error = _error(self._response)
+            refusal = _error(self._response)
             self._response.close()
-            raise error
+            raise refusal
 
     def cancel(self) -> None:
         self._response.close()
@@ -139,8 +157,13 @@ class RemoteStream:
         prompt, completion = decoder.prompt_tokens, decoder.completion_tokens or 0
         ttft = (first or time.monotonic()) - self._started
         decode_s = (last - first) if first and last and last > first else 0.0
-        timings = Timings(queued_s=0.0, ttft_s=ttft, prompt_tokens_per_s=prompt / ttft if ttft else 0.0,
-                          generation_tokens_per_s=(completion - 1) / decode_s if decode_s else 0.0)
-        finish: FinishReason = "error" if error else "length" if decoder.finish == "length" else \
-            "stop" if decoder.finish else "cancelled"
+        timings = Timings(
+            queued_s=0.0,
+            ttft_s=ttft,
+            prompt_tokens_per_s=prompt / ttft if ttft else 0.0,
+            generation_tokens_per_s=(completion - 1) / decode_s if decode_s else 0.0,
+        )
+        finish: FinishReason = (
+            "error" if error else "length" if decoder.finish == "length" else "stop" if decoder.finish else "cancelled"
+        )
         return Done(finish, Usage(prompt, completion, decoder.cached_tokens), timings, error)

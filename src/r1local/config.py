@@ -36,7 +36,9 @@ def rpc_workers() -> str | None:
     """R1LOCAL_RPC, else config.toml's `rpc`: RPC workers (host:port,...) to spread models over, as --rpc does."""
     workers = os.environ.get("R1LOCAL_RPC") or saved_settings().get("rpc")
     if workers is not None and not isinstance(workers, str):
-        raise UsageError(f"{config_file()}: rpc must be a string.", 'Example: rpc = "192.168.1.20:50052,192.168.1.21:50052"')
+        raise UsageError(
+            f"{config_file()}: rpc must be a string.", 'Example: rpc = "192.168.1.20:50052,192.168.1.21:50052"'
+        )
     return workers or None
 
 
@@ -92,8 +94,10 @@ def _as_url(value: str, variable: str) -> str:
     except ValueError:
         port = -1
     if parts.scheme not in ("http", "https") or not parts.hostname or port == -1 or parts.path.strip("/"):
-        raise UsageError(f"{variable}={value!r} is not a server address.",
-                         f"Examples: {variable}=127.0.0.1:18600, {variable}=http://192.168.1.20:11435")
+        raise UsageError(
+            f"{variable}={value!r} is not a server address.",
+            f"Examples: {variable}=127.0.0.1:18600, {variable}=http://192.168.1.20:11435",
+        )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"{parts.scheme}://{host}:{port or DEFAULT_PORT}"
 
@@ -176,8 +180,10 @@ def openvino_cache_dir() -> Path:
 def npu_shape() -> tuple[int, int]:
     """The NPU compiles static shapes: (R1LOCAL_NPU_MAX_PROMPT, R1LOCAL_NPU_MIN_RESPONSE) tokens.
     R1 reasons for thousands of tokens, so the answer's room is larger than OpenVINO's default."""
-    return (int(os.environ.get("R1LOCAL_NPU_MAX_PROMPT", "2048")),
-            int(os.environ.get("R1LOCAL_NPU_MIN_RESPONSE", "2048")))
+    return (
+        int(os.environ.get("R1LOCAL_NPU_MAX_PROMPT", "2048")),
+        int(os.environ.get("R1LOCAL_NPU_MIN_RESPONSE", "2048")),
+    )
 
 
 def config_file() -> Path:

@@ -69,8 +69,11 @@ def reserved(parts: list[tuple[int, Path, Path]]) -> Iterator[None]:
                 f"{store.human_size(MARGIN_BYTES)} stays free; {config.hf_cache()} has {store.human_size(free)} free.",
                 "Free some space (r1local list / r1local rm NAME), or point HF_HUB_CACHE at a bigger disk.",
             )
-        mine.write_text(json.dumps({"pid": os.getpid(),
-                                    "parts": [[size, str(partial), str(final)] for size, partial, final in parts]}))
+        mine.write_text(
+            json.dumps(
+                {"pid": os.getpid(), "parts": [[size, str(partial), str(final)] for size, partial, final in parts]}
+            )
+        )
     try:
         yield
     finally:

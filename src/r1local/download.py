@@ -11,8 +11,8 @@ already running), and a SHA-256 check against the Hub's LFS hash before the file
 from __future__ import annotations
 
 import hashlib
-import os
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -65,14 +65,17 @@ def _hub_errors(target: Target, what: str) -> Iterator[None]:
     try:
         yield
     except GatedRepoError as e:
-        raise AuthRequired(f"{target.repo} is gated: the Hub refused to send {what}.",
-                           _TOKEN_HINT.format(repo=target.repo)) from e
+        raise AuthRequired(
+            f"{target.repo} is gated: the Hub refused to send {what}.", _TOKEN_HINT.format(repo=target.repo)
+        ) from e
     except RepositoryNotFoundError as e:
-        raise ModelNotFound(f"{target.repo} was not found on the Hub.",
-                            "Check the repository name; for a private one, set HF_TOKEN.") from e
+        raise ModelNotFound(
+            f"{target.repo} was not found on the Hub.", "Check the repository name; for a private one, set HF_TOKEN."
+        ) from e
     except RevisionNotFoundError as e:
-        raise ModelNotFound(f"{target.repo} has no revision {target.revision!r}.",
-                            "Use a branch, tag or commit the repository has.") from e
+        raise ModelNotFound(
+            f"{target.repo} has no revision {target.revision!r}.", "Use a branch, tag or commit the repository has."
+        ) from e
     except RemoteEntryNotFoundError as e:
         raise ModelNotFound(f"{what} is not in {target.repo}.") from e
     except HfHubHTTPError as e:
@@ -85,8 +88,10 @@ def _hub_errors(target: Target, what: str) -> Iterator[None]:
 
 
 def _offline(name: str) -> OfflineError:
-    return OfflineError(f"{name} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
-                        "Unset HF_HUB_OFFLINE to download it, or see the models you have with: r1local list")
+    return OfflineError(
+        f"{name} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
+        "Unset HF_HUB_OFFLINE to download it, or see the models you have with: r1local list",
+    )
 
 
 def remote_files(target: Target, notify: hubcall.Notify | None = None) -> tuple[str, dict[str, RemoteFile]]:
@@ -96,24 +101,30 @@ def remote_files(target: Target, notify: hubcall.Notify | None = None) -> tuple[
         raise _offline(target.label)
     api = HfApi(endpoint=config.hf_endpoint())
     with _hub_errors(target, "the file list"):
-        info = hubcall.call(lambda timeout: api.model_info(target.repo, revision=target.revision, files_metadata=True,
-                                                           timeout=timeout),  # type: ignore[arg-type]
-                            f"the file list of {target.repo}", notify)
+        info = hubcall.call(
+            lambda timeout: api.model_info(target.repo, revision=target.revision, files_metadata=True, timeout=timeout),  # type: ignore[arg-type]
+            f"the file list of {target.repo}",
+            notify,
+        )
     files = {
-        s.rfilename: RemoteFile(s.rfilename, s.lfs.size if s.lfs else (s.size or 0),
-                                s.lfs.sha256 if s.lfs else None, s.blob_id or "")
+        s.rfilename: RemoteFile(
+            s.rfilename, s.lfs.size if s.lfs else (s.size or 0), s.lfs.sha256 if s.lfs else None, s.blob_id or ""
+        )
         for s in info.siblings or []
     }
-    _check_answer(target, info.sha, files.values())
-    return info.sha, files
+    return _check_answer(target, info.sha, files.values()), files
 
 
-def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> None:
-    """Refuse a Hub answer whose commit, file names, hashes or sizes could not have come from a real
-    repository: they name files in the cache, and a crafted one would write outside it."""
+def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -> str:
+    """The commit, once the Hub answer is checked: refused when its commit, file names, hashes or sizes
+    could not have come from a real repository (they name files in the cache, and a crafted one would
+    write outside it)."""
+
     def refuse(what: str) -> DownloadError:
-        return DownloadError(f"The Hub at {config.hf_endpoint()} sent {what} for {target.repo}; nothing was written.",
-                             "Check HF_ENDPOINT: it should point at huggingface.co or a mirror you trust.")
+        return DownloadError(
+            f"The Hub at {config.hf_endpoint()} sent {what} for {target.repo}; nothing was written.",
+            "Check HF_ENDPOINT: it should point at huggingface.co or a mirror you trust.",
+        )
 
     if not isinstance(commit, str) or not _COMMIT_RE.fullmatch(commit):
         raise refuse(f"an invalid commit id {str(commit)[:60]!r}")
@@ -126,20 +137,27 @@ def _check_answer(target: Target, commit: object, files: Iterable[RemoteFile]) -
             raise refuse(f"an invalid blob id for {f.name}")
         if not isinstance(f.size, int) or f.size < 0:
             raise refuse(f"an invalid size for {f.name}")
+    return commit
 
 
 def _safe_relative(name: str) -> bool:
     """A relative POSIX path that stays below its folder: no absolute path, drive, `..`, `.` or empty part."""
     parts = name.split("/")
-    return (bool(name) and "\\" not in name and "\0" not in name and ":" not in parts[0]
-            and all(part not in ("", ".", "..") for part in parts))
+    return (
+        bool(name)
+        and "\\" not in name
+        and "\0" not in name
+        and ":" not in parts[0]
+        and all(part not in ("", ".", "..") for part in parts)
+    )
 
 
 def _inside(root: Path, path: Path) -> Path:
     """`path`, after checking that it stays inside `root` once `..` and symlinked folders are resolved."""
     if not path.resolve().is_relative_to(root.resolve()):
-        raise DownloadError(f"Refused to write {path.name} outside {root}.",
-                            "Check HF_ENDPOINT and the revision you asked for.")
+        raise DownloadError(
+            f"Refused to write {path.name} outside {root}.", "Check HF_ENDPOINT and the revision you asked for."
+        )
     return path
 
 
@@ -165,8 +183,9 @@ class _Silent:
         pass
 
 
-def pull(target: Target, *, progress: type | None = None, on_wait: OnWait | None = None,
-         notify: hubcall.Notify | None = None) -> Path:
+def pull(
+    target: Target, *, progress: type | None = None, on_wait: OnWait | None = None, notify: hubcall.Notify | None = None
+) -> Path:
     """Download `target` into the cache (resuming partial files) and return the first part's path.
 
     `progress` is a tqdm-like class (keyword arguments total, initial, desc, unit...; `update(n)`;
@@ -238,16 +257,25 @@ def _download(target: Target, commit: str, f: RemoteFile, partial: Path, progres
     url = hf_hub_url(target.repo, f.name, revision=commit, endpoint=config.hf_endpoint())
     try:
         with _hub_errors(target, f.name), partial.open("ab") as out:
-            http_get(url, out, resume_size=done, headers=build_hf_headers(), expected_size=f.size,
-                     displayed_filename=Path(f.name).name, tqdm_class=progress)
+            http_get(
+                url,
+                out,
+                resume_size=done,
+                headers=build_hf_headers(),
+                expected_size=f.size,
+                displayed_filename=Path(f.name).name,
+                tqdm_class=progress,
+            )
     except R1Error:
         raise
     except httpx2.TransportError as e:
         raise _transfer_failed(f.name, partial, e) from e
     except OSError as e:
         if e.errno is not None:  # the disk, not the network: keep the partial file to resume
-            raise DownloadError(f"Could not write {partial}: {e.strerror}.",
-                                "Fix the disk problem (space, permissions) and pull again to resume.") from e
+            raise DownloadError(
+                f"Could not write {partial}: {e.strerror}.",
+                "Fix the disk problem (space, permissions) and pull again to resume.",
+            ) from e
         partial.unlink(missing_ok=True)  # http_get's size check: the server sent the wrong amount
         raise DownloadError(f"{f.name} arrived with the wrong size.", "Run the same command again.") from e
     finally:
@@ -267,9 +295,10 @@ def _transfer_failed(name: str, partial: Path, e: httpx2.TransportError) -> Down
     kept = partial.stat().st_size if partial.is_file() else 0
     if not kept:
         return DownloadError(hubcall.what_failed(e, name, 1), hubcall.NEXT_STEP)
-    return DownloadError(f"Lost the connection to {hubcall.host()} after {store.human_size(kept)} of {name}: "
-                         f"{e or type(e).__name__}.",
-                         "Run the same command again: the download resumes where it stopped.")
+    return DownloadError(
+        f"Lost the connection to {hubcall.host()} after {store.human_size(kept)} of {name}: {e or type(e).__name__}.",
+        "Run the same command again: the download resumes where it stopped.",
+    )
 
 
 def _sha256(path: Path) -> str:

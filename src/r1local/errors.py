@@ -108,9 +108,11 @@ class WorkerUnreachable(R1Error):
     meaning = "an RPC worker unusable"
 
     def __init__(self, endpoint: str, why: str) -> None:
-        super().__init__(f"RPC worker {endpoint} is not usable: {why}.",
-                         f"Start it there with `r1local worker --port {endpoint.rpartition(':')[2]}` "
-                         "(and --host on a private network), or leave it out of --rpc.")
+        super().__init__(
+            f"RPC worker {endpoint} is not usable: {why}.",
+            f"Start it there with `r1local worker --port {endpoint.rpartition(':')[2]}` "
+            "(and --host on a private network), or leave it out of --rpc.",
+        )
         self.endpoint = endpoint
 
 
@@ -297,14 +299,18 @@ def from_body(code: object, message: str) -> R1Error:
 
 def exit_codes_help() -> str:
     """The exit codes, as `run -h` lists them."""
-    codes = [(0, "answered"), *((cls.exit_code, cls.meaning) for cls in table()),
-             (MAX_TOKENS_EXIT, "stopped at --max-tokens or a full context")]
+    codes = [
+        (0, "answered"),
+        *((cls.exit_code, cls.meaning) for cls in table()),
+        (MAX_TOKENS_EXIT, "stopped at --max-tokens or a full context"),
+    ]
     return "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in sorted(codes)) + "."
 
 
 def markdown_table() -> str:
     """docs/api.md's error table: exit code, HTTP status and OpenAI code of each class."""
     rows = ["| exit | HTTP | `code` | error | meaning |", "| --- | --- | --- | --- | --- |"]
-    rows += [f"| {cls.exit_code} | {cls.http_status} | `{cls.code}` | {cls.__name__} | {cls.meaning} |"
-             for cls in table()]
+    rows += [
+        f"| {cls.exit_code} | {cls.http_status} | `{cls.code}` | {cls.__name__} | {cls.meaning} |" for cls in table()
+    ]
     return "\n".join(rows) + "\n"

@@ -77,26 +77,49 @@ class ModelShape:
     def from_gguf(cls, info: Any, name: str | None = None) -> ModelShape:
         """From gguf_meta.read_gguf(path)."""
         layers, _ = info.bytes_per_layer()
-        repack = sum(t.n_bytes for t in info.tensors if t.layer is not None and t.type_name in REPACKED and
-                     len(t.shape) == 2)
+        repack = sum(
+            t.n_bytes for t in info.tensors if t.layer is not None and t.type_name in REPACKED and len(t.shape) == 2
+        )
         by_name = {t.name: t.n_bytes for t in info.tensors}
         embed = by_name.get("token_embd.weight", 0)
         tied = "output.weight" not in by_name
         # Tied: on a GPU, llama.cpp loads token_embd a second time as the output head
         output = by_name.get("output.weight", embed) + by_name.get("output_norm.weight", 0)
         return cls(
-            name=name or info.name or info.path.stem, params=info.parameter_count, layers=info.block_count or len(layers),
-            kv_heads=info.head_count_kv or 1, key_dim=info.key_length or 0, value_dim=info.value_length or 0,
-            embedding=info.embedding_length or 0, vocab=info.vocab_size or 0,
-            trained_ctx=info.context_length or config.DEFAULT_CTX, file_bytes=info.file_size,
-            layer_bytes=sum(layers.values()) // max(len(layers), 1), embed_bytes=embed, output_bytes=output,
-            quant=info.file_type, n_heads=info.head_count or 0, tied_output=tied, repack_bytes=repack,
+            name=name or info.name or info.path.stem,
+            params=info.parameter_count,
+            layers=info.block_count or len(layers),
+            kv_heads=info.head_count_kv or 1,
+            key_dim=info.key_length or 0,
+            value_dim=info.value_length or 0,
+            embedding=info.embedding_length or 0,
+            vocab=info.vocab_size or 0,
+            trained_ctx=info.context_length or config.DEFAULT_CTX,
+            file_bytes=info.file_size,
+            layer_bytes=sum(layers.values()) // max(len(layers), 1),
+            embed_bytes=embed,
+            output_bytes=output,
+            quant=info.file_type,
+            n_heads=info.head_count or 0,
+            tied_output=tied,
+            repack_bytes=repack,
         )
 
     @classmethod
     def from_arch(
-        cls, name: str, *, params: int, layers: int, kv_heads: int, head_dim: int, embedding: int, vocab: int,
-        trained_ctx: int, file_bytes: int, quant: str = "", n_heads: int = 0,
+        cls,
+        name: str,
+        *,
+        params: int,
+        layers: int,
+        kv_heads: int,
+        head_dim: int,
+        embedding: int,
+        vocab: int,
+        trained_ctx: int,
+        file_bytes: int,
+        quant: str = "",
+        n_heads: int = 0,
     ) -> ModelShape:
         """From catalog numbers before download: the file's bytes are split between the embedding
         tables (vocab x embedding each, at the file's average bytes per weight) and the layers."""
@@ -104,8 +127,24 @@ class ModelShape:
         table = int(vocab * embedding * per_param)
         layer = int(max(file_bytes - 2 * table, 0) / layers)
         repack = int(layer * layers * REPACK_SHARE.get(quant.upper(), 0.0))
-        return cls(name, params, layers, kv_heads, head_dim, head_dim, embedding, vocab, trained_ctx, file_bytes,
-                   layer, table, table, quant, n_heads, repack_bytes=repack)
+        return cls(
+            name,
+            params,
+            layers,
+            kv_heads,
+            head_dim,
+            head_dim,
+            embedding,
+            vocab,
+            trained_ctx,
+            file_bytes,
+            layer,
+            table,
+            table,
+            quant,
+            n_heads,
+            repack_bytes=repack,
+        )
 
     def kv_bytes_per_token(self, kv_type: str = "f16") -> float:
         return self.layers * self.kv_heads * (self.key_dim + self.value_dim) * KV_BYTES[kv_type]
@@ -196,11 +235,14 @@ def check_split(user_split: Sequence[float], devices: list[str]) -> list[float]:
     """The user's --tensor-split as shares summing to 1: one number per device, in llama.cpp's order."""
     if len(user_split) != len(devices):
         listed = ", ".join(devices) or "none"
-        raise UsageError(f"--tensor-split gives {len(user_split)} shares for {len(devices)} devices ({listed}).",
-                         "Give one number per device, in that order, e.g. --tensor-split 3,1.")
+        raise UsageError(
+            f"--tensor-split gives {len(user_split)} shares for {len(devices)} devices ({listed}).",
+            "Give one number per device, in that order, e.g. --tensor-split 3,1.",
+        )
     if any(not math.isfinite(x) or x < 0 for x in user_split) or not sum(user_split):
-        raise UsageError("--tensor-split takes shares of zero or more, at least one above zero.",
-                         "Example: --tensor-split 3,1")
+        raise UsageError(
+            "--tensor-split takes shares of zero or more, at least one above zero.", "Example: --tensor-split 3,1"
+        )
     return [x / sum(user_split) for x in user_split]
 
 
@@ -241,7 +283,8 @@ def _tiled_matmul_pays(hw: Hardware, n_parallel: int) -> bool:
 
 def _ctx_ladder(shape: ModelShape, desired: int) -> list[int]:
     top = max(min(desired, shape.trained_ctx), 16)
-    ladder, ctx = [], top
+    ladder: list[int] = []
+    ctx = top
     while ctx >= config.MIN_CTX or not ladder:
         ladder.append(ctx)
         ctx //= 2
@@ -252,13 +295,22 @@ def check_kv_type(shape: ModelShape, kv_type: str) -> None:
     if kv_type not in config.KV_TYPES:
         raise UsageError(f"Unknown KV cache type {kv_type!r}.", f"Choose one of {', '.join(config.KV_TYPES)}.")
     if kv_type != "f16" and not shape.kv_quantisable():
-        raise UsageError(f"--kv-type {kv_type} needs attention heads whose size is a multiple of {KV_BLOCK}; "
-                         f"{shape.name}'s are {shape.key_dim}.", "Use --kv-type f16 for this model.")
+        raise UsageError(
+            f"--kv-type {kv_type} needs attention heads whose size is a multiple of {KV_BLOCK}; "
+            f"{shape.name}'s are {shape.key_dim}.",
+            "Use --kv-type f16 for this model.",
+        )
 
 
-def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, n_parallel: int = 1,
-         gpu_layers: int | None = None, user_split: Sequence[float] | None = None,
-         kv_type: str | None = None) -> FitPlan:
+def plan(
+    shape: ModelShape,
+    hardware: Hardware,
+    desired_ctx: int | None = None,
+    n_parallel: int = 1,
+    gpu_layers: int | None = None,
+    user_split: Sequence[float] | None = None,
+    kv_type: str | None = None,
+) -> FitPlan:
     """Choose how to load `shape` on `hardware`: all layers on the GPU(s) when they fit with margin,
     else as many layers as fit; several GPUs share the layers by their free memory; the context
     from desired_ctx down to config.MIN_CTX; threads = physical (performance) cores. `gpu_layers`
@@ -281,14 +333,20 @@ def plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None = None, 
     return half
 
 
-def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_parallel: int,
-          gpu_layers: int | None, user_split: Sequence[float] | None, kv_type: str) -> FitPlan:
+def _plan(
+    shape: ModelShape,
+    hardware: Hardware,
+    desired_ctx: int | None,
+    n_parallel: int,
+    gpu_layers: int | None,
+    user_split: Sequence[float] | None,
+    kv_type: str,
+) -> FitPlan:
     desired = desired_ctx or config.DEFAULT_CTX
     gpus = hardware.usable_gpus
     budgets = _gpu_budgets(gpus, hardware)
     budget = sum(budgets)
-    split = (check_split(user_split, [g.name for g in gpus]) if user_split
-             else tensor_split(budgets) if gpus else [])
+    split = check_split(user_split, [g.name for g in gpus]) if user_split else tensor_split(budgets) if gpus else []
     unified = bool(gpus) and all(g.integrated for g in gpus)
     ram = int(hardware.memory.available * RAM_MARGIN)
     kv_layer_tok = shape.kv_bytes_per_token(kv_type) / shape.layers
@@ -302,19 +360,25 @@ def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_para
         head = max((d for d, n in enumerate(per_device) if n), default=-1) if head_on_gpu else -1
         device_bytes = [  # each device: its layers with their KV cache, the head on the last, a compute buffer
             (n - (d == head)) * (shape.layer_bytes + int(kv_layer_tok * total_ctx))
-            + (shape.output_bytes if d == head else 0) + (compute if n else 0)
+            + (shape.output_bytes if d == head else 0)
+            + (compute if n else 0)
             for d, n in enumerate(per_device)
         ]
         gpu_w = on_gpu * shape.layer_bytes + (shape.output_bytes if head_on_gpu else 0)
         gpu_kv = int(on_gpu * kv_layer_tok * total_ctx)
         gpu = sum(device_bytes)
-        cpu_w = (shape.layers - on_gpu) * shape.layer_bytes + shape.embed_bytes + (
-            0 if head_on_gpu or shape.tied_output else shape.output_bytes
+        cpu_w = (
+            (shape.layers - on_gpu) * shape.layer_bytes
+            + shape.embed_bytes
+            + (0 if head_on_gpu or shape.tied_output else shape.output_bytes)
         )
         cpu_kv = int((shape.layers - on_gpu) * kv_layer_tok * total_ctx)
         cpu = cpu_w + cpu_kv + shape.touched_compute_bytes() + shape.runtime_bytes()
         repack = int(shape.repack_bytes * (shape.layers - on_gpu) / shape.layers) if _repacks(hardware) else 0
-        fits = all(b <= cap for b, cap in zip(device_bytes, budgets)) and cpu + (gpu if unified else 0) <= ram
+        fits = (
+            all(b <= cap for b, cap in zip(device_bytes, budgets, strict=False))
+            and cpu + (gpu if unified else 0) <= ram
+        )
         if not fits and not force:
             return None
         speed = estimate_speed(shape, hardware, gpus, n_gpu)
@@ -325,24 +389,52 @@ def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_para
         else:
             verdict, device = "partly on GPU", f"{_device_name(gpus)} + CPU"
         return FitPlan(
-            shape.name, n_gpu, ctx, n_parallel, hardware.cpu.threads, device, gpu, cpu, speed.decode_tps,
-            speed.prompt_tps, fits, verdict if fits else "too big", "", budget, map_file=not repack,
+            shape.name,
+            n_gpu,
+            ctx,
+            n_parallel,
+            hardware.cpu.threads,
+            device,
+            gpu,
+            cpu,
+            speed.decode_tps,
+            speed.prompt_tps,
+            fits,
+            verdict if fits else "too big",
+            "",
+            budget,
+            map_file=not repack,
             decode_ceiling_tps=speed.ceiling_tps,
             tiled_matmul=n_gpu > shape.layers or _tiled_matmul_pays(hardware, n_parallel),
-            details={"gpu_weights": gpu_w, "gpu_kv": gpu_kv, "cpu_weights": cpu_w, "cpu_kv": cpu_kv,
-                     "compute": compute, "runtime": shape.runtime_bytes(), "cpu_repack": repack},
-            gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device) if n],
-            device_layers=[n for n in per_device if n], tensor_split=split if len(gpus) > 1 else [],
+            details={
+                "gpu_weights": gpu_w,
+                "gpu_kv": gpu_kv,
+                "cpu_weights": cpu_w,
+                "cpu_kv": cpu_kv,
+                "compute": compute,
+                "runtime": shape.runtime_bytes(),
+                "cpu_repack": repack,
+            },
+            gpu_devices=[d for d, n in zip(hardware.offload_devices(), per_device, strict=False) if n],
+            device_layers=[n for n in per_device if n],
+            tensor_split=split if len(gpus) > 1 else [],
             user_split=tuple(user_split) if user_split else None,
-            kv_type=kv_type, flash_attn="auto" if kv_type == "f16" else "on",
+            kv_type=kv_type,
+            flash_attn="auto" if kv_type == "f16" else "on",
         )
 
     ladder = _ctx_ladder(shape, desired)
     if gpu_layers is not None:
         pinned = shape.layers + 1 if gpu_layers < 0 else min(gpu_layers, shape.layers + 1)
-        p = next(filter(None, (attempt(ctx, pinned) for ctx in ladder)), None) or attempt(ladder[-1], pinned, force=True)
+        p = next(filter(None, (attempt(ctx, pinned) for ctx in ladder)), None) or attempt(
+            ladder[-1], pinned, force=True
+        )
         assert p is not None
-        where = f"{p.n_gpu_layers} of {shape.layers + 1} layers on the GPU (--gpu-layers)" if p.n_gpu_layers else "on the CPU"
+        where = (
+            f"{p.n_gpu_layers} of {shape.layers + 1} layers on the GPU (--gpu-layers)"
+            if p.n_gpu_layers
+            else "on the CPU"
+        )
         p.reason = f"{where}; context {p.n_ctx}" + ("" if p.fits else " (more than the memory free, by estimate)")
         return p
     if gpus:
@@ -354,15 +446,25 @@ def _plan(shape: ModelShape, hardware: Hardware, desired_ctx: int | None, n_para
         for n_gpu in range(shape.layers if gpus else 0, -1, -1):
             if p := attempt(ctx, n_gpu):
                 where = f"{n_gpu} of {shape.layers} layers on the GPU" if n_gpu else "on the CPU"
-                p.reason = (
-                    f"{where}; context {ctx}" + (f" (reduced from {ladder[0]})" if ctx < ladder[0] else "")
-                )
+                p.reason = f"{where}; context {ctx}" + (f" (reduced from {ladder[0]})" if ctx < ladder[0] else "")
                 return p
     need = shape.file_bytes + int(kv_layer_tok * shape.layers * ladder[-1]) + shape.runtime_bytes()
     return FitPlan(
-        shape.name, 0, ladder[-1], n_parallel, hardware.cpu.threads, "none", 0, need, None, None, False, "too big",
+        shape.name,
+        0,
+        ladder[-1],
+        n_parallel,
+        hardware.cpu.threads,
+        "none",
+        0,
+        need,
+        None,
+        None,
+        False,
+        "too big",
         f"needs about {need / GiB:.1f} GiB; {ram / GiB:.1f} GiB of RAM and {budget / GiB:.1f} GiB of GPU memory are free",
-        budget, kv_type=kv_type,
+        budget,
+        kv_type=kv_type,
     )
 
 
@@ -371,8 +473,15 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
     fewer GPU layers at the same context, then on the CPU a context halved down to config.MIN_CTX."""
     if failed.n_gpu_layers > 0:
         fewer = max(failed.n_gpu_layers - max(1, (shape.layers + 1) // 4), 0)
-        p = plan(shape, hardware, failed.n_ctx, failed.n_parallel, gpu_layers=fewer, user_split=failed.user_split,
-                 kv_type=failed.kv_type)
+        p = plan(
+            shape,
+            hardware,
+            failed.n_ctx,
+            failed.n_parallel,
+            gpu_layers=fewer,
+            user_split=failed.user_split,
+            kv_type=failed.kv_type,
+        )
     elif failed.n_ctx // 2 >= min(config.MIN_CTX, failed.n_ctx):
         p = plan(shape, hardware, failed.n_ctx // 2, failed.n_parallel, gpu_layers=0, kv_type=failed.kv_type)
     else:
@@ -381,8 +490,15 @@ def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan
 
 
 @functools.lru_cache(maxsize=16)
-def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: int, gpu_layers: int | None,
-                 user_split: tuple[float, ...] | None, kv_type: str | None) -> FitPlan:
+def _plan_cached(
+    path: str,
+    mtime: float,
+    desired_ctx: int | None,
+    n_parallel: int,
+    gpu_layers: int | None,
+    user_split: tuple[float, ...] | None,
+    kv_type: str | None,
+) -> FitPlan:
     from .gguf_meta import read_gguf
     from .hardware import detect_live
 
@@ -390,10 +506,22 @@ def _plan_cached(path: str, mtime: float, desired_ctx: int | None, n_parallel: i
     return plan(shape, detect_live(), desired_ctx, n_parallel, gpu_layers, user_split, kv_type)
 
 
-def plan_for_file(path: str | Path, desired_ctx: int | None = None, n_parallel: int = 1,
-                  gpu_layers: int | None = None, user_split: Sequence[float] | None = None,
-                  kv_type: str | None = None) -> FitPlan:
+def plan_for_file(
+    path: str | Path,
+    desired_ctx: int | None = None,
+    n_parallel: int = 1,
+    gpu_layers: int | None = None,
+    user_split: Sequence[float] | None = None,
+    kv_type: str | None = None,
+) -> FitPlan:
     """The load settings for a local GGUF on this machine (live detection, cached per process)."""
     path = Path(path)
-    return _plan_cached(str(path), path.stat().st_mtime, desired_ctx, n_parallel, gpu_layers,
-                        tuple(user_split) if user_split else None, kv_type)
+    return _plan_cached(
+        str(path),
+        path.stat().st_mtime,
+        desired_ctx,
+        n_parallel,
+        gpu_layers,
+        tuple(user_split) if user_split else None,
+        kv_type,
+    )

@@ -78,9 +78,11 @@ def npu_plans(hw: Hardware, variants: list[Variant]) -> list[Planned]:
     n_ctx = max_prompt + min_response
     ram = int(hw.memory.available * RAM_MARGIN)
     installed = hw.openvino is not None and any(d.name.startswith("NPU") for d in hw.openvino.devices)
-    reason = (f"{npu.name} runs it through the OpenVINO engine, leaving the CPU and GPU free; compiled for "
-              f"prompts up to {max_prompt} tokens and answers of at least {min_response}"
-              + ("" if installed else f"; first: {config.OPENVINO_EXTRA}"))
+    reason = (
+        f"{npu.name} runs it through the OpenVINO engine, leaving the CPU and GPU free; compiled for "
+        f"prompts up to {max_prompt} tokens and answers of at least {min_response}"
+        + ("" if installed else f"; first: {config.OPENVINO_EXTRA}")
+    )
     planned = []
     for v in variants:
         shape = v.shape
@@ -88,8 +90,9 @@ def npu_plans(hw: Hardware, variants: list[Variant]) -> list[Planned]:
         fits = need <= ram
         decode = npu_decode_tps(hw, npu.name, npu.generation, v.size_bytes)
         prompt = NPU_PROMPT_TPS * 1.78e9 / (shape.params or 1.78e9)
-        plan = FitPlan(v.name, 0, n_ctx, 1, 0, npu.name, 0, need, decode, prompt, fits,
-                       NPU_VERDICT if fits else "too big", reason)
+        plan = FitPlan(
+            v.name, 0, n_ctx, 1, 0, npu.name, 0, need, decode, prompt, fits, NPU_VERDICT if fits else "too big", reason
+        )
         planned.append((v.name, shape, plan))
     return planned
 
@@ -97,5 +100,7 @@ def npu_plans(hw: Hardware, variants: list[Variant]) -> list[Planned]:
 def npu_line(choice: Choice, display: str) -> str:
     p = choice.plan
     speed = "speed unknown" if p.decode_tps is None else f"about {p.decode_tps:.0f} tokens/s (estimate)"
-    return (f"Best for this PC: {display}, on the {p.device} through OpenVINO (needs {p.cpu_bytes / GiB:.1f} GiB "
-            f"of shared RAM), {p.n_ctx // 1024}k context, {speed}  ->  r1local pull {choice.name}")
+    return (
+        f"Best for this PC: {display}, on the {p.device} through OpenVINO (needs {p.cpu_bytes / GiB:.1f} GiB "
+        f"of shared RAM), {p.n_ctx // 1024}k context, {speed}  ->  r1local pull {choice.name}"
+    )

@@ -28,26 +28,79 @@ _U64 = struct.Struct("<Q")
 
 # ggml type id -> (name, elements per block, bytes per block)
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
-    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
-    40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
 }
 
 # general.file_type -> the quantisation name people use (llama_ftype in llama.h)
 FILE_TYPES: dict[int, str] = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S", 22: "IQ3_XS",
-    23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
-    29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-    38: "MXFP4_MOE", 39: "NVFP4", 40: "Q1_0",
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    21: "Q2_K_S",
+    22: "IQ3_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    27: "IQ3_M",
+    28: "IQ2_S",
+    29: "IQ2_M",
+    30: "IQ4_XS",
+    31: "IQ1_M",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+    38: "MXFP4_MOE",
+    39: "NVFP4",
+    40: "Q1_0",
 }
 
 _REDOWNLOAD = "The file is incomplete; delete it and download it again."
@@ -147,7 +200,8 @@ class GGUFInfo:
 
     @property
     def key_length(self) -> int | None:
-        default = self.embedding_length // self.head_count if self.head_count else None
+        width, heads = self.embedding_length, self.head_count
+        default = width // heads if width and heads else None
         return self._arch("attention.key_length", default)
 
     @property
@@ -263,8 +317,10 @@ class _Cursor:
             return self.string()
         if vtype == _ARRAY:
             if self.depth >= MAX_ARRAY_DEPTH:
-                raise ModelFileError(f"The GGUF header nests arrays more than {MAX_ARRAY_DEPTH} deep.",
-                                     "The file is damaged or not a GGUF model.")
+                raise ModelFileError(
+                    f"The GGUF header nests arrays more than {MAX_ARRAY_DEPTH} deep.",
+                    "The file is damaged or not a GGUF model.",
+                )
             self.depth += 1
             try:
                 return self.array()
@@ -324,9 +380,7 @@ def read_gguf(path: str | Path, *, require_complete: bool = True, keep_arrays: b
         except struct.error:  # unpack_from past the end in the string-skipping loop
             raise ModelFileError(f"{path} is cut short inside its header.", _REDOWNLOAD) from None
     if require_complete and not info.is_complete:
-        raise ModelFileError(
-            f"{path} is {file_size:,} bytes but its tensors need {info.data_end:,}.", _REDOWNLOAD
-        )
+        raise ModelFileError(f"{path} is {file_size:,} bytes but its tensors need {info.data_end:,}.", _REDOWNLOAD)
     return info
 
 
@@ -357,7 +411,9 @@ def _parse(path: Path, buf, file_size: int, keep_arrays: bool) -> GGUFInfo:
         tensors.append(TensorInfo(name, tuple(shape), ggml_type, offset))
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 or alignment & (alignment - 1):
-        raise ModelFileError(f"{path}: general.alignment is {alignment!r}, not a positive power of two.",
-                             "The file is damaged; download it again.")
+        raise ModelFileError(
+            f"{path}: general.alignment is {alignment!r}, not a positive power of two.",
+            "The file is damaged; download it again.",
+        )
     data_offset = -(-cur.pos // alignment) * alignment
     return GGUFInfo(path, version, file_size, data_offset, metadata, tensors)

@@ -51,8 +51,10 @@ def what_failed(e: httpx2.TransportError, what: str, tries: int) -> str:
     if isinstance(e, httpx2.ConnectTimeout):
         return f"{host()} did not accept a connection within {timeout().connect:.0f} s{after}; nothing was downloaded."
     if isinstance(e, httpx2.TimeoutException):
-        return (f"{host()} accepted the connection but sent no answer for {what} within {timeout().read:.0f} s"
-                f"{after}; nothing was downloaded.")
+        return (
+            f"{host()} accepted the connection but sent no answer for {what} within {timeout().read:.0f} s"
+            f"{after}; nothing was downloaded."
+        )
     if isinstance(e, httpx2.ConnectError):
         return f"Could not connect to {host()}{after}: {e or type(e).__name__}; nothing was downloaded."
     return f"The connection to {host()} failed while asking for {what}{after}: {e or type(e).__name__}."
@@ -71,8 +73,13 @@ def call(fn: Callable[[httpx2.Timeout], T], what: str, notify: Notify | None = N
         except (httpx2.TransportError, HfHubHTTPError) as e:
             if not _retryable(e):
                 raise
-            problem = (f"answered {e.response.status_code}" if isinstance(e, HfHubHTTPError) and e.response is not None
-                       else "sent no answer" if isinstance(e, httpx2.TimeoutException) else "could not be reached")
+            problem = (
+                f"answered {e.response.status_code}"
+                if isinstance(e, HfHubHTTPError) and e.response is not None
+                else "sent no answer"
+                if isinstance(e, httpx2.TimeoutException)
+                else "could not be reached"
+            )
             say(f"{host()} {problem}; trying again in {wait:.0f} s (try {attempt + 1} of {tries}).")
             time.sleep(wait)
     try:

@@ -61,7 +61,12 @@ def find() -> Lookup:
     if not probe.answers:
         return Lookup(url, source)
     if probe.pid is None and (not named or is_loopback(url)):
-        return Lookup(url, source, refused=(
-            f"The program answering at {url} is not your r1local serve (it cannot prove it knows "
-            f"{trust.secret_file()}), so nothing was sent to it."))
+        return Lookup(
+            url,
+            source,
+            refused=(
+                f"The program answering at {url} is not your r1local serve (it cannot prove it knows "
+                f"{trust.secret_file()}), so nothing was sent to it."
+            ),
+        )
     return Lookup(url, source, ResidentServer(url, config.api_key()))

@@ -30,17 +30,20 @@ from .errors import ModelNotFound, UsageError
 
 ENGINES = ("llama.cpp", "openvino")
 _REPO_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_HF_REF = re.compile(
-    rf"^(?:https?://)?(?:hf\.co|huggingface\.co)/({_REPO_PART}/{_REPO_PART})(?::([A-Za-z0-9_]+))?$"
-)
+_HF_REF = re.compile(rf"^(?:https?://)?(?:hf\.co|huggingface\.co)/({_REPO_PART}/{_REPO_PART})(?::([A-Za-z0-9_]+))?$")
 _HUB_FILE = re.compile(rf"^({_REPO_PART}/{_REPO_PART})/((?:{_REPO_PART}/)*{_REPO_PART}\.gguf)$")
 # Ollama's tags of deepseek-r1: SIZE, SIZE-FAMILY-distill, SIZE-FAMILY-distill-QUANT (q4_K_M, q8_0, fp16)
-_OLLAMA = re.compile(r"^deepseek-r1(?::(?:(?P<latest>latest)|(?P<size>\d+(?:\.\d+)?b)"
-                     r"(?:-(?P<family>qwen|llama)-distill)?(?:-(?P<quant>[a-z0-9_]+))?))?$", re.IGNORECASE)
+_OLLAMA = re.compile(
+    r"^deepseek-r1(?::(?:(?P<latest>latest)|(?P<size>\d+(?:\.\d+)?b)"
+    r"(?:-(?P<family>qwen|llama)-distill)?(?:-(?P<quant>[a-z0-9_]+))?))?$",
+    re.IGNORECASE,
+)
 _FAMILY_ARCH = {"qwen": "qwen2", "llama": "llama"}  # Ollama's distill family -> the GGUF architecture
 _POLICIES = {"r1": "r1", "r1:latest": "r1", "r1:best": "r1:best", "r1:fast": "r1:fast", "r1:npu": "r1:npu"}
-_FORMS = ("a catalog name (r1, r1:7b, r1:7b-q8_0; see r1local models), deepseek-r1:7b, hf.co/USER/REPO:QUANT, "
-          "or USER/REPO/FILE.gguf")
+_FORMS = (
+    "a catalog name (r1, r1:7b, r1:7b-q8_0; see r1local models), deepseek-r1:7b, hf.co/USER/REPO:QUANT, "
+    "or USER/REPO/FILE.gguf"
+)
 
 
 class Kind(str, Enum):
@@ -108,14 +111,20 @@ class ModelAddress:
     def unknown(self) -> ModelNotFound:
         """The error for a name nothing here answers to."""
         if self.kind is Kind.PATH:
-            return ModelNotFound(f"No such file: {self.name}.", "Check the path, or use a catalog name like r1:7b."
-                                 if self.paths_allowed else "A server serves only the files it was started with.")
-        return ModelNotFound(f"Unknown model name: {self.name}.",
-                             f"Use {_FORMS}" + (", or a path to a .gguf file." if self.paths_allowed else "."))
+            return ModelNotFound(
+                f"No such file: {self.name}.",
+                "Check the path, or use a catalog name like r1:7b."
+                if self.paths_allowed
+                else "A server serves only the files it was started with.",
+            )
+        return ModelNotFound(
+            f"Unknown model name: {self.name}.",
+            f"Use {_FORMS}" + (", or a path to a .gguf file." if self.paths_allowed else "."),
+        )
 
 
 def _split_engine(text: str) -> tuple[str, str | None]:
-    """"r1:7b@openvino" -> ("r1:7b", "openvino"); a name without a known engine is unchanged."""
+    """ "r1:7b@openvino" -> ("r1:7b", "openvino"); a name without a known engine is unchanged."""
     base, sep, engine = text.rpartition("@")
     if sep and base and engine.lower() in ENGINES:
         return base, engine.lower()
@@ -145,8 +154,12 @@ def _parse_base(name: str, allow_paths: bool) -> ModelAddress:
 
 
 def _looks_like_path(name: str) -> bool:
-    return (name.startswith(("/", "./", "../", "~", ".\\")) or PurePath(name).is_absolute()
-            or Path(name).suffix.lower() == ".gguf" or re.match(r"^[A-Za-z]:[\\/]", name) is not None)
+    return (
+        name.startswith(("/", "./", "../", "~", ".\\"))
+        or PurePath(name).is_absolute()
+        or Path(name).suffix.lower() == ".gguf"
+        or re.match(r"^[A-Za-z]:[\\/]", name) is not None
+    )
 
 
 def _ollama(name: str, m: re.Match) -> ModelAddress:
@@ -160,7 +173,9 @@ def _ollama(name: str, m: re.Match) -> ModelAddress:
 
         distills = {d.name: d for d in catalog.load().distills}
         if size in distills and distills[size].arch != _FAMILY_ARCH[family.lower()]:
-            raise ModelNotFound(f"{name}: the catalog's {size} distill is not a {family} distill.",
-                                f"Use deepseek-r1:{size} (r1:{size}); see r1local models.")
+            raise ModelNotFound(
+                f"{name}: the catalog's {size} distill is not a {family} distill.",
+                f"Use deepseek-r1:{size} (r1:{size}); see r1local models.",
+            )
     full = f"r1:{size}" + (f"-{quant.lower()}" if quant else "")
     return ModelAddress(name, full, Kind.CATALOG, distill=size, quant=quant)

@@ -21,8 +21,17 @@ if TYPE_CHECKING:
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?::[A-Za-z0-9._-]{1,64})?$")  # never a path
 MAX_PRESET_BYTES = 1 << 20
-SAMPLING = {"temperature": float, "top_p": float, "top_k": int, "min_p": float, "repeat_penalty": float,
-            "repeat_last_n": int, "presence_penalty": float, "frequency_penalty": float, "seed": int}
+SAMPLING = {
+    "temperature": float,
+    "top_p": float,
+    "top_k": int,
+    "min_p": float,
+    "repeat_penalty": float,
+    "repeat_last_n": int,
+    "presence_penalty": float,
+    "frequency_penalty": float,
+    "seed": int,
+}
 OTHERS = {"num_predict": int, "num_ctx": int, "stop": str}  # Ollama's parameters that are no sampler field
 
 
@@ -37,8 +46,11 @@ class Preset:
 
     def parameters_text(self) -> str:
         """Ollama's /api/show form: one "key value" line per value."""
-        return "\n".join(f"{key} {json.dumps(v) if isinstance(v, str) else v}" for key, value in self.parameters.items()
-                         for v in (value if isinstance(value, list) else [value]))
+        return "\n".join(
+            f"{key} {json.dumps(v) if isinstance(v, str) else v}"
+            for key, value in self.parameters.items()
+            for v in (value if isinstance(value, list) else [value])
+        )
 
     def modelfile(self) -> str:
         lines = [f"FROM {self.base}"]
@@ -55,15 +67,23 @@ class Preset:
         )
 
         messages = list(chat.messages)
-        system = [] if not self.system or any(m.get("role") == "system" for m in messages) else [
-            {"role": "system", "content": self.system}]
+        system = (
+            []
+            if not self.system or any(m.get("role") == "system" for m in messages)
+            else [{"role": "system", "content": self.system}]
+        )
         head = [m for m in messages if m.get("role") == "system"] + system
         body = [m for m in messages if m.get("role") != "system"]
         p = self.parameters
         sampling = Sampling(**{**{k: v for k, v in p.items() if k in SAMPLING}, **chat.sampling.fields()})
-        return replace(chat, messages=head + list(self.messages) + body, sampling=sampling,
-                       max_tokens=chat.max_tokens or p.get("num_predict"), stop=chat.stop or list(p.get("stop", [])),
-                       context_limit=chat.context_limit or p.get("num_ctx"))
+        return replace(
+            chat,
+            messages=head + list(self.messages) + body,
+            sampling=sampling,
+            max_tokens=chat.max_tokens or p.get("num_predict"),
+            stop=chat.stop or list(p.get("stop", [])),
+            context_limit=chat.context_limit or p.get("num_ctx"),
+        )
 
 
 def with_preset(name: str | None, chat: ChatRequest) -> ChatRequest:
@@ -90,8 +110,9 @@ def check_name(name: str) -> str:
     from .names import Kind, ModelAddress
 
     if not NAME.match(name):
-        raise UsageError(f"{name!r} is not a model name: use letters, digits, '.', '_' and '-', and one ':TAG'.",
-                         param="model")
+        raise UsageError(
+            f"{name!r} is not a model name: use letters, digits, '.', '_' and '-', and one ':TAG'.", param="model"
+        )
     if ModelAddress.parse(name).kind is not Kind.SERVED:
         raise UsageError(f"{name} is a catalog name; give the preset a name of its own.", param="model")
     return canonical(name)
@@ -118,18 +139,27 @@ def base_of(name: str) -> str:
     return preset.base if preset else name
 
 
-def create(name: str, base: str, *, system: str | None = None, parameters: dict | None = None,
-           messages: list[dict] | None = None, template: str | None = None) -> Preset:
+def create(
+    name: str,
+    base: str,
+    *,
+    system: str | None = None,
+    parameters: dict | None = None,
+    messages: list[dict] | None = None,
+    template: str | None = None,
+) -> Preset:
     """A preset over `base` (itself a preset: settings merge, this one's winning)."""
     name = check_name(name)
     parent = find(base)
     parameters = _checked(parameters or {})
     preset = Preset(
-        name, parent.base if parent else base,
+        name,
+        parent.base if parent else base,
         system if system is not None else (parent.system if parent else None),
         {**(parent.parameters if parent else {}), **parameters},
         [*(parent.messages if parent else []), *_checked_messages(messages or [])],
-        template if template is not None else (parent.template if parent else None))
+        template if template is not None else (parent.template if parent else None),
+    )
     save(preset)
     return preset
 
@@ -171,8 +201,9 @@ def _checked(parameters: dict) -> dict:
         try:
             converted = [kinds[key](v) for v in values]
         except (TypeError, ValueError):
-            raise UsageError(f"Parameter {key} must be a {kinds[key].__name__}, not {value!r}.",
-                             param="parameters") from None
+            raise UsageError(
+                f"Parameter {key} must be a {kinds[key].__name__}, not {value!r}.", param="parameters"
+            ) from None
         checked[key] = converted if key == "stop" else converted[-1]
     return checked
 
@@ -180,8 +211,9 @@ def _checked(parameters: dict) -> dict:
 def _checked_messages(messages: list[dict]) -> list[dict]:
     for message in messages:
         if message.get("role") not in ("user", "assistant", "system") or not isinstance(message.get("content"), str):
-            raise UsageError("Each message needs a role (user, assistant or system) and text content.",
-                             param="messages")
+            raise UsageError(
+                "Each message needs a role (user, assistant or system) and text content.", param="messages"
+            )
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
@@ -206,8 +238,9 @@ def parse_modelfile(text: str) -> dict:
         elif keyword in ("LICENSE", "PARSER", "REQUIRES"):
             continue
         else:
-            raise UsageError(f"The Modelfile's {keyword} is not supported here (FROM, SYSTEM, PARAMETER, MESSAGE, "
-                             "TEMPLATE are).")
+            raise UsageError(
+                f"The Modelfile's {keyword} is not supported here (FROM, SYSTEM, PARAMETER, MESSAGE, TEMPLATE are)."
+            )
     if "base" not in fields:
         raise UsageError("The Modelfile has no FROM line.", "Start it with FROM MODEL, e.g. FROM r1:7b.")
     return fields

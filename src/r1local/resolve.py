@@ -10,7 +10,7 @@ line), so a request's model name can never open an arbitrary file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import catalog, choice, config, store
@@ -39,15 +39,17 @@ def resolve(
     notify: told what the choice or the download does where the name alone does not say it.
     """
     if address.kind is Kind.PATH:
-        if not address.on_disk:
+        if not address.on_disk or address.path is None:
             raise address.unknown()
         return Path(address.path)
     target, label = choose(address, revision=revision, prefer_local=not pull_if_missing, notify=notify)
     path = store.find_local(target)
     if path is None:
         if config.hf_offline():
-            raise OfflineError(f"{label} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
-                               "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.")
+            raise OfflineError(
+                f"{label} is not downloaded, and HF_HUB_OFFLINE=1 forbids downloading it.",
+                "Unset HF_HUB_OFFLINE, or use one of the models r1local list shows.",
+            )
         if not pull_if_missing:
             raise ModelNotFound(f"{label} is not downloaded.", f"Download it first: r1local pull {label}")
         from . import download  # the Hub client only when something is downloaded
@@ -62,8 +64,9 @@ def resolve(
     return path
 
 
-def choose(ref: ModelAddress, *, revision: str | None = None, prefer_local: bool = False,
-           notify: Notify | None = None) -> tuple[Target, str]:
+def choose(
+    ref: ModelAddress, *, revision: str | None = None, prefer_local: bool = False, notify: Notify | None = None
+) -> tuple[Target, str]:
     """The repository files an address stands for, and the name to show for them.
     `r1:7b` means the 7B already downloaded if there is one, else Q4_K_M where it fits (as Ollama's
     tags do), else the best quality that fits, told to `notify`. Plain `r1` (and `r1:best`,
@@ -101,11 +104,12 @@ def plain_size(cat: catalog.Catalog, distill: catalog.Distill, notify: Notify | 
         return variants[0]
     from . import hardware  # the machine is only probed when a choice depends on it
 
-    chosen = choice.plain_size(hardware.detect_live(), [(v.name, v.shape) for v in variants],
-                               default.name if default else None)
+    chosen = choice.plain_size(
+        hardware.detect_live(), [(v.name, v.shape) for v in variants], default.name if default else None
+    )
     if chosen is None:
         return default or variants[0]  # nothing fits: the load says so with the numbers
-    if chosen.why and notify is not None:
+    if chosen.why and notify is not None and default is not None:
         notify(f"r1:{distill.name} means {default.quant}, as in Ollama, but {chosen.why}.")
     return next(v for v in variants if v.name == chosen.name)
 
@@ -119,7 +123,7 @@ def _target(variant: Variant, revision: str | None = None) -> Target:
     return Target(variant.repo, files=variant.files, revision=revision)
 
 
-def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: list[Variant] = ()) -> Variant:
+def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: Sequence[Variant] = ()) -> Variant:
     """The candidate the choice policy picks for this machine among the GGUF files and the NPU's
     folders (a lone candidate without asking it)."""
     if len(candidates) == 1 and not npu:
@@ -129,8 +133,10 @@ def best_for_machine(candidates: list[Variant], policy: str = "r1", npu: list[Va
     hw = hardware.detect_live()
     npu_plans = fit_npu.npu_plans(hw, list(npu))
     if policy == "r1:npu" and not npu_plans:
-        raise ModelNotFound("r1:npu names the distill made for an Intel NPU, and this PC has none.",
-                            "Use r1 (r1local hw shows what it means here).")
+        raise ModelNotFound(
+            "r1:npu names the distill made for an Intel NPU, and this PC has none.",
+            "Use r1 (r1local hw shows what it means here).",
+        )
     chosen = choice.choose(hw, [(v.name, v.shape) for v in candidates], policy, npu_plans)
     if chosen is None:
         raise InsufficientMemory(
@@ -145,17 +151,23 @@ def installed_matches(ref: ModelAddress) -> list[LocalModel]:
     """The downloaded models an address refers to (for `rm`): exact for a full name, the model `run`
     would use for plain `r1`, every quantisation for `r1:7b` or `hf.co/USER/REPO`."""
     if ref.kind is Kind.PATH:
-        raise UsageError(f"{ref.name} is a file path, not a downloaded model.",
-                         "r1local rm only removes models it downloaded; delete the file yourself.")
+        raise UsageError(
+            f"{ref.name} is a file path, not a downloaded model.",
+            "r1local rm only removes models it downloaded; delete the file yourself.",
+        )
     if ref.kind is Kind.CHOICE:
         path = store.find_local(choose(ref, prefer_local=True)[0])
         return [m for m in store.installed() if m.path == path]
     if ref.repo is not None:
         repo, first, quant = ref.repo, ref.filename, ref.quant
-        return [m for m in store.installed()
-                if m.repo.lower() == repo.lower()
-                and (first is None or m.files[0] == first) and (quant is None or m.quant == quant)]
-    if ref.kind is not Kind.CATALOG:
+        return [
+            m
+            for m in store.installed()
+            if m.repo.lower() == repo.lower()
+            and (first is None or m.files[0] == first)
+            and (quant is None or m.quant == quant)
+        ]
+    if ref.kind is not Kind.CATALOG or ref.distill is None:
         raise ref.unknown()
     cat = catalog.load()
     variants = [cat.variant(ref.distill, ref.quant)] if ref.quant else cat.ordered(cat.distill(ref.distill))

@@ -57,8 +57,12 @@ def read() -> ServerRecord | None:
     try:
         data = json.loads(text)
         record = ServerRecord(pid=data["pid"], started=data["started"], uid=data.get("uid"), url=data["url"])
-        if not (isinstance(record.pid, int) and isinstance(record.started, (int, float))
-                and isinstance(record.url, str) and (record.uid is None or isinstance(record.uid, int))):
+        if not (
+            isinstance(record.pid, int)
+            and isinstance(record.started, (int, float))
+            and isinstance(record.url, str)
+            and (record.uid is None or isinstance(record.uid, int))
+        ):
             raise TypeError
     except (ValueError, KeyError, TypeError):
         raise _damaged(path, "not the JSON record r1local serve writes") from None
@@ -66,9 +70,10 @@ def read() -> ServerRecord | None:
 
 
 def _damaged(path: Path, why: str) -> UsageError:
-    return UsageError(f"The server record {path} is unreadable ({why}).",
-                      "If an r1local serve still runs, end it yourself (Ctrl-C, or kill its pid); "
-                      "then delete the file.")
+    return UsageError(
+        f"The server record {path} is unreadable ({why}).",
+        "If an r1local serve still runs, end it yourself (Ctrl-C, or kill its pid); then delete the file.",
+    )
 
 
 def live() -> ServerRecord | None:

@@ -89,16 +89,33 @@ def shares(shape: ModelShape, hw: Hardware, gpus: list[GPU], n_gpu: int, n_past:
     per_layer = shape.layer_bytes + shape.kv_bytes_per_token() / shape.layers * n_past
     cpu_layers = shape.layers - on_gpu
     cpu_eff = MEASURED_BW_EFF if hw.bandwidth_source == "measured" else CPU_BW_EFF
-    out = [Share("CPU", cpu_layers * per_layer + (0 if head_on_gpu else shape.output_bytes), hw.cpu_bandwidth_gbs,
-                 cpu_eff, cpu_layers, CPU_LAYER_OVERHEAD_S, None)]
+    out = [
+        Share(
+            "CPU",
+            cpu_layers * per_layer + (0 if head_on_gpu else shape.output_bytes),
+            hw.cpu_bandwidth_gbs,
+            cpu_eff,
+            cpu_layers,
+            CPU_LAYER_OVERHEAD_S,
+            None,
+        )
+    ]
     split = layer_split(gpus, on_gpu) if on_gpu else []
-    for i, (g, layers) in enumerate(zip(gpus, split)):
+    for i, (g, layers) in enumerate(zip(gpus, split, strict=False)):
         bw = gpu_bandwidth(g, hw)
         spec = tables.lookup(tables.GPU_SPECS, g.name)
         head = shape.output_bytes if head_on_gpu and i == len(gpus) - 1 else 0
-        out.append(Share(g.name, layers * per_layer + head, bw, gpu_efficiency(g, bw), layers,
-                         GPU_LAYER_OVERHEAD_S.get(g.vendor, GPU_LAYER_OVERHEAD_OTHER_S),
-                         spec[1] if spec else (bw / 20 if bw else None)))
+        out.append(
+            Share(
+                g.name,
+                layers * per_layer + head,
+                bw,
+                gpu_efficiency(g, bw),
+                layers,
+                GPU_LAYER_OVERHEAD_S.get(g.vendor, GPU_LAYER_OVERHEAD_OTHER_S),
+                spec[1] if spec else (bw / 20 if bw else None),
+            )
+        )
     return out
 
 

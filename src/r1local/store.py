@@ -198,7 +198,7 @@ def installed() -> list[LocalModel]:
     models = []
     for storage in sorted(cache.glob("models--*--*")):
         repo = "/".join(storage.name.split("--")[1:])
-        refs = {}
+        refs: dict[str, list[str]] = {}
         for ref in (storage / "refs").glob("**/*"):
             if ref.is_file():
                 refs.setdefault(ref.read_text().strip(), []).append(ref.relative_to(storage / "refs").as_posix())
@@ -211,12 +211,19 @@ def installed() -> list[LocalModel]:
                     continue
                 path = snapshot / name
                 on_main = "main" in refs.get(snapshot.name, [])
-                models.append(LocalModel(
-                    name=variant.name if variant and on_main else f"{repo}/{name}",
-                    repo=repo, files=list(parts), quant=catalog.quant_of(name),
-                    size=sum((snapshot / p).stat().st_size for p in parts), path=path,
-                    commit=snapshot.name, refs=refs.get(snapshot.name, []), last_used=usage.get(str(path)),
-                ))
+                models.append(
+                    LocalModel(
+                        name=variant.name if variant and on_main else f"{repo}/{name}",
+                        repo=repo,
+                        files=list(parts),
+                        quant=catalog.quant_of(name),
+                        size=sum((snapshot / p).stat().st_size for p in parts),
+                        path=path,
+                        commit=snapshot.name,
+                        refs=refs.get(snapshot.name, []),
+                        last_used=usage.get(str(path)),
+                    )
+                )
     return models
 
 

@@ -83,15 +83,16 @@ def _pip(*args: str) -> list[str]:
 
 def fetch_source(version: str, dest: Path, log) -> Path:
     """The sdist of `version` through pip (its index, mirrors and find-links settings)."""
-    cmd = _pip("download", "--no-deps", "--no-binary", ":all:", f"{PACKAGE}=={version}",
-               "-d", str(dest))
+    cmd = _pip("download", "--no-deps", "--no-binary", ":all:", f"{PACKAGE}=={version}", "-d", str(dest))
     log.write(f"$ {' '.join(cmd)}\n")
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     log.write(res.stdout)
     found = sorted(dest.glob("llama_cpp_python-*.tar.gz"))
     if res.returncode != 0 or not found:
-        raise BuildError(f"Could not download the {PACKAGE} {version} source: {key_lines(res.stdout)[-1:] or ['pip failed']}",
-                         "Check the network or the package index, or pass the source with --source FILE.tar.gz.")
+        raise BuildError(
+            f"Could not download the {PACKAGE} {version} source: {key_lines(res.stdout)[-1:] or ['pip failed']}",
+            "Check the network or the package index, or pass the source with --source FILE.tar.gz.",
+        )
     return found[0]
 
 
@@ -102,9 +103,11 @@ def sdist_version(sdist: Path) -> str | None:
 
 
 def unpack(sdist: Path, dest: Path) -> Path:
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # refuse links and paths out of dest
     with tarfile.open(sdist) as tar:
-        tar.extractall(dest, **safe)
+        if hasattr(tarfile, "data_filter"):  # refuse links and paths out of dest
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)
     (top,) = [p for p in dest.iterdir() if p.is_dir()]
     return top
 
@@ -133,11 +136,10 @@ def compile_wheel(build: Build, source: Path, on_progress: Callable[[Progress], 
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, **build.env, "CMAKE_ARGS": build.cmake_args}
     cmd = _pip("wheel", "-v", "--no-deps", "--no-cache-dir", "-w", str(out), str(source))
-    log.write(f"$ CMAKE_ARGS=\"{build.cmake_args}\" {' '.join(cmd)}\n")
+    log.write(f'$ CMAKE_ARGS="{build.cmake_args}" {" ".join(cmd)}\n')
     start = time.monotonic()
     done, total, step = 0, 0, "configuring"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            errors="replace")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace")
     assert proc.stdout is not None
     for line in proc.stdout:
         log.write(line)
@@ -159,7 +161,9 @@ def compile_wheel(build: Build, source: Path, on_progress: Callable[[Progress], 
     return final
 
 
-def make_wheel(build: Build, on_progress: Callable[[Progress], None], sdist: Path | None = None) -> tuple[Path, list[str]]:
+def make_wheel(
+    build: Build, on_progress: Callable[[Progress], None], sdist: Path | None = None
+) -> tuple[Path, list[str]]:
     """The wheel for `build` (from the cache when it was built before) and the source fixes applied."""
     if wheel := build.cached_wheel():
         return wheel, []
@@ -181,13 +185,14 @@ def run_verify(gguf_py: Path | None, env: dict[str, str] | None = None) -> dict:
     """The verification probe in a fresh interpreter (this one has the old build loaded); `gguf_py`
     is llama.cpp's GGUF writer, None for the `gguf` package installed here."""
     cmd = [sys.executable, "-m", "r1local.accelerate.verify", *([str(gguf_py)] if gguf_py else [])]
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, **(env or {})}, timeout=600)
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
     lines = res.stdout.strip().splitlines()
     if res.returncode != 0 or not lines:
         detail = key_lines(res.stderr)[-3:] or res.stderr.strip().splitlines()[-3:] or [f"exit status {res.returncode}"]
-        raise BuildError("Loading a model with the new build failed: " + " | ".join(detail),
-                         "Run `r1local hw` to see what the build finds.")
+        raise BuildError(
+            "Loading a model with the new build failed: " + " | ".join(detail),
+            "Run `r1local hw` to see what the build finds.",
+        )
     return json.loads(lines[-1])
 
 
@@ -202,8 +207,10 @@ def ensure_gguf_py(build: Build, sdist: Path | None = None) -> Path:
     source (the installed build was made elsewhere)."""
     if not (build.gguf_py() / "gguf").is_dir():
         build.folder.mkdir(parents=True, exist_ok=True)
-        with (config.open_private(build.log_path, "a") as log,
-              tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp):
+        with (
+            config.open_private(build.log_path, "a") as log,
+            tempfile.TemporaryDirectory(prefix="r1local-build-") as tmp,
+        ):
             source = unpack(sdist or fetch_source(build.version, Path(tmp), log), Path(tmp) / "src")
             shutil.copytree(source / "vendor" / "llama.cpp" / "gguf-py" / "gguf", build.gguf_py() / "gguf")
     return build.gguf_py()
@@ -222,5 +229,7 @@ def install(wheel: Path, version: str) -> None:
     cmd = _pip("install", "--force-reinstall", "--no-deps", "--no-cache-dir", str(wheel))
     res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if res.returncode != 0:
-        raise BuildError(f"Installing {wheel.name} failed: {(key_lines(res.stdout) or ['pip failed'])[-1]}",
-                         f"To put the CPU build back: {back_to_cpu(version)}")
+        raise BuildError(
+            f"Installing {wheel.name} failed: {(key_lines(res.stdout) or ['pip failed'])[-1]}",
+            f"To put the CPU build back: {back_to_cpu(version)}",
+        )

@@ -80,8 +80,10 @@ def choose(hw: Hardware, forced: str | None = None, os_release: str | None = Non
     if not check.ok and best.vendor in VULKAN_VENDORS and backend.name != "vulkan":
         vulkan = toolchain.check("vulkan", family)
         if vulkan.ok:
-            why = (f"{backend.label} would be faster for the {best.name} but its toolchain is missing "
-                   f"({check.install_hint()}); Vulkan's is installed")
+            why = (
+                f"{backend.label} would be faster for the {best.name} but its toolchain is missing "
+                f"({check.install_hint()}); Vulkan's is installed"
+            )
             backend, check = BACKENDS["vulkan"], vulkan
     gpus = [g for g in real if backend.name == "vulkan" or g.vendor == best.vendor]
     return Choice(backend, gpus, why, check, _has(hw, backend))

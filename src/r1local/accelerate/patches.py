@@ -12,9 +12,13 @@ from . import toolchain
 
 VULKAN_SOURCE = Path("vendor/llama.cpp/ggml/src/ggml-vulkan/ggml-vulkan.cpp")
 LAYER_SETTINGS_START = "    VkBool32 enable_best_practice = layer_settings;\n"
-LAYER_SETTINGS_END = ("    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, "
-                      "&layer_setting_info);\n")
-PLAIN_CREATE_INFO = "    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions);\n"
+LAYER_SETTINGS_END = (
+    "    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, "
+    "&layer_setting_info);\n"
+)
+PLAIN_CREATE_INFO = (
+    "    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions);\n"
+)
 
 
 def vulkan_headers_lack_layer_settings() -> bool:

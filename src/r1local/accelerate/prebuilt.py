@@ -31,9 +31,16 @@ from .build import PACKAGE
 
 DEFAULT_INDEX = "https://abetlen.github.io/llama-cpp-python/whl"
 # (tag, CUDA version it was built with, lowest and highest compute capability it runs on), newest first
-CUDA_TAGS = [("cu132", (13, 2), 7.5, None), ("cu130", (13, 0), 7.5, None), ("cu125", (12, 5), 6.0, None),
-             ("cu124", (12, 4), 6.0, None), ("cu123", (12, 3), 6.0, None), ("cu122", (12, 2), 6.0, None),
-             ("cu121", (12, 1), 6.0, None), ("cu118", (11, 8), 6.0, 8.9)]
+CUDA_TAGS = [
+    ("cu132", (13, 2), 7.5, None),
+    ("cu130", (13, 0), 7.5, None),
+    ("cu125", (12, 5), 6.0, None),
+    ("cu124", (12, 4), 6.0, None),
+    ("cu123", (12, 3), 6.0, None),
+    ("cu122", (12, 2), 6.0, None),
+    ("cu121", (12, 1), 6.0, None),
+    ("cu118", (11, 8), 6.0, 8.9),
+]
 
 
 class Unavailable(Exception):
@@ -92,8 +99,9 @@ def cuda_tag(driver: tuple[int, int] | None, gpus: list[GPU]) -> str:
     for tag, built, low, high in CUDA_TAGS:
         if built <= driver and all(low <= c and (high is None or c <= high) for c in caps):
             return tag
-    raise Unavailable(f"no CUDA wheel suits driver CUDA {driver[0]}.{driver[1]} with compute capability "
-                      + ", ".join(map(str, caps)))
+    raise Unavailable(
+        f"no CUDA wheel suits driver CUDA {driver[0]}.{driver[1]} with compute capability " + ", ".join(map(str, caps))
+    )
 
 
 def wheel_tag(backend: str, hw: Hardware, gpus: list[GPU], cuda_version: tuple[int, int] | None = None) -> str:
@@ -151,8 +159,10 @@ def find(tag: str, version: str, index: str | None = None) -> Wheel:
         sha = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
         return Wheel(url, filename, sha)
     newest = ", ".join(sorted(others, key=Version, reverse=True)[:3])
-    raise Unavailable(f"the index has no {PACKAGE} {version} wheel for {tag} on this platform"
-                      + (f" (it has {newest})" if newest else ""))
+    raise Unavailable(
+        f"the index has no {PACKAGE} {version} wheel for {tag} on this platform"
+        + (f" (it has {newest})" if newest else "")
+    )
 
 
 def download(wheel: Wheel, folder: Path) -> Path:

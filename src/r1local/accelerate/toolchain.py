@@ -34,43 +34,103 @@ INSTALLERS = {
     "macos": "{}",
     "windows": "{}",
 }
-COMPILER = Requirement("c++", "tool", {
-    "debian": "build-essential", "fedora": "gcc-c++", "arch": "base-devel", "suse": "gcc-c++",
-    "macos": "xcode-select --install", "windows": "Visual Studio Build Tools (C++ workload)",
-})
+COMPILER = Requirement(
+    "c++",
+    "tool",
+    {
+        "debian": "build-essential",
+        "fedora": "gcc-c++",
+        "arch": "base-devel",
+        "suse": "gcc-c++",
+        "macos": "xcode-select --install",
+        "windows": "Visual Studio Build Tools (C++ workload)",
+    },
+)
 REQUIREMENTS: dict[str, list[Requirement]] = {
-    "cuda": [Requirement("nvcc", "tool", {
-        "debian": "nvidia-cuda-toolkit", "fedora": "cuda-toolkit (NVIDIA's CUDA repository)", "arch": "cuda",
-        "suse": "cuda-toolkit (NVIDIA's CUDA repository)",
-        "windows": "the CUDA Toolkit from https://developer.nvidia.com/cuda-downloads",
-    })],
-    "hip": [Requirement("hipcc", "tool", {
-        "debian": "rocm-hip-sdk (AMD's ROCm repository)", "fedora": "rocm-hip-devel hipcc", "arch": "rocm-hip-sdk",
-        "suse": "rocm-hip-sdk (AMD's ROCm repository)", "windows": "the HIP SDK from https://www.amd.com/en/developer/resources/rocm-hub/hip-sdk.html",
-    })],
-    "vulkan": [
-        Requirement("vulkan/vulkan.h", "header", {
-            "debian": "libvulkan-dev", "fedora": "vulkan-headers vulkan-loader-devel", "arch": "vulkan-headers vulkan-icd-loader",
-            "suse": "vulkan-devel", "macos": "brew install vulkan-headers vulkan-loader",
-            "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
-        }),
-        Requirement("glslc", "tool", {
-            "debian": "glslc", "fedora": "glslc", "arch": "shaderc", "suse": "shaderc",
-            "macos": "brew install shaderc", "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
-        }),
-        Requirement("spirv/unified1/spirv.hpp", "header", {
-            "debian": "spirv-headers", "fedora": "spirv-headers-devel", "arch": "spirv-headers", "suse": "spirv-headers",
-            "macos": "brew install spirv-headers", "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
-        }),
+    "cuda": [
+        Requirement(
+            "nvcc",
+            "tool",
+            {
+                "debian": "nvidia-cuda-toolkit",
+                "fedora": "cuda-toolkit (NVIDIA's CUDA repository)",
+                "arch": "cuda",
+                "suse": "cuda-toolkit (NVIDIA's CUDA repository)",
+                "windows": "the CUDA Toolkit from https://developer.nvidia.com/cuda-downloads",
+            },
+        )
     ],
-    "sycl": [Requirement("icpx", "tool", {
-        family: "Intel oneAPI Base Toolkit (then: source /opt/intel/oneapi/setvars.sh)" for family in INSTALLERS
-    })],
+    "hip": [
+        Requirement(
+            "hipcc",
+            "tool",
+            {
+                "debian": "rocm-hip-sdk (AMD's ROCm repository)",
+                "fedora": "rocm-hip-devel hipcc",
+                "arch": "rocm-hip-sdk",
+                "suse": "rocm-hip-sdk (AMD's ROCm repository)",
+                "windows": "the HIP SDK from https://www.amd.com/en/developer/resources/rocm-hub/hip-sdk.html",
+            },
+        )
+    ],
+    "vulkan": [
+        Requirement(
+            "vulkan/vulkan.h",
+            "header",
+            {
+                "debian": "libvulkan-dev",
+                "fedora": "vulkan-headers vulkan-loader-devel",
+                "arch": "vulkan-headers vulkan-icd-loader",
+                "suse": "vulkan-devel",
+                "macos": "brew install vulkan-headers vulkan-loader",
+                "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
+            },
+        ),
+        Requirement(
+            "glslc",
+            "tool",
+            {
+                "debian": "glslc",
+                "fedora": "glslc",
+                "arch": "shaderc",
+                "suse": "shaderc",
+                "macos": "brew install shaderc",
+                "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
+            },
+        ),
+        Requirement(
+            "spirv/unified1/spirv.hpp",
+            "header",
+            {
+                "debian": "spirv-headers",
+                "fedora": "spirv-headers-devel",
+                "arch": "spirv-headers",
+                "suse": "spirv-headers",
+                "macos": "brew install spirv-headers",
+                "windows": "the Vulkan SDK from https://vulkan.lunarg.com",
+            },
+        ),
+    ],
+    "sycl": [
+        Requirement(
+            "icpx",
+            "tool",
+            {family: "Intel oneAPI Base Toolkit (then: source /opt/intel/oneapi/setvars.sh)" for family in INSTALLERS},
+        )
+    ],
     "metal": [Requirement("xcrun", "tool", {"macos": "xcode-select --install"})],
-    "opencl": [Requirement("CL/cl.h", "header", {
-        "debian": "opencl-headers ocl-icd-opencl-dev", "fedora": "opencl-headers ocl-icd-devel",
-        "arch": "opencl-headers ocl-icd", "windows": "the Adreno OpenCL SDK from Qualcomm",
-    })],
+    "opencl": [
+        Requirement(
+            "CL/cl.h",
+            "header",
+            {
+                "debian": "opencl-headers ocl-icd-opencl-dev",
+                "fedora": "opencl-headers ocl-icd-devel",
+                "arch": "opencl-headers ocl-icd",
+                "windows": "the Adreno OpenCL SDK from Qualcomm",
+            },
+        )
+    ],
 }
 
 
@@ -82,8 +142,12 @@ def os_family(system: str, os_release: str | None) -> str:
         return "windows"
     fields = dict(line.split("=", 1) for line in (os_release or "").splitlines() if "=" in line)
     ids = " ".join(fields.get(k, "").strip('"').lower() for k in ("ID", "ID_LIKE")).split()
-    for family, names in {"debian": ("debian", "ubuntu"), "fedora": ("fedora", "rhel", "centos"),
-                          "arch": ("arch",), "suse": ("suse", "opensuse")}.items():
+    for family, names in {
+        "debian": ("debian", "ubuntu"),
+        "fedora": ("fedora", "rhel", "centos"),
+        "arch": ("arch",),
+        "suse": ("suse", "opensuse"),
+    }.items():
         if any(i in names or i.startswith(names) for i in ids):
             return family
     return "linux"

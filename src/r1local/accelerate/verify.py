@@ -43,9 +43,15 @@ def write_probe_model(path: Path, gguf) -> Path:
     w.add_tensor("output_norm.weight", np.ones(N_EMBD, dtype=np.float32))
     w.add_tensor("output.weight", normal(N_VOCAB, N_EMBD))
     for i in range(N_LAYER):
-        for name, shape in (("attn_q", (N_EMBD, N_EMBD)), ("attn_k", (N_EMBD, N_EMBD)), ("attn_v", (N_EMBD, N_EMBD)),
-                            ("attn_output", (N_EMBD, N_EMBD)), ("ffn_gate", (N_FF, N_EMBD)),
-                            ("ffn_up", (N_FF, N_EMBD)), ("ffn_down", (N_EMBD, N_FF))):
+        for name, shape in (
+            ("attn_q", (N_EMBD, N_EMBD)),
+            ("attn_k", (N_EMBD, N_EMBD)),
+            ("attn_v", (N_EMBD, N_EMBD)),
+            ("attn_output", (N_EMBD, N_EMBD)),
+            ("ffn_gate", (N_FF, N_EMBD)),
+            ("ffn_up", (N_FF, N_EMBD)),
+            ("ffn_down", (N_EMBD, N_FF)),
+        ):
             w.add_tensor(f"blk.{i}.{name}.weight", normal(*shape))
         w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
         w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(N_EMBD, dtype=np.float32))
@@ -96,7 +102,8 @@ def probe(gguf_py: Path | None) -> dict:
     return {
         "backends": sorted(hw.build.backends) if hw.build else [],
         "devices": [d.__dict__ for d in hw.build.devices] if hw.build else [],
-        "offloaded": native.placement.offloaded, "offloadable": native.placement.offloadable,
+        "offloaded": native.placement.offloaded,
+        "offloadable": native.placement.offloadable,
         "on_devices": native.placement.on_devices(),
         "memory_taken": {name: free - during.get(name, free) for name, free in before.items()},
         "decoded": decoded,

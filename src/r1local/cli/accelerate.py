@@ -8,7 +8,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.text import Text
@@ -62,14 +61,19 @@ def _print_plan(choice: Choice, build: builder.Build, force: bool) -> None:
     out.print(f"Source build: {b.label} ({choice.why})", markup=False)
     if choice.gpus:
         out.print("For: " + ", ".join(g.name for g in choice.gpus), markup=False)
-    out.print(f"llama-cpp-python {build.version}, built from source with CMAKE_ARGS=\"{choice.cmake_args}\"", markup=False)
+    out.print(
+        f'llama-cpp-python {build.version}, built from source with CMAKE_ARGS="{choice.cmake_args}"', markup=False
+    )
     for what, where in choice.check.found.items():
         out.print(f"  found {what}: {where}", markup=False, style="dim")
     for req in choice.check.missing:
         out.print(f"  missing {req.what}", markup=False, style="yellow")
     if b.name == "vulkan" and patches.vulkan_headers_lack_layer_settings():
-        out.print("  the installed Vulkan headers predate VK_EXT_layer_settings: the build guards its one use",
-                  markup=False, style="dim")
+        out.print(
+            "  the installed Vulkan headers predate VK_EXT_layer_settings: the build guards its one use",
+            markup=False,
+            style="dim",
+        )
     if choice.already and not force:
         out.print(f"The installed build already has {b.label}: nothing to build, checking that it works.", markup=False)
     elif build.cached_wheel():
@@ -86,9 +90,12 @@ def _report(result: dict) -> bool:
         for name, size in on_devices.items():
             taken = result["memory_taken"].get(name)
             seen = f"; the device's free memory fell by {taken / MiB:.1f} MiB" if taken else ""
-            out.print(f"Verified: llama.cpp put {result['offloaded']}/{result['offloadable']} layers of a test model on "
-                      f"{name} ({size / MiB:.1f} MiB of buffers there{seen}); decoding "
-                      + ("works." if result["decoded"] else "FAILED."), markup=False)
+            out.print(
+                f"Verified: llama.cpp put {result['offloaded']}/{result['offloadable']} layers of a test model on "
+                f"{name} ({size / MiB:.1f} MiB of buffers there{seen}); decoding "
+                + ("works." if result["decoded"] else "FAILED."),
+                markup=False,
+            )
     for v in result["verdicts"]:
         mark = "[green]used[/]" if v["usable"] else "[yellow]not used[/]"
         out.print(f"  {mark} {v['device']}: {v['status']} - {v['why']}")
@@ -100,10 +107,14 @@ def _prebuilt_wheel(hw: Hardware, choice: Choice, forced: str | None, version: s
     printed) where there is none to take."""
     backend = prebuilt_backend(hw, choice, forced)
     try:
-        tag = prebuilt.wheel_tag(backend.name, hw, choice.gpus,
-                                 prebuilt.cuda_driver_version() if backend.name == "cuda" else None)
-        out.print(f"Looking for a prebuilt {backend.label} wheel of llama-cpp-python {version} ({tag}) on "
-                  f"{prebuilt.index_url()} ...", markup=False)
+        tag = prebuilt.wheel_tag(
+            backend.name, hw, choice.gpus, prebuilt.cuda_driver_version() if backend.name == "cuda" else None
+        )
+        out.print(
+            f"Looking for a prebuilt {backend.label} wheel of llama-cpp-python {version} ({tag}) on "
+            f"{prebuilt.index_url()} ...",
+            markup=False,
+        )
         wheel = prebuilt.find(tag, version)
         out.print(f"Downloading {wheel.filename}", markup=False, style="dim")
         return prebuilt.download(wheel, config.build_cache() / "prebuilt" / tag)
@@ -122,12 +133,18 @@ def _trial(wheel: Path, build: builder.Build) -> dict | None:
             path = os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")]))
             result = builder.run_verify(builder.gguf_writer(build), env={"PYTHONPATH": path})
         except BuildError as e:
-            out.print(f"The prebuilt wheel does not work here ({e.message}); building from source instead.",
-                      markup=False, style="yellow")
+            out.print(
+                f"The prebuilt wheel does not work here ({e.message}); building from source instead.",
+                markup=False,
+                style="yellow",
+            )
             return None
     if not result["decoded"]:
-        out.print("The prebuilt wheel loads but does not decode here; building from source instead.",
-                  markup=False, style="yellow")
+        out.print(
+            "The prebuilt wheel loads but does not decode here; building from source instead.",
+            markup=False,
+            style="yellow",
+        )
         return None
     return result
 
@@ -136,9 +153,11 @@ def _build(choice: Choice, build: builder.Build, sdist: Path | None) -> Path:
     """The source build, its progress on one line wherever it runs."""
     if not choice.check.ok:
         raise BuildError(
-            f"The {choice.backend.label} build needs " + ", ".join(r.what for r in choice.check.missing)
+            f"The {choice.backend.label} build needs "
+            + ", ".join(r.what for r in choice.check.missing)
             + ", not found.",
-            f"Install: {choice.check.install_hint()}  - then run `r1local accelerate` again.")
+            f"Install: {choice.check.install_hint()}  - then run `r1local accelerate` again.",
+        )
     line = ProgressLine(choice.backend.label)
     started, cached = time.monotonic(), build.cached_wheel() is not None
     if err.is_terminal:
@@ -155,16 +174,24 @@ def _build(choice: Choice, build: builder.Build, sdist: Path | None) -> Path:
 
 @command()
 def accelerate(
-    backend: Optional[str] = typer.Option(
-        None, "--backend",
-        help="Install this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (and whether a prebuilt wheel exists); "
-                                 "install nothing."),
+    backend: str | None = typer.Option(
+        None,
+        "--backend",
+        help="Install this backend instead of the one detected: cuda, hip, vulkan, metal, sycl, opencl.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (and whether a prebuilt wheel exists); install nothing."
+    ),
     force: bool = typer.Option(False, "--force", help="Install even when the installed build has the backend already."),
     source: bool = typer.Option(False, "--source", help="Build from source even where a prebuilt wheel exists."),
-    sdist: Optional[Path] = typer.Option(
-        None, "--sdist", exists=True, dir_okay=False, help="Build from this llama-cpp-python source archive (.tar.gz) "
-        "instead of downloading it (for machines without a package index; implies --source)."),
+    sdist: Path | None = typer.Option(
+        None,
+        "--sdist",
+        exists=True,
+        dir_okay=False,
+        help="Build from this llama-cpp-python source archive (.tar.gz) "
+        "instead of downloading it (for machines without a package index; implies --source).",
+    ),
 ) -> None:
     """Install llama-cpp-python for this PC's GPU (CUDA, ROCm, Vulkan, Metal, SYCL): a prebuilt wheel
     from llama-cpp-python's own index where one exists, else a source build; then check that
@@ -190,24 +217,31 @@ def accelerate(
     if wheel is None:
         _print_plan(choice, build, force)
     if dry_run:
-        out.print(f"Dry run: {wheel.name} would be installed." if wheel else "Dry run: nothing built.", style="dim",
-                  markup=False)
+        out.print(
+            f"Dry run: {wheel.name} would be installed." if wheel else "Dry run: nothing built.",
+            style="dim",
+            markup=False,
+        )
         return
     if rebuild:
         builder.install(wheel or _build(choice, build, sdist), version)
     result = tried or builder.run_verify(builder.gguf_writer(build, sdist))
     if not _report(result):
-        raise BuildError(no_device_line(result, choice.backend.label),
-                         "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software "
-                         "Vulkan device (lavapipe) needs GGML_VK_VISIBLE_DEVICES=0. "
-                         f"To go back: {builder.back_to_cpu(version)}")
+        raise BuildError(
+            no_device_line(result, choice.backend.label),
+            "Check the GPU driver (nvidia-smi, rocminfo or vulkaninfo must list the GPU); a software "
+            "Vulkan device (lavapipe) needs GGML_VK_VISIBLE_DEVICES=0. "
+            f"To go back: {builder.back_to_cpu(version)}",
+        )
     out.print(f"Done: models now load on the GPU ({_budget(result)}). `r1local hw` shows the plan for each model.")
 
 
 def no_device_line(result: dict, label: str) -> str:
     """One line for a build that found no device to put the test model on, whatever the cause."""
-    return (f"llama.cpp did not put the test model on a GPU: the build has {', '.join(result['backends']) or 'CPU'} "
-            f"but found no {label} device" + (f" ({result['note']})." if result.get("note") else "."))
+    return (
+        f"llama.cpp did not put the test model on a GPU: the build has {', '.join(result['backends']) or 'CPU'} "
+        f"but found no {label} device" + (f" ({result['note']})." if result.get("note") else ".")
+    )
 
 
 def _budget(result: dict) -> str:

@@ -33,8 +33,11 @@ class Terminal(Console):
 
     def print(self, *objects, soft_wrap: bool | None = None, **kwargs) -> None:
         if soft_wrap is None and self.is_terminal and objects and all(isinstance(o, (str, Text)) for o in objects):
-            parsing = {k: kwargs.get(k) for k in ("markup", "emoji", "highlight")}
-            parts = [self.render_str(o, **parsing) if isinstance(o, str) else o for o in objects]
+            markup, emoji, highlight = kwargs.get("markup"), kwargs.get("emoji"), kwargs.get("highlight")
+            parts = [
+                self.render_str(o, markup=markup, emoji=emoji, highlight=highlight) if isinstance(o, str) else o
+                for o in objects
+            ]
             objects = (wrap_words(Text(kwargs.pop("sep", " ")).join(parts), self.width),)
         super().print(*objects, soft_wrap=True if soft_wrap is None else soft_wrap, **kwargs)
 
@@ -51,8 +54,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Run DeepSeek-R1 distilled models on this PC."""
 

@@ -48,7 +48,7 @@ def resident(address: ModelAddress, *, local: bool = False, rpc: str | None = No
     if server is not None and not server.has(address.for_server):
         server.close()
         server = None
-    if server is not None:
+    if found is not None and server is not None:
         announce(found)
     try:
         yield server
@@ -61,27 +61,53 @@ def note_ignored(server: ResidentServer, model: str, **load_options: object) -> 
     """One line when load options were given for a model the server runs with its own."""
     ignored = ["--" + name.replace("_", "-") for name, value in load_options.items() if value is not None]
     if ignored:
-        err.print(f"note: the server at {server.url} runs {model} with its own settings "
-                  f"({', '.join(ignored)} not applied); --local loads it in this process.", style="dim", markup=False)
+        err.print(
+            f"note: the server at {server.url} runs {model} with its own settings "
+            f"({', '.join(ignored)} not applied); --local loads it in this process.",
+            style="dim",
+            markup=False,
+        )
 
 
 @contextmanager
-def open_backend(model: str, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool,
-                 local: bool, rpc: str | None = None, tensor_split: str | None = None,
-                 kv_type: str | None = None, spec: Speculation | None = None) -> Iterator[Backend]:
+def open_backend(
+    model: str,
+    ctx: int | None,
+    threads: int | None,
+    gpu_layers: int | None,
+    yes: bool,
+    local: bool,
+    rpc: str | None = None,
+    tensor_split: str | None = None,
+    kv_type: str | None = None,
+    spec: Speculation | None = None,
+) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), by
     any of its names or its file's path; --local or RPC workers load the model in this process."""
     address = ModelAddress.parse(presets.base_of(model), allow_paths=True)  # a preset runs its base model
     with resident(address, local=local, rpc=rpc) as server:
         if server is not None:
-            note_ignored(server, model, ctx=ctx, threads=threads, gpu_layers=gpu_layers, tensor_split=tensor_split,
-                         kv_type=kv_type, spec=spec)
-            yield Backend(server.url, "r1local serve", server.url,
-                          lambda chat: server.chat(address.for_server, presets.with_preset(model, chat)))
+            note_ignored(
+                server,
+                model,
+                ctx=ctx,
+                threads=threads,
+                gpu_layers=gpu_layers,
+                tensor_split=tensor_split,
+                kv_type=kv_type,
+                spec=spec,
+            )
+            yield Backend(
+                server.url,
+                "r1local serve",
+                server.url,
+                lambda chat: server.chat(address.for_server, presets.with_preset(model, chat)),
+            )
             return
     with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
-        yield Backend("this process", loaded.engine, loaded.device,
-                      lambda chat: submit(presets.with_preset(model, chat), loaded))
+        yield Backend(
+            "this process", loaded.engine, loaded.device, lambda chat: submit(presets.with_preset(model, chat), loaded)
+        )
 
 
 @contextmanager
@@ -95,8 +121,14 @@ def spinner(text: str) -> Iterator[None]:
 
 
 def open_model(
-    address: ModelAddress, ctx: int | None, threads: int | None, gpu_layers: int | None, yes: bool = False,
-    rpc: str | None = None, tensor_split: str | None = None, kv_type: str | None = None,
+    address: ModelAddress,
+    ctx: int | None,
+    threads: int | None,
+    gpu_layers: int | None,
+    yes: bool = False,
+    rpc: str | None = None,
+    tensor_split: str | None = None,
+    kv_type: str | None = None,
     spec: Speculation | None = None,
 ) -> Engine:
     """Load the model in this process (downloading it first if need be, after asking)."""
@@ -108,10 +140,22 @@ def open_model(
         spec = dataclasses.replace(spec, draft=str(draft_file(spec.draft, path, yes)))
     endpoints = parse_endpoints(rpc or config.rpc_workers())
     with spinner(f"Loading {address.text}..."), ctrl_c_stops_loading() as pressed:
-        loaded = registry.open(address, path, registry.LoadOptions(
-            n_ctx=ctx, n_threads=threads, n_gpu_layers=gpu_layers, tensor_split=split, kv_type=kv_type,
-            speculation=spec, rpc=endpoints, abort=pressed, on_compile=_say_compiling,
-            progress=lambda line: err.print(line, style="dim", markup=False)))
+        loaded = registry.open(
+            address,
+            path,
+            registry.LoadOptions(
+                n_ctx=ctx,
+                n_threads=threads,
+                n_gpu_layers=gpu_layers,
+                tensor_split=split,
+                kv_type=kv_type,
+                speculation=spec,
+                rpc=endpoints,
+                abort=pressed,
+                on_compile=_say_compiling,
+                progress=lambda line: err.print(line, style="dim", markup=False),
+            ),
+        )
     if loaded.load_note:
         err.print(f"note: {loaded.load_note}", markup=False, style="yellow")
     return loaded
@@ -128,8 +172,11 @@ def draft_file(draft: str, target: Path, yes: bool = False) -> Path:
 
 
 def _say_compiling(plan) -> None:
-    err.print(f"Compiling the model for the {plan.device} (first load only; later loads read {plan.cache_dir})...",
-              style="dim", markup=False)
+    err.print(
+        f"Compiling the model for the {plan.device} (first load only; later loads read {plan.cache_dir})...",
+        style="dim",
+        markup=False,
+    )
 
 
 @contextmanager

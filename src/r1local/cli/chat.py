@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from .. import config
 from ..engine.params import SamplingParams
@@ -14,15 +14,38 @@ from ..errors import R1Error
 from .app import command, err
 from .backend import Backend, open_backend
 from .chat_commands import slash_command, stats
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
-                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
-                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
-                      speculation)
+from .options import (
+    CTX_OPT,
+    DRAFT_MAX_OPT,
+    DRAFT_MIN_OPT,
+    DRAFT_OPT,
+    GPU_OPT,
+    HIDE_THINK_OPT,
+    KV_TYPE_OPT,
+    LOCAL_OPT,
+    MAX_TOKENS_OPT,
+    MODEL_ARG,
+    NO_THINK_OPT,
+    RAW_OPT,
+    RPC_OPT,
+    SEED_OPT,
+    SPEC_OPT,
+    SPLIT_OPT,
+    TEMPERATURE_OPT,
+    THINK_BUDGET_OPT,
+    THREADS_OPT,
+    TOP_P_OPT,
+    YES_OPT,
+    chat_request,
+    sampling,
+    speculation,
+)
 from .printer import Printer
 from .run import consume
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
+
 
 @dataclass
 class Conversation:
@@ -78,19 +101,19 @@ def chat(
     raw: bool = RAW_OPT,
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
-    max_tokens: Optional[int] = MAX_TOKENS_OPT,
-    seed: Optional[int] = SEED_OPT,
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    max_tokens: int | None = MAX_TOKENS_OPT,
+    seed: int | None = SEED_OPT,
+    think_budget: int | None = THINK_BUDGET_OPT,
+    ctx: int | None = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
+    draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -98,12 +121,14 @@ def chat(
 
     Example: r1local chat r1 --hide-think
     """
-    conversation = Conversation(sampling(temperature, top_p, max_tokens, seed, think_budget),
-                                False if no_think else None, hide_think, raw)
+    conversation = Conversation(
+        sampling(temperature, top_p, max_tokens, seed, think_budget), False if no_think else None, hide_think, raw
+    )
     drafts = speculation(spec, draft, draft_max, draft_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
-        err.print(f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.",
-                  style="dim", markup=False)
+        err.print(
+            f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.", style="dim", markup=False
+        )
         converse(backend, model, conversation, LineReader())
 
 
@@ -155,6 +180,7 @@ def reply(backend: Backend, conversation: Conversation, text: str) -> None:
     elif interrupted or done is None or done.finish_reason == "cancelled":
         err.print("(stopped)", style="dim")
     elif done.finish_reason == "length":
-        err.print("(the reasoning used every token before an answer: /set max_tokens off, or /set think off)",
-                  style="dim")
+        err.print(
+            "(the reasoning used every token before an answer: /set max_tokens off, or /set think off)", style="dim"
+        )
     conversation.messages.pop()

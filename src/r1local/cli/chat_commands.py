@@ -38,13 +38,34 @@ HELP = """Commands:
 Type \"\"\" to start and end a message of several lines; pasted text stays one message.
 Ctrl-C stops an answer or clears the line; the conversation stays."""
 PARAMETERS = {  # the names /set takes (r1local's and Ollama's) -> the sampling setting
-    **{name: name for name in ("temperature", "top_p", "top_k", "min_p", "seed", "max_tokens", "repeat_penalty",
-                               "repeat_last_n", "presence_penalty", "frequency_penalty", "stop")},
-    "num_predict": "max_tokens", "num_ctx": "context_limit",
+    **{
+        name: name
+        for name in (
+            "temperature",
+            "top_p",
+            "top_k",
+            "min_p",
+            "seed",
+            "max_tokens",
+            "repeat_penalty",
+            "repeat_last_n",
+            "presence_penalty",
+            "frequency_penalty",
+            "stop",
+        )
+    },
+    "num_predict": "max_tokens",
+    "num_ctx": "context_limit",
 }
 LOAD_OPTIONS = {"num_gpu": "--gpu-layers", "num_thread": "--threads"}  # fixed once the model is loaded
-SWITCHES = {"think": ("think", True), "nothink": ("think", False), "verbose": ("verbose", True),
-            "quiet": ("verbose", False), "wordwrap": ("wordwrap", True), "nowordwrap": ("wordwrap", False)}
+SWITCHES = {
+    "think": ("think", True),
+    "nothink": ("think", False),
+    "verbose": ("verbose", True),
+    "quiet": ("verbose", False),
+    "wordwrap": ("wordwrap", True),
+    "nowordwrap": ("wordwrap", False),
+}
 ON_OFF = {"on": True, "off": False}
 THINK_SHOWN = {True: "on", False: "off", None: "as the model does"}
 
@@ -65,9 +86,14 @@ def slash_command(text: str, backend: Backend, model: str, conversation: Convers
         conversation.messages.clear()
         err.print("Conversation cleared.", style="dim")
     elif word == "/save" and arg:
-        Path(arg).expanduser().write_text(json.dumps(
-            {"model": model, "system": conversation.system, "messages": conversation.messages},
-            ensure_ascii=False, indent=2), encoding="utf-8")
+        Path(arg).expanduser().write_text(
+            json.dumps(
+                {"model": model, "system": conversation.system, "messages": conversation.messages},
+                ensure_ascii=False,
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         err.print(f"Saved {plural(len(conversation.messages), 'message')} to {arg}.", style="dim", markup=False)
     elif word == "/load" and arg:
         _load(conversation, Path(arg).expanduser())
@@ -92,8 +118,9 @@ def _set(conversation: Conversation, key: str, value: str) -> None:
     elif key in SWITCHES and not value:
         attribute, on = SWITCHES[key]
         setattr(conversation, attribute, on)
-        err.print(f"{key} {'on' if on else 'off'}." if key in ("think", "verbose", "wordwrap") else f"{key}.",
-                  style="dim")
+        err.print(
+            f"{key} {'on' if on else 'off'}." if key in ("think", "verbose", "wordwrap") else f"{key}.", style="dim"
+        )
     elif key in ("think", "hide_think") and value.lower() in ON_OFF:
         setattr(conversation, key, ON_OFF[value.lower()])
         err.print(f"{key.replace('_', '-')} {value.lower()}.", style="dim")
@@ -102,9 +129,12 @@ def _set(conversation: Conversation, key: str, value: str) -> None:
     elif key in PARAMETERS and value:
         _set_parameter(conversation, PARAMETERS[key], value)
     else:
-        err.print("Usage: /set temperature|top_p|top_k|max_tokens|num_ctx|seed|stop... VALUE (or /set parameter "
-                  "NAME VALUE), /set think|nothink, /set verbose|quiet, /set hide-think on|off, /set system TEXT",
-                  style="dim", markup=False)
+        err.print(
+            "Usage: /set temperature|top_p|top_k|max_tokens|num_ctx|seed|stop... VALUE (or /set parameter "
+            "NAME VALUE), /set think|nothink, /set verbose|quiet, /set hide-think on|off, /set system TEXT",
+            style="dim",
+            markup=False,
+        )
 
 
 def _set_parameter(conversation: Conversation, name: str, value: str) -> None:
@@ -129,32 +159,41 @@ def _show(backend: Backend, model: str, conversation: Conversation, what: str) -
         out.print(conversation.system or "(no system prompt)", markup=False)
         return
     p = conversation.params
-    lines = [f"model        {model} ({backend.where})",
-             f"think        {THINK_SHOWN[conversation.think]}" + (" (hidden)" if conversation.hide_think else ""),
-             f"temperature  {p.temperature}", f"top_p        {p.top_p}", f"top_k        {p.top_k or 'off'}",
-             f"max_tokens   {p.max_tokens or 'off'}", f"num_ctx      {p.context_limit or 'the whole context'}",
-             f"seed         {'random' if p.seed is None else p.seed}",
-             f"stop         {' '.join(p.stop) or '-'}",
-             f"verbose      {'on' if conversation.verbose else 'off'}",
-             f"system       {conversation.system or '-'}",
-             f"messages     {len(conversation.messages)}"]
+    lines = [
+        f"model        {model} ({backend.where})",
+        f"think        {THINK_SHOWN[conversation.think]}" + (" (hidden)" if conversation.hide_think else ""),
+        f"temperature  {p.temperature}",
+        f"top_p        {p.top_p}",
+        f"top_k        {p.top_k or 'off'}",
+        f"max_tokens   {p.max_tokens or 'off'}",
+        f"num_ctx      {p.context_limit or 'the whole context'}",
+        f"seed         {'random' if p.seed is None else p.seed}",
+        f"stop         {' '.join(p.stop) or '-'}",
+        f"verbose      {'on' if conversation.verbose else 'off'}",
+        f"system       {conversation.system or '-'}",
+        f"messages     {len(conversation.messages)}",
+    ]
     out.print("\n".join(lines), markup=False)
 
 
 def stats(done: Done) -> str:
     """What /set verbose shows after an answer, as Ollama's counts and rates."""
     usage, timings = done.usage, done.timings
-    return (f"prompt: {plural(usage.prompt_tokens, 'token')}, {timings.prompt_tokens_per_s:.1f} tokens/s; "
-            f"answer: {plural(usage.completion_tokens, 'token')}, {timings.generation_tokens_per_s:.1f} tokens/s; "
-            f"first token after {timings.ttft_s:.2f} s")
+    return (
+        f"prompt: {plural(usage.prompt_tokens, 'token')}, {timings.prompt_tokens_per_s:.1f} tokens/s; "
+        f"answer: {plural(usage.completion_tokens, 'token')}, {timings.generation_tokens_per_s:.1f} tokens/s; "
+        f"first token after {timings.ttft_s:.2f} s"
+    )
 
 
 def _load(conversation: Conversation, path: Path) -> None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         messages = data["messages"]
-        if not all(isinstance(m, dict) and m.get("role") in ("user", "assistant")
-                   and isinstance(m.get("content"), str) for m in messages):
+        if not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+            for m in messages
+        ):
             raise ValueError("messages must be user and assistant turns with text")
     except (OSError, ValueError, KeyError, TypeError) as error:
         err.print(f"Cannot load {path}: {error}", style="red", markup=False)

@@ -4,7 +4,6 @@ a running server that holds the model computes them."""
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
@@ -18,8 +17,8 @@ from .options import CTX_OPT, LOCAL_OPT, MODEL_ARG, THREADS_OPT, YES_OPT
 def embed(
     model: str = MODEL_ARG,
     texts: list[str] = typer.Argument(..., help="One or more texts to embed."),
-    threads: Optional[int] = THREADS_OPT,
-    ctx: Optional[int] = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    ctx: int | None = CTX_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:

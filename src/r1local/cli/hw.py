@@ -13,8 +13,8 @@ from ..choice import FAST_MIN_PARAMS, NPU_VERDICT, Choice, choose_all, seconds_p
 from ..fit import ModelShape
 from ..hardware import Hardware, LiveProbe, RecordingProbe, ReplayProbe, detect
 from ..hardware.model import GiB
-from ..units import plural
 from ..rpc import parse_endpoints
+from ..units import plural
 from .app import command, out
 from .hw_rpc import print_rpc_report, rpc_report
 
@@ -64,21 +64,27 @@ def recommendation_line(choice: Choice | None, hw: Hardware, display: str | None
     if choice is not None and choice.plan.verdict == NPU_VERDICT:
         return fit_npu.npu_line(choice, display or choice.name)
     if choice is None:
-        return (f"Nothing in the catalog fits: {_gib(hw.memory.available)} of RAM available"
-                + (f" and {_gib(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory free."
-                   if hw.usable_gpus else "."))
+        return f"Nothing in the catalog fits: {_gib(hw.memory.available)} of RAM available" + (
+            f" and {_gib(sum(g.vram_free or 0 for g in hw.usable_gpus))} of GPU memory free." if hw.usable_gpus else "."
+        )
     p = choice.plan
     if p.verdict == "fits on GPU":
         where = f"all layers on the {p.device} (needs {_gib(p.gpu_bytes)} of its {_gib(_gpu_total(hw))})"
     elif p.verdict == "partly on GPU":
-        where = (f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
-                 f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU")
+        where = (
+            f"{p.n_gpu_layers} of {choice.shape.layers} layers on the {p.device.removesuffix(' + CPU')}"
+            f" (needs {_gib(p.gpu_bytes)} of GPU memory), the rest on the CPU"
+        )
     else:
-        where = (f"on the CPU ({plural(p.n_threads, 'thread')}; needs {_gib(p.cpu_bytes)}"
-                 f" of {_gib(hw.memory.available)} available RAM)")
+        where = (
+            f"on the CPU ({plural(p.n_threads, 'thread')}; needs {_gib(p.cpu_bytes)}"
+            f" of {_gib(hw.memory.available)} available RAM)"
+        )
     kv = f" ({p.kv_type} KV cache)" if p.kv_type != "f16" else ""
-    return (f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context{kv}, "
-            f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}")
+    return (
+        f"Best for this PC: {display or choice.shape.name}, {where}, {_ctx(p.n_ctx)} context{kv}, "
+        f"{_tps(p.decode_tps)}  ->  r1local pull {choice.name}"
+    )
 
 
 def _note(policy: str, c: Choice) -> str:
@@ -93,8 +99,11 @@ def why_line(chosen: dict[str, Choice | None]) -> str:
     r1 = chosen["r1"]
     if r1 is None:
         return ""
-    others = [f"{policy} = {c.name} ({_per_1000(c)}{_note(policy, c)})" for policy, c in chosen.items()
-              if policy != "r1" and c is not None and not (policy == "r1:npu" and c.name == r1.name)]
+    others = [
+        f"{policy} = {c.name} ({_per_1000(c)}{_note(policy, c)})"
+        for policy, c in chosen.items()
+        if policy != "r1" and c is not None and not (policy == "r1:npu" and c.name == r1.name)
+    ]
     return f"Why: r1 is {r1.why} ({_per_1000(r1)} of thinking). " + "; ".join(others) + "."
 
 
@@ -103,8 +112,10 @@ def _bandwidth(hw: Hardware) -> str:
         return "unknown (not measured, and the CPU is not in the table): speeds cannot be estimated"
     if hw.bandwidth_source == "measured":
         return f"{hw.cpu_bandwidth_gbs:.0f} GB/s measured with {plural(hw.cpu.threads, 'thread')} (copy probe)"
-    return (f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {plural(hw.cpu.threads, 'thread')}"
-            f" (published: {hw.memory_kind})")
+    return (
+        f"about {hw.cpu_bandwidth_gbs:.0f} GB/s usable by {plural(hw.cpu.threads, 'thread')}"
+        f" (published: {hw.memory_kind})"
+    )
 
 
 def _gpu_total(hw: Hardware) -> int:
@@ -133,11 +144,13 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="GPUs", title_justify="left")
         for col in ("GPU", "Kind", "Memory", "Driver / arch", "llama.cpp"):
             t.add_column(col)
-        for g, v in zip(hw.gpus, gpu_verdicts):
+        for g, v in zip(hw.gpus, gpu_verdicts, strict=False):
             kind = "integrated (shares RAM)" if g.integrated else "discrete"
             size = f"{_gib(g.vram_total)} {'share of RAM' if g.integrated else 'total'}"
             mem = f"{_gib(g.vram_free)} free of {size}" if g.vram_free is not None else size
-            cc = g.compute_capability and (f"cc {g.compute_capability}" if g.vendor == "nvidia" else g.compute_capability)
+            cc = g.compute_capability and (
+                f"cc {g.compute_capability}" if g.vendor == "nvidia" else g.compute_capability
+            )
             arch = " ".join(x for x in (g.driver, cc) if x)
             t.add_row(g.name, kind, mem, arch or "-", v.status)
         out.print(t)
@@ -147,7 +160,7 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         t = Table(title="NPUs", title_justify="left")
         for col in ("NPU", "Generation", "Driver", "llama.cpp"):
             t.add_column(col)
-        for n, v in zip(hw.npus, npu_verdicts):
+        for n, v in zip(hw.npus, npu_verdicts, strict=False):
             t.add_row(n.name, n.generation or "-", n.driver or n.source, v.status)
         out.print(t)
 
@@ -195,14 +208,21 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
         prompt = "unknown" if p.prompt_tps is None else f"about {p.prompt_tps:.0f} tokens/s"
         out.print(f"  prompt reading {prompt}; {p.reason} (estimates)", style="dim", markup=False)
         if p.kv_note:
-            out.print(f"  KV cache: {p.kv_note}, so r1local loads it that way (--kv-type f16 keeps f16)",
-                      style="dim", markup=False)
+            out.print(
+                f"  KV cache: {p.kv_note}, so r1local loads it that way (--kv-type f16 keeps f16)",
+                style="dim",
+                markup=False,
+            )
         out.print(f"  {why_line(chosen)}", style="dim", markup=False)
 
 
 def _summary(c: Choice) -> dict:
-    return {"model": c.name, "decode_tps": c.plan.decode_tps, "seconds_per_1000_tokens": seconds_per_1000(c.plan),
-            "why": c.why}
+    return {
+        "model": c.name,
+        "decode_tps": c.plan.decode_tps,
+        "seconds_per_1000_tokens": seconds_per_1000(c.plan),
+        "why": c.why,
+    }
 
 
 def report_json(hw: Hardware, chosen: dict[str, Choice | None], display: str | None) -> dict:
@@ -210,10 +230,16 @@ def report_json(hw: Hardware, chosen: dict[str, Choice | None], display: str | N
     return {
         "schema_version": JSON_SCHEMA,
         **hw.to_dict(),
-        "recommendation": None if choice is None else {
-            "model": choice.name, "display_name": display, "quant": choice.shape.quant,
-            "line": recommendation_line(choice, hw, display), "why": why_line(chosen),
-            "seconds_per_1000_tokens": seconds_per_1000(choice.plan), "plan": choice.plan.to_dict(),
+        "recommendation": None
+        if choice is None
+        else {
+            "model": choice.name,
+            "display_name": display,
+            "quant": choice.shape.quant,
+            "line": recommendation_line(choice, hw, display),
+            "why": why_line(chosen),
+            "seconds_per_1000_tokens": seconds_per_1000(choice.plan),
+            "plan": choice.plan.to_dict(),
             "alternatives": {policy: _summary(c) for policy, c in chosen.items() if policy != "r1" and c is not None},
         },
     }
@@ -224,8 +250,12 @@ def hw(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: docs/hw-json.md)."),
     snapshot: Path | None = typer.Option(None, "--snapshot", help="Replay detection from a saved snapshot."),
     save_snapshot: Path | None = typer.Option(None, "--save-snapshot", help="Save every raw input detection read."),
-    rpc: str | None = typer.Option(None, "--rpc", help="Also ask these `r1local worker`s (host:port,...) what they "
-                                                      "offer, and plan a model across this PC and them."),
+    rpc: str | None = typer.Option(
+        None,
+        "--rpc",
+        help="Also ask these `r1local worker`s (host:port,...) what they "
+        "offer, and plan a model across this PC and them.",
+    ),
 ) -> None:
     """Show CPU, memory, GPUs, NPUs and what llama.cpp can use here, and which R1 distill fits best.
 
@@ -234,7 +264,7 @@ def hw(
     probe = ReplayProbe.load(snapshot) if snapshot else LiveProbe()
     recorder = RecordingProbe(probe) if save_snapshot else None
     hardware = detect(recorder or probe)
-    if recorder:
+    if recorder and save_snapshot:
         recorder.save(save_snapshot)
     chosen, display = recommend(hardware)
     workers = rpc_report(hardware, parse_endpoints(rpc), *catalog_candidates()) if rpc else None

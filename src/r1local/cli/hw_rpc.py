@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ..errors import InsufficientMemory
 from ..choice import MIN_TPS
+from ..errors import InsufficientMemory
 from ..hardware import Hardware
 from ..hardware.model import GiB
 from ..rpc import probe_all
@@ -23,17 +23,31 @@ def rpc_report(hw: Hardware, endpoints: list[str], candidates: list, names: dict
         except InsufficientMemory:
             continue
     # the largest that runs at a usable speed, else (as `hw` does) the fastest that fits
-    best = next((c for c in fitting if (c[1].decode_tps or 0) >= MIN_TPS),
-                max(fitting, key=lambda c: c[1].decode_tps or 0, default=None))
+    best = next(
+        (c for c in fitting if (c[1].decode_tps or 0) >= MIN_TPS),
+        max(fitting, key=lambda c: c[1].decode_tps or 0, default=None),
+    )
     return {
-        "workers": [{"endpoint": w.endpoint, "protocol": w.version, "latency_ms": round(w.latency_s * 1e3, 3),
-                     "bandwidth_mb_s": w.bandwidth_bps and round(w.bandwidth_bps / 1e6, 1),
-                     "devices": [{"index": d.index, "memory_free": d.free, "memory_total": d.total}
-                                 for d in w.devices]} for w in workers],
-        "best": None if best is None else {
-            "model": best[0], "display_name": names.get(best[0]), "n_ctx": best[1].n_ctx,
-            "layers": {s.where: s.layers for s in best[1].shares}, "n_gpu_layers": best[1].n_gpu_layers,
-            "decode_tps": _round(best[1].decode_tps), "local_decode_tps": _round(best[1].local_decode_tps),
+        "workers": [
+            {
+                "endpoint": w.endpoint,
+                "protocol": w.version,
+                "latency_ms": round(w.latency_s * 1e3, 3),
+                "bandwidth_mb_s": w.bandwidth_bps and round(w.bandwidth_bps / 1e6, 1),
+                "devices": [{"index": d.index, "memory_free": d.free, "memory_total": d.total} for d in w.devices],
+            }
+            for w in workers
+        ],
+        "best": None
+        if best is None
+        else {
+            "model": best[0],
+            "display_name": names.get(best[0]),
+            "n_ctx": best[1].n_ctx,
+            "layers": {s.where: s.layers for s in best[1].shares},
+            "n_gpu_layers": best[1].n_gpu_layers,
+            "decode_tps": _round(best[1].decode_tps),
+            "local_decode_tps": _round(best[1].local_decode_tps),
             "assumptions": best[1].link,
         },
     }
@@ -52,8 +66,9 @@ def print_rpc_report(report: dict) -> None:
     for col in ("Worker", "Devices (free/total)", "Round trip", "Link"):
         t.add_column(col)
     for w in report["workers"]:
-        devices = ", ".join(f"#{d['index']} {d['memory_free'] / GiB:.1f}/{d['memory_total'] / GiB:.1f} GiB"
-                            for d in w["devices"])
+        devices = ", ".join(
+            f"#{d['index']} {d['memory_free'] / GiB:.1f}/{d['memory_total'] / GiB:.1f} GiB" for d in w["devices"]
+        )
         link = f"{w['bandwidth_mb_s']:.0f} MB/s" if w["bandwidth_mb_s"] else "not measured"
         t.add_row(w["endpoint"], devices, f"{w['latency_ms']:.2f} ms", link)
     out.print(t)
@@ -62,8 +77,12 @@ def print_rpc_report(report: dict) -> None:
         out.print("Nothing in the catalog fits even in this PC and the workers together.", style="bold")
         return
     layers = ", ".join(f"{where}: {n}" for where, n in best["layers"].items())
-    out.print(f"Across this PC and the workers: {best['display_name'] or best['model']}, layers {layers}, "
-              f"about {_tps(best['decode_tps'])} tokens/s (estimate; this PC alone, if it fitted: "
-              f"{_tps(best['local_decode_tps'])})  ->  r1local serve {best['model']} --rpc "
-              f"{','.join(w['endpoint'] for w in report['workers'])}", style="bold", markup=False)
+    out.print(
+        f"Across this PC and the workers: {best['display_name'] or best['model']}, layers {layers}, "
+        f"about {_tps(best['decode_tps'])} tokens/s (estimate; this PC alone, if it fitted: "
+        f"{_tps(best['local_decode_tps'])})  ->  r1local serve {best['model']} --rpc "
+        f"{','.join(w['endpoint'] for w in report['workers'])}",
+        style="bold",
+        markup=False,
+    )
     out.print(f"  {best['assumptions']}", style="dim", markup=False)

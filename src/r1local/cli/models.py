@@ -7,7 +7,6 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -17,6 +16,7 @@ from .. import catalog, choice, fit, fit_npu, presets, resolve, store
 from ..errors import UsageError
 from ..names import ModelAddress
 from .app import alias, command, err, out
+from .resident import find_server, is_loaded_as
 
 NAME_ARG = typer.Argument(..., help="r1, r1:7b, r1:7b-q8_0, hf.co/USER/REPO:QUANT or USER/REPO/FILE.gguf.")
 REVISION_OPT = typer.Option(None, "--revision", help="Branch, tag or commit of the Hub repository.")
@@ -28,8 +28,14 @@ class DownloadBar:
     bytes, speed and time left."""
 
     def __init__(self, *, total: int | None = None, initial: int = 0, desc: str = "", **_) -> None:
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), TimeRemainingColumn(), console=err)
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        )
         self._task = self._progress.add_task(desc, total=total, completed=initial)
         self._progress.start()
 
@@ -54,20 +60,23 @@ def say(line: str) -> None:
 def ask(question: str) -> bool:
     """Ask before a download on a terminal; without one, refuse and say how to go on."""
     if not sys.stdin.isatty():
-        raise UsageError(question.split(". ")[0] + ", and there is no terminal to ask before downloading it.",
-                         "Pass --yes to download without asking, or run r1local pull first.")
+        raise UsageError(
+            question.split(". ")[0] + ", and there is no terminal to ask before downloading it.",
+            "Pass --yes to download without asking, or run r1local pull first.",
+        )
     return typer.confirm(question, default=True, err=True)
 
 
 def resolve_model(address: ModelAddress, *, yes: bool = False, revision: str | None = None) -> Path:
     """The GGUF file for a name given on the command line (catalog name, Hub reference or path);
     a missing model is downloaded, after a question on a terminal unless `yes`."""
-    return resolve.resolve(address, pull_if_missing=True, confirm=None if yes else ask,
-                           revision=revision, progress=DownloadBar, notify=say)
+    return resolve.resolve(
+        address, pull_if_missing=True, confirm=None if yes else ask, revision=revision, progress=DownloadBar, notify=say
+    )
 
 
 @command()
-def pull(name: str = NAME_ARG, revision: Optional[str] = REVISION_OPT) -> None:
+def pull(name: str = NAME_ARG, revision: str | None = REVISION_OPT) -> None:
     """Download a model into the Hugging Face cache (resumable, verified) and print its path.
 
     Example: r1local pull r1:7b
@@ -109,12 +118,21 @@ def list_models(as_json: bool = JSON_OPT) -> None:
         err.print("No models downloaded yet. Get one with: r1local pull r1")
         return
     # the paths are long (Hugging Face cache layout): each goes on its own line under its model
-    rows = [(m.name, m.quant or "?", store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
-             _ago(m.last_used)) for m in models]
+    rows = [
+        (
+            m.name,
+            m.quant or "?",
+            store.human_size(m.size) + ("" if m.complete else " (damaged or cut short: pull it again)"),
+            _ago(m.last_used),
+        )
+        for m in models
+    ]
     widths = [max(len(r[i]) for r in [*rows, ("NAME", "QUANT", "SIZE", "LAST USED")]) for i in range(4)]
-    out.print("  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths)), style="bold")
-    for row, m in zip(rows, models):
-        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    out.print(
+        "  ".join(h.ljust(w) for h, w in zip(("NAME", "QUANT", "SIZE", "LAST USED"), widths, strict=True)), style="bold"
+    )
+    for row, m in zip(rows, models, strict=True):
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         out.print(f"  {m.path}", style="dim")
 
 
@@ -122,9 +140,18 @@ alias("ls", list_models, help="Same as list.")
 
 
 def _local_json(m: store.LocalModel) -> dict:
-    return {"name": m.name, "repo": m.repo, "files": m.files, "quant": m.quant, "size": m.size,
-            "path": str(m.path), "commit": m.commit, "refs": m.refs, "last_used": m.last_used,
-            "complete": m.complete}
+    return {
+        "name": m.name,
+        "repo": m.repo,
+        "files": m.files,
+        "quant": m.quant,
+        "size": m.size,
+        "path": str(m.path),
+        "commit": m.commit,
+        "refs": m.refs,
+        "last_used": m.last_used,
+        "complete": m.complete,
+    }
 
 
 def _ago(when: float | None) -> str:
@@ -156,19 +183,46 @@ def rm(
     if len(matches) > 1 and not yes:
         listing = ", ".join(f"{m.name} ({store.human_size(m.size)})" for m in matches)
         if sys.stdin is None or not sys.stdin.isatty():
-            raise UsageError(f"{name} matches {len(matches)} downloaded models: {listing}.",
-                             "Name one of them, or pass --yes to remove them all.")
+            raise UsageError(
+                f"{name} matches {len(matches)} downloaded models: {listing}.",
+                "Name one of them, or pass --yes to remove them all.",
+            )
         if not typer.confirm(f"Remove {len(matches)} models: {listing}?", default=False, err=True):
             err.print("Nothing removed.")
             return
+    _unload_first(matches)
     for m in matches:
         freed = store.remove(m)
         out.print(f"Removed {m.name} ({store.human_size(freed)} freed)")
 
 
+def _unload_first(matches: list[store.LocalModel]) -> None:
+    """A model the running server holds leaves memory before its file goes, so it never answers from a
+    deleted file (nor keeps the disk space in use)."""
+    server = find_server().server
+    if server is None:
+        return
+    addresses = [
+        address
+        for m in matches
+        for address in (ModelAddress.parse(m.name), ModelAddress.parse(str(m.path), allow_paths=True))
+    ]
+    try:
+        for loaded in server.running():
+            if any(is_loaded_as(address, loaded) for address in addresses):
+                server.unload(loaded["name"])
+                err.print(
+                    f"Unloaded {loaded['name']} from the server at {server.url} first.", style="dim", markup=False
+                )
+    finally:
+        server.close()
+
+
 @command()
 def models(
-    show_all: bool = typer.Option(False, "--all", "-a", help="Show every quantisation, not only the one each name picks."),
+    show_all: bool = typer.Option(
+        False, "--all", "-a", help="Show every quantisation, not only the one each name picks."
+    ),
     as_json: bool = JSON_OPT,
 ) -> None:
     """The catalog: for this machine, what each name means, what fits where and how fast it should run.
@@ -184,15 +238,25 @@ def models(
     best = chosen["r1"]
     picks = _short_name_choices(cat)
     local = {m.name for m in store.installed()}
-    rows = [{
-        "name": v.name, "repo": v.repo, "files": list(v.files), "params_b": v.distill.params_b, "quant": v.quant,
-        "size": v.size_bytes, "verdict": plans[v.name].verdict,
-        "decode_tps": None if plans[v.name].decode_tps is None else round(plans[v.name].decode_tps, 1),
-        "n_ctx": plans[v.name].n_ctx, "n_gpu_layers": plans[v.name].n_gpu_layers,
-        "downloaded": v.name in local, "recommended": best is not None and v.name == best.name,
-        "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],
-        "picked_by": picks.get(v.name, []),
-    } for v in variants]
+    rows = [
+        {
+            "name": v.name,
+            "repo": v.repo,
+            "files": list(v.files),
+            "params_b": v.distill.params_b,
+            "quant": v.quant,
+            "size": v.size_bytes,
+            "verdict": plans[v.name].verdict,
+            "decode_tps": None if (tps := plans[v.name].decode_tps) is None else round(tps, 1),
+            "n_ctx": plans[v.name].n_ctx,
+            "n_gpu_layers": plans[v.name].n_gpu_layers,
+            "downloaded": v.name in local,
+            "recommended": best is not None and v.name == best.name,
+            "chosen_as": [policy for policy, c in chosen.items() if c is not None and c.name == v.name],
+            "picked_by": picks.get(v.name, []),
+        }
+        for v in variants
+    ]
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -229,6 +293,14 @@ def _models_table(rows: list[dict], short: bool) -> Table:
         if r["chosen_as"]:
             notes.append("<- " + ", ".join(r["chosen_as"]))
         names = [" ".join(r["picked_by"])] if short else []
-        table.add_row(*names, r["name"], store.human_size(r["size"]), r["verdict"], speed if fits else "-",
-                      str(r["n_ctx"]) if fits else "-", " ".join(notes), style=style)
+        table.add_row(
+            *names,
+            r["name"],
+            store.human_size(r["size"]),
+            r["verdict"],
+            speed if fits else "-",
+            str(r["n_ctx"]) if fits else "-",
+            " ".join(notes),
+            style=style,
+        )
     return table

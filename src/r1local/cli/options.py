@@ -11,17 +11,25 @@ from ..engine.speculative import Speculation
 from ..errors import UsageError
 from ..request import ChatRequest, Sampling
 
-MODEL_ARG = typer.Argument(..., help="A model: r1, r1:7b, r1:7b-q8_0, deepseek-r1:7b, hf.co/USER/REPO:QUANT or a "
-                                     ".gguf path; add @openvino to run it on OpenVINO.")
+MODEL_ARG = typer.Argument(
+    ...,
+    help="A model: r1, r1:7b, r1:7b-q8_0, deepseek-r1:7b, hf.co/USER/REPO:QUANT or a "
+    ".gguf path; add @openvino to run it on OpenVINO.",
+)
 YES_OPT = typer.Option(False, "--yes", "-y", help="Download a missing model without asking.")
 CTX_OPT = typer.Option(None, "--ctx", min=16, max=1 << 20, help="Context size in tokens (default 8192 or the model's).")
 THREADS_OPT = typer.Option(None, "--threads", min=1, max=512, help="CPU threads (default: physical cores).")
 GPU_OPT = typer.Option(None, "--gpu-layers", min=-1, max=100_000, help="Layers to offload to the GPU (-1: all).")
-RPC_OPT = typer.Option(None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... "
-                                          "(or R1LOCAL_RPC).")
+RPC_OPT = typer.Option(
+    None, "--rpc", help="Spread the model over these `r1local worker`s too: host:port,... (or R1LOCAL_RPC)."
+)
 MAX_SPLIT_DEVICES = 16  # llama.cpp's LLAMA_MAX_DEVICES: the length of its tensor_split array
-SPLIT_OPT = typer.Option(None, "--tensor-split", help="Each device's share of the offloaded layers, in llama.cpp's "
-                                                      "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.")
+SPLIT_OPT = typer.Option(
+    None,
+    "--tensor-split",
+    help="Each device's share of the offloaded layers, in llama.cpp's "
+    "order (RPC workers' devices, then this PC's GPUs), e.g. 3,1.",
+)
 
 
 def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> str | None:
@@ -31,37 +39,66 @@ def _check_choice(option: str, value: str | None, choices: tuple[str, ...]) -> s
 
 
 KV_TYPE_OPT = typer.Option(
-    None, "--kv-type", callback=lambda v: _check_choice("--kv-type", v, config.KV_TYPES),
+    None,
+    "--kv-type",
+    callback=lambda v: _check_choice("--kv-type", v, config.KV_TYPES),
     help="KV cache type (K and V): q8_0 halves f16's memory with little loss, q4_0 quarters it; a quantised "
-         "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
-         "it lets the context fit; also kv_type in config.toml).")
+    "cache turns flash attention on, the only way llama.cpp reads one (default: f16, or q8_0 where only "
+    "it lets the context fit; also kv_type in config.toml).",
+)
 SPEC_OPT = typer.Option(
-    None, "--spec", callback=lambda v: _check_choice("--spec", v, ("ngram",)),
+    None,
+    "--spec",
+    callback=lambda v: _check_choice("--spec", v, ("ngram",)),
     help="Speculative decoding from n-gram lookup: guesses the next tokens from the prompt and the text so far "
-         "and checks them in one step; pays where the answer repeats its input (code edits, quotes).")
+    "and checks them in one step; pays where the answer repeats its input (code edits, quotes).",
+)
 DRAFT_OPT = typer.Option(
-    None, "--draft", metavar="MODEL",
+    None,
+    "--draft",
+    metavar="MODEL",
     help="Speculative decoding with a draft model: a smaller model of the same vocabulary guesses, the model "
-         "checks (a name or .gguf path; auto: R1-Distill-Qwen-1.5B for the Qwen 7B, 14B and 32B distills).")
+    "checks (a name or .gguf path; auto: R1-Distill-Qwen-1.5B for the Qwen 7B, 14B and 32B distills).",
+)
 DRAFT_MAX_OPT = typer.Option(16, "--draft-max", min=1, max=256, help="Most tokens one request drafts per step.")
 DRAFT_MIN_OPT = typer.Option(2, "--draft-min", min=1, max=256, help="Fewest tokens worth a draft.")
-THINK_BUDGET_OPT = typer.Option(None, "--think-budget", min=0, max=2**31 - 1,
-                                help="Reasoning tokens before the model must answer (0: no reasoning).")
+THINK_BUDGET_OPT = typer.Option(
+    None,
+    "--think-budget",
+    min=0,
+    max=2**31 - 1,
+    help="Reasoning tokens before the model must answer (0: no reasoning).",
+)
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
 TEMPERATURE_OPT = typer.Option(
-    R1_TEMPERATURE, "--temperature", min=0.0, max=5.0,
-    help="Randomness: 0 always picks the likeliest word; DeepSeek advises 0.5-0.7 for R1.")
+    R1_TEMPERATURE,
+    "--temperature",
+    min=0.0,
+    max=5.0,
+    help="Randomness: 0 always picks the likeliest word; DeepSeek advises 0.5-0.7 for R1.",
+)
 TOP_P_OPT = typer.Option(
-    R1_TOP_P, "--top-p", min=0.0, max=1.0,
-    help="Pick only among the likeliest tokens whose chances add up to this (nucleus sampling).")
+    R1_TOP_P,
+    "--top-p",
+    min=0.0,
+    max=1.0,
+    help="Pick only among the likeliest tokens whose chances add up to this (nucleus sampling).",
+)
 MAX_TOKENS_OPT = typer.Option(
-    None, "--max-tokens", min=1,
-    help="Stop after this many generated tokens, reasoning included (default: until the context is full).")
+    None,
+    "--max-tokens",
+    min=1,
+    help="Stop after this many generated tokens, reasoning included (default: until the context is full).",
+)
 SEED_OPT = typer.Option(None, "--seed", help="Random seed: the same seed and settings give the same answer.")
 NO_THINK_OPT = typer.Option(False, "--no-think", help="Answer at once, without reasoning first.")
 HIDE_THINK_OPT = typer.Option(False, "--hide-think", help="Print only the answer, not the reasoning.")
-RAW_OPT = typer.Option(False, "--raw", help="Write the model's text byte for byte, terminal control sequences "
-                                          "included (for programs that want them; a terminal obeys them).")
+RAW_OPT = typer.Option(
+    False,
+    "--raw",
+    help="Write the model's text byte for byte, terminal control sequences "
+    "included (for programs that want them; a terminal obeys them).",
+)
 
 
 def parse_split(text: str | None) -> list[float] | None:
@@ -71,11 +108,13 @@ def parse_split(text: str | None) -> list[float] | None:
     try:
         shares = [float(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"--tensor-split {text!r}: give numbers separated by commas.",
-                         "Example: --tensor-split 3,1") from None
+        raise UsageError(
+            f"--tensor-split {text!r}: give numbers separated by commas.", "Example: --tensor-split 3,1"
+        ) from None
     if len(shares) > MAX_SPLIT_DEVICES:
-        raise UsageError(f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most "
-                         f"{MAX_SPLIT_DEVICES} devices.")
+        raise UsageError(
+            f"--tensor-split gives {len(shares)} shares; llama.cpp takes at most {MAX_SPLIT_DEVICES} devices."
+        )
     return shares
 
 
@@ -89,13 +128,20 @@ def speculation(spec: str | None, draft: str | None, draft_max: int, draft_min: 
     return Speculation(spec, draft_max, draft_min) if spec else None
 
 
-def sampling(temperature: float, top_p: float, max_tokens: int | None, seed: int | None,
-             think_budget: int | None = None) -> SamplingParams:
-    return SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                          think_budget=think_budget)
+def sampling(
+    temperature: float, top_p: float, max_tokens: int | None, seed: int | None, think_budget: int | None = None
+) -> SamplingParams:
+    return SamplingParams(
+        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, think_budget=think_budget
+    )
 
 
 def chat_request(messages: list[dict], think: bool | None, params: SamplingParams) -> ChatRequest:
     """The command's options as the one chat request (think None: as the model does by default)."""
-    return ChatRequest(messages, think=think, think_budget=params.think_budget, max_tokens=params.max_tokens,
-                       sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed))
+    return ChatRequest(
+        messages,
+        think=think,
+        think_budget=params.think_budget,
+        max_tokens=params.max_tokens,
+        sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed),
+    )

@@ -17,8 +17,9 @@ from .app import command, out
 @command()
 def create(
     name: str = typer.Argument(..., help="The preset's name, e.g. mario or mario:v2."),
-    modelfile: Path = typer.Option(Path("Modelfile"), "--file", "-f",
-                                   help="The Modelfile: FROM, SYSTEM, PARAMETER, MESSAGE lines."),
+    modelfile: Path = typer.Option(
+        Path("Modelfile"), "--file", "-f", help="The Modelfile: FROM, SYSTEM, PARAMETER, MESSAGE lines."
+    ),
 ) -> None:
     """Make a preset: a model with its own system prompt, parameters and opening messages.
 
@@ -27,8 +28,10 @@ def create(
     try:
         text = modelfile.expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UsageError(f"Cannot read the Modelfile {modelfile}: {getattr(error, 'strerror', None) or error}.",
-                         "Give a Modelfile with -f PATH.") from None
+        raise UsageError(
+            f"Cannot read the Modelfile {modelfile}: {getattr(error, 'strerror', None) or error}.",
+            "Give a Modelfile with -f PATH.",
+        ) from None
     fields = presets.parse_modelfile(text)
     resolve(ModelAddress.parse(presets.base_of(fields["base"]), allow_paths=True))  # the base must be here
     preset = presets.create(name, fields.pop("base"), **fields)
@@ -36,8 +39,10 @@ def create(
 
 
 @command()
-def cp(source: str = typer.Argument(..., help="A preset or a model."),
-       destination: str = typer.Argument(..., help="The new preset's name.")) -> None:
+def cp(
+    source: str = typer.Argument(..., help="A preset or a model."),
+    destination: str = typer.Argument(..., help="The new preset's name."),
+) -> None:
     """Copy a preset (or name a model as a preset) under another name.
 
     Example: r1local cp mario mario:backup

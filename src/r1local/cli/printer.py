@@ -80,8 +80,11 @@ class Printer:
             err.print(self._reasoning.end(), style="dim", end="", markup=False, soft_wrap=True)
         if self.show_reasoning or err.is_terminal:
             took = time.monotonic() - self._started
-            err.print(("\n" if self.show_reasoning else "")
-                      + f"Thought for {took:.0f} s ({plural(self.reasoning_tokens, 'token')}).", style="bold dim")
+            err.print(
+                ("\n" if self.show_reasoning else "")
+                + f"Thought for {took:.0f} s ({plural(self.reasoning_tokens, 'token')}).",
+                style="bold dim",
+            )
 
     def end(self) -> None:
         """After the last event (or an interruption): close the indicator, end the line."""

@@ -9,7 +9,6 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 import psutil
 import typer
@@ -35,20 +34,27 @@ def detach(argv: list[str], url: str) -> None:
     server that took the port first does not count), else fail with the log's last lines."""
     running = server_record.live()
     if running is not None:
-        raise UsageError(f"r1local serve already runs (pid {running.pid}, {running.url}).",
-                         "Stop it first with: r1local stop")
+        raise UsageError(
+            f"r1local serve already runs (pid {running.pid}, {running.url}).", "Stop it first with: r1local stop"
+        )
     args = [a for a in argv if a not in ("--detach", "-d")]
     with config.open_private(log_file()) as log:
-        process = subprocess.Popen([sys.executable, "-m", "r1local", *args], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "r1local", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while trust.probe(url).pid != process.pid:
         if process.poll() is not None or time.monotonic() > deadline:
             if process.poll() is None:
                 process.kill()
             tail = log_file().read_text(errors="replace").strip().splitlines()[-3:]
-            raise R1Error("r1local serve did not start: " + (" ".join(tail) or "no output."),
-                          f"The whole log: {log_file()}")
+            raise R1Error(
+                "r1local serve did not start: " + (" ".join(tail) or "no output."), f"The whole log: {log_file()}"
+            )
         time.sleep(0.1)
     out.print(f"r1local serve runs in the background (pid {process.pid}) on {url}", markup=False)
     err.print(f"Log: {log_file()}. Stop it with: r1local stop", style="dim", markup=False)
@@ -71,8 +77,10 @@ def announce(found: locate.Lookup) -> None:
 def _server_or_fail() -> ResidentServer:
     found = find_server()
     if found.server is None:
-        raise UsageError(f"No r1local serve of yours answers at {found.url}, so no model is loaded.",
-                         "Start one with: r1local serve --detach")
+        raise UsageError(
+            f"No r1local serve of yours answers at {found.url}, so no model is loaded.",
+            "Start one with: r1local serve --detach",
+        )
     announce(found)
     return found.server
 
@@ -98,14 +106,24 @@ def ps(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> Non
     for column in ("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"):
         table.add_column(column, no_wrap=column == "NAME")
     for m in loaded:
-        table.add_row(m["name"], human_size(m["size"]), _processor(m["size"], m.get("size_vram", 0)),
-                      str(m.get("context_length", "?")), _until(m["expires_at"]))
+        table.add_row(
+            m["name"],
+            human_size(m["size"]),
+            _processor(m["size"], m.get("size_vram", 0)),
+            str(m.get("context_length", "?")),
+            _until(m["expires_at"]),
+        )
     out.print(table)
-    for m in loaded:  # a model spread over RPC workers: each worker's state
+    for m in loaded:  # a model spread over RPC workers: each worker's state; a draft model
+        if m.get("draft"):
+            err.print(f"{m['name']} drafts with {m['draft']} (counted in its size)", markup=False, style="dim")
         if workers := m.get("workers"):
             states = ", ".join(f"{w['endpoint']} {w['status']}" for w in workers)
-            err.print(f"{m['name']} over RPC workers: {states}" + (f" ({m['error']})" if m.get("error") else ""),
-                      markup=False, style="yellow" if m.get("error") else None)
+            err.print(
+                f"{m['name']} over RPC workers: {states}" + (f" ({m['error']})" if m.get("error") else ""),
+                markup=False,
+                style="yellow" if m.get("error") else None,
+            )
 
 
 def _processor(size: int, in_vram: int) -> str:
@@ -127,7 +145,7 @@ def _until(expires_at: str) -> str:
 
 
 @command()
-def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
+def stop(model: str | None = typer.Argument(None, help="A loaded model to unload (see r1local ps).")) -> None:
     """Unload a model from the running server, or without a model, stop the server (background or not).
 
     Example: r1local stop r1:7b
@@ -138,7 +156,7 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     address = ModelAddress.parse(model, allow_paths=True)
     server = _server_or_fail()
     try:
-        if not any(_is_loaded_as(address, m) for m in server.running()):
+        if not any(is_loaded_as(address, m) for m in server.running()):
             raise UsageError(f"{model} is not loaded.", "See what is: r1local ps")
         server.unload(address.for_server)
     finally:
@@ -146,11 +164,15 @@ def stop(model: Optional[str] = typer.Argument(None, help="A loaded model to unl
     out.print(f"Unloaded {model}.")
 
 
-def _is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
+def is_loaded_as(address: ModelAddress, loaded: dict) -> bool:
     """Whether a model /api/ps lists is the one `address` means: by its name (deepseek-r1:7b is
     r1:7b), or a file by the digest the server gives it (whatever name it was loaded under)."""
     if address.kind is Kind.PATH:
-        return address.on_disk and loaded.get("digest") == store.file_digest(Path(address.path))
+        return (
+            address.path is not None
+            and address.on_disk
+            and loaded.get("digest") == store.file_digest(Path(address.path))
+        )
     names = {address.text, address.served_name}
     try:
         return bool(names & {loaded["name"], ModelAddress.parse(loaded["name"]).served_name})
@@ -162,13 +184,16 @@ def _stop_server() -> None:
     """End the recorded server: only the very process the record names (pid, start time, user)."""
     record = server_record.read()
     if record is None:
-        raise UsageError("No r1local serve is recorded as running (none was started on this PC by this user).",
-                         "A server started elsewhere stops with Ctrl-C in its terminal.")
+        raise UsageError(
+            "No r1local serve is recorded as running (none was started on this PC by this user).",
+            "A server started elsewhere stops with Ctrl-C in its terminal.",
+        )
     process = record.process()
     if process is None:
         server_record.record_file().unlink(missing_ok=True)
-        raise UsageError(f"r1local serve (pid {record.pid}) no longer runs; removed its stale record.",
-                         "Nothing was stopped.")
+        raise UsageError(
+            f"r1local serve (pid {record.pid}) no longer runs; removed its stale record.", "Nothing was stopped."
+        )
     process.terminate()
     try:
         process.wait(timeout=15)

@@ -4,7 +4,7 @@ which `chat` shares."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.highlighter import JSONHighlighter
@@ -14,10 +14,32 @@ from ..errors import INTERRUPTED_EXIT, MAX_TOKENS_EXIT, UsageError, exit_codes_h
 from ..units import plural
 from .app import command, err, out
 from .backend import open_backend
-from .options import (CTX_OPT, DRAFT_MAX_OPT, DRAFT_MIN_OPT, DRAFT_OPT, GPU_OPT, HIDE_THINK_OPT, KV_TYPE_OPT, LOCAL_OPT,
-                      MAX_TOKENS_OPT, MODEL_ARG, NO_THINK_OPT, RAW_OPT, RPC_OPT, SEED_OPT, SPEC_OPT, SPLIT_OPT,
-                      TEMPERATURE_OPT, THINK_BUDGET_OPT, THREADS_OPT, TOP_P_OPT, YES_OPT, chat_request, sampling,
-                      speculation)
+from .options import (
+    CTX_OPT,
+    DRAFT_MAX_OPT,
+    DRAFT_MIN_OPT,
+    DRAFT_OPT,
+    GPU_OPT,
+    HIDE_THINK_OPT,
+    KV_TYPE_OPT,
+    LOCAL_OPT,
+    MAX_TOKENS_OPT,
+    MODEL_ARG,
+    NO_THINK_OPT,
+    RAW_OPT,
+    RPC_OPT,
+    SEED_OPT,
+    SPEC_OPT,
+    SPLIT_OPT,
+    TEMPERATURE_OPT,
+    THINK_BUDGET_OPT,
+    THREADS_OPT,
+    TOP_P_OPT,
+    YES_OPT,
+    chat_request,
+    sampling,
+    speculation,
+)
 from .printer import Printer
 from .terminal import json_text
 
@@ -56,14 +78,23 @@ def outcome(result: Result, interrupted: bool, max_tokens: int | None) -> int:
     if done.finish_reason == "length":
         used = done.usage.completion_tokens
         if max_tokens is None:
-            err.print(f"The context filled up after {plural(used, 'token')}, before the answer ended. "
-                      "Start with a larger --ctx.", style="yellow", markup=False)
+            err.print(
+                f"The context filled up after {plural(used, 'token')}, before the answer ended. "
+                "Start with a larger --ctx.",
+                style="yellow",
+                markup=False,
+            )
         elif not result.content.strip():
-            err.print(f"The reasoning used all {plural(used, 'token')} of --max-tokens before an answer began. "
-                      "Raise --max-tokens (or leave it out), or pass --no-think.", style="yellow", markup=False)
+            err.print(
+                f"The reasoning used all {plural(used, 'token')} of --max-tokens before an answer began. "
+                "Raise --max-tokens (or leave it out), or pass --no-think.",
+                style="yellow",
+                markup=False,
+            )
         else:
-            err.print(f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.",
-                      style="yellow", markup=False)
+            err.print(
+                f"The answer was cut at --max-tokens {max_tokens}. Raise it for the rest.", style="yellow", markup=False
+            )
         return MAX_TOKENS_EXIT
     return 0
 
@@ -82,27 +113,28 @@ def read_prompt(prompt: str | None) -> str:
 @command(epilog=exit_codes_help())
 def run(
     model: str = MODEL_ARG,
-    prompt: Optional[str] = typer.Argument(
-        None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."),
+    prompt: str | None = typer.Argument(
+        None, help="The prompt. Piped stdin is read too and added after it, as a document to work on."
+    ),
     no_think: bool = NO_THINK_OPT,
     hide_think: bool = HIDE_THINK_OPT,
     raw: bool = RAW_OPT,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object at the end."),
     temperature: float = TEMPERATURE_OPT,
     top_p: float = TOP_P_OPT,
-    max_tokens: Optional[int] = MAX_TOKENS_OPT,
-    seed: Optional[int] = SEED_OPT,
-    think_budget: Optional[int] = THINK_BUDGET_OPT,
-    ctx: Optional[int] = CTX_OPT,
-    threads: Optional[int] = THREADS_OPT,
-    gpu_layers: Optional[int] = GPU_OPT,
-    tensor_split: Optional[str] = SPLIT_OPT,
-    rpc: Optional[str] = RPC_OPT,
-    kv_type: Optional[str] = KV_TYPE_OPT,
-    spec: Optional[str] = SPEC_OPT,
+    max_tokens: int | None = MAX_TOKENS_OPT,
+    seed: int | None = SEED_OPT,
+    think_budget: int | None = THINK_BUDGET_OPT,
+    ctx: int | None = CTX_OPT,
+    threads: int | None = THREADS_OPT,
+    gpu_layers: int | None = GPU_OPT,
+    tensor_split: str | None = SPLIT_OPT,
+    rpc: str | None = RPC_OPT,
+    kv_type: str | None = KV_TYPE_OPT,
+    spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
-    draft: Optional[str] = DRAFT_OPT,
+    draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
 ) -> None:
@@ -119,8 +151,10 @@ def run(
         printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)
         result, interrupted = consume(stream, printer)
     if as_json and result.done is not None:
-        out.print(JSONHighlighter()(json_text({**result.to_dict(), "engine": backend.engine,
-                                               "device": backend.device})), soft_wrap=True)
+        out.print(
+            JSONHighlighter()(json_text({**result.to_dict(), "engine": backend.engine, "device": backend.device})),
+            soft_wrap=True,
+        )
     elif printer is not None:
         printer.end()
     raise typer.Exit(outcome(result, interrupted, max_tokens))

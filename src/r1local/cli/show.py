@@ -46,10 +46,12 @@ def show(
 def describe(model: str) -> tuple[str | None, dict]:
     """The chat template and facts of `model`: from the server that holds it, else from its file here."""
     address = ModelAddress.parse(model, allow_paths=True)
+    served, url = None, ""
     with resident(address) as server:
-        served = server.show(address.for_server) if server is not None else None
+        if server is not None:
+            served, url = server.show(address.for_server), server.url
     if served is not None:
-        return served.get("template") or None, _served_facts(served, server.url)
+        return served.get("template") or None, _served_facts(served, url)
     return _file_facts(address)
 
 

@@ -122,7 +122,7 @@ def wrap_words(text: Text, width: int) -> Text:
         indent = len(plain) - len(plain.lstrip(" "))
         pieces, start, prefix, placed, last_end = [], 0, 0, False, 0
         for word in re.finditer(r"\S+", plain):
-            if placed and prefix + cell_len(plain[start:word.end()]) > width:
+            if placed and prefix + cell_len(plain[start : word.end()]) > width:
                 pieces.append(line[start:last_end])
                 start, prefix = word.start(), indent
             placed, last_end = True, word.end()

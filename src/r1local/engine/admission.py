@@ -25,8 +25,17 @@ class Admission(Generic[Job]):
         self.waiting: deque[Job] = deque()
         self.cond = threading.Condition()
         self.running = True
-        self.counters = dict.fromkeys(("requests_total", "prompt_tokens_total", "completion_tokens_total",
-                                       "cached_tokens_total", "rejected_total", *extra_counters), 0)
+        self.counters = dict.fromkeys(
+            (
+                "requests_total",
+                "prompt_tokens_total",
+                "completion_tokens_total",
+                "cached_tokens_total",
+                "rejected_total",
+                *extra_counters,
+            ),
+            0,
+        )
 
     def enqueue(self, job: Job) -> None:
         """Queue `job`, or refuse it when every slot is busy and the queue is full."""
@@ -45,8 +54,7 @@ class Admission(Generic[Job]):
 
     def stats(self, **extra: int) -> dict:
         with self.cond:
-            return dict(busy_slots=self.busy(), slots=self.n_slots, queued=len(self.waiting), **extra,
-                        **self.counters)
+            return dict(busy_slots=self.busy(), slots=self.n_slots, queued=len(self.waiting), **extra, **self.counters)
 
     def stop(self) -> None:
         with self.cond:

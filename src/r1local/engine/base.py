@@ -56,9 +56,17 @@ class Engine(ABC):
         return declared(self.engine, self.template, self.n_ctx)
 
     # -- requests --
-    def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
-             tool_list: list[dict] | None = None, calls: bool = True, continue_final: bool = True,
-             trim: bool = True) -> Stream:
+    def chat(
+        self,
+        messages: list[dict],
+        *,
+        think: bool | None = None,
+        params: SamplingParams | None = None,
+        tool_list: list[dict] | None = None,
+        calls: bool = True,
+        continue_final: bool = True,
+        trim: bool = True,
+    ) -> Stream:
         """`tool_list`: functions the model may call; their calls come back as ToolCall events
         unless calls=False (OpenAI's tool_choice "none": the model knows the tools, calls none).
         A last assistant message is continued (continue_final=False starts a new turn after it).
@@ -81,8 +89,13 @@ class Engine(ABC):
         rendered = render(kept)
         tokens = self.prompt_tokens(rendered.text)
         self._check_prompt(len(tokens))
-        stream = self._submit(tokens, params, split_reasoning=self.is_r1, in_reasoning=rendered.opens_think,
-                              parse_tools=bool(tool_list) and calls)
+        stream = self._submit(
+            tokens,
+            params,
+            split_reasoning=self.is_r1,
+            in_reasoning=rendered.opens_think,
+            parse_tools=bool(tool_list) and calls,
+        )
         stream.trimmed_messages = dropped
         return stream
 
@@ -95,12 +108,20 @@ class Engine(ABC):
         """A prompt given as token ids (llama-server's clients send them), generated from as it is."""
         n_vocab = self.gguf_vocab().n_vocab
         if not tokens or any(not 0 <= t < n_vocab for t in tokens):
-            raise UsageError(f"A prompt of token ids needs at least one id, each between 0 and {n_vocab - 1}.",
-                             param="prompt")
+            raise UsageError(
+                f"A prompt of token ids needs at least one id, each between 0 and {n_vocab - 1}.", param="prompt"
+            )
         return self._generate(tokens, params)
 
-    def infill(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = "",
-               params: SamplingParams | None = None) -> Stream:
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        *,
+        files: Sequence[tuple[str, str]] = (),
+        middle: str = "",
+        params: SamplingParams | None = None,
+    ) -> Stream:
         """What goes between `prefix` and `suffix`, other `files` (name, text) given as context and
         the answer started with `middle`: llama-server's /infill."""
         return self._generate(self.fill_in_middle(prefix, suffix, files=files, middle=middle), params)
@@ -109,16 +130,20 @@ class Engine(ABC):
         self._check_prompt(len(tokens))
         return self._submit(tokens, params or SamplingParams(), split_reasoning=False, in_reasoning=False)
 
-    def fill_in_middle(self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (),
-                       middle: str = "") -> list[int]:
+    def fill_in_middle(
+        self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = ""
+    ) -> list[int]:
         """The model's own fill-in-the-middle prompt, as llama-server builds it: the other files first
         (after its repository and file-separator tokens where the vocabulary has them, else as plain
         text), then <prefix-token> prefix <suffix-token> suffix <middle-token> middle."""
         vocab = self.gguf_vocab()
         pre, suf, mid = vocab.fim_tokens()
         if min(pre, suf, mid) < 0:
-            raise UsageError(f"{self.name} has no fill-in-the-middle tokens, so it cannot complete before a suffix.",
-                             "Send the request without suffix.", param="suffix")
+            raise UsageError(
+                f"{self.name} has no fill-in-the-middle tokens, so it cannot complete before a suffix.",
+                "Send the request without suffix.",
+                param="suffix",
+            )
         text = lambda t: vocab.tokenize(t, add_special=False, parse_special=False)  # noqa: E731
         context: list[int] = []
         rep, sep = vocab.fim_repo_tokens()
@@ -132,16 +157,22 @@ class Engine(ABC):
                 context += text(body)
         return [*context, pre, *text(prefix), suf, *text(suffix), mid, *text(middle)]
 
-    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took; engines that can override this."""
-        raise UsageError(f"The {self.engine} engine does not compute embeddings.",
-                         "Load the model on llama.cpp (a GGUF without @openvino) for embeddings.", param="model")
+        raise UsageError(
+            f"The {self.engine} engine does not compute embeddings.",
+            "Load the model on llama.cpp (a GGUF without @openvino) for embeddings.",
+            param="model",
+        )
 
     def gguf_vocab(self) -> VocabMethods:
         """The GGUF tokenizer, for the routes that speak in token ids."""
         if not isinstance(self.vocab, VocabMethods):
-            raise UsageError(f"{self.name} has no GGUF tokenizer here, so it cannot work in token ids.",
-                             "Use a model loaded from a GGUF.", param="model")
+            raise UsageError(
+                f"{self.name} has no GGUF tokenizer here, so it cannot work in token ids.",
+                "Use a model loaded from a GGUF.",
+                param="model",
+            )
         return self.vocab
 
     def _check_prompt(self, n_tokens: int) -> None:
@@ -158,8 +189,15 @@ class Engine(ABC):
         """The token ids of a rendered prompt, with the beginning-of-text token the model expects."""
 
     @abstractmethod
-    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
-                in_reasoning: bool, parse_tools: bool = False) -> Stream:
+    def _submit(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
+        parse_tools: bool = False,
+    ) -> Stream:
         """Queue one generation; raise Overloaded (503) when the queue is full."""
 
     @abstractmethod
@@ -172,12 +210,10 @@ class Engine(ABC):
 
     def describe(self) -> dict:
         """What `ps`-style listings show about the engine in use."""
-        return {"engine": self.engine, "device": self.device, "context_length": self.n_ctx,
-                "parallel": self.n_parallel}
+        return {"engine": self.engine, "device": self.device, "context_length": self.n_ctx, "parallel": self.n_parallel}
 
     def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-

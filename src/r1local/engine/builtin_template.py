@@ -11,10 +11,23 @@ from .bindings import C
 
 # GGUF architecture -> llama.cpp's name for the template its models are trained on
 _BY_ARCHITECTURE = {
-    "gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "phi3": "phi3", "command-r": "command-r",
-    "cohere2": "command-r", "deepseek": "deepseek", "deepseek2": "deepseek2", "exaone": "exaone3",
-    "granite": "granite", "granitemoe": "granite", "chatglm": "chatglm4", "minicpm": "minicpm",
-    "orion": "orion", "llama4": "llama4", "rwkv6": "rwkv-world", "rwkv7": "rwkv-world",
+    "gemma": "gemma",
+    "gemma2": "gemma",
+    "gemma3": "gemma",
+    "phi3": "phi3",
+    "command-r": "command-r",
+    "cohere2": "command-r",
+    "deepseek": "deepseek",
+    "deepseek2": "deepseek2",
+    "exaone": "exaone3",
+    "granite": "granite",
+    "granitemoe": "granite",
+    "chatglm": "chatglm4",
+    "minicpm": "minicpm",
+    "orion": "orion",
+    "llama4": "llama4",
+    "rwkv6": "rwkv-world",
+    "rwkv7": "rwkv-world",
 }
 
 

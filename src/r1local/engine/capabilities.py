@@ -28,8 +28,11 @@ class Capabilities:
 
     def ollama(self) -> list[str]:
         """Ollama's names for them, as /api/show lists them (clients pick models by these)."""
-        return ["completion"] + [name for name, has in (("thinking", self.thinking), ("tools", self.tools),
-                                                         ("embedding", self.embeddings)) if has]
+        return ["completion"] + [
+            name
+            for name, has in (("thinking", self.thinking), ("tools", self.tools), ("embedding", self.embeddings))
+            if has
+        ]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,7 +49,23 @@ def declared(engine: str, template: ChatTemplate, context_length: int | None) ->
     whole requests: nothing there steers generation token by token (a grammar, a lazy grammar for
     calls, closing the think block) or reads the logits."""
     if engine == "openvino":
-        return Capabilities(thinking=template.is_r1, tools=False, grammar=False, embeddings=False, logprobs=False,
-                            think_budget=False, logit_bias=False, context_length=context_length)
-    return Capabilities(thinking=template.is_r1, tools=template.supports_tools, grammar=True, embeddings=True,
-                        logprobs=True, think_budget=template.is_r1, logit_bias=True, context_length=context_length)
+        return Capabilities(
+            thinking=template.is_r1,
+            tools=False,
+            grammar=False,
+            embeddings=False,
+            logprobs=False,
+            think_budget=False,
+            logit_bias=False,
+            context_length=context_length,
+        )
+    return Capabilities(
+        thinking=template.is_r1,
+        tools=template.supports_tools,
+        grammar=True,
+        embeddings=True,
+        logprobs=True,
+        think_budget=template.is_r1,
+        logit_bias=True,
+        context_length=context_length,
+    )

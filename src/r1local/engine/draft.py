@@ -24,8 +24,10 @@ def vocab_mismatch(target: NativeModel, draft: NativeModel) -> str | None:
     """Why `draft` cannot draft for `target` (None: it can)."""
     if C.llama_vocab_type(target.vocab) != C.llama_vocab_type(draft.vocab):
         return "their vocabularies are of different types"
-    for what, uses, token in (("BOS", C.llama_vocab_get_add_bos, C.llama_vocab_bos),
-                              ("EOS", C.llama_vocab_get_add_eos, C.llama_vocab_eos)):
+    for what, uses, token in (
+        ("BOS", C.llama_vocab_get_add_bos, C.llama_vocab_bos),
+        ("EOS", C.llama_vocab_get_add_eos, C.llama_vocab_eos),
+    ):
         used = uses(target.vocab)
         if used != uses(draft.vocab) or (used and token(target.vocab) != token(draft.vocab)):
             return f"their {what} tokens differ"
@@ -41,13 +43,21 @@ class DraftModel:
     """The draft's model and context, one sequence per target slot."""
 
     def __init__(self, path: Path, target: NativeModel, n_threads: int) -> None:
-        self.native = NativeModel(path, n_ctx_seq=target.n_ctx_seq, n_seq=target.n_seq, n_gpu_layers=0,
-                                  n_threads=n_threads, n_batch=target.n_batch)
+        self.native = NativeModel(
+            path,
+            n_ctx_seq=target.n_ctx_seq,
+            n_seq=target.n_seq,
+            n_gpu_layers=0,
+            n_threads=n_threads,
+            n_batch=target.n_batch,
+        )
         why = vocab_mismatch(target, self.native)
         if why:
             self.native.close()
-            raise UsageError(f"{path.name} cannot draft for {target.path.name}: {why}.",
-                             "Choose a draft of the same family (R1-Distill-Qwen-1.5B for the Qwen distills).")
+            raise UsageError(
+                f"{path.name} cannot draft for {target.path.name}: {why}.",
+                "Choose a draft of the same family (R1-Distill-Qwen-1.5B for the Qwen distills).",
+            )
         self.path = path
         self.cached: list[list[int]] = [[] for _ in range(target.n_seq)]  # tokens each sequence's cells hold
         self._batch = C.llama_batch_init(target.n_batch, 0, 1)
@@ -61,7 +71,7 @@ class DraftModel:
             if length:
                 behind += [(seq, token) for token in self._trim(seq, tokens[:-1])]
         for start in range(0, len(behind), self.native.n_batch):
-            if not self._decode(behind[start:start + self.native.n_batch], logits=False):
+            if not self._decode(behind[start : start + self.native.n_batch], logits=False):
                 return drafts
         feeding = [(i, seq, tokens[-1]) for i, (seq, tokens, length) in enumerate(wanted) if length]
         while feeding:
@@ -69,7 +79,7 @@ class DraftModel:
                 break
             picks = self._greedy(len(feeding))
             following = []
-            for (i, seq, _), token in zip(feeding, picks):
+            for (i, seq, _), token in zip(feeding, picks, strict=True):
                 drafts[i].append(token)
                 if len(drafts[i]) < wanted[i][2]:
                     following.append((i, seq, token))
@@ -79,7 +89,9 @@ class DraftModel:
     def _trim(self, seq: int, tokens: list[int]) -> list[int]:
         """Drop the sequence's cells past where they agree with `tokens`; return the tokens still to feed."""
         cached = self.cached[seq]
-        same = next((k for k, (a, b) in enumerate(zip(cached, tokens)) if a != b), min(len(cached), len(tokens)))
+        same = next(
+            (k for k, (a, b) in enumerate(zip(cached, tokens, strict=False)) if a != b), min(len(cached), len(tokens))
+        )
         self.native.forget(seq, same)
         del cached[same:]
         return tokens[same:]

@@ -40,10 +40,14 @@ class Embedder:
         cparams.no_perf = True
         self.ctx = C.llama_init_from_model(native.model, cparams)
         if not self.ctx:
-            raise ModelFileError(f"llama.cpp could not create an embedding context for {native.path.name}.",
-                                 "Free some memory, or use a dedicated embedding model.")
+            raise ModelFileError(
+                f"llama.cpp could not create an embedding context for {native.path.name}.",
+                "Free some memory, or use a dedicated embedding model.",
+            )
         self.n_embd = C.llama_model_n_embd(native.model)
-        self.encoder_only = bool(C.llama_model_has_encoder(native.model)) and not C.llama_model_has_decoder(native.model)
+        self.encoder_only = bool(C.llama_model_has_encoder(native.model)) and not C.llama_model_has_decoder(
+            native.model
+        )
         self._batch = C.llama_batch_init(self.n_ctx, 0, MAX_SEQUENCES)
         self._lock = threading.Lock()  # one batch at a time on this context
 
@@ -57,8 +61,10 @@ class Embedder:
             raise UsageError(f"Token ids must be between 0 and {self.native.n_vocab - 1}.", param="input")
         if len(tokens) > self.n_ctx:
             if not truncate:
-                raise ContextOverflow(f"An input is {len(tokens)} tokens; this model embeds at most {self.n_ctx}.",
-                                      "Shorten the input, or let the server cut it (truncate: true).")
+                raise ContextOverflow(
+                    f"An input is {len(tokens)} tokens; this model embeds at most {self.n_ctx}.",
+                    "Shorten the input, or let the server cut it (truncate: true).",
+                )
             tokens = tokens[: self.n_ctx]
         return tokens or [self.native.bos if self.native.bos >= 0 else 0]
 

@@ -4,7 +4,7 @@ then whole), then done."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 
@@ -79,8 +79,15 @@ class Timings:
     draft_n_accepted: int = 0  # of which the target model kept
 
 
-def measure(submitted: float, admitted: float, prompt_done: float, first_token: float, now: float,
-            evaluated: int, generated: int) -> Timings:
+def measure(
+    submitted: float,
+    admitted: float,
+    prompt_done: float,
+    first_token: float,
+    now: float,
+    evaluated: int,
+    generated: int,
+) -> Timings:
     """Timings from a request's clock readings (0.0: that moment never came)."""
     prompt_time = (prompt_done or now) - admitted
     gen_time = now - first_token if first_token else 0.0
@@ -89,7 +96,8 @@ def measure(submitted: float, admitted: float, prompt_done: float, first_token: 
         ttft_s=(first_token - submitted) if first_token else 0.0,
         prompt_tokens_per_s=evaluated / prompt_time if prompt_time > 0 else 0.0,
         generation_tokens_per_s=(generated - 1) / gen_time if gen_time > 0 else 0.0,
-        prompt_s=prompt_time, generation_s=gen_time,
+        prompt_s=prompt_time,
+        generation_s=gen_time,
     )
 
 
@@ -102,7 +110,7 @@ class Done:
     stop_word: str | None = None  # the stop string that ended the answer, if one did
 
 
-Event = Union[ReasoningDelta, ContentDelta, ToolCallDelta, ToolCall, TokenLogprob, Done]
+Event = ReasoningDelta | ContentDelta | ToolCallDelta | ToolCall | TokenLogprob | Done
 
 
 @dataclass

@@ -19,7 +19,8 @@ from ..errors import UsageError
 MAX_FANOUT = 64  # also the values one JSON-schema enum may have (request/grammar.py)
 MAX_DEPTH = 64  # groups within groups
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+|\#[^\n]*)
   | (?P<define>::=)
   | (?P<name>[A-Za-z0-9_-]+)
@@ -29,7 +30,9 @@ _TOKEN = re.compile(r"""
   | (?P<any>\.)
   | (?P<repeat>[*+?]|\{\s*\d*\s*(?:,\s*\d*\s*)?\})
   | (?P<punct>[|()])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 @dataclass
@@ -45,9 +48,10 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise _refusal(f"it cannot be read at character {pos} ({text[pos:pos + 20]!r})")
-        if match.lastgroup != "space":
-            out.append((match.lastgroup, match.group()))
+            raise _refusal(f"it cannot be read at character {pos} ({text[pos : pos + 20]!r})")
+        kind = match.lastgroup  # every alternative is a named group
+        if kind and kind != "space":
+            out.append((kind, match.group()))
         pos = match.end()
     return out
 
@@ -154,8 +158,10 @@ def fanout(grammar: str) -> int:
     parser = _Parser(_tokens(grammar))
     parser.rules_all()
     count = _Fanout(parser.rules)
-    return max([count.rule(name)[0] for name in parser.rules] +
-               [count.alternatives(group)[0] for group in parser.groups], default=0)
+    return max(
+        [count.rule(name)[0] for name in parser.rules] + [count.alternatives(group)[0] for group in parser.groups],
+        default=0,
+    )
 
 
 def check_cost(grammar: str, param: str = "grammar") -> None:
@@ -166,6 +172,8 @@ def check_cost(grammar: str, param: str = "grammar") -> None:
 
 
 def _refusal(reason: str, param: str = "grammar") -> UsageError:
-    return UsageError(f"The grammar is refused: {reason}.",
-                      "Merge alternatives that start alike, or constrain less and check the answer afterwards.",
-                      param=param)
+    return UsageError(
+        f"The grammar is refused: {reason}.",
+        "Merge alternatives that start alike, or constrain less and check the answer afterwards.",
+        param=param,
+    )

@@ -29,8 +29,15 @@ def _where(p: fit.FitPlan) -> str:
 class Model(Engine):
     engine = "llama.cpp"
 
-    def __init__(self, name: str, info: GGUFInfo, native: NativeModel, max_queue: int,
-                 speculation: Speculation | None = None, n_threads: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        info: GGUFInfo,
+        native: NativeModel,
+        max_queue: int,
+        speculation: Speculation | None = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.name = name
         self.info = info
         self.native = native
@@ -80,20 +87,29 @@ class Model(Engine):
         if n_parallel < 1 or (n_ctx is not None and n_ctx < 16) or n_batch < n_parallel:
             raise UsageError("--parallel must be >= 1, --ctx >= 16 and n_batch >= --parallel.")
         info = read_gguf(path)  # a clear error for files that are not GGUF or are cut short
-        chosen = plan or fit.plan_for_file(path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers, tensor_split,
-                                           kv_type or config.kv_type())
+        chosen = plan or fit.plan_for_file(
+            path, n_ctx or config.DEFAULT_CTX, n_parallel, n_gpu_layers, tensor_split, kv_type or config.kv_type()
+        )
         if n_ctx:  # the caller's context wins over the fit's
             chosen = dataclasses.replace(chosen, n_ctx=n_ctx)
         attempt = chosen
         while True:
             try:
                 native = NativeModel(
-                    path, n_ctx_seq=attempt.n_ctx, n_seq=n_parallel, n_gpu_layers=attempt.n_gpu_layers,
-                    n_threads=n_threads or attempt.n_threads, n_batch=n_batch,
-                    map_file=attempt.map_file if map_file is None else map_file, tiled_matmul=attempt.tiled_matmul,
-                    tensor_split=attempt.tensor_split, flash_attn=attempt.flash_attn, offload_kv=attempt.offload_kv,
+                    path,
+                    n_ctx_seq=attempt.n_ctx,
+                    n_seq=n_parallel,
+                    n_gpu_layers=attempt.n_gpu_layers,
+                    n_threads=n_threads or attempt.n_threads,
+                    n_batch=n_batch,
+                    map_file=attempt.map_file if map_file is None else map_file,
+                    tiled_matmul=attempt.tiled_matmul,
+                    tensor_split=attempt.tensor_split,
+                    flash_attn=attempt.flash_attn,
+                    offload_kv=attempt.offload_kv,
                     kv_type=attempt.kv_type,
-                    placement=placement, abort=abort,
+                    placement=placement,
+                    abort=abort,
                 )
                 break
             except OutOfMemory:
@@ -103,15 +119,23 @@ class Model(Engine):
                     raise
                 attempt = smaller
         try:
-            model = cls(name or path.stem, info, native, 4 * n_parallel if max_queue is None else max_queue,
-                        speculation, n_threads)
+            model = cls(
+                name or path.stem,
+                info,
+                native,
+                4 * n_parallel if max_queue is None else max_queue,
+                speculation,
+                n_threads,
+            )
         except BaseException:
             native.close()
             raise
         model.plan = attempt
         if attempt is not chosen:
-            model.load_note = (f"{model.name} did not fit in the memory free now as planned ({_where(chosen)}); "
-                               f"loaded with {_where(attempt)}")
+            model.load_note = (
+                f"{model.name} did not fit in the memory free now as planned ({_where(chosen)}); "
+                f"loaded with {_where(attempt)}"
+            )
         elif not attempt.n_gpu_layers and (build := hardware.detect_live().build):
             model.load_note = build.cpu_fallback_note()
         if attempt.kv_note:
@@ -122,12 +146,20 @@ class Model(Engine):
     def prompt_tokens(self, text: str) -> list[int]:
         return self.native.prompt_tokens(text)
 
-    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool,
-                parse_tools: bool = False) -> Stream:
-        return self.scheduler.submit(tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning,
-                                     parse_tools=parse_tools)
+    def _submit(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
+        parse_tools: bool = False,
+    ) -> Stream:
+        return self.scheduler.submit(
+            tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning, parse_tools=parse_tools
+        )
 
-    def embed(self, texts: list[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
         """Normalised embeddings of `texts` and the tokens they took. Blocking: call it from a
         worker thread (the embedding context is made on first use)."""
         with self._embedder_lock:
@@ -164,4 +196,3 @@ class Model(Engine):
             self.draft.close()
         self.native.close()
         self.template.close()
-

@@ -15,8 +15,8 @@ from pathlib import Path
 from .. import config
 from ..errors import Cancelled, ModelFileError, OutOfMemory
 from .bindings import C
-from .vocab import VocabMethods
 from .placement import Placement, wanted
+from .vocab import VocabMethods
 
 _log_lock = threading.Lock()
 _log_tail: deque[str] = deque(maxlen=40)  # llama.cpp's recent log lines, for error messages
@@ -141,8 +141,10 @@ class NativeModel(VocabMethods):
         if not self.ctx:
             C.llama_model_free(self.model)
             if _ran_out_of_memory():
-                raise OutOfMemory(f"llama.cpp ran out of memory creating the context for {path.name}: "
-                                  f"{_last_log_error()}.", MEMORY_HINT)
+                raise OutOfMemory(
+                    f"llama.cpp ran out of memory creating the context for {path.name}: {_last_log_error()}.",
+                    MEMORY_HINT,
+                )
             raise ModelFileError(
                 f"llama.cpp could not create a context for {path.name}: {_last_log_error()}.",
                 "Try a smaller --ctx or fewer --parallel slots.",
@@ -167,4 +169,3 @@ class NativeModel(VocabMethods):
         if self.model:
             C.llama_model_free(self.model)
             self.model = None
-

@@ -50,7 +50,7 @@ class StreamDecoder:
             return []
 
     def flush(self) -> list[Event]:
-        return self._splitter.flush()
+        return [*self._splitter.flush()]
 
     @property
     def prompt_tokens(self) -> int:
@@ -92,12 +92,13 @@ class StreamDecoder:
 
     def _choice(self, choice: dict) -> list[Event]:
         if not self.chat:
-            return self._splitter.feed(_text(choice, "text"))
+            return [*self._splitter.feed(_text(choice, "text"))]
         delta = choice.get("delta") or {}
         if not isinstance(delta, dict):
             raise MalformedStream("delta is not an object")
         reasoning = next((_text(delta, key) for key in REASONING_FIELDS if delta.get(key)), "")
-        return ([ReasoningDelta(reasoning)] if reasoning else []) + self._splitter.feed(_text(delta, "content"))
+        events: list[Event] = [ReasoningDelta(reasoning)] if reasoning else []
+        return events + self._splitter.feed(_text(delta, "content"))
 
 
 def _text(obj: dict, key: str) -> str:
@@ -114,8 +115,11 @@ def _usage(usage: Any) -> dict[str, int]:
     if not isinstance(usage, dict):
         raise MalformedStream("usage is not an object")
     details = usage.get("prompt_tokens_details") or {}
-    counts = {"prompt_tokens": usage.get("prompt_tokens"), "completion_tokens": usage.get("completion_tokens"),
-              "cached_tokens": details.get("cached_tokens") if isinstance(details, dict) else None}
+    counts = {
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "cached_tokens": details.get("cached_tokens") if isinstance(details, dict) else None,
+    }
     for key, value in counts.items():
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise MalformedStream(f"usage's {key} is not a count")

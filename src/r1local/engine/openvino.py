@@ -16,9 +16,10 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import config
 from ..errors import Cancelled, ContextOverflow, ModelFileError, ModelNotFound
@@ -31,6 +32,7 @@ from .output import TextOutput
 from .params import SamplingParams
 from .stream import Stream
 from .vocab import LlamaVocab
+
 
 @dataclass
 class Request:
@@ -52,8 +54,9 @@ class Request:
 class OpenVINOModel(Engine):
     engine = "openvino"
 
-    def __init__(self, name: str, path: Path, ov_plan: OpenVINOPlan, pipeline: Any, vocab: Any,
-                 max_queue: int, info: Any = None) -> None:
+    def __init__(
+        self, name: str, path: Path, ov_plan: OpenVINOPlan, pipeline: Any, vocab: Any, max_queue: int, info: Any = None
+    ) -> None:
         self.name = name
         self.path = path
         self.plan = ov_plan
@@ -73,10 +76,19 @@ class OpenVINOModel(Engine):
         self._thread.start()
 
     @classmethod
-    def load(cls, path: str | Path, *, name: str | None = None, n_ctx: int | None = None, n_parallel: int = 1,
-             n_threads: int | None = None, max_queue: int | None = None, device: str | None = None,
-             on_compile: Callable[[OpenVINOPlan], None] | None = None,
-             abort: Callable[[], bool] | None = None) -> OpenVINOModel:
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        name: str | None = None,
+        n_ctx: int | None = None,
+        n_parallel: int = 1,
+        n_threads: int | None = None,
+        max_queue: int | None = None,
+        device: str | None = None,
+        on_compile: Callable[[OpenVINOPlan], None] | None = None,
+        abort: Callable[[], bool] | None = None,
+    ) -> OpenVINOModel:
         """Load a GGUF or an IR folder. `on_compile` is told before a first (slow) compile. abort:
         asked before the compile and after it (OpenVINO cannot stop one midway); True stops the load."""
         path = Path(path).expanduser()
@@ -97,8 +109,14 @@ class OpenVINOModel(Engine):
             trained = info.context_length or config.DEFAULT_CTX
         else:
             raise ModelNotFound(f"No model file or folder at {path}.", "Check the path, or pull a model first.")
-        ov_plan = plan(path, choose_device(available_devices(), device, path.is_dir()), n_ctx=n_ctx,
-                       n_parallel=n_parallel, trained_ctx=trained, n_threads=n_threads)
+        ov_plan = plan(
+            path,
+            choose_device(available_devices(), device, path.is_dir()),
+            n_ctx=n_ctx,
+            n_parallel=n_parallel,
+            trained_ctx=trained,
+            n_threads=n_threads,
+        )
         ov_plan.cache_dir.mkdir(parents=True, exist_ok=True)
         if on_compile and ov_plan.first_compile:
             on_compile(ov_plan)
@@ -112,9 +130,11 @@ class OpenVINOModel(Engine):
         except RuntimeError as error:
             vocab.close()
             what = f"{path.name} ({info.architecture})" if info else path.name
-            raise ModelFileError(f"OpenVINO could not load {what} on the {ov_plan.device}: {reason(error)}.",
-                                 "OpenVINO reads qwen2 and llama GGUFs (F16, Q8_0, Q4_0, Q4_K_M) and IR folders; "
-                                 "use llama.cpp for others (drop @openvino).") from None
+            raise ModelFileError(
+                f"OpenVINO could not load {what} on the {ov_plan.device}: {reason(error)}.",
+                "OpenVINO reads qwen2 and llama GGUFs (F16, Q8_0, Q4_0, Q4_K_M) and IR folders; "
+                "use llama.cpp for others (drop @openvino).",
+            ) from None
         queue = 4 * ov_plan.n_parallel if max_queue is None else max_queue
         return cls(name or path.stem, path, ov_plan, pipeline, vocab, queue, info)
 
@@ -122,18 +142,33 @@ class OpenVINOModel(Engine):
     def prompt_tokens(self, text: str) -> list[int]:
         return self.vocab.prompt_tokens(text)
 
-    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
-                in_reasoning: bool, parse_tools: bool = False) -> Stream:
+    def _submit(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
+        parse_tools: bool = False,
+    ) -> Stream:
         if len(tokens) >= self.n_ctx:
-            raise ContextOverflow(f"The prompt is {len(tokens)} tokens; the context holds {self.n_ctx}.",
-                                  "Shorten the prompt or start with a larger --ctx.")
+            raise ContextOverflow(
+                f"The prompt is {len(tokens)} tokens; the context holds {self.n_ctx}.",
+                "Shorten the prompt or start with a larger --ctx.",
+            )
         room = self.n_ctx - len(tokens)
         max_tokens = min(params.max_tokens or room, room)
         stream = Stream()
         piece = self.vocab.decoder() if isinstance(self.vocab, FolderVocab) else self.vocab.piece
-        request = Request(tokens, generation_config(self._genai, params, max_tokens, self.vocab.eos), max_tokens, params.ignore_eos,
-                          TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
-                          piece, stream)
+        request = Request(
+            tokens,
+            generation_config(self._genai, params, max_tokens, self.vocab.eos),
+            max_tokens,
+            params.ignore_eos,
+            TextOutput(stream, params.stop, split_reasoning=split_reasoning, in_reasoning=in_reasoning),
+            piece,
+            stream,
+        )
         self.queue.enqueue(request)
         return stream
 
@@ -141,8 +176,11 @@ class OpenVINOModel(Engine):
         return self.queue.stats(prefix_cache_bytes=0, prefix_cache_hits=0)
 
     def describe(self) -> dict:
-        return {**super().describe(), "max_prompt_len": self.plan.max_prompt_len,
-                "min_response_len": self.plan.min_response_len}
+        return {
+            **super().describe(),
+            "max_prompt_len": self.plan.max_prompt_len,
+            "min_response_len": self.plan.min_response_len,
+        }
 
     def close(self) -> None:
         self.queue.stop()
@@ -175,7 +213,7 @@ class OpenVINOModel(Engine):
                 request.handle.cancel()
             self._finish(request, "cancelled")
 
-    def _admit(self) -> list[Request]:
+    def _admit(self) -> list[tuple[int, Request]]:
         admitted = []
         with self.queue.cond:
             while self.queue.waiting and len(self._active) < self.n_parallel:
@@ -220,9 +258,10 @@ class OpenVINOModel(Engine):
             return
         _, request = admitted[0]
         status = self._genai.StreamingStatus
+        streamer_base: Any = self._genai.StreamerBase  # openvino_genai is imported when the engine starts
         engine = self
 
-        class TokenStreamer(self._genai.StreamerBase):
+        class TokenStreamer(streamer_base):
             def write(self, token):
                 for t in token if isinstance(token, list) else [token]:
                     if request.ended is None:
@@ -260,10 +299,24 @@ class OpenVINOModel(Engine):
             self.queue.finished(len(request.prompt), request.generated)
         request.output.close()
         admitted = request.admitted or time.perf_counter()
-        timings = measure(request.submitted, admitted, request.first_token, request.first_token,
-                          time.perf_counter(), len(request.prompt), request.generated)
-        request.stream.push(Done(reason, Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
-                                 timings, error, request.output.stops.matched))
+        timings = measure(
+            request.submitted,
+            admitted,
+            request.first_token,
+            request.first_token,
+            time.perf_counter(),
+            len(request.prompt),
+            request.generated,
+        )
+        request.stream.push(
+            Done(
+                reason,
+                Usage(len(request.prompt), request.generated, 0, request.output.reasoning_tokens),
+                timings,
+                error,
+                request.output.stops.matched,
+            )
+        )
 
 
 def _check(abort: Callable[[], bool] | None, path: Path) -> None:
@@ -293,6 +346,7 @@ def generation_config(ov: Any, params: SamplingParams, max_tokens: int, eos: int
             c.top_k = params.top_k
         c.rng_seed = params.seed if params.seed is not None else random.getrandbits(31)
     return c
+
 
 def _tensor(tokens: list[int]) -> Any:
     import numpy as np

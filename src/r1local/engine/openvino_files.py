@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import config
 from ..errors import EngineUnavailable
@@ -19,7 +20,9 @@ def genai() -> Any:
     try:
         import openvino_genai
     except ImportError:
-        raise EngineUnavailable("The OpenVINO engine is not installed.", f"Install it with: {config.OPENVINO_EXTRA}") from None
+        raise EngineUnavailable(
+            "The OpenVINO engine is not installed.", f"Install it with: {config.OPENVINO_EXTRA}"
+        ) from None
     return openvino_genai
 
 
@@ -29,6 +32,7 @@ def available_devices() -> list[str]:
 
     genai()
     return list(openvino.Core().available_devices)
+
 
 class FolderVocab:
     """The tokenizer of an OpenVINO IR folder (openvino_tokenizer.xml / openvino_detokenizer.xml)."""
@@ -59,13 +63,14 @@ class FolderVocab:
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             if text.endswith("\ufffd"):
                 return b""
-            new, sent[0] = text[sent[0]:], len(text)
+            new, sent[0] = text[sent[0] :], len(text)
             return new.encode()
 
         return piece
 
     def close(self) -> None:
         self.tokenizer = None
+
 
 def open_pipeline(ov: Any, path: Path, plan: OpenVINOPlan) -> Any:
     """The pipeline for a GGUF or an IR folder. A GGUF is converted to OpenVINO's format once, into

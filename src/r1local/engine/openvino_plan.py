@@ -58,8 +58,10 @@ def choose_device(available: list[str], wanted: str | None, model_is_folder: boo
     if wanted:
         kind = wanted.upper()
         if not any(d == kind or d.startswith(kind + ".") for d in available):
-            raise EngineUnavailable(f"OpenVINO has no {kind} device here (it sees {', '.join(available) or 'none'}).",
-                                    "Check the device's driver, or choose one of those.")
+            raise EngineUnavailable(
+                f"OpenVINO has no {kind} device here (it sees {', '.join(available) or 'none'}).",
+                "Check the device's driver, or choose one of those.",
+            )
         return kind
     kinds = [d.split(".")[0] for d in available]
     if model_is_folder and "NPU" in kinds:
@@ -67,16 +69,25 @@ def choose_device(available: list[str], wanted: str | None, model_is_folder: boo
     return "GPU" if "GPU" in kinds else "CPU"
 
 
-def plan(model: Path, device: str, *, n_ctx: int | None, n_parallel: int, trained_ctx: int,
-         n_threads: int | None = None, npu_shape: tuple[int, int] | None = None) -> OpenVINOPlan:
+def plan(
+    model: Path,
+    device: str,
+    *,
+    n_ctx: int | None,
+    n_parallel: int,
+    trained_ctx: int,
+    n_threads: int | None = None,
+    npu_shape: tuple[int, int] | None = None,
+) -> OpenVINOPlan:
     kind = device.split(".")[0]
     if kind == "NPU":
         max_prompt, min_response = npu_shape or config.npu_shape()
         if max_prompt < 16 or min_response < 16:
             raise UsageError("The NPU's maximum prompt and minimum response must be at least 16 tokens each.")
         shape = (max_prompt, min_response)
-        return OpenVINOPlan(device, max_prompt + min_response, 1, False, _cache_dir(model, device, shape),
-                            max_prompt, min_response)
+        return OpenVINOPlan(
+            device, max_prompt + min_response, 1, False, _cache_dir(model, device, shape), max_prompt, min_response
+        )
     ctx = min(n_ctx or config.DEFAULT_CTX, trained_ctx)
     return OpenVINOPlan(device, ctx, n_parallel, True, _cache_dir(model, device, ()), n_threads=n_threads)
 

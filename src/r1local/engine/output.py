@@ -12,8 +12,16 @@ from .tools import ToolCallParser
 
 
 class TextOutput:
-    def __init__(self, stream: Stream, stops: list[str], *, split_reasoning: bool, in_reasoning: bool,
-                 parse_tools: bool = False, think_budget: int | None = None) -> None:
+    def __init__(
+        self,
+        stream: Stream,
+        stops: list[str],
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
+        parse_tools: bool = False,
+        think_budget: int | None = None,
+    ) -> None:
         self.stream = stream
         self.detok = Detokenizer()
         self.stops = StopMatcher(stops)

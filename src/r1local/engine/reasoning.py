@@ -89,7 +89,9 @@ class ReasoningSplitter:
             return events
 
 
-def _emit(events: list, kind: type, text: str) -> None:
+def _emit(
+    events: list[ReasoningDelta | ContentDelta], kind: type[ReasoningDelta] | type[ContentDelta], text: str
+) -> None:
     if not text:
         return
     if events and type(events[-1]) is kind:

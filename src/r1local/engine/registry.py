@@ -40,8 +40,9 @@ class LoadOptions:
     progress: Callable[[str], None] | None = None  # the RPC split's steps, one line each
 
 
-def open(address: ModelAddress, path: Path | None, options: LoadOptions,
-         upstreams: Mapping[str, Upstream] | None = None) -> Engine:
+def open(
+    address: ModelAddress, path: Path | None, options: LoadOptions, upstreams: Mapping[str, Upstream] | None = None
+) -> Engine:
     """The engine for `address`: its upstream's model, or the file at `path` (resolved by the
     caller: the CLI may download, the server never does) on the engine its name or format picks."""
     if address.upstream is not None:
@@ -62,24 +63,56 @@ def load(path: str | Path, *, engine: str | None = None, options: LoadOptions = 
     o = options
     if o.rpc:
         if kind != "llama.cpp":
-            raise UsageError("RPC workers take GGUF models on llama.cpp; this model runs on OpenVINO.",
-                             "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.")
+            raise UsageError(
+                "RPC workers take GGUF models on llama.cpp; this model runs on OpenVINO.",
+                "Leave out --rpc (and R1LOCAL_RPC), or choose a GGUF model.",
+            )
         from ..rpc import load_split  # the RPC client only where a load uses it
 
-        return load_split(path, endpoints=list(o.rpc), name=o.name, n_ctx=o.n_ctx, n_parallel=o.n_parallel,
-                          n_gpu_layers=o.n_gpu_layers, tensor_split=list(o.tensor_split or []) or None,
-                          n_threads=o.n_threads, max_queue=o.max_queue, kv_type=o.kv_type,
-                          speculation=o.speculation, progress=o.progress, abort=o.abort)
+        return load_split(
+            path,
+            endpoints=list(o.rpc),
+            name=o.name,
+            n_ctx=o.n_ctx,
+            n_parallel=o.n_parallel,
+            n_gpu_layers=o.n_gpu_layers,
+            tensor_split=list(o.tensor_split or []) or None,
+            n_threads=o.n_threads,
+            max_queue=o.max_queue,
+            kv_type=o.kv_type,
+            speculation=o.speculation,
+            progress=o.progress,
+            abort=o.abort,
+        )
     if kind == "openvino":
         from .openvino import OpenVINOModel  # the optional extra, imported only when asked for
 
-        return OpenVINOModel.load(path, name=o.name, n_ctx=o.n_ctx, n_parallel=o.n_parallel, n_threads=o.n_threads,
-                                  max_queue=o.max_queue, on_compile=o.on_compile, abort=o.abort)
+        return OpenVINOModel.load(
+            path,
+            name=o.name,
+            n_ctx=o.n_ctx,
+            n_parallel=o.n_parallel,
+            n_threads=o.n_threads,
+            max_queue=o.max_queue,
+            on_compile=o.on_compile,
+            abort=o.abort,
+        )
     from .model import Model
 
-    return Model.load(path, name=o.name, n_ctx=o.n_ctx, n_parallel=o.n_parallel, n_gpu_layers=o.n_gpu_layers,
-                      tensor_split=o.tensor_split, n_threads=o.n_threads, max_queue=o.max_queue, plan=o.plan,
-                      kv_type=o.kv_type, speculation=o.speculation, abort=o.abort)
+    return Model.load(
+        path,
+        name=o.name,
+        n_ctx=o.n_ctx,
+        n_parallel=o.n_parallel,
+        n_gpu_layers=o.n_gpu_layers,
+        tensor_split=o.tensor_split,
+        n_threads=o.n_threads,
+        max_queue=o.max_queue,
+        plan=o.plan,
+        kv_type=o.kv_type,
+        speculation=o.speculation,
+        abort=o.abort,
+    )
 
 
 def engine_for(path: Path, engine: str | None) -> str:

@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import threading
+import time
 from concurrent.futures import Future
 
 from ..errors import UsageError
@@ -29,14 +30,21 @@ from .params import SamplingParams
 
 _RANDOM = random.SystemRandom()
 PICK_NICENESS = 10  # added to a grammar pick thread's niceness
+CHECK_CHUNK = 4096  # tokens per grammar call in a whole-vocabulary check: between calls a pick can stop
 
 
 class Pick(Future):
-    """A grammar's pick in flight; `logits` is the copy it picks from (for logprobs)."""
+    """A grammar's pick in flight; `logits` is the copy it picks from (for logprobs). Past
+    `deadline` (time.perf_counter()) it stops at its next chance with PickTooSlow."""
 
-    def __init__(self, logits: ctypes.Array) -> None:
+    def __init__(self, logits: ctypes.Array, deadline: float) -> None:
         super().__init__()
         self.logits = logits
+        self.deadline = deadline
+
+
+class PickTooSlow(Exception):
+    """A grammar's pick passed its deadline."""
 
 
 class Sampler:
@@ -58,11 +66,7 @@ class Sampler:
             if params.logit_bias:
                 biases = (C.llama_logit_bias * len(params.logit_bias))(*params.logit_bias)
                 add(C.llama_sampler_init_logit_bias(n_vocab, len(params.logit_bias), biases))
-            if (
-                params.repeat_penalty != 1.0
-                or params.presence_penalty != 0.0
-                or params.frequency_penalty != 0.0
-            ):
+            if params.repeat_penalty != 1.0 or params.presence_penalty != 0.0 or params.frequency_penalty != 0.0:
                 add(
                     C.llama_sampler_init_penalties(
                         n_vocab,
@@ -97,11 +101,11 @@ class Sampler:
         """Pick from row `batch_index` of the step's logits, in the step (no grammar)."""
         return C.llama_sampler_sample(self.chain, ctx, batch_index)  # accepts the token too
 
-    def start(self, ctx, batch_index: int) -> Pick:
+    def start(self, ctx, batch_index: int, deadline: float) -> Pick:
         """Pick from a copy of row `batch_index` in a thread of its own; the future gives the token."""
         logits = (ctypes.c_float * self.n_vocab)()
         ctypes.memmove(logits, C.llama_get_logits_ith(ctx, batch_index), ctypes.sizeof(logits))
-        pick = self._pick_in_flight = Pick(logits)
+        pick = self._pick_in_flight = Pick(logits, deadline)
         threading.Thread(target=self._grammar_pick, args=(pick,), name="r1local-grammar", daemon=True).start()
         return pick
 
@@ -119,11 +123,11 @@ class Sampler:
             for token in self._queued:
                 self._accept_now(token)
             self._queued.clear()
-            token = self._pick(pick.logits, with_grammar=False)
+            token = self._pick(pick.logits)
             if not self._allowed(token):
-                token = self._pick(pick.logits, with_grammar=True)
+                token = self._pick(pick.logits, grammar_deadline=pick.deadline)
             self._accept_now(token)
-        except Exception as error:  # a bug must end this request, not the thread silently
+        except Exception as error:  # noqa: BLE001  (a bug must end this request, not the thread silently)
             pick.set_exception(error)
         else:
             pick.set_result(token)
@@ -132,12 +136,19 @@ class Sampler:
         C.llama_sampler_accept(self.grammar, token)
         C.llama_sampler_accept(self.chain, token)
 
-    def _pick(self, logits, *, with_grammar: bool) -> int:
-        """The chain's choice among every token of the vocabulary (the grammar's allowed ones)."""
+    def _pick(self, logits, *, grammar_deadline: float | None = None) -> int:
+        """The chain's choice among every token of the vocabulary (with a deadline: the grammar's
+        allowed ones, checked a chunk at a time so that a check past its deadline stops)."""
         candidates = _candidates(logits, self.n_vocab)  # held here while llama.cpp reads it
+        if grammar_deadline is not None:
+            size, base = ctypes.sizeof(C.llama_token_data), ctypes.addressof(candidates)
+            for start in range(0, self.n_vocab, CHECK_CHUNK):
+                if time.perf_counter() > grammar_deadline:
+                    raise PickTooSlow
+                chunk = ctypes.cast(base + start * size, ctypes.POINTER(C.llama_token_data))
+                part = C.llama_token_data_array(chunk, min(CHECK_CHUNK, self.n_vocab - start), -1, False)
+                C.llama_sampler_apply(self.grammar, ctypes.byref(part))
         array = C.llama_token_data_array(candidates, self.n_vocab, -1, False)
-        if with_grammar:
-            C.llama_sampler_apply(self.grammar, ctypes.byref(array))
         C.llama_sampler_apply(self.chain, ctypes.byref(array))
         return array.data[array.selected].id
 

@@ -27,17 +27,16 @@ from dataclasses import dataclass, field
 from ..errors import ContextOverflow, Overloaded
 from .admission import Admission
 from .bindings import C
+from .draft import DraftModel
 from .events import Done, FinishReason, Timings, Usage, measure
 from .logprobs import token_logprob
-from .draft import DraftModel
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
-from .sampling import Pick, Sampler
+from .sampling import Pick, PickTooSlow, Sampler
 from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
-
 
 SWITCH_INTERVAL_S = 0.0005
 GRAMMAR_PICK_LIMIT_S = 2.0  # one token's grammar check; a whole-vocabulary check takes ~0.1 s
@@ -45,6 +44,7 @@ PICK_POLL_S = 0.05  # while only grammar picks are in flight: how often cancella
 PICKS_AT_CLOSE_S = 60.0  # how long closing waits for picks in flight (they read the model's vocabulary)
 
 log = logging.getLogger("r1local.engine")
+_TOO_SLOW = "The grammar took more than {:g} s to check one token; simplify it (fewer alternatives open at once)"
 BUDGET_CLOSE = "\n\nTime is up; I will answer now.\n</think>\n\n"  # ends reasoning that reached its budget
 
 
@@ -64,17 +64,29 @@ class Job:
 class Active:
     """A job that holds a slot: its sampler, its text pipeline and its clock."""
 
-    def __init__(self, job: Job, slot: Slot, n_reused: int, max_tokens: int, native: NativeModel,
-                 speculation: Speculation | None = None):
+    def __init__(
+        self,
+        job: Job,
+        slot: Slot,
+        n_reused: int,
+        max_tokens: int,
+        native: NativeModel,
+        speculation: Speculation | None = None,
+    ):
         self.job = job
         self.slot = slot
         self.pending = job.prompt[n_reused:]  # prompt tokens still to evaluate
         self.n_reused = n_reused
         self.max_tokens = max_tokens
         self.sampler = job.sampler
-        self.output = TextOutput(job.stream, job.params.stop, split_reasoning=job.split_reasoning,
-                                 in_reasoning=job.in_reasoning, parse_tools=job.parse_tools,
-                                 think_budget=job.params.think_budget)
+        self.output = TextOutput(
+            job.stream,
+            job.params.stop,
+            split_reasoning=job.split_reasoning,
+            in_reasoning=job.in_reasoning,
+            parse_tools=job.parse_tools,
+            think_budget=job.params.think_budget,
+        )
         self.next_token: int | None = None  # sampled, to be fed at the next step
         self.pick: Pick | None = None  # a grammar's pick in flight, off the step
         self.pick_started = 0.0
@@ -88,8 +100,15 @@ class Active:
 
     def finish(self, reason: FinishReason, error: str | None = None) -> None:
         self.output.close()
-        timings = measure(self.job.submitted, self.admitted, self.prompt_done, self.first_token,
-                          time.perf_counter(), len(self.job.prompt) - self.n_reused, self.generated)
+        timings = measure(
+            self.job.submitted,
+            self.admitted,
+            self.prompt_done,
+            self.first_token,
+            time.perf_counter(),
+            len(self.job.prompt) - self.n_reused,
+            self.generated,
+        )
         timings = dataclasses.replace(timings, draft_n=self.drafted, draft_n_accepted=self.accepted)
         usage = Usage(len(self.job.prompt), self.generated, self.n_reused, self.output.reasoning_tokens)
         self.sampler.close()
@@ -110,22 +129,30 @@ class Slot:
 
 
 class Scheduler:
-    def __init__(self, native: NativeModel, max_queue: int, prefix_cache_bytes: int = 0,
-                 speculation: Speculation | None = None, draft_model: DraftModel | None = None) -> None:
+    def __init__(
+        self,
+        native: NativeModel,
+        max_queue: int,
+        prefix_cache_bytes: int = 0,
+        speculation: Speculation | None = None,
+        draft_model: DraftModel | None = None,
+    ) -> None:
         self.native = native
         self.speculation = speculation
         self.draft_model = draft_model
         self.step_cost = StepCost()
         self.draft_source: Callable[[list[int]], DraftSource] | None = (
-            NgramIndex if speculation and speculation.source == "ngram" else None)
+            NgramIndex if speculation and speculation.source == "ngram" else None
+        )
         self.prefix_cache = PrefixCache(native, prefix_cache_bytes)
         self.slots = [Slot(seq) for seq in range(native.n_seq)]
         busy = lambda: sum(slot.active is not None for slot in self.slots)  # noqa: E731
-        self.queue: Admission[Job] = Admission(len(self.slots), max_queue, busy, "draft_tokens_total",
-                                               "draft_accepted_total")
+        self.queue: Admission[Job] = Admission(
+            len(self.slots), max_queue, busy, "draft_tokens_total", "draft_accepted_total"
+        )
         self._batch = C.llama_batch_init(native.n_batch, 0, 1)
         self._budget_close = native.tokenize(BUDGET_CLOSE, add_special=False)
-        self._picks: set[Pick] = set()  # grammar picks in flight, their requests ended or not
+        self._picks: set[futures.Future] = set()  # grammar picks in flight, their requests ended or not
         # The scheduler thread takes the GIL back after every llama.cpp call; with Python's default
         # 5 ms switch interval a busy event-loop thread (the server streaming tokens) delays each
         # step by that much. Measured on gemma-270m, 4 clients: 43 -> 50 tokens/s.
@@ -135,7 +162,12 @@ class Scheduler:
 
     # -- called from any thread --
     def submit(
-        self, prompt: list[int], params: SamplingParams, *, split_reasoning: bool, in_reasoning: bool,
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
         parse_tools: bool = False,
     ) -> Stream:
         context = params.context(self.native.n_ctx_seq)
@@ -197,7 +229,7 @@ class Scheduler:
         """Whether a sequence can go into the next step, or a pick has returned."""
         return any(slot.active and (slot.active.pick is None or slot.active.pick.done()) for slot in self.slots)
 
-    def _wake(self, pick: Pick) -> None:
+    def _wake(self, pick: futures.Future) -> None:
         with self.queue.cond:
             self._picks.discard(pick)
             self.queue.cond.notify()
@@ -211,13 +243,14 @@ class Scheduler:
                 continue
             if active.pick.done():
                 pick, active.pick = active.pick, None
-                if pick.exception() is not None:
+                if isinstance(pick.exception(), PickTooSlow):
+                    self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
+                elif pick.exception() is not None:
                     self._release(slot, "error", f"The grammar failed: {pick.exception()}")
                 else:
-                    self._took(slot, pick.result(), now, pick.logits)
-            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:
-                self._release(slot, "error", f"The grammar took more than {GRAMMAR_PICK_LIMIT_S:g} s to check one "
-                              "token; simplify it (fewer alternatives open at once)")
+                    self._took(active, pick.result(), now, pick.logits)
+            elif now - active.pick_started > GRAMMAR_PICK_LIMIT_S:  # stuck inside one llama.cpp call
+                self._release(slot, "error", _TOO_SLOW.format(GRAMMAR_PICK_LIMIT_S))
 
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
@@ -269,7 +302,7 @@ class Scheduler:
     def _step(self) -> None:
         batch = self._batch
         n = 0
-        rows: list[tuple[Slot, int, int]] = []  # slot, batch index of its first logits row, rows
+        rows: list[tuple[Active, int, int]] = []  # sequence, batch index of its first logits row, rows
 
         def add(slot: Slot, token: int, logits: bool) -> None:
             nonlocal n
@@ -281,34 +314,36 @@ class Scheduler:
             slot.cached.append(token)
             n += 1
 
-        generating = [s for s in self.slots if s.active and s.active.next_token is not None]
-        prefilling = [s for s in self.slots if s.active and s.active.next_token is None and s.active.pick is None]
+        actives = [s.active for s in self.slots if s.active is not None]
+        generating = [(a, a.next_token) for a in actives if a.next_token is not None]
+        prefilling = [a for a in actives if a.next_token is None and a.pick is None]
         room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
-        planned, expected = [], float(len(generating))  # draft lengths, and the tokens the step should yield
-        for slot in generating:
-            length = self._draft_length(slot.active, room - sum(planned), len(generating) + sum(planned), expected)
+        planned: list[int] = []  # draft lengths
+        expected = float(len(generating))  # the tokens the step should yield
+        for active, _ in generating:
+            length = self._draft_length(active, room - sum(planned), len(generating) + sum(planned), expected)
             planned.append(length)
-            expected += slot.active.pacing.expected(length) if length else 0.0
+            if length and active.pacing is not None:
+                expected += active.pacing.expected(length)
         drafted = 0
-        for slot, draft in zip(generating, self._drafts(generating, planned)):
-            active = slot.active
-            active.draft = draft if draft and len(draft) >= self.speculation.draft_min else []
+        draft_min = self.speculation.draft_min if self.speculation else 1
+        for (active, next_token), draft in zip(generating, self._drafts(generating, planned), strict=True):
+            active.draft = draft if len(draft) >= draft_min else []
             drafted += len(active.draft)
-            rows.append((slot, n, 1 + len(active.draft)))  # a slot's rows are consecutive
-            for token in (active.next_token, *active.draft):
-                add(slot, token, True)
+            rows.append((active, n, 1 + len(active.draft)))  # a slot's rows are consecutive
+            for token in (next_token, *active.draft):
+                add(active.slot, token, True)
             active.next_token = None
         budget = self.native.n_batch - n
-        for slot in prefilling:
+        for active in prefilling:
             if budget <= 0:
                 break
-            active = slot.active
             chunk, active.pending = active.pending[:budget], active.pending[budget:]
             for i, token in enumerate(chunk):
                 last = not active.pending and i == len(chunk) - 1
                 if last:
-                    rows.append((slot, n, 1))
-                add(slot, token, last)
+                    rows.append((active, n, 1))
+                add(active.slot, token, last)
             budget -= len(chunk)
         batch.n_tokens = n
         if n == 0:
@@ -319,35 +354,35 @@ class Scheduler:
         if self.speculation and n == len(generating) + drafted:  # generation only: the step times its rows
             self.step_cost.observe(n, time.perf_counter() - started)
         if status != 0:
-            involved = {slot.seq: slot for slot, _, _ in rows} | {s.seq: s for s in prefilling}
+            involved = {a.slot.seq: a.slot for a, _, _ in rows} | {a.slot.seq: a.slot for a in prefilling}
             for slot in involved.values():
                 if slot.active:
                     self._release(slot, "error", f"llama_decode failed with status {status}")
             return
 
         now = time.perf_counter()
-        for slot, first, count in rows:
-            if slot.active.sampler.deferred:  # a grammar's: no drafts, one row
-                self._start_pick(slot.active, first, now)
+        for active, first, count in rows:
+            if active.sampler.deferred:  # a grammar's: no drafts, one row
+                self._start_pick(active, first, now)
             else:
-                self._verify(slot, first, count, now)
+                self._verify(active, first, count, now)
 
     def _start_pick(self, active: Active, index: int, now: float) -> None:
-        active.pick, active.pick_started = active.sampler.start(self.native.ctx, index), now
+        active.pick = active.sampler.start(self.native.ctx, index, now + GRAMMAR_PICK_LIMIT_S)
+        active.pick_started = now
         with self.queue.cond:
             self._picks.add(active.pick)
         active.pick.add_done_callback(self._wake)
 
-    def _took(self, slot: Slot, token: int, now: float, logits) -> None:
-        """The token sampled for `slot` from `logits`."""
-        active = slot.active
+    def _took(self, active: Active, token: int, now: float, logits) -> None:
+        """The token sampled for `active` from `logits`."""
         if active.job.params.logprobs is not None and not self.native.is_eog(token):
             active.job.stream.push(token_logprob(self.native, logits, token, active.job.params.logprobs))
         if active.generated == 0:
             active.prompt_done = active.first_token = now
         active.generated += 1
         active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
-        self._on_token(slot, token)
+        self._on_token(active, token)
 
     def _draft_length(self, active: Active, room: int, rows: int, expected: float) -> int:
         """How many tokens the slot should guess after its next one: as many as pay in a step of
@@ -360,22 +395,24 @@ class Scheduler:
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        return active.pacing.length(limit, rows, expected, self.step_cost.row_cost)
+        return active.pacing.length(limit, rows, expected, self.step_cost.relative)
 
-    def _drafts(self, slots: list[Slot], lengths: list[int]) -> list[list[int]]:
-        """Each slot's guess of its length: from the draft model (one batch for all) or its own n-grams."""
+    def _drafts(self, generating: list[tuple[Active, int]], lengths: list[int]) -> list[list[int]]:
+        """Each sequence's guess of its length after its next token: from the draft model (one batch
+        for all) or its own n-grams."""
         if not any(lengths):
-            return [[] for _ in slots]
+            return [[] for _ in generating]
+        pairs = zip(generating, lengths, strict=True)
         if self.draft_model is not None:
-            return self.draft_model.propose([(slot.seq, [*slot.cached, slot.active.next_token], length)
-                                             for slot, length in zip(slots, lengths)])
-        return [slot.active.job.drafts.propose(length) if length and slot.active.job.drafts else []
-                for slot, length in zip(slots, lengths)]
+            return self.draft_model.propose(
+                [(a.slot.seq, [*a.slot.cached, next_token], length) for (a, next_token), length in pairs]
+            )
+        return [a.job.drafts.propose(length) if length and a.job.drafts else [] for (a, _), length in pairs]
 
-    def _verify(self, slot: Slot, first: int, count: int, now: float) -> None:
-        """Sample the target at each of the slot's rows while its draft agrees (llama.cpp's rule),
+    def _verify(self, active: Active, first: int, count: int, now: float) -> None:
+        """Sample the target at each of the sequence's rows while its draft agrees (llama.cpp's rule),
         drop the refused draft tokens' cells, then pass the kept tokens on in order."""
-        active = slot.active
+        slot = active.slot
         draft, active.draft = active.draft, []
         tokens: list[int] = []
         for i in range(count):
@@ -388,12 +425,12 @@ class Scheduler:
             accepted += 1
         base = self._batch.pos[first]  # where the slot's next token went
         self._trim(slot, base + 1 + accepted)
-        if draft:
+        if draft and active.pacing is not None:
             active.pacing.verified(len(draft), accepted)
             active.drafted += len(draft)
             active.accepted += accepted
         for j, token in enumerate(tokens):
-            self._took(slot, token, now, C.llama_get_logits_ith(self.native.ctx, first + j))
+            self._took(active, token, now, C.llama_get_logits_ith(self.native.ctx, first + j))
             if slot.active is not active:
                 return
             if active.next_token is None:  # the reasoning budget closed: its words follow this token
@@ -405,8 +442,8 @@ class Scheduler:
             self.native.forget(slot.seq, keep)
             del slot.cached[keep:]
 
-    def _on_token(self, slot: Slot, token: int) -> None:
-        active = slot.active
+    def _on_token(self, active: Active, token: int) -> None:
+        slot = active.slot
         if active.job.drafts is not None:
             active.job.drafts.add(token)
         if self.native.is_eog(token) and not active.job.params.ignore_eos:

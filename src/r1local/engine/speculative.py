@@ -14,17 +14,18 @@ accepts and what a row costs (StepCost): no draft where it would slow the step d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..errors import UsageError
 
 NGRAM_SIZES = (4, 3, 2)  # lookup keys, longest first: a longer match predicts better
-PRIOR_ACCEPTANCE = 0.7  # a fresh slot's chance that a draft token is kept
+PRIOR_ACCEPTANCE = 0.85  # a fresh slot's chance that a draft token is kept (an n-gram match mostly is)
 SMOOTHING = 0.3  # weight of the latest verification in a slot's acceptance
 RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward the prior
-DEFAULT_ROW_COST = 0.5  # a row against a step's fixed cost until measured (gemma-3-270m, 1 CPU thread: 0.6)
-STEP_DECAY = 0.98  # weight of a step in the cost fit, per later step
+DEFAULT_ROW_COST = 0.5  # an extra row against a one-row step, until measured
+STEP_WEIGHT = 0.2  # weight of the latest step in its size's recent time
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ class Speculation:
         if self.source not in ("ngram", "draft") or (self.source == "draft") != bool(self.draft):
             raise UsageError(f"Unknown speculation source {self.source!r}.", "Use --spec ngram or --draft MODEL.")
         if not 1 <= self.draft_min <= self.draft_max:
-            raise UsageError(f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give "
-                             "1 <= --draft-min <= --draft-max.", "Example: --draft-min 2 --draft-max 16")
+            raise UsageError(
+                f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give 1 <= --draft-min <= --draft-max.",
+                "Example: --draft-min 2 --draft-max 16",
+            )
 
 
 class DraftSource(Protocol):
@@ -65,7 +68,7 @@ class NgramIndex:
         tokens, end = self.tokens, len(self.tokens)
         for n, follows in self._follows:
             if end >= n:  # the n-gram ending before `token` is followed by position `end`
-                follows[tuple(tokens[end - n:end])] = end
+                follows[tuple(tokens[end - n : end])] = end
         tokens.append(token)
 
     def propose(self, limit: int) -> list[int]:
@@ -74,54 +77,57 @@ class NgramIndex:
         for n, follows in self._follows:
             start = follows.get(tuple(tokens[-n:])) if len(tokens) >= n else None
             if start is not None:
-                return tokens[start:start + limit]
+                return tokens[start : start + limit]
         return []
 
 
 class StepCost:
-    """A generation step's time as fixed + per_row x rows, fitted over the recent steps (the machine's
-    load moves it). What drafting weighs is their ratio: a row's cost against the step's fixed part,
-    reading the weights (large on a CPU, where each row's matmuls and logits take real compute)."""
+    """What a generation step costs against its rows, measured: the recent time of steps of 1, 2,
+    4, 8... rows (a step counts in the smallest such size that holds it). A row costs real compute
+    on a CPU (its matmuls and its logits over the whole vocabulary) but rows share the weights'
+    reads, so the cost grows less than the rows do; sizes not measured yet are guessed at
+    DEFAULT_ROW_COST of a one-row step per extra row, and found out once a draft is tried."""
 
     def __init__(self) -> None:
-        self.row_cost = DEFAULT_ROW_COST
-        self._sums = [0.0] * 5  # decayed weight, rows, seconds, rows^2, rows x seconds
+        self._seconds: dict[int, float] = {}  # size -> recent seconds of such a step
+
+    @staticmethod
+    def size(rows: int) -> int:
+        return 1 << max(rows - 1, 0).bit_length()
 
     def observe(self, rows: int, seconds: float) -> None:
-        sums = [x * STEP_DECAY for x in self._sums]
-        for i, value in enumerate((1.0, rows, seconds, rows * rows, rows * seconds)):
-            sums[i] += value
-        self._sums = sums
-        w, x, y, xx, xy = sums
-        spread = xx / w - (x / w) ** 2
-        if w >= 4 and spread >= 0.25:  # the steps' row counts differ enough to tell the two parts apart
-            per_row = (xy / w - x / w * y / w) / spread
-            fixed = y / w - per_row * x / w
-            if per_row > 0 and fixed > 0:
-                self.row_cost = min(max(per_row / fixed, 0.01), 10.0)
-        else:  # steps without drafts teach nothing: drift back, so that drafts are tried again
-            self.row_cost += RECOVERY * (DEFAULT_ROW_COST - self.row_cost)
+        size = self.size(rows)
+        known = self._seconds.get(size)
+        self._seconds[size] = seconds if known is None else known + STEP_WEIGHT * (seconds - known)
+
+    def relative(self, rows: int) -> float:
+        """A step of `rows` rows against a step of one."""
+        one = self._seconds.get(1)
+        size = self.size(rows)
+        if one is None or size not in self._seconds:
+            return 1 + DEFAULT_ROW_COST * (rows - 1)
+        return self._seconds[size] / one
 
 
 class Pacing:
     """One slot's draft length: the length that makes the step yield the most tokens per unit of
-    time, given the chance that each draft token is kept (this slot's recent acceptance) and the
-    cost of a row (StepCost). A slot whose drafts are refused stops drafting (the best length is 0)
+    time, given the chance that each draft token is kept (this slot's recent acceptance) and what
+    a step of that many rows costs (StepCost). A slot whose drafts are refused stops drafting (the best length is 0)
     and its estimate drifts back toward PRIOR_ACCEPTANCE, so it tries again later."""
 
     def __init__(self, spec: Speculation) -> None:
         self.spec = spec
         self.acceptance = PRIOR_ACCEPTANCE  # chance that a draft token is kept, smoothed
 
-    def length(self, limit: int, rows: int, tokens: float, row_cost: float) -> int:
+    def length(self, limit: int, rows: int, tokens: float, cost: Callable[[int], float]) -> int:
         """The draft length (0: none) for a step that already holds `rows` rows expected to yield
-        `tokens` tokens."""
-        best_k, best = 0, tokens / (1 + row_cost * rows)
+        `tokens` tokens; cost(rows) is a step's time against a one-row step's."""
+        best_k, best = 0, tokens / cost(rows)
         chance, expected = 1.0, tokens
         for k in range(1, min(limit, self.spec.draft_max) + 1):
             chance *= self.acceptance
             expected += chance
-            value = expected / (1 + row_cost * (rows + k))
+            value = expected / cost(rows + k)
             if value > best:
                 best_k, best = k, value
         if best_k < self.spec.draft_min:
@@ -132,7 +138,7 @@ class Pacing:
     def expected(self, drafted: int) -> float:
         """Tokens a draft of this length is expected to add to the step."""
         p = self.acceptance
-        return sum(p ** k for k in range(1, drafted + 1))
+        return sum(p**k for k in range(1, drafted + 1))
 
     def verified(self, drafted: int, accepted: int) -> None:
         tried = accepted + (accepted < drafted)  # tokens compared until the first refusal

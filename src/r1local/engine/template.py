@@ -2,7 +2,8 @@
 
 The template comes from the GGUF (`tokenizer.chat_template`) and runs in Jinja2's immutable
 sandbox configured as Hugging Face transformers does, so prompts match what the model was trained
-on, in a child process bounded in time, memory and output (template_sandbox.py). For R1 distills (DeepSeek's recommendations):
+on, in a child process bounded in time, memory and output (template_sandbox.py). For R1
+distills (DeepSeek's recommendations):
 - no system prompt: its text is folded into the first user turn;
 - earlier assistant turns keep only their answer (reasoning is dropped);
 - thinking on: the assistant turn is forced to start with "<think>\\n";
@@ -13,8 +14,9 @@ on, in a child process bounded in time, memory and output (template_sandbox.py).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jinja2
 
@@ -73,7 +75,8 @@ class ChatTemplate:
             environment().parse(self.source)  # here, so a broken template is known at load
         except jinja2.TemplateSyntaxError as e:
             raise ModelFileError(
-                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).", _OTHER_GGUF) from None
+                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).", _OTHER_GGUF
+            ) from None
         except RecursionError:
             raise ModelFileError("The model's chat template nests too deeply to be read.", _OTHER_GGUF) from None
         self._process = TemplateProcess(self.source)
@@ -95,8 +98,11 @@ class ChatTemplate:
         if continue_final and add_generation_prompt and len(msgs) > 1 and _is_prefill(msgs[-1]):
             prefill = msgs.pop()
         if tool_list and not self.supports_tools:
-            raise UsageError("This model's chat template has no tool calling.",
-                             "Use a DeepSeek-R1 model for tools, or send the request without them.", param="tools")
+            raise UsageError(
+                "This model's chat template has no tool calling.",
+                "Use a DeepSeek-R1 model for tools, or send the request without them.",
+                param="tools",
+            )
         if self.is_r1:
             msgs = _r1_history(msgs, tools.tools_preamble(tool_list) if tool_list else "")
         if self.is_r1 and (tool_list or any(m.get("role") == "tool" or m.get("tool_calls") for m in msgs)):
@@ -125,13 +131,15 @@ class ChatTemplate:
 
     def _render_jinja(self, msgs: list[dict], think: bool, add_generation_prompt: bool) -> str:
         try:
-            return self._process.render(dict(
-                messages=msgs,
-                add_generation_prompt=add_generation_prompt,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-                enable_thinking=think,  # the switch Qwen3-style templates read
-            ))
+            return self._process.render(
+                dict(
+                    messages=msgs,
+                    add_generation_prompt=add_generation_prompt,
+                    bos_token=self.bos_token,
+                    eos_token=self.eos_token,
+                    enable_thinking=think,  # the switch Qwen3-style templates read
+                )
+            )
         except TemplateFailure as failure:
             verb = "refused" if failure.refused else "failed on"
             raise UsageError(f"The model's chat template {verb} these messages: {failure}") from None
@@ -139,8 +147,11 @@ class ChatTemplate:
 
 def _is_prefill(message: Mapping[str, Any]) -> bool:
     """A final assistant message with text and no calls: the start of the reply."""
-    return message.get("role") == "assistant" and not message.get("tool_calls") and bool(
-        message.get("content") or message.get("reasoning_content"))
+    return (
+        message.get("role") == "assistant"
+        and not message.get("tool_calls")
+        and bool(message.get("content") or message.get("reasoning_content"))
+    )
 
 
 def _continue_r1(text: str, prefill: Mapping[str, Any]) -> RenderedPrompt:

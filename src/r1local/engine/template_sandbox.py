@@ -53,7 +53,7 @@ def environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
-def _one_line(text: str, limit: int = 300) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -64,15 +64,21 @@ class TemplateProcess:
     def __init__(self, source: str) -> None:
         self.source = source
         self._lock = threading.Lock()
-        self._child: subprocess.Popen | None = None
+        self._child: subprocess.Popen[bytes] | None = None
 
     def render(self, variables: dict[str, Any]) -> str:
         """The rendered text, or TemplateFailure with one line saying why."""
         request = json.dumps({"variables": variables}, default=str) + "\n"
         with self._lock:
             child = self._child or self._start()
+            assert child.stdin and child.stdout  # both are pipes
             expired = threading.Event()
-            timer = threading.Timer(RENDER_TIMEOUT_S, lambda: (expired.set(), child.kill()))
+
+            def expire() -> None:
+                expired.set()
+                child.kill()
+
+            timer = threading.Timer(RENDER_TIMEOUT_S, expire)
             timer.start()
             try:
                 child.stdin.write(request.encode())
@@ -96,25 +102,33 @@ class TemplateProcess:
         with self._lock:
             self._stop()
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen[bytes]:
         # Started in the folder that holds this package, so `-m` finds this module and no other.
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd=Path(__file__).parents[2])
-        self._child.stdin.write(json.dumps({"source": self.source}).encode() + b"\n")
-        self._child.stdin.flush()
-        return self._child
+        child = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=Path(__file__).parents[2],
+        )
+        assert child.stdin  # a pipe
+        child.stdin.write(json.dumps({"source": self.source}).encode() + b"\n")
+        child.stdin.flush()
+        self._child = child
+        return child
 
     def _stop(self) -> None:
         child, self._child = self._child, None
         if child is not None:
             child.kill()
             child.wait()
-            child.stdin.close()
-            child.stdout.close()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 # -- the child --
+
 
 def _limit_memory() -> None:
     try:
@@ -139,9 +153,12 @@ def _render(template: jinja2.Template, variables: dict[str, Any], limit: int) ->
         return {"failed": "it recursed without end"}
     except MemoryError:
         return {"failed": f"it needed more than {MEMORY_LIMIT_BYTES >> 20} MiB of memory"}
-    except Exception as error:  # any other error of the template's code (jinja's, a TypeError...)
-        return {"failed": _one_line(f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError)
-                                    else error)}
+    except Exception as error:  # noqa: BLE001  (any other error of the template's code: jinja's, a TypeError...)
+        return {
+            "failed": _one_line(
+                f"{type(error).__name__}: {error}" if not isinstance(error, jinja2.TemplateError) else error
+            )
+        }
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from typing import Any
 from .events import ContentDelta, ReasoningDelta, ToolCall, ToolCallDelta
 from .reasoning import partial_tag_len
 
-
 CALLS_BEGIN, CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
 CALL_BEGIN, CALL_END, SEP = "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>"
 OUTPUTS_BEGIN, OUTPUTS_END = "<｜tool▁outputs▁begin｜>", "<｜tool▁outputs▁end｜>"
@@ -34,7 +33,7 @@ _PREAMBLE = (
     "You can call any of the following function tools to satisfy the user's requests: {tools}\n\n"
     "Example function tool call syntax:\n\n"
     f"{CALLS_BEGIN}{CALL_BEGIN}function{SEP}example_function_name\n"
-    "```json\n{{\n  \"arg1\": \"some_value\"\n  ...\n}}\n```\n"
+    '```json\n{{\n  "arg1": "some_value"\n  ...\n}}\n```\n'
     f"{CALL_END}{CALLS_END}\n\n"
 )
 _CALL = re.compile(
@@ -44,8 +43,10 @@ _CALL = re.compile(
 )
 
 # a call's head, up to where its JSON arguments start, and the fence that ends them
-_HEAD = re.compile(re.escape(CALL_BEGIN) + r"\s*(?:function)?\s*" + re.escape(SEP) + r"\s*([^\n`]+?)[ \t]*\n"
-                   r"```(?:json)?[ \t]*\n")
+_HEAD = re.compile(
+    re.escape(CALL_BEGIN) + r"\s*(?:function)?\s*" + re.escape(SEP) + r"\s*([^\n`]+?)[ \t]*\n"
+    r"```(?:json)?[ \t]*\n"
+)
 _FENCE_END = re.compile(r"\s*```\s*$")
 
 
@@ -70,8 +71,10 @@ def arguments_text(arguments: Any) -> str:
 
 def render_call(call: dict) -> str:
     function = call.get("function", call)
-    return (f"{CALL_BEGIN}function{SEP}{function.get('name', '')}\n```json\n"
-            f"{arguments_text(function.get('arguments', {}))}\n```{CALL_END}")
+    return (
+        f"{CALL_BEGIN}function{SEP}{function.get('name', '')}\n```json\n"
+        f"{arguments_text(function.get('arguments', {}))}\n```{CALL_END}"
+    )
 
 
 def render_r1(messages: list[dict], *, bos: str, eos: str) -> str:
@@ -136,7 +139,7 @@ class ToolCallParser:
             starts = [i for i in (self._text.find(CALLS_BEGIN), self._text.find(CALL_BEGIN)) if i >= 0]
             if not starts:
                 held = max(partial_tag_len(self._text, CALLS_BEGIN), partial_tag_len(self._text, CALL_BEGIN))
-                out, self._text = self._text[: len(self._text) - held], self._text[len(self._text) - held:]
+                out, self._text = self._text[: len(self._text) - held], self._text[len(self._text) - held :]
                 return out, []
             start = min(starts)
             out, text, self._text = self._text[:start], self._text[start:], ""
@@ -166,9 +169,9 @@ class ToolCallParser:
         events: list = []
         while True:
             head = _HEAD.search(self._calls) if self._open is None else None
-            if head and CALL_END not in self._calls[:head.start()]:
+            if head and CALL_END not in self._calls[: head.start()]:
                 self._open = ToolCallDelta(self.count, f"call_{uuid.uuid4().hex[:24]}", head.group(1).strip(), "")
-                self._calls, self._sent = self._calls[head.end():], 0
+                self._calls, self._sent = self._calls[head.end() :], 0
                 events.append(self._open)
             end = self._calls.find(CALL_END)
             if end < 0:
@@ -178,7 +181,7 @@ class ToolCallParser:
                     safe = len(arguments[: len(arguments) - held].rstrip(" \t\r\n`"))
                     events += self._arguments(arguments[:safe])
                 return events
-            block, self._calls = self._calls[:end], self._calls[end + len(CALL_END):]
+            block, self._calls = self._calls[:end], self._calls[end + len(CALL_END) :]
             if self._open is not None:
                 arguments = _FENCE_END.sub("", block)
                 events += self._arguments(arguments)
@@ -191,5 +194,5 @@ class ToolCallParser:
 
     def _arguments(self, arguments: str) -> list[ToolCallDelta]:
         assert self._open is not None
-        piece, self._sent = arguments[self._sent:], max(self._sent, len(arguments))
+        piece, self._sent = arguments[self._sent :], max(self._sent, len(arguments))
         return [ToolCallDelta(self._open.index, self._open.id, self._open.name, piece)] if piece else []

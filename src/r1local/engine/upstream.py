@@ -35,12 +35,20 @@ CONNECT_TIMEOUT_S = 5.0
 FINISH: dict[str | None, FinishReason] = {"stop": "stop", "length": "length", None: "stop"}
 # chat and completions are forwarded whole: nothing here constrains or reads tokens, and the context
 # is the upstream's own, which it does not say
-UPSTREAM_CAPABILITIES = Capabilities(thinking=True, tools=False, grammar=False, embeddings=False, logprobs=False,
-                                     think_budget=False, logit_bias=False, context_length=None)
+UPSTREAM_CAPABILITIES = Capabilities(
+    thinking=True,
+    tools=False,
+    grammar=False,
+    embeddings=False,
+    logprobs=False,
+    think_budget=False,
+    logit_bias=False,
+    context_length=None,
+)
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """"foundry=http://127.0.0.1:5273/v1" -> ("foundry", "http://127.0.0.1:5273/v1")."""
+    """ "foundry=http://127.0.0.1:5273/v1" -> ("foundry", "http://127.0.0.1:5273/v1")."""
     name, sep, url = spec.partition("=")
     if not sep or not NAME_RE.match(name) or not re.match(r"^https?://[^\s/]+", url):
         raise UsageError(f"Not an upstream: {spec!r}.", "Write NAME=URL, e.g. foundry=http://127.0.0.1:5273/v1.")
@@ -89,8 +97,9 @@ class UpstreamModel(Engine):
         self.device = upstream.url
         self.n_ctx = None  # type: ignore[assignment]  # unknown here: the upstream enforces its own
         self.n_parallel = 1
-        self.counters = dict(requests_total=0, prompt_tokens_total=0, completion_tokens_total=0,
-                             cached_tokens_total=0, rejected_total=0)
+        self.counters = dict(
+            requests_total=0, prompt_tokens_total=0, completion_tokens_total=0, cached_tokens_total=0, rejected_total=0
+        )
 
     @property
     def is_r1(self) -> bool:
@@ -101,9 +110,17 @@ class UpstreamModel(Engine):
     def capabilities(self) -> Capabilities:
         return UPSTREAM_CAPABILITIES
 
-    def chat(self, messages: list[dict], *, think: bool | None = None, params: SamplingParams | None = None,
-             tool_list: list[dict] | None = None, calls: bool = True, continue_final: bool = True,
-             trim: bool = True) -> Stream:
+    def chat(
+        self,
+        messages: list[dict],
+        *,
+        think: bool | None = None,
+        params: SamplingParams | None = None,
+        tool_list: list[dict] | None = None,
+        calls: bool = True,
+        continue_final: bool = True,
+        trim: bool = True,
+    ) -> Stream:
         """The upstream renders, trims and continues its own prompts; tools never reach here (the
         placeholder template has none, so they are refused before)."""
         body: dict[str, Any] = {"messages": messages}
@@ -118,16 +135,23 @@ class UpstreamModel(Engine):
     def _forward(self, route: str, body: dict, params: SamplingParams) -> Stream:
         """Send the request and wait for the upstream's status (the caller runs this off the
         event loop); the body streams in on a thread."""
-        body = {**body, "model": self.model_id, "stream": True, "stream_options": {"include_usage": True},
-                **_sampling(params)}
+        body = {
+            **body,
+            "model": self.model_id,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **_sampling(params),
+        }
         request = self.upstream.client.build_request("POST", f"{self.upstream.url}/{route}", json=body)
         submitted = time.perf_counter()
         try:
             response = self.upstream.client.send(request, stream=True)
         except httpx.HTTPError as error:
             self.upstream.mark_down()
-            raise UpstreamDown(f"The upstream {self.upstream.name} ({self.upstream.url}) is not answering: {error}.",
-                               "Start it again; r1local keeps serving its own models meanwhile.") from None
+            raise UpstreamDown(
+                f"The upstream {self.upstream.name} ({self.upstream.url}) is not answering: {error}.",
+                "Start it again; r1local keeps serving its own models meanwhile.",
+            ) from None
         if response.status_code >= 400:
             text = response.read().decode("utf-8", "replace")
             response.close()
@@ -135,8 +159,12 @@ class UpstreamModel(Engine):
         self.upstream.down_since = None
         self.counters["requests_total"] += 1
         stream = Stream()
-        threading.Thread(target=self._relay, args=(response, stream, submitted, route == "chat/completions"),
-                         name="r1local-upstream", daemon=True).start()
+        threading.Thread(
+            target=self._relay,
+            args=(response, stream, submitted, route == "chat/completions"),
+            name="r1local-upstream",
+            daemon=True,
+        ).start()
         return stream
 
     def _relay(self, response: httpx.Response, stream: Stream, submitted: float, chat: bool) -> None:
@@ -164,11 +192,19 @@ class UpstreamModel(Engine):
             failure = f"reading the upstream {self.upstream.name} failed"
         finally:
             response.close()
-            error = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
-            self._finish(stream, decoder, error, cancelled, first, pieces, submitted)
+            reason = failure or (decoder.error and f"{self.upstream.name}: {decoder.error}")
+            self._finish(stream, decoder, reason, cancelled, first, pieces, submitted)
 
-    def _finish(self, stream: Stream, decoder: StreamDecoder, error: str | None, cancelled: bool, first: float,
-                pieces: int, submitted: float) -> None:
+    def _finish(
+        self,
+        stream: Stream,
+        decoder: StreamDecoder,
+        error: str | None,
+        cancelled: bool,
+        first: float,
+        pieces: int,
+        submitted: float,
+    ) -> None:
         prompt = decoder.prompt_tokens
         completion = decoder.completion_tokens if decoder.completion_tokens is not None else pieces
         self.counters["prompt_tokens_total"] += prompt
@@ -183,16 +219,25 @@ class UpstreamModel(Engine):
         raise UsageError("An upstream model has no local tokenizer.")
 
     def _submit(self, tokens, params, *, split_reasoning, in_reasoning, parse_tools=False) -> Stream:
-        raise UsageError(f"{self.name} is served by another program, which takes text, not token ids.",
-                         "Send a chat or a completion.", param="model")
+        raise UsageError(
+            f"{self.name} is served by another program, which takes text, not token ids.",
+            "Send a chat or a completion.",
+            param="model",
+        )
 
     def stats(self) -> dict:
-        return dict(busy_slots=0, slots=self.n_parallel, queued=0, prefix_cache_bytes=0, prefix_cache_hits=0,
-                    **self.counters)
+        return dict(
+            busy_slots=0, slots=self.n_parallel, queued=0, prefix_cache_bytes=0, prefix_cache_hits=0, **self.counters
+        )
 
     def describe(self) -> dict:
-        return {"engine": self.engine, "device": self.upstream.url, "upstream": self.upstream.name,
-                "context_length": self.n_ctx, "parallel": self.n_parallel}
+        return {
+            "engine": self.engine,
+            "device": self.upstream.url,
+            "upstream": self.upstream.name,
+            "context_length": self.n_ctx,
+            "parallel": self.n_parallel,
+        }
 
     def close(self) -> None:
         pass

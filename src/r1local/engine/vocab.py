@@ -49,7 +49,9 @@ class VocabMethods:
             self.meta("tokenizer.chat_template"),
             self.token_text(self.bos) if self.bos >= 0 else "",
             self.token_text(self.eos) if self.eos >= 0 else "",
-            builtin=builtin_name(self.meta("general.architecture") or "", lambda text: self.single_token(text) is not None),
+            builtin=builtin_name(
+                self.meta("general.architecture") or "", lambda text: self.single_token(text) is not None
+            ),
         )
 
     # -- tokens --
@@ -108,8 +110,10 @@ class LlamaVocab(VocabMethods):
         params.vocab_only = True
         self.model = C.llama_model_load_from_file(str(path).encode(), params)
         if not self.model:
-            raise ModelFileError(f"llama.cpp could not read the tokenizer of {path.name}.",
-                                 "Download the file again, or use another GGUF of this model.")
+            raise ModelFileError(
+                f"llama.cpp could not read the tokenizer of {path.name}.",
+                "Download the file again, or use another GGUF of this model.",
+            )
         self._init_vocab()
 
     def close(self) -> None:

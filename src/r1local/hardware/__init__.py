@@ -1,7 +1,7 @@
 """Hardware detection: everything read through a Probe, so a snapshot replays any machine.
 
-    hw = detect()                                   # this machine (cached)
-    hw = detect(ReplayProbe.load("laptop.json"))    # a recorded or hand-written machine
+hw = detect()                                   # this machine (cached)
+hw = detect(ReplayProbe.load("laptop.json"))    # a recorded or hand-written machine
 """
 
 from __future__ import annotations
@@ -48,14 +48,23 @@ def ram_bandwidth(probe: Probe, cpu: CPU, memory: Memory) -> dict:
     probe's measurement (once per machine, cached in R1LOCAL_HOME, recorded in snapshots), else
     from the platform the CPU's name implies, which a few x86 cores cannot saturate."""
     platform = bandwidth.published(cpu.model, cpu.core_types)
-    fields = {"memory_kind": platform and platform.memory, "memory_peak_gbs": platform and platform.gbs,
-              "cpu_bandwidth_gbs": None, "bandwidth_source": None}
-    usable = None if platform is None else (
-        min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64" else platform.gbs)
+    fields = {
+        "memory_kind": platform and platform.memory,
+        "memory_peak_gbs": platform and platform.gbs,
+        "cpu_bandwidth_gbs": None,
+        "bandwidth_source": None,
+    }
+    usable = (
+        None
+        if platform is None
+        else (min(platform.gbs, cpu.threads * PER_CORE_BANDWIDTH) if cpu.arch == "x86_64" else platform.gbs)
+    )
     machine = f"{cpu.model} | {cpu.logical_cores} CPUs | {memory.total // GiB} GiB"
     budget = min(bandwidth.PROBE_BYTES, memory.available // 8)  # a small board keeps its RAM
-    measured = probe.call("memory.bandwidth", lambda: bandwidth.cached_measure(
-        config.home() / "bandwidth.json", machine, cpu.threads, budget, usable))
+    measured = probe.call(
+        "memory.bandwidth",
+        lambda: bandwidth.cached_measure(config.home() / "bandwidth.json", machine, cpu.threads, budget, usable),
+    )
     if isinstance(measured, dict) and isinstance(measured.get("gbs"), (int, float)) and measured["gbs"] > 0:
         return {**fields, "cpu_bandwidth_gbs": float(measured["gbs"]), "bandwidth_source": "measured"}
     if platform is None:
@@ -92,8 +101,15 @@ def detect(probe: Probe | None = None) -> Hardware:
     gpus += build_only_gpus(gpus, build)
     verdicts = gpu_verdicts(gpus, build, system) + npu_verdicts(npus, build, openvino)
     return Hardware(
-        system=system, release=plat.get("release", ""), cpu=cpu, memory=memory, gpus=gpus, npus=npus,
-        build=build, verdicts=verdicts, openvino=openvino,
+        system=system,
+        release=plat.get("release", ""),
+        cpu=cpu,
+        memory=memory,
+        gpus=gpus,
+        npus=npus,
+        build=build,
+        verdicts=verdicts,
+        openvino=openvino,
         openvino_verdicts=openvino_verdicts(openvino, gpus, npus, config.OPENVINO_EXTRA),
         **ram_bandwidth(probe, cpu, memory),
     )

@@ -24,8 +24,9 @@ BACKENDS = {
     "hip": Backend("hip", "ROCm", "-DGGML_HIP=on", "ROCm (hipcc)"),
     "vulkan": Backend("vulkan", "Vulkan", "-DGGML_VULKAN=on", "the Vulkan headers, glslc and the SPIR-V headers"),
     "metal": Backend("metal", "Metal", "-DGGML_METAL=on", "the Xcode command line tools"),
-    "sycl": Backend("sycl", "SYCL", "-DGGML_SYCL=on -DCMAKE_C_COMPILER=icx -DCMAKE_CXX_COMPILER=icpx",
-                    "Intel oneAPI (icx/icpx)"),
+    "sycl": Backend(
+        "sycl", "SYCL", "-DGGML_SYCL=on -DCMAKE_C_COMPILER=icx -DCMAKE_CXX_COMPILER=icpx", "Intel oneAPI (icx/icpx)"
+    ),
     "opencl": Backend("opencl", "OpenCL", "-DGGML_OPENCL=on", "the Adreno OpenCL SDK"),
 }
 ALIASES = {"rocm": "hip"}
@@ -56,12 +57,15 @@ def cmake_args(backend: Backend, gpus: list[GPU]) -> str:
     cards present (minutes instead of most of an hour), every build gets RPC."""
     flags = [backend.cmake]
     if backend.name == "cuda":
-        archs = sorted({g.compute_capability.replace(".", "") for g in gpus
-                        if g.vendor == "nvidia" and g.compute_capability})
+        archs = sorted(
+            {g.compute_capability.replace(".", "") for g in gpus if g.vendor == "nvidia" and g.compute_capability}
+        )
         if archs:
             flags.append(f"-DCMAKE_CUDA_ARCHITECTURES={';'.join(archs)}")
     if backend.name == "hip":
-        targets = sorted({g.compute_capability for g in gpus if g.vendor == "amd" and g.compute_capability in ROCM_TARGETS})
+        targets = sorted(
+            {g.compute_capability for g in gpus if g.vendor == "amd" and g.compute_capability in ROCM_TARGETS}
+        )
         if targets:
             flags.append(f"-DGPU_TARGETS={','.join(targets)}")
     return " ".join(flags + [RPC])

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +49,20 @@ DUAL = 128  # two 64-bit DIMM channels (or four 32-bit LPDDR channels)
 # one memory speed; the entry is the speed such machines are usually sold with.
 PLATFORMS: list[tuple[str, Platform]] = [
     # Apple Silicon (the CPU cluster reaches most of the unified memory's bandwidth)
-    (r"apple m1 ultra", _p("LPDDR5", 6400, 1024)), (r"apple m1 max", _p("LPDDR5", 6400, 512)),
-    (r"apple m1 pro", _p("LPDDR5", 6400, 256)), (r"apple m1\b", _p("LPDDR4X", 4266, 128)),
-    (r"apple m2 ultra", _p("LPDDR5", 6400, 1024)), (r"apple m2 max", _p("LPDDR5", 6400, 512)),
-    (r"apple m2 pro", _p("LPDDR5", 6400, 256)), (r"apple m2\b", _p("LPDDR5", 6400, 128)),
-    (r"apple m3 ultra", _p("LPDDR5", 6400, 1024)), (r"apple m3 max", _p("LPDDR5", 6400, 512)),
-    (r"apple m3 pro", _p("LPDDR5", 6400, 192)), (r"apple m3\b", _p("LPDDR5", 6400, 128)),
-    (r"apple m4 max", _p("LPDDR5X", 8533, 512)), (r"apple m4 pro", _p("LPDDR5X", 8533, 256)),
+    (r"apple m1 ultra", _p("LPDDR5", 6400, 1024)),
+    (r"apple m1 max", _p("LPDDR5", 6400, 512)),
+    (r"apple m1 pro", _p("LPDDR5", 6400, 256)),
+    (r"apple m1\b", _p("LPDDR4X", 4266, 128)),
+    (r"apple m2 ultra", _p("LPDDR5", 6400, 1024)),
+    (r"apple m2 max", _p("LPDDR5", 6400, 512)),
+    (r"apple m2 pro", _p("LPDDR5", 6400, 256)),
+    (r"apple m2\b", _p("LPDDR5", 6400, 128)),
+    (r"apple m3 ultra", _p("LPDDR5", 6400, 1024)),
+    (r"apple m3 max", _p("LPDDR5", 6400, 512)),
+    (r"apple m3 pro", _p("LPDDR5", 6400, 192)),
+    (r"apple m3\b", _p("LPDDR5", 6400, 128)),
+    (r"apple m4 max", _p("LPDDR5X", 8533, 512)),
+    (r"apple m4 pro", _p("LPDDR5X", 8533, 256)),
     (r"apple m4\b", _p("LPDDR5X", 7500, 128)),
     # Qualcomm Snapdragon X (Oryon), Windows on Arm laptops
     (r"snapdragon.*\bx\b|\bx1[ep]\d|oryon", _p("LPDDR5X", 8448, DUAL)),
@@ -62,10 +70,13 @@ PLATFORMS: list[tuple[str, Platform]] = [
     (r"raspberry pi (5|500)|compute module 5|bcm2712", _p("LPDDR4X", 4267, 32)),
     (r"raspberry pi (4|400)|compute module 4|bcm2711", _p("LPDDR4", 3200, 32)),
     (r"raspberry pi 3|bcm2837", _p("LPDDR2", 900, 32)),
-    (r"rk3588", _p("LPDDR4X", 4224, 64)), (r"rk356[68]", _p("LPDDR4", 3200, 32)),
-    (r"jetson agx orin", _p("LPDDR5", 6400, 256)), (r"jetson orin nx", _p("LPDDR5", 6400, DUAL)),
+    (r"rk3588", _p("LPDDR4X", 4224, 64)),
+    (r"rk356[68]", _p("LPDDR4", 3200, 32)),
+    (r"jetson agx orin", _p("LPDDR5", 6400, 256)),
+    (r"jetson orin nx", _p("LPDDR5", 6400, DUAL)),
     (r"jetson orin nano", _p("LPDDR5", 4266, DUAL)),
-    (r"nvidia grace", _p("LPDDR5X", 8533, 512)), (r"ampere.*altra|neoverse-n1", _p("DDR4", 3200, 512)),
+    (r"nvidia grace", _p("LPDDR5X", 8533, 512)),
+    (r"ampere.*altra|neoverse-n1", _p("DDR4", 3200, 512)),
     # Intel Core Ultra: series 2 (Lunar Lake V, Arrow Lake H/HX/desktop), series 1 (Meteor Lake)
     (r"core ultra [579] 2\d\dv", _p("LPDDR5X", 8533, DUAL)),
     (r"core ultra [579] 2\d\dhx", _p("DDR5", 6400, DUAL)),
@@ -100,32 +111,46 @@ PLATFORMS: list[tuple[str, Platform]] = [
 # ARM cores without a known board: the memory such boards usually carry; Apple's and Qualcomm's
 # cores (Linux on Apple Silicon, Snapdragon X) name their chip
 CORE_PLATFORMS: dict[str, Platform] = {
-    "Cortex-A53": _p("LPDDR3", 1600, 32), "Cortex-A55": _p("LPDDR4", 3200, 32),
-    "Cortex-A72": _p("LPDDR4", 3200, 32), "Cortex-A73": _p("LPDDR4", 3200, 32),
-    "Cortex-A76": _p("LPDDR4X", 4267, 32), "Cortex-A78": _p("LPDDR5", 5500, 64),
-    "Neoverse-N1": _p("DDR4", 3200, 512), "Neoverse-V1": _p("DDR5", 4800, 512),
+    "Cortex-A53": _p("LPDDR3", 1600, 32),
+    "Cortex-A55": _p("LPDDR4", 3200, 32),
+    "Cortex-A72": _p("LPDDR4", 3200, 32),
+    "Cortex-A73": _p("LPDDR4", 3200, 32),
+    "Cortex-A76": _p("LPDDR4X", 4267, 32),
+    "Cortex-A78": _p("LPDDR5", 5500, 64),
+    "Neoverse-N1": _p("DDR4", 3200, 512),
+    "Neoverse-V1": _p("DDR5", 4800, 512),
     "Neoverse-V2": _p("LPDDR5X", 8533, 512),
-    "Apple M1 Firestorm": _p("LPDDR4X", 4266, 128), "Apple M1 Pro Firestorm": _p("LPDDR5", 6400, 256),
-    "Apple M1 Max Firestorm": _p("LPDDR5", 6400, 512), "Apple M2 Avalanche": _p("LPDDR5", 6400, 128),
-    "Apple M2 Pro Avalanche": _p("LPDDR5", 6400, 256), "Apple M2 Max Avalanche": _p("LPDDR5", 6400, 512),
+    "Apple M1 Firestorm": _p("LPDDR4X", 4266, 128),
+    "Apple M1 Pro Firestorm": _p("LPDDR5", 6400, 256),
+    "Apple M1 Max Firestorm": _p("LPDDR5", 6400, 512),
+    "Apple M2 Avalanche": _p("LPDDR5", 6400, 128),
+    "Apple M2 Pro Avalanche": _p("LPDDR5", 6400, 256),
+    "Apple M2 Max Avalanche": _p("LPDDR5", 6400, 512),
     "Qualcomm Oryon": _p("LPDDR5X", 8448, DUAL),
 }
 
 _NOISE = [
-    r"\((r|tm|c)\)", r"\bcpu @ [\d.]+ ?ghz", r"@ [\d.]+ ?ghz", r"\b\d+-core processor", r"\bprocessor\b",
-    r"\b(w/|with) radeon.*$", r"\bradeon \w+ graphics\b", r"\b\d+(th|st|nd|rd) gen\b", r"\bcpu\b",
+    r"\((r|tm|c)\)",
+    r"\bcpu @ [\d.]+ ?ghz",
+    r"@ [\d.]+ ?ghz",
+    r"\b\d+-core processor",
+    r"\bprocessor\b",
+    r"\b(w/|with) radeon.*$",
+    r"\bradeon \w+ graphics\b",
+    r"\b\d+(th|st|nd|rd) gen\b",
+    r"\bcpu\b",
 ]
 
 
 def normalise(name: str) -> str:
-    """"13th Gen Intel(R) Core(TM) i7-13700H CPU @ 2.40GHz" -> "intel core i7-13700h"."""
+    """ "13th Gen Intel(R) Core(TM) i7-13700H CPU @ 2.40GHz" -> "intel core i7-13700h"."""
     text = name.lower()
     for pattern in _NOISE:
         text = re.sub(pattern, " ", text)
     return " ".join(text.split())
 
 
-def published(cpu_name: str, cores: list[str] = ()) -> Platform | None:
+def published(cpu_name: str, cores: Sequence[str] = ()) -> Platform | None:
     """The platform a CPU (or board) name implies, else the usual one of its ARM cores, else None."""
     key = normalise(cpu_name)
     for pattern, platform in PLATFORMS:
@@ -143,8 +168,10 @@ def measure(threads: int, budget: int = PROBE_BYTES, seconds: float = PROBE_SECO
     ctypes.memmove releases the GIL, so the threads copy in parallel, as llama.cpp's do."""
     threads = max(threads, 1)
     size = max(budget // (2 * threads), PROBE_MIN_PER_THREAD)
-    pairs = [((ctypes.c_char * size).from_buffer(bytearray(size)), (ctypes.c_char * size).from_buffer(bytearray(size)))
-             for _ in range(threads)]
+    pairs = [
+        ((ctypes.c_char * size).from_buffer(bytearray(size)), (ctypes.c_char * size).from_buffer(bytearray(size)))
+        for _ in range(threads)
+    ]
     copies = [0] * threads
     ready = threading.Barrier(threads + 1)
     deadline = [float("inf")]  # nobody stops before the clock starts
@@ -173,8 +200,9 @@ def measure_best(threads: int, budget: int = PROBE_BYTES, runs: int = PROBE_RUNS
     return max(measure(threads, budget) for _ in range(runs))
 
 
-def cached_measure(cache: Path, machine: str, threads: int, budget: int = PROBE_BYTES,
-                   published_gbs: float | None = None) -> dict:
+def cached_measure(
+    cache: Path, machine: str, threads: int, budget: int = PROBE_BYTES, published_gbs: float | None = None
+) -> dict:
     """The probe's answer for this machine and thread count, measured once and kept in `cache`;
     measured once more when the kept figure is far below `published_gbs` (the higher one stays)."""
     key = f"{machine} | {threads} threads"
@@ -184,12 +212,15 @@ def cached_measure(cache: Path, machine: str, threads: int, budget: int = PROBE_
         known = {}
     if not isinstance(known, dict):
         known = {}
-    kept = known.get(key) if isinstance(known.get(key), dict) else None
-    kept_gbs = kept.get("gbs") if kept else None
+    kept = known.get(key)
+    if not isinstance(kept, dict):
+        kept = {}
+    kept_gbs = kept.get("gbs")
     if not isinstance(kept_gbs, (int, float)) or isinstance(kept_gbs, bool):
         kept_gbs = None
-    if kept_gbs is not None and (published_gbs is None or kept_gbs >= REMEASURE_BELOW * published_gbs
-                                 or kept.get("measured_again")):
+    if kept_gbs is not None and (
+        published_gbs is None or kept_gbs >= REMEASURE_BELOW * published_gbs or kept.get("measured_again")
+    ):
         return kept
     gbs = max(measure_best(threads, budget), kept_gbs or 0.0)
     answer = {"gbs": gbs, "threads": threads, "measured_at": int(time.time())}

@@ -12,23 +12,45 @@ from .probe import Probe
 
 # /proc/cpuinfo flag (x86) or Features entry (arm64) -> the name llama.cpp's system info uses
 X86_FEATURES = {
-    "avx": "AVX", "avx2": "AVX2", "fma": "FMA", "f16c": "F16C", "avx512f": "AVX512",
-    "avx512_vnni": "AVX512_VNNI", "avx512_bf16": "AVX512_BF16", "avx512vbmi": "AVX512_VBMI",
-    "avx_vnni": "AVX_VNNI", "amx_int8": "AMX_INT8", "amx_bf16": "AMX_BF16",
+    "avx": "AVX",
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "f16c": "F16C",
+    "avx512f": "AVX512",
+    "avx512_vnni": "AVX512_VNNI",
+    "avx512_bf16": "AVX512_BF16",
+    "avx512vbmi": "AVX512_VBMI",
+    "avx_vnni": "AVX_VNNI",
+    "amx_int8": "AMX_INT8",
+    "amx_bf16": "AMX_BF16",
 }
 ARM_FEATURES = {
-    "asimd": "NEON", "asimddp": "DOTPROD", "i8mm": "I8MM", "asimdhp": "FP16", "sve": "SVE",
-    "sve2": "SVE2", "sme": "SME",
+    "asimd": "NEON",
+    "asimddp": "DOTPROD",
+    "i8mm": "I8MM",
+    "asimdhp": "FP16",
+    "sve": "SVE",
+    "sve2": "SVE2",
+    "sme": "SME",
 }
 # macOS sysctl keys (hw.optional.*) and Intel-Mac feature words
 MAC_ARM_FEATURES = {
-    "hw.optional.neon": "NEON", "hw.optional.arm.FEAT_DotProd": "DOTPROD", "hw.optional.arm.FEAT_I8MM": "I8MM",
-    "hw.optional.arm.FEAT_FP16": "FP16", "hw.optional.arm.FEAT_SME": "SME",
+    "hw.optional.neon": "NEON",
+    "hw.optional.arm.FEAT_DotProd": "DOTPROD",
+    "hw.optional.arm.FEAT_I8MM": "I8MM",
+    "hw.optional.arm.FEAT_FP16": "FP16",
+    "hw.optional.arm.FEAT_SME": "SME",
 }
 MAC_X86_FEATURES = {"AVX1.0": "AVX", "AVX2": "AVX2", "FMA": "FMA", "F16C": "F16C", "AVX512F": "AVX512"}
 # Windows IsProcessorFeaturePresent ids
 WINDOWS_FEATURES = {
-    "AVX": 39, "AVX2": 40, "AVX512": 41, "NEON": 19, "DOTPROD": 43, "SVE": 46, "I8MM": 66,
+    "AVX": 39,
+    "AVX2": 40,
+    "AVX512": 41,
+    "NEON": 19,
+    "DOTPROD": 43,
+    "SVE": 46,
+    "I8MM": 66,
 }
 FEATURE_ORDER = [*X86_FEATURES.values(), *ARM_FEATURES.values()]
 
@@ -62,9 +84,7 @@ def _linux(probe: Probe, machine: str) -> CPU:
     features = {name for flag, name in table.items() if flag in raw}
 
     logical = len(procs) or 1
-    core_of = {
-        int(p["processor"]): (p.get("physical id"), p["core id"]) for p in procs if "core id" in p
-    }
+    core_of = {int(p["processor"]): (p.get("physical id"), p["core id"]) for p in procs if "core id" in p}
     physical = len(set(core_of.values())) or logical
     # Intel hybrid CPUs list their P-cores' logical CPUs here; ARM big.LITTLE chips name their cores
     perf = arm.big_cores(arm_cores)
@@ -79,12 +99,19 @@ def _linux(probe: Probe, machine: str) -> CPU:
     if limit < logical:
         logical, physical = limit, min(physical, limit)
         perf = min(perf, limit) if perf else None
-    return CPU(model, "arm64" if machine in ("aarch64", "arm64") else machine, physical, logical, perf,
-               _sorted_features(features), arm.kinds(arm_cores))
+    return CPU(
+        model,
+        "arm64" if machine in ("aarch64", "arm64") else machine,
+        physical,
+        logical,
+        perf,
+        _sorted_features(features),
+        arm.kinds(arm_cores),
+    )
 
 
 def _arm_name(probe: Probe, first: dict[str, str], cores: list[str]) -> str | None:
-    """"Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)": the board, its SoC, its cores."""
+    """ "Raspberry Pi 5 Model B Rev 1.0 (Broadcom BCM2712, 4x Cortex-A76)": the board, its SoC, its cores."""
     model, soc = arm.board(probe, first)
     details = [d for d in (soc, arm.describe(cores) if cores else None) if d]
     name = model or first.get("Hardware") or (details.pop(0) if details else None)
@@ -104,8 +131,9 @@ def _macos(probe: Probe, machine: str) -> CPU:
         words = set(f"{kv.get('machdep.cpu.features', '')} {kv.get('machdep.cpu.leaf7_features', '')}".split())
         features = {name for word, name in MAC_X86_FEATURES.items() if word in words}
         perf = None
-    return CPU(kv.get("machdep.cpu.brand_string", "unknown CPU"), machine, physical, logical, perf,
-               _sorted_features(features))
+    return CPU(
+        kv.get("machdep.cpu.brand_string", "unknown CPU"), machine, physical, logical, perf, _sorted_features(features)
+    )
 
 
 def _windows_features() -> list[str]:

@@ -34,10 +34,22 @@ def _nvml_csv() -> str | None:
                 width = pynvml.nvmlDeviceGetMemoryBusWidth(h)
             except pynvml.NVMLError:
                 width = ""
-            rows.append(", ".join(str(x) for x in (
-                i, pynvml.nvmlDeviceGetName(h), mem.total // MiB, mem.free // MiB, driver,
-                f"{major}.{minor}", pynvml.nvmlDeviceGetPciInfo(h).busId, clock, width,
-            )))
+            rows.append(
+                ", ".join(
+                    str(x)
+                    for x in (
+                        i,
+                        pynvml.nvmlDeviceGetName(h),
+                        mem.total // MiB,
+                        mem.free // MiB,
+                        driver,
+                        f"{major}.{minor}",
+                        pynvml.nvmlDeviceGetPciInfo(h).busId,
+                        clock,
+                        width,
+                    )
+                )
+            )
         return "\n".join(rows)
     finally:
         pynvml.nvmlShutdown()
@@ -64,12 +76,19 @@ def parse_nvidia_csv(text: str, source: str) -> list[GPU]:
         if bandwidth is None and bus_bits and clock_mhz:
             bandwidth = bus_bits / 8 * clock_mhz * 2 / 1000  # DDR: two transfers a clock
         total_b, free_b = _number(total), _number(free)
-        gpus.append(GPU(
-            name=name, vendor="nvidia", integrated=False,
-            vram_total=int(total_b * MiB) if total_b else None, vram_free=int(free_b * MiB) if free_b else None,
-            driver=driver or None, compute_capability=cc if _number(cc) else None, bandwidth_gbs=bandwidth,
-            source=source,
-        ))
+        gpus.append(
+            GPU(
+                name=name,
+                vendor="nvidia",
+                integrated=False,
+                vram_total=int(total_b * MiB) if total_b else None,
+                vram_free=int(free_b * MiB) if free_b else None,
+                driver=driver or None,
+                compute_capability=cc if _number(cc) else None,
+                bandwidth_gbs=bandwidth,
+                source=source,
+            )
+        )
     return gpus
 
 
@@ -95,8 +114,7 @@ def _kfd_targets(probe: Probe) -> dict[int, str]:
     targets = {}
     for node in probe.listdir(root) or []:
         props = dict(
-            line.split(None, 1) for line in (probe.read(f"{root}/{node}/properties") or "").splitlines()
-            if " " in line
+            line.split(None, 1) for line in (probe.read(f"{root}/{node}/properties") or "").splitlines() if " " in line
         )
         version, device = int(props.get("gfx_target_version", 0)), int(props.get("device_id", 0))
         if version and device:
@@ -118,8 +136,11 @@ def detect_drm(probe: Probe, ram_total: int, skip_vendors: set[str]) -> list[GPU
         if not vendor or vendor in skip_vendors:
             continue
         known = tables.PCI_GPUS.get(pci)
-        name = ((probe.read(f"{dev}/product_name") or "").strip() or (known[0] if known else None)
-                or f"{vendor.upper() if vendor != 'intel' else 'Intel'} GPU ({pci})")
+        name = (
+            (probe.read(f"{dev}/product_name") or "").strip()
+            or (known[0] if known else None)
+            or f"{vendor.upper() if vendor != 'intel' else 'Intel'} GPU ({pci})"
+        )
         vram = read_int(probe, f"{dev}/mem_info_vram_total")
         used = read_int(probe, f"{dev}/mem_info_vram_used")
         gtt = read_int(probe, f"{dev}/mem_info_gtt_total")
@@ -134,11 +155,20 @@ def detect_drm(probe: Probe, ram_total: int, skip_vendors: set[str]) -> list[GPU
             kfd = kfd if kfd is not None else _kfd_targets(probe)
             cc = kfd.get(int(pci.split(":")[1], 16))
         spec = tables.lookup(tables.GPU_SPECS, name)
-        gpus.append(GPU(
-            name=name, vendor=vendor, integrated=integrated, vram_total=vram, vram_free=free,
-            driver=ev.get("DRIVER"), compute_capability=cc, bandwidth_gbs=spec[0] if spec else None,
-            pci_id=pci, source="sysfs",
-        ))
+        gpus.append(
+            GPU(
+                name=name,
+                vendor=vendor,
+                integrated=integrated,
+                vram_total=vram,
+                vram_free=free,
+                driver=ev.get("DRIVER"),
+                compute_capability=cc,
+                bandwidth_gbs=spec[0] if spec else None,
+                pci_id=pci,
+                source="sysfs",
+            )
+        )
     return gpus
 
 
@@ -147,8 +177,14 @@ def apple_gpu(chip: str, ram_total: int) -> GPU:
     resident on smaller Macs and about 3/4 from 64 GB up (recommendedMaxWorkingSetSize)."""
     budget = int(ram_total * (0.75 if ram_total >= 64 * GiB else 2 / 3))
     spec = tables.lookup(tables.GPU_SPECS, chip)
-    return GPU(name=f"{chip} GPU", vendor="apple", integrated=True, vram_total=budget,
-               bandwidth_gbs=spec[0] if spec else None, source="sysctl")
+    return GPU(
+        name=f"{chip} GPU",
+        vendor="apple",
+        integrated=True,
+        vram_total=budget,
+        bandwidth_gbs=spec[0] if spec else None,
+        source="sysctl",
+    )
 
 
 def windows_gpus(cim: dict, skip_vendors: set[str]) -> list[GPU]:
@@ -163,21 +199,47 @@ def windows_gpus(cim: dict, skip_vendors: set[str]) -> list[GPU]:
         m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", c.get("PNPDeviceID") or "", re.IGNORECASE)
         pci = f"{m.group(1)}:{m.group(2)}".lower() if m else None
         vendor = VENDORS.get(pci.split(":")[0]) if pci else None
-        vendor = vendor or next((v for k, v in (("nvidia", "nvidia"), ("radeon", "amd"), ("amd", "amd"),
-                                                ("intel", "intel"), ("qualcomm", "qualcomm"), ("adreno", "qualcomm"))
-                                 if k in name.lower()), None)
+        vendor = vendor or next(
+            (
+                v
+                for k, v in (
+                    ("nvidia", "nvidia"),
+                    ("radeon", "amd"),
+                    ("amd", "amd"),
+                    ("intel", "intel"),
+                    ("qualcomm", "qualcomm"),
+                    ("adreno", "qualcomm"),
+                )
+                if k in name.lower()
+            ),
+            None,
+        )
         if not vendor or vendor in skip_vendors:
             continue  # Microsoft Basic Display Adapter, remote displays
         known = tables.PCI_GPUS.get(pci or "")
-        integrated = known[1] if known else (
-            vendor in ("intel", "qualcomm") and "Arc(TM) A" not in name and "Arc(TM) B" not in name
-            or vendor == "amd" and re.search(r"Radeon\(TM\) (\d{3}M )?Graphics|Vega", name) is not None
+        integrated = (
+            known[1]
+            if known
+            else (
+                vendor in ("intel", "qualcomm")
+                and "Arc(TM) A" not in name
+                and "Arc(TM) B" not in name
+                or vendor == "amd"
+                and re.search(r"Radeon\(TM\) (\d{3}M )?Graphics|Vega", name) is not None
+            )
         )
         size = sizes.get(name) or c.get("AdapterRAM")
         spec = tables.lookup(tables.GPU_SPECS, name.replace("(TM)", "").replace("(R)", ""))
-        gpus.append(GPU(
-            name=name, vendor=vendor, integrated=integrated,
-            vram_total=None if integrated or not size else int(size), driver=c.get("DriverVersion"),
-            bandwidth_gbs=spec[0] if spec else None, pci_id=pci, source="cim",
-        ))
+        gpus.append(
+            GPU(
+                name=name,
+                vendor=vendor,
+                integrated=integrated,
+                vram_total=None if integrated or not size else int(size),
+                driver=c.get("DriverVersion"),
+                bandwidth_gbs=spec[0] if spec else None,
+                pci_id=pci,
+                source="cim",
+            )
+        )
     return gpus

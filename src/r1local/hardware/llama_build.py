@@ -39,12 +39,15 @@ def _devices(lib: ctypes.CDLL) -> list[dict]:
         free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
         lib.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
         kind = lib.ggml_backend_dev_type(dev)
-        devices.append({
-            "name": lib.ggml_backend_dev_name(dev).decode(errors="replace"),
-            "description": lib.ggml_backend_dev_description(dev).decode(errors="replace"),
-            "type": DEVICE_TYPES[kind] if 0 <= kind < len(DEVICE_TYPES) else str(kind),
-            "memory_free": free.value or None, "memory_total": total.value or None,
-        })
+        devices.append(
+            {
+                "name": lib.ggml_backend_dev_name(dev).decode(errors="replace"),
+                "description": lib.ggml_backend_dev_description(dev).decode(errors="replace"),
+                "type": DEVICE_TYPES[kind] if 0 <= kind < len(DEVICE_TYPES) else str(kind),
+                "memory_free": free.value or None,
+                "memory_total": total.value or None,
+            }
+        )
     return devices
 
 
@@ -53,13 +56,23 @@ def _registries(lib: ctypes.CDLL) -> list[str]:
     lib.ggml_backend_reg_count.restype = ctypes.c_size_t
     lib.ggml_backend_reg_get.restype, lib.ggml_backend_reg_get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     lib.ggml_backend_reg_name.restype, lib.ggml_backend_reg_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-    return [lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode(errors="replace")
-            for i in range(lib.ggml_backend_reg_count())]
+    return [
+        lib.ggml_backend_reg_name(lib.ggml_backend_reg_get(i)).decode(errors="replace")
+        for i in range(lib.ggml_backend_reg_count())
+    ]
 
 
 # ggml backend libraries by file name -> the name their registry takes (libggml-vulkan.so -> Vulkan)
-LIBRARY_BACKENDS = {"cuda": "CUDA", "hip": "ROCm", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
-                    "opencl": "OpenCL", "musa": "MUSA", "cann": "CANN"}
+LIBRARY_BACKENDS = {
+    "cuda": "CUDA",
+    "hip": "ROCm",
+    "vulkan": "Vulkan",
+    "metal": "Metal",
+    "sycl": "SYCL",
+    "opencl": "OpenCL",
+    "musa": "MUSA",
+    "cann": "CANN",
+}
 VULKAN_DRIVER_DIRS = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"]
 
 
@@ -105,7 +118,7 @@ def _query() -> dict:
 
 
 def parse_system_info(text: str) -> dict[str, dict[str, str]]:
-    """"CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 |" ->
+    """ "CUDA : ARCHS = 890 | USE_GRAPHS = 1 | CPU : SSE3 = 1 | AVX2 = 1 |" ->
     {"CUDA": {"ARCHS": "890", "USE_GRAPHS": "1"}, "CPU": {"SSE3": "1", "AVX2": "1"}}"""
     sections: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
@@ -125,8 +138,12 @@ def detect_build(probe: Probe) -> LlamaBuild | None:
         return None
     info = raw.get("system_info") or ""
     return LlamaBuild(
-        version=raw.get("version"), system_info=info, gpu_offload=bool(raw.get("gpu_offload")),
-        backends=parse_system_info(info), devices=[GGMLDevice(**d) for d in raw.get("devices") or []],
-        registries=raw.get("registries") or [], shipped=raw.get("shipped") or [],
+        version=raw.get("version"),
+        system_info=info,
+        gpu_offload=bool(raw.get("gpu_offload")),
+        backends=parse_system_info(info),
+        devices=[GGMLDevice(**d) for d in raw.get("devices") or []],
+        registries=raw.get("registries") or [],
+        shipped=raw.get("shipped") or [],
         vulkan_drivers=raw.get("vulkan_drivers"),
     )

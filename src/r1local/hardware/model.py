@@ -88,19 +88,27 @@ class LlamaBuild:
 
     def idle_gpu_backends(self) -> list[str]:
         """GPU backends compiled in that found no device (no driver, or the device is hidden)."""
-        return [r for r in dict.fromkeys([*self.registries, *self.shipped]) if r not in ("CPU", "RPC", "BLAS")
-                and not any(d.name.lower().startswith(r.lower()) and d.type != "cpu" for d in self.devices)]
+        return [
+            r
+            for r in dict.fromkeys([*self.registries, *self.shipped])
+            if r not in ("CPU", "RPC", "BLAS")
+            and not any(d.name.lower().startswith(r.lower()) and d.type != "cpu" for d in self.devices)
+        ]
 
     def cpu_fallback_note(self) -> str | None:
         """One line when a GPU build runs on the CPU because it found no GPU."""
         idle = self.idle_gpu_backends()
         if not idle or any(d.type in ("gpu", "igpu") for d in self.devices):
             return None
-        cause = ("no Vulkan driver is installed: no ICD file in /usr/share/vulkan/icd.d; install the GPU's "
-                 "Vulkan driver, such as mesa-vulkan-drivers" if "Vulkan" in idle and self.vulkan_drivers == []
-                 else "check the GPU driver; `r1local hw` shows what was found")
-        return (f"this llama.cpp build has {' and '.join(idle)} but found no {idle[0]} device: "
-                f"running on the CPU ({cause})")
+        cause = (
+            "no Vulkan driver is installed: no ICD file in /usr/share/vulkan/icd.d; install the GPU's "
+            "Vulkan driver, such as mesa-vulkan-drivers"
+            if "Vulkan" in idle and self.vulkan_drivers == []
+            else "check the GPU driver; `r1local hw` shows what was found"
+        )
+        return (
+            f"this llama.cpp build has {' and '.join(idle)} but found no {idle[0]} device: running on the CPU ({cause})"
+        )
 
 
 @dataclass
@@ -147,7 +155,7 @@ class Hardware:
         """(GPU, its llama.cpp device) for each GPU the build drives, in the build's device order."""
         gpu_verdicts = [v for v in self.verdicts if v.kind == "gpu"]
         order = [d.name for d in self.build.devices] if self.build else []
-        used = [(g, v.ggml_device or "") for g, v in zip(self.gpus, gpu_verdicts) if v.usable]
+        used = [(g, v.ggml_device or "") for g, v in zip(self.gpus, gpu_verdicts, strict=False) if v.usable]
         return sorted(used, key=lambda gd: order.index(gd[1]) if gd[1] in order else len(order))
 
     @property

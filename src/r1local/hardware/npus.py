@@ -32,8 +32,14 @@ def windows_npus(cim: dict) -> list[NPU]:
         m = re.search(r"VEN_([0-9A-F]{4})&DEV_([0-9A-F]{4})", d.get("InstanceId") or "", re.IGNORECASE)
         pci = f"{m.group(1)}:{m.group(2)}".lower() if m else None
         low = f"{name} {d.get('Manufacturer') or ''}".lower()
-        vendor = next((v for k, v in (("intel", "intel"), ("amd", "amd"), ("qualcomm", "qualcomm"),
-                                      ("hexagon", "qualcomm")) if k in low), "unknown")
+        vendor = next(
+            (
+                v
+                for k, v in (("intel", "intel"), ("amd", "amd"), ("qualcomm", "qualcomm"), ("hexagon", "qualcomm"))
+                if k in low
+            ),
+            "unknown",
+        )
         generation = tables.PCI_NPUS.get(pci or "", (None, None))[1]
         if vendor == "qualcomm" and not generation:
             generation = "Hexagon NPU"

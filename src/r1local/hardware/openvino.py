@@ -3,7 +3,7 @@ a snapshot replays it. None means the optional extra is not installed."""
 
 from __future__ import annotations
 
-from .model import NPU, GPU, OpenVINODevice, OpenVINOInfo, Verdict
+from .model import GPU, NPU, OpenVINODevice, OpenVINOInfo, Verdict
 from .probe import Probe
 
 USED = "used by the OpenVINO engine"
@@ -53,11 +53,22 @@ def openvino_verdicts(info: OpenVINOInfo | None, gpus: list[GPU], npus: list[NPU
             verdicts.append(Verdict(name, kind, False, NOT_USED, "the OpenVINO engine is not installed", install))
         elif found := _device(info, ov_kind):
             version = (info.version or "").split("-")[0]
-            verdicts.append(Verdict(name, kind, True, USED, f"OpenVINO {version} lists it as {found.name} ({found.full_name})"))
+            verdicts.append(
+                Verdict(name, kind, True, USED, f"OpenVINO {version} lists it as {found.name} ({found.full_name})")
+            )
         else:
-            verdicts.append(Verdict(name, kind, False, NOT_USED, f"OpenVINO does not list a {ov_kind} device",
-                                    "install Intel's NPU driver (intel_vpu + Level Zero)" if kind == "npu"
-                                    else "install Intel's GPU compute runtime (OpenCL / Level Zero)"))
+            verdicts.append(
+                Verdict(
+                    name,
+                    kind,
+                    False,
+                    NOT_USED,
+                    f"OpenVINO does not list a {ov_kind} device",
+                    "install Intel's NPU driver (intel_vpu + Level Zero)"
+                    if kind == "npu"
+                    else "install Intel's GPU compute runtime (OpenCL / Level Zero)",
+                )
+            )
     return verdicts
 
 

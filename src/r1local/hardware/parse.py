@@ -6,7 +6,7 @@ from .probe import Probe
 
 
 def key_values(text: str, sep: str = ":") -> dict[str, str]:
-    """"key: value" lines -> dict (later keys win)."""
+    """ "key: value" lines -> dict (later keys win)."""
     out = {}
     for line in text.splitlines():
         if sep in line:
@@ -16,7 +16,7 @@ def key_values(text: str, sep: str = ":") -> dict[str, str]:
 
 
 def cpu_list(text: str) -> list[int]:
-    """"0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]"""
+    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]"""
     cpus: list[int] = []
     for part in text.strip().split(","):
         if "-" in part:

@@ -78,8 +78,13 @@ class LiveProbe(Probe):
     def run(self, name: str, argv: list[str], timeout: float = DEFAULT_TIMEOUT) -> CommandResult | None:
         try:
             done = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                errors="replace", check=False,
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                errors="replace",
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
@@ -98,7 +103,12 @@ class RecordingProbe(Probe):
     def __init__(self, inner: Probe):
         self.inner = inner
         self.data: dict[str, Any] = {
-            "format": FORMAT, "platform": None, "files": {}, "dirs": {}, "commands": {}, "calls": {},
+            "format": FORMAT,
+            "platform": None,
+            "files": {},
+            "dirs": {},
+            "commands": {},
+            "calls": {},
         }
 
     def platform(self) -> dict[str, str]:

@@ -7,5 +7,13 @@ from .chat import EFFORT_BUDGETS, ChatRequest, ResponseFormat
 from .prepare import Prepared, prepare, submit
 from .sampling import Sampling, sampling_params
 
-__all__ = ["EFFORT_BUDGETS", "ChatRequest", "Prepared", "ResponseFormat", "Sampling", "prepare",
-           "sampling_params", "submit"]
+__all__ = [
+    "EFFORT_BUDGETS",
+    "ChatRequest",
+    "Prepared",
+    "ResponseFormat",
+    "Sampling",
+    "prepare",
+    "sampling_params",
+    "submit",
+]

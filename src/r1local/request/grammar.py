@@ -41,15 +41,20 @@ def bounded_schema(schema: Any, param: str) -> str:
     text = json.dumps(schema)
     if len(text) > MAX_SCHEMA_CHARS or _largest_enum(schema) > MAX_ENUM:
         raise UsageError(
-            f"The JSON schema is too large: at most {MAX_SCHEMA_CHARS} characters and {MAX_ENUM} values "
-            "per enum.", "Constrain less in the schema and check the rest after the answer.", param=param)
+            f"The JSON schema is too large: at most {MAX_SCHEMA_CHARS} characters and {MAX_ENUM} values per enum.",
+            "Constrain less in the schema and check the rest after the answer.",
+            param=param,
+        )
     return text
 
 
 def bounded_grammar(grammar: str, param: str) -> str:
     if len(grammar) > MAX_GRAMMAR_CHARS:
-        raise UsageError(f"The JSON schema makes a grammar of {len(grammar)} characters, more than "
-                         f"{MAX_GRAMMAR_CHARS}.", "Simplify the schema.", param=param)
+        raise UsageError(
+            f"The JSON schema makes a grammar of {len(grammar)} characters, more than {MAX_GRAMMAR_CHARS}.",
+            "Simplify the schema.",
+            param=param,
+        )
     return grammar
 
 

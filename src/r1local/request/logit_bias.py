@@ -17,8 +17,10 @@ MAX_TEXT = 256  # characters of a text key: a word or a phrase, not a document
 
 Key = Annotated[str, Field(max_length=MAX_TEXT)]
 Bias = float | bool
-LogitBias = (Annotated[dict[Key, Bias], Field(max_length=MAX_BIASED)]
-             | Annotated[list[tuple[int | Key, Bias]], Field(max_length=MAX_BIASED)])
+LogitBias = (
+    Annotated[dict[Key, Bias], Field(max_length=MAX_BIASED)]
+    | Annotated[list[tuple[int | Key, Bias]], Field(max_length=MAX_BIASED)]
+)
 
 
 def token_biases(spec: LogitBias | None, vocab: VocabMethods) -> list[tuple[int, float]]:

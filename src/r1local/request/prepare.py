@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..engine import tools as r1
 from ..engine.base import Engine
+from ..engine.capabilities import Capabilities
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..engine.template import THINK_CLOSE
@@ -41,13 +42,21 @@ class Prepared:
     trim: bool
 
     def start(self, engine: Engine) -> Stream:
-        return engine.chat(self.messages, think=self.think, params=self.params, tool_list=self.tool_list,
-                           calls=self.calls, continue_final=self.continue_final, trim=self.trim)
+        return engine.chat(
+            self.messages,
+            think=self.think,
+            params=self.params,
+            tool_list=self.tool_list,
+            calls=self.calls,
+            continue_final=self.continue_final,
+            trim=self.trim,
+        )
 
     def prompt(self, engine: Engine) -> str:
         """The prompt the model would read (before any trimming)."""
-        return engine.template.render(self.messages, think=self.think, tool_list=self.tool_list,
-                                      continue_final=self.continue_final).text
+        return engine.template.render(
+            self.messages, think=self.think, tool_list=self.tool_list, continue_final=self.continue_final
+        ).text
 
     def count(self, engine: Engine) -> int:
         """The tokens of that prompt."""
@@ -62,19 +71,7 @@ def submit(request: ChatRequest, engine: Engine, choice: int = 0) -> Stream:
 def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
     caps = engine.capabilities
-    if request.think:
-        require(engine, "thinking", "think")
-    if request.tools and request.constrained:
-        raise UsageError("A response format and tools cannot be combined; send one of them.",
-                         param="response_format")
-    if request.tools:
-        require(engine, "tools", "tools")
-    if request.constrained:
-        require(engine, "grammar", request.response_format.param if request.response_format else "grammar")
-    if request.logprobs is not None:
-        require(engine, "logprobs", "logprobs")
-    if request.logit_bias:
-        require(engine, "logit_bias", "logit_bias")
+    check(request, caps, engine.name, engine.engine)
 
     think = caps.thinking if request.think is None else request.think
     budget, asked = request.budget()
@@ -82,7 +79,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
         budget = None
     think = think and budget != 0 and not request.constrained
     if think and budget is not None:
-        require(engine, "think_budget", "think_budget")
+        require(caps, "think_budget", "think_budget", engine.name, engine.engine)
 
     # a forced call follows the reasoning, which the grammar can only see end as one token
     reasons_first = bool(request.tools) and think and engine.gguf_vocab().single_token(THINK_CLOSE) is not None
@@ -90,9 +87,14 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
     grammar = plan.grammar if plan else _answer_grammar(request)
     seed = request.sampling.seed
     params = sampling_params(
-        caps.context_length, max_tokens=request.max_tokens, stop=list(request.stop), grammar=grammar,
-        context_limit=request.context_limit, logprobs=request.logprobs,
-        **{**request.sampling.fields(), "seed": None if seed is None else seed + choice})
+        caps.context_length,
+        max_tokens=request.max_tokens,
+        stop=list(request.stop),
+        grammar=grammar,
+        context_limit=request.context_limit,
+        logprobs=request.logprobs,
+        **{**request.sampling.fields(), "seed": None if seed is None else seed + choice},
+    )
     params = biased(params, request.logit_bias, engine)
     params.think_budget = budget if think else None
     if plan and plan.grammar and plan.lazy:
@@ -102,8 +104,15 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
             params.grammar = None
     if plan and plan.grammar and not plan.lazy and think and not reasons_first:
         think = False
-    return Prepared(request.messages, think, params, plan.functions if plan else None,
-                    calls=bool(plan and plan.calls), continue_final=request.continue_final, trim=request.trim)
+    return Prepared(
+        request.messages,
+        think,
+        params,
+        plan.functions if plan else None,
+        calls=bool(plan and plan.calls),
+        continue_final=request.continue_final,
+        trim=request.trim,
+    )
 
 
 def _answer_grammar(request: ChatRequest) -> str | None:
@@ -114,23 +123,42 @@ def _answer_grammar(request: ChatRequest) -> str | None:
     return None
 
 
+def check(request: ChatRequest, caps: Capabilities, model: str, engine: str) -> None:
+    """The request against what the engine declares, before any work: one 400 naming what it lacks.
+    (A think budget is checked in prepare: it matters only where thinking stays on.)"""
+    if request.think:
+        require(caps, "thinking", "think", model, engine)
+    if request.tools and request.constrained:
+        raise UsageError("A response format and tools cannot be combined; send one of them.", param="response_format")
+    if request.tools:
+        require(caps, "tools", "tools", model, engine)
+    if request.constrained:
+        param = request.response_format.param if request.response_format else "grammar"
+        require(caps, "grammar", param, model, engine)
+    if request.logprobs is not None:
+        require(caps, "logprobs", "logprobs", model, engine)
+    if request.logit_bias:
+        require(caps, "logit_bias", "logit_bias", model, engine)
+
+
 def check_generation(params: SamplingParams, engine: Engine) -> None:
     """The raw-completion routes' check of their settings against the engine's capabilities."""
-    if params.grammar:
-        require(engine, "grammar", "grammar")
-    if params.logprobs is not None:
-        require(engine, "logprobs", "logprobs")
-    if params.logit_bias:
-        require(engine, "logit_bias", "logit_bias")
+    for capability, asked in (
+        ("grammar", params.grammar),
+        ("logprobs", params.logprobs is not None),
+        ("logit_bias", params.logit_bias),
+    ):
+        if asked:
+            require(engine.capabilities, capability, capability, engine.name, engine.engine)
 
 
-def require(engine: Engine, capability: str, param: str) -> None:
-    engine.capabilities.require(capability, engine.name, param, WHAT_TO_DO.get(engine.engine, WHAT_TO_DO[None]))
+def require(caps: Capabilities, capability: str, param: str, model: str, engine: str) -> None:
+    caps.require(capability, model, param, WHAT_TO_DO.get(engine, WHAT_TO_DO[None]))
 
 
 WHAT_TO_DO = {
     "openvino": "The OpenVINO engine cannot; load the model on llama.cpp (drop @openvino), or send the request "
-                "without it.",
+    "without it.",
     "upstream": "The server behind it is not asked for it; send the request without it.",
     None: "Send the request without it, or use a DeepSeek-R1 model, which does.",
 }

@@ -30,14 +30,23 @@ class Sampling:
         return {name: value for name, value in asdict(self).items() if value is not None}
 
 
-def sampling_params(n_ctx: int | None, *, max_tokens: int | None, stop: list[str], grammar: str | None,
-                    context_limit: int | None = None, **fields: Any) -> SamplingParams:
+def sampling_params(
+    n_ctx: int | None,
+    *,
+    max_tokens: int | None,
+    stop: list[str],
+    grammar: str | None,
+    context_limit: int | None = None,
+    **fields: Any,
+) -> SamplingParams:
     """Engine settings from a request's fields (those left None keep their defaults). n_ctx None:
     the engine behind (an upstream server) enforces its own context."""
     if n_ctx is not None and context_limit and context_limit > n_ctx:
-        raise UsageError(f"num_ctx {context_limit} is more than the {n_ctx} tokens of context this model is loaded "
-                         "with.", f"Restart the server with --ctx {context_limit}, or send num_ctx {n_ctx} or less.",
-                         param="options.num_ctx")
+        raise UsageError(
+            f"num_ctx {context_limit} is more than the {n_ctx} tokens of context this model is loaded with.",
+            f"Restart the server with --ctx {context_limit}, or send num_ctx {n_ctx} or less.",
+            param="options.num_ctx",
+        )
     context = None if n_ctx is None else min(context_limit or n_ctx, n_ctx)
     fields = {k: v for k, v in fields.items() if v is not None}
     if fields.get("top_p") == 0.0:

@@ -60,8 +60,9 @@ class ToolPlan:
     calls: bool = True  # False: tool_choice "none", the model knows the tools but calls none
 
 
-def plan_tools(tools: list[Tool] | None, choice: ToolChoice | None, parallel: bool | None,
-               *, thinking: bool) -> ToolPlan | None:
+def plan_tools(
+    tools: list[Tool] | None, choice: ToolChoice | None, parallel: bool | None, *, thinking: bool
+) -> ToolPlan | None:
     """None when the request has no tools."""
     if not tools:
         return None
@@ -71,12 +72,12 @@ def plan_tools(tools: list[Tool] | None, choice: ToolChoice | None, parallel: bo
     if isinstance(choice, NamedToolChoice):
         tools = [tool for tool in tools if tool.function.name == choice.function.name]
         if not tools:
-            raise UsageError(f"tool_choice names {choice.function.name!r}, which is not in tools.",
-                             param="tool_choice")
+            raise UsageError(f"tool_choice names {choice.function.name!r}, which is not in tools.", param="tool_choice")
     functions = [tool.model_dump(exclude_none=True) for tool in tools]
     try:
-        grammar = call_grammar([tool.function for tool in tools], parallel=parallel is not False,
-                               after_reasoning=forced and thinking)
+        grammar = call_grammar(
+            [tool.function for tool in tools], parallel=parallel is not False, after_reasoning=forced and thinking
+        )
     except UsageError:
         if forced:
             raise
@@ -91,7 +92,8 @@ def call_grammar(functions: list[FunctionSpec], *, parallel: bool, after_reasoni
     after_reasoning: the output starts inside <think> and the calls follow its end."""
     bounded_schema([function.parameters for function in functions], "tools")  # all share one grammar
     converter = submodule("llama_grammar").SchemaConverter(
-        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+    )
     literal = converter._format_literal  # the pinned converter's own escaping
     calls = []
     for function in functions:
@@ -100,11 +102,15 @@ def call_grammar(functions: list[FunctionSpec], *, parallel: bool, after_reasoni
             schema = converter.resolve_refs(schema, function.name)
             arguments = converter.visit(schema, f"{function.name}-arguments")
         except Exception as exc:  # the converter raises assorted types for schemas it cannot express
-            raise UsageError(f"The parameters of tool {function.name!r} cannot be turned into a grammar "
-                             f"({type(exc).__name__}: {exc}).", param="tools") from None
+            raise UsageError(
+                f"The parameters of tool {function.name!r} cannot be turned into a grammar "
+                f"({type(exc).__name__}: {exc}).",
+                param="tools",
+            ) from None
         head = literal(f"function{r1.SEP}{function.name}\n```json\n")
-        calls.append(converter._add_rule(f"{function.name}-call",
-                                         f"{head} {arguments} {literal(chr(10) + '```' + r1.CALL_END)}"))
+        calls.append(
+            converter._add_rule(f"{function.name}-call", f"{head} {arguments} {literal(chr(10) + '```' + r1.CALL_END)}")
+        )
     call = f"{literal(r1.CALL_BEGIN)} ({' | '.join(calls)})"
     block = f"{literal(r1.CALLS_BEGIN)}? {call}" + (f' ("\\n" {call})*' if parallel else "")
     root = f"{block} {literal(r1.CALLS_END)}"

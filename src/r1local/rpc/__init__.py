@@ -14,14 +14,15 @@ from .probe import WorkerInfo, parse_endpoint, probe, reachable
 
 
 def parse_endpoints(text: str | None) -> list[str]:
-    """"a:1,b:2" -> ["a:1", "b:2"], with a clear error for anything else."""
+    """ "a:1,b:2" -> ["a:1", "b:2"], with a clear error for anything else."""
     endpoints = [item.strip() for item in (text or "").split(",") if item.strip()]
     for endpoint in endpoints:
         try:
             parse_endpoint(endpoint)
         except ValueError:
-            raise UsageError(f"--rpc: {endpoint!r} is not host:port.",
-                             "Example: --rpc 192.168.1.20:50052,192.168.1.21:50052") from None
+            raise UsageError(
+                f"--rpc: {endpoint!r} is not host:port.", "Example: --rpc 192.168.1.20:50052,192.168.1.21:50052"
+            ) from None
     if len(set(endpoints)) != len(endpoints):
         raise UsageError("--rpc names a worker twice.", "List each worker once.")
     return endpoints
@@ -39,11 +40,23 @@ def probe_all(endpoints: list[str], *, measure_bandwidth: bool = True) -> list[W
     return [probe(e, measure_bandwidth=measure_bandwidth) for e in endpoints]
 
 
-def load_split(path: str | Path, *, endpoints: list[str], name: str | None = None, n_ctx: int | None = None,
-               n_parallel: int = 1, n_gpu_layers: int | None = None, tensor_split: list[float] | None = None,
-               n_threads: int | None = None, max_queue: int | None = None,
-               kv_type: str | None = None, speculation=None, progress: Callable[[str], None] | None = None,
-               abort: Callable[[], bool] | None = None, plan: object = None):
+def load_split(
+    path: str | Path,
+    *,
+    endpoints: list[str],
+    name: str | None = None,
+    n_ctx: int | None = None,
+    n_parallel: int = 1,
+    n_gpu_layers: int | None = None,
+    tensor_split: list[float] | None = None,
+    n_threads: int | None = None,
+    max_queue: int | None = None,
+    kv_type: str | None = None,
+    speculation=None,
+    progress: Callable[[str], None] | None = None,
+    abort: Callable[[], bool] | None = None,
+    plan: object = None,
+):
     """Model.load's counterpart for a model spread over RPC workers (same keywords, none swallowed;
     `plan`, this machine's fit alone, gives way to the split's own). abort: asked between the steps
     and while the child process loads; True stops the load (Cancelled)."""
@@ -63,12 +76,29 @@ def load_split(path: str | Path, *, endpoints: list[str], name: str | None = Non
     _check(stop, path)
     shape = fit.ModelShape.from_gguf(read_gguf(path))
     ctx = min(n_ctx or config.DEFAULT_CTX, shape.trained_ctx)
-    split = plan_split(shape, detect_live(), workers, n_ctx=ctx, n_parallel=n_parallel, gpu_layers=n_gpu_layers,
-                      tensor_split=tensor_split)
+    split = plan_split(
+        shape,
+        detect_live(),
+        workers,
+        n_ctx=ctx,
+        n_parallel=n_parallel,
+        gpu_layers=n_gpu_layers,
+        tensor_split=tensor_split,
+    )
     speed = "?" if split.decode_tps is None else f"{split.decode_tps:.1f}"
     progress(f"{path.stem} over RPC: layers {split.layout()}; about {speed} tokens/s (estimate; {split.link})")
-    return SplitModel(path, split, build_dir, name=name, n_parallel=n_parallel, n_threads=n_threads,
-                      max_queue=max_queue, kv_type=kv_type, speculation=speculation, abort=stop)
+    return SplitModel(
+        path,
+        split,
+        build_dir,
+        name=name,
+        n_parallel=n_parallel,
+        n_threads=n_threads,
+        max_queue=max_queue,
+        kv_type=kv_type,
+        speculation=speculation,
+        abort=stop,
+    )
 
 
 def _check(abort: Callable[[], bool], path: Path) -> None:

@@ -43,8 +43,10 @@ def _rpc_registry(folder: Path) -> int:
     if not reg:
         reg = lib.ggml_backend_load(str(folder / build.BACKEND).encode())
     if not reg:
-        raise build.RPCBuildError("llama.cpp could not load the RPC backend built for it.",
-                               "Delete R1LOCAL_HOME/rpc to rebuild it, or run with R1LOCAL_DEBUG=1 to see why.")
+        raise build.RPCBuildError(
+            "llama.cpp could not load the RPC backend built for it.",
+            "Delete R1LOCAL_HOME/rpc to rebuild it, or run with R1LOCAL_DEBUG=1 to see why.",
+        )
     return reg
 
 

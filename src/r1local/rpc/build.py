@@ -16,10 +16,10 @@ version and libggml, under R1LOCAL_HOME/rpc (or R1LOCAL_RPC_BUILD).
 
 from __future__ import annotations
 
-import inspect
 import fcntl
 import hashlib
 import importlib.metadata
+import inspect
 import os
 import shutil
 import subprocess
@@ -67,8 +67,10 @@ def built() -> Path | None:
 def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
     """The folder holding libggml-rpc.so and rpc-server, building them first if needed."""
     if sys.platform != "linux":
-        raise RPCBuildError("Building the RPC backend is supported on Linux only for now.",
-                         "Use llama.cpp's own rpc-server build on this system.")
+        raise RPCBuildError(
+            "Building the RPC backend is supported on Linux only for now.",
+            "Use llama.cpp's own rpc-server build on this system.",
+        )
     folder = artefact_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as lock:
@@ -76,8 +78,10 @@ def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
         if built():
             return folder
         version = importlib.metadata.version(PACKAGE)
-        progress(f"Building llama.cpp's RPC backend and rpc-server for {PACKAGE} {version} "
-                 f"(once, about a minute) into {folder}")
+        progress(
+            f"Building llama.cpp's RPC backend and rpc-server for {PACKAGE} {version} "
+            f"(once, about a minute) into {folder}"
+        )
         started = time.monotonic()
 
         def step(line: str) -> None:  # each step with the time spent so far
@@ -93,14 +97,27 @@ def ensure_built(progress: Callable[[str], None] = lambda _line: None) -> Path:
 def _sources(version: str, tmp: Path, progress: Callable[[str], None]) -> Path:
     """The vendored llama.cpp files the build needs, from the sdist (pip's cache makes it quick)."""
     progress(f"  1/3 fetching the {PACKAGE} {version} sources")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-           f"{PACKAGE}=={version}", "-d", str(tmp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{PACKAGE}=={version}",
+        "-d",
+        str(tmp),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True)
     archives = list(tmp.glob("*.tar.gz"))
     if run.returncode or not archives:
-        raise RPCBuildError(f"Could not download the {PACKAGE} {version} sources: "
-                         f"{(run.stderr.strip().splitlines() or ['no archive'])[-1]}",
-                         "Check the connection to PyPI (pip download), then try again.")
+        raise RPCBuildError(
+            f"Could not download the {PACKAGE} {version} sources: "
+            f"{(run.stderr.strip().splitlines() or ['no archive'])[-1]}",
+            "Check the connection to PyPI (pip download), then try again.",
+        )
     out = tmp / "src"
     with tarfile.open(archives[0]) as tar:
         for member in tar.getmembers():
@@ -117,22 +134,55 @@ def _compile(src: Path, folder: Path, progress: Callable[[str], None]) -> None:
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not cxx:
         raise RPCBuildError("No C++ compiler found to build the RPC backend.", "Install one: apt-get install g++")
-    common = [cxx, "-O2", "-std=c++17", "-fPIC", f"-I{src / 'ggml/include'}", f"-I{src / 'ggml/src'}",
-              "-DGGML_SHARED", "-DGGML_BACKEND_SHARED", f"-L{lib}", f"-Wl,-rpath,{lib}"]
+    common = [
+        cxx,
+        "-O2",
+        "-std=c++17",
+        "-fPIC",
+        f"-I{src / 'ggml/include'}",
+        f"-I{src / 'ggml/src'}",
+        "-DGGML_SHARED",
+        "-DGGML_BACKEND_SHARED",
+        f"-L{lib}",
+        f"-Wl,-rpath,{lib}",
+    ]
     steps = [
-        ("2/3 compiling the RPC backend (ggml-rpc)",
-         [*common, "-shared", "-fvisibility=hidden", "-DGGML_BACKEND_DL", "-DGGML_BACKEND_BUILD",
-          str(src / "ggml/src/ggml-rpc/ggml-rpc.cpp"), str(src / "ggml/src/ggml-rpc/transport.cpp"),
-          "-l:libggml-base.so", "-pthread", "-o", str(folder / f"{BACKEND}.tmp")]),
-        ("3/3 compiling rpc-server",
-         [*common, str(src / "tools/rpc/rpc-server.cpp"), "-l:libggml.so", "-l:libggml-base.so", "-pthread",
-          "-o", str(folder / f"{SERVER}.tmp")]),
+        (
+            "2/3 compiling the RPC backend (ggml-rpc)",
+            [
+                *common,
+                "-shared",
+                "-fvisibility=hidden",
+                "-DGGML_BACKEND_DL",
+                "-DGGML_BACKEND_BUILD",
+                str(src / "ggml/src/ggml-rpc/ggml-rpc.cpp"),
+                str(src / "ggml/src/ggml-rpc/transport.cpp"),
+                "-l:libggml-base.so",
+                "-pthread",
+                "-o",
+                str(folder / f"{BACKEND}.tmp"),
+            ],
+        ),
+        (
+            "3/3 compiling rpc-server",
+            [
+                *common,
+                str(src / "tools/rpc/rpc-server.cpp"),
+                "-l:libggml.so",
+                "-l:libggml-base.so",
+                "-pthread",
+                "-o",
+                str(folder / f"{SERVER}.tmp"),
+            ],
+        ),
     ]
     for label, cmd in steps:
         progress(f"  {label}")
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode:
-            raise RPCBuildError(f"Compiling the RPC backend failed: {run.stderr.strip()[-800:]}",
-                             "Install a C++17 compiler (g++ 9 or newer) and try again.")
+            raise RPCBuildError(
+                f"Compiling the RPC backend failed: {run.stderr.strip()[-800:]}",
+                "Install a C++17 compiler (g++ 9 or newer) and try again.",
+            )
     for name in (BACKEND, SERVER):  # rename last: a half-built folder never looks built
         os.replace(folder / f"{name}.tmp", folder / name)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from ..engine.base import Engine
 from ..engine.capabilities import Capabilities
-from ..engine.speculative import Speculation
 from ..engine.events import Done, Timings, Usage
 from ..engine.params import SamplingParams
+from ..engine.speculative import Speculation
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..engine.vocab import LlamaVocab
@@ -46,9 +46,20 @@ class SplitModel(Engine):
 
     engine = "llama.cpp"
 
-    def __init__(self, path: Path, plan: SplitPlan, build_dir: Path, *, name: str | None, n_parallel: int,
-                 n_threads: int | None, max_queue: int | None, kv_type: str | None = None,
-                 speculation: Speculation | None = None, abort: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        plan: SplitPlan,
+        build_dir: Path,
+        *,
+        name: str | None,
+        n_parallel: int,
+        n_threads: int | None,
+        max_queue: int | None,
+        kv_type: str | None = None,
+        speculation: Speculation | None = None,
+        abort: Callable[[], bool] | None = None,
+    ) -> None:
         """abort: asked while the child loads; True ends the child (Cancelled)."""
         self.path = Path(path)
         self.name = name or self.path.stem
@@ -60,9 +71,22 @@ class SplitModel(Engine):
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no threads or handles inherited
         self._conn, child_conn = context.Pipe()
         self._process = context.Process(
-            target=child.main, name=f"r1local-split-{self.name}", daemon=True,
-            args=(child_conn, str(self.path), plan, build_dir, self.name, n_parallel, n_threads, max_queue, kv_type,
-                  speculation))
+            target=child.main,
+            name=f"r1local-split-{self.name}",
+            daemon=True,
+            args=(
+                child_conn,
+                str(self.path),
+                plan,
+                build_dir,
+                self.name,
+                n_parallel,
+                n_threads,
+                max_queue,
+                kv_type,
+                speculation,
+            ),
+        )
         self._process.start()
         child_conn.close()
         self._send_lock = threading.Lock()
@@ -74,8 +98,10 @@ class SplitModel(Engine):
             self._process.join(5)
             if ready and ready[0] == "error":
                 raise _rebuild(*ready[1])
-            raise WorkerLost(f"The process loading {self.name} over RPC ended (exit code {self._process.exitcode}).",
-                             "Check that every worker is up; R1LOCAL_DEBUG=1 shows llama.cpp's log.")
+            raise WorkerLost(
+                f"The process loading {self.name} over RPC ended (exit code {self._process.exitcode}).",
+                "Check that every worker is up; R1LOCAL_DEBUG=1 shows llama.cpp's log.",
+            )
         attrs = ready[1]
         self.n_ctx, self.n_parallel, self.n_gpu_layers = attrs["n_ctx"], attrs["n_parallel"], attrs["n_gpu_layers"]
         self.n_threads = attrs["n_threads"]
@@ -112,12 +138,21 @@ class SplitModel(Engine):
     def prompt_tokens(self, text: str) -> list[int]:
         return self._call("prompt_tokens", text)
 
-    def _submit(self, tokens: list[int], params: SamplingParams, *, split_reasoning: bool,
-                in_reasoning: bool, parse_tools: bool = False) -> Stream:
+    def _submit(
+        self,
+        tokens: list[int],
+        params: SamplingParams,
+        *,
+        split_reasoning: bool,
+        in_reasoning: bool,
+        parse_tools: bool = False,
+    ) -> Stream:
         stream = Stream()
         request = next(self._ids)
         self._streams[request] = stream
-        self._call("submit", tokens, params, split_reasoning, in_reasoning, parse_tools, request=request)  # admitted or refused
+        self._call(
+            "submit", tokens, params, split_reasoning, in_reasoning, parse_tools, request=request
+        )  # admitted or refused
         return stream
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
@@ -188,8 +223,11 @@ class SplitModel(Engine):
     def _on_child_exit(self) -> None:
         self._process.join(5)
         self.down = down = [e for e in self.endpoints if not reachable(e, timeout=3.0)]
-        who = (f"RPC worker{'s' if len(down) > 1 else ''} {', '.join(down)} stopped answering" if down
-               else "the process running the split model ended")
+        who = (
+            f"RPC worker{'s' if len(down) > 1 else ''} {', '.join(down)} stopped answering"
+            if down
+            else "the process running the split model ended"
+        )
         self.lost = f"{who} while {self.name} was loaded over it"
         done = Done("error", Usage(0, 0), Timings(0.0, 0.0, 0.0, 0.0), error=self.lost)
         for stream in list(self._streams.values()):

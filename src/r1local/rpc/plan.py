@@ -57,7 +57,8 @@ class SplitPlan:
 def device_names(hw: Hardware, workers: list[WorkerInfo]) -> list[str]:
     """The devices a split model's layers may go to, in llama.cpp's order: the workers', then local GPUs."""
     return [f"{w.endpoint}#{d.index}" if len(w.devices) > 1 else w.endpoint for w in workers for d in w.devices] + [
-        g.name for g in hw.usable_gpus]
+        g.name for g in hw.usable_gpus
+    ]
 
 
 def _per_layer(shape: fit.ModelShape, n_ctx: int, n_parallel: int) -> int:
@@ -65,8 +66,16 @@ def _per_layer(shape: fit.ModelShape, n_ctx: int, n_parallel: int) -> int:
     return int(shape.layer_bytes + shape.kv_bytes_per_token() / shape.layers * total_ctx)
 
 
-def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *, n_ctx: int, n_parallel: int = 1,
-               gpu_layers: int | None = None, tensor_split: Sequence[float] | None = None) -> SplitPlan:
+def plan_split(
+    shape: fit.ModelShape,
+    hw: Hardware,
+    workers: list[WorkerInfo],
+    *,
+    n_ctx: int,
+    n_parallel: int = 1,
+    gpu_layers: int | None = None,
+    tensor_split: Sequence[float] | None = None,
+) -> SplitPlan:
     """Layers per place in proportion to memory (or `gpu_layers` of them on the devices, split by
     memory, or by the user's `tensor_split` shares as llama.cpp deals them), refusing when even
     everything together is too small or a share is more than its device holds."""
@@ -75,38 +84,51 @@ def plan_split(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], *
     local = Share("local", max(int(hw.memory.available * fit.RAM_MARGIN) - local_fixed, 0))
     budgets = [max(int(d.free * WORKER_MARGIN) - shape.compute_bytes(), 0) for w in workers for d in w.devices]
     budgets += [fit._gpu_budget([g], hw) - shape.compute_bytes() for g in hw.usable_gpus]
-    devices = [Share(name, budget) for name, budget in zip(device_names(hw, workers), budgets)]
+    devices = [Share(name, budget) for name, budget in zip(device_names(hw, workers), budgets, strict=True)]
     capacity = {id(s): s.budget // per_layer for s in [local, *devices]}
     if sum(capacity.values()) < shape.layers:
         together = (local.budget + sum(d.budget for d in devices)) / GiB
         raise InsufficientMemory(
             f"{shape.name} needs about {shape.layers * per_layer / GiB:.1f} GiB for its layers at context {n_ctx}; "
             f"this machine and the workers together offer {together:.1f} GiB.",
-            "Add a worker, use a smaller quantisation, or lower --ctx.")
+            "Add a worker, use a smaller quantisation, or lower --ctx.",
+        )
     if gpu_layers is None or gpu_layers < 0:
         _proportional([local, *devices], shape.layers, capacity)
     else:  # llama.cpp's count: the output head first, then layers from the last one down
         _proportional(devices, min(max(gpu_layers - 1, 0), shape.layers), capacity)
         local.layers = shape.layers - sum(d.layers for d in devices)
         if local.layers > capacity[id(local)]:
-            raise InsufficientMemory(f"With --gpu-layers {gpu_layers}, the {local.layers} layers left here need "
-                                     f"{local.layers * per_layer / GiB:.1f} GiB; {local.budget / GiB:.1f} GiB is free.",
-                                     "Raise --gpu-layers or leave it out so the plan decides.")
+            raise InsufficientMemory(
+                f"With --gpu-layers {gpu_layers}, the {local.layers} layers left here need "
+                f"{local.layers * per_layer / GiB:.1f} GiB; {local.budget / GiB:.1f} GiB is free.",
+                "Raise --gpu-layers or leave it out so the plan decides.",
+            )
     offloaded = sum(d.layers for d in devices)
     if tensor_split:
         weights = _deal(devices, offloaded, fit.check_split(tensor_split, [d.where for d in devices]), shape)
         for d in devices:
             if d.layers > capacity[id(d)]:
-                raise InsufficientMemory(f"--tensor-split puts {d.layers} layers on {d.where}, which has room for "
-                                         f"{capacity[id(d)]} at context {n_ctx}.",
-                                         "Give it a smaller share, or leave out --tensor-split to split by memory.")
+                raise InsufficientMemory(
+                    f"--tensor-split puts {d.layers} layers on {d.where}, which has room for "
+                    f"{capacity[id(d)]} at context {n_ctx}.",
+                    "Give it a smaller share, or leave out --tensor-split to split by memory.",
+                )
     else:  # llama.cpp offloads the output head with the last layer: it goes to the last device used
         weights = [float(d.layers) for d in devices]
         if offloaded:
             weights[max(i for i, d in enumerate(devices) if d.layers)] += 1
     decode, alone, link = _decode_tps(shape, hw, workers, devices[: sum(len(w.devices) for w in workers)])
-    return SplitPlan([w.endpoint for w in workers], offloaded + 1 if offloaded else 0,
-                     [w / max(sum(weights), 1) for w in weights], [local, *devices], n_ctx, decode, alone, link)
+    return SplitPlan(
+        [w.endpoint for w in workers],
+        offloaded + 1 if offloaded else 0,
+        [w / max(sum(weights), 1) for w in weights],
+        [local, *devices],
+        n_ctx,
+        decode,
+        alone,
+        link,
+    )
 
 
 def _deal(devices: list[Share], offloaded: int, shares: list[float], shape: fit.ModelShape) -> list[float]:
@@ -115,7 +137,7 @@ def _deal(devices: list[Share], offloaded: int, shares: list[float], shape: fit.
     counts = fit.layers_per_device(shares, offloaded + 1, shape.layers) if offloaded else [0] * len(devices)
     if offloaded:
         counts[max(i for i, n in enumerate(counts) if n)] -= 1  # the output head is not a layer
-    for d, n in zip(devices, counts):
+    for d, n in zip(devices, counts, strict=False):
         d.layers = n
     return shares
 
@@ -137,8 +159,9 @@ def _proportional(shares: list[Share], layers: int, capacity: dict[int, int]) ->
         open_ = [s for s in open_ if s.layers < capacity[id(s)]]
 
 
-def _decode_tps(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo],
-                remote: list[Share]) -> tuple[float | None, float | None, str]:
+def _decode_tps(
+    shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo], remote: list[Share]
+) -> tuple[float | None, float | None, str]:
     """(split, this machine alone) decode tokens/s and what was assumed. The same bytes are read
     either way, so the split costs what this machine alone would, plus the network."""
     alone = estimate_speed(shape, hw, [], 0).decode_tps
@@ -147,6 +170,8 @@ def _decode_tps(shape: fit.ModelShape, hw: Hardware, workers: list[WorkerInfo],
     latency = max((w.latency_s for w in workers), default=ASSUMED_LATENCY_S) or ASSUMED_LATENCY_S
     activations = 2 * 4 * shape.embedding  # one token's hidden state out and back, f32
     network_s = sum(1 for s in remote if s.layers) * (ROUND_TRIPS_PER_WORKER * latency + activations / bandwidth)
-    link = (f"link {'measured' if measured else 'assumed'}: {bandwidth / 1e6:.0f} MB/s, "
-            f"{latency * 1e3:.2f} ms round trip; workers assumed to read memory as fast as this machine")
+    link = (
+        f"link {'measured' if measured else 'assumed'}: {bandwidth / 1e6:.0f} MB/s, "
+        f"{latency * 1e3:.2f} ms round trip; workers assumed to read memory as fast as this machine"
+    )
     return (None if alone is None else 1.0 / (1.0 / alone + network_s)), alone, link

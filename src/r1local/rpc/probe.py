@@ -101,8 +101,11 @@ def probe(endpoint: str, *, timeout: float = 5.0, measure_bandwidth: bool = Fals
         except TimeoutError:
             raise WorkerUnreachable(endpoint, "no answer (is it serving another client?)") from None
         if major != PROTO_MAJOR:
-            raise WorkerUnreachable(endpoint, f"it speaks RPC protocol {major}.{minor}.{patch}, "
-                                    f"this build speaks {PROTO_MAJOR}.x (build both from the same llama-cpp-python)")
+            raise WorkerUnreachable(
+                endpoint,
+                f"it speaks RPC protocol {major}.{minor}.{patch}, "
+                f"this build speaks {PROTO_MAJOR}.x (build both from the same llama-cpp-python)",
+            )
         info = WorkerInfo(endpoint, f"{major}.{minor}.{patch}")
         count = struct.unpack("<I", conn.call(CMD_DEVICE_COUNT, b"", 4))[0]
         for index in range(count):
@@ -135,8 +138,28 @@ def _bandwidth(conn: _Connection, latency_s: float, tries: int = 3) -> float:
     remote, _size = struct.unpack("<QQ", conn.call(CMD_ALLOC_BUFFER, struct.pack("<IQ", 0, n), 16))
     try:
         base = struct.unpack("<Q", conn.call(CMD_BUFFER_GET_BASE, struct.pack("<Q", remote), 8))[0]
-        tensor = RPC_TENSOR.pack(1, GGML_TYPE_I8, remote, n, 1, 1, 1, 1, n, n, n, 0, *([0] * 16), 0,
-                                 *([0] * 10), 0, 0, base, b"r1local-bandwidth", 0)
+        tensor = RPC_TENSOR.pack(
+            1,
+            GGML_TYPE_I8,
+            remote,
+            n,
+            1,
+            1,
+            1,
+            1,
+            n,
+            n,
+            n,
+            0,
+            *([0] * 16),
+            0,
+            *([0] * 10),
+            0,
+            0,
+            base,
+            b"r1local-bandwidth",
+            0,
+        )
         payload = tensor + b"\0" + struct.pack("<Q", 0) + bytes(n)
         elapsed = float("inf")
         for _ in range(tries):

@@ -77,14 +77,20 @@ class CountTokensRequest(Strict):
             chat_messages(self.system, self.messages),
             think=False if self.thinking and self.thinking.type == "disabled" else None,
             think_budget=self.thinking.budget_tokens if self.thinking else None,
-            tools=self.functions(), tool_choice=tool_choice(choice),
-            parallel_tool_calls=None if choice is None or choice.disable_parallel_tool_use is None
-            else not choice.disable_parallel_tool_use)
+            tools=self.functions(),
+            tool_choice=tool_choice(choice),
+            parallel_tool_calls=None
+            if choice is None or choice.disable_parallel_tool_use is None
+            else not choice.disable_parallel_tool_use,
+        )
 
     def functions(self) -> list[Tool] | None:
         """The client's own tools; Anthropic's server tools (web search...) are for its API to run."""
-        tools = [Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.input_schema))
-                 for t in self.tools or [] if t.type in (None, "custom")]
+        tools = [
+            Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.input_schema))
+            for t in self.tools or []
+            if t.type in (None, "custom")
+        ]
         return tools or None
 
 
@@ -98,8 +104,12 @@ class MessagesRequest(CountTokensRequest):
     metadata: dict[str, Any] | None = None
 
     def to_request(self) -> ChatRequest:
-        return replace(super().to_request(), max_tokens=self.max_tokens, stop=list(self.stop_sequences or []),
-                       sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k))
+        return replace(
+            super().to_request(),
+            max_tokens=self.max_tokens,
+            stop=list(self.stop_sequences or []),
+            sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k),
+        )
 
 
 def tool_choice(choice: ToolChoiceSpec | None) -> ToolChoice | None:
@@ -109,7 +119,7 @@ def tool_choice(choice: ToolChoiceSpec | None) -> ToolChoice | None:
         if not choice.name:
             raise UsageError('tool_choice of type "tool" needs the tool\'s name.', param="tool_choice.name")
         return NamedToolChoice(function=FunctionName(name=choice.name))
-    return {"any": "required", "none": "none"}[choice.type]
+    return "required" if choice.type == "any" else "none"
 
 
 def _text(content: Content | None, where: str) -> str:
@@ -118,8 +128,9 @@ def _text(content: Content | None, where: str) -> str:
     parts = []
     for block in content:
         if block.type != "text":
-            raise UsageError(f"Content blocks of type {block.type!r} are not read here: R1 distills read text.",
-                             param=where)
+            raise UsageError(
+                f"Content blocks of type {block.type!r} are not read here: R1 distills read text.", param=where
+            )
         parts.append(block.text or "")
     return "\n".join(parts)
 
@@ -127,10 +138,11 @@ def _text(content: Content | None, where: str) -> str:
 def chat_messages(system: Content | None, messages: list[Message]) -> list[dict]:
     """Anthropic's turns as chat messages: a user turn's tool_result blocks become tool messages
     (before its text), an assistant turn's tool_use blocks its calls and its thinking its reasoning."""
-    chat = [{"role": "system", "content": text}] if (text := _text(system, "system")) else []
+    chat: list[dict[str, Any]] = [{"role": "system", "content": text}] if (text := _text(system, "system")) else []
     for i, message in enumerate(messages):
-        blocks = [ContentBlock(type="text", text=message.content)] if isinstance(message.content, str) \
-            else message.content
+        blocks = (
+            [ContentBlock(type="text", text=message.content)] if isinstance(message.content, str) else message.content
+        )
         where = f"messages.{i}.content"
         texts, calls, reasoning = [], [], []
         for block in blocks:
@@ -138,19 +150,38 @@ def chat_messages(system: Content | None, messages: list[Message]) -> list[dict]
                 texts.append(block.text or "")
             elif block.type == "tool_result" and message.role == "user":
                 result = _text(block.content, where)
-                chat.append({"role": "tool", "tool_call_id": block.tool_use_id,
-                             "content": f"Error: {result}" if block.is_error else result})
+                chat.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": block.tool_use_id,
+                        "content": f"Error: {result}" if block.is_error else result,
+                    }
+                )
             elif block.type == "tool_use" and message.role == "assistant":
-                calls.append({"id": block.id, "type": "function", "function": {
-                    "name": block.name or "", "arguments": json.dumps(block.input or {}, ensure_ascii=False)}})
+                calls.append(
+                    {
+                        "id": block.id,
+                        "type": "function",
+                        "function": {
+                            "name": block.name or "",
+                            "arguments": json.dumps(block.input or {}, ensure_ascii=False),
+                        },
+                    }
+                )
             elif block.type == "thinking" and message.role == "assistant":
                 reasoning.append(block.thinking or "")
             elif block.type != "redacted_thinking":  # another API's encrypted reasoning: nothing to read
-                raise UsageError(f"Content blocks of type {block.type!r} are not read here "
-                                 f"(text, tool_use, tool_result and thinking are).", param=where)
+                raise UsageError(
+                    f"Content blocks of type {block.type!r} are not read here "
+                    f"(text, tool_use, tool_result and thinking are).",
+                    param=where,
+                )
         if message.role == "user" and not texts and chat and chat[-1]["role"] == "tool":
             continue  # a turn of tool results only
-        entry = {"role": message.role, "content": "".join(texts) if message.role == "assistant" else "\n".join(texts)}
+        entry: dict[str, Any] = {
+            "role": message.role,
+            "content": "".join(texts) if message.role == "assistant" else "\n".join(texts),
+        }
         if calls:
             entry["tool_calls"] = calls
         if reasoning:

@@ -16,7 +16,16 @@ from .. import __version__, trust
 from ..hardware import Hardware
 from ..rpc import worker_status
 from . import (
-    anthropic, embeddings, errors, llamacpp_routes, ollama, ollama_presets, openai, openapi, responses, webui,
+    anthropic,
+    embeddings,
+    errors,
+    llamacpp_routes,
+    ollama,
+    ollama_presets,
+    openai,
+    openapi,
+    responses,
+    webui,
 )
 from .manager import ModelManager
 from .metrics import CONTENT_TYPE, CountErrors, Metrics
@@ -29,7 +38,7 @@ from .state import ServerState
 
 def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | None = None) -> FastAPI:
     """`hardware` replaces the live machine reading the memory check uses (tests pass a small one)."""
-    manager = ModelManager(settings, **({"hardware": hardware} if hardware else {}))
+    manager = ModelManager(settings, hardware=hardware) if hardware else ModelManager(settings)
     state = ServerState(settings, manager, Metrics(manager), Pulls())
     secret = trust.server_secret()  # proves to this user's CLI that this is its own server
 
@@ -70,8 +79,9 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
             body["workers"] = await asyncio.to_thread(worker_status, settings.rpc, models)
         port = (request.scope.get("server") or ("", 0))[1]  # the port this connection reached
         proof = trust.answer(secret, request.headers.get(trust.CHALLENGE_HEADER), port)
-        return JSONResponse(body, status_code=200 if status == "ok" else 503,
-                            headers={trust.PROOF_HEADER: proof} if proof else None)
+        return JSONResponse(
+            body, status_code=200 if status == "ok" else 503, headers={trust.PROOF_HEADER: proof} if proof else None
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -87,9 +97,18 @@ def create_app(settings: ServerSettings, *, hardware: Callable[[], Hardware] | N
     if settings.api_key:
         app.add_middleware(APIKeyAuth, api_key=settings.api_key)
     app.add_middleware(CountErrors, metrics=state.metrics)
-    app.add_middleware(CORSMiddleware, allow_origin_regex=origins.regex,
-                       allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-                       allow_headers=["Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version",
-                                      "Anthropic-Beta", "Anthropic-Dangerous-Direct-Browser-Access"])
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origin_regex=origins.regex,
+        allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-Api-Key",
+            "Anthropic-Version",
+            "Anthropic-Beta",
+            "Anthropic-Dangerous-Direct-Browser-Access",
+        ],
+    )
     app.add_middleware(TrustedHosts, names=(*settings.allowed_hosts, settings.host, socket.gethostname()))
     return app

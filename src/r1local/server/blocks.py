@@ -54,26 +54,28 @@ async def transitions(events: AsyncIterator[Event]) -> AsyncIterator[Transition]
     open_: Block | None = None
     count = 0
 
-    def start(block: Block) -> Opened:
-        nonlocal open_, count
-        open_, count = block, count + 1
-        return Opened(block)
+    def new(kind: Literal["reasoning", "text", "call"], call_id: str = "", name: str = "") -> Block:
+        nonlocal count
+        count += 1
+        return Block(kind, count - 1, call_id=call_id, name=name)
 
     async for event in events:
         if isinstance(event, (ReasoningDelta, ContentDelta)):
-            kind = "reasoning" if isinstance(event, ReasoningDelta) else "text"
+            kind: Literal["reasoning", "text"] = "reasoning" if isinstance(event, ReasoningDelta) else "text"
             if open_ is not None and open_.kind != kind:
                 yield Closed(open_)
                 open_ = None
             if open_ is None:
-                yield start(Block(kind, count))
+                open_ = new(kind)
+                yield Opened(open_)
             open_.text += event.text
             yield Added(open_, event.text)
         elif isinstance(event, ToolCallDelta):
             if open_ is None or open_.kind != "call" or open_.call_id != event.id:
                 if open_ is not None:
                     yield Closed(open_)
-                yield start(Block("call", count, call_id=event.id, name=event.name))
+                open_ = new("call", call_id=event.id, name=event.name)
+                yield Opened(open_)
             if event.arguments:
                 open_.text += event.arguments
                 yield Added(open_, event.arguments)
@@ -81,7 +83,8 @@ async def transitions(events: AsyncIterator[Event]) -> AsyncIterator[Transition]
             if open_ is None or open_.call_id != event.id:  # read whole
                 if open_ is not None:
                     yield Closed(open_)
-                yield start(Block("call", count, call_id=event.id, name=event.name))
+                open_ = new("call", call_id=event.id, name=event.name)
+                yield Opened(open_)
                 open_.text = event.arguments
                 yield Added(open_, event.arguments)
             open_.arguments = event.arguments

@@ -35,6 +35,7 @@ def parse_duration(value: str | float | int | None) -> float | None:
                 ) from None
             seconds = sign * sum(float(n) * _SECONDS[u] for n, u in parts)
     if math.isnan(seconds):
-        raise UsageError("keep_alive is not a number.", "Use a number of seconds or a duration like 5m.",
-                         param="keep_alive")
+        raise UsageError(
+            "keep_alive is not a number.", "Use a number of seconds or a duration like 5m.", param="keep_alive"
+        )
     return None if seconds < 0 or seconds > FOREVER_S else seconds

@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import struct
 import time
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -25,12 +26,15 @@ MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_TOKENS = 1 << 20  # of one input given as token ids
 MAX_DIMENSIONS = 1 << 16
 TOKEN_IDS = Annotated[list[int], Field(max_length=MAX_TOKENS)]
+# llama-server's prompt objects: {"prompt_string": text} or {"content": [{"type": "text", "text": ...}, ...]}
+PROMPT_OBJECT = dict[str, object]
 
 
 class OpenAIEmbeddingRequest(Strict):
     model: str | None = None  # none, or a name not served here: the default model, as llama-server answers
-    input: (str | Annotated[list[str], Field(max_length=MAX_INPUTS)] | TOKEN_IDS
-            | Annotated[list[TOKEN_IDS], Field(max_length=MAX_INPUTS)])
+    input: (
+        str | TOKEN_IDS | PROMPT_OBJECT | Annotated[list[str | TOKEN_IDS | PROMPT_OBJECT], Field(max_length=MAX_INPUTS)]
+    )
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
@@ -55,6 +59,23 @@ class OllamaEmbeddingsRequest(Strict):
     keep_alive: str | float | None = None
 
 
+def prompt_text(prompt: PROMPT_OBJECT) -> str:
+    """The text of one of llama-server's prompt objects; a model here embeds text only."""
+    if isinstance(text := prompt.get("prompt_string"), str):
+        return text
+    parts = prompt.get("content")
+    if (
+        isinstance(parts, list)
+        and parts
+        and all(
+            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+            for part in parts
+        )
+    ):
+        return "".join(part["text"] for part in parts)
+    raise UsageError("an input object takes prompt_string, or content as a list of text parts.", param="input")
+
+
 def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[float]:
     """The first `dimensions` values, normalised again (Matryoshka models are trained for this)."""
     if dimensions is None or dimensions == n_embd:
@@ -66,8 +87,15 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
     return [x / norm for x in head] if norm > 0 else head
 
 
-async def embed(request: Request, model: str, inputs: list[str | list[int]], *, truncate: bool,
-                dimensions: int | None, keep_alive_s: float | None | object = KEEP) -> tuple[list[list[float]], int, float, float]:
+async def embed(
+    request: Request,
+    model: str,
+    inputs: Sequence[str | list[int]],
+    *,
+    truncate: bool,
+    dimensions: int | None,
+    keep_alive_s: float | None | object = KEEP,
+) -> tuple[list[list[float]], int, float, float]:
     """Vectors, tokens used, load seconds and total seconds."""
     if not inputs:
         raise UsageError("input is empty.", param="input")
@@ -98,7 +126,10 @@ def router() -> APIRouter:
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
         if body.input == []:
             raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
-        inputs = body.input if isinstance(body.input, list) and not isinstance(body.input[0], int) else [body.input]
+        many = isinstance(body.input, list) and not isinstance(body.input[0], int)
+        # `many`: a list of inputs; else one (a text, a prompt object or one list of token ids)
+        items = cast(list[str | list[int] | PROMPT_OBJECT], body.input if many else [body.input])
+        inputs = [prompt_text(x) if isinstance(x, dict) else x for x in items]
         model = lenient_name(state.manager, body.model)
         vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
@@ -107,9 +138,12 @@ def router() -> APIRouter:
                 return vector
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
-        return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        return {
+            "object": "list",
+            "model": model,
+            "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     @api.post("/api/embed")
     async def ollama_embed(body: OllamaEmbedRequest, request: Request) -> dict:
@@ -117,17 +151,33 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         inputs = body.input if isinstance(body.input, list) else [body.input]
         vectors, tokens, load_s, total_s = await embed(
-            request, body.model, inputs, truncate=body.truncate, dimensions=body.dimensions,
-            keep_alive_s=_keep_alive(body.keep_alive, state))
-        return {"model": body.model, "embeddings": vectors, "total_duration": int(total_s * 1e9),
-                "load_duration": int(load_s * 1e9), "prompt_eval_count": tokens}
+            request,
+            body.model,
+            inputs,
+            truncate=body.truncate,
+            dimensions=body.dimensions,
+            keep_alive_s=_keep_alive(body.keep_alive, state),
+        )
+        return {
+            "model": body.model,
+            "embeddings": vectors,
+            "total_duration": int(total_s * 1e9),
+            "load_duration": int(load_s * 1e9),
+            "prompt_eval_count": tokens,
+        }
 
     @api.post("/api/embeddings")
     async def ollama_embeddings(body: OllamaEmbeddingsRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
-        vectors, _, _, _ = await embed(request, body.model, [body.prompt], truncate=True, dimensions=None,
-                                       keep_alive_s=_keep_alive(body.keep_alive, state))
+        vectors, _, _, _ = await embed(
+            request,
+            body.model,
+            [body.prompt],
+            truncate=True,
+            dimensions=None,
+            keep_alive_s=_keep_alive(body.keep_alive, state),
+        )
         return {"embedding": vectors[0]}
 
     return api

@@ -28,9 +28,16 @@ def is_anthropic(path: str) -> bool:
 
 
 # Anthropic's error types by status (docs.anthropic.com/en/api/errors)
-_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-                    503: "overloaded_error", 529: "overloaded_error"}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
 
 
 # An absolute path in a message (/home/me/.cache/.../model.gguf, C:\\Users\\...): only its last
@@ -42,8 +49,9 @@ def client_message(error: R1Error) -> str:
     return _ABSOLUTE_PATH.sub("", str(error))
 
 
-def error_payload(path: str, message: str, *, type_: str, code: str | None, param: str | None,
-                  status: int = 500) -> dict:
+def error_payload(
+    path: str, message: str, *, type_: str, code: str | None, param: str | None, status: int = 500
+) -> dict:
     if is_ollama(path):
         return {"error": message}
     if is_anthropic(path):
@@ -54,8 +62,14 @@ def error_payload(path: str, message: str, *, type_: str, code: str | None, para
 
 def error_response(path: str, error: R1Error, retry_after_s: int = 1) -> JSONResponse:
     headers = {"Retry-After": str(retry_after_s)} if isinstance(error, Overloaded) else None
-    body = error_payload(path, client_message(error), type_=error.error_type, code=error.code, param=error.param,
-                         status=error.http_status)
+    body = error_payload(
+        path,
+        client_message(error),
+        type_=error.error_type,
+        code=error.code,
+        param=error.param,
+        status=error.http_status,
+    )
     return JSONResponse(body, status_code=error.http_status, headers=headers)
 
 
@@ -108,6 +122,11 @@ def install(app: FastAPI, retry_after_s: int) -> None:
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = error_payload(request.url.path, f"Internal error: {type(exc).__name__}.", type_="server_error",
-                             code="internal_error", param=None)
+        body = error_payload(
+            request.url.path,
+            f"Internal error: {type(exc).__name__}.",
+            type_="server_error",
+            code="internal_error",
+            param=None,
+        )
         return JSONResponse(body, status_code=500)

@@ -70,23 +70,38 @@ class CompletionRequest(NamedModel):
             prompt = prompt[0]
         if isinstance(prompt, str):
             return prompt
-        if prompt and all(isinstance(item, (int, str)) and not isinstance(item, bool) for item in prompt) \
-                and any(isinstance(item, int) for item in prompt):
+        if (
+            prompt
+            and all(isinstance(item, (int, str)) and not isinstance(item, bool) for item in prompt)
+            and any(isinstance(item, int) for item in prompt)
+        ):
             return prompt
-        raise UsageError("Send one prompt per request: text, or a list of token ids (text pieces may be mixed in).",
-                         param="prompt")
+        raise UsageError(
+            "Send one prompt per request: text, or a list of token ids (text pieces may be mixed in).", param="prompt"
+        )
 
     def sampling(self, model: Engine) -> SamplingParams:
-        grammar = self.grammar or (json_grammar(self.json_schema, "json_schema") if self.json_schema is not None
-                                   else None)
+        grammar = self.grammar or (
+            json_grammar(self.json_schema, "json_schema") if self.json_schema is not None else None
+        )
         wants_ids = self.n_probs > 0 or self.return_tokens
         params = sampling_params(
-            model.capabilities.context_length, max_tokens=self.n_predict,
-            stop=list(self.stop or []), grammar=grammar, temperature=self.temperature, top_k=self.top_k,
-            top_p=self.top_p, min_p=self.min_p, repeat_penalty=self.repeat_penalty,
-            repeat_last_n=self.repeat_last_n, presence_penalty=self.presence_penalty,
-            frequency_penalty=self.frequency_penalty, seed=self.seed, ignore_eos=self.ignore_eos,
-            logprobs=min(self.n_probs, MAX_PROBS) if wants_ids else None)
+            model.capabilities.context_length,
+            max_tokens=self.n_predict,
+            stop=list(self.stop or []),
+            grammar=grammar,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            repeat_last_n=self.repeat_last_n,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            seed=self.seed,
+            ignore_eos=self.ignore_eos,
+            logprobs=min(self.n_probs, MAX_PROBS) if wants_ids else None,
+        )
         params = biased(params, self.logit_bias, model)
         check_generation(params, model)
         return params
@@ -144,11 +159,17 @@ async def answer(request: Request, body: CompletionRequest, start: Callable[[Eng
 
 def probabilities(tokens: list[TokenLogprob]) -> list[dict]:
     """llama-server's completion_probabilities (its log-probability form)."""
+
     def entry(token_id: int, text: str, logprob: float, raw: list[int]) -> dict:
         return {"id": token_id, "token": text, "bytes": raw, "logprob": logprob}
 
-    return [{**entry(t.id, t.token, t.logprob, t.bytes),
-             "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top)]} for t in tokens]
+    return [
+        {
+            **entry(t.id, t.token, t.logprob, t.bytes),
+            "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top, strict=True)],
+        }
+        for t in tokens
+    ]
 
 
 class CompletionReply:
@@ -189,6 +210,8 @@ class CompletionReply:
                 self.has_new_line |= "\n" in event.text
                 body = {"index": 0, "content": event.text, "stop": False, **self._extra(pending)}
                 pending = []
+            elif not isinstance(event, Done):
+                continue  # a completion has no tool calls
             elif event.finish_reason == "error":
                 body = {"error": {"code": 500, "message": f"Generation failed: {event.error}.", "type": "server_error"}}
             else:
@@ -202,32 +225,55 @@ class CompletionReply:
         context = self.params.context(self.turn.lease.model.n_ctx)
         prompt_n, predicted_n = usage.prompt_tokens - usage.cached_tokens, usage.completion_tokens
         return {
-            "index": 0, "content": content, "tokens": [], "stop": True, "model": self.turn.model_name,
-            "tokens_predicted": predicted_n, "tokens_evaluated": usage.prompt_tokens,
-            "tokens_cached": usage.cached_tokens, "generation_settings": self._settings(),
+            "index": 0,
+            "content": content,
+            "tokens": [],
+            "stop": True,
+            "model": self.turn.model_name,
+            "tokens_predicted": predicted_n,
+            "tokens_evaluated": usage.prompt_tokens,
+            "tokens_cached": usage.cached_tokens,
+            "generation_settings": self._settings(),
             "has_new_line": self.has_new_line,
             # llama-server's meaning: the context filled up, not the n_predict the client asked for
             "truncated": done.finish_reason == "length" and usage.prompt_tokens + predicted_n >= context,
-            "stop_type": STOP_TYPES[done.finish_reason], "stopping_word": "",
-            "timings": {"cache_n": usage.cached_tokens,
-                        "prompt_n": prompt_n, "prompt_ms": t.prompt_s * 1e3,
-                        "prompt_per_token_ms": t.prompt_s * 1e3 / prompt_n if prompt_n else 0.0,
-                        "prompt_per_second": t.prompt_tokens_per_s,
-                        "predicted_n": predicted_n, "predicted_ms": t.generation_s * 1e3,
-                        "predicted_per_token_ms": t.generation_s * 1e3 / predicted_n if predicted_n else 0.0,
-                        "predicted_per_second": t.generation_tokens_per_s},
+            "stop_type": STOP_TYPES[done.finish_reason],
+            "stopping_word": "",
+            "timings": {
+                "cache_n": usage.cached_tokens,
+                "prompt_n": prompt_n,
+                "prompt_ms": t.prompt_s * 1e3,
+                "prompt_per_token_ms": t.prompt_s * 1e3 / prompt_n if prompt_n else 0.0,
+                "prompt_per_second": t.prompt_tokens_per_s,
+                "predicted_n": predicted_n,
+                "predicted_ms": t.generation_s * 1e3,
+                "predicted_per_token_ms": t.generation_s * 1e3 / predicted_n if predicted_n else 0.0,
+                "predicted_per_second": t.generation_tokens_per_s,
+            },
         }
 
     def _settings(self) -> dict:
         """What the generation ran with, in llama-server's names."""
         p, n_predict = self.params, self.params.max_tokens or -1
-        return {"n_predict": n_predict, "max_tokens": n_predict, "seed": p.seed if p.seed is not None else -1,
-                "temperature": p.temperature, "top_k": p.top_k, "top_p": p.top_p, "min_p": p.min_p,
-                "repeat_last_n": p.repeat_last_n, "repeat_penalty": p.repeat_penalty,
-                "presence_penalty": p.presence_penalty, "frequency_penalty": p.frequency_penalty,
-                "ignore_eos": p.ignore_eos, "stream": self.body.stream, "n_probs": self.body.n_probs,
-                "stop": p.stop, "grammar": p.grammar or "",
-                "logit_bias": [[token, bias if bias != float("-inf") else False] for token, bias in p.logit_bias]}
+        return {
+            "n_predict": n_predict,
+            "max_tokens": n_predict,
+            "seed": p.seed if p.seed is not None else -1,
+            "temperature": p.temperature,
+            "top_k": p.top_k,
+            "top_p": p.top_p,
+            "min_p": p.min_p,
+            "repeat_last_n": p.repeat_last_n,
+            "repeat_penalty": p.repeat_penalty,
+            "presence_penalty": p.presence_penalty,
+            "frequency_penalty": p.frequency_penalty,
+            "ignore_eos": p.ignore_eos,
+            "stream": self.body.stream,
+            "n_probs": self.body.n_probs,
+            "stop": p.stop,
+            "grammar": p.grammar or "",
+            "logit_bias": [[token, bias if bias != float("-inf") else False] for token, bias in p.logit_bias],
+        }
 
 
 def _sse(body: dict) -> str:

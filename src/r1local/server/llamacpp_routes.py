@@ -47,12 +47,14 @@ async def _lease(request: Request, body: NamedModel) -> Lease:
 def _with_model(request: Request, body: NamedModel, use) -> Any:
     """Run `use(model)` on a held model in a worker thread (tokenising and rendering take time),
     releasing it afterwards."""
+
     async def run():
         lease = await _lease(request, body)
         try:
             return await lease.work(use, lease.model)
         finally:
             lease.release()
+
     return run()
 
 
@@ -67,8 +69,13 @@ def router() -> APIRouter:
     @api.post("/infill")
     async def infill(body: InfillRequest, request: Request):
         files = [(f.filename, f.text) for f in body.input_extra]
-        return await answer(request, body, lambda model, params: model.infill(
-            body.input_prefix, body.input_suffix, files=files, middle=body.prompt, params=params))
+        return await answer(
+            request,
+            body,
+            lambda model, params: model.infill(
+                body.input_prefix, body.input_suffix, files=files, middle=body.prompt, params=params
+            ),
+        )
 
     @api.post("/tokenize")
     async def tokenize(body: TokenizeRequest, request: Request) -> dict:
@@ -78,6 +85,7 @@ def router() -> APIRouter:
             if not body.with_pieces:
                 return {"tokens": tokens}
             return {"tokens": [{"id": t, "piece": vocab.piece(t).decode("utf-8", "replace")} for t in tokens]}
+
         return await _with_model(request, body, use)
 
     @api.post("/detokenize")
@@ -87,6 +95,7 @@ def router() -> APIRouter:
             if any(not 0 <= t < vocab.n_vocab for t in body.tokens):
                 raise UsageError(f"Token ids must be between 0 and {vocab.n_vocab - 1}.", param="tokens")
             return {"content": b"".join(vocab.piece(t) for t in body.tokens).decode("utf-8", "replace")}
+
         return await _with_model(request, body, use)
 
     @api.post("/apply-template")
@@ -101,9 +110,16 @@ def router() -> APIRouter:
         model = entry.model if entry else None
         defaults = SamplingParams()
         return {
-            "default_generation_settings": {"n_ctx": model.n_ctx if model else None, "params": {
-                "temperature": defaults.temperature, "top_p": defaults.top_p, "top_k": defaults.top_k,
-                "min_p": defaults.min_p, "repeat_penalty": defaults.repeat_penalty}},
+            "default_generation_settings": {
+                "n_ctx": model.n_ctx if model else None,
+                "params": {
+                    "temperature": defaults.temperature,
+                    "top_p": defaults.top_p,
+                    "top_k": defaults.top_k,
+                    "min_p": defaults.min_p,
+                    "repeat_penalty": defaults.repeat_penalty,
+                },
+            },
             "total_slots": model.n_parallel if model else state.settings.parallel,
             "model_alias": entry.name if entry else None,
             "model_path": model.path.name if model else None,  # the file's name only: paths stay private
@@ -114,9 +130,15 @@ def router() -> APIRouter:
 
     @api.get("/slots")
     async def slots(request: Request) -> list[dict]:
+        """The slots of the llama.cpp models in this process (OpenVINO and RPC splits keep theirs elsewhere)."""
+        from ..engine.model import Model  # loaded with the first llama.cpp model, not at import
+
         entries = get_state(request).manager.loaded()
-        return [{"id": slot.seq, "model": entry.name, "n_ctx": entry.model.n_ctx,
-                 "is_processing": slot.active is not None}
-                for entry in entries for slot in entry.model.scheduler.slots]
+        return [
+            {"id": slot.seq, "model": entry.name, "n_ctx": entry.model.n_ctx, "is_processing": slot.active is not None}
+            for entry in entries
+            if isinstance(entry.model, Model)
+            for slot in entry.model.scheduler.slots
+        ]
 
     return api

@@ -54,7 +54,8 @@ class Entry:
     # Its own threads: a model whose template or grammar is slow (a hostile file's) queues its
     # own requests there, and never takes the threads other models' requests need.
     threads: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="r1local-model"))
+        default_factory=lambda: ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="r1local-model")
+    )
 
     @property
     def expires_at(self) -> float | None:
@@ -204,7 +205,7 @@ class ModelManager:
         """(name, file) of a command-line or loaded model the address means. A path matches only
         these files, compared as text: a request never makes the server look at a path."""
         if address.kind is Kind.PATH:
-            files = [*self._registered.items(), *((e.name, e.model.path) for e in self._entries.values())]
+            files = [*self.registered().items(), *((e.name, e.model.path) for e in self.loaded())]
             return next(((held, path) for held, path in files if address.names_file(path)), None)
         for name in (address.served_name, address.name):
             if name in self._registered:
@@ -234,7 +235,9 @@ class ModelManager:
     async def upstream_models(self) -> list[str]:
         """NAME/MODEL for every model the upstreams that answer now offer."""
         lists = await asyncio.gather(*(asyncio.to_thread(u.models) for u in self.upstreams.values()))
-        return [f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists) for model in models]
+        return [
+            f"{u.name}/{model}" for u, models in zip(self.upstreams.values(), lists, strict=True) for model in models
+        ]
 
     # -- loading and eviction --
     async def _load(self, name: str, key: Key) -> Entry:
@@ -246,11 +249,19 @@ class ModelManager:
             n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
         log.info("loading %s from %s", name, path)
         options = registry.LoadOptions(
-            name=name, n_ctx=n_ctx, n_parallel=s.parallel, plan=checked, n_gpu_layers=s.n_gpu_layers,
-            tensor_split=list(s.tensor_split) or None, n_threads=s.n_threads, max_queue=s.max_queue,
-            kv_type=s.kv_type, speculation=s.speculation,
+            name=name,
+            n_ctx=n_ctx,
+            n_parallel=s.parallel,
+            plan=checked,
+            n_gpu_layers=s.n_gpu_layers,
+            tensor_split=list(s.tensor_split) or None,
+            n_threads=s.n_threads,
+            max_queue=s.max_queue,
+            kv_type=s.kv_type,
+            speculation=s.speculation,
             rpc=s.rpc if engine == "llama.cpp" else (),  # the workers take GGUFs; OpenVINO models load here
-            abort=lambda: self._stopping or not self._waiters[key])  # nobody waits for it any more
+            abort=lambda: self._stopping or not self._waiters[key],
+        )  # nobody waits for it any more
         model = await asyncio.to_thread(registry.load, path, engine=engine, options=options)
         if model.load_note:
             log.warning("%s", model.load_note)
@@ -258,8 +269,14 @@ class ModelManager:
         entry = Entry(name, model, ram + vram, vram, s.keep_alive_s, model.n_gpu_layers)
         self._entries[key] = entry
         in_ram, in_vram = self.memory_in_use()
-        log.info("loaded %s: %.2f GiB in RAM, %.2f GiB on GPUs; all loaded models: %.2f GiB RAM, %.2f GiB GPU",
-                 name, ram / 2**30, vram / 2**30, in_ram / 2**30, in_vram / 2**30)
+        log.info(
+            "loaded %s: %.2f GiB in RAM, %.2f GiB on GPUs; all loaded models: %.2f GiB RAM, %.2f GiB GPU",
+            name,
+            ram / 2**30,
+            vram / 2**30,
+            in_ram / 2**30,
+            in_vram / 2**30,
+        )
         return entry
 
     def memory_in_use(self) -> tuple[int, int]:
@@ -272,8 +289,10 @@ class ModelManager:
         checking memory) the fit says it fits; its plan then sets the context and GPU layers."""
         while len(self._entries) >= self.settings.max_loaded:
             if not await self._evict_idle():
-                raise Overloaded(f"{len(self._entries)} models are loaded (--max-loaded) and every one is busy.",
-                                 "Retry when a request finishes, or start the server with a larger --max-loaded.")
+                raise Overloaded(
+                    f"{len(self._entries)} models are loaded (--max-loaded) and every one is busy.",
+                    "Retry when a request finishes, or start the server with a larger --max-loaded.",
+                )
         # the fit reads GGUFs; a split over RPC workers checks every machine's memory itself
         if not self.settings.check_memory or path.is_dir() or self.settings.rpc:
             return None

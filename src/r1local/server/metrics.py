@@ -44,21 +44,36 @@ class _EngineCollector(Collector):
 class Metrics:
     def __init__(self, manager: ModelManager) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("r1local_requests", "Generation requests by outcome",
-                                ["model", "api", "finish_reason"], registry=self.registry)
-        self.errors = Counter("r1local_http_errors", "Responses with an error status (4xx, 5xx)",
-                              ["status"], registry=self.registry)
-        self.prompt_tokens = Counter("r1local_prompt_tokens", "Prompt tokens read (tokens in)",
-                                     ["model"], registry=self.registry)
-        self.completion_tokens = Counter("r1local_completion_tokens", "Tokens generated (tokens out)",
-                                         ["model"], registry=self.registry)
-        self.draft_tokens = Counter("r1local_draft_tokens", "Speculative draft tokens verified",
-                                    ["model"], registry=self.registry)
-        self.draft_accepted = Counter("r1local_draft_accepted_tokens", "Speculative draft tokens the model kept",
-                                      ["model"], registry=self.registry)
-        self.tokens_per_s = Gauge("r1local_generation_tokens_per_second",
-                                  "Decode speed of the last finished request", ["model"],
-                                  registry=self.registry)
+        self.requests = Counter(
+            "r1local_requests",
+            "Generation requests by outcome",
+            ["model", "api", "finish_reason"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "r1local_http_errors", "Responses with an error status (4xx, 5xx)", ["status"], registry=self.registry
+        )
+        self.prompt_tokens = Counter(
+            "r1local_prompt_tokens", "Prompt tokens read (tokens in)", ["model"], registry=self.registry
+        )
+        self.completion_tokens = Counter(
+            "r1local_completion_tokens", "Tokens generated (tokens out)", ["model"], registry=self.registry
+        )
+        self.draft_tokens = Counter(
+            "r1local_draft_tokens", "Speculative draft tokens verified", ["model"], registry=self.registry
+        )
+        self.draft_accepted = Counter(
+            "r1local_draft_accepted_tokens",
+            "Speculative draft tokens the model kept",
+            ["model"],
+            registry=self.registry,
+        )
+        self.tokens_per_s = Gauge(
+            "r1local_generation_tokens_per_second",
+            "Decode speed of the last finished request",
+            ["model"],
+            registry=self.registry,
+        )
         self.registry.register(_EngineCollector(manager))
 
     def finished(self, model: str, api: str, done: Done) -> None:

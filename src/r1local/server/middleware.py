@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType
+from ..errors import ForbiddenRequest, InvalidAPIKey, RequestTooLarge, UnsupportedMediaType, UsageError
 from .errors import error_response
 from .origins import OriginPolicy
 from .webui import PUBLIC_PREFIX
@@ -28,14 +28,21 @@ class APIKeyAuth:
         self.expected = api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(PUBLIC_PREFIX)
-                or scope["method"] == "OPTIONS"):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+            or scope["path"].startswith(PUBLIC_PREFIX)
+            or scope["method"] == "OPTIONS"
+        ):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         header = headers.get(b"authorization", b"")
         scheme, _, bearer = header.partition(b" ")
-        given = [key.strip() for key in (bearer if scheme.lower() == b"bearer" else b"",
-                                         headers.get(b"x-api-key", b"")) if key.strip()]
+        given = [
+            key.strip()
+            for key in (bearer if scheme.lower() == b"bearer" else b"", headers.get(b"x-api-key", b""))
+            if key.strip()
+        ]
         if any([hmac.compare_digest(key, self.expected) for key in given]):  # a list: both compared, always
             return await self.app(scope, receive, send)
         problem = "Missing API key." if not given else "Invalid API key."
@@ -120,7 +127,8 @@ class TrustedHosts:
             if host is not None and not self.allowed(host.decode("latin-1")):
                 error = ForbiddenRequest(
                     f"This server does not answer to the host name {host.decode('latin-1')[:100]!r}.",
-                    "Use 127.0.0.1 or localhost, or start the server with --allowed-host NAME.")
+                    "Use 127.0.0.1 or localhost, or start the server with --allowed-host NAME.",
+                )
                 return await error_response(scope["path"], error)(scope, receive, send)
         await self.app(scope, receive, send)
 
@@ -149,16 +157,20 @@ class CrossSiteGuard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         origin = headers.get("origin")
         if origin is not None and self._foreign(origin, headers.get("host", "")):
-            error = ForbiddenRequest(f"Requests from the web page origin {origin[:100]!r} are not allowed.",
-                                     "Start the server with --cors-origin ORIGIN to allow that site.")
+            error: UsageError = ForbiddenRequest(
+                f"Requests from the web page origin {origin[:100]!r} are not allowed.",
+                "Start the server with --cors-origin ORIGIN to allow that site.",
+            )
             return await error_response(scope["path"], error)(scope, receive, send)
         if scope["method"] in _BODY_METHODS:
             declared = headers.get("content-type", "").split(";")[0].strip().lower()
             is_json = declared in ("", "application/json") or declared.endswith("+json")
             from_browser = origin is not None or "sec-fetch-mode" in headers
             if from_browser and not is_json:
-                error = UnsupportedMediaType(f"The request body is sent as {declared!r}; this API reads JSON only.",
-                                             "Send it with 'Content-Type: application/json'.")
+                error = UnsupportedMediaType(
+                    f"The request body is sent as {declared!r}; this API reads JSON only.",
+                    "Send it with 'Content-Type: application/json'.",
+                )
                 return await error_response(scope["path"], error)(scope, receive, send)
             if declared != "application/json":
                 kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]

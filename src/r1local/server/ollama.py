@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -24,10 +24,10 @@ from ..engine.params import R1_TEMPERATURE, R1_TOP_P
 from ..engine.stream import Stream
 from ..engine.template import ChatTemplate
 from ..errors import ModelNotFound, R1Error, UsageError
-from ..request import ChatRequest, submit
+from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
+from ..request import submit
 from ..request.prepare import check_generation
 from ..resolve import installed_matches
-from ..gguf_meta import ArrayInfo, GGUFInfo, read_gguf
 from .duration import parse_duration
 from .errors import client_message
 from .manager import Entry, model_bytes
@@ -37,7 +37,7 @@ from .pull import Pull, pull_target
 from .resolve import available_models, capabilities_of
 from .state import ServerState, get_state
 from .tolerance import check_fields
-from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, start_turn
+from .turn import ClosingResponse, Turn, TurnResponse, acquire, cancel_on_disconnect, check_declared, start_turn
 
 log = logging.getLogger("r1local.server")
 FOREVER = "2318-01-01T00:00:00Z"  # what Ollama reports for a model kept loaded indefinitely
@@ -52,7 +52,9 @@ def now_iso(ts: float | None = None) -> str:
 def details(info: GGUFInfo) -> dict:
     billions = info.parameter_count / 1e9
     return {
-        "parent_model": "", "format": "gguf", "family": info.architecture,
+        "parent_model": "",
+        "format": "gguf",
+        "family": info.architecture,
         "families": [info.architecture],
         "parameter_size": f"{billions:.1f}B" if billions >= 0.1 else f"{info.parameter_count / 1e6:.0f}M",
         "quantization_level": info.file_type,
@@ -62,8 +64,14 @@ def details(info: GGUFInfo) -> dict:
 def details_of(path: Path) -> dict:
     """details() of a GGUF, or the little an OpenVINO IR folder says about itself."""
     if path.is_dir() or path.suffix == ".xml":
-        return {"parent_model": "", "format": "openvino", "family": "", "families": [],
-                "parameter_size": "", "quantization_level": ""}
+        return {
+            "parent_model": "",
+            "format": "openvino",
+            "family": "",
+            "families": [],
+            "parameter_size": "",
+            "quantization_level": "",
+        }
     return details(read_gguf(path, require_complete=False))
 
 
@@ -96,13 +104,34 @@ def router() -> APIRouter:
             except R1Error as error:  # one damaged file must not hide the others
                 log.warning("skipping %s in /api/tags: %s", path, error)
                 continue
-            models.append({"name": name, "model": name, "modified_at": now_iso(path.stat().st_mtime),
-                           "size": model_bytes(path), "digest": store.file_digest(path), "details": model_details})
+            models.append(
+                {
+                    "name": name,
+                    "model": name,
+                    "modified_at": now_iso(path.stat().st_mtime),
+                    "size": model_bytes(path),
+                    "digest": store.file_digest(path),
+                    "details": model_details,
+                }
+            )
         for name in await get_state(request).manager.upstream_models():
-            models.append({"name": name, "model": name, "modified_at": now_iso(0), "size": 0,
-                           "digest": hashlib.sha256(name.encode()).hexdigest(),
-                           "details": {"parent_model": "", "format": "upstream", "family": "", "families": [],
-                                       "parameter_size": "", "quantization_level": ""}})
+            models.append(
+                {
+                    "name": name,
+                    "model": name,
+                    "modified_at": now_iso(0),
+                    "size": 0,
+                    "digest": hashlib.sha256(name.encode()).hexdigest(),
+                    "details": {
+                        "parent_model": "",
+                        "format": "upstream",
+                        "family": "",
+                        "families": [],
+                        "parameter_size": "",
+                        "quantization_level": "",
+                    },
+                }
+            )
         return {"models": models}
 
     @api.get("/api/ps")
@@ -117,24 +146,36 @@ def router() -> APIRouter:
         info = await asyncio.to_thread(read_gguf, path)  # a copy cut short is an error, not a model
         template = ChatTemplate(info.chat_template)
         capabilities = capabilities_of(body.model_name, path, state.manager, info)
-        model_info = {k: v for k, v in info.metadata.items()
-                      if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"}
+        model_info = {
+            k: v
+            for k, v in info.metadata.items()
+            if not isinstance(v, (ArrayInfo, list)) and k != "tokenizer.chat_template"
+        }
         # as Ollama adds them: the counts GGUF keeps in arrays and tensor shapes
-        model_info |= {"general.parameter_count": info.parameter_count,
-                       f"{info.architecture}.vocab_size": info.vocab_size}
+        model_info |= {
+            "general.parameter_count": info.parameter_count,
+            f"{info.architecture}.vocab_size": info.vocab_size,
+        }
         loaded = next((entry for entry in state.manager.loaded() if entry.model.path == path), None)
         if loaded:  # the context this server gives each request, not the one the model was trained on
             model_info[f"{info.architecture}.context_length"] = loaded.model.n_ctx
-        shown = {
-            "modelfile": f"FROM {path.name}\n", "template": info.chat_template or "",
+        shown: dict[str, Any] = {
+            "modelfile": f"FROM {path.name}\n",
+            "template": info.chat_template or "",
             "parameters": f"temperature {R1_TEMPERATURE}\ntop_p {R1_TOP_P}" if template.is_r1 else "",
-            "details": details(info), "model_info": model_info, "capabilities": capabilities.ollama(),
+            "details": details(info),
+            "model_info": model_info,
+            "capabilities": capabilities.ollama(),
             "modified_at": now_iso(path.stat().st_mtime),
         }
         if preset := presets.find(body.model_name):  # its own system prompt and parameters over its base's
-            shown.update(modelfile=preset.modelfile(), system=preset.system or "",
-                         parameters=preset.parameters_text() or shown["parameters"],
-                         messages=preset.messages, template=preset.template or shown["template"])
+            shown.update(
+                modelfile=preset.modelfile(),
+                system=preset.system or "",
+                parameters=preset.parameters_text() or shown["parameters"],
+                messages=preset.messages,
+                template=preset.template or shown["template"],
+            )
             shown["details"]["parent_model"] = preset.base
         return shown
 
@@ -145,8 +186,8 @@ def router() -> APIRouter:
         events = _while_client_waits(job, request)
         if body.stream:
             return ClosingResponse(_ndjson_lines(events), job.cancel, NDJSON)
-        async for last in events:
-            pass
+        async for event in events:
+            last = event
         return last
 
     @api.delete("/api/delete")
@@ -161,8 +202,11 @@ def router() -> APIRouter:
         if not matches:
             raise ModelNotFound(f"model '{name}' not found", "See GET /api/tags for the downloaded models.")
         if len(matches) > 1:
-            raise UsageError(f"{name} names {len(matches)} downloaded models: "
-                             f"{', '.join(m.name for m in matches)}.", "Name one of them.", param="model")
+            raise UsageError(
+                f"{name} names {len(matches)} downloaded models: {', '.join(m.name for m in matches)}.",
+                "Name one of them.",
+                param="model",
+            )
         state.manager.unload(name)
         freed = await asyncio.to_thread(store.remove, matches[0])
         log.info("deleted %s (%.2f GiB freed)", matches[0].name, freed / 2**30)
@@ -174,7 +218,7 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if not body.messages:
             return await _load_or_unload(body, request)
-        return await _generate(body, request, "message", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "message")
 
     @api.post("/api/generate")
     async def generate(body: GenerateRequest, request: Request):
@@ -184,13 +228,16 @@ def router() -> APIRouter:
             return await _load_or_unload(body, request)
         if body.raw:
             return await _generate(body, request, "response", partial(_complete, body))
-        return await _generate(body, request, "response", partial(submit, _chat(body, state)))
+        return await _answer(body, request, "response")
 
     return api
 
 
-def _chat(body: GenerateBase, state: ServerState) -> ChatRequest:
-    return state.settings.apply(presets.with_preset(body.model, body.chat()))
+async def _answer(body: OllamaChatRequest | GenerateRequest, request: Request, field: str):
+    """A chat (or a templated generate): refused before the load when the engine lacks what it asks."""
+    chat = get_state(request).settings.apply(presets.with_preset(body.model, body.chat()))
+    await check_declared(request, body.model, chat)
+    return await _generate(body, request, field, partial(submit, chat))
 
 
 def _complete(body: GenerateRequest, model: Engine) -> Stream:
@@ -205,9 +252,12 @@ def _running(entry: Entry) -> dict:
     if entry.active and entry.keep_alive_s is not None:
         expires = time.time() + entry.keep_alive_s
     return {
-        "name": entry.name, "model": entry.name, "size": entry.size_bytes,
+        "name": entry.name,
+        "model": entry.name,
+        "size": entry.size_bytes,
         "size_vram": entry.vram_bytes,
-        "digest": store.file_digest(entry.model.path), "details": details_of(entry.model.path),
+        "digest": store.file_digest(entry.model.path),
+        "details": details_of(entry.model.path),
         "expires_at": FOREVER if expires is None else now_iso(expires),
         **entry.model.describe(),
     }
@@ -243,15 +293,16 @@ async def _generate(body: GenerateBase, request: Request, field: str, submit):
     return JSONResponse(_final(turn, result.done, field, piece), headers=turn.headers())
 
 
-def _piece(field: str, content: str, thinking: str | None, calls: list[ToolCall] = ()) -> dict:
+def _piece(field: str, content: str, thinking: str | None, calls: Sequence[ToolCall] = ()) -> dict:
     if field == "message":
-        message = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
         if thinking:
             message["thinking"] = thinking
         if calls:  # Ollama's shape: arguments as an object
-            message["tool_calls"] = [{"function": {"index": call.index, "name": call.name,
-                                                   "arguments": ollama_arguments(call.arguments)}}
-                                     for call in calls]
+            message["tool_calls"] = [
+                {"function": {"index": call.index, "name": call.name, "arguments": ollama_arguments(call.arguments)}}
+                for call in calls
+            ]
         return {"message": message}
     return {"response": content, **({"thinking": thinking} if thinking else {})}
 
@@ -262,11 +313,17 @@ def _final(turn: Turn, done: Done, field: str, piece: dict) -> dict:
     ns = lambda seconds: int(seconds * 1e9)  # noqa: E731
     total_s = max(time.monotonic() - turn.started, turn.load_s + t.queued_s + t.prompt_s + t.generation_s)
     return {
-        "model": turn.model_name, "created_at": now_iso(), **piece, "done": True,
+        "model": turn.model_name,
+        "created_at": now_iso(),
+        **piece,
+        "done": True,
         "done_reason": "stop" if done.finish_reason == "cancelled" else done.finish_reason,
-        "total_duration": ns(total_s), "load_duration": ns(turn.load_s),
-        "prompt_eval_count": done.usage.prompt_tokens, "prompt_eval_duration": ns(t.prompt_s),
-        "eval_count": done.usage.completion_tokens, "eval_duration": ns(t.generation_s),
+        "total_duration": ns(total_s),
+        "load_duration": ns(turn.load_s),
+        "prompt_eval_count": done.usage.prompt_tokens,
+        "prompt_eval_duration": ns(t.prompt_s),
+        "eval_count": done.usage.completion_tokens,
+        "eval_duration": ns(t.generation_s),
         **({"trimmed_messages": turn.trimmed_messages} if turn.trimmed_messages else {}),
     }
 
@@ -310,4 +367,3 @@ async def _ndjson_lines(events: AsyncIterator[dict]) -> AsyncIterator[str]:
             yield json.dumps(event) + "\n"
     except R1Error as error:  # headers are gone: the error becomes the last line
         yield json.dumps({"error": client_message(error)}) + "\n"
-

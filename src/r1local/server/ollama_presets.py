@@ -39,14 +39,20 @@ class CreateRequest(Strict):
         if not name:
             raise UsageError("model is required.", param="model")
         fields = presets.parse_modelfile(self.modelfile) if self.modelfile else {}
-        given = {"base": self.from_, "system": self.system, "template": self.template,
-                 "parameters": self.parameters, "messages": self.messages}
+        given = {
+            "base": self.from_,
+            "system": self.system,
+            "template": self.template,
+            "parameters": self.parameters,
+            "messages": self.messages,
+        }
         fields.update({key: value for key, value in given.items() if value is not None})
         if not fields.get("base"):
             raise UsageError("Name the model to start from with `from`.", param="from")
         if self.quantize:
-            raise UsageError("Presets keep their base model's quantisation; pull another quantisation instead.",
-                             param="quantize")
+            raise UsageError(
+                "Presets keep their base model's quantisation; pull another quantisation instead.", param="quantize"
+            )
         return {"name": name, **fields}
 
 
@@ -63,11 +69,12 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         fields = body.fields()
+        name = fields["name"]
         await asyncio.to_thread(state.manager.path_of, fields["base"])  # 404 unless the base model is here
         await asyncio.to_thread(lambda: presets.create(fields.pop("name"), fields.pop("base"), **fields))
         if not body.stream:
             return {"status": "success"}
-        lines = [{"status": f"creating preset {presets.canonical(body.model or body.name)}"}, {"status": "success"}]
+        lines = [{"status": f"creating preset {presets.canonical(name)}"}, {"status": "success"}]
         return StreamingResponse(iter([json.dumps(line) + "\n" for line in lines]), media_type=NDJSON)
 
     @api.post("/api/copy")

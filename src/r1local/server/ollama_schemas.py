@@ -12,7 +12,16 @@ from ..request import ChatRequest, ResponseFormat, Sampling, sampling_params
 from ..request.grammar import json_grammar
 from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 from .schema_base import (
-    BUDGET, INT64, MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
+    BUDGET,
+    INT64,
+    MAX_MESSAGES,
+    MAX_STOPS,
+    SEED,
+    STOP,
+    TOP_K,
+    TOP_LOGPROBS,
+    Strict,
+    neutral_only,
 )
 
 
@@ -91,26 +100,49 @@ class GenerateBase(Strict):
         """The body as the one chat request (a pure translation: the policy is applied below)."""
         o = self.options or Options()
         return ChatRequest(
-            messages, think=None if self.think is None else self.think is not False,
-            think_budget=o.think_budget, effort=self.think if isinstance(self.think, str) else None,
+            messages,
+            think=None if self.think is None else self.think is not False,
+            think_budget=o.think_budget,
+            effort=self.think if isinstance(self.think, str) else None,
             response_format=ResponseFormat(self.format if isinstance(self.format, dict) else None, "format")
-            if self.format else None,
-            sampling=self.sampler(), max_tokens=o.num_predict, stop=list(o.stop or []),
-            logprobs=(self.top_logprobs or 0) if self.logprobs else None, context_limit=o.num_ctx,
-            trim=self.truncate is not False, **tools)
+            if self.format
+            else None,
+            sampling=self.sampler(),
+            max_tokens=o.num_predict,
+            stop=list(o.stop or []),
+            logprobs=(self.top_logprobs or 0) if self.logprobs else None,
+            context_limit=o.num_ctx,
+            trim=self.truncate is not False,
+            **tools,
+        )
 
     def sampler(self) -> Sampling:
         o = self.options or Options()
-        return Sampling(temperature=o.temperature, top_p=o.top_p, top_k=o.top_k, min_p=o.min_p,
-                        repeat_penalty=o.repeat_penalty, repeat_last_n=o.repeat_last_n,
-                        presence_penalty=o.presence_penalty, frequency_penalty=o.frequency_penalty, seed=o.seed)
+        return Sampling(
+            temperature=o.temperature,
+            top_p=o.top_p,
+            top_k=o.top_k,
+            min_p=o.min_p,
+            repeat_penalty=o.repeat_penalty,
+            repeat_last_n=o.repeat_last_n,
+            presence_penalty=o.presence_penalty,
+            frequency_penalty=o.frequency_penalty,
+            seed=o.seed,
+        )
 
     def sampling(self, n_ctx: int | None) -> SamplingParams:
         """A raw /api/generate's settings (no template, so no chat policy)."""
         chat = self.to_request([])
         grammar = json_grammar(chat.response_format.schema, "format") if chat.response_format else None
-        return sampling_params(n_ctx, max_tokens=chat.max_tokens, stop=chat.stop, grammar=grammar,
-                               context_limit=chat.context_limit, logprobs=chat.logprobs, **chat.sampling.fields())
+        return sampling_params(
+            n_ctx,
+            max_tokens=chat.max_tokens,
+            stop=chat.stop,
+            grammar=grammar,
+            context_limit=chat.context_limit,
+            logprobs=chat.logprobs,
+            **chat.sampling.fields(),
+        )
 
 
 class OllamaChatRequest(GenerateBase):

@@ -10,24 +10,29 @@ from fastapi import APIRouter, Request
 
 from .. import presets
 from ..engine.base import Engine
+from ..engine.stream import Stream
 from ..engine.upstream import UPSTREAM_CAPABILITIES
 from ..errors import R1Error
-from ..request import submit
 from ..request.logit_bias import biased
 from ..request.prepare import check_generation
+from .manager import ModelManager
 from .openai_reply import Reply
 from .openai_schemas import ChatCompletionRequest, CompletionRequest
-from .manager import ModelManager
 from .resolve import available_models, capabilities_of, engine_of, lenient_name
 from .state import get_state
 from .tolerance import check_fields
-from .turn import TurnResponse, start_turns
+from .turn import TurnResponse, start_chat, start_turns
 
 
 def model_card(name: str, path: Path, manager: ModelManager) -> dict:
     """OpenAI's model object, with the engine and what it declares it can do (blocking: reads the header)."""
-    card = {"id": name, "object": "model", "created": int(path.stat().st_mtime), "owned_by": "r1local",
-            "engine": engine_of(name, path, manager)}
+    card = {
+        "id": name,
+        "object": "model",
+        "created": int(path.stat().st_mtime),
+        "owned_by": "r1local",
+        "engine": engine_of(name, path, manager),
+    }
     try:
         card["capabilities"] = capabilities_of(name, path, manager).as_dict()
     except R1Error:  # a damaged or partial file is still listed; what it can do is unknown
@@ -42,11 +47,20 @@ def router() -> APIRouter:
     @api.get("/models", include_in_schema=False)  # llama-server serves OpenAI's routes without /v1 too
     async def list_models(request: Request) -> dict:
         state = get_state(request)
-        local = await asyncio.to_thread(lambda: [model_card(name, path, state.manager)
-                                                 for name, path in available_models(state.manager).items()])
-        remote = [{"id": name, "object": "model", "created": 0, "owned_by": state.manager.address(name).upstream,
-                   "engine": "upstream", "capabilities": UPSTREAM_CAPABILITIES.as_dict()}
-                  for name in await state.manager.upstream_models()]
+        local = await asyncio.to_thread(
+            lambda: [model_card(name, path, state.manager) for name, path in available_models(state.manager).items()]
+        )
+        remote = [
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": state.manager.address(name).upstream,
+                "engine": "upstream",
+                "capabilities": UPSTREAM_CAPABILITIES.as_dict(),
+            }
+            for name in await state.manager.upstream_models()
+        ]
         return {"object": "list", "data": local + remote}
 
     @api.get("/v1/models/{model_id:path}")
@@ -61,10 +75,10 @@ def router() -> APIRouter:
         state = get_state(request)
         check_fields(body, state.settings)
         chat = state.settings.apply(presets.with_preset(body.model, body.to_request()))
-        submits = [partial(submit, chat, choice=i) for i in range(chat.n)]
-        turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
-        reply = Reply(turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline,
-                      logprobs=bool(body.logprobs))
+        turns = await start_chat(request, lenient_name(state.manager, body.model), chat, api="openai")
+        reply = Reply(
+            turns, body.include_usage, chat=True, reasoning_inline=body.reasoning_inline, logprobs=bool(body.logprobs)
+        )
         if body.stream:
             return TurnResponse(reply.chunks(request), turns, "text/event-stream")
         return await reply.whole(request)
@@ -73,15 +87,21 @@ def router() -> APIRouter:
     async def completions(body: CompletionRequest, request: Request):
         state = get_state(request)
         check_fields(body, state.settings)
-        def complete(model: Engine, choice: int):
+
+        def complete(model: Engine, choice: int) -> Stream:
             params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
             check_generation(params, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)
 
         submits = [partial(complete, choice=i) for i in range(body.n)]
         turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="openai")
-        reply = Reply(turns, body.include_usage, chat=False, echo=body.text if body.echo else "",
-                      logprobs=body.logprobs is not None)
+        reply = Reply(
+            turns,
+            body.include_usage,
+            chat=False,
+            echo=body.text if body.echo else "",
+            logprobs=body.logprobs is not None,
+        )
         if body.stream:
             return TurnResponse(reply.chunks(request), turns, "text/event-stream")
         return await reply.whole(request)

@@ -8,12 +8,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ..engine.events import (
-    ContentDelta, Done, Event, ReasoningDelta, Result, TokenLogprob, ToolCall, ToolCallDelta, Usage,
+    ContentDelta,
+    Done,
+    Event,
+    ReasoningDelta,
+    Result,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
 )
 from ..engine.template import THINK_CLOSE, THINK_OPEN
 from ..errors import R1Error
@@ -54,6 +63,7 @@ def error_json(path: str, error: R1Error) -> dict:
 
 def logprob_entries(tokens: list[TokenLogprob]) -> list[dict]:
     """Each token with its log-probability, bytes and likeliest alternatives, as OpenAI's chat and Ollama send them."""
+
     def entry(text: str, logprob: float, raw: list[int]) -> dict:
         return {"token": text, "logprob": logprob, "bytes": raw}
 
@@ -70,13 +80,24 @@ def completion_logprobs(tokens: list[TokenLogprob], offset: int = 0) -> dict:
     for t in tokens:
         offsets.append(offset)
         offset += len(t.token)
-    return {"tokens": [t.token for t in tokens], "token_logprobs": [t.logprob for t in tokens],
-            "top_logprobs": [{text: logprob for text, logprob, _ in t.top} for t in tokens], "text_offset": offsets}
+    return {
+        "tokens": [t.token for t in tokens],
+        "token_logprobs": [t.logprob for t in tokens],
+        "top_logprobs": [{text: logprob for text, logprob, _ in t.top} for t in tokens],
+        "text_offset": offsets,
+    }
 
 
 class Reply:
-    def __init__(self, turns: list[Turn], include_usage: bool, chat: bool, reasoning_inline: bool = False,
-                 echo: str = "", logprobs: bool = False) -> None:
+    def __init__(
+        self,
+        turns: list[Turn],
+        include_usage: bool,
+        chat: bool,
+        reasoning_inline: bool = False,
+        echo: str = "",
+        logprobs: bool = False,
+    ) -> None:
         self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"  # one id for every chunk
         self.created = int(time.time())
         self.turns = turns
@@ -88,11 +109,25 @@ class Reply:
 
     def _object(self, choices: list[dict], *, chunk: bool, **extra) -> dict:
         kind = ("chat.completion" + (".chunk" if chunk else "")) if self.chat else "text_completion"
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.turns[0].model_name,
-                "system_fingerprint": "r1local", "choices": choices, **extra}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.turns[0].model_name,
+            "system_fingerprint": "r1local",
+            "choices": choices,
+            **extra,
+        }
 
-    def _choice(self, index: int, fields: dict, finish: str | None, key: str,
-                tokens: list[TokenLogprob] | None = None, offset: int = 0) -> dict:
+    def _choice(
+        self,
+        index: int,
+        fields: dict,
+        finish: str | None,
+        key: str,
+        tokens: list[TokenLogprob] | None = None,
+        offset: int = 0,
+    ) -> dict:
         """`fields` are a chat message's (or delta's) keys; completions carry only the text."""
         if self.chat:
             logprobs = chat_logprobs(tokens) if tokens is not None else None
@@ -100,8 +135,15 @@ class Reply:
         logprobs = completion_logprobs(tokens, len(self.echo) + offset) if tokens is not None else None
         return {"index": index, "text": fields.get("content", ""), "logprobs": logprobs, "finish_reason": finish}
 
-    def _chunk(self, index: int | None, delta: dict | None = None, finish: str | None = None,
-               tokens: list[TokenLogprob] | None = None, offset: int = 0, **extra) -> str:
+    def _chunk(
+        self,
+        index: int | None,
+        delta: dict | None = None,
+        finish: str | None = None,
+        tokens: list[TokenLogprob] | None = None,
+        offset: int = 0,
+        **extra,
+    ) -> str:
         choices = [] if index is None else [self._choice(index, delta or {}, finish, "delta", tokens, offset)]
         if self.include_usage:
             extra.setdefault("usage", None)  # OpenAI: null on every chunk but the last
@@ -116,21 +158,31 @@ class Reply:
         if failed:
             error = engine_error(failed.done)
             return JSONResponse(error_json(request.url.path, error), status_code=error.http_status)
-        choices = [self._whole_choice(i, result) for i, result in enumerate(results)]
-        body = self._object(choices, chunk=False, usage=self._usage([r.done.usage for r in results]))
+        dones = [r.done for r in results if r.done is not None]  # none failed: every one ended
+        pairs = zip(results, dones, strict=True)
+        choices = [self._whole_choice(i, result, done) for i, (result, done) in enumerate(pairs)]
+        body = self._object(choices, chunk=False, usage=self._usage([done.usage for done in dones]))
         return JSONResponse(body, headers=self.turns[0].headers())
 
-    def _whole_choice(self, index: int, result: Result) -> dict:
+    def _whole_choice(self, index: int, result: Result, done: Done) -> dict:
         content, reasoning = self.echo + result.content, result.reasoning
         if self.reasoning_inline and reasoning:
             content, reasoning = f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{content}", ""
-        message = {"role": "assistant", "content": content if content or not result.tool_calls else None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content if content or not result.tool_calls else None,
+        }
         if reasoning:
             message["reasoning_content"] = reasoning
         if result.tool_calls:
             message["tool_calls"] = [call.as_dict() for call in result.tool_calls]
-        return self._choice(index, message, finish_reason(result.done, bool(result.tool_calls)), "message",
-                            result.logprobs if self.logprobs else None)
+        return self._choice(
+            index,
+            message,
+            finish_reason(done, bool(result.tool_calls)),
+            "message",
+            result.logprobs if self.logprobs else None,
+        )
 
     async def chunks(self, request: Request) -> AsyncIterator[str]:
         for index in range(len(self.turns)):
@@ -148,19 +200,31 @@ class Reply:
                 yield self._chunk(index, {"content": close + event.text})
             elif isinstance(event, ReasoningDelta):
                 if self.reasoning_inline:
-                    yield self._chunk(index, {"content": ("" if index in reasoning else f"{THINK_OPEN}\n") + event.text})
+                    yield self._chunk(
+                        index, {"content": ("" if index in reasoning else f"{THINK_OPEN}\n") + event.text}
+                    )
                 else:
                     yield self._chunk(index, {"reasoning_content": event.text})
                 reasoning.add(index)
             elif isinstance(event, ToolCallDelta):  # a call as it forms: its name first, then its arguments
                 called.add(index)
                 if (index, event.index) in forming:
-                    yield self._chunk(index, {"tool_calls": [{"index": event.index,
-                                                              "function": {"arguments": event.arguments}}]})
+                    yield self._chunk(
+                        index, {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
+                    )
                 else:
                     forming.add((index, event.index))
-                    yield self._chunk(index, {"tool_calls": [{"index": event.index, **ToolCall(
-                        event.index, event.id, event.name, event.arguments).as_dict()}]})
+                    yield self._chunk(
+                        index,
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": event.index,
+                                    **ToolCall(event.index, event.id, event.name, event.arguments).as_dict(),
+                                }
+                            ]
+                        },
+                    )
             elif isinstance(event, ToolCall):
                 called.add(index)
                 if (index, event.index) not in forming:  # read whole, never streamed
@@ -197,11 +261,11 @@ class Reply:
         try:
             running = len(tasks)
             while running:
-                index, event = await queue.get()
-                if event is None:
+                index, item = await queue.get()
+                if item is None:
                     running -= 1
                 else:
-                    yield index, event
+                    yield index, item
         finally:
             for task in tasks:
                 task.cancel()

@@ -9,14 +9,23 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.params import SamplingParams
-from ..request import ChatRequest, ResponseFormat as JSONFormat, Sampling, sampling_params
+from ..request import ChatRequest, Sampling, sampling_params
+from ..request import ResponseFormat as JSONFormat
 from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
 from ..request.logit_bias import LogitBias
 from ..request.tools import MAX_TOOL_CALLS, MAX_TOOLS, Tool, ToolChoice
 from .schema_base import (
-    BUDGET, MAX_MESSAGES, MAX_PARTS, MAX_STOPS, SEED, STOP, TOP_K, TOP_LOGPROBS, Strict, neutral_only,
+    BUDGET,
+    MAX_MESSAGES,
+    MAX_PARTS,
+    MAX_STOPS,
+    SEED,
+    STOP,
+    TOP_K,
+    TOP_LOGPROBS,
+    Strict,
+    neutral_only,
 )
-
 
 MAX_CHOICES = 16  # n: each choice is a sequence in the batch
 
@@ -37,7 +46,7 @@ class ChatMessage(Strict):
 
     def to_engine(self) -> dict:
         text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
-        message = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        message: dict[str, Any] = {"role": "system" if self.role == "developer" else self.role, "content": text}
         if self.tool_calls:
             message["tool_calls"] = self.tool_calls
         if self.reasoning_content:
@@ -111,9 +120,17 @@ class GenerationRequest(Strict):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     def sampler(self) -> Sampling:
-        return Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, min_p=self.min_p,
-                        repeat_penalty=self.repeat_penalty, presence_penalty=self.presence_penalty,
-                        frequency_penalty=self.frequency_penalty, seed=self.seed, ignore_eos=self.ignore_eos)
+        return Sampling(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            seed=self.seed,
+            ignore_eos=self.ignore_eos,
+        )
 
 
 class ChatCompletionRequest(GenerationRequest):
@@ -155,13 +172,24 @@ class ChatCompletionRequest(GenerationRequest):
             think = True
         effort = None if self.reasoning_effort == "none" else self.reasoning_effort
         return ChatRequest(
-            [m.to_engine() for m in self.messages], think=think,
-            think_budget=self.reasoning_budget_tokens, effort=effort,
-            tools=self.tools, tool_choice=self.tool_choice, parallel_tool_calls=self.parallel_tool_calls,
-            grammar=self.grammar or None, response_format=self.json_format(), sampling=self.sampler(),
+            [m.to_engine() for m in self.messages],
+            think=think,
+            think_budget=self.reasoning_budget_tokens,
+            effort=effort,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            grammar=self.grammar or None,
+            response_format=self.json_format(),
+            sampling=self.sampler(),
             logit_bias=self.logit_bias,
-            max_tokens=self.requested_max_tokens(), stop=self.stops, n=self.n, logprobs=self.requested_logprobs(),
-            trim=self.truncate is not False, continue_final=self.continue_final_message is not False)
+            max_tokens=self.requested_max_tokens(),
+            stop=self.stops,
+            n=self.n,
+            logprobs=self.requested_logprobs(),
+            trim=self.truncate is not False,
+            continue_final=self.continue_final_message is not False,
+        )
 
     def json_format(self) -> JSONFormat | None:
         """response_format, or llama.cpp's json_schema shortcut."""
@@ -206,8 +234,14 @@ class CompletionRequest(GenerationRequest):
     def sampling(self, n_ctx: int | None, choice: int = 0) -> SamplingParams:
         """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
         sampler = self.sampler()
-        grammar = self.grammar or (json_grammar(self.json_schema, "json_schema") if self.json_schema is not None
-                                   else None)
-        return sampling_params(n_ctx, max_tokens=self.requested_max_tokens(), stop=self.stops, grammar=grammar,
-                               logprobs=self.requested_logprobs(),
-                               **{**sampler.fields(), "seed": None if self.seed is None else self.seed + choice})
+        grammar = self.grammar or (
+            json_grammar(self.json_schema, "json_schema") if self.json_schema is not None else None
+        )
+        return sampling_params(
+            n_ctx,
+            max_tokens=self.requested_max_tokens(),
+            stop=self.stops,
+            grammar=grammar,
+            logprobs=self.requested_logprobs(),
+            **{**sampler.fields(), "seed": None if self.seed is None else self.seed + choice},
+        )

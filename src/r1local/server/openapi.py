@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .errors import is_ollama
+from .errors import is_anthropic, is_ollama
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .middleware import OPEN_PATHS
 
@@ -44,21 +44,57 @@ ERRORS = {  # beyond the ones every route (401, 403) and every body (400, 413, 4
     ("post", "/detokenize"): GENERATION,
     ("post", "/apply-template"): GENERATION,
     ("get", "/v1/models/{model_id}"): (404, 422),
+    ("post", "/v1/responses"): GENERATION,
+    ("get", "/v1/responses/{response_id}"): (404,),
+    ("delete", "/v1/responses/{response_id}"): (404,),
+    ("post", "/v1/messages"): GENERATION,
+    ("post", "/v1/messages/count_tokens"): (404, 422, 503, 507),
+    ("post", "/api/create"): (404, 422),
+    ("post", "/api/copy"): (404, 422),
     ("get", "/health"): (503,),
 }
-STREAMED = {"/v1/chat/completions": SSE, "/v1/completions": SSE, "/completion": SSE, "/api/chat": NDJSON,
-            "/api/generate": NDJSON, "/api/pull": NDJSON}
+STREAMED = {
+    "/v1/chat/completions": SSE,
+    "/v1/completions": SSE,
+    "/completion": SSE,
+    "/api/chat": NDJSON,
+    "/api/generate": NDJSON,
+    "/api/pull": NDJSON,
+    "/v1/responses": SSE,
+    "/v1/messages": SSE,
+    "/api/create": NDJSON,
+}
 TEXT = {"/": "text/plain; charset=utf-8", "/metrics": METRICS_TYPE}
 
 OPENAI_ERROR = {
-    "type": "object", "required": ["error"],
-    "properties": {"error": {
-        "type": "object", "required": ["message", "type", "param", "code"],
-        "properties": {"message": {"type": "string"}, "type": {"type": "string"},
-                       "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
-    }},
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
 }
 OLLAMA_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+ANTHROPIC_ERROR = {
+    "type": "object",
+    "required": ["type", "error"],
+    "properties": {
+        "type": {"const": "error"},
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+        },
+    },
+}
 
 
 def install(app: FastAPI) -> None:
@@ -75,7 +111,7 @@ def conform(document: dict[str, Any]) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
-    schemas.update(OpenAIError=OPENAI_ERROR, OllamaError=OLLAMA_ERROR)
+    schemas.update(OpenAIError=OPENAI_ERROR, OllamaError=OLLAMA_ERROR, AnthropicError=ANTHROPIC_ERROR)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
             _conform(path, method, operation)
@@ -88,13 +124,17 @@ def _conform(path: str, method: str, operation: dict[str, Any]) -> None:
     statuses = {403, *(() if path in OPEN_PATHS else (401,)), *ERRORS.get((method, path), ())}
     if "requestBody" in operation:
         statuses |= {400, 413, 415}
-    error = {"$ref": f"#/components/schemas/{'OllamaError' if is_ollama(path) else 'OpenAIError'}"}
+    kind = "OllamaError" if is_ollama(path) else "AnthropicError" if is_anthropic(path) else "OpenAIError"
+    error = {"$ref": f"#/components/schemas/{kind}"}
     for status in sorted(statuses):
-        response: dict[str, Any] = {"description": DESCRIPTIONS[status],
-                                    "content": {"application/json": {"schema": error}}}
+        response: dict[str, Any] = {
+            "description": DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": error}},
+        }
         if status == 503:
-            response["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                   "description": "Seconds to wait (when busy)"}}
+            response["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait (when busy)"}
+            }
         responses[str(status)] = response
     if path == "/health":  # 503 while loading or after a failed load carries the same body as 200
         responses["503"]["content"] = responses["200"]["content"]

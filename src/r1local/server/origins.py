@@ -10,9 +10,17 @@ from collections.abc import Iterable
 
 # Ollama's envconfig.AllowedOrigins
 DEFAULT_ORIGINS = (
-    *(f"{scheme}://{host}{port}" for host in ("localhost", "127.0.0.1", "0.0.0.0")
-      for scheme in ("http", "https") for port in ("", ":*")),
-    "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
+    *(
+        f"{scheme}://{host}{port}"
+        for host in ("localhost", "127.0.0.1", "0.0.0.0")
+        for scheme in ("http", "https")
+        for port in ("", ":*")
+    ),
+    "app://*",
+    "file://*",
+    "tauri://*",
+    "vscode-webview://*",
+    "vscode-file://*",
 )
 
 

@@ -102,8 +102,14 @@ class Pull:
                 self._report()
 
             def _report(self) -> None:
-                pull._put({"status": f"pulling {self.file}", "digest": self.file,
-                           "total": self.total, "completed": self.completed})
+                pull._put(
+                    {
+                        "status": f"pulling {self.file}",
+                        "digest": self.file,
+                        "total": self.total,
+                        "completed": self.completed,
+                    }
+                )
 
             def __enter__(self) -> Progress:
                 return self
@@ -125,8 +131,10 @@ class Pulls:
     def start(self, target: Target) -> Pull:
         self._running = {future: pull for future, pull in self._running.items() if not future.done()}
         if len(self._running) >= self.limit:
-            raise Overloaded(f"{len(self._running)} downloads are running, the most this server runs at once.",
-                             "Retry when one of them finishes.")
+            raise Overloaded(
+                f"{len(self._running)} downloads are running, the most this server runs at once.",
+                "Retry when one of them finishes.",
+            )
         pull = Pull(target, asyncio.get_running_loop())
         self._running[self._pool.submit(pull.run)] = pull
         return pull

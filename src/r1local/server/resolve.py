@@ -38,7 +38,6 @@ def available_models(manager: ModelManager) -> dict[str, Path]:
     return models
 
 
-
 def engine_of(name: str, path: Path, manager: ModelManager) -> str:
     """The engine that answers for `name`: the loaded model's, else the one it would load on."""
     for entry in manager.loaded():
@@ -86,3 +85,16 @@ def capabilities_of(name: str, path: Path, manager: ModelManager, info: GGUFInfo
             return entry.model.capabilities
     info = info or read_gguf(path, require_complete=False)
     return declared(engine_of(name, path, manager), ChatTemplate(info.chat_template), info.context_length)
+
+
+def declared_for(manager: ModelManager, name: str) -> tuple[Capabilities, str] | None:
+    """What the engine that would answer for `name` declares, and that engine, without loading it
+    (blocking: reads a GGUF header); None where only loading tells (an OpenVINO IR folder)."""
+    if manager.address(name).kind is Kind.UPSTREAM:
+        from ..engine.upstream import UPSTREAM_CAPABILITIES
+
+        return UPSTREAM_CAPABILITIES, "upstream"
+    path = manager.path_of(name)  # an unknown name: the 404 the load would give
+    if path.is_dir() or path.suffix == ".xml":
+        return None
+    return capabilities_of(name, path, manager), engine_of(name, path, manager)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
 
@@ -24,7 +25,7 @@ from .resolve import lenient_name
 from .responses_schemas import ResponsesRequest
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, start_turn
+from .turn import Turn, TurnResponse, check_declared, start_turn
 
 PREFIX = {"reasoning": "rs", "text": "msg", "call": "fc"}
 
@@ -37,15 +38,31 @@ def output_item(block: Block, item_id: str, *, done: bool) -> dict:
     """The item a block is: as it starts (empty, in progress) or as it ended."""
     status = "completed" if done else "in_progress"
     if block.kind == "reasoning":
-        return {"id": item_id, "type": "reasoning", "summary": [], "status": status,
-                "content": [{"type": "reasoning_text", "text": block.text}] if done else []}
+        return {
+            "id": item_id,
+            "type": "reasoning",
+            "summary": [],
+            "status": status,
+            "content": [{"type": "reasoning_text", "text": block.text}] if done else [],
+        }
     if block.kind == "text":
-        return {"id": item_id, "type": "message", "role": "assistant", "status": status,
-                "content": [text_part(block.text)] if done else []}
+        return {
+            "id": item_id,
+            "type": "message",
+            "role": "assistant",
+            "status": status,
+            "content": [text_part(block.text)] if done else [],
+        }
     if done and block.arguments is None:  # the output ended inside the call
         status = "incomplete"
-    return {"id": item_id, "type": "function_call", "call_id": block.call_id, "name": block.name,
-            "arguments": (block.arguments or block.text) if done else "", "status": status}
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "call_id": block.call_id,
+        "name": block.name,
+        "arguments": (block.arguments or block.text) if done else "",
+        "status": status,
+    }
 
 
 def text_part(text: str) -> dict:
@@ -54,10 +71,13 @@ def text_part(text: str) -> dict:
 
 def usage_json(done: Done) -> dict:
     u = done.usage
-    return {"input_tokens": u.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
-            "output_tokens": u.completion_tokens, "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
-            "total_tokens": u.prompt_tokens + u.completion_tokens}
+    return {
+        "input_tokens": u.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": u.cached_tokens, "cache_write_tokens": 0},
+        "output_tokens": u.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    }
 
 
 class ResponseReply:
@@ -68,26 +88,47 @@ class ResponseReply:
         self.store = get_state(request).responses
         self.sequence = 0
         self.response = {
-            "id": _id("resp"), "object": "response", "created_at": int(time.time()), "status": "in_progress",
-            "error": None, "incomplete_details": None, "instructions": body.instructions,
-            "max_output_tokens": body.max_output_tokens, "model": turn.model_name, "output": [],
+            "id": _id("resp"),
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "in_progress",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.instructions,
+            "max_output_tokens": body.max_output_tokens,
+            "model": turn.model_name,
+            "output": [],
             "parallel_tool_calls": body.parallel_tool_calls is not False,
             "previous_response_id": body.previous_response_id,
             "reasoning": {"effort": body.reasoning.effort if body.reasoning else None, "summary": None},
-            "store": body.store, "temperature": body.temperature, "top_p": body.top_p,
-            "text": {"format": body.text.format.model_dump(by_alias=True, exclude_none=True)
-                     if body.text and body.text.format else {"type": "text"}},
-            "tool_choice": body.tool_choice if isinstance(body.tool_choice, str) or body.tool_choice is None
-            else body.tool_choice.model_dump(), "tools": [t.model_dump(exclude_none=True) for t in body.tools or []],
-            "truncation": body.truncation or "auto", "usage": None, "user": body.user, "metadata": body.metadata or {},
+            "store": body.store,
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "text": {
+                "format": body.text.format.model_dump(by_alias=True, exclude_none=True)
+                if body.text and body.text.format
+                else {"type": "text"}
+            },
+            "tool_choice": body.tool_choice
+            if isinstance(body.tool_choice, str) or body.tool_choice is None
+            else body.tool_choice.model_dump(),
+            "tools": [t.model_dump(exclude_none=True) for t in body.tools or []],
+            "truncation": body.truncation or "auto",
+            "usage": None,
+            "user": body.user,
+            "metadata": body.metadata or {},
         }
         if self.response["tool_choice"] is None:
             self.response["tool_choice"] = "auto"
 
     def _finish(self, done: Done, items: list[dict]) -> dict:
         incomplete = done.finish_reason == "length"
-        self.response.update(status="incomplete" if incomplete else "completed", output=items, usage=usage_json(done),
-                             incomplete_details={"reason": "max_output_tokens"} if incomplete else None)
+        self.response.update(
+            status="incomplete" if incomplete else "completed",
+            output=items,
+            usage=usage_json(done),
+            incomplete_details={"reason": "max_output_tokens"} if incomplete else None,
+        )
         if self.body.store:
             self.store.put(self.response, self.conversation + [answer_message(items)])
         return self.response
@@ -120,30 +161,39 @@ class ResponseReply:
             if isinstance(step, Opened):
                 block = step.block
                 ids[block.index] = item_id = _id(PREFIX[block.kind])
-                yield self._event("response.output_item.added", output_index=block.index,
-                                  item=output_item(block, item_id, done=False))
+                yield self._event(
+                    "response.output_item.added", output_index=block.index, item=output_item(block, item_id, done=False)
+                )
                 if block.kind == "text":
-                    yield self._event("response.content_part.added", item_id=item_id, output_index=block.index,
-                                      content_index=0, part=text_part(""))
+                    yield self._event(
+                        "response.content_part.added",
+                        item_id=item_id,
+                        output_index=block.index,
+                        content_index=0,
+                        part=text_part(""),
+                    )
             elif isinstance(step, Added):
                 block, where = step.block, {"item_id": ids[step.block.index], "output_index": step.block.index}
                 if block.kind == "call":
                     yield self._event("response.function_call_arguments.delta", **where, delta=step.delta)
                 else:
                     kind = "response.output_text.delta" if block.kind == "text" else "response.reasoning_text.delta"
-                    extra = {"logprobs": []} if block.kind == "text" else {}
+                    extra: dict[str, Any] = {"logprobs": []} if block.kind == "text" else {}
                     yield self._event(kind, **where, content_index=0, delta=step.delta, **extra)
             elif isinstance(step, Closed):
                 block, where = step.block, {"item_id": ids[step.block.index], "output_index": step.block.index}
-                item = output_item(block, where["item_id"], done=True)
+                item = output_item(block, ids[block.index], done=True)
                 if block.kind == "call":
-                    yield self._event("response.function_call_arguments.done", **where, name=block.name,
-                                      arguments=item["arguments"])
+                    yield self._event(
+                        "response.function_call_arguments.done", **where, name=block.name, arguments=item["arguments"]
+                    )
                 elif block.kind == "text":
-                    yield self._event("response.output_text.done", **where, content_index=0, text=block.text,
-                                      logprobs=[])
-                    yield self._event("response.content_part.done", **where, content_index=0,
-                                      part=text_part(block.text))
+                    yield self._event(
+                        "response.output_text.done", **where, content_index=0, text=block.text, logprobs=[]
+                    )
+                    yield self._event(
+                        "response.content_part.done", **where, content_index=0, part=text_part(block.text)
+                    )
                 else:
                     yield self._event("response.reasoning_text.done", **where, content_index=0, text=block.text)
                 items.append(item)
@@ -160,9 +210,11 @@ class ResponseReply:
 def answer_message(items: list[dict]) -> dict:
     """A response's output as the assistant turn the next request continues from."""
     text = "".join(part["text"] for item in items if item["type"] == "message" for part in item["content"])
-    calls = [{"id": item["call_id"], "type": "function", "function": {"name": item["name"],
-                                                                     "arguments": item["arguments"]}}
-             for item in items if item["type"] == "function_call"]
+    calls = [
+        {"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}}
+        for item in items
+        if item["type"] == "function_call"
+    ]
     return {"role": "assistant", "content": text, **({"tool_calls": calls} if calls else {})}
 
 
@@ -178,13 +230,17 @@ def router() -> APIRouter:
         if body.previous_response_id:
             stored = state.responses.get(body.previous_response_id)
             if stored is None:
-                raise UsageError(f"Previous response {body.previous_response_id!r} is not kept here: this server keeps "
-                                 "its latest responses in memory while it runs.",
-                                 "Send the whole conversation as input instead.", param="previous_response_id")
+                raise UsageError(
+                    f"Previous response {body.previous_response_id!r} is not kept here: this server keeps "
+                    "its latest responses in memory while it runs.",
+                    "Send the whole conversation as input instead.",
+                    param="previous_response_id",
+                )
             history = stored.conversation
         chat = state.settings.apply(presets.with_preset(body.model, body.to_request(history)))
-        turn = await start_turn(request, lenient_name(state.manager, body.model), partial(submit, chat),
-                                api="responses")
+        model = lenient_name(state.manager, body.model)
+        await check_declared(request, model, chat)
+        turn = await start_turn(request, model, partial(submit, chat), api="responses")
         reply = ResponseReply(turn, body, chat.messages, request)
         if body.stream:
             return TurnResponse(reply.events(request), turn, "text/event-stream")

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from ..errors import UsageError
 from ..request import ChatRequest, ResponseFormat, Sampling
+from ..request.chat import Effort
 from ..request.tools import (
     MAX_TOOLS,
     FunctionName,
@@ -21,7 +22,14 @@ from ..request.tools import (
 )
 from .schema_base import MAX_MESSAGES, MAX_PARTS, SEED, TOP_K, Strict, neutral_only
 
-EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+EFFORTS: dict[str, Effort] = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+    "max": "high",
+}
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal", "reasoning_text", "summary_text")
 
 
@@ -109,23 +117,33 @@ class ResponsesRequest(Strict):
         effort = self.reasoning.effort if self.reasoning else None
         fmt = self.text.format if self.text and self.text.format and self.text.format.type != "text" else None
         return ChatRequest(
-            chat_messages(self.instructions, history, self.input), think=False if effort == "none" else None,
-            effort=EFFORTS.get(effort), tools=self.functions(), tool_choice=tool_choice(self.tool_choice),
+            chat_messages(self.instructions, history, self.input),
+            think=False if effort == "none" else None,
+            effort=EFFORTS.get(effort) if effort else None,
+            tools=self.functions(),
+            tool_choice=tool_choice(self.tool_choice),
             parallel_tool_calls=self.parallel_tool_calls,
             response_format=ResponseFormat(fmt.schema_, "text.format.schema") if fmt else None,
             sampling=Sampling(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=self.seed),
-            max_tokens=self.max_output_tokens, trim=self.truncation != "disabled", continue_final=False)
+            max_tokens=self.max_output_tokens,
+            trim=self.truncation != "disabled",
+            continue_final=False,
+        )
 
     def functions(self) -> list[Tool] | None:
         """The client's function tools; OpenAI's hosted tools (web_search, file_search, a custom
         tool's grammar...) are left out: nothing here runs them, and the model sees only functions."""
-        tools = [Tool(function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters,
-                                            strict=t.strict))
-                 for t in self.tools or [] if t.type == "function" and t.name]
+        tools = [
+            Tool(
+                function=FunctionSpec(name=t.name, description=t.description, parameters=t.parameters, strict=t.strict)
+            )
+            for t in self.tools or []
+            if t.type == "function" and t.name
+        ]
         return tools or None
 
 
-def tool_choice(choice: str | FunctionChoice | None) -> ToolChoice | None:
+def tool_choice(choice: Literal["none", "auto", "required"] | FunctionChoice | None) -> ToolChoice | None:
     if isinstance(choice, FunctionChoice):
         return NamedToolChoice(function=FunctionName(name=choice.name))
     return choice
@@ -144,7 +162,7 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
     """The instructions, the stored conversation, then this request's items: consecutive
     function_call items join the assistant turn before them, outputs become tool messages, and
     reasoning items are read and dropped (the template drops earlier reasoning anyway)."""
-    chat = [{"role": "system", "content": instructions}] if instructions else []
+    chat: list[dict[str, Any]] = [{"role": "system", "content": instructions}] if instructions else []
     chat += history
     if isinstance(items, str):
         return chat + [{"role": "user", "content": items}]
@@ -154,8 +172,11 @@ def chat_messages(instructions: str | None, history: list[dict], items: str | li
             role = "system" if item.role == "developer" else item.role
             chat.append({"role": role, "content": _text(item.content, f"{where}.content")})
         elif item.type == "function_call":
-            call = {"id": item.call_id, "type": "function",
-                    "function": {"name": item.name or "", "arguments": item.arguments or "{}"}}
+            call = {
+                "id": item.call_id,
+                "type": "function",
+                "function": {"name": item.name or "", "arguments": item.arguments or "{}"},
+            }
             if not (chat and chat[-1]["role"] == "assistant"):
                 chat.append({"role": "assistant", "content": ""})
             chat[-1].setdefault("tool_calls", []).append(call)

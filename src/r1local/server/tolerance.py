@@ -32,7 +32,9 @@ def check_fields(body: BaseModel, settings: ServerSettings) -> None:
         return
     if settings.strict:
         listed = ", ".join(repr(name) for name in unknown[:5])
-        raise UsageError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} {listed}.",
-                         "The server runs with --strict; remove the field or restart without --strict.",
-                         param=unknown[0])
+        raise UsageError(
+            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {listed}.",
+            "The server runs with --strict; remove the field or restart without --strict.",
+            param=unknown[0],
+        )
     log.debug("ignoring unknown fields: %s", ", ".join(unknown))

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from fastapi import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..engine.events import Done, Event, Result
 from ..engine.base import Engine
+from ..engine.events import Done, Event, Result
 from ..engine.stream import Stream
 from ..errors import Cancelled
+from ..request import ChatRequest, submit
+from ..request.prepare import check
 from .manager import KEEP, Lease
+from .resolve import declared_for
 from .state import ServerState, get_state
 
 
@@ -29,8 +33,16 @@ TRIMMED_HEADER = "X-Trimmed-Messages"
 
 
 class Turn:
-    def __init__(self, state: ServerState, lease: Lease, stream: Stream, api: str,
-                 keep_alive_s: float | None | object, load_s: float, started: float) -> None:
+    def __init__(
+        self,
+        state: ServerState,
+        lease: Lease,
+        stream: Stream,
+        api: str,
+        keep_alive_s: float | None | object,
+        load_s: float,
+        started: float,
+    ) -> None:
         self.state = state
         self.lease = lease
         self.stream = stream
@@ -98,8 +110,13 @@ async def acquire(request: Request, model: str) -> Lease:
     return acquiring.result()
 
 
-async def start_turn(request: Request, model: str, submit: Callable[[Engine], Stream], api: str,
-                     keep_alive_s: float | None | object = KEEP) -> Turn:
+async def start_turn(
+    request: Request,
+    model: str,
+    submit: Callable[[Engine], Stream],
+    api: str,
+    keep_alive_s: float | None | object = KEEP,
+) -> Turn:
     """Load (or find) the model and submit the request. Errors here (unknown model, prompt too
     long, queue full, an upstream's refusal) surface before any response byte, as proper HTTP errors."""
     state = get_state(request)
@@ -126,8 +143,23 @@ def _abandon(submitted: asyncio.Future, lease: Lease, keep_alive_s: float | None
     lease.release(keep_alive_s)
 
 
-async def start_turns(request: Request, model: str, submits: list[Callable[[Engine], Stream]],
-                      api: str) -> list[Turn]:
+async def check_declared(request: Request, model: str, chat: ChatRequest) -> None:
+    """Refuse, before the model loads, a chat request that asks for what its engine declares it
+    lacks (prepare() checks again with the loaded model)."""
+    found = await asyncio.to_thread(declared_for, get_state(request).manager, model)
+    if found is not None:
+        check(chat, found[0], model, found[1])
+
+
+async def start_chat(request: Request, model: str, chat: ChatRequest, api: str) -> list[Turn]:
+    """A chat request's turns, one per choice."""
+    await check_declared(request, model, chat)
+    return await start_turns(request, model, [partial(submit, chat, choice=i) for i in range(chat.n)], api)
+
+
+async def start_turns(
+    request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]], api: str
+) -> list[Turn]:
     """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
     turns: list[Turn] = []
     try:
@@ -154,10 +186,18 @@ async def cancel_on_disconnect(request: Request, job: Cancellable) -> None:
 class ClosingResponse(StreamingResponse):
     """A streamed response that runs `close` when it ends, even when it never got to start streaming."""
 
-    def __init__(self, content: AsyncIterator[str], close: Callable[[], None], media_type: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(content, media_type=media_type,
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
+    def __init__(
+        self,
+        content: AsyncIterator[str],
+        close: Callable[[], None],
+        media_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            content,
+            media_type=media_type,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        )
         self._close = close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

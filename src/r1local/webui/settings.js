@@ -3,7 +3,8 @@
 
 const $ = (id) => document.getElementById(id);
 const DEFAULTS = "r1local.settings";
-const NUMBERS = { temperature: "temperature", topP: "top-p", maxTokens: "max-tokens", thinkBudget: "think-budget" };
+const NUMBERS = { temperature: "temperature", topP: "top-p", seed: "seed", maxTokens: "max-tokens",
+  thinkBudget: "think-budget" };
 
 export function lastSettings() {
   try {
@@ -42,6 +43,7 @@ export function requestFields(settings) {
   else if (settings.thinkBudget > 0) fields.reasoning_budget_tokens = settings.thinkBudget;
   if (settings.temperature !== undefined) fields.temperature = settings.temperature;
   if (settings.topP !== undefined) fields.top_p = settings.topP;
+  if (settings.seed !== undefined) fields.seed = settings.seed; // the same seed, the same answer
   if (settings.maxTokens > 0) fields.max_tokens = settings.maxTokens;
   return fields;
 }

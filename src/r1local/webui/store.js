@@ -63,7 +63,7 @@ function cleanSettings(settings) {
   const kept = {};
   if (typeof settings.system === "string") kept.system = settings.system;
   if (typeof settings.think === "boolean") kept.think = settings.think;
-  for (const key of ["temperature", "topP", "maxTokens", "thinkBudget"]) {
+  for (const key of ["temperature", "topP", "seed", "maxTokens", "thinkBudget"]) {
     if (typeof settings[key] === "number" && Number.isFinite(settings[key])) kept[key] = settings[key];
   }
   return kept;
