@@ -53,9 +53,9 @@ def test_bundle_fits_and_holds_what_the_device_lacks(bundle):
         assert needed in names or f"{top}/{needed}" in names, needed
     assert not any(n.startswith((f"{top}/.git/", f"{lc}/models/", f"{lc}/ggml/src/ggml-vulkan/")) for n in names)
     wheels = {w.name.split("-")[0].lower() for w in (bundle / "wheels").glob("*.whl")}
-    # missing from the image: the server's stack, the newer Hub client, the proxy writer
-    assert {"fastapi", "uvicorn", "pydantic", "pydantic_core", "huggingface_hub", "gguf", "prompt_toolkit",
-            "diskcache"} <= wheels  # diskcache: llama-cpp-python's own, which the image lacks
+    # missing from the image: the server's stack, the newer Hub client, the proxy writer, llama-cpp-python's diskcache
+    lacking = set("fastapi uvicorn pydantic pydantic_core huggingface_hub gguf prompt_toolkit diskcache".split())
+    assert lacking <= wheels
     assert not wheels & {"numpy", "typer", "rich", "psutil", "jinja2"}  # the image has these
     for wheel in (bundle / "wheels").glob("*.whl"):  # for CPython 3.12 on x86_64 Linux
         python, abi, platform = wheel.stem.split("-")[-3:]
