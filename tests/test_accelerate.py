@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -213,3 +214,21 @@ def test_a_machine_without_llama_cpp_python_builds_its_first_from_an_archive(tmp
     assert "llama-cpp-python 0.3.99, built from source" in result.output
     result = runner.invoke(app, ["accelerate", "--backend", "cuda", "--dry-run"])
     assert result.exit_code != 0 and "llama-cpp-python is not installed" in result.output
+
+
+def test_the_command_line_starts_without_llama_cpp_python():
+    """`r1local accelerate --sdist` must run where no llama-cpp-python is installed yet."""
+    hide = (
+        "import sys, importlib.abc\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'llama_cpp':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "sys.argv = ['r1local', 'accelerate', '--help']\n"
+        "from r1local.cli import main\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert "--sdist" in done.stdout

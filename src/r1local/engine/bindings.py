@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Any
 
 
 def _register_package() -> None:
@@ -39,4 +40,14 @@ def submodule(name: str) -> ModuleType:
     return importlib.import_module(f"llama_cpp.{name}")
 
 
-C = submodule("llama_cpp")
+class _LoadedOnFirstUse:
+    """llama_cpp.llama_cpp, imported the first time a name is read from it: importing r1local needs no
+    llama-cpp-python, so `r1local accelerate --sdist` can build the first one on a machine with none."""
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(submodule("llama_cpp"), name)
+        setattr(self, name, value)  # later reads are plain attribute lookups
+        return value
+
+
+C: Any = _LoadedOnFirstUse()

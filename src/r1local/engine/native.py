@@ -41,8 +41,10 @@ _backend_ready = False
 
 def _init_backend() -> None:
     global _backend_ready
+    # before every load: importing llama_cpp's high-level package (its Llama class) installs its own
+    # log callback, and the placement is read from llama.cpp's log lines
+    C.llama_log_set(_log_sink, ctypes.c_void_p())
     if not _backend_ready:
-        C.llama_log_set(_log_sink, ctypes.c_void_p())
         C.llama_backend_init()
         _backend_ready = True
 

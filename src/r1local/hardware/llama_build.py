@@ -4,7 +4,6 @@ GPU, and its ggml backend devices (through ctypes on the libggml llama-cpp-pytho
 from __future__ import annotations
 
 import ctypes
-import inspect
 import os
 import sys
 from pathlib import Path
@@ -99,7 +98,7 @@ def _query() -> dict:
 
     from ..engine.bindings import C
 
-    package = Path(inspect.getfile(C)).parent
+    package = Path(C.__file__).parent
     try:
         lib = _libggml(package)
         devices, registries = _devices(lib), _registries(lib)

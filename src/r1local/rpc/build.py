@@ -19,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.metadata
-import inspect
 import os
 import shutil
 import subprocess
@@ -45,7 +44,7 @@ def llama_lib_dir() -> Path:
     """Where llama-cpp-python keeps libllama and libggml."""
     from ..engine.bindings import C
 
-    package = Path(inspect.getfile(C)).parent
+    package = Path(C.__file__).parent
     return package / "lib" if (package / "lib").is_dir() else package
 
 
