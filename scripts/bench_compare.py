@@ -323,7 +323,7 @@ def main() -> None:
             entry["serve"] = serve_levels(model, args, bin_dir, args.out)
         entry["ratios"] = bench_report.ratios(entry)
         results["models"].append(entry)
-        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2))  # keep partial results
+        (args.out / "benchmarks.json").write_text(json.dumps(results, indent=2, default=str))  # keep partial results
 
     table = bench_report.markdown(results)
     (args.out / "benchmarks.md").write_text(table)
