@@ -12,9 +12,10 @@ image=${GPU_DRY_RUN_IMAGE:-/tmp/r1local-gpu-image}
 if [ ! -x "$image/bin/python" ]; then
   # the image's Python is 3.12, as the bundled wheels are
   "${GPU_DRY_RUN_PYTHON:-$(PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null || echo python3.12)}" -m venv "$image"
-  # the image's Python packages that the check uses, and the build tools it has (CMake, ninja, scikit-build-core)
+  # the image's Python packages that the check uses, the build tools it has (CMake, ninja,
+  # scikit-build-core) and matplotlib, which draws the serving plot
   "$image/bin/python" -m pip install --quiet -r .gpu/from-image.txt scikit-build-core cmake ninja setuptools wheel \
-    pytest nvidia-ml-py
+    pytest nvidia-ml-py matplotlib
 fi
 export PYTHON="$image/bin/python" GPU_CHECK_BACKEND=cpu
 export GPU_CHECK_BUDGET_S=${GPU_CHECK_BUDGET_S:-5400} GPU_CHECK_SHAPES=${GPU_CHECK_SHAPES:-1.5b}
