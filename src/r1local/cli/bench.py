@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
@@ -61,8 +61,11 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.", style="dim")
     drafts = speculation(spec, draft, draft_max, draft_min)
+    address = ModelAddress.parse(model, allow_paths=True)
+    if address.engine not in (None, "llama.cpp"):  # refused before a load (OpenVINO converts the GGUF first)
+        _refuse_engine(model, address.engine)
     with open_model(
-        ModelAddress.parse(model, allow_paths=True),
+        address,
         context_for(pp, tg),
         threads,
         gpu_layers,
@@ -71,11 +74,8 @@ def bench(
         kv_type=kv_type,
         spec=drafts,
     ) as loaded:
-        if not isinstance(loaded, (Model, SplitModel)):
-            raise UsageError(
-                f"bench measures llama.cpp; {model} runs on {loaded.engine}.",
-                "Bench the GGUF file on llama.cpp: leave out @openvino.",
-            )
+        if not isinstance(loaded, (Model, SplitModel)):  # a folder or a name whose engine only its file tells
+            _refuse_engine(model, loaded.engine)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -95,6 +95,12 @@ def bench(
         out.print_json(json.dumps(report.to_dict()))
     else:
         out.print(_table(report))
+
+
+def _refuse_engine(model: str, engine: str) -> NoReturn:
+    raise UsageError(
+        f"bench measures llama.cpp; {model} runs on {engine}.", "Bench the GGUF file on llama.cpp: leave out @openvino."
+    )
 
 
 def _table(r: BenchReport) -> Table:
