@@ -194,6 +194,7 @@ class FitPlan:
     flash_attn: str = "auto"  # llama.cpp enables it where every device has the kernel; "on" for a quantised V
     kv_type: str = "f16"  # the KV cache's element type, K and V alike
     kv_note: str = ""  # why the default chose a quantised cache
+    draft_gpu_layers: int | None = None  # a plan counting a draft model (fit_draft): the draft's GPU layers
 
     @property
     def n_ctx_total(self) -> int:
@@ -341,6 +342,7 @@ def _plan(
     gpu_layers: int | None,
     user_split: Sequence[float] | None,
     kv_type: str,
+    exact_ctx: bool = False,
 ) -> FitPlan:
     desired = desired_ctx or config.DEFAULT_CTX
     gpus = hardware.usable_gpus
@@ -423,7 +425,7 @@ def _plan(
             flash_attn="auto" if kv_type == "f16" else "on",
         )
 
-    ladder = _ctx_ladder(shape, desired)
+    ladder = [desired] if exact_ctx else _ctx_ladder(shape, desired)
     if gpu_layers is not None:
         pinned = shape.layers + 1 if gpu_layers < 0 else min(gpu_layers, shape.layers + 1)
         p = next(filter(None, (attempt(ctx, pinned) for ctx in ladder)), None) or attempt(
@@ -466,6 +468,14 @@ def _plan(
         budget,
         kv_type=kv_type,
     )
+
+
+def plan_at(
+    shape: ModelShape, hardware: Hardware, n_ctx: int, n_parallel: int, gpu_layers: int, kv_type: str
+) -> FitPlan:
+    """The plan at exactly this context and these GPU layers (negative: all), fitting or not (`fits` says)."""
+    check_kv_type(shape, kv_type)
+    return _plan(shape, hardware, n_ctx, n_parallel, gpu_layers, None, kv_type, exact_ctx=True)
 
 
 def step_down(shape: ModelShape, hardware: Hardware, failed: FitPlan) -> FitPlan | None:

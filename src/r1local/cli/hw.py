@@ -16,6 +16,7 @@ from ..hardware.model import GiB
 from ..rpc import parse_endpoints
 from ..units import plural
 from .app import command, out
+from .hw_draft import draft_line, draft_report
 from .hw_rpc import print_rpc_report, rpc_report
 
 JSON_SCHEMA = 1  # docs/hw-json.md; bump only for incompatible changes
@@ -213,6 +214,8 @@ def _print_report(hw: Hardware, chosen: dict[str, Choice | None], display: str |
                 style="dim",
                 markup=False,
             )
+        if drafting := draft_report(choice, hw):
+            out.print(f"  {draft_line(drafting)}", style="dim", markup=False)
         out.print(f"  {why_line(chosen)}", style="dim", markup=False)
 
 
@@ -241,6 +244,7 @@ def report_json(hw: Hardware, chosen: dict[str, Choice | None], display: str | N
             "seconds_per_1000_tokens": seconds_per_1000(choice.plan),
             "plan": choice.plan.to_dict(),
             "alternatives": {policy: _summary(c) for policy, c in chosen.items() if policy != "r1" and c is not None},
+            "draft": draft_report(choice, hw),
         },
     }
 

@@ -42,14 +42,18 @@ def vocab_mismatch(target: NativeModel, draft: NativeModel) -> str | None:
 class DraftModel:
     """The draft's model and context, one sequence per target slot."""
 
-    def __init__(self, path: Path, target: NativeModel, n_threads: int) -> None:
+    def __init__(
+        self, path: Path, target: NativeModel, n_threads: int, n_gpu_layers: int = 0, kv_type: str = "f16"
+    ) -> None:
+        """n_gpu_layers and kv_type: where fit_draft.plan_draft puts it beside the target."""
         self.native = NativeModel(
             path,
             n_ctx_seq=target.n_ctx_seq,
             n_seq=target.n_seq,
-            n_gpu_layers=0,
+            n_gpu_layers=n_gpu_layers,
             n_threads=n_threads,
             n_batch=target.n_batch,
+            kv_type=kv_type,
         )
         why = vocab_mismatch(target, self.native)
         if why:

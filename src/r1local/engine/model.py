@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import config, fit, hardware
 from ..errors import ModelNotFound, OutOfMemory, UsageError
+from ..fit_draft import draft_placement
 from ..gguf_meta import GGUFInfo, read_gguf
 from .base import Engine
 from .bindings import C
@@ -37,7 +38,9 @@ class Model(Engine):
         max_queue: int,
         speculation: Speculation | None = None,
         n_threads: int | None = None,
+        draft_plan: fit.FitPlan | None = None,
     ) -> None:
+        """draft_plan: the draft model's GPU layers and KV type (fit_draft); None: on the CPU, f16."""
         self.name = name
         self.info = info
         self.native = native
@@ -52,7 +55,13 @@ class Model(Engine):
         self.plan: fit.FitPlan | None = None  # the plan it was loaded with
         self.draft = None  # the draft model, when one guesses tokens (--draft)
         if speculation and speculation.draft:
-            self.draft = DraftModel(Path(speculation.draft), native, n_threads or C.llama_n_threads(native.ctx))
+            self.draft = DraftModel(
+                Path(speculation.draft),
+                native,
+                n_threads or C.llama_n_threads(native.ctx),
+                n_gpu_layers=draft_plan.n_gpu_layers if draft_plan else 0,
+                kv_type=draft_plan.kv_type if draft_plan else "f16",
+            )
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes(), speculation, self.draft)
         self._embedders: dict[str | None, Embedder] = {}
         self._embedder_lock = threading.Lock()
@@ -118,6 +127,7 @@ class Model(Engine):
                 if smaller is None:
                     raise
                 attempt = smaller
+        drafting = speculation.draft if speculation else None
         try:
             model = cls(
                 name or path.stem,
@@ -126,6 +136,7 @@ class Model(Engine):
                 4 * n_parallel if max_queue is None else max_queue,
                 speculation,
                 n_threads,
+                draft_placement(drafting, hardware.detect_live(), attempt) if drafting else None,
             )
         except BaseException:
             native.close()

@@ -3,11 +3,11 @@ and also chooses the GPU layers and the context that fit."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from .. import fit, hardware
 from ..errors import InsufficientMemory
+from ..fit_draft import plan_draft_file, with_draft
 from ..gguf_meta import read_gguf
 from ..hardware import Hardware
 from .settings import ServerSettings
@@ -19,8 +19,9 @@ def hardware_now() -> Hardware:
 
 
 def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan:
-    """The model's plan; with a draft model, the draft's RAM (weights, its cache at the same context
-    and slots) is added, and the plan fits only if both do."""
+    """The model's plan; with a draft model, the draft's memory (weights, its cache at the same
+    context, slots and KV type; on the GPU or in RAM, see fit_draft) is added, and the plan fits
+    only if both do."""
     shape = fit.ModelShape.from_gguf(read_gguf(path), name=path.stem)
     chosen = fit.plan(
         shape,
@@ -34,14 +35,7 @@ def plan(path: Path, settings: ServerSettings, machine: Hardware) -> fit.FitPlan
     draft = settings.speculation.draft if settings.speculation else None
     if not draft:
         return chosen
-    draft_shape = fit.ModelShape.from_gguf(read_gguf(draft), name=Path(draft).stem)
-    need = fit.plan(draft_shape, machine, chosen.n_ctx, settings.parallel, 0, kv_type="f16").cpu_bytes
-    cpu = chosen.cpu_bytes + need
-    fits = chosen.fits and cpu <= machine.memory.available * fit.RAM_MARGIN
-    reason = chosen.reason + f"; its draft {Path(draft).stem} needs {need / 2**30:.2f} GiB of RAM more"
-    return dataclasses.replace(
-        chosen, cpu_bytes=cpu, fits=fits, verdict=chosen.verdict if fits else "too big", reason=reason
-    )
+    return with_draft(chosen, plan_draft_file(draft, machine, chosen), Path(draft).stem)
 
 
 def refusal(path: Path, load_plan: fit.FitPlan) -> InsufficientMemory:
