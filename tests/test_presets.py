@@ -106,3 +106,58 @@ def test_a_modelfile_through_the_command_line(tiny_model, tmp_path, monkeypatch)
     broken.write_text("SYSTEM hi\n")
     failed = runner.invoke(app, ["create", "x", "-f", str(broken)])
     assert failed.exit_code == 2 and "FROM" in failed.output
+    go = tmp_path / "GoModelfile"
+    go.write_text(f'FROM {tiny_model}\nTEMPLATE """{{{{ .System }}}} {{{{ .Prompt }}}}"""\n')
+    failed = runner.invoke(app, ["create", "y", "-f", str(go)])
+    assert failed.exit_code == 2 and "Go template" in failed.output and "Traceback" not in failed.output
+
+
+BRACKETS = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}{{ 'padding ' * 40 }}[reply]"
+
+
+def test_a_presets_jinja_template_renders_its_prompts_and_a_go_template_is_refused(url):
+    client = ollama.Client(host=url)
+    client.create(model="brackets", from_=MODEL, template=BRACKETS, parameters={"num_predict": 2}, stream=False)
+    assert httpx.post(f"{url}/api/show", json={"model": "brackets"}).json()["template"] == BRACKETS
+    hi = [{"role": "user", "content": "Hi"}]
+    prompt = httpx.post(f"{url}/apply-template", json={"model": "brackets", "messages": hi}).json()["prompt"]
+    assert prompt == "[user] Hi\n" + "padding " * 40 + "[reply]"
+    base = httpx.post(f"{url}/apply-template", json={"model": MODEL, "messages": hi}).json()["prompt"]
+    assert "<｜User｜>Hi" in base  # the model's own template for the model itself
+    # a chat with the preset reads the prompt its template makes, on every dialect
+    own = client.chat(model="brackets", messages=hi, think=False)
+    plain = client.chat(model=MODEL, messages=hi, think=False, options={"num_predict": 2})
+    assert own.prompt_eval_count > plain.prompt_eval_count + 35
+    chat = openai_client(url).chat.completions.create(model="brackets", messages=hi, extra_body={"think": False})
+    assert chat.usage.prompt_tokens == own.prompt_eval_count
+    # Ollama's Go templates are refused at create time, naming what is taken instead
+    with pytest.raises(ollama.ResponseError) as go:
+        client.create(model="gotmpl", from_=MODEL, template="{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}")
+    assert go.value.status_code == 400 and "Go template" in str(go.value) and "Jinja" in str(go.value)
+    with pytest.raises(ollama.ResponseError) as broken:
+        client.create(model="broken", from_=MODEL, template="{% for m in messages %}")
+    assert broken.value.status_code == 400 and "not a valid Jinja chat template" in str(broken.value)
+    client.delete("brackets")
+
+
+def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_options(tiny_model, tmp_path, monkeypatch):
+    """`run`/`chat` without --temperature sample as the preset says (greedy here: the same text
+    whatever the seed); a --temperature given wins over the preset's."""
+    monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path / "home"))
+    presets.create("greedy", str(tiny_model), parameters={"temperature": 0})
+    runner = CliRunner()
+    fast = ["--max-tokens", "12", "--local", "--ctx", "256", "--threads", "1", "--no-think"]
+
+    def text(command: str, *options: str) -> str:
+        if command == "run":
+            result = runner.invoke(app, ["run", "greedy", "Hi", "--json", *fast, *options])
+            assert result.exit_code in (0, 20), result.output
+            return json.JSONDecoder().raw_decode(result.output[result.output.index("{") :])[0]["content"]
+        result = runner.invoke(app, ["chat", "greedy", *fast, *options], input="Hi\n/bye\n")
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    for command in ("run", "chat"):
+        assert text(command, "--seed", "1") == text(command, "--seed", "2")  # the preset's temperature 0
+        given = [text(command, "--seed", str(seed), "--temperature", "1.5") for seed in (1, 2, 3)]
+        assert len(set(given)) > 1  # the option given wins: sampled

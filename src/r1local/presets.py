@@ -42,7 +42,7 @@ class Preset:
     system: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     messages: list[dict] = field(default_factory=list)
-    template: str | None = None  # kept and shown; the model's own chat template is what renders
+    template: str | None = None  # a Jinja chat template rendered in place of the model's (check_template)
 
     def parameters_text(self) -> str:
         """Ollama's /api/show form: one "key value" line per value."""
@@ -83,6 +83,7 @@ class Preset:
             max_tokens=chat.max_tokens or p.get("num_predict"),
             stop=chat.stop or list(p.get("stop", [])),
             context_limit=chat.context_limit or p.get("num_ctx"),
+            template=chat.template or self.template,
         )
 
 
@@ -158,7 +159,7 @@ def create(
         system if system is not None else (parent.system if parent else None),
         {**(parent.parameters if parent else {}), **parameters},
         [*(parent.messages if parent else []), *_checked_messages(messages or [])],
-        template if template is not None else (parent.template if parent else None),
+        check_template(template) if template is not None else (parent.template if parent else None),
     )
     save(preset)
     return preset
@@ -206,6 +207,35 @@ def _checked(parameters: dict) -> dict:
             ) from None
         checked[key] = converted if key == "stop" else converted[-1]
     return checked
+
+
+GO_TEMPLATE = re.compile(r"\{\{-?\s*(\.|\$|(range|if|with|end|else|template|block|define)\b)")
+
+
+def check_template(source: str) -> str | None:
+    """A preset's TEMPLATE: a Jinja chat template, as GGUF files carry (messages, add_generation_prompt,
+    bos_token, eos_token), compiled in the sandbox every chat template renders in. Ollama's Go
+    templates ({{ .Prompt }}, {{ range .Messages }}) are refused by name; "" keeps the model's."""
+    if not source.strip():
+        return None
+    import jinja2
+
+    from .engine.template_sandbox import environment  # jinja loads only where a template is given
+
+    try:
+        environment().parse(source)
+    except (jinja2.TemplateSyntaxError, RecursionError) as error:
+        if GO_TEMPLATE.search(source):
+            raise UsageError(
+                "TEMPLATE is an Ollama Go template ({{ .Prompt }}, {{ range .Messages }}); r1local renders Jinja "
+                "chat templates, as GGUF files carry them.",
+                "Give a Jinja template over messages, add_generation_prompt, bos_token and eos_token, or leave "
+                "TEMPLATE out to keep the model's own (see docs/api.md).",
+                param="template",
+            ) from None
+        why = error.message if isinstance(error, jinja2.TemplateSyntaxError) else "it nests too deeply"
+        raise UsageError(f"TEMPLATE is not a valid Jinja chat template: {why}.", param="template") from None
+    return source
 
 
 def _checked_messages(messages: list[dict]) -> list[dict]:

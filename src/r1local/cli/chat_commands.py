@@ -142,7 +142,7 @@ def _set_parameter(conversation: Conversation, name: str, value: str) -> None:
     if isinstance(raw, str) and (raw.lower() in ("off", "none") or (name == "max_tokens" and raw == "-1")):
         raw = None  # no cap (Ollama's num_predict -1), random seed
     try:
-        conversation.params = SamplingParams(**{**conversation.params.model_dump(), name: raw})
+        conversation.params = SamplingParams(**{**conversation.params.model_dump(exclude_unset=True), name: raw})
     except ValidationError as error:
         err.print(f"{name}: {error.errors()[0]['msg']}.", style="red", markup=False)
         return

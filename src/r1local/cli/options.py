@@ -70,19 +70,24 @@ THINK_BUDGET_OPT = typer.Option(
     help="Reasoning tokens before the model must answer (0: no reasoning).",
 )
 LOCAL_OPT = typer.Option(False, "--local", help="Load the model in this process even when r1local serve is running.")
+# None: a preset's parameter, else R1's default; a value given on the command line wins over a preset's
 TEMPERATURE_OPT = typer.Option(
-    R1_TEMPERATURE,
+    None,
     "--temperature",
     min=0.0,
     max=5.0,
-    help="Randomness: 0 always picks the likeliest word; DeepSeek advises 0.5-0.7 for R1.",
+    show_default=False,
+    help=f"Randomness: 0 always picks the likeliest word; DeepSeek advises 0.5-0.7 for R1 (default: a preset's "
+    f"temperature, else {R1_TEMPERATURE}).",
 )
 TOP_P_OPT = typer.Option(
-    R1_TOP_P,
+    None,
     "--top-p",
     min=0.0,
     max=1.0,
-    help="Pick only among the likeliest tokens whose chances add up to this (nucleus sampling).",
+    show_default=False,
+    help=f"Pick only among the likeliest tokens whose chances add up to this (nucleus sampling; default: a "
+    f"preset's top_p, else {R1_TOP_P}).",
 )
 MAX_TOKENS_OPT = typer.Option(
     None,
@@ -129,10 +134,16 @@ def speculation(spec: str | None, draft: str | None, draft_max: int, draft_min: 
 
 
 def sampling(
-    temperature: float, top_p: float, max_tokens: int | None, seed: int | None, think_budget: int | None = None
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+    think_budget: int | None = None,
 ) -> SamplingParams:
+    """The options given; those not given stay unset (model_fields_set), so a preset's parameters fill them."""
+    given = {"temperature": temperature, "top_p": top_p}
     return SamplingParams(
-        temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, think_budget=think_budget
+        **{k: v for k, v in given.items() if v is not None}, max_tokens=max_tokens, seed=seed, think_budget=think_budget
     )
 
 
@@ -143,5 +154,5 @@ def chat_request(messages: list[dict], think: bool | None, params: SamplingParam
         think=think,
         think_budget=params.think_budget,
         max_tokens=params.max_tokens,
-        sampling=Sampling(temperature=params.temperature, top_p=params.top_p, seed=params.seed),
+        sampling=Sampling(**params.model_dump(include={"temperature", "top_p", "seed"}, exclude_unset=True)),
     )

@@ -22,7 +22,7 @@ from . import history
 from .capabilities import Capabilities, declared
 from .params import SamplingParams
 from .stream import Stream
-from .template import ChatTemplate, RenderedPrompt
+from .template import ChatTemplate, RenderedPrompt, preset_template
 from .vocab import VocabMethods
 
 
@@ -58,6 +58,12 @@ class Engine(ABC):
         """What this engine does with this model; requests beyond it are refused before any work."""
         return declared(self.engine, self.template, self.n_ctx)
 
+    def chat_template(self, source: str | None = None) -> ChatTemplate:
+        """The model's chat template, or a preset's in its place."""
+        if source is None or source == self.template.source:
+            return self.template
+        return preset_template(source, self.template.bos_token, self.template.eos_token)
+
     # -- requests --
     def chat(
         self,
@@ -69,8 +75,10 @@ class Engine(ABC):
         calls: bool = True,
         continue_final: bool = True,
         trim: bool = True,
+        template: str | None = None,
     ) -> Stream:
-        """`tool_list`: functions the model may call; their calls come back as ToolCall events
+        """`template`: a preset's chat template in place of the model's (None: the model's).
+        `tool_list`: functions the model may call; their calls come back as ToolCall events
         unless calls=False (OpenAI's tool_choice "none": the model knows the tools, calls none).
         A last assistant message is continued (continue_final=False starts a new turn after it).
         trim: drop the oldest turns (never the system prompt or the last user turn) when the chat
@@ -79,8 +87,10 @@ class Engine(ABC):
         params = self._defaulted(params)
         think = self.is_r1 if think is None else think
 
+        chat_template = self.chat_template(template)
+
         def render(kept: list[dict]) -> RenderedPrompt:
-            return self.template.render(kept, think=think, tool_list=tool_list, continue_final=continue_final)
+            return chat_template.render(kept, think=think, tool_list=tool_list, continue_final=continue_final)
 
         kept, dropped = list(messages), 0
         if trim:

@@ -13,6 +13,7 @@ distills (DeepSeek's recommendations):
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -63,7 +64,15 @@ class ChatTemplate:
     """A compiled chat template. source=None uses llama.cpp's built-in template named `builtin`
     (chosen from the model's architecture), or ChatML when there is none (see is_fallback)."""
 
-    def __init__(self, source: str | None, bos_token: str = "", eos_token: str = "", builtin: str | None = None):
+    def __init__(
+        self,
+        source: str | None,
+        bos_token: str = "",
+        eos_token: str = "",
+        builtin: str | None = None,
+        owner: str = "The model's",
+    ):
+        self.owner = owner  # whose template, in errors: "The model's", "The preset's"
         self.is_fallback = not source
         self.builtin = builtin if self.is_fallback and builtin != "chatml" else None
         self.source = source or CHATML_TEMPLATE
@@ -75,10 +84,10 @@ class ChatTemplate:
             environment().parse(self.source)  # here, so a broken template is known at load
         except jinja2.TemplateSyntaxError as e:
             raise ModelFileError(
-                f"The model's chat template is not valid Jinja ({e.message}, line {e.lineno}).", _OTHER_GGUF
+                f"{owner} chat template is not valid Jinja ({e.message}, line {e.lineno}).", _OTHER_GGUF
             ) from None
         except RecursionError:
-            raise ModelFileError("The model's chat template nests too deeply to be read.", _OTHER_GGUF) from None
+            raise ModelFileError(f"{owner} chat template nests too deeply to be read.", _OTHER_GGUF) from None
         self._process = TemplateProcess(self.source)
         weakref.finalize(self, self._process.close)  # its child process ends with it
 
@@ -142,7 +151,14 @@ class ChatTemplate:
             )
         except TemplateFailure as failure:
             verb = "refused" if failure.refused else "failed on"
-            raise UsageError(f"The model's chat template {verb} these messages: {failure}") from None
+            raise UsageError(f"{self.owner} chat template {verb} these messages: {failure}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def preset_template(source: str, bos_token: str, eos_token: str) -> ChatTemplate:
+    """A preset's chat template in place of the model's (Ollama's TEMPLATE), with the model's BOS and
+    EOS, rendered in the same sandbox; compiled once per source (its child process starts on first use)."""
+    return ChatTemplate(source, bos_token, eos_token, owner="The preset's")
 
 
 def _is_prefill(message: Mapping[str, Any]) -> bool:

@@ -120,9 +120,11 @@ class UpstreamModel(Engine):
         calls: bool = True,
         continue_final: bool = True,
         trim: bool = True,
+        template: str | None = None,
     ) -> Stream:
-        """The upstream renders, trims and continues its own prompts; tools never reach here (the
-        placeholder template has none, so they are refused before)."""
+        """The upstream renders (with its own template, so a preset's is not used), trims and
+        continues its own prompts; tools never reach here (the placeholder template has none, so
+        they are refused before)."""
         body: dict[str, Any] = {"messages": messages}
         if think is False:
             body["reasoning_effort"] = "none"  # servers that know it answer without reasoning

@@ -48,6 +48,7 @@ class ChatRequest:
     context_limit: int | None = None  # use at most this much of the loaded context (Ollama's num_ctx)
     trim: bool = True  # drop the oldest turns of a chat too long for the context
     continue_final: bool = True  # a last assistant message is continued, not answered
+    template: str | None = None  # a preset's Jinja chat template in place of the model's (presets.py)
 
     def budget(self) -> tuple[int | None, bool]:
         """The reasoning budget (None: unlimited) and whether it was demanded (a number of tokens)

@@ -40,6 +40,7 @@ class Prepared:
     calls: bool  # tool calls come back as events (False: tool_choice "none")
     continue_final: bool
     trim: bool
+    template: str | None = None  # a preset's chat template in place of the model's
 
     def start(self, engine: Engine) -> Stream:
         return engine.chat(
@@ -50,13 +51,16 @@ class Prepared:
             calls=self.calls,
             continue_final=self.continue_final,
             trim=self.trim,
+            template=self.template,
         )
 
     def prompt(self, engine: Engine) -> str:
         """The prompt the model would read (before any trimming)."""
-        return engine.template.render(
-            self.messages, think=self.think, tool_list=self.tool_list, continue_final=self.continue_final
-        ).text
+        return (
+            engine.chat_template(self.template)
+            .render(self.messages, think=self.think, tool_list=self.tool_list, continue_final=self.continue_final)
+            .text
+        )
 
     def count(self, engine: Engine) -> int:
         """The tokens of that prompt."""
@@ -112,6 +116,7 @@ def prepare(request: ChatRequest, engine: Engine, choice: int = 0) -> Prepared:
         calls=bool(plan and plan.calls),
         continue_final=request.continue_final,
         trim=request.trim,
+        template=request.template,
     )
 
 

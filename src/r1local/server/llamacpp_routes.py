@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
-from .. import __version__
+from .. import __version__, presets
 from ..engine.base import Engine
 from ..engine.params import SamplingParams
 from ..errors import UsageError
@@ -100,7 +100,8 @@ def router() -> APIRouter:
 
     @api.post("/apply-template")
     async def apply_template(body: ApplyTemplateRequest, request: Request) -> dict:
-        chat = ChatRequest(body.messages)  # the prompt a chat request would give, the same for every dialect
+        # the prompt a chat request would give, the same for every dialect (a preset's settings included)
+        chat = presets.with_preset(body.model, ChatRequest(body.messages))
         return await _with_model(request, body, lambda model: {"prompt": prepare(chat, model).prompt(model)})
 
     @api.get("/props")
