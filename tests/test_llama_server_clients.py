@@ -5,6 +5,8 @@ empty embedding input and llama-server's embedding prompt objects."""
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import replace
 
 import httpx
@@ -113,6 +115,64 @@ def test_completion_answers_with_tokens_probabilities_settings_and_timings(url):
     assert [t for e in pieces for t in e["tokens"]] == tokens
     assert [p["id"] for e in pieces for p in e.get("completion_probabilities", [])] == tokens
     assert events[-1]["stop"] and events[-1]["timings"]["predicted_n"] == 6
+
+
+def test_post_sampling_probs_are_those_of_the_distribution_drawn_from(url):
+    base = {"prompt": PROMPT, "n_predict": 5, "ignore_eos": True, "n_probs": 4, "seed": 3, "temperature": 1.0}
+    untruncated = {**base, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
+    before = completion(url, **untruncated)["completion_probabilities"]
+    after = completion(url, **untruncated, post_sampling_probs=True)["completion_probabilities"]
+    # nothing cut, temperature 1: the distribution drawn from is the model's own
+    assert [p["id"] for p in after] == [p["id"] for p in before]
+    for pre, post in zip(before, after, strict=True):
+        assert "logprob" not in post and post["prob"] == pytest.approx(math.exp(pre["logprob"]), rel=1e-3)
+        assert [a["id"] for a in post["top_probs"]] == [a["id"] for a in pre["top_logprobs"]]
+    # top_k 2 at temperature 0.5: two candidates whose probabilities add up to 1, the one drawn among them
+    cut = completion(url, **{**base, "top_k": 2, "temperature": 0.5}, post_sampling_probs=True)
+    for p in cut["completion_probabilities"]:
+        assert len(p["top_probs"]) == 2 and sum(a["prob"] for a in p["top_probs"]) == pytest.approx(1.0)
+        assert p["id"] in [a["id"] for a in p["top_probs"]] and 0 < p["prob"] <= 1
+        assert all({"id", "token", "bytes", "prob"} <= set(a) for a in p["top_probs"])
+
+
+def test_response_fields_keep_only_the_paths_asked_for_and_the_fingerprint_is_a_build_tag(url):
+    fields = ["content", "generation_settings/n_predict", "timings/predicted_n", "no/such"]
+    whole = completion(url, prompt=PROMPT, n_predict=4, ignore_eos=True, response_fields=fields)
+    assert set(whole) == set(fields[:3]) and whole["generation_settings/n_predict"] == 4
+    assert whole["timings/predicted_n"] == 4 and isinstance(whole["content"], str)
+    with httpx.stream(
+        "POST", f"{url}/completion", json={"prompt": PROMPT, "n_predict": 3, "stream": True, "response_fields": fields}
+    ) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    assert set(events[-1]) == set(fields[:3]) and events[-1]["timings/predicted_n"] == 3
+    chat = openai_client(url).chat.completions.create(
+        model=MODEL, max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert chat.system_fingerprint.startswith("b")  # llama-server's clients read "b<build>"
+
+
+def test_responses_stream_carries_llama_servers_telemetry_when_asked(url):
+    def events(**extra) -> list[dict]:
+        body = {"input": "This is a test " * 10, "max_output_tokens": 6, "stream": True, **extra}
+        with httpx.stream("POST", f"{url}/responses", json=body, timeout=120) as response:
+            return [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+
+    told = events(timings_per_token=True, return_progress=True)
+    kinds = [e["type"] for e in told]
+    progress = [e for e in told if "prompt_progress" in e]
+    assert len(progress) == 1 and progress[0]["type"] == "response.in_progress"
+    reported = progress[0]["prompt_progress"]
+    assert reported["total"] > 20 and reported["processed"] >= reported["cache"] and reported["time_ms"] > 0
+    deltas = [e for e in told if e["type"].endswith("_text.delta")]
+    assert deltas and kinds.index("response.in_progress", 2) < kinds.index(deltas[0]["type"])
+    counts = [e["timings"]["predicted_n"] for e in deltas]
+    assert counts == sorted(counts) and counts[-1] <= 6 and all("prompt_per_second" in e["timings"] for e in deltas)
+    completed = told[-1]
+    assert completed["type"] == "response.completed"
+    assert completed["timings"]["predicted_n"] == completed["response"]["usage"]["output_tokens"] == 6
+    assert completed["timings"]["prompt_n"] + completed["timings"]["cache_n"] == reported["total"]
+    plain = events()
+    assert not any("prompt_progress" in e or ("timings" in e and e["type"] != "response.completed") for e in plain)
 
 
 def test_token_id_and_mixed_prompts(url):

@@ -79,6 +79,31 @@ class Timings:
     draft_n_accepted: int = 0  # of which the target model kept
 
 
+@dataclass
+class Progress:
+    """How far a request has come, as the scheduler last wrote it: routes that report telemetry
+    while generating (llama-server's timings_per_token, return_progress) read it."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # of the prompt, reused from the KV cache
+    prompt_s: float = 0.0  # admitted -> first token
+    generated: int = 0
+    first_token: float = 0.0  # time.perf_counter() at the first token; 0.0: not yet
+
+    def timings(self, now: float) -> Timings:
+        """The prompt's and the generation's timings so far, measured as the final ones are (the
+        queue wait and the time to the first token are the final Done's to tell)."""
+        evaluated, generation_s = self.prompt_tokens - self.cached_tokens, now - self.first_token
+        return Timings(
+            queued_s=0.0,
+            ttft_s=0.0,
+            prompt_tokens_per_s=evaluated / self.prompt_s if self.prompt_s > 0 else 0.0,
+            generation_tokens_per_s=(self.generated - 1) / generation_s if self.first_token else 0.0,
+            prompt_s=self.prompt_s,
+            generation_s=generation_s if self.first_token else 0.0,
+        )
+
+
 def measure(
     submitted: float,
     admitted: float,

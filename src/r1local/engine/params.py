@@ -30,6 +30,7 @@ class SamplingParams(BaseModel):
     grammar_triggers: list[int] = Field(default_factory=list)  # lazy grammar: on once one of these tokens is sampled
     ignore_eos: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)  # report each token's logprob and this many alternatives
+    post_sampling: bool = False  # report them after logit_bias, top-k/p, min-p and temperature (llama-server's)
     think_budget: int | None = Field(None, ge=0)  # reasoning tokens before the engine closes the think block
     context_limit: int | None = Field(None, ge=1)  # use at most this much of the context (Ollama's num_ctx)
     logit_bias: list[tuple[int, float]] = Field(default_factory=list)  # (token id, added logit); -inf bans

@@ -377,10 +377,14 @@ class Scheduler:
     def _took(self, active: Active, token: int, now: float, logits) -> None:
         """The token sampled for `active` from `logits`."""
         if active.job.params.logprobs is not None and not self.native.is_eog(token):
-            active.job.stream.push(token_logprob(self.native, logits, token, active.job.params.logprobs))
+            active.job.stream.push(token_logprob(self.native, logits, token, active.job.params))
+        progress = active.job.stream.progress
         if active.generated == 0:
             active.prompt_done = active.first_token = now
+            progress.prompt_tokens, progress.cached_tokens = len(active.job.prompt), active.n_reused
+            progress.prompt_s, progress.first_token = now - active.admitted, now
         active.generated += 1
+        progress.generated = active.generated
         active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
         self._on_token(active, token)
 

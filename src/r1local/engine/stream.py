@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
-from .events import Done, Event, Result
+from .events import Done, Event, Progress, Result
 
 
 class Stream:
@@ -16,7 +16,7 @@ class Stream:
         self._cond = threading.Condition()
         self._cancelled = threading.Event()
         self._wakers: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self.prompt_tokens: int = 0  # known once the request is admitted
+        self.progress = Progress()  # written by the scheduler as the request goes
         self.trimmed_messages = 0  # oldest chat messages dropped to fit the context
 
     # -- producer side (scheduler thread) --

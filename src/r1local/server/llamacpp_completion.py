@@ -1,11 +1,14 @@
 """llama-server's /completion and /infill, answered as llama-server answers: the text, the token ids
-(`return_tokens`), each token's probabilities (`n_probs`), the settings used, `truncated` only when
-the context filled, and per-token timings; whole or as server-sent events. A prompt is text, token
-ids, or both mixed."""
+(`return_tokens`), each token's probabilities (`n_probs`, after sampling with `post_sampling_probs`),
+the settings used, `truncated` only when the context filled, and per-token timings, or only the
+`response_fields` asked for; whole or as server-sent events. A prompt is text, token ids, or both
+mixed."""
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -14,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from ..engine.base import Engine
-from ..engine.events import ContentDelta, Done, ReasoningDelta, TokenLogprob
+from ..engine.events import ContentDelta, Done, Progress, ReasoningDelta, Timings, TokenLogprob
 from ..engine.params import SamplingParams
 from ..engine.stream import Stream
 from ..errors import UsageError
@@ -31,6 +34,7 @@ from .turn import Turn, TurnResponse, start_turn
 STOP_TYPES = {"stop": "eos", "length": "limit", "cancelled": "none", "error": "none"}
 MAX_PROMPT_ITEMS = 1 << 20  # token ids (or text pieces) of one prompt
 MAX_PROBS = 20  # alternatives per token; a larger n_probs gets this many
+MAX_FIELDS = 64  # response_fields paths
 
 PromptItem = int | str
 Prompt = str | list[PromptItem] | list[list[PromptItem] | str]
@@ -60,7 +64,9 @@ class CompletionRequest(NamedModel):
     cache_prompt: bool | None = None  # prompt reuse is always on
     logit_bias: LogitBias | None = None
     n_probs: int = Field(0, ge=0)
+    post_sampling_probs: bool = False  # n_probs as probabilities of the distribution each token was drawn from
     return_tokens: bool = False
+    response_fields: list[str] = Field(default_factory=list, max_length=MAX_FIELDS)  # "a/b" paths kept
 
     def prompt_items(self) -> str | list[PromptItem]:
         """The one prompt: text, or token ids and text pieces mixed. A list of several prompts
@@ -101,6 +107,7 @@ class CompletionRequest(NamedModel):
             seed=self.seed,
             ignore_eos=self.ignore_eos,
             logprobs=min(self.n_probs, MAX_PROBS) if wants_ids else None,
+            post_sampling=self.post_sampling_probs,
         )
         params = biased(params, self.logit_bias, model)
         check_generation(params, model)
@@ -157,19 +164,37 @@ async def answer(request: Request, body: CompletionRequest, start: Callable[[Eng
     return await reply.whole(request)
 
 
-def probabilities(tokens: list[TokenLogprob]) -> list[dict]:
-    """llama-server's completion_probabilities (its log-probability form)."""
+def probabilities(tokens: list[TokenLogprob], post_sampling: bool) -> list[dict]:
+    """llama-server's completion_probabilities: log-probabilities, or with post_sampling_probs the
+    probabilities after sampling (`prob`, `top_probs`)."""
 
     def entry(token_id: int, text: str, logprob: float, raw: list[int]) -> dict:
-        return {"id": token_id, "token": text, "bytes": raw, "logprob": logprob}
+        chance = {"prob": math.exp(logprob)} if post_sampling else {"logprob": logprob}
+        return {"id": token_id, "token": text, "bytes": raw, **chance}
 
+    alternatives = "top_probs" if post_sampling else "top_logprobs"
     return [
         {
             **entry(t.id, t.token, t.logprob, t.bytes),
-            "top_logprobs": [entry(i, *alt) for i, alt in zip(t.top_ids, t.top, strict=True)],
+            alternatives: [entry(i, *alt) for i, alt in zip(t.top_ids, t.top, strict=True)],
         }
         for t in tokens
     ]
+
+
+def picked(fields: list[str], answer: dict) -> dict:
+    """llama-server's response_fields: only the values at these "a/b" paths, keyed by path."""
+    found = {}
+    for path in fields:
+        value: object = answer
+        for key in path.split("/"):
+            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        if value is not _MISSING:
+            found[path] = value
+    return found
+
+
+_MISSING = object()
 
 
 class CompletionReply:
@@ -182,7 +207,7 @@ class CompletionReply:
     def _extra(self, tokens: list[TokenLogprob]) -> dict:
         extra: dict = {"tokens": [t.id for t in tokens] if self.body.return_tokens else []}
         if self.body.n_probs and tokens:
-            extra["completion_probabilities"] = probabilities(tokens)
+            extra["completion_probabilities"] = probabilities(tokens, self.body.post_sampling_probs)
         return extra
 
     async def whole(self, request: Request):
@@ -198,7 +223,8 @@ class CompletionReply:
             message = f"Generation failed: {(done.error if done else None) or 'no result'}."
             return JSONResponse({"error": {"code": 500, "message": message, "type": "server_error"}}, 500)
         self.has_new_line = "\n" in content
-        return {**self._final(done, content), **self._extra(tokens)}
+        answer = {**self._final(done, content), **self._extra(tokens)}
+        return picked(self.body.response_fields, answer) if self.body.response_fields else answer
 
     async def chunks(self, request: Request) -> AsyncIterator[str]:
         pending: list[TokenLogprob] = []  # a token's ids and probabilities go out with its text
@@ -218,6 +244,7 @@ class CompletionReply:
                 if pending:  # tokens whose text was held back (a possible stop string) and then dropped
                     yield _sse({"index": 0, "content": "", "stop": False, **self._extra(pending)})
                 body = self._final(event, "")
+                body = picked(self.body.response_fields, body) if self.body.response_fields else body
             yield _sse(body)
 
     def _final(self, done: Done, content: str) -> dict:
@@ -239,17 +266,7 @@ class CompletionReply:
             "truncated": done.finish_reason == "length" and usage.prompt_tokens + predicted_n >= context,
             "stop_type": STOP_TYPES[done.finish_reason],
             "stopping_word": "",
-            "timings": {
-                "cache_n": usage.cached_tokens,
-                "prompt_n": prompt_n,
-                "prompt_ms": t.prompt_s * 1e3,
-                "prompt_per_token_ms": t.prompt_s * 1e3 / prompt_n if prompt_n else 0.0,
-                "prompt_per_second": t.prompt_tokens_per_s,
-                "predicted_n": predicted_n,
-                "predicted_ms": t.generation_s * 1e3,
-                "predicted_per_token_ms": t.generation_s * 1e3 / predicted_n if predicted_n else 0.0,
-                "predicted_per_second": t.generation_tokens_per_s,
-            },
+            "timings": llama_timings(t, usage.cached_tokens, prompt_n, predicted_n),
         }
 
     def _settings(self) -> dict:
@@ -274,6 +291,28 @@ class CompletionReply:
             "grammar": p.grammar or "",
             "logit_bias": [[token, bias if bias != float("-inf") else False] for token, bias in p.logit_bias],
         }
+
+
+def llama_timings(t: Timings, cache_n: int, prompt_n: int, predicted_n: int) -> dict:
+    """llama-server's `timings` object: the prompt's and the generation's tokens, time and rates."""
+    return {
+        "cache_n": cache_n,
+        "prompt_n": prompt_n,
+        "prompt_ms": t.prompt_s * 1e3,
+        "prompt_per_token_ms": t.prompt_s * 1e3 / prompt_n if prompt_n else 0.0,
+        "prompt_per_second": t.prompt_tokens_per_s,
+        "predicted_n": predicted_n,
+        "predicted_ms": t.generation_s * 1e3,
+        "predicted_per_token_ms": t.generation_s * 1e3 / predicted_n if predicted_n else 0.0,
+        "predicted_per_second": t.generation_tokens_per_s,
+    }
+
+
+def progress_timings(progress: Progress) -> dict:
+    """llama-server's `timings` while a request generates (its timings_per_token)."""
+    timings = progress.timings(time.perf_counter())
+    prompt_n = progress.prompt_tokens - progress.cached_tokens
+    return llama_timings(timings, progress.cached_tokens, prompt_n, progress.generated)
 
 
 def _sse(body: dict) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from .. import __version__
 from ..engine.events import (
     ContentDelta,
     Done,
@@ -30,6 +31,8 @@ from .errors import client_message, error_payload
 from .turn import Turn
 
 FINISH = {"stop": "stop", "length": "length", "cancelled": "stop"}
+# A build tag in llama-server's form ("b<build>-<commit>"), which its clients read as the server's build
+SYSTEM_FINGERPRINT = f"b{__version__}-r1local"
 
 
 def finish_reason(done: Done, called: bool) -> str:
@@ -114,7 +117,7 @@ class Reply:
             "object": kind,
             "created": self.created,
             "model": self.turns[0].model_name,
-            "system_fingerprint": "r1local",
+            "system_fingerprint": SYSTEM_FINGERPRINT,
             "choices": choices,
             **extra,
         }

@@ -20,6 +20,7 @@ from ..engine.events import Done
 from ..errors import NotFound, UsageError
 from ..request import submit
 from .blocks import Added, Block, Closed, Opened, transitions
+from .llamacpp_completion import llama_timings, progress_timings
 from .openai_reply import engine_error
 from .resolve import lenient_name
 from .responses_schemas import ResponsesRequest
@@ -157,7 +158,17 @@ class ResponseReply:
         yield self._event("response.in_progress", response=self.response)
         items: list[dict] = []
         ids: dict[int, str] = {}
+        progress, progressed = self.turn.stream.progress, False
         async for step in transitions(self.turn.events(request)):
+            if self.body.return_progress and not progressed and progress.first_token:
+                progressed = True  # the prompt is evaluated whole before the first token: one event says so
+                prompt_progress = {
+                    "total": progress.prompt_tokens,
+                    "cache": progress.cached_tokens,
+                    "processed": progress.prompt_tokens,
+                    "time_ms": progress.prompt_s * 1e3,
+                }
+                yield self._event("response.in_progress", response=self.response, prompt_progress=prompt_progress)
             if isinstance(step, Opened):
                 block = step.block
                 ids[block.index] = item_id = _id(PREFIX[block.kind])
@@ -174,6 +185,8 @@ class ResponseReply:
                     )
             elif isinstance(step, Added):
                 block, where = step.block, {"item_id": ids[step.block.index], "output_index": step.block.index}
+                if self.body.timings_per_token:
+                    where["timings"] = progress_timings(progress)
                 if block.kind == "call":
                     yield self._event("response.function_call_arguments.delta", **where, delta=step.delta)
                 else:
@@ -204,7 +217,10 @@ class ResponseReply:
                 return
             else:
                 # completed even when cut short (its status says incomplete): clients wait for this event
-                yield self._event("response.completed", response=self._finish(step, items))
+                usage = step.usage
+                prompt_n = usage.prompt_tokens - usage.cached_tokens
+                timings = llama_timings(step.timings, usage.cached_tokens, prompt_n, usage.completion_tokens)
+                yield self._event("response.completed", response=self._finish(step, items), timings=timings)
 
 
 def answer_message(items: list[dict]) -> dict:

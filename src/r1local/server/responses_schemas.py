@@ -105,6 +105,9 @@ class ResponsesRequest(Strict):
     truncation: Literal["auto", "disabled"] | None = None
     background: bool | None = None
     user: str | None = None
+    # llama-server's extensions to the stream: llama-server's `timings` on each delta, prompt progress events
+    timings_per_token: bool = False
+    return_progress: bool = False
 
     @field_validator("background")
     @classmethod
