@@ -41,6 +41,9 @@ def r1local_command(argv: list[str]) -> list[str]:
     parser.add_argument("--threads", "-t")
     parser.add_argument("--alias", "-a")
     parser.add_argument("--api-key")
+    parser.add_argument("--pooling")
+    parser.add_argument("--n-predict", "-n")
+    parser.add_argument("--seed")
     known, _ignored = parser.parse_known_args(argv)
     command = [
         sys.executable,
@@ -64,6 +67,12 @@ def r1local_command(argv: list[str]) -> list[str]:
         command += ["--alias", f"{known.alias}={Path(known.model).stem}"]
     if known.api_key:
         command += ["--api-key", known.api_key]
+    if known.pooling:
+        command += ["--pooling", known.pooling]
+    if known.n_predict and int(known.n_predict) > 0:  # llama-server's -1: no limit, r1local's default
+        command += ["--n-predict", known.n_predict]
+    if known.seed and int(known.seed) >= 0:  # llama-server's -1: a random seed, r1local's default
+        command += ["--seed", known.seed]
     return command
 
 

@@ -178,6 +178,13 @@ def test_embedding_inputs_take_llama_servers_prompt_objects_and_mixed_lists(url)
     assert vectors(parts) == same
     ids = httpx.post(f"{url}/tokenize", json={"content": "hello world", "add_special": True}).json()["tokens"]
     assert vectors(["hello world", ids]) == same * 2
+    # ids and text mixed inside one prompt, alone or in a list: the text after an id gets no BOS
+    assert vectors([ids[0], "hello world"]) == same
+    assert vectors([[ids[0], "hello world"], "hello world"]) == same * 2
+    assert vectors({"prompt_string": [ids[0], "hello world"]}) == same
+    for bad in ([ids[0], ["nested"]], [ids[0], {"prompt_string": "x"}], [[]]):
+        response = httpx.post(f"{url}/v1/embeddings", json={"input": bad})
+        assert response.status_code == 400 and response.json()["error"]["param"] == "input", bad
     for bad in (
         {"content": "string"},
         {"content": [{"type": "unknown"}]},
@@ -185,6 +192,42 @@ def test_embedding_inputs_take_llama_servers_prompt_objects_and_mixed_lists(url)
     ):
         response = httpx.post(f"{url}/v1/embeddings", json={"input": bad})
         assert response.status_code == 400 and response.json()["error"]["param"] == "input", bad
+
+
+def test_a_too_long_embedding_input_is_a_400_saying_too_large(url):
+    response = httpx.post(f"{url}/v1/embeddings", json={"input": "This is a test " * 3000}, timeout=120)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert "too large" in error["message"] and "at most" in error["message"], error  # llama-server's words and ours
+
+
+def test_llama_servers_own_embedding_routes_answer_in_its_shape(url):
+    body = {"input": ["hello world", "bye"]}
+    openai_shaped = httpx.post(f"{url}/v1/embeddings", json=body, timeout=120).json()["data"]
+    for path, given in (("/embedding", body), ("/embeddings", body), ("/embeddings", {"content": body["input"]})):
+        response = httpx.post(f"{url}{path}", json=given, timeout=120)
+        assert response.status_code == 200, response.text
+        rows = response.json()
+        assert [row["index"] for row in rows] == [0, 1]
+        for row, item in zip(rows, openai_shaped, strict=True):  # one pooled vector per input, as a list of rows
+            assert len(row["embedding"]) == 1 and row["embedding"][0] == pytest.approx(item["embedding"], abs=1e-5)
+    assert httpx.post(f"{url}/embeddings", json={}).status_code == 400
+
+
+def test_pooling_none_gives_a_raw_vector_per_token_on_embeddings_only(tiny_model, tmp_path_factory):
+    with serving(tmp_path_factory, tiny_model, pooling="none") as base:
+        text = "hello hello hello"
+        n_tokens = len(httpx.post(f"{base}/tokenize", json={"content": text, "add_special": True}).json()["tokens"])
+        response = httpx.post(f"{base}/embeddings", json={"input": text}, timeout=120)
+        assert response.status_code == 200, response.text
+        vectors = response.json()[0]["embedding"]
+        assert len(vectors) == n_tokens > 1 and len({len(v) for v in vectors}) == 1
+        assert all(abs(sum(x * x for x in v) - 1) > 1e-3 for v in vectors)  # not normalised, as llama-server's
+        assert vectors[0] != vectors[-1]
+        for path, body in (("/v1/embeddings", {"input": text}), ("/api/embed", {"model": MODEL, "input": text})):
+            refused = httpx.post(f"{base}{path}", json=body, timeout=120)
+            error = refused.json()["error"]  # OpenAI's shape, or Ollama's plain string
+            assert refused.status_code == 400 and "--pooling none" in str(error), path
 
 
 def test_x_api_key_is_an_alternative_to_authorization(tmp_path_factory):

@@ -18,6 +18,7 @@ else:  # pragma: no cover
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 DEFAULT_CTX = 8192  # reasoning is long; capped by the model's trained context
+POOLINGS = ("none", "mean", "cls", "last")  # serve --pooling, as llama-server's (engine/embedding.py)
 MIN_CTX = 2048
 KV_TYPES = ("f16", "q8_0", "q4_0")  # KV cache element types llama.cpp offers for K and V alike
 

@@ -165,6 +165,22 @@ def serve(
         help="Serve requests naming NAME with MODEL, as NAME=MODEL (repeatable): "
         "claude-sonnet-4=r1:7b lets Anthropic's clients keep their model names.",
     ),
+    pooling: str | None = typer.Option(
+        None,
+        "--pooling",
+        help="How embeddings pool token vectors for every model: none, mean, cls or last (default: as the model "
+        "says; none: one vector per token, on /embeddings only), as llama-server's --pooling.",
+    ),
+    n_predict: int | None = typer.Option(
+        None,
+        "--n-predict",
+        "-n",
+        min=1,
+        help="Tokens generated when a request sets no limit (default: up to the context), as llama-server's -n.",
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help="Sampling seed for requests that set none (default: a fresh one each time)."
+    ),
     no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the chat page at /."),
     detach: bool = typer.Option(
         False, "--detach", "-d", help="Run in the background (log in ~/.r1local/serve.log); r1local stop ends it."
@@ -180,6 +196,8 @@ def serve(
     from ..server.duration import parse_duration
 
     keep_alive_s = parse_duration(keep_alive)
+    if pooling is not None and pooling not in config.POOLINGS:
+        raise UsageError(f"--pooling {pooling} is not a pooling.", f"Use one of {', '.join(config.POOLINGS)}.")
     if keep_alive_s == 0:
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
@@ -236,6 +254,9 @@ def serve(
         upstreams=upstreams(upstream or []),
         rpc=tuple(workers),
         aliases=tuple(parse_alias(text) for text in alias or []),
+        pooling=pooling,
+        n_predict=n_predict,
+        seed=seed,
         kv_type=kv_type or config.kv_type(),
         speculation=drafts,
     )

@@ -41,6 +41,9 @@ class Engine(ABC):
     info: Any = None  # the GGUF's metadata when loaded from a GGUF
     load_note: str | None = None  # one line on how the load departed from its plan, for the user
     vocab: Any = None  # the tokenizer (a GGUF's VocabMethods, or the engine's own)
+    # What a request that sets none gets (serve --n-predict, --seed); None: up to the context, a fresh seed
+    default_max_tokens: int | None = None
+    default_seed: int | None = None
 
     def memory_bytes(self) -> tuple[int, int] | None:
         """(RAM, VRAM) the engine allocated for the model, when it can tell."""
@@ -81,7 +84,7 @@ class Engine(ABC):
         trim: drop the oldest turns (never the system prompt or the last user turn) when the chat
         leaves too little room for the reply or passes a compiled prompt limit; the stream's
         `trimmed_messages` says how many went. Without trim a chat that does not fit is refused."""
-        params = params or SamplingParams()
+        params = self._defaulted(params)
         think = self.is_r1 if think is None else think
 
         chat_template = self.chat_template(template)
@@ -138,7 +141,17 @@ class Engine(ABC):
 
     def _generate(self, tokens: list[int], params: SamplingParams | None = None) -> Stream:
         self._check_prompt(len(tokens))
-        return self._submit(tokens, params or SamplingParams(), split_reasoning=False, in_reasoning=False)
+        return self._submit(tokens, self._defaulted(params), split_reasoning=False, in_reasoning=False)
+
+    def _defaulted(self, params: SamplingParams | None) -> SamplingParams:
+        """`params` with this engine's defaults where the request left the length or the seed open."""
+        params = params or SamplingParams()
+        update: dict[str, int] = {}
+        if params.max_tokens is None and self.default_max_tokens is not None:
+            update["max_tokens"] = min(self.default_max_tokens, params.context(self.n_ctx))
+        if params.seed is None and self.default_seed is not None:
+            update["seed"] = self.default_seed
+        return params.model_copy(update=update) if update else params
 
     def fill_in_middle(
         self, prefix: str, suffix: str, *, files: Sequence[tuple[str, str]] = (), middle: str = ""
@@ -167,8 +180,16 @@ class Engine(ABC):
                 context += text(body)
         return [*context, pre, *text(prefix), suf, *text(suffix), mid, *text(middle)]
 
-    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
-        """Normalised embeddings of `texts` and the tokens they took; engines that can override this."""
+    def embed(self, texts: Sequence[str | list[int | str]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
+        """Normalised embeddings of `texts` and the tokens they took."""
+        rows, tokens = self.embed_rows(texts, truncate=truncate)
+        return [vectors[0] for vectors in rows], tokens
+
+    def embed_rows(
+        self, texts: Sequence[str | list[int | str]], *, truncate: bool = True, pooling: str | None = None
+    ) -> tuple[list[list[list[float]]], int]:
+        """Each input's vectors (one pooled, or one per token under pooling "none") and the tokens
+        they took; engines that can override this."""
         raise UsageError(
             f"The {self.engine} engine does not compute embeddings.",
             "Load the model on llama.cpp (a GGUF without @openvino) for embeddings.",

@@ -63,7 +63,7 @@ class Model(Engine):
                 kv_type=draft_plan.kv_type if draft_plan else "f16",
             )
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes(), speculation, self.draft)
-        self._embedder: Embedder | None = None
+        self._embedders: dict[str | None, Embedder] = {}
         self._embedder_lock = threading.Lock()
 
     @classmethod
@@ -170,14 +170,18 @@ class Model(Engine):
             tokens, params, split_reasoning=split_reasoning, in_reasoning=in_reasoning, parse_tools=parse_tools
         )
 
-    def embed(self, texts: Sequence[str | list[int]], *, truncate: bool = True) -> tuple[list[list[float]], int]:
-        """Normalised embeddings of `texts` and the tokens they took. Blocking: call it from a
-        worker thread (the embedding context is made on first use)."""
+    def embed_rows(
+        self, texts: Sequence[str | list[int | str]], *, truncate: bool = True, pooling: str | None = None
+    ) -> tuple[list[list[list[float]]], int]:
+        """Blocking: call it from a worker thread (an embedding context is made on first use, one
+        per pooling asked for)."""
         with self._embedder_lock:
-            if self._embedder is None:
-                self._embedder = Embedder(self.native, self.info.architecture, self.n_threads)
-        inputs = [self._embedder.tokens(text, truncate) for text in texts]
-        return self._embedder.embed(inputs), sum(map(len, inputs))
+            if (embedder := self._embedders.get(pooling)) is None:
+                embedder = self._embedders[pooling] = Embedder(
+                    self.native, self.info.architecture, self.n_threads, pooling
+                )
+        inputs = [embedder.tokens(text, truncate) for text in texts]
+        return embedder.embed(inputs), sum(map(len, inputs))
 
     @property
     def n_threads(self) -> int:
@@ -201,8 +205,8 @@ class Model(Engine):
         return {**super().describe(), "kv_type": self.native.kv_type, **drafting}
 
     def close(self) -> None:
-        if self._embedder:
-            self._embedder.close()
+        for embedder in self._embedders.values():
+            embedder.close()
         self.scheduler.close()
         if self.draft:
             self.draft.close()

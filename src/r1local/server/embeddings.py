@@ -25,20 +25,36 @@ from .turn import acquire
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_TOKENS = 1 << 20  # of one input given as token ids
 MAX_DIMENSIONS = 1 << 16
-TOKEN_IDS = Annotated[list[int], Field(max_length=MAX_TOKENS)]
+# One prompt as llama-server reads it: text, token ids, or both mixed ([12, "text", 34]).
+PROMPT = str | list[int | str]
 # llama-server's prompt objects: {"prompt_string": text} or {"content": [{"type": "text", "text": ...}, ...]}
 PROMPT_OBJECT = dict[str, object]
+INPUT = (
+    str
+    | PROMPT_OBJECT
+    | Annotated[
+        list[int | str | Annotated[list[int | str], Field(max_length=MAX_TOKENS)] | PROMPT_OBJECT],
+        Field(max_length=MAX_TOKENS),
+    ]
+)
 
 
 class OpenAIEmbeddingRequest(Strict):
     model: str | None = None  # none, or a name not served here: the default model, as llama-server answers
-    input: (
-        str | TOKEN_IDS | PROMPT_OBJECT | Annotated[list[str | TOKEN_IDS | PROMPT_OBJECT], Field(max_length=MAX_INPUTS)]
-    )
+    input: INPUT
     encoding_format: str = "float"
     dimensions: int | None = Field(None, ge=1, le=MAX_DIMENSIONS)
     user: str | None = None
     truncate: bool = False  # beyond OpenAI, as Ollama's /api/embed: cut an input to the context
+
+
+class LlamaEmbeddingRequest(Strict):
+    """llama-server's own /embedding and /embeddings: `input`, or `content` as its older clients send."""
+
+    model: str | None = None
+    input: INPUT | None = None
+    content: INPUT | None = None
+    embd_normalize: int | None = None  # llama-server's normalisation choice; vectors here are L2-normalised
 
 
 class OllamaEmbedRequest(Strict):
@@ -59,10 +75,11 @@ class OllamaEmbeddingsRequest(Strict):
     keep_alive: str | float | None = None
 
 
-def prompt_text(prompt: PROMPT_OBJECT) -> str:
-    """The text of one of llama-server's prompt objects; a model here embeds text only."""
-    if isinstance(text := prompt.get("prompt_string"), str):
-        return text
+def prompt_text(prompt: PROMPT_OBJECT) -> PROMPT:
+    """The prompt of one of llama-server's prompt objects; a model here embeds text only."""
+    text = prompt.get("prompt_string")
+    if isinstance(text, str) or (isinstance(text, list) and text and all(is_piece(item) for item in text)):
+        return cast(PROMPT, text)
     parts = prompt.get("content")
     if (
         isinstance(parts, list)
@@ -76,6 +93,29 @@ def prompt_text(prompt: PROMPT_OBJECT) -> str:
     raise UsageError("an input object takes prompt_string, or content as a list of text parts.", param="input")
 
 
+def is_piece(item: object) -> bool:
+    return isinstance(item, (int, str)) and not isinstance(item, bool)
+
+
+def prompts(given: str | PROMPT_OBJECT | list) -> list[PROMPT]:
+    """The prompts of an `input`, as llama-server splits one: a list holding a token id at its top
+    level is one prompt (ids, or ids and text mixed); any other list is a list of prompts."""
+    if isinstance(given, dict):
+        return [prompt_text(given)]
+    if isinstance(given, str) or any(isinstance(item, int) for item in given):
+        if isinstance(given, list) and not all(is_piece(item) for item in given):
+            raise UsageError("a prompt of token ids may mix in text, not lists or objects.", param="input")
+        return [given]
+    if not given:
+        raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
+    if len(given) > MAX_INPUTS:
+        raise UsageError(f"input holds {len(given)} prompts; at most {MAX_INPUTS} are taken.", param="input")
+    found = [prompt_text(item) if isinstance(item, dict) else item for item in given]
+    if any(item == [] for item in found):
+        raise UsageError("an input in the list is empty.", param="input")
+    return found
+
+
 def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[float]:
     """The first `dimensions` values, normalised again (Matryoshka models are trained for this)."""
     if dimensions is None or dimensions == n_embd:
@@ -87,27 +127,52 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
     return [x / norm for x in head] if norm > 0 else head
 
 
+async def embed_rows(
+    request: Request,
+    model: str,
+    inputs: Sequence[PROMPT],
+    *,
+    truncate: bool,
+    per_token: bool = False,
+    keep_alive_s: float | None | object = KEEP,
+) -> tuple[list[list[list[float]]], int, float, float]:
+    """Each input's vectors (see Engine.embed_rows), tokens used, load seconds and total seconds.
+    Routes that answer one vector per input refuse a server pooling none, as llama-server's do."""
+    if not inputs:
+        raise UsageError("input is empty.", param="input")
+    pooling = get_state(request).settings.pooling
+    if pooling == "none" and not per_token:
+        raise UsageError(
+            "This server was started with --pooling none (a vector per token), which is not OpenAI-compatible; "
+            "use /embeddings, or serve with another --pooling.",
+            param="input",
+        )
+    started = time.monotonic()
+    lease = await acquire(request, model)  # a client that leaves during the load stops it
+    load_s = time.monotonic() - started
+    try:
+        rows, tokens = await lease.work(lease.model.embed_rows, inputs, truncate=truncate, pooling=pooling)
+    finally:
+        lease.release(keep_alive_s)
+    return rows, tokens, load_s, time.monotonic() - started
+
+
 async def embed(
     request: Request,
     model: str,
-    inputs: Sequence[str | list[int]],
+    inputs: Sequence[PROMPT],
     *,
     truncate: bool,
     dimensions: int | None,
     keep_alive_s: float | None | object = KEEP,
 ) -> tuple[list[list[float]], int, float, float]:
     """Vectors, tokens used, load seconds and total seconds."""
-    if not inputs:
-        raise UsageError("input is empty.", param="input")
-    started = time.monotonic()
-    lease = await acquire(request, model)  # a client that leaves during the load stops it
-    load_s = time.monotonic() - started
-    try:
-        vectors, tokens = await lease.work(lease.model.embed, inputs, truncate=truncate)
-    finally:
-        lease.release(keep_alive_s)
+    rows, tokens, load_s, total_s = await embed_rows(
+        request, model, inputs, truncate=truncate, keep_alive_s=keep_alive_s
+    )
+    vectors = [vectors[0] for vectors in rows]
     n_embd = len(vectors[0]) if vectors else 0
-    return [shorten(v, dimensions, n_embd) for v in vectors], tokens, load_s, time.monotonic() - started
+    return [shorten(v, dimensions, n_embd) for v in vectors], tokens, load_s, total_s
 
 
 def _keep_alive(value: str | float | None, state: ServerState) -> float | None:
@@ -118,18 +183,12 @@ def router() -> APIRouter:
     api = APIRouter()
 
     @api.post("/v1/embeddings")
-    @api.post("/embeddings", include_in_schema=False)  # as llama-server serves it
     async def openai_embeddings(body: OpenAIEmbeddingRequest, request: Request) -> dict:
         state = get_state(request)
         check_fields(body, state.settings)
         if body.encoding_format not in ("float", "base64"):
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
-        if body.input == []:
-            raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
-        many = isinstance(body.input, list) and not isinstance(body.input[0], int)
-        # `many`: a list of inputs; else one (a text, a prompt object or one list of token ids)
-        items = cast(list[str | list[int] | PROMPT_OBJECT], body.input if many else [body.input])
-        inputs = [prompt_text(x) if isinstance(x, dict) else x for x in items]
+        inputs = prompts(body.input)
         model = lenient_name(state.manager, body.model)
         vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
@@ -144,6 +203,18 @@ def router() -> APIRouter:
             "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(vectors)],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+    @api.post("/embedding", include_in_schema=False)  # llama-server's own answer: a list of {index, embedding}
+    @api.post("/embeddings", include_in_schema=False)
+    async def llama_embeddings(body: LlamaEmbeddingRequest, request: Request) -> list[dict]:
+        state = get_state(request)
+        check_fields(body, state.settings)
+        given = body.input if body.input is not None else body.content
+        if given is None:
+            raise UsageError("send the text to embed in input (or content).", param="input")
+        model = lenient_name(state.manager, body.model)
+        rows, _, _, _ = await embed_rows(request, model, prompts(given), truncate=False, per_token=True)
+        return [{"index": i, "embedding": vectors} for i, vectors in enumerate(rows)]
 
     @api.post("/api/embed")
     async def ollama_embed(body: OllamaEmbedRequest, request: Request) -> dict:

@@ -89,7 +89,8 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
 
         def complete(model: Engine, choice: int) -> Stream:
-            params = biased(body.sampling(model.capabilities.context_length, choice), body.logit_bias, model)
+            params = body.sampling(model.capabilities.context_length, choice, model.default_max_tokens)
+            params = biased(params, body.logit_bias, model)
             check_generation(params, model)
             return model.complete(body.text, params=params, suffix=body.suffix or None)
 

@@ -28,6 +28,7 @@ from .schema_base import (
 )
 
 MAX_CHOICES = 16  # n: each choice is a sequence in the batch
+OPENAI_COMPLETION_TOKENS = 16  # OpenAI's length for a completion that asks none
 
 
 class TextPart(Strict):
@@ -206,7 +207,7 @@ class ChatCompletionRequest(GenerationRequest):
 
 class CompletionRequest(GenerationRequest):
     prompt: str | list[str]
-    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for completions
+    max_tokens: int | None = Field(None, ge=1)  # none: serve's --n-predict, else OpenAI's default
     echo: bool = False
     suffix: str | None = None
     logprobs: int | None = Field(None, ge=0, le=5)  # the legacy API's: this many alternatives per token
@@ -231,15 +232,16 @@ class CompletionRequest(GenerationRequest):
     def requested_logprobs(self) -> int | None:
         return self.logprobs
 
-    def sampling(self, n_ctx: int | None, choice: int = 0) -> SamplingParams:
-        """Choice i of n samples with seed + i, so a seeded request stays reproducible."""
+    def sampling(self, n_ctx: int | None, choice: int = 0, default_max_tokens: int | None = None) -> SamplingParams:
+        """Choice i of n samples with seed + i, so a seeded request stays reproducible. No length
+        asked: `default_max_tokens` (serve's --n-predict), else OpenAI's 16."""
         sampler = self.sampler()
         grammar = self.grammar or (
             json_grammar(self.json_schema, "json_schema") if self.json_schema is not None else None
         )
         return sampling_params(
             n_ctx,
-            max_tokens=self.requested_max_tokens(),
+            max_tokens=self.requested_max_tokens() or default_max_tokens or OPENAI_COMPLETION_TOKENS,
             stop=self.stops,
             grammar=grammar,
             logprobs=self.requested_logprobs(),

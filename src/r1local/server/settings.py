@@ -37,6 +37,9 @@ class ServerSettings:
     rpc: tuple[str, ...] = ()  # RPC workers every GGUF model is spread over (rpc/)
     web_ui: bool = True  # the chat page at /
     aliases: tuple[tuple[str, str], ...] = ()  # (NAME, MODEL): a name clients send, served by MODEL
+    pooling: str | None = None  # embeddings' pooling for every model (none/mean/cls/last); None: the model's own
+    n_predict: int | None = None  # tokens generated when a request sets no limit; None: up to the context
+    seed: int | None = None  # the sampling seed when a request sets none; None: a fresh one each time
 
     def apply(self, chat: ChatRequest) -> ChatRequest:
         """A request with this server's defaults: its think budget, and no trimming under --no-trim."""
