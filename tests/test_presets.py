@@ -140,7 +140,9 @@ def test_a_presets_jinja_template_renders_its_prompts_and_a_go_template_is_refus
     client.delete("brackets")
 
 
-def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_options(tiny_model, tmp_path, monkeypatch):
+def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_options(
+    tiny_model, tmp_path, monkeypatch
+):
     """`run`/`chat` without --temperature sample as the preset says (greedy here: the same text
     whatever the seed); a --temperature given wins over the preset's."""
     monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path / "home"))
