@@ -159,6 +159,8 @@ def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_o
         assert result.exit_code == 0, result.output
         return result.stdout
 
+    shown = runner.invoke(app, ["chat", "greedy", *fast], input="/show\n/bye\n")
+    assert "temperature  0.0 (the preset's)" in shown.stdout and "top_p        0.95" in shown.stdout
     for command in ("run", "chat"):
         assert text(command, "--seed", "1") == text(command, "--seed", "2")  # the preset's temperature 0
         given = [text(command, "--seed", str(seed), "--temperature", "1.5") for seed in (1, 2, 3)]
