@@ -279,14 +279,24 @@ async def _drive(base: str, prompts: list[list[str]], body: dict, timeout: float
     return [t for timings in per_client for t in timings]
 
 
-def load(base: str, peer: Peer, prompts: list[list[str]], *, max_tokens: int, timeout: float = 600.0) -> LoadResult:
-    """len(prompts) concurrent clients, each sending its prompts one after another."""
+def load(
+    base: str,
+    peer: Peer,
+    prompts: list[list[str]],
+    *,
+    max_tokens: int,
+    timeout: float = 600.0,
+    sampling: dict | None = None,
+) -> LoadResult:
+    """len(prompts) concurrent clients, each sending its prompts one after another; greedy unless
+    `sampling` gives other request fields (temperature, top_k, seed)."""
     body = {
         "model": peer.model,
         "max_tokens": max_tokens,
         "temperature": 0.0,
         "stream": True,
         "stream_options": {"include_usage": True},
+        **(sampling or {}),
         **peer.fixed_length(max_tokens),
     }
     timings = asyncio.run(_drive(base, prompts, body, timeout))

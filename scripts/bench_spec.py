@@ -4,17 +4,22 @@ n-gram lookup: r1local serve with and without `--spec ngram`, llama-server (buil
 llama.cpp of the installed llama-cpp-python, scripts/build_peers.py) with and without
 `--spec-type ngram-simple`, on gemma-3-270m Q4_K_M (PyPI), greedy, a fixed number of tokens:
 - input-grounded prompts (rename a function in a code file, repeat a passage, quote a list), which
-  the answer copies from, and free prose, which it does not;
+  the answer copies from; prose prompts, greedy (a small model soon repeats itself); and prose
+  sampled at temperature 0.8 ("sampled"), which does not repeat: the cost of lookup that finds little;
 - each round gets fresh prompts (other names, other passages): identical prompts would let caches
   and earlier requests inflate what lookup finds;
 - rounds alternate the four servers; every figure is the median of the rounds.
 Decode speed: (tokens - 1) / (last token - first token), summed over a set's requests.
+
+Draft model (--draft FILE): r1local serve --draft FILE beside llama-server -md FILE, same rounds; with
+--model the target is another GGUF (a draft that is always refused measures what drafting costs).
 
 KV cache: llama.cpp's own KV buffer per token at f16, q8_0 and q4_0, r1local's decode speed with
 each (alternating, medians), and the top-1 agreement of q8_0/q4_0 with f16 over 512 tokens of
 gemma's own greedy text (teacher-forced: every position sees the same text).
 
     python scripts/bench_spec.py [--rounds 3] [--threads 1] [--tokens 160] [--clients 1,4] [--kv]
+        [--sets grounded,prose,sampled] [--servers ...] [--model FILE] [--draft FILE]
 """
 
 from __future__ import annotations
@@ -107,12 +112,31 @@ def prose_prompt(rng: random.Random) -> str:
     return f"Write a short story about a {rng.choice(ANIMALS)} who {rng.choice(DEEDS)}.\n\nOnce upon a time,"
 
 
+# free prose that does not repeat itself: greedy decoding of a small model loops, sampling does not
+SAMPLING = {"sampled": {"temperature": 0.8, "top_k": 40, "seed": 1234}}
+
+
 def prompt_sets(round_no: int, count: int) -> dict[str, list[str]]:
     """`count` distinct prompts of each set (at least 3), fresh for each round."""
     rng = random.Random(1000 + round_no)
     kinds = (code_prompt, passage_prompt, list_prompt)
     count = max(count, 3)
-    return {"grounded": [kinds[i % 3](rng) for i in range(count)], "prose": [prose_prompt(rng) for _ in range(count)]}
+    return {
+        "grounded": [kinds[i % 3](rng) for i in range(count)],
+        "prose": [prose_prompt(rng) for _ in range(count)],
+        "sampled": [prose_prompt(rng) for _ in range(count)],
+    }
+
+
+PAIRS = (
+    ("r1local+ngram", "r1local"),
+    ("r1local+ngram", "llama-server+ngram"),
+    ("llama-server+ngram", "llama-server"),
+    ("r1local+draft", "r1local"),
+    ("r1local+draft", "llama-server+draft"),
+    ("llama-server+draft", "llama-server"),
+    ("r1local", "llama-server"),
+)
 
 
 def servers(model: Path, args) -> dict[str, bench_servers.Peer]:
@@ -122,11 +146,19 @@ def servers(model: Path, args) -> dict[str, bench_servers.Peer]:
     )[:2]
     lookup = ["--spec", "ngram", "--draft-max", str(args.draft_max)]
     peer_lookup = ["--spec-type", args.peer_spec, *args.peer_args.split()]
+    drafted = ["--draft", str(args.draft), "--draft-max", str(args.draft_max)]
+    peer_drafted = ["-md", str(args.draft), "--draft-max", str(args.draft_max), "-td", str(args.threads)]
+
+    def variant(peer: bench_servers.Peer, suffix: str, flags: list[str]) -> bench_servers.Peer:
+        return bench_servers.Peer(f"{peer.name}+{suffix}", [*peer.argv, *flags], *_rest(peer))
+
     return {
         "r1local": ours,
-        "r1local+ngram": bench_servers.Peer("r1local+ngram", [*ours.argv, *lookup], *_rest(ours)),
+        "r1local+ngram": variant(ours, "ngram", lookup),
+        "r1local+draft": variant(ours, "draft", drafted),
         "llama-server": theirs,
-        "llama-server+ngram": bench_servers.Peer("llama-server+ngram", [*theirs.argv, *peer_lookup], *_rest(theirs)),
+        "llama-server+ngram": variant(theirs, "ngram", peer_lookup),
+        "llama-server+draft": variant(theirs, "draft", peer_drafted),
     }
 
 
@@ -145,7 +177,7 @@ def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
     peers = {name: peer for name, peer in servers(model, args).items() if name in args.servers}
     rates: dict = {}
     for round_no in range(args.rounds):
-        sets = prompt_sets(round_no, max(args.clients))
+        sets = {k: v for k, v in prompt_sets(round_no, max(args.clients)).items() if k in args.sets}
         for name, peer in peers.items():
             quiet(args.quiet)
             with bench_servers.running(peer, log=log_dir / f"{name}.log") as (base, _pid):
@@ -153,7 +185,9 @@ def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
                     for clients in args.clients:
                         # one client: three requests in turn; more: one distinct request each
                         own = [prompts[:3]] if clients == 1 else [[p] for p in prompts[:clients]]
-                        load = bench_servers.load(base, peer, own, max_tokens=args.tokens)
+                        load = bench_servers.load(
+                            base, peer, own, max_tokens=args.tokens, sampling=SAMPLING.get(set_name)
+                        )
                         rate = decode_rate(load) if clients == 1 else load.tokens_per_s
                         rates.setdefault(set_name, {}).setdefault(clients, {}).setdefault(name, []).append(rate)
                         log(f"round {round_no + 1} {name:20s} {set_name:8s} {clients} client(s): {rate:6.1f} tok/s")
@@ -231,14 +265,17 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=160, help="greedy tokens per request")
     parser.add_argument("--clients", default="1", help="concurrent clients, comma-separated (1,4,8)")
     parser.add_argument("--draft-max", type=int, default=16)
+    parser.add_argument("--model", type=Path, default=None, help="the target GGUF (default: gemma-3-270m Q4_K_M)")
+    parser.add_argument("--draft", type=Path, default=None, help="a draft GGUF for the +draft servers")
     parser.add_argument("--peer-spec", default="ngram-simple", help="llama-server's --spec-type")
     parser.add_argument("--peer-args", default="", help="more llama-server flags (--spec-ngram-simple-size-n 4 ...)")
     parser.add_argument("--peer-version", default=None, help="llama-cpp-python version of the peer build")
     parser.add_argument(
         "--servers",
         default="r1local,r1local+ngram,llama-server,llama-server+ngram",
-        help="which of the four servers to run, comma-separated",
+        help="which servers to run, comma-separated (also r1local+draft, llama-server+draft with --draft)",
     )
+    parser.add_argument("--sets", default="grounded,prose,sampled", help="prompt sets, comma-separated")
     parser.add_argument("--quiet", type=float, default=60, help="seconds to wait for idle CPUs before each server")
     parser.add_argument("--kv", action="store_true", help="measure the KV cache types too")
     parser.add_argument("--no-lookup", action="store_true", help="skip the n-gram lookup rounds")
@@ -246,7 +283,8 @@ def main() -> None:
     args = parser.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
     args.servers = args.servers.split(",")
-    model = gemma_model()
+    args.sets = args.sets.split(",")
+    model = args.model or gemma_model()
     log_dir = Path("/tmp/r1local-bench-spec")
     log_dir.mkdir(exist_ok=True)
     report: dict = {"model": model.name, "threads": args.threads, "rounds": args.rounds, "tokens": args.tokens}
@@ -256,16 +294,17 @@ def main() -> None:
         for set_name, by_clients in rates.items():
             for clients, by_server in by_clients.items():
                 med = {name: statistics.median(v) for name, v in by_server.items()}
-                pairs = (
-                    ("r1local+ngram", "r1local"),
-                    ("r1local+ngram", "llama-server+ngram"),
-                    ("llama-server+ngram", "llama-server"),
-                )
-                ratios = [(f"{a}/{b}", a, b) for a, b in pairs if a in med and b in med]
+                ratios = [(a, b) for a, b in PAIRS if a in med and b in med]
+                # the ratio of the medians, then the median of the rounds' own ratios (a round's
+                # servers ran minutes apart, so the second shrugs off load that comes and goes)
                 print(
                     f"{set_name} prompts, {clients} client(s): "
                     + ", ".join(f"{k} {v:.1f}" for k, v in med.items())
-                    + "".join(f"; {label} {med[a] / med[b]:.2f}x" for label, a, b in ratios)
+                    + "".join(
+                        f"; {a}/{b} {med[a] / med[b]:.2f}x "
+                        f"(rounds {statistics.median(x / y for x, y in zip(by_server[a], by_server[b], strict=True)):.2f}x)"
+                        for a, b in ratios
+                    )
                 )
     if args.kv:
         report["kv"] = kv_figures(model, args)

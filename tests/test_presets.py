@@ -140,7 +140,9 @@ def test_a_presets_jinja_template_renders_its_prompts_and_a_go_template_is_refus
     client.delete("brackets")
 
 
-def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_options(tiny_model, tmp_path, monkeypatch):
+def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_options(
+    tiny_model, tmp_path, monkeypatch
+):
     """`run`/`chat` without --temperature sample as the preset says (greedy here: the same text
     whatever the seed); a --temperature given wins over the preset's."""
     monkeypatch.setenv("R1LOCAL_HOME", str(tmp_path / "home"))
@@ -157,6 +159,8 @@ def test_a_presets_parameters_win_over_the_command_lines_defaults_not_over_its_o
         assert result.exit_code == 0, result.output
         return result.stdout
 
+    shown = runner.invoke(app, ["chat", "greedy", *fast], input="/show\n/bye\n")
+    assert "temperature  0.0 (the preset's)" in shown.stdout and "top_p        0.95" in shown.stdout
     for command in ("run", "chat"):
         assert text(command, "--seed", "1") == text(command, "--seed", "2")  # the preset's temperature 0
         given = [text(command, "--seed", str(seed), "--temperature", "1.5") for seed in (1, 2, 3)]

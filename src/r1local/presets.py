@@ -17,6 +17,7 @@ from . import config
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from .engine.speculative import Speculation
     from .request import ChatRequest
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?::[A-Za-z0-9._-]{1,64})?$")  # never a path
@@ -33,6 +34,8 @@ SAMPLING = {
     "seed": int,
 }
 OTHERS = {"num_predict": int, "num_ctx": int, "stop": str}  # Ollama's parameters that are no sampler field
+# how the preset's model loads (serve/run/chat's --draft, --spec, --draft-max, --draft-min, --kv-type)
+LOAD = {"draft": str, "spec": str, "draft_max": int, "draft_min": int, "kv_type": str}
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,18 @@ class Preset:
         lines += [f"PARAMETER {line}" for line in self.parameters_text().splitlines()]
         lines += [f'MESSAGE {m["role"]} """{m["content"]}"""' for m in self.messages]
         return "\n".join(lines) + "\n"
+
+    @property
+    def kv_type(self) -> str | None:
+        return self.parameters.get("kv_type")
+
+    def speculation(self) -> Speculation | None:
+        """The drafts its model loads with (draft: a model name, a path from the command line, or auto)."""
+        return speculation_of(self.parameters)
+
+    def loads_its_own(self) -> bool:
+        """Whether its model loads with settings of its own (a draft, a KV type): its own loaded copy."""
+        return any(key in LOAD for key in self.parameters)
 
     def applied(self, chat: ChatRequest) -> ChatRequest:
         """`chat` with this preset's settings where it sets none of its own."""
@@ -152,12 +167,13 @@ def create(
     """A preset over `base` (itself a preset: settings merge, this one's winning)."""
     name = check_name(name)
     parent = find(base)
-    parameters = _checked(parameters or {})
+    parameters = {**(parent.parameters if parent else {}), **_checked(parameters or {})}
+    _checked_load(parameters)
     preset = Preset(
         name,
         parent.base if parent else base,
         system if system is not None else (parent.system if parent else None),
-        {**(parent.parameters if parent else {}), **parameters},
+        parameters,
         [*(parent.messages if parent else []), *_checked_messages(messages or [])],
         check_template(template) if template is not None else (parent.template if parent else None),
     )
@@ -192,8 +208,40 @@ def remove(name: str) -> bool:
     return True
 
 
+def speculation_of(parameters: dict) -> Speculation | None:
+    from .engine.speculative import Speculation
+
+    source = "draft" if parameters.get("draft") else parameters.get("spec")
+    if source is None:
+        return None
+    bounds = {key: parameters[key] for key in ("draft_max", "draft_min") if key in parameters}
+    return Speculation(source, draft=parameters.get("draft"), **bounds)
+
+
+def _checked_load(parameters: dict) -> None:
+    """A preset's load settings, refused as serve's options would be."""
+    if parameters.get("kv_type", "f16") not in config.KV_TYPES:
+        raise UsageError(
+            f"kv_type {parameters['kv_type']!r}: choose one of {', '.join(config.KV_TYPES)}.", param="parameters"
+        )
+    if parameters.get("spec", "ngram") != "ngram":
+        raise UsageError(
+            f"spec {parameters['spec']!r}: the one source is ngram (or a draft model).", param="parameters"
+        )
+    if "spec" in parameters and "draft" in parameters:
+        raise UsageError("spec ngram and draft are two sources of drafts: choose one.", param="parameters")
+    if ("draft_max" in parameters or "draft_min" in parameters) and speculation_of(parameters) is None:
+        raise UsageError(
+            "draft_max and draft_min bound a draft: set draft MODEL or spec ngram too.", param="parameters"
+        )
+    try:
+        speculation_of(parameters)  # checks the bounds
+    except UsageError as error:
+        raise UsageError(error.message, error.hint, param="parameters") from None
+
+
 def _checked(parameters: dict) -> dict:
-    kinds = {**SAMPLING, **OTHERS}
+    kinds = {**SAMPLING, **OTHERS, **LOAD}
     checked = {}
     for key, value in parameters.items():
         if key not in kinds:
@@ -206,6 +254,7 @@ def _checked(parameters: dict) -> dict:
                 f"Parameter {key} must be a {kinds[key].__name__}, not {value!r}.", param="parameters"
             ) from None
         checked[key] = converted if key == "stop" else converted[-1]
+    _checked_load(checked)
     return checked
 
 

@@ -83,9 +83,15 @@ def open_backend(
     spec: Speculation | None = None,
 ) -> Iterator[Backend]:
     """A running `r1local serve` answers when it can load the model (already loaded: at once), by
-    any of its names or its file's path; --local or RPC workers load the model in this process."""
-    address = ModelAddress.parse(presets.base_of(model), allow_paths=True)  # a preset runs its base model
-    with resident(address, local=local, rpc=rpc) as server:
+    any of its names or its file's path; --local or RPC workers load the model in this process. A
+    preset runs its base model with the preset's settings; its draft and KV type apply where the
+    command gives none."""
+    preset = presets.find(model)
+    address = ModelAddress.parse(preset.base if preset else model, allow_paths=True)
+    # a server is asked for a preset by its name: it applies the preset (and loads its own copy of
+    # the model where the preset has load settings)
+    asked = ModelAddress.parse(preset.name) if preset else address
+    with resident(asked, local=local, rpc=rpc) as server:
         if server is not None:
             note_ignored(
                 server,
@@ -101,12 +107,17 @@ def open_backend(
                 server.url,
                 "r1local serve",
                 server.url,
-                lambda chat: server.chat(address.for_server, presets.with_preset(model, chat)),
+                lambda chat: server.chat(asked.for_server, chat),
             )
             return
+    if preset is not None:
+        kv_type, spec = kv_type or preset.kv_type, spec or preset.speculation()
     with open_model(address, ctx, threads, gpu_layers, yes, rpc, tensor_split, kv_type, spec) as loaded:
         yield Backend(
-            "this process", loaded.engine, loaded.device, lambda chat: submit(presets.with_preset(model, chat), loaded)
+            "this process",
+            loaded.engine,
+            loaded.device,
+            lambda chat: submit(preset.applied(chat) if preset else chat, loaded),
         )
 
 

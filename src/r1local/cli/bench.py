@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from .. import presets
 from ..errors import UsageError
 from ..names import ModelAddress
 from ..units import human_size, plural
@@ -61,6 +62,8 @@ def bench(
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.", style="dim")
     drafts = speculation(spec, draft, draft_max, draft_min)
+    if preset := presets.find(model):  # its base model, with its draft and KV type where none are given
+        model, kv_type, drafts = preset.base, kv_type or preset.kv_type, drafts or preset.speculation()
     address = ModelAddress.parse(model, allow_paths=True)
     if address.engine not in (None, "llama.cpp"):  # refused before a load (OpenVINO converts the GGUF first)
         _refuse_engine(model, address.engine)

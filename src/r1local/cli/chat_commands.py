@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from .. import presets
 from ..engine.events import Done
 from ..engine.params import SamplingParams
 from ..units import plural
@@ -159,11 +160,18 @@ def _show(backend: Backend, model: str, conversation: Conversation, what: str) -
         out.print(conversation.system or "(no system prompt)", markup=False)
         return
     p = conversation.params
+    preset = presets.find(model)
+
+    def sampler(name: str) -> str:  # a value the command did not set is the preset's, where it has one
+        if name not in p.model_fields_set and preset is not None and name in preset.parameters:
+            return f"{preset.parameters[name]} (the preset's)"
+        return str(getattr(p, name))
+
     lines = [
         f"model        {model} ({backend.where})",
         f"think        {THINK_SHOWN[conversation.think]}" + (" (hidden)" if conversation.hide_think else ""),
-        f"temperature  {p.temperature}",
-        f"top_p        {p.top_p}",
+        f"temperature  {sampler('temperature')}",
+        f"top_p        {sampler('top_p')}",
         f"top_k        {p.top_k or 'off'}",
         f"max_tokens   {p.max_tokens or 'off'}",
         f"num_ctx      {p.context_limit or 'the whole context'}",

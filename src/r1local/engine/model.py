@@ -201,7 +201,8 @@ class Model(Engine):
         return sum(p.host_bytes for p in placements), sum(p.device_bytes for p in placements)
 
     def describe(self) -> dict:
-        return {**super().describe(), **({"draft": self.draft.path.stem} if self.draft else {})}
+        drafting = {"draft": self.draft.path.stem} if self.draft else {}
+        return {**super().describe(), "kv_type": self.native.kv_type, **drafting}
 
     def close(self) -> None:
         for embedder in self._embedders.values():

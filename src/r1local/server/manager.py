@@ -10,7 +10,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ from .settings import ServerSettings
 log = logging.getLogger("r1local.server")
 
 KEEP = object()  # release() sentinel: keep the model's current keep-alive
-Key = tuple[Path, str]  # a loaded model: its file (or folder) and the engine running it
+# a loaded model: its file (or folder), the engine running it, and "" (serve's settings) or the name of
+# the preset whose own load settings (a draft, a KV type) it was loaded with
+Key = tuple[Path, str, str]
 MODEL_THREADS = 2  # each model's threads for rendering, tokenising and building samplers
 
 
@@ -149,6 +151,7 @@ class ModelManager:
         (never an arbitrary path), load it if needed, and hold it until the lease is released.
         NAME/MODEL names a model of the upstream server NAME."""
         address = self.address(name)
+        own = self._own_copy(name)
         name = address.text  # an alias's model
         if address.kind is Kind.UPSTREAM:
             entry = self._upstream_entries.get(name)
@@ -159,8 +162,10 @@ class ModelManager:
             entry.active += 1
             return Lease(self, entry)
         held = self._held(address)
-        key = self._key(address)
-        if held is not None:  # a model held under another name (a path, a stem) keeps its own
+        key = self._key(address, own)
+        if own is not None:  # a preset's own copy goes by the preset's name
+            name = own.name
+        elif held is not None:  # a model held under another name (a path, a stem) keeps its own
             name = held[0]
         entry = self._entries.get(key)
         if entry is not None and getattr(entry.model, "lost", None):  # its RPC worker went away: load it again
@@ -170,7 +175,7 @@ class ModelManager:
             self._waiters[key] += 1
             try:
                 async with self._load_lock:
-                    entry = self._entries.get(key) or await self._load(name, key)
+                    entry = self._entries.get(key) or await self._load(name, key, own)
             finally:  # a request that gave up (its client left) no longer waits
                 self._waiters[key] -= 1
         self._entries.move_to_end(key)
@@ -184,11 +189,39 @@ class ModelManager:
 
     def key_of(self, name: str) -> Key:
         """The loaded model a name means: its file and the engine that runs it."""
-        return self._key(self.address(name))
+        return self._key(self.address(name), self._own_copy(name))
 
-    def _key(self, address: ModelAddress) -> Key:
+    def _key(self, address: ModelAddress, own: presets.Preset | None = None) -> Key:
         path = self._path(address)
-        return path, registry.engine_for(path, address.engine)
+        return path, registry.engine_for(path, address.engine), own.name if own else ""
+
+    def _own_copy(self, name: str) -> presets.Preset | None:
+        """The preset `name` means when it loads its model with settings of its own."""
+        preset = presets.find(self.aliases.get(name, name))
+        return preset if preset is not None and preset.loads_its_own() else None
+
+    def _settings_for(self, own: presets.Preset | None, path: Path) -> ServerSettings:
+        """serve's settings, with a preset's KV type and drafts over them (its draft resolved as a
+        request's model name is: a model here, never a path the server was not started with)."""
+        if own is None:
+            return self.settings
+        changes: dict[str, Any] = {"kv_type": own.kv_type} if own.kv_type else {}
+        if (drafts := own.speculation()) is not None:
+            if drafts.draft:
+                drafts = replace(drafts, draft=str(self.path_of(self._draft_name(drafts.draft, path))))
+            changes["speculation"] = drafts
+        return replace(self.settings, **changes)
+
+    @staticmethod
+    def _draft_name(draft: str, target: Path) -> str:
+        """auto: the catalog's draft for the distill `target` is."""
+        if draft != "auto":
+            return draft
+        from .. import catalog
+        from ..gguf_meta import read_gguf
+
+        info = read_gguf(target)
+        return catalog.load().draft_for(info.architecture or "", info.parameter_count, target.name)
 
     def _path(self, address: ModelAddress) -> Path:
         if (held := self._held(address)) is not None:
@@ -240,10 +273,10 @@ class ModelManager:
         ]
 
     # -- loading and eviction --
-    async def _load(self, name: str, key: Key) -> Entry:
-        path, engine = key
-        checked = await self._make_room(path)
-        s = self.settings
+    async def _load(self, name: str, key: Key, own: presets.Preset | None = None) -> Entry:
+        path, engine, _ = key
+        s = await asyncio.to_thread(self._settings_for, own, path)
+        checked = await self._make_room(path, s)
         n_ctx = s.ctx  # None: the engine asks the fit itself
         if checked is not None:  # the live memory check's plan: it may have had to shrink the context
             n_ctx = checked.n_ctx if s.ctx is None or checked.n_ctx < s.ctx else s.ctx
@@ -285,7 +318,7 @@ class ModelManager:
         entries = self._entries.values()
         return sum(e.size_bytes - e.vram_bytes for e in entries), sum(e.vram_bytes for e in entries)
 
-    async def _make_room(self, path: Path) -> fit.FitPlan | None:
+    async def _make_room(self, path: Path, settings: ServerSettings) -> fit.FitPlan | None:
         """Evict idle models, least recently used first, until one more is allowed and (when
         checking memory) the fit says it fits; its plan then sets the context and GPU layers."""
         while len(self._entries) >= self.settings.max_loaded:
@@ -295,9 +328,9 @@ class ModelManager:
                     "Retry when a request finishes, or start the server with a larger --max-loaded.",
                 )
         # the fit reads GGUFs; a split over RPC workers checks every machine's memory itself
-        if not self.settings.check_memory or path.is_dir() or self.settings.rpc:
+        if not settings.check_memory or path.is_dir() or settings.rpc:
             return None
-        while not (load_plan := await asyncio.to_thread(memory.plan, path, self.settings, self._hardware())).fits:
+        while not (load_plan := await asyncio.to_thread(memory.plan, path, settings, self._hardware())).fits:
             if not await self._evict_idle():
                 raise memory.refusal(path, load_plan)
         return load_plan

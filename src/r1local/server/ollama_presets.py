@@ -71,6 +71,9 @@ def router() -> APIRouter:
         fields = body.fields()
         name = fields["name"]
         await asyncio.to_thread(state.manager.path_of, fields["base"])  # 404 unless the base model is here
+        draft = (fields.get("parameters") or {}).get("draft")
+        if isinstance(draft, str) and draft != "auto":  # a model here, by name: never a path it was not started with
+            await asyncio.to_thread(state.manager.path_of, draft)
         await asyncio.to_thread(lambda: presets.create(fields.pop("name"), fields.pop("base"), **fields))
         if not body.stream:
             return {"status": "success"}
