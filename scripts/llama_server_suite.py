@@ -39,7 +39,7 @@ FILES = (
     "unit/test_compat_oai_responses.py",
 )
 # Where a llama-server built from the vendored llama.cpp may be (scripts/build_peers.py builds them).
-PEER_GLOBS = ("/tmp/r1local-gpu-dry-run/peers/*/bin/llama-server", str(build_peers.CACHE / "*/bin/llama-server"))
+PEER_GLOBS = (str(build_peers.CACHE / "*/bin/llama-server"), "/tmp/r1local-gpu-dry-run/peers/*/bin/llama-server")
 
 
 def find_llama_server() -> Path | None:

@@ -183,9 +183,36 @@ def test_token_id_and_mixed_prompts(url):
     wrapped = completion(url, prompt=[head + tail], n_predict=5, ignore_eos=True)
     assert by_ids["tokens_evaluated"] == len(head + tail) == mixed["tokens_evaluated"]
     assert by_ids["content"] == mixed["content"] == wrapped["content"]
-    for bad in ([10**9], [-1], ["two", "prompts"], []):
+    as_object = completion(url, prompt={"prompt_string": "Once upon a time"}, n_predict=5, ignore_eos=True)
+    assert as_object["content"] == by_ids["content"]
+    # several prompts: one answer each, in order, as llama-server answers them
+    several = httpx.post(
+        f"{url}/completion",
+        json={
+            "prompt": [head + tail, "Once upon a time", {"prompt_string": ["Once upon a", *tail]}],
+            "n_predict": 5,
+            "ignore_eos": True,
+            "temperature": 0,
+        },
+        timeout=120,
+    )
+    assert several.status_code == 200, several.text
+    answers = several.json()
+    assert [a["index"] for a in answers] == [0, 1, 2]
+    assert [a["content"] for a in answers] == [by_ids["content"]] * 3
+    for bad in (
+        [10**9],
+        [-1],
+        [],
+        [[]],
+        {"prompt_string": "x", "multimodal_data": ["AAAA"]},
+        {"content": "x"},
+        ["many"] * 17,
+    ):
         response = httpx.post(f"{url}/completion", json={"prompt": bad, "n_predict": 2})
         assert response.status_code == 400 and response.json()["error"]["param"] == "prompt", bad
+    streamed = httpx.post(f"{url}/completion", json={"prompt": ["a", "b"], "n_predict": 2, "stream": True})
+    assert streamed.status_code == 400 and "Stream one prompt" in streamed.json()["error"]["message"]
 
 
 def test_logit_bias_is_honoured_on_every_generation_route(url):

@@ -1,6 +1,7 @@
-"""Embedding routes: OpenAI's /v1/embeddings, Ollama's /api/embed and its older /api/embeddings.
-The work runs in a worker thread on the model's embedding context, never on the event loop or
-the scheduler's step."""
+"""Embedding routes: OpenAI's /v1/embeddings, llama-server's own /embedding and /embeddings,
+Ollama's /api/embed and its older /api/embeddings. Inputs are read as llama-server reads them
+(token ids and text mixed, prompt objects). The work runs in a worker thread on the model's
+embedding context, never on the event loop or the scheduler's step."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import base64
 import struct
 import time
 from collections.abc import Sequence
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import Field
 
 from ..errors import UsageError
 from .duration import parse_duration
+from .llama_prompts import Prompt, split
 from .manager import KEEP
 from .resolve import lenient_name
 from .schema_base import Strict
@@ -25,8 +27,6 @@ from .turn import acquire
 MAX_INPUTS = 2048  # OpenAI's own limit per request
 MAX_TOKENS = 1 << 20  # of one input given as token ids
 MAX_DIMENSIONS = 1 << 16
-# One prompt as llama-server reads it: text, token ids, or both mixed ([12, "text", 34]).
-PROMPT = str | list[int | str]
 # llama-server's prompt objects: {"prompt_string": text} or {"content": [{"type": "text", "text": ...}, ...]}
 PROMPT_OBJECT = dict[str, object]
 INPUT = (
@@ -75,47 +75,6 @@ class OllamaEmbeddingsRequest(Strict):
     keep_alive: str | float | None = None
 
 
-def prompt_text(prompt: PROMPT_OBJECT) -> PROMPT:
-    """The prompt of one of llama-server's prompt objects; a model here embeds text only."""
-    text = prompt.get("prompt_string")
-    if isinstance(text, str) or (isinstance(text, list) and text and all(is_piece(item) for item in text)):
-        return cast(PROMPT, text)
-    parts = prompt.get("content")
-    if (
-        isinstance(parts, list)
-        and parts
-        and all(
-            isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
-            for part in parts
-        )
-    ):
-        return "".join(part["text"] for part in parts)
-    raise UsageError("an input object takes prompt_string, or content as a list of text parts.", param="input")
-
-
-def is_piece(item: object) -> bool:
-    return isinstance(item, (int, str)) and not isinstance(item, bool)
-
-
-def prompts(given: str | PROMPT_OBJECT | list) -> list[PROMPT]:
-    """The prompts of an `input`, as llama-server splits one: a list holding a token id at its top
-    level is one prompt (ids, or ids and text mixed); any other list is a list of prompts."""
-    if isinstance(given, dict):
-        return [prompt_text(given)]
-    if isinstance(given, str) or any(isinstance(item, int) for item in given):
-        if isinstance(given, list) and not all(is_piece(item) for item in given):
-            raise UsageError("a prompt of token ids may mix in text, not lists or objects.", param="input")
-        return [given]
-    if not given:
-        raise UsageError("input is empty: send a text, a list of texts or token ids.", param="input")
-    if len(given) > MAX_INPUTS:
-        raise UsageError(f"input holds {len(given)} prompts; at most {MAX_INPUTS} are taken.", param="input")
-    found = [prompt_text(item) if isinstance(item, dict) else item for item in given]
-    if any(item == [] for item in found):
-        raise UsageError("an input in the list is empty.", param="input")
-    return found
-
-
 def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[float]:
     """The first `dimensions` values, normalised again (Matryoshka models are trained for this)."""
     if dimensions is None or dimensions == n_embd:
@@ -130,7 +89,7 @@ def shorten(vector: list[float], dimensions: int | None, n_embd: int) -> list[fl
 async def embed_rows(
     request: Request,
     model: str,
-    inputs: Sequence[PROMPT],
+    inputs: Sequence[Prompt],
     *,
     truncate: bool,
     per_token: bool = False,
@@ -160,7 +119,7 @@ async def embed_rows(
 async def embed(
     request: Request,
     model: str,
-    inputs: Sequence[PROMPT],
+    inputs: Sequence[Prompt],
     *,
     truncate: bool,
     dimensions: int | None,
@@ -188,7 +147,7 @@ def router() -> APIRouter:
         check_fields(body, state.settings)
         if body.encoding_format not in ("float", "base64"):
             raise UsageError("encoding_format must be float or base64.", param="encoding_format")
-        inputs = prompts(body.input)
+        inputs = split(body.input, param="input", limit=MAX_INPUTS, content_parts=True)
         model = lenient_name(state.manager, body.model)
         vectors, tokens, _, _ = await embed(request, model, inputs, truncate=body.truncate, dimensions=body.dimensions)
 
@@ -213,7 +172,8 @@ def router() -> APIRouter:
         if given is None:
             raise UsageError("send the text to embed in input (or content).", param="input")
         model = lenient_name(state.manager, body.model)
-        rows, _, _, _ = await embed_rows(request, model, prompts(given), truncate=False, per_token=True)
+        inputs = split(given, param="input", limit=MAX_INPUTS, content_parts=True)
+        rows, _, _, _ = await embed_rows(request, model, inputs, truncate=False, per_token=True)
         return [{"index": i, "embedding": vectors} for i, vectors in enumerate(rows)]
 
     @api.post("/api/embed")

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -25,19 +26,18 @@ from ..request import sampling_params
 from ..request.grammar import MAX_GRAMMAR_CHARS, json_grammar
 from ..request.logit_bias import LogitBias, biased
 from ..request.prepare import check_generation
+from .llama_prompts import Prompt, split
 from .resolve import lenient_name
 from .schema_base import MAX_MESSAGES, MAX_STOPS, SEED, STOP, TOP_K, Strict
 from .state import get_state
 from .tolerance import check_fields
-from .turn import Turn, TurnResponse, start_turn
+from .turn import Turn, TurnResponse, start_turns
 
 STOP_TYPES = {"stop": "eos", "length": "limit", "cancelled": "none", "error": "none"}
 MAX_PROMPT_ITEMS = 1 << 20  # token ids (or text pieces) of one prompt
+MAX_PROMPTS = 16  # prompts in one request, each answered (as choices are)
 MAX_PROBS = 20  # alternatives per token; a larger n_probs gets this many
 MAX_FIELDS = 64  # response_fields paths
-
-PromptItem = int | str
-Prompt = str | list[PromptItem] | list[list[PromptItem] | str]
 
 
 class NamedModel(Strict):
@@ -45,7 +45,7 @@ class NamedModel(Strict):
 
 
 class CompletionRequest(NamedModel):
-    prompt: str | list[Any] = Field(max_length=MAX_PROMPT_ITEMS)
+    prompt: str | dict[str, Any] | list[Any] = Field(max_length=MAX_PROMPT_ITEMS)
     n_predict: int | None = Field(None, ge=-1)
     temperature: float | None = Field(None, ge=0.0, le=5.0)
     top_k: TOP_K | None = None
@@ -68,23 +68,9 @@ class CompletionRequest(NamedModel):
     return_tokens: bool = False
     response_fields: list[str] = Field(default_factory=list, max_length=MAX_FIELDS)  # "a/b" paths kept
 
-    def prompt_items(self) -> str | list[PromptItem]:
-        """The one prompt: text, or token ids and text pieces mixed. A list of several prompts
-        (llama-server answers each) is refused: send one per request."""
-        prompt = self.prompt
-        if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
-            prompt = prompt[0]
-        if isinstance(prompt, str):
-            return prompt
-        if (
-            prompt
-            and all(isinstance(item, (int, str)) and not isinstance(item, bool) for item in prompt)
-            and any(isinstance(item, int) for item in prompt)
-        ):
-            return prompt
-        raise UsageError(
-            "Send one prompt per request: text, or a list of token ids (text pieces may be mixed in).", param="prompt"
-        )
+    def prompts(self) -> list[Prompt]:
+        """Each prompt of the request: text, or token ids and text pieces mixed; several get one answer each."""
+        return split(self.prompt, param="prompt", limit=MAX_PROMPTS)
 
     def sampling(self, model: Engine) -> SamplingParams:
         grammar = self.grammar or (
@@ -129,7 +115,7 @@ class InfillRequest(CompletionRequest):
     prompt: str = ""
 
 
-def prompt_tokens(items: list[PromptItem], model: Engine) -> list[int]:
+def prompt_tokens(items: list[int | str], model: Engine) -> list[int]:
     """A mixed prompt's ids, as llama-server tokenises one: text pieces with special tokens read,
     the beginning-of-text token only before a first piece of text."""
     vocab = model.gguf_vocab()
@@ -139,29 +125,47 @@ def prompt_tokens(items: list[PromptItem], model: Engine) -> list[int]:
     return tokens
 
 
-def complete(body: CompletionRequest, model: Engine, params: SamplingParams) -> Stream:
-    prompt = body.prompt_items()
+def complete(prompt: Prompt, model: Engine, params: SamplingParams) -> Stream:
     if isinstance(prompt, str):
         return model.complete(prompt, params=params)
     return model.complete_tokens(prompt_tokens(prompt, model), params=params)
 
 
-async def answer(request: Request, body: CompletionRequest, start: Callable[[Engine, SamplingParams], Stream]):
-    """Generate for /completion or /infill: `start(model, params)` makes the stream; the answer is
-    one JSON object, or server-sent events with `stream`."""
+async def answer(
+    request: Request,
+    body: CompletionRequest,
+    start: Callable[[Prompt, Engine, SamplingParams], Stream],
+):
+    """Generate for /completion or /infill: `start(prompt, model, params)` makes a prompt's stream;
+    the answer is one JSON object (a list of them for several prompts), or server-sent events
+    with `stream`."""
     state = get_state(request)
     check_fields(body, state.settings)
+    prompts = body.prompts()
+    if body.stream and len(prompts) > 1:
+        raise UsageError(
+            "Stream one prompt per request (several are answered together without stream).", param="prompt"
+        )
     used: list[SamplingParams] = []
 
-    def submit(model: Engine) -> Stream:  # in a worker thread: the grammar, the sampler and the prompt take time
+    def submit(model: Engine, prompt: Prompt) -> Stream:  # in a worker thread: the sampler and the prompt take time
         used.append(body.sampling(model))
-        return start(model, used[0])
+        return start(prompt, model, used[-1])
 
-    turn = await start_turn(request, lenient_name(state.manager, body.model), submit, api="llama.cpp")
-    reply = CompletionReply(turn, body, used[0])
+    submits = [partial(submit, prompt=prompt) for prompt in prompts]
+    turns = await start_turns(request, lenient_name(state.manager, body.model), submits, api="llama.cpp")
+    replies = [
+        CompletionReply(turn, body, params, index) for index, (turn, params) in enumerate(zip(turns, used, strict=True))
+    ]
     if body.stream:
-        return TurnResponse(reply.chunks(request), turn, "text/event-stream")
-    return await reply.whole(request)
+        return TurnResponse(replies[0].chunks(request), turns, "text/event-stream")
+    try:
+        answers = [await reply.whole(request) for reply in replies]
+    finally:
+        for turn in turns:
+            turn.close()
+    failed = [found for found in answers if isinstance(found, JSONResponse)]
+    return failed[0] if failed else answers[0] if len(answers) == 1 else answers
 
 
 def probabilities(tokens: list[TokenLogprob], post_sampling: bool) -> list[dict]:
@@ -198,10 +202,11 @@ _MISSING = object()
 
 
 class CompletionReply:
-    def __init__(self, turn: Turn, body: CompletionRequest, params: SamplingParams) -> None:
+    def __init__(self, turn: Turn, body: CompletionRequest, params: SamplingParams, index: int = 0) -> None:
         self.turn = turn
         self.body = body
         self.params = params
+        self.index = index  # the prompt's place among the request's prompts
         self.has_new_line = False
 
     def _extra(self, tokens: list[TokenLogprob]) -> dict:
@@ -252,7 +257,7 @@ class CompletionReply:
         context = self.params.context(self.turn.lease.model.n_ctx)
         prompt_n, predicted_n = usage.prompt_tokens - usage.cached_tokens, usage.completion_tokens
         return {
-            "index": 0,
+            "index": self.index,
             "content": content,
             "tokens": [],
             "stop": True,

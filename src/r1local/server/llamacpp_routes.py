@@ -64,7 +64,7 @@ def router() -> APIRouter:
     @api.post("/completion")
     @api.post("/completions", include_in_schema=False)  # llama-server's alias of /completion
     async def completion(body: CompletionRequest, request: Request):
-        return await answer(request, body, lambda model, params: complete(body, model, params))
+        return await answer(request, body, complete)
 
     @api.post("/infill")
     async def infill(body: InfillRequest, request: Request):
@@ -72,7 +72,7 @@ def router() -> APIRouter:
         return await answer(
             request,
             body,
-            lambda model, params: model.infill(
+            lambda _prompt, model, params: model.infill(
                 body.input_prefix, body.input_suffix, files=files, middle=body.prompt, params=params
             ),
         )
