@@ -81,12 +81,14 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="claude-home-") as home:
                 with bench_servers.running(servers[name], log=log) as (base, _pid):
                     seconds, ended, last = claude_run(base, servers[name].model, args.max_output, Path(home))
-            times[name].append(seconds)
+            if ended:  # a run that failed early proves nothing about speed
+                times[name].append(seconds)
             print(f"round {round_ + 1} {name:13} {seconds:7.1f} s  {'ok' if ended else 'NOT ENDED: ' + last[:120]}")
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    for name, value in medians.items():
-        print(f"median {name:13} {value:7.1f} s")
-    print(f"ratio r1local / llama-server: {medians['r1local'] / medians['llama-server']:.2f}")
+    for name, values in times.items():
+        print(f"median {name:13} " + (f"{statistics.median(values):7.1f} s" if values else "    -   (no run ended)"))
+    if all(len(values) == args.rounds for values in times.values()):
+        ratio = statistics.median(times["r1local"]) / statistics.median(times["llama-server"])
+        print(f"ratio r1local / llama-server: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ def r1local_command(argv: list[str]) -> list[str]:
     parser.add_argument("--pooling")
     parser.add_argument("--n-predict", "-n")
     parser.add_argument("--seed")
+    parser.add_argument("--temp")
     known, _ignored = parser.parse_known_args(argv)
     command = [
         sys.executable,
@@ -73,6 +74,8 @@ def r1local_command(argv: list[str]) -> list[str]:
         command += ["--n-predict", known.n_predict]
     if known.seed and int(known.seed) >= 0:  # llama-server's -1: a random seed, r1local's default
         command += ["--seed", known.seed]
+    if known.temp:
+        command += ["--temperature", known.temp]
     return command
 
 

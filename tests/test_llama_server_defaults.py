@@ -1,4 +1,4 @@
-"""`r1local serve --n-predict` and `--seed`: what a request that sets no length or seed gets, as
+"""`r1local serve --n-predict`, `--seed` and `--temperature`: what a request that sets none of them gets, as
 llama-server's -n and --seed give its clients; and scripts/llama_suite_plugin.py's mapping of
 llama-server's command line onto `r1local serve`."""
 
@@ -19,7 +19,7 @@ MODEL = "tiny-r1-qwen"
 
 @pytest.fixture(scope="module")
 def url(tiny_model, tmp_path_factory):
-    with serving(tmp_path_factory, tiny_model, n_predict=5, seed=42) as base:
+    with serving(tmp_path_factory, tiny_model, n_predict=5, seed=42, temperature=0.0) as base:
         yield base
 
 
@@ -46,13 +46,28 @@ def test_a_request_without_a_seed_gets_the_servers_and_its_own_seed_wins(url):
     assert len({text(seed=seed) for seed in range(1, 5)}) > 1  # other seeds sample otherwise
 
 
+def test_a_request_without_a_temperature_gets_the_servers(url):
+    def text(**body) -> str:
+        body = {"prompt": "Once upon a time", "n_predict": 12, **body}
+        return httpx.post(f"{url}/completion", json=body, timeout=120).json()["content"]
+
+    assert len({text(seed=seed) for seed in range(1, 5)}) == 1  # the server's 0: greedy, whatever the seed
+
+
 def test_the_suite_plugin_maps_llama_servers_flags_to_serve():
     command = llama_suite_plugin.r1local_command(
-        ["--model", "/m/gemma.gguf", "--port", "9000", "-n", "64", "--seed", "42", "--pooling", "none", "--embedding"]
+        ["--model", "/m/gemma.gguf", "--port", "9000", "-n", "64", "--seed", "42", "--pooling", "none", "--temp", "0.8"]
     )
     serve = command[command.index("serve") :]
     assert serve[:2] == ["serve", "/m/gemma.gguf"]
-    for flag, value in (("--port", "9000"), ("--n-predict", "64"), ("--seed", "42"), ("--pooling", "none")):
+    flags = (
+        ("--port", "9000"),
+        ("--n-predict", "64"),
+        ("--seed", "42"),
+        ("--pooling", "none"),
+        ("--temperature", "0.8"),
+    )
+    for flag, value in flags:
         assert serve[serve.index(flag) + 1] == value
     unlimited = llama_suite_plugin.r1local_command(["-m", "x.gguf", "-n", "-1", "--seed", "-1"])
     assert "--n-predict" not in unlimited and "--seed" not in unlimited  # llama-server's "none": r1local's default

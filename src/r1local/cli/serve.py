@@ -181,6 +181,14 @@ def serve(
     seed: int | None = typer.Option(
         None, "--seed", min=0, help="Sampling seed for requests that set none (default: a fresh one each time)."
     ),
+    temperature: float | None = typer.Option(
+        None,
+        "--temperature",
+        "--temp",
+        min=0.0,
+        max=5.0,
+        help="Sampling temperature for requests that set none (default 0.6, R1's; 0 is greedy), as llama-server's --temp.",
+    ),
     no_ui: bool = typer.Option(False, "--no-ui", help="Do not serve the chat page at /."),
     detach: bool = typer.Option(
         False, "--detach", "-d", help="Run in the background (log in ~/.r1local/serve.log); r1local stop ends it."
@@ -257,6 +265,7 @@ def serve(
         pooling=pooling,
         n_predict=n_predict,
         seed=seed,
+        temperature=temperature,
         kv_type=kv_type or config.kv_type(),
         speculation=drafts,
     )

@@ -41,9 +41,11 @@ class Engine(ABC):
     info: Any = None  # the GGUF's metadata when loaded from a GGUF
     load_note: str | None = None  # one line on how the load departed from its plan, for the user
     vocab: Any = None  # the tokenizer (a GGUF's VocabMethods, or the engine's own)
-    # What a request that sets none gets (serve --n-predict, --seed); None: up to the context, a fresh seed
+    # What a request that sets none gets (serve --n-predict, --seed, --temperature); None: up to the
+    # context, a fresh seed, SamplingParams' temperature
     default_max_tokens: int | None = None
     default_seed: int | None = None
+    default_temperature: float | None = None
 
     def memory_bytes(self) -> tuple[int, int] | None:
         """(RAM, VRAM) the engine allocated for the model, when it can tell."""
@@ -144,13 +146,16 @@ class Engine(ABC):
         return self._submit(tokens, self._defaulted(params), split_reasoning=False, in_reasoning=False)
 
     def _defaulted(self, params: SamplingParams | None) -> SamplingParams:
-        """`params` with this engine's defaults where the request left the length or the seed open."""
+        """`params` with this engine's defaults where the request left the length, the seed or the
+        temperature open."""
         params = params or SamplingParams()
-        update: dict[str, int] = {}
+        update: dict[str, float] = {}
         if params.max_tokens is None and self.default_max_tokens is not None:
             update["max_tokens"] = min(self.default_max_tokens, params.context(self.n_ctx))
         if params.seed is None and self.default_seed is not None:
             update["seed"] = self.default_seed
+        if "temperature" not in params.model_fields_set and self.default_temperature is not None:
+            update["temperature"] = self.default_temperature
         return params.model_copy(update=update) if update else params
 
     def fill_in_middle(

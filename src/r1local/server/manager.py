@@ -296,7 +296,7 @@ class ModelManager:
             abort=lambda: self._stopping or not self._waiters[key],
         )  # nobody waits for it any more
         model = await asyncio.to_thread(registry.load, path, engine=engine, options=options)
-        model.default_max_tokens, model.default_seed = s.n_predict, s.seed
+        model.default_max_tokens, model.default_seed, model.default_temperature = s.n_predict, s.seed, s.temperature
         if model.load_note:
             log.warning("%s", model.load_note)
         ram, vram = model.memory_bytes() or (model_bytes(path), 0)

@@ -40,6 +40,7 @@ class ServerSettings:
     pooling: str | None = None  # embeddings' pooling for every model (none/mean/cls/last); None: the model's own
     n_predict: int | None = None  # tokens generated when a request sets no limit; None: up to the context
     seed: int | None = None  # the sampling seed when a request sets none; None: a fresh one each time
+    temperature: float | None = None  # the temperature when a request sets none; None: the engine's default
 
     def apply(self, chat: ChatRequest) -> ChatRequest:
         """A request with this server's defaults: its think budget, and no trimming under --no-trim."""
