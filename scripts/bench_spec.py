@@ -147,7 +147,7 @@ def servers(model: Path, args) -> dict[str, bench_servers.Peer]:
     lookup = ["--spec", "ngram", "--draft-max", str(args.draft_max)]
     peer_lookup = ["--spec-type", args.peer_spec, *args.peer_args.split()]
     drafted = ["--draft", str(args.draft), "--draft-max", str(args.draft_max)]
-    peer_drafted = ["-md", str(args.draft), "--draft-max", str(args.draft_max), "-td", str(args.threads)]
+    peer_drafted = ["-md", str(args.draft), "--spec-draft-n-max", str(args.draft_max), "-td", str(args.threads)]
 
     def variant(peer: bench_servers.Peer, suffix: str, flags: list[str]) -> bench_servers.Peer:
         return bench_servers.Peer(f"{peer.name}+{suffix}", [*peer.argv, *flags], *_rest(peer))

@@ -32,8 +32,12 @@ def expected(tiny_model):
         return generate(plain, PROMPTS, greedy(64))
 
 
+# The tiny random-weight models are rarely sure of a token (top probability ~0.14), so the default
+# --draft-p-min would leave them nothing to draft: tests that want drafts verified pass p_min=0.
+
+
 def test_a_model_drafting_for_itself_is_accepted_whole_and_changes_nothing(tiny_model, expected):
-    with drafting(tiny_model, tiny_model) as model:
+    with drafting(tiny_model, tiny_model, p_min=0) as model:
         got = generate(model, PROMPTS, greedy(64))
         assert model.describe()["draft"] == tiny_model.stem
         ram, _ = model.memory_bytes()
@@ -44,11 +48,41 @@ def test_a_model_drafting_for_itself_is_accepted_whole_and_changes_nothing(tiny_
 
 
 def test_a_draft_that_is_always_wrong_changes_nothing_and_stops_drafting(tiny_model, tiny_model_b, expected):
-    with drafting(tiny_model, tiny_model_b) as model:
+    with drafting(tiny_model, tiny_model_b, p_min=0) as model:
         got = generate(model, PROMPTS, greedy(64))
     same_output(got, expected)
     drafted = sum(r.done.timings.draft_n for r in got)
     assert 0 < drafted < 4 * 64  # drafting paused once the guesses kept failing
+
+
+def test_a_draft_that_is_never_sure_proposes_nothing_and_is_seldom_asked(tiny_model, tiny_model_b, expected):
+    with drafting(tiny_model, tiny_model_b) as model:  # the default p_min, llama.cpp's 0.75
+        assert model.draft.p_min == 0.75
+        propose, asked = model.draft.propose, []
+
+        def counted(wanted):
+            asked.append(sum(length for _, _, length in wanted))
+            return propose(wanted)
+
+        model.draft.propose = counted
+        got = generate(model, PROMPTS, greedy(64))
+    same_output(got, expected)
+    assert sum(r.done.timings.draft_n for r in got) <= 4  # (almost) no token is sure enough
+    steps = 64  # at least: four sequences of 64 tokens, a token each per step
+    # each decline backs the slot off as a refused token does (measured: 19 asks; 62 without backing off)
+    assert 0 < len(asked) < steps // 2
+
+
+def test_p_min_ends_each_draft_at_its_first_unsure_token(tiny_model, expected):
+    with Model.load(
+        tiny_model, n_ctx=512, n_parallel=2, n_threads=1, speculation=Speculation("draft", draft=str(tiny_model))
+    ) as model:
+        draft, prompt = model.draft, model.tokenize("The quick brown fox", add_special=True)
+        draft.p_min = 0
+        every = draft.propose([(0, prompt, 6), (1, prompt[:-1], 6)])
+        assert [len(d) for d in every] == [6, 6]
+        draft.p_min = 1  # no softmax of random weights puts all of its mass on one token
+        assert draft.propose([(0, prompt, 6), (1, prompt[:-1], 6)]) == [[], []]
 
 
 def test_a_draft_of_another_vocabulary_is_refused_in_one_line(tiny_model, tmp_path):
@@ -69,6 +103,17 @@ def test_a_draft_of_another_vocabulary_is_refused_in_one_line(tiny_model, tmp_pa
     assert both.exit_code == 2 and "choose one" in both.output
 
 
+@pytest.mark.parametrize("command", ["run", "chat", "bench", "serve"])
+def test_draft_p_min_out_of_range_is_a_one_line_usage_error(tiny_model, command):
+    args = [command, str(tiny_model), *(["hi"] if command == "run" else []), "--draft", str(tiny_model)]
+    result = CliRunner().invoke(app, [*args, "--draft-p-min", "1.5"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "--draft-p-min 1.5" in lines[0] and "0 to 1" in lines[0], result.output
+    with pytest.raises(UsageError, match="--draft-p-min"):
+        Speculation(p_min=-0.1)
+
+
 def test_draft_auto_is_the_1_5b_for_the_qwen_distills_and_no_llama():
     known = catalog.load()
     for size in (7.6e9, 14.8e9, 32.8e9):
@@ -84,7 +129,7 @@ def test_draft_auto_is_the_1_5b_for_the_qwen_distills_and_no_llama():
 def test_bench_reports_the_drafts_kept(tiny_model):
     import json
 
-    fast = ["--pp", "8", "--tg", "32", "-r", "2", "--threads", "1", "--draft", str(tiny_model)]
+    fast = ["--pp", "8", "--tg", "32", "-r", "2", "--threads", "1", "--draft", str(tiny_model), "--draft-p-min", "0"]
     result = CliRunner().invoke(app, ["bench", str(tiny_model), "--json", *fast])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -30,12 +30,23 @@ def test_the_server_loads_a_presets_model_with_its_draft_and_kv_type(url):
     client.create(
         model="quick",
         from_=LONG,
-        parameters={"draft": LONG, "draft_max": 8, "kv_type": "q8_0", "temperature": 0, "num_predict": 24},
+        parameters={
+            "draft": LONG,
+            "draft_max": 8,
+            "draft_p_min": 0,  # the random-weight tiny model is never sure of its guesses
+            "kv_type": "q8_0",
+            "temperature": 0,
+            "num_predict": 24,
+        },
         stream=False,
     )
     shown = httpx.post(f"{url}/api/show", json={"model": "quick"}).json()
     assert 'draft "tiny-r1-qwen-long"' in shown["parameters"] and 'kv_type "q8_0"' in shown["parameters"]
-    assert "draft_max 8" in shown["parameters"] and 'PARAMETER draft "tiny-r1-qwen-long"' in shown["modelfile"]
+    assert (
+        "draft_max 8" in shown["parameters"]
+        and "draft_p_min 0" in shown["parameters"]
+        and 'PARAMETER draft "tiny-r1-qwen-long"' in shown["modelfile"]
+    )
     hi = [{"role": "user", "content": "Say something long"}]
     drafted = client.chat(model="quick", messages=hi, think=False)
     plain = client.chat(model=LONG, messages=hi, think=False, options={"temperature": 0, "num_predict": 24})
@@ -61,13 +72,14 @@ def test_run_chat_and_bench_load_a_modelfiles_draft_and_kv_type(tiny_model, tiny
     runner = CliRunner()
     modelfile = tmp_path / "Modelfile"
     modelfile.write_text(
-        f"FROM {tiny_model_long}\nPARAMETER draft {tiny_model_long}\nPARAMETER draft_max 8\n"
+        f"FROM {tiny_model_long}\nPARAMETER draft {tiny_model_long}\nPARAMETER draft_max 8\nPARAMETER draft_p_min 0\n"
         "PARAMETER kv_type q8_0\nPARAMETER temperature 0\n"
     )
     assert runner.invoke(app, ["create", "quick", "-f", str(modelfile)]).exit_code == 0
     assert presets.find("quick").parameters == {
         "draft": str(tiny_model_long),
         "draft_max": 8,
+        "draft_p_min": 0.0,  # the random-weight tiny model is never sure of its guesses
         "kv_type": "q8_0",
         "temperature": 0.0,
     }

@@ -64,6 +64,15 @@ def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():
     assert 10 < steps < 200
 
 
+def test_a_draft_that_declines_backs_the_slot_off_as_a_refusal_does():
+    declining, refused = Pacing(Speculation()), Pacing(Speculation())
+    for _ in range(3):
+        declining.declined()  # asked for tokens, sure of none
+        refused.verified(8, 0)
+    assert declining.acceptance == pytest.approx(refused.acceptance) and declining.acceptance < 0.35
+    assert declining.length(64, 1, 1.0, lambda rows: 1 + 0.6 * (rows - 1)) == 0
+
+
 def test_bad_draft_bounds_are_one_line():
     with pytest.raises(UsageError, match="--draft-min"):
         Speculation(draft_max=2, draft_min=4)

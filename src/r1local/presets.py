@@ -34,8 +34,9 @@ SAMPLING = {
     "seed": int,
 }
 OTHERS = {"num_predict": int, "num_ctx": int, "stop": str}  # Ollama's parameters that are no sampler field
-# how the preset's model loads (serve/run/chat's --draft, --spec, --draft-max, --draft-min, --kv-type)
-LOAD = {"draft": str, "spec": str, "draft_max": int, "draft_min": int, "kv_type": str}
+# how the preset's model loads (serve/run/chat's --draft, --spec, --draft-max, --draft-min, --draft-p-min, --kv-type)
+LOAD = {"draft": str, "spec": str, "draft_max": int, "draft_min": int, "draft_p_min": float, "kv_type": str}
+DRAFT_BOUNDS = {"draft_max": "draft_max", "draft_min": "draft_min", "draft_p_min": "p_min"}  # to Speculation's
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def speculation_of(parameters: dict) -> Speculation | None:
     source = "draft" if parameters.get("draft") else parameters.get("spec")
     if source is None:
         return None
-    bounds = {key: parameters[key] for key in ("draft_max", "draft_min") if key in parameters}
+    bounds = {field: parameters[key] for key, field in DRAFT_BOUNDS.items() if key in parameters}
     return Speculation(source, draft=parameters.get("draft"), **bounds)
 
 
@@ -230,9 +231,10 @@ def _checked_load(parameters: dict) -> None:
         )
     if "spec" in parameters and "draft" in parameters:
         raise UsageError("spec ngram and draft are two sources of drafts: choose one.", param="parameters")
-    if ("draft_max" in parameters or "draft_min" in parameters) and speculation_of(parameters) is None:
+    if any(key in parameters for key in DRAFT_BOUNDS) and speculation_of(parameters) is None:
         raise UsageError(
-            "draft_max and draft_min bound a draft: set draft MODEL or spec ngram too.", param="parameters"
+            "draft_max, draft_min and draft_p_min bound a draft: set draft MODEL or spec ngram too.",
+            param="parameters",
         )
     try:
         speculation_of(parameters)  # checks the bounds

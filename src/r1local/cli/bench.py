@@ -19,6 +19,7 @@ from .options import (
     DRAFT_MAX_OPT,
     DRAFT_MIN_OPT,
     DRAFT_OPT,
+    DRAFT_P_MIN_OPT,
     GPU_OPT,
     KV_TYPE_OPT,
     MODEL_ARG,
@@ -48,6 +49,7 @@ def bench(
     spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft_p_min: float = DRAFT_P_MIN_OPT,
     draft: str | None = DRAFT_OPT,
 ) -> None:
     """Measure prefill (ppN) and decode (tgN) tokens/s, time to first token and peak RSS,
@@ -61,7 +63,7 @@ def bench(
 
     if repetitions < 2 and not as_json:
         err.print("One repetition gives no spread; use -r 3 or more for figures you can trust.", style="dim")
-    drafts = speculation(spec, draft, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min, draft_p_min)
     if preset := presets.find(model):  # its base model, with its draft and KV type where none are given
         model, kv_type, drafts = preset.base, kv_type or preset.kv_type, drafts or preset.speculation()
     address = ModelAddress.parse(model, allow_paths=True)

@@ -19,6 +19,7 @@ from .options import (
     DRAFT_MAX_OPT,
     DRAFT_MIN_OPT,
     DRAFT_OPT,
+    DRAFT_P_MIN_OPT,
     GPU_OPT,
     HIDE_THINK_OPT,
     KV_TYPE_OPT,
@@ -113,6 +114,7 @@ def chat(
     spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft_p_min: float = DRAFT_P_MIN_OPT,
     draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
@@ -124,7 +126,7 @@ def chat(
     conversation = Conversation(
         sampling(temperature, top_p, max_tokens, seed, think_budget), False if no_think else None, hide_think, raw
     )
-    drafts = speculation(spec, draft, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min, draft_p_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         err.print(
             f"{model} ready ({backend.where}). /help for commands, Ctrl-D or /bye to leave.", style="dim", markup=False

@@ -3,11 +3,13 @@ and the small parsers behind them, so each is spelled and validated the same eve
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import typer
 
 from .. import config
 from ..engine.params import R1_TEMPERATURE, R1_TOP_P, SamplingParams
-from ..engine.speculative import Speculation
+from ..engine.speculative import DRAFT_P_MIN, Speculation
 from ..errors import UsageError
 from ..request import ChatRequest, Sampling
 
@@ -62,6 +64,12 @@ DRAFT_OPT = typer.Option(
 )
 DRAFT_MAX_OPT = typer.Option(16, "--draft-max", min=1, max=256, help="Most tokens one request drafts per step.")
 DRAFT_MIN_OPT = typer.Option(2, "--draft-min", min=1, max=256, help="Fewest tokens worth a draft.")
+DRAFT_P_MIN_OPT = typer.Option(
+    DRAFT_P_MIN,
+    "--draft-p-min",
+    metavar="P",
+    help="A draft model guesses only tokens it gives at least this probability (0: every token).",
+)
 THINK_BUDGET_OPT = typer.Option(
     None,
     "--think-budget",
@@ -123,14 +131,17 @@ def parse_split(text: str | None) -> list[float] | None:
     return shares
 
 
-def speculation(spec: str | None, draft: str | None, draft_max: int, draft_min: int) -> Speculation | None:
+def speculation(
+    spec: str | None, draft: str | None, draft_max: int, draft_min: int, p_min: float = DRAFT_P_MIN
+) -> Speculation | None:
     """--spec or --draft and the draft bounds as the engine takes them (None: no speculation); the
     draft model's name is resolved to its file when the model it drafts for is known."""
     if spec and draft:
         raise UsageError("--spec ngram and --draft are two sources of drafts: choose one.")
+    bounds = Speculation(draft_max=draft_max, draft_min=draft_min, p_min=p_min)  # checked with or without a source
     if draft:
-        return Speculation("draft", draft_max, draft_min, draft=draft)
-    return Speculation(spec, draft_max, draft_min) if spec else None
+        return replace(bounds, source="draft", draft=draft)
+    return replace(bounds, source=spec) if spec else None
 
 
 def sampling(

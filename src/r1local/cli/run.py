@@ -19,6 +19,7 @@ from .options import (
     DRAFT_MAX_OPT,
     DRAFT_MIN_OPT,
     DRAFT_OPT,
+    DRAFT_P_MIN_OPT,
     GPU_OPT,
     HIDE_THINK_OPT,
     KV_TYPE_OPT,
@@ -134,6 +135,7 @@ def run(
     spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft_p_min: float = DRAFT_P_MIN_OPT,
     draft: str | None = DRAFT_OPT,
     yes: bool = YES_OPT,
     local: bool = LOCAL_OPT,
@@ -145,7 +147,7 @@ def run(
     """
     prompt = read_prompt(prompt)
     params = sampling(temperature, top_p, max_tokens, seed, think_budget)
-    drafts = speculation(spec, draft, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min, draft_p_min)
     with open_backend(model, ctx, threads, gpu_layers, yes, local, rpc, tensor_split, kv_type, drafts) as backend:
         stream = backend.chat(chat_request([{"role": "user", "content": prompt}], False if no_think else None, params))
         printer = None if as_json else Printer(show_reasoning=not hide_think, raw=raw)

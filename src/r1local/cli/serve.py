@@ -28,6 +28,7 @@ from .options import (
     DRAFT_MAX_OPT,
     DRAFT_MIN_OPT,
     DRAFT_OPT,
+    DRAFT_P_MIN_OPT,
     GPU_OPT,
     KV_TYPE_OPT,
     RPC_OPT,
@@ -118,6 +119,7 @@ def serve(
     spec: str | None = SPEC_OPT,
     draft_max: int = DRAFT_MAX_OPT,
     draft_min: int = DRAFT_MIN_OPT,
+    draft_p_min: float = DRAFT_P_MIN_OPT,
     draft: str | None = DRAFT_OPT,
     api_key: str | None = typer.Option(
         None,
@@ -210,7 +212,7 @@ def serve(
         raise UsageError("--keep-alive 0 would unload every model after each request.", "Use 30s or more, or -1.")
     names = list(models or [])
     paths = [resolve(ModelAddress.parse(name, allow_paths=True)) for name in names]  # a missing one: fail now
-    drafts = speculation(spec, draft, draft_max, draft_min)
+    drafts = speculation(spec, draft, draft_max, draft_min, draft_p_min)
     if drafts and drafts.draft:  # one draft model drafts for every model served
         if drafts.draft == "auto" and not paths:
             raise UsageError(

@@ -3,9 +3,11 @@
 It holds its own llama_context with the target's slots. Before each step it catches every drafting
 sequence up with the target's tokens (its cells past the first difference are dropped, so refused
 draft tokens leave), then decodes one token for every drafting sequence per llama_decode, greedily,
-until each has its length. Only a vocabulary that matches the target's as strictly as llama.cpp
-asks (common/speculative.cpp) drafts: same type, same BOS/EOS use, at most 128 tokens more or
-fewer, the same text for every shared token from id 5 on.
+until each has its length or reaches a token whose probability under the draft is below p_min
+(llama.cpp's rule: that token and the rest are not guessed, as the target rarely keeps them).
+Only a vocabulary that matches the target's as strictly as llama.cpp asks (common/speculative.cpp)
+drafts: same type, same BOS/EOS use, at most 128 tokens more or fewer, the same text for every
+shared token from id 5 on.
 """
 
 from __future__ import annotations
@@ -43,9 +45,16 @@ class DraftModel:
     """The draft's model and context, one sequence per target slot."""
 
     def __init__(
-        self, path: Path, target: NativeModel, n_threads: int, n_gpu_layers: int = 0, kv_type: str = "f16"
+        self,
+        path: Path,
+        target: NativeModel,
+        n_threads: int,
+        n_gpu_layers: int = 0,
+        kv_type: str = "f16",
+        p_min: float = 0.0,
     ) -> None:
-        """n_gpu_layers and kv_type: where fit_draft.plan_draft puts it beside the target."""
+        """n_gpu_layers and kv_type: where fit_draft.plan_draft puts it beside the target; p_min: the
+        least probability of a drafted token (Speculation.p_min)."""
         self.native = NativeModel(
             path,
             n_ctx_seq=target.n_ctx_seq,
@@ -63,12 +72,14 @@ class DraftModel:
                 "Choose a draft of the same family (R1-Distill-Qwen-1.5B for the Qwen distills).",
             )
         self.path = path
+        self.p_min = p_min
         self.cached: list[list[int]] = [[] for _ in range(target.n_seq)]  # tokens each sequence's cells hold
         self._batch = C.llama_batch_init(target.n_batch, 0, 1)
 
     def propose(self, wanted: list[tuple[int, list[int], int]]) -> list[list[int]]:
         """Drafts for (sequence, its tokens so far, length) each: the sequences catch up (batched,
-        without logits), then one decode per drafted position for all of them."""
+        without logits), then one decode per drafted position for all of them; a sequence's draft
+        ends before its first token less likely than p_min."""
         drafts: list[list[int]] = [[] for _ in wanted]
         behind: list[tuple[int, int]] = []
         for seq, tokens, length in wanted:
@@ -81,9 +92,10 @@ class DraftModel:
         while feeding:
             if not self._decode([(seq, token) for _, seq, token in feeding], logits=True):
                 break
-            picks = self._greedy(len(feeding))
             following = []
-            for (i, seq, _), token in zip(feeding, picks, strict=True):
+            for (i, seq, _), (token, sure) in zip(feeding, self._greedy(len(feeding)), strict=True):
+                if not sure:
+                    continue
                 drafts[i].append(token)
                 if len(drafts[i]) < wanted[i][2]:
                     following.append((i, seq, token))
@@ -114,11 +126,17 @@ class DraftModel:
             self.cached[seq].clear()
         return False
 
-    def _greedy(self, rows: int) -> list[int]:
+    def _greedy(self, rows: int) -> list[tuple[int, bool]]:
+        """Each row's most likely token and whether its probability reaches p_min."""
         import numpy as np  # loaded only where a draft model is
 
         logits = np.ctypeslib.as_array(C.llama_get_logits(self.native.ctx), shape=(rows, self.native.n_vocab))
-        return logits.argmax(axis=1).tolist()
+        picks = logits.argmax(axis=1)
+        if self.p_min <= 0:
+            return [(token, True) for token in picks.tolist()]
+        top = logits[np.arange(rows), picks][:, None]
+        probability = 1 / np.exp(logits - top).sum(axis=1)  # the top token's softmax, without overflow
+        return list(zip(picks.tolist(), (probability >= self.p_min).tolist(), strict=True))
 
     def close(self) -> None:
         C.llama_batch_free(self._batch)

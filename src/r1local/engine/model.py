@@ -61,6 +61,7 @@ class Model(Engine):
                 n_threads or C.llama_n_threads(native.ctx),
                 n_gpu_layers=draft_plan.n_gpu_layers if draft_plan else 0,
                 kv_type=draft_plan.kv_type if draft_plan else "f16",
+                p_min=speculation.p_min,
             )
         self.scheduler = Scheduler(native, max_queue, config.prefix_cache_bytes(), speculation, self.draft)
         self._embedders: dict[str | None, Embedder] = {}

@@ -327,8 +327,11 @@ class Scheduler:
                 expected += active.pacing.expected(length)
         drafted = 0
         draft_min = self.speculation.draft_min if self.speculation else 1
-        for (active, next_token), draft in zip(generating, self._drafts(generating, planned), strict=True):
+        drafts = self._drafts(generating, planned)
+        for (active, next_token), draft, length in zip(generating, drafts, planned, strict=True):
             active.draft = draft if len(draft) >= draft_min else []
+            if length and not active.draft and self.draft_model is not None and active.pacing is not None:
+                active.pacing.declined()  # the draft model was unsure: asking it again soon costs as much
             drafted += len(active.draft)
             rows.append((active, n, 1 + len(active.draft)))  # a slot's rows are consecutive
             for token in (next_token, *active.draft):

@@ -26,16 +26,18 @@ SMOOTHING = 0.3  # weight of the latest verification in a slot's acceptance
 RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward the prior
 DEFAULT_ROW_COST = 0.5  # an extra row against a one-row step, until measured
 STEP_WEIGHT = 0.2  # weight of the latest step in its size's recent time
+DRAFT_P_MIN = 0.75  # llama.cpp's p_min default for long (the vendored one's is 0): a doubted guess is rarely kept
 
 
 @dataclass(frozen=True)
 class Speculation:
-    """--spec SOURCE --draft-max N --draft-min N."""
+    """--spec SOURCE --draft-max N --draft-min N --draft-p-min P."""
 
     source: str = "ngram"  # "ngram" | "draft"
     draft_max: int = 16  # tokens one slot may draft per step
     draft_min: int = 2  # shorter drafts are not worth a verification
     draft: str | None = None  # the draft model's file (source "draft")
+    p_min: float = DRAFT_P_MIN  # a draft model's guess ends at its first token less likely than this
 
     def __post_init__(self) -> None:
         if self.source not in ("ngram", "draft") or (self.source == "draft") != bool(self.draft):
@@ -44,6 +46,10 @@ class Speculation:
             raise UsageError(
                 f"--draft-min {self.draft_min} and --draft-max {self.draft_max}: give 1 <= --draft-min <= --draft-max.",
                 "Example: --draft-min 2 --draft-max 16",
+            )
+        if not 0 <= self.p_min <= 1:
+            raise UsageError(
+                f"--draft-p-min {self.p_min}: give a probability from 0 to 1.", "Example: --draft-p-min 0.75"
             )
 
 
@@ -139,6 +145,11 @@ class Pacing:
         """Tokens a draft of this length is expected to add to the step."""
         p = self.acceptance
         return sum(p**k for k in range(1, drafted + 1))
+
+    def declined(self) -> None:
+        """The draft model was asked for tokens and was sure of none: counted as one refused token,
+        so a draft that is never sure stops being asked (each ask costs a catch-up and a decode)."""
+        self.verified(1, 0)
 
     def verified(self, drafted: int, accepted: int) -> None:
         tried = accepted + (accepted < drafted)  # tokens compared until the first refusal
