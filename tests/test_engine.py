@@ -281,3 +281,21 @@ def test_grammar_constrains_the_output(engine):
     result = engine.complete("Answer:", params=greedy(8, grammar='root ::= "yes" | "no"')).result()
     assert result.content in ("yes", "no")
     assert result.done.finish_reason == "stop"
+
+
+def test_generations_queued_while_admission_is_held_start_in_one_step(tiny_model):
+    """A request's n choices start together: llama.cpp's quantised CPU kernels are not
+    batch-invariant, so greedy choices that start steps apart can part (llama-server's own
+    test_completion_with_tokens_input sends two identical prompts and compares the answers)."""
+    with Model.load(tiny_model, n_ctx=512, n_parallel=3, n_threads=1) as model:
+        running = model.complete("Go on", params=greedy(200, ignore_eos=True))  # the scheduler keeps stepping
+        while not running.progress.generated:
+            time.sleep(0.01)
+        with model.admission_held():
+            first = model.complete(PROMPTS[0], params=greedy(8))
+            time.sleep(0.3)  # steps go on meanwhile: without the hold, `first` would start in one of them
+            assert not first.progress.first_token
+            second = model.complete(PROMPTS[0], params=greedy(8))
+        assert first.result().content == second.result().content
+        assert first.progress.first_token == second.progress.first_token  # the time of one step
+        running.cancel()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from ..errors import Overloaded
@@ -25,6 +26,7 @@ class Admission(Generic[Job]):
         self.waiting: deque[Job] = deque()
         self.cond = threading.Condition()
         self.running = True
+        self.holds = 0  # blocks inside held(): nothing is admitted while one runs
         self.counters = dict.fromkeys(
             (
                 "requests_total",
@@ -46,6 +48,24 @@ class Admission(Generic[Job]):
             self.waiting.append(job)
             self.counters["requests_total"] += 1
             self.cond.notify()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Admit nothing while the block runs, so the jobs it queues start in one step: the choices
+        of one request then go through llama.cpp's kernels in the same batch shapes (its quantised
+        CPU kernels are not batch-invariant, and greedy choices queued apart could part)."""
+        with self.cond:
+            self.holds += 1
+        try:
+            yield
+        finally:
+            with self.cond:
+                self.holds -= 1
+                self.cond.notify()
+
+    def admissible(self) -> bool:
+        """Whether a job waits and may be admitted now (call with `cond` held)."""
+        return bool(self.waiting) and not self.holds
 
     def finished(self, prompt_tokens: int, generated: int) -> None:
         """A request's tokens, counted once it ends."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -235,6 +236,11 @@ class Engine(ABC):
         parse_tools: bool = False,
     ) -> Stream:
         """Queue one generation; raise Overloaded (503) when the queue is full."""
+
+    def admission_held(self) -> AbstractContextManager[None]:
+        """A block whose queued generations start in one step (a request's `n` choices); an engine
+        without a shared step starts each as it comes."""
+        return nullcontext()
 
     @abstractmethod
     def stats(self) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,9 @@ class Model(Engine):
 
     def tokenize(self, text: str, add_special: bool = False) -> list[int]:
         return self.native.tokenize(text, add_special=add_special)
+
+    def admission_held(self) -> AbstractContextManager[None]:
+        return self.scheduler.queue.held()
 
     def stats(self) -> dict:
         return self.scheduler.stats()

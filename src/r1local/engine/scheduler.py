@@ -200,9 +200,9 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self.queue.cond:
-                while self.queue.running and not self.queue.waiting and not self._busy():
+                while self.queue.running and not self.queue.admissible() and not self._busy():
                     self.queue.cond.wait()
-                if self.queue.running and not self.queue.waiting and not self._ready():
+                if self.queue.running and not self.queue.admissible() and not self._ready():
                     self.queue.cond.wait(PICK_POLL_S)  # only picks in flight: until one returns
                 if not self.queue.running:
                     break
@@ -254,7 +254,7 @@ class Scheduler:
 
     def _admit(self) -> None:
         """Give waiting jobs free slots, preferring the slot whose cache shares the longest prefix."""
-        while self.queue.waiting:
+        while self.queue.admissible():
             job = self.queue.waiting[0]
             if job.stream.cancelled:
                 _never_started(self.queue.waiting.popleft())

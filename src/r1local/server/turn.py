@@ -160,15 +160,22 @@ async def start_chat(request: Request, model: str, chat: ChatRequest, api: str) 
 async def start_turns(
     request: Request, model: str, submits: Sequence[Callable[[Engine], Stream]], api: str
 ) -> list[Turn]:
-    """One turn per choice of an `n` > 1 request; if one cannot start, none is left running."""
+    """One turn per choice of an `n` > 1 request (or prompt of a list); if one cannot start, none is
+    left running. The choices start in one engine step, so greedy ones give the same text."""
+    if len(submits) == 1:
+        return [await start_turn(request, model, submits[0], api=api)]
     turns: list[Turn] = []
+    holding = await acquire(request, model)  # the engine whose admission waits for the last choice
     try:
-        for submit in submits:
-            turns.append(await start_turn(request, model, submit, api=api))
+        with holding.model.admission_held():
+            for submit in submits:
+                turns.append(await start_turn(request, model, submit, api=api))
     except BaseException:
         for turn in turns:
             turn.close()
         raise
+    finally:
+        holding.release()
     return turns
 
 
