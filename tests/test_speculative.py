@@ -34,15 +34,16 @@ def test_ngram_lookup_proposes_what_followed_the_latest_match_longest_first():
     assert NgramIndex([5, 5]).propose(4) == []
 
 
-def test_step_cost_is_measured_per_size_and_guessed_until_then():
+def test_step_cost_is_measured_per_row_count_and_guessed_until_then():
     cost = StepCost()
     assert cost.relative(5) == 1 + 0.5 * 4  # nothing measured: half a step for each row beyond the first
-    for rows, seconds in [(1, 0.100), (1, 0.100), (3, 0.160), (8, 0.300), (1, 0.100)]:
+    for rows, seconds in [(1, 0.100), (1, 0.100), (3, 0.160), (8, 0.300), (40, 0.900), (1, 0.100)]:
         cost.observe(rows, seconds)
     assert cost.relative(1) == pytest.approx(1.0)
-    assert cost.relative(4) == pytest.approx(1.6)  # 3 rows counted with 4
-    assert cost.relative(6) == pytest.approx(3.0)
-    assert cost.relative(16) == 1 + 0.5 * 15  # not measured yet
+    assert cost.relative(3) == pytest.approx(1.6)
+    assert cost.relative(8) == pytest.approx(3.0)
+    assert cost.relative(6) == 1 + 0.5 * 5  # row counts are timed one by one: 6 is not 8
+    assert cost.relative(33) == cost.relative(64) == pytest.approx(9.0)  # past 32 rows, by powers of two
 
 
 def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():
@@ -54,6 +55,10 @@ def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():
     assert pacing.length(64, 8, 8.0, lambda rows: 1 + 0.6 * (rows - 1)) < dear  # a busy batch: drafts pay less
     assert pacing.length(3, 1, 1.0, lambda rows: 1.0) == 3  # never past the slot's limit
     assert pacing.length(64, 1, 1.0, lambda rows: float(rows)) == 0  # every row a whole step: never pays
+    pacing.acceptance = 0.85
+    tiled = {2: 1.1, 3: 3.0, 4: 3.0}  # 2 rows best, but a draft of 1 is below draft_min
+    assert pacing.length(3, 1, 1.0, lambda rows: tiled.get(rows, 1.0)) == 3  # the best allowed length
+    pacing.acceptance = 0.95
     for _ in range(3):
         pacing.verified(8, 0)  # refused at once, three times
     dear_cost = lambda rows: 1 + 0.6 * (rows - 1)  # noqa: E731
