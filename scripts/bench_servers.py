@@ -243,7 +243,8 @@ async def _one_request(client: httpx.AsyncClient, base: str, body: dict, timeout
     ttft = None
     tokens = chunks = 0
     finish = None
-    async with client.stream("POST", base + "/v1/completions", json=body, timeout=timeout) as resp:
+    route = "/v1/chat/completions" if "messages" in body else "/v1/completions"
+    async with client.stream("POST", base + route, json=body, timeout=timeout) as resp:
         if resp.status_code != 200:
             detail = (await resp.aread()).decode(errors="replace")[:300]
             raise RuntimeError(f"HTTP {resp.status_code} from {base}: {detail}")
@@ -258,7 +259,8 @@ async def _one_request(client: httpx.AsyncClient, base: str, body: dict, timeout
                 tokens = chunk["usage"].get("completion_tokens", tokens)
             for choice in chunk.get("choices") or []:
                 finish = choice.get("finish_reason") or finish
-                if choice.get("text"):
+                delta = choice.get("delta") or {}
+                if choice.get("text") or delta.get("content") or delta.get("reasoning_content"):
                     chunks += 1
                     if ttft is None:
                         ttft = time.perf_counter() - start
@@ -268,12 +270,17 @@ async def _one_request(client: httpx.AsyncClient, base: str, body: dict, timeout
     return RequestTiming(start, ttft if ttft is not None else end - start, end, tokens)
 
 
-async def _drive(base: str, prompts: list[list[str]], body: dict, timeout: float) -> list[RequestTiming]:
+async def _drive(
+    base: str, prompts: list[list[str]], body: dict, timeout: float, chat: bool
+) -> list[RequestTiming]:
     limits = httpx.Limits(max_connections=len(prompts) + 1)
     async with httpx.AsyncClient(limits=limits) as client:
 
+        def request(prompt: str) -> dict:
+            return {**body, "messages": [{"role": "user", "content": prompt}]} if chat else {**body, "prompt": prompt}
+
         async def client_loop(own: list[str]) -> list[RequestTiming]:
-            return [await _one_request(client, base, {**body, "prompt": p}, timeout) for p in own]
+            return [await _one_request(client, base, request(p), timeout) for p in own]
 
         per_client = await asyncio.gather(*(client_loop(own) for own in prompts))
     return [t for timings in per_client for t in timings]
@@ -287,9 +294,11 @@ def load(
     max_tokens: int,
     timeout: float = 600.0,
     sampling: dict | None = None,
+    chat: bool = False,
 ) -> LoadResult:
-    """len(prompts) concurrent clients, each sending its prompts one after another; greedy unless
-    `sampling` gives other request fields (temperature, top_k, seed)."""
+    """len(prompts) concurrent clients, each sending its prompts one after another (as raw
+    completions, or as one user message each with `chat`); greedy unless `sampling` gives other
+    request fields (temperature, top_k, seed)."""
     body = {
         "model": peer.model,
         "max_tokens": max_tokens,
@@ -299,7 +308,7 @@ def load(
         **(sampling or {}),
         **peer.fixed_length(max_tokens),
     }
-    timings = asyncio.run(_drive(base, prompts, body, timeout))
+    timings = asyncio.run(_drive(base, prompts, body, timeout, chat))
     wall = max(t.end for t in timings) - min(t.start for t in timings)
     tokens = sum(t.tokens for t in timings)
     ttfts = [t.ttft for t in timings]

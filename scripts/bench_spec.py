@@ -8,7 +8,10 @@ llama.cpp of the installed llama-cpp-python, scripts/build_peers.py) with and wi
   sampled at temperature 0.8 ("sampled"), which does not repeat: the cost of lookup that finds little;
 - each round gets fresh prompts (other names, other passages): identical prompts would let caches
   and earlier requests inflate what lookup finds;
-- rounds alternate the four servers; every figure is the median of the rounds.
+- rounds alternate the four servers; every figure is the median of the rounds;
+- each prompt is one user message through /v1/chat/completions, as an instruction-tuned model is
+  used (gemma 3 270M is one: through its chat template it copies what it is asked to copy), or raw
+  text through /v1/completions with --route raw.
 Decode speed: (tokens - 1) / (last token - first token), summed over a set's requests.
 
 Draft model (--draft FILE): r1local serve --draft FILE beside llama-server -md FILE, same rounds; with
@@ -186,7 +189,12 @@ def lookup_rounds(model: Path, args, log_dir: Path) -> dict:
                         # one client: three requests in turn; more: one distinct request each
                         own = [prompts[:3]] if clients == 1 else [[p] for p in prompts[:clients]]
                         load = bench_servers.load(
-                            base, peer, own, max_tokens=args.tokens, sampling=SAMPLING.get(set_name)
+                            base,
+                            peer,
+                            own,
+                            max_tokens=args.tokens,
+                            sampling=SAMPLING.get(set_name),
+                            chat=args.route == "chat",
                         )
                         rate = decode_rate(load) if clients == 1 else load.tokens_per_s
                         rates.setdefault(set_name, {}).setdefault(clients, {}).setdefault(name, []).append(rate)
@@ -276,6 +284,7 @@ def main() -> None:
         help="which servers to run, comma-separated (also r1local+draft, llama-server+draft with --draft)",
     )
     parser.add_argument("--sets", default="grounded,prose,sampled", help="prompt sets, comma-separated")
+    parser.add_argument("--route", choices=("chat", "raw"), default="chat", help="chat messages or raw completions")
     parser.add_argument("--quiet", type=float, default=60, help="seconds to wait for idle CPUs before each server")
     parser.add_argument("--kv", action="store_true", help="measure the KV cache types too")
     parser.add_argument("--no-lookup", action="store_true", help="skip the n-gram lookup rounds")

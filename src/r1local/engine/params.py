@@ -7,6 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 # DeepSeek's recommendation for the R1 distills.
 R1_TEMPERATURE = 0.6
 R1_TOP_P = 0.95
+# llama.cpp's, Ollama's and LM Studio's default. Without it top-p sorts the whole vocabulary at every
+# token: on the R1 distills' 151,665 tokens about 10 ms a token on a two-core PC, more than the
+# tiny test model's whole step (17 ms against 7 ms per token, 20,000 tokens into a context)
+DEFAULT_TOP_K = 40
 # llama.cpp takes these as 32-bit ints and allocates per unit of the penalty window
 MAX_TOP_K = 1_000_000
 MAX_REPEAT_LAST_N = 131_072  # the longest trained context of the R1 distills
@@ -17,7 +21,7 @@ class SamplingParams(BaseModel):
 
     temperature: float = Field(R1_TEMPERATURE, ge=0.0, le=5.0)  # 0 means greedy
     top_p: float = Field(R1_TOP_P, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0, le=MAX_TOP_K)  # 0 disables
+    top_k: int = Field(DEFAULT_TOP_K, ge=0, le=MAX_TOP_K)  # 0 disables
     min_p: float = Field(0.0, ge=0.0, le=1.0)
     repeat_penalty: float = Field(1.0, gt=0.0, le=10.0)
     repeat_last_n: int = Field(64, ge=0, le=MAX_REPEAT_LAST_N)
