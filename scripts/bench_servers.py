@@ -270,9 +270,7 @@ async def _one_request(client: httpx.AsyncClient, base: str, body: dict, timeout
     return RequestTiming(start, ttft if ttft is not None else end - start, end, tokens)
 
 
-async def _drive(
-    base: str, prompts: list[list[str]], body: dict, timeout: float, chat: bool
-) -> list[RequestTiming]:
+async def _drive(base: str, prompts: list[list[str]], body: dict, timeout: float, chat: bool) -> list[RequestTiming]:
     limits = httpx.Limits(max_connections=len(prompts) + 1)
     async with httpx.AsyncClient(limits=limits) as client:
 
