@@ -3,6 +3,12 @@ run with its answer capped by CLAUDE_CODE_MAX_OUTPUT_TOKENS, on the same GGUF (G
 default), threads and context, each server started fresh for each run, the servers alternating
 round by round. Prints every run, the medians and the ratio r1local / llama-server.
 
+For a DeepSeek-R1 model a third server runs: llama-server with llama.cpp's own R1 tool template
+(models/templates/llama-cpp-deepseek-r1.jinja, what llama.cpp's docs/function-calling.md prescribes
+for R1). The R1 distills' built-in template never renders the tool list, so plain llama-server sends
+the model Claude Code's messages without its ~16,000 tokens of tool descriptions; r1local renders
+them as that template does, and so does "llama-server+r1-tools": the like-for-like comparison.
+
     python scripts/bench_claude_code.py [--rounds 3] [--llama-server BIN] [--model GGUF]
 """
 
@@ -22,6 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_compare  # noqa: E402
 import bench_servers  # noqa: E402
 import llama_server_suite  # noqa: E402
+
+from r1local.engine.tools import speaks_r1_tools  # noqa: E402
+from r1local.gguf_meta import read_gguf  # noqa: E402
 
 PROMPT = "Say hello"
 
@@ -73,6 +82,17 @@ def main() -> None:
         )
         if peer.name in ("r1local", "llama-server")
     }
+    r1_template = binary.parent.parent / "llama.cpp" / "models" / "templates" / "llama-cpp-deepseek-r1.jinja"
+    if speaks_r1_tools(read_gguf(model).chat_template or "") and r1_template.is_file():
+        plain = servers["llama-server"]
+        servers["llama-server+r1-tools"] = bench_servers.Peer(
+            "llama-server+r1-tools",
+            [*plain.argv, "--jinja", "--chat-template-file", str(r1_template)],
+            plain.port_flag,
+            plain.ready_path,
+            plain.fixed_length,
+            plain.model,
+        )
     times: dict[str, list[float]] = {name: [] for name in servers}
     for round_ in range(args.rounds):
         order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
@@ -83,12 +103,13 @@ def main() -> None:
                     seconds, ended, last = claude_run(base, servers[name].model, args.max_output, Path(home))
             if ended:  # a run that failed early proves nothing about speed
                 times[name].append(seconds)
-            print(f"round {round_ + 1} {name:13} {seconds:7.1f} s  {'ok' if ended else 'NOT ENDED: ' + last[:120]}")
+            print(f"round {round_ + 1} {name:21} {seconds:7.1f} s  {'ok' if ended else 'NOT ENDED: ' + last[:120]}")
     for name, values in times.items():
-        print(f"median {name:13} " + (f"{statistics.median(values):7.1f} s" if values else "    -   (no run ended)"))
-    if all(len(values) == args.rounds for values in times.values()):
-        ratio = statistics.median(times["r1local"]) / statistics.median(times["llama-server"])
-        print(f"ratio r1local / llama-server: {ratio:.2f}")
+        print(f"median {name:21} " + (f"{statistics.median(values):7.1f} s" if values else "    -   (no run ended)"))
+    for peer in (name for name in servers if name != "r1local"):
+        if len(times["r1local"]) == len(times[peer]) == args.rounds:
+            ratio = statistics.median(times["r1local"]) / statistics.median(times[peer])
+            print(f"ratio r1local / {peer}: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -49,24 +49,44 @@ def test_step_cost_is_measured_per_row_count_and_guessed_until_then():
 def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():
     pacing = Pacing(Speculation(draft_max=16, draft_min=2))
     pacing.acceptance = 0.95
-    cheap = pacing.length(64, 1, 1.0, lambda rows: 1 + 0.05 * (rows - 1))
-    dear = pacing.length(64, 1, 1.0, lambda rows: 1 + 0.6 * (rows - 1))
+    cheap = pacing.length(64, 1, 1, lambda rows: 1 + 0.05 * (rows - 1))
+    dear = pacing.length(64, 1, 1, lambda rows: 1 + 0.6 * (rows - 1))
     assert cheap == 16 and 2 <= dear < cheap  # rows that cost compute: shorter drafts
-    assert pacing.length(64, 8, 8.0, lambda rows: 1 + 0.6 * (rows - 1)) < dear  # a busy batch: drafts pay less
-    assert pacing.length(3, 1, 1.0, lambda rows: 1.0) == 3  # never past the slot's limit
-    assert pacing.length(64, 1, 1.0, lambda rows: float(rows)) == 0  # every row a whole step: never pays
+    assert pacing.length(64, 2, 2, lambda rows: 1 + 0.6 * (rows - 1)) < dear  # a busy batch: drafts pay less
+    assert pacing.length(64, 8, 8, lambda rows: 1 + 0.6 * (rows - 1)) == 0  # they slow 8 slots to speed one
+    assert pacing.length(64, 8, 8, lambda rows: 1 + 0.001 * (rows - 1)) == 16  # unless rows are nearly free
+    assert pacing.length(3, 1, 1, lambda rows: 1.0) == 3  # never past the slot's limit
+    assert pacing.length(64, 1, 1, lambda rows: float(rows)) == 0  # every row a whole step: never pays
     pacing.acceptance = 0.85
     tiled = {2: 1.1, 3: 3.0, 4: 3.0}  # 2 rows best, but a draft of 1 is below draft_min
-    assert pacing.length(3, 1, 1.0, lambda rows: tiled.get(rows, 1.0)) == 3  # the best allowed length
+    assert pacing.length(3, 1, 1, lambda rows: tiled.get(rows, 1.0)) == 3  # the best allowed length
     pacing.acceptance = 0.95
     for _ in range(3):
         pacing.verified(8, 0)  # refused at once, three times
     dear_cost = lambda rows: 1 + 0.6 * (rows - 1)  # noqa: E731
-    assert pacing.acceptance < 0.35 and pacing.length(64, 1, 1.0, dear_cost) == 0
+    assert pacing.acceptance < 0.35 and pacing.length(64, 1, 1, dear_cost) == 0
     steps = 1
-    while pacing.length(64, 1, 1.0, dear_cost) == 0:  # its estimate drifts back: it tries again later
+    while pacing.length(64, 1, 1, dear_cost) == 0:  # its estimate drifts back: it tries again later
         steps += 1
     assert 10 < steps < 200
+
+
+def test_a_shadow_draft_is_scored_by_the_tokens_written_next():
+    pacing = Pacing(Speculation())
+    for _ in range(3):
+        pacing.verified(8, 0)  # refused three times: the slot stops drafting
+    low = pacing.acceptance
+    pacing.watch([5, 6, 7])
+    for token in (5, 6, 7):  # then it writes what its guess said, for free
+        pacing.wrote(token)
+    assert pacing.acceptance > low and not pacing.shadow
+    high = pacing.acceptance
+    pacing.watch([1, 2, 3])
+    pacing.wrote(1)
+    pacing.wrote(9)  # one kept, then refused: scored as a verification of [1, 2, 3] would be
+    assert pacing.acceptance < high and not pacing.shadow
+    pacing.watch([4])
+    assert pacing.length(64, 1, 1, lambda rows: 1 + 0.05 * (rows - 1)) > 0 and not pacing.shadow  # drafting again
 
 
 def test_a_draft_that_declines_backs_the_slot_off_as_a_refusal_does():
@@ -75,7 +95,7 @@ def test_a_draft_that_declines_backs_the_slot_off_as_a_refusal_does():
         declining.declined()  # asked for tokens, sure of none
         refused.verified(8, 0)
     assert declining.acceptance == pytest.approx(refused.acceptance) and declining.acceptance < 0.35
-    assert declining.length(64, 1, 1.0, lambda rows: 1 + 0.6 * (rows - 1)) == 0
+    assert declining.length(64, 1, 1, lambda rows: 1 + 0.6 * (rows - 1)) == 0
 
 
 def test_bad_draft_bounds_are_one_line():

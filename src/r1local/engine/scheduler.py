@@ -35,7 +35,7 @@ from .output import TextOutput
 from .params import SamplingParams
 from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
 from .sampling import Pick, PickTooSlow, Sampler
-from .speculative import DraftSource, NgramIndex, Pacing, Speculation, StepCost
+from .speculative import SHADOW_LENGTH, DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
 
 SWITCH_INTERVAL_S = 0.0005
@@ -319,12 +319,11 @@ class Scheduler:
         prefilling = [a for a in actives if a.next_token is None and a.pick is None]
         room = self.native.n_batch // 2 - len(generating)  # the other half stays for prompts
         planned: list[int] = []  # draft lengths
-        expected = float(len(generating))  # the tokens the step should yield
         for active, _ in generating:
-            length = self._draft_length(active, room - sum(planned), len(generating) + sum(planned), expected)
+            length = self._draft_length(active, room - sum(planned), len(generating) + sum(planned), len(generating))
             planned.append(length)
-            if length and active.pacing is not None:
-                expected += active.pacing.expected(length)
+            if not length and active.pacing is not None and active.job.drafts is not None and not active.pacing.shadow:
+                active.pacing.watch(active.job.drafts.propose(SHADOW_LENGTH))
         drafted = 0
         draft_min = self.speculation.draft_min if self.speculation else 1
         drafts = self._drafts(generating, planned)
@@ -354,8 +353,6 @@ class Scheduler:
 
         started = time.perf_counter()
         status = C.llama_decode(self.native.ctx, batch)
-        if self.speculation and n == len(generating) + drafted:  # generation only: the step times its rows
-            self.step_cost.observe(n, time.perf_counter() - started)
         if status != 0:
             involved = {a.slot.seq: a.slot for a, _, _ in rows} | {a.slot.seq: a.slot for a in prefilling}
             for slot in involved.values():
@@ -369,6 +366,10 @@ class Scheduler:
                 self._start_pick(active, first, now)
             else:
                 self._verify(active, first, count, now)
+        if self.speculation and n == len(generating) + drafted:
+            # generation only: the step times its rows, sampling included (a row's sampling over a
+            # large vocabulary is part of what a draft row costs)
+            self.step_cost.observe(n, time.perf_counter() - started)
 
     def _start_pick(self, active: Active, index: int, now: float) -> None:
         active.pick = active.sampler.start(self.native.ctx, index, now + GRAMMAR_PICK_LIMIT_S)
@@ -391,9 +392,9 @@ class Scheduler:
         active.next_token = None  # _on_token sets it unless the slot ends or its reasoning budget closes
         self._on_token(active, token)
 
-    def _draft_length(self, active: Active, room: int, rows: int, expected: float) -> int:
+    def _draft_length(self, active: Active, room: int, rows: int, slots: int) -> int:
         """How many tokens the slot should guess after its next one: as many as pay in a step of
-        `rows` rows expected to yield `expected` tokens, within the step's room, the slot's token
+        `rows` rows for `slots` sequences (Pacing.length), within the step's room, the slot's token
         limit and its reasoning budget (a budget spent inside a draft would need its closing
         words where draft tokens already are). A grammar's deferred pick checks one row."""
         if active.pacing is None or room <= 0 or active.sampler.deferred:
@@ -402,7 +403,7 @@ class Scheduler:
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        return active.pacing.length(limit, rows, expected, self.step_cost.relative)
+        return active.pacing.length(limit, rows, slots, self.step_cost.relative)
 
     def _drafts(self, generating: list[tuple[Active, int]], lengths: list[int]) -> list[list[int]]:
         """Each sequence's guess of its length after its next token: from the draft model (one batch
@@ -453,6 +454,8 @@ class Scheduler:
         slot = active.slot
         if active.job.drafts is not None:
             active.job.drafts.add(token)
+            if active.pacing is not None:
+                active.pacing.wrote(token)
         if self.native.is_eog(token) and not active.job.params.ignore_eos:
             active.generated -= 1  # the end marker is not part of the answer
             self._release(slot, "stop")

@@ -9,7 +9,9 @@ greedy output is the same and sampled output keeps the target's distribution).
 n-gram lookup drafts from the slot's own history (prompt and generated text): the continuation of
 the latest earlier occurrence of the last few tokens, as llama.cpp's ngram-simple does, found in a
 dictionary instead of a backward scan. Pacing picks each slot's draft length from what the slot
-accepts and what a row costs (StepCost): no draft where it would slow the step down.
+accepts and what a row costs (StepCost): no draft where it would slow the step down. While an
+n-gram slot does not draft, its guesses are still checked, for free, against the tokens it then
+writes (a shadow draft), so a slot that starts copying again drafts again at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward 
 DEFAULT_ROW_COST = 0.5  # an extra row against a one-row step, until measured
 STEP_WEIGHT = 0.2  # weight of the latest step in its size's recent time
 EXACT_ROWS = 32  # step sizes timed row count by row count; larger ones by powers of two
+SHADOW_LENGTH = 8  # tokens of an unsent n-gram guess checked against what the slot then writes
 DRAFT_P_MIN = 0.75  # llama.cpp's p_min default for long (the vendored one's is 0): a doubted guess is rarely kept
 
 
@@ -127,27 +130,43 @@ class Pacing:
     def __init__(self, spec: Speculation) -> None:
         self.spec = spec
         self.acceptance = PRIOR_ACCEPTANCE  # chance that a draft token is kept, smoothed
+        self.shadow: list[int] = []  # a guess not sent, checked against the tokens written next
+        self._matched = 0  # of the shadow's tokens, written so far
 
-    def length(self, limit: int, rows: int, tokens: float, cost: Callable[[int], float]) -> int:
-        """The draft length (0: none) for a step that already holds `rows` rows expected to yield
-        `tokens` tokens; cost(rows) is a step's time against a one-row step's."""
-        best_k, best = 0, tokens / cost(rows)
-        chance, expected = 1.0, tokens
+    def watch(self, guess: list[int]) -> None:
+        """A guess that was not sent as a draft: the tokens the slot writes next tell what it was worth."""
+        self.shadow, self._matched = guess, 0
+
+    def wrote(self, token: int) -> None:
+        """A token the slot wrote: scores the shadow draft as a verification would have."""
+        if not self.shadow:
+            return
+        if token == self.shadow[self._matched]:
+            self._matched += 1
+            if self._matched < len(self.shadow):
+                return
+        self.verified(len(self.shadow), self._matched)
+        self.shadow = []
+
+    def length(self, limit: int, rows: int, slots: int, cost: Callable[[int], float]) -> int:
+        """The draft length (0: none) for a step that already holds `rows` rows of `slots`
+        generating sequences; cost(rows) is a step's time against a one-row step's. A draft speeds
+        this slot up but slows every slot in the step, so the length chosen maximises the sum of
+        the slots' log token rates (proportional fairness): at one slot, tokens per second; in a
+        compute-bound batch a draft must earn far more than its rows cost each slot, or is not sent."""
+        best_k, best = 0, 1 / cost(rows) ** slots
+        chance, expected = 1.0, 1.0  # this slot's tokens from the step
         for k in range(1, min(limit, self.spec.draft_max) + 1):
             chance *= self.acceptance
             expected += chance
-            value = expected / cost(rows + k)
+            value = expected / cost(rows + k) ** slots
             if value > best and k >= self.spec.draft_min:  # a shorter draft is never sent
                 best_k, best = k, value
         if best_k == 0:
             self.acceptance += RECOVERY * (PRIOR_ACCEPTANCE - self.acceptance)
             return 0
+        self.shadow = []  # a real draft is verified from here on
         return best_k
-
-    def expected(self, drafted: int) -> float:
-        """Tokens a draft of this length is expected to add to the step."""
-        p = self.acceptance
-        return sum(p**k for k in range(1, drafted + 1))
 
     def declined(self) -> None:
         """The draft model was asked for tokens and was sure of none: counted as one refused token,
