@@ -55,6 +55,7 @@ def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():
     assert pacing.length(64, 2, 2, lambda rows: 1 + 0.6 * (rows - 1)) < dear  # a busy batch: drafts pay less
     assert pacing.length(64, 8, 8, lambda rows: 1 + 0.6 * (rows - 1)) == 0  # they slow 8 slots to speed one
     assert pacing.length(64, 8, 8, lambda rows: 1 + 0.001 * (rows - 1)) == 16  # unless rows are nearly free
+    assert pacing.length(64, 2, 2, lambda rows: 1 + 0.02 * (rows - 1)) == 5  # and slow the others <= 10%
     assert pacing.length(3, 1, 1, lambda rows: 1.0) == 3  # never past the slot's limit
     assert pacing.length(64, 1, 1, lambda rows: float(rows)) == 0  # every row a whole step: never pays
     pacing.acceptance = 0.85

@@ -29,6 +29,7 @@ RECOVERY = 0.02  # per step without a draft, the acceptance's drift back toward 
 DEFAULT_ROW_COST = 0.5  # an extra row against a one-row step, until measured
 STEP_WEIGHT = 0.2  # weight of the latest step in its size's recent time
 EXACT_ROWS = 32  # step sizes timed row count by row count; larger ones by powers of two
+SHARED_SLOWDOWN = 0.1  # how much longer a draft may make a step that other slots share
 SHADOW_LENGTH = 8  # tokens of an unsent n-gram guess checked against what the slot then writes
 DRAFT_P_MIN = 0.75  # llama.cpp's p_min default for long (the vendored one's is 0): a doubted guess is rarely kept
 
@@ -153,12 +154,17 @@ class Pacing:
         generating sequences; cost(rows) is a step's time against a one-row step's. A draft speeds
         this slot up but slows every slot in the step, so the length chosen maximises the sum of
         the slots' log token rates (proportional fairness): at one slot, tokens per second; in a
-        compute-bound batch a draft must earn far more than its rows cost each slot, or is not sent."""
-        best_k, best = 0, 1 / cost(rows) ** slots
+        compute-bound batch a draft must earn far more than its rows cost each slot, or is not sent.
+        Beside other slots a draft may also lengthen the step by at most SHARED_SLOWDOWN: the others
+        gain nothing from it."""
+        base = cost(rows)
+        best_k, best = 0, 1 / base**slots
         chance, expected = 1.0, 1.0  # this slot's tokens from the step
         for k in range(1, min(limit, self.spec.draft_max) + 1):
             chance *= self.acceptance
             expected += chance
+            if slots > 1 and cost(rows + k) > base * (1 + SHARED_SLOWDOWN):
+                continue
             value = expected / cost(rows + k) ** slots
             if value > best and k >= self.spec.draft_min:  # a shorter draft is never sent
                 best_k, best = k, value
