@@ -44,6 +44,17 @@ def test_step_cost_is_measured_per_row_count_and_guessed_until_then():
     assert cost.relative(8) == pytest.approx(3.0)
     assert cost.relative(6) == 1 + 0.5 * 5  # row counts are timed one by one: 6 is not 8
     assert cost.relative(33) == cost.relative(64) == pytest.approx(9.0)  # past 32 rows, by powers of two
+    assert cost.draft_relative() == 0.0  # no draft model measured yet
+    cost.observe_draft(4, 0.200)  # a draft token as dear as half a step
+    assert cost.draft_relative() == pytest.approx(0.5)
+
+
+def test_a_draft_that_costs_a_whole_step_per_token_is_never_asked():
+    pacing = Pacing(Speculation(draft="draft.gguf", source="draft"))
+    pacing.acceptance = 1.0
+    free_rows = lambda rows: 1.0  # noqa: E731  (verifying is free: only drafting costs)
+    assert pacing.length(16, 1, 1, free_rows, draft_cost=0.05) == 16  # a small draft pays
+    assert pacing.length(16, 1, 1, free_rows, draft_cost=1.0) == 0  # a draft as large as its target never does
 
 
 def test_pacing_drafts_as_long_as_pays_and_steps_aside_when_it_does_not():

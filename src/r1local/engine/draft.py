@@ -12,6 +12,7 @@ shared token from id 5 on.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..errors import UsageError
@@ -75,6 +76,7 @@ class DraftModel:
         self.p_min = p_min
         self.cached: list[list[int]] = [[] for _ in range(target.n_seq)]  # tokens each sequence's cells hold
         self._batch = C.llama_batch_init(target.n_batch, 0, 1)
+        self.drafting_s = 0.0  # the last propose()'s time spent drafting, its catch-up left out
 
     def propose(self, wanted: list[tuple[int, list[int], int]]) -> list[list[int]]:
         """Drafts for (sequence, its tokens so far, length) each: the sequences catch up (batched,
@@ -89,6 +91,7 @@ class DraftModel:
             if not self._decode(behind[start : start + self.native.n_batch], logits=False):
                 return drafts
         feeding = [(i, seq, tokens[-1]) for i, (seq, tokens, length) in enumerate(wanted) if length]
+        started = time.perf_counter()
         while feeding:
             if not self._decode([(seq, token) for _, seq, token in feeding], logits=True):
                 break
@@ -100,6 +103,7 @@ class DraftModel:
                 if len(drafts[i]) < wanted[i][2]:
                     following.append((i, seq, token))
             feeding = following
+        self.drafting_s = time.perf_counter() - started
         return drafts
 
     def _trim(self, seq: int, tokens: list[int]) -> list[int]:

@@ -403,7 +403,8 @@ class Scheduler:
         output = active.output
         if output.think_budget is not None and output.in_reasoning:
             limit = min(limit, output.think_budget - output.reasoning_tokens - 1)
-        return active.pacing.length(limit, rows, slots, self.step_cost.relative)
+        draft_cost = self.step_cost.draft_relative() if self.draft_model is not None else 0.0
+        return active.pacing.length(limit, rows, slots, self.step_cost.relative, draft_cost)
 
     def _drafts(self, generating: list[tuple[Active, int]], lengths: list[int]) -> list[list[int]]:
         """Each sequence's guess of its length after its next token: from the draft model (one batch
@@ -412,9 +413,11 @@ class Scheduler:
             return [[] for _ in generating]
         pairs = zip(generating, lengths, strict=True)
         if self.draft_model is not None:
-            return self.draft_model.propose(
+            drafts = self.draft_model.propose(
                 [(a.slot.seq, [*a.slot.cached, next_token], length) for (a, next_token), length in pairs]
             )
+            self.step_cost.observe_draft(sum(map(len, drafts)), self.draft_model.drafting_s)
+            return drafts
         return [a.job.drafts.propose(length) if length and a.job.drafts else [] for (a, _), length in pairs]
 
     def _verify(self, active: Active, first: int, count: int, now: float) -> None:

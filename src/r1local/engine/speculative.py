@@ -103,6 +103,7 @@ class StepCost:
 
     def __init__(self) -> None:
         self._seconds: dict[int, float] = {}  # size -> recent seconds of such a step
+        self._draft_token: float | None = None  # recent seconds a draft model spends per token it drafts
 
     @staticmethod
     def size(rows: int) -> int:
@@ -112,6 +113,17 @@ class StepCost:
         size = self.size(rows)
         known = self._seconds.get(size)
         self._seconds[size] = seconds if known is None else known + STEP_WEIGHT * (seconds - known)
+
+    def observe_draft(self, tokens: int, seconds: float) -> None:
+        """A draft model's call that spent `seconds` drafting `tokens` tokens."""
+        per_token = seconds / max(tokens, 1)
+        known = self._draft_token
+        self._draft_token = per_token if known is None else known + STEP_WEIGHT * (per_token - known)
+
+    def draft_relative(self) -> float:
+        """A drafted token's drafting time against a one-row step (0 until both are measured)."""
+        one = self._seconds.get(1)
+        return self._draft_token / one if one and self._draft_token is not None else 0.0
 
     def relative(self, rows: int) -> float:
         """A step of `rows` rows against a step of one."""
@@ -149,9 +161,10 @@ class Pacing:
         self.verified(len(self.shadow), self._matched)
         self.shadow = []
 
-    def length(self, limit: int, rows: int, slots: int, cost: Callable[[int], float]) -> int:
+    def length(self, limit: int, rows: int, slots: int, cost: Callable[[int], float], draft_cost: float = 0.0) -> int:
         """The draft length (0: none) for a step that already holds `rows` rows of `slots`
-        generating sequences; cost(rows) is a step's time against a one-row step's. A draft speeds
+        generating sequences; cost(rows) is a step's time against a one-row step's, and draft_cost
+        the time spent making each draft token (a draft model's forward; 0 for n-grams). A draft speeds
         this slot up but slows every slot in the step, so the length chosen maximises the sum of
         the slots' log token rates (proportional fairness): at one slot, tokens per second; in a
         compute-bound batch a draft must earn far more than its rows cost each slot, or is not sent.
@@ -163,9 +176,10 @@ class Pacing:
         for k in range(1, min(limit, self.spec.draft_max) + 1):
             chance *= self.acceptance
             expected += chance
-            if slots > 1 and cost(rows + k) > base * (1 + SHARED_SLOWDOWN):
+            step = cost(rows + k) + k * draft_cost
+            if slots > 1 and step > base * (1 + SHARED_SLOWDOWN):
                 continue
-            value = expected / cost(rows + k) ** slots
+            value = expected / step**slots
             if value > best and k >= self.spec.draft_min:  # a shorter draft is never sent
                 best_k, best = k, value
         if best_k == 0:
