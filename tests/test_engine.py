@@ -299,3 +299,17 @@ def test_generations_queued_while_admission_is_held_start_in_one_step(tiny_model
         assert first.result().content == second.result().content
         assert first.progress.first_token == second.progress.first_token  # the time of one step
         running.cancel()
+
+
+def test_an_equal_prompt_admitted_beside_a_cached_one_starts_from_the_same_cells(tiny_model):
+    """llama-server's test_completion_with_tokens_input: a prompt answered alone, then twice in one
+    request. One of the two finds its cells in a slot; the other copies them instead of computing
+    them in another batch shape, so both evaluate the same last token in the same step."""
+    with Model.load(tiny_model, n_ctx=512, n_parallel=2, n_threads=1) as model:
+        alone = model.complete(PROMPTS[0], params=greedy(8)).result().content
+        with model.admission_held():
+            first = model.complete(PROMPTS[0], params=greedy(8))
+            second = model.complete(PROMPTS[0], params=greedy(8))
+        assert first.result().content == second.result().content == alone
+        reused = len(model.tokenize(PROMPTS[0], add_special=True)) - 1
+        assert first.progress.cached_tokens == second.progress.cached_tokens == reused

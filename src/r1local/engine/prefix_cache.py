@@ -12,6 +12,24 @@ from .native import NativeModel
 MIN_TOKENS = 256  # shorter prefixes are cheaper to recompute than to copy
 
 
+def seq_state(native: NativeModel, seq: int, limit: int | None = None) -> ctypes.Array | None:
+    """A copy of a sequence's cells (None if it would pass `limit` bytes or llama.cpp refused)."""
+    size = C.llama_state_seq_get_size(native.ctx, seq)
+    if limit is not None and size > limit:
+        return None
+    data = (ctypes.c_uint8 * size)()
+    return data if C.llama_state_seq_get_data(native.ctx, data, size, seq) == size else None
+
+
+def load_state(native: NativeModel, data: ctypes.Array, seq: int) -> bool:
+    """Replace a sequence's cells with a copy; False (and the sequence empty) if llama.cpp refused."""
+    native.forget(seq)
+    if C.llama_state_seq_set_data(native.ctx, data, len(data), seq) == 0:
+        native.forget(seq)
+        return False
+    return True
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     for i in range(n):
@@ -36,14 +54,11 @@ class PrefixCache:
         if key in self._entries:
             self._entries.move_to_end(key)
             return
-        size = C.llama_state_seq_get_size(self.native.ctx, seq)
-        if size > self.capacity:
-            return
-        data = (ctypes.c_uint8 * size)()
-        if C.llama_state_seq_get_data(self.native.ctx, data, size, seq) != size:
+        data = seq_state(self.native, seq, self.capacity)
+        if data is None:
             return
         self._entries[key] = data
-        self.used += size
+        self.used += len(data)
         while self.used > self.capacity:
             _, old = self._entries.popitem(last=False)
             self.used -= len(old)
@@ -61,9 +76,7 @@ class PrefixCache:
         """Load a cached state into seq; returns its tokens, or None if llama.cpp refused."""
         data = self._entries.pop(key)
         self.used -= len(data)
-        self.native.forget(seq)
-        if C.llama_state_seq_set_data(self.native.ctx, data, len(data), seq) == 0:
-            self.native.forget(seq)
+        if not load_state(self.native, data, seq):
             return None
         self.hits += 1
         return list(key)

@@ -33,7 +33,7 @@ from .logprobs import token_logprob
 from .native import NativeModel
 from .output import TextOutput
 from .params import SamplingParams
-from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix
+from .prefix_cache import MIN_TOKENS, PrefixCache, common_prefix, load_state, seq_state
 from .sampling import Pick, PickTooSlow, Sampler
 from .speculative import SHADOW_LENGTH, DraftSource, NgramIndex, Pacing, Speculation, StepCost
 from .stream import Stream
@@ -267,6 +267,7 @@ class Scheduler:
             kept = common_prefix(slot.cached, job.prompt)
             if len(slot.cached) - kept >= MIN_TOKENS:  # about to overwrite a long history
                 self.prefix_cache.save(slot.seq, slot.cached)
+            kept = self._share_prefix(slot, job.prompt, kept)
             cached, key = self.prefix_cache.longest(job.prompt)
             if key is not None and cached >= kept + MIN_TOKENS:
                 restored = self.prefix_cache.restore(key, slot.seq)
@@ -280,6 +281,25 @@ class Scheduler:
             max_tokens = min(job.params.max_tokens or room, room)
             slot.active = Active(job, slot, reuse, max_tokens, self.native, self.speculation)
             self.queue.counters["cached_tokens_total"] += reuse
+
+    def _share_prefix(self, slot: Slot, prompt: list[int], kept: int) -> int:
+        """Copy another slot's cells into this one where all of them begin this prompt and they
+        are more than this slot keeps: a prompt admitted beside an equal one (a request's `n`
+        choices, a prompt list) then starts from the same cells as it, and computes alike
+        (llama.cpp's CPU kernels round differently in other batch shapes), without recomputing
+        them. Returns the tokens this slot now keeps."""
+        donors = [s for s in self.slots if s is not slot and kept < len(s.cached) == common_prefix(s.cached, prompt)]
+        if not donors:
+            return kept
+        donor = max(donors, key=lambda s: len(s.cached))
+        state = seq_state(self.native, donor.seq)
+        if state is None:
+            return kept
+        if not load_state(self.native, state, slot.seq):  # its own cells are gone too
+            slot.cached.clear()
+            return 0
+        slot.cached = list(donor.cached)
+        return len(slot.cached)
 
     def _reap_cancelled(self) -> None:
         for slot in self.slots:
