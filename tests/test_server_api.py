@@ -168,7 +168,10 @@ def test_real_clients_send_the_key(keyed_url):
 def test_metrics_count_errors_and_tokens(url):
     httpx.post(f"{url}/v1/chat/completions", json={**CHAT, "n": 99})
     httpx.post(f"{url}/v1/chat/completions", json=CHAT)
+    httpx.post(f"{url}/v1/chat/completions", json=CHAT)  # the same prompt: its cells are reused
     text = httpx.get(f"{url}/metrics").text
+    cached = next(line for line in text.splitlines() if line.startswith("r1local_prompt_tokens_cached_total{"))
+    assert float(cached.split()[-1]) > 0
     assert 'r1local_http_errors_total{status="400"}' in text
     assert 'r1local_completion_tokens_total{model="tiny-r1-qwen"}' in text
     assert 'r1local_busy_slots{model="tiny-r1-qwen"} 0.0' in text

@@ -59,6 +59,12 @@ class Metrics:
         self.completion_tokens = Counter(
             "r1local_completion_tokens", "Tokens generated (tokens out)", ["model"], registry=self.registry
         )
+        self.cached_tokens = Counter(
+            "r1local_prompt_tokens_cached",
+            "Prompt tokens whose KV cache was reused, not evaluated again",
+            ["model"],
+            registry=self.registry,
+        )
         self.draft_tokens = Counter(
             "r1local_draft_tokens", "Speculative draft tokens verified", ["model"], registry=self.registry
         )
@@ -80,6 +86,7 @@ class Metrics:
         self.requests.labels(model, api, done.finish_reason).inc()
         self.prompt_tokens.labels(model).inc(done.usage.prompt_tokens)
         self.completion_tokens.labels(model).inc(done.usage.completion_tokens)
+        self.cached_tokens.labels(model).inc(done.usage.cached_tokens)
         self.draft_tokens.labels(model).inc(done.timings.draft_n)
         self.draft_accepted.labels(model).inc(done.timings.draft_n_accepted)
         if done.timings.generation_tokens_per_s > 0:
