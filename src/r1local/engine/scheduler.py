@@ -263,11 +263,12 @@ class Scheduler:
             if not free:
                 return
             self.queue.waiting.popleft()
-            slot = max(free, key=lambda s: (common_prefix(s.cached, job.prompt), -s.last_used))
-            kept = common_prefix(slot.cached, job.prompt)
+            shared = {s.seq: common_prefix(s.cached, job.prompt) for s in self.slots}  # each slot's cells of it
+            slot = max(free, key=lambda s: (shared[s.seq], -s.last_used))
+            kept = shared[slot.seq]
             if len(slot.cached) - kept >= MIN_TOKENS:  # about to overwrite a long history
                 self.prefix_cache.save(slot.seq, slot.cached)
-            kept = self._share_prefix(slot, job.prompt, kept)
+            kept = self._share_prefix(slot, kept, shared)
             cached, key = self.prefix_cache.longest(job.prompt)
             if key is not None and cached >= kept + MIN_TOKENS:
                 restored = self.prefix_cache.restore(key, slot.seq)
@@ -282,13 +283,13 @@ class Scheduler:
             slot.active = Active(job, slot, reuse, max_tokens, self.native, self.speculation)
             self.queue.counters["cached_tokens_total"] += reuse
 
-    def _share_prefix(self, slot: Slot, prompt: list[int], kept: int) -> int:
-        """Copy another slot's cells into this one where all of them begin this prompt and they
-        are more than this slot keeps: a prompt admitted beside an equal one (a request's `n`
-        choices, a prompt list) then starts from the same cells as it, and computes alike
-        (llama.cpp's CPU kernels round differently in other batch shapes), without recomputing
-        them. Returns the tokens this slot now keeps."""
-        donors = [s for s in self.slots if s is not slot and kept < len(s.cached) == common_prefix(s.cached, prompt)]
+    def _share_prefix(self, slot: Slot, kept: int, shared: dict[int, int]) -> int:
+        """Copy another slot's cells into this one where all of them begin the prompt (`shared`:
+        each slot's cells of it) and they are more than this slot keeps: a prompt admitted beside
+        an equal one (a request's `n` choices, a prompt list) then starts from the same cells as
+        it, and computes alike (llama.cpp's CPU kernels round differently in other batch shapes),
+        without recomputing them. Returns the tokens this slot now keeps."""
+        donors = [s for s in self.slots if s is not slot and kept < len(s.cached) == shared[s.seq]]
         if not donors:
             return kept
         donor = max(donors, key=lambda s: len(s.cached))
