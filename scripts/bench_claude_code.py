@@ -84,14 +84,8 @@ def main() -> None:
     }
     r1_template = binary.parent.parent / "llama.cpp" / "models" / "templates" / "llama-cpp-deepseek-r1.jinja"
     if speaks_r1_tools(read_gguf(model).chat_template or "") and r1_template.is_file():
-        plain = servers["llama-server"]
-        servers["llama-server+r1-tools"] = bench_servers.Peer(
-            "llama-server+r1-tools",
-            [*plain.argv, "--jinja", "--chat-template-file", str(r1_template)],
-            plain.port_flag,
-            plain.ready_path,
-            plain.fixed_length,
-            plain.model,
+        servers["llama-server+r1-tools"] = servers["llama-server"].variant(
+            "r1-tools", ["--jinja", "--chat-template-file", str(r1_template)]
         )
     times: dict[str, list[float]] = {name: [] for name in servers}
     for round_ in range(args.rounds):

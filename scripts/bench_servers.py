@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,10 @@ class Peer:
     ready_path: str  # GET it until 200
     fixed_length: Callable[[int], dict]  # request fields that make it generate exactly n tokens
     model: str  # the name requests use: the file stem, as r1local serve names a file
+
+    def variant(self, suffix: str, flags: list[str]) -> Peer:
+        """The same server started with more flags, named NAME+SUFFIX."""
+        return replace(self, name=f"{self.name}+{suffix}", argv=[*self.argv, *flags])
 
 
 def peers(

@@ -152,21 +152,14 @@ def servers(model: Path, args) -> dict[str, bench_servers.Peer]:
     drafted = ["--draft", str(args.draft), "--draft-max", str(args.draft_max)]
     peer_drafted = ["-md", str(args.draft), "--spec-draft-n-max", str(args.draft_max), "-td", str(args.threads)]
 
-    def variant(peer: bench_servers.Peer, suffix: str, flags: list[str]) -> bench_servers.Peer:
-        return bench_servers.Peer(f"{peer.name}+{suffix}", [*peer.argv, *flags], *_rest(peer))
-
     return {
         "r1local": ours,
-        "r1local+ngram": variant(ours, "ngram", lookup),
-        "r1local+draft": variant(ours, "draft", drafted),
+        "r1local+ngram": ours.variant("ngram", lookup),
+        "r1local+draft": ours.variant("draft", drafted),
         "llama-server": theirs,
-        "llama-server+ngram": variant(theirs, "ngram", peer_lookup),
-        "llama-server+draft": variant(theirs, "draft", peer_drafted),
+        "llama-server+ngram": theirs.variant("ngram", peer_lookup),
+        "llama-server+draft": theirs.variant("draft", peer_drafted),
     }
-
-
-def _rest(peer: bench_servers.Peer) -> tuple:
-    return peer.port_flag, peer.ready_path, peer.fixed_length, peer.model
 
 
 def decode_rate(result: bench_servers.LoadResult) -> float:
