@@ -101,7 +101,7 @@ def main() -> None:
     for name, values in times.items():
         print(f"median {name:21} " + (f"{statistics.median(values):7.1f} s" if values else "    -   (no run ended)"))
     for peer in (name for name in servers if name != "r1local"):
-        if len(times["r1local"]) == len(times[peer]) == args.rounds:
+        if times["r1local"] and len(times["r1local"]) == len(times[peer]) == args.rounds:
             ratio = statistics.median(times["r1local"]) / statistics.median(times[peer])
             print(f"ratio r1local / {peer}: {ratio:.2f}")
 
